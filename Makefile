@@ -1,0 +1,151 @@
+# strategy-operator
+
+##@ Versions
+# Every pinned tool version lives here. hack/tools/{kube,etcd}/go.mod pin the same Kubernetes
+# and etcd versions; hack/build-control-plane.sh refuses to build when they disagree.
+K8S_VERSION ?= 1.37.2
+ETCD_VERSION ?= 3.6.16
+CONTROLLER_TOOLS_VERSION ?= v0.23.0
+KUSTOMIZE_VERSION ?= v5.8.3
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+# Image of the manager, and the runner image the manager gives to strategies that name none.
+IMG ?= strategy-operator:dev
+RUNNER_IMG ?= strategy-runner:dev
+YEAR ?= $(shell date +%Y)
+CONTAINER_TOOL ?= docker
+
+SHELL = /usr/bin/env bash -o pipefail
+.SHELLFLAGS = -ec
+
+LOCALBIN ?= $(shell pwd)/bin
+GOOS := $(shell go env GOOS)
+GOARCH := $(shell go env GOARCH)
+# The control plane built from source, in the layout setup-envtest uses.
+ENVTEST_ASSETS ?= $(LOCALBIN)/k8s/$(K8S_VERSION)-$(GOOS)-$(GOARCH)
+KUBECTL ?= $(ENVTEST_ASSETS)/kubectl
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
+KUSTOMIZE ?= $(LOCALBIN)/kustomize
+GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+
+.PHONY: all
+all: build
+
+##@ General
+
+.PHONY: help
+help: ## Display this help.
+	@awk 'BEGIN {FS = ":.*##"; printf "\nUsage:\n  make \033[36m<target>\033[0m\n"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2 } /^##@/ { printf "\n\033[1m%s\033[0m\n", substr($$0, 5) } ' $(MAKEFILE_LIST)
+
+##@ Development
+
+.PHONY: manifests
+manifests: controller-gen ## Generate the CRDs and the manager's ClusterRole.
+	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd:allowDangerousTypes=true paths="./..." output:crd:artifacts:config=config/crd/bases
+
+.PHONY: generate
+generate: controller-gen ## Generate DeepCopy methods.
+	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt",year=$(YEAR) paths="./..."
+
+.PHONY: verify-generated
+verify-generated: manifests generate ## Fail when generated files differ from what is committed.
+	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit" >&2; exit 1; }
+
+.PHONY: fmt
+fmt: ## Run go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## Run go vet (with the e2e build tag too).
+	go vet ./...
+	go vet -tags e2e ./test/...
+
+.PHONY: lint
+lint: golangci-lint ## Run golangci-lint.
+	"$(GOLANGCI_LINT)" run ./...
+	"$(GOLANGCI_LINT)" run --build-tags e2e ./test/...
+
+.PHONY: control-plane
+control-plane: ## Build etcd, kube-apiserver, kube-controller-manager and kubectl from source (once).
+	@hack/build-control-plane.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
+
+##@ Test
+
+.PHONY: test
+test: verify-generated vet lint test-unit test-e2e ## The whole suite: generated files, vet, lint, unit + envtest, e2e.
+
+.PHONY: test-unit
+test-unit: control-plane ## Unit and envtest suites on a real kube-apiserver and etcd.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./... -count=1 -race -timeout 30m
+
+.PHONY: test-e2e
+test-e2e: control-plane build ## End to end through real processes and the real kubectl.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" KUBECTL="$(KUBECTL)" go test -tags e2e ./test/e2e/ -count=1 -timeout 30m -v -ginkgo.v
+
+##@ Build
+
+.PHONY: build
+build: ## Build the manager.
+	go build -o bin/manager ./cmd/manager
+
+.PHONY: run-local
+run-local: control-plane build ## Start a local control plane, install the CRDs, run the manager, apply the samples.
+	go run ./hack/local --assets "$(ENVTEST_ASSETS)" --manager bin/manager
+
+.PHONY: docker-build
+docker-build: ## Build the manager image (needs a container engine).
+	$(CONTAINER_TOOL) build -t ${IMG} .
+
+.PHONY: build-installer
+build-installer: manifests kustomize ## Write dist/install.yaml with the CRDs and the manager.
+	mkdir -p dist
+	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
+	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+
+##@ Deployment
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster of the current kubeconfig.
+	"$(KUBECTL)" apply -k config/crd
+
+.PHONY: uninstall
+uninstall: manifests ## Remove the CRDs from the cluster of the current kubeconfig.
+	"$(KUBECTL)" delete --ignore-not-found -k config/crd
+
+.PHONY: deploy
+deploy: manifests kustomize ## Deploy the manager to the cluster of the current kubeconfig.
+	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
+	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" apply -f -
+
+.PHONY: undeploy
+undeploy: kustomize ## Remove the manager from the cluster of the current kubeconfig.
+	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" delete --ignore-not-found -f -
+
+##@ Dependencies
+
+$(LOCALBIN):
+	mkdir -p "$(LOCALBIN)"
+
+.PHONY: controller-gen
+controller-gen: $(LOCALBIN) ## Install controller-gen into bin/ if necessary.
+	$(call go-install-tool,$(CONTROLLER_GEN),sigs.k8s.io/controller-tools/cmd/controller-gen,$(CONTROLLER_TOOLS_VERSION))
+
+.PHONY: kustomize
+kustomize: $(LOCALBIN) ## Install kustomize into bin/ if necessary.
+	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: golangci-lint
+golangci-lint: $(LOCALBIN) ## Install golangci-lint into bin/ if necessary.
+	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
+
+# go-install-tool installs $(2)@$(3) as $(1)-$(3) and links $(1) to it, once per version.
+define go-install-tool
+@[ -f "$(1)-$(3)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$(1)-$(3)" ] || { \
+set -e; \
+echo "installing $(2)@$(3)"; \
+rm -f "$(1)"; \
+GOBIN="$(LOCALBIN)" go install $(2)@$(3); \
+mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)"; \
+}; \
+ln -sf "$(1)-$(3)" "$(1)"
+endef

@@ -1,0 +1,232 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// PersistenceBackend names where a strategy keeps its crash state.
+// +kubebuilder:validation:Enum=File;ConfigMap;StrategyState
+type PersistenceBackend string
+
+const (
+	// BackendFile keeps state as JSON files on a PersistentVolumeClaim mounted into the strategy pod.
+	BackendFile PersistenceBackend = "File"
+	// BackendConfigMap keeps state in ConfigMaps, one per store context.
+	BackendConfigMap PersistenceBackend = "ConfigMap"
+	// BackendStrategyState keeps state in StrategyState objects, one per strategy and symbol,
+	// readable with `kubectl get strategystates`.
+	BackendStrategyState PersistenceBackend = "StrategyState"
+)
+
+// RetentionPolicy says what happens to a strategy's persisted state when the Strategy is deleted.
+// +kubebuilder:validation:Enum=Retain;Delete
+type RetentionPolicy string
+
+const (
+	// RetainState keeps the state objects (they carry no owner reference) so that a Strategy
+	// created again under the same name resumes its open signals.
+	RetainState RetentionPolicy = "Retain"
+	// DeleteState removes the state once the strategy pod is gone.
+	DeleteState RetentionPolicy = "Delete"
+)
+
+// FilePersistence configures the File backend's volume.
+type FilePersistence struct {
+	// size of the PersistentVolumeClaim that holds the state files.
+	// +kubebuilder:default="1Gi"
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// storageClassName of the PersistentVolumeClaim; the cluster default when empty.
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// PersistenceSpec selects and configures the persistence backend.
+// +kubebuilder:validation:XValidation:rule="!has(self.file) || self.backend == 'File'",message="persistence.file may only be set when persistence.backend is File"
+type PersistenceSpec struct {
+	// backend that stores the strategy's signals, schedule, snapshot, risk, partial and breakeven state.
+	// +kubebuilder:default=StrategyState
+	// +optional
+	Backend PersistenceBackend `json:"backend,omitempty"`
+
+	// file configures the File backend.
+	// +optional
+	File *FilePersistence `json:"file,omitempty"`
+}
+
+// StrategySpec is what to run: which strategy, on which exchange and symbols, and where its state lives.
+type StrategySpec struct {
+	// strategyName is the strategy's name inside its persisted state. Defaults to the object's name.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	StrategyName string `json:"strategyName,omitempty"`
+
+	// exchangeName names the exchange the strategy trades on.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +required
+	ExchangeName string `json:"exchangeName"`
+
+	// symbols the strategy trades, each at most once.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=256
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:items:Pattern=`^[A-Za-z0-9][A-Za-z0-9._:/-]*$`
+	// +listType=set
+	// +required
+	Symbols []string `json:"symbols"`
+
+	// image of the strategy runner; the operator's --runner-image when empty.
+	// +optional
+	Image string `json:"image,omitempty"`
+
+	// args appended to the runner's command line (for example the built-in strategy to run).
+	// +optional
+	Args []string `json:"args,omitempty"`
+
+	// env added to the runner container.
+	// +optional
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// resources of the runner container.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// persistence selects the backend that keeps the strategy's crash state.
+	// +kubebuilder:default={backend: StrategyState}
+	// +optional
+	Persistence PersistenceSpec `json:"persistence,omitzero"`
+
+	// retention says whether the persisted state outlives the Strategy.
+	// +kubebuilder:default=Retain
+	// +optional
+	Retention RetentionPolicy `json:"retention,omitempty"`
+
+	// suspend stops the strategy pod and keeps its state.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// StrategyPhase is a one-word summary of a Strategy for people; conditions carry the detail.
+// +kubebuilder:validation:Enum=Pending;Running;Suspended;Failed;Terminating
+type StrategyPhase string
+
+// Strategy phases.
+const (
+	StrategyPending     StrategyPhase = "Pending"
+	StrategyRunning     StrategyPhase = "Running"
+	StrategySuspended   StrategyPhase = "Suspended"
+	StrategyFailed      StrategyPhase = "Failed"
+	StrategyTerminating StrategyPhase = "Terminating"
+)
+
+// Condition types of a Strategy.
+const (
+	// ConditionReady is True when the strategy pod runs with its persistence in place.
+	ConditionReady = "Ready"
+	// ConditionPersistenceReady is True when the selected backend is valid and its storage exists.
+	ConditionPersistenceReady = "PersistenceReady"
+	// ConditionDegraded is True when something needs a person's attention.
+	ConditionDegraded = "Degraded"
+)
+
+// StrategyStatus is the observed state of a Strategy.
+type StrategyStatus struct {
+	// conditions: Ready, PersistenceReady and Degraded.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation the status was computed from.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// phase summarises the conditions.
+	// +optional
+	Phase StrategyPhase `json:"phase,omitempty"`
+
+	// podName of the strategy pod, when one exists.
+	// +optional
+	PodName string `json:"podName,omitempty"`
+
+	// activeBackend is the backend the state currently lives in (it differs from
+	// spec.persistence.backend while a switch is in progress or refused).
+	// +optional
+	ActiveBackend PersistenceBackend `json:"activeBackend,omitempty"`
+
+	// openSignals is the number of active signals found in the store.
+	// +optional
+	OpenSignals int32 `json:"openSignals"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=strat;strats,categories=trading
+// +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.spec.persistence.backend`
+// +kubebuilder:printcolumn:name="Symbols",type=string,JSONPath=`.spec.symbols`
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Open Signals",type=integer,JSONPath=`.status.openSignals`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// Strategy runs one trading strategy on a set of symbols, with its crash state kept in the chosen backend.
+type Strategy struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitzero"`
+
+	// +required
+	Spec StrategySpec `json:"spec"`
+
+	// +optional
+	Status StrategyStatus `json:"status,omitzero"`
+}
+
+// EffectiveStrategyName is spec.strategyName, or the object's name when that is empty.
+func (s *Strategy) EffectiveStrategyName() string {
+	if s.Spec.StrategyName != "" {
+		return s.Spec.StrategyName
+	}
+	return s.Name
+}
+
+// +kubebuilder:object:root=true
+
+// StrategyList contains a list of Strategy.
+type StrategyList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitzero"`
+	Items           []Strategy `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(SchemeGroupVersion, &Strategy{}, &StrategyList{})
+		return nil
+	})
+}
