@@ -90,7 +90,8 @@ build: ## Build the manager.
 
 .PHONY: run-local
 run-local: control-plane build ## Start a local control plane, install the CRDs, run the manager, apply the samples.
-	go run ./hack/local --assets "$(ENVTEST_ASSETS)" --manager bin/manager
+	go build -o bin/run-local ./hack/local
+	bin/run-local --assets "$(ENVTEST_ASSETS)" --manager bin/manager
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a container engine).

@@ -1,5 +1,5 @@
 /*
-Copyright 2026.
+Copyright 2026 The strategy-operator Authors.
 
 Licensed under the Apache License, Version 2.0 (the "License");
 you may not use this file except in compliance with the License.
@@ -27,7 +27,7 @@ import (
 	tradingv1alpha1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 )
 
-// StrategyReconciler reconciles a Strategy object
+// StrategyReconciler reconciles Strategies.
 type StrategyReconciler struct {
 	client.Client
 	Scheme *runtime.Scheme
@@ -37,20 +37,16 @@ type StrategyReconciler struct {
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies/finalizers,verbs=update
 
-// Reconcile is part of the main kubernetes reconciliation loop which aims to
-// move the current state of the cluster closer to the desired state.
-// TODO(user): Modify the Reconcile function to compare the state specified by
-// the Strategy object against the actual cluster state, and then
-// perform operations to make the cluster state reflect the state specified by
-// the user.
-//
-// For more details, check Reconcile and its Result here:
-// - https://pkg.go.dev/sigs.k8s.io/controller-runtime@v0.25.0/pkg/reconcile
+// Reconcile reads the Strategy. Running its pod, RBAC and storage is not built yet: until
+// then the operator only observes Strategies.
 func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	_ = logf.FromContext(ctx)
-
-	// TODO(user): your logic here
-
+	log := logf.FromContext(ctx)
+	var strategy tradingv1alpha1.Strategy
+	if err := r.Get(ctx, req.NamespacedName, &strategy); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	log.V(1).Info("Observed strategy", "backend", strategy.Spec.Persistence.Backend,
+		"symbols", len(strategy.Spec.Symbols))
 	return ctrl.Result{}, nil
 }
 

@@ -1,0 +1,105 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package localcluster runs a real etcd and kube-apiserver on this machine, with a
+// kubeconfig for an administrator and the real kubectl to talk to them. The e2e suite and
+// `make run-local` both use it.
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// Cluster is a running control plane.
+type Cluster struct {
+	env *envtest.Environment
+	// Config is an administrator's client configuration.
+	Config *rest.Config
+	// Kubeconfig is the path of a kubeconfig file for the same administrator.
+	Kubeconfig string
+	// KubectlPath is the kubectl binary built with the control plane.
+	KubectlPath string
+}
+
+// Start starts etcd and kube-apiserver from the binaries in assets and writes an
+// administrator's kubeconfig into dir.
+func Start(assets, dir string) (*Cluster, error) {
+	kubectl := filepath.Join(assets, "kubectl")
+	if _, err := os.Stat(kubectl); err != nil {
+		return nil, fmt.Errorf("kubectl not found in %s (run 'make control-plane'): %w", assets, err)
+	}
+	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	if _, err := env.Start(); err != nil {
+		return nil, fmt.Errorf("starting etcd and kube-apiserver from %s: %w", assets, err)
+	}
+	c := &Cluster{env: env, KubectlPath: kubectl}
+	admin, err := env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
+	if err == nil {
+		c.Config = admin.Config()
+		var kc []byte
+		if kc, err = admin.KubeConfig(); err == nil {
+			c.Kubeconfig = filepath.Join(dir, "kubeconfig")
+			err = os.WriteFile(c.Kubeconfig, kc, 0o600)
+		}
+	}
+	if err != nil {
+		_ = env.Stop()
+		return nil, fmt.Errorf("writing the administrator's kubeconfig: %w", err)
+	}
+	return c, nil
+}
+
+// Stop stops kube-apiserver and etcd and removes their data.
+func (c *Cluster) Stop() error { return c.env.Stop() }
+
+// Kubectl runs kubectl against the cluster and returns what it printed on stdout. The error
+// carries stderr, so a refusal by the API server reads as kubectl printed it.
+func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
+	cmd := c.KubectlCommand(ctx, args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err,
+			strings.TrimSpace(stderr.String()))
+	}
+	return stdout.String(), nil
+}
+
+// KubectlCommand is a kubectl command bound to the cluster's kubeconfig, not yet started.
+func (c *Cluster) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, c.KubectlPath, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "KUBECTL_KUBERC=false")
+	return cmd
+}
+
+// InstallCRDs applies the kustomization in crdDir and waits until every CRD is established.
+func (c *Cluster) InstallCRDs(ctx context.Context, crdDir string) error {
+	if _, err := c.Kubectl(ctx, "apply", "--server-side", "-k", crdDir); err != nil {
+		return err
+	}
+	_, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd", "-l", "app.kubernetes.io/part-of=strategy-operator")
+	return err
+}
