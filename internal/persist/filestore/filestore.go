@@ -1,0 +1,439 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package filestore is the default persistence backend: one JSON file per key in one folder
+// per store, written crash-safely.
+//
+// A write goes to a temporary file in the same folder, is fsynced, renamed over the
+// target, and the folder is fsynced, so after a crash a key holds either its old or its
+// new value, never a torn one. The folder is locked (flock) for the lifetime of the
+// driver: a second process opening it gets ErrLocked. Corrupt entries found at Init are
+// moved to quarantine/ with the reason logged, never deleted.
+//
+// Keys map to file names reversibly: bytes outside [A-Za-z0-9._-] (and a leading '.')
+// are written as %XX. A key whose name would be too long for the file system is stored
+// under a hash, with its key in a ".key" file beside it.
+package filestore
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
+)
+
+const (
+	tmpPrefix     = ".tmp-"
+	lockName      = ".lock"
+	quarantineDir = "quarantine"
+	valueExt      = ".json"
+	keyExt        = ".key"
+	hashedPrefix  = "~"
+	// maxPlainName is the longest encoded name kept as is; longer keys are hashed.
+	maxPlainName = 200
+	// staleTmpAge: temp files older than this belong to no live writer.
+	staleTmpAge = 2 * time.Minute
+	removeTries = 5
+)
+
+// Driver stores one key per file in Dir.
+type Driver struct {
+	dir    string
+	log    *slog.Logger
+	retryE time.Duration
+
+	lockMu sync.Mutex
+	lock   *os.File
+	keys   sync.Map // file base name -> *sync.Mutex
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// Option configures a Driver.
+type Option func(*Driver)
+
+// WithLogger sets the logger for quarantine and clean-up reports.
+func WithLogger(l *slog.Logger) Option { return func(d *Driver) { d.log = l } }
+
+// New returns a driver for the folder dir (created by Init), in backtest-kit's layout
+// baseDir/entityName when dir is filepath.Join(baseDir, entityName).
+func New(dir string, opts ...Option) *Driver {
+	d := &Driver{dir: dir, log: slog.Default(), retryE: 100 * time.Millisecond}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
+}
+
+// Dir is the store's folder.
+func (d *Driver) Dir() string { return d.dir }
+
+// encodeKey is the file base name (without extension) for key.
+func encodeKey(key string) string {
+	var b strings.Builder
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		safe := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' ||
+			(c == '.' && i > 0)
+		if safe {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	name := b.String()
+	if len(name) > maxPlainName {
+		sum := sha256.Sum256([]byte(key))
+		return hashedPrefix + hex.EncodeToString(sum[:20])
+	}
+	return name
+}
+
+// decodeName reverses encodeKey for names that are not hashed.
+func decodeName(name string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		if name[i] != '%' {
+			b.WriteByte(name[i])
+			continue
+		}
+		if i+2 >= len(name) {
+			return "", fmt.Errorf("truncated escape in %q", name)
+		}
+		v, err := hex.DecodeString(name[i+1 : i+3])
+		if err != nil {
+			return "", fmt.Errorf("bad escape in %q", name)
+		}
+		b.WriteByte(v[0])
+		i += 2
+	}
+	return b.String(), nil
+}
+
+func (d *Driver) path(name, ext string) string { return filepath.Join(d.dir, name+ext) }
+
+func (d *Driver) keyLock(name string) *sync.Mutex {
+	m, _ := d.keys.LoadOrStore(name, &sync.Mutex{})
+	return m.(*sync.Mutex)
+}
+
+// Init creates the folder, takes its lock, removes stale temp files and quarantines
+// entries that are not valid JSON.
+func (d *Driver) Init(_ context.Context, _ bool) (driver.InitReport, error) {
+	var report driver.InitReport
+	if err := os.MkdirAll(d.dir, 0o750); err != nil {
+		return report, err
+	}
+	if err := d.takeLock(); err != nil {
+		return report, err
+	}
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return report, err
+	}
+	now := time.Now()
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case e.IsDir():
+			continue
+		case strings.HasPrefix(name, tmpPrefix):
+			if info, err := e.Info(); err == nil && now.Sub(info.ModTime()) > staleTmpAge {
+				if err := d.removeFile(filepath.Join(d.dir, name)); err != nil {
+					d.log.Warn("Could not remove stale temp file", "file", name, "err", err)
+				}
+			}
+		case strings.HasSuffix(name, keyExt):
+			base := strings.TrimSuffix(name, keyExt)
+			if _, err := os.Stat(d.path(base, valueExt)); errors.Is(err, os.ErrNotExist) {
+				_ = d.removeFile(d.path(base, keyExt)) // a hashed key whose value was never written
+			}
+		case strings.HasSuffix(name, valueExt):
+			data, err := os.ReadFile(filepath.Join(d.dir, name))
+			if err != nil {
+				return report, err
+			}
+			if json.Valid(data) {
+				continue
+			}
+			if err := d.quarantine(name, "not valid JSON"); err != nil {
+				return report, err
+			}
+			report.Quarantined++
+		}
+	}
+	return report, nil
+}
+
+func (d *Driver) takeLock() error {
+	d.lockMu.Lock()
+	defer d.lockMu.Unlock()
+	if d.lock != nil {
+		return nil
+	}
+	f, err := os.OpenFile(filepath.Join(d.dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("%w: %s", driver.ErrLocked, d.dir)
+		}
+		return err
+	}
+	d.lock = f
+	return nil
+}
+
+// quarantine moves a corrupt entry (and a hashed key's .key file) aside.
+func (d *Driver) quarantine(name, reason string) error {
+	qdir := filepath.Join(d.dir, quarantineDir)
+	if err := os.MkdirAll(qdir, 0o750); err != nil {
+		return err
+	}
+	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
+	target := filepath.Join(qdir, name+"."+stamp)
+	if err := os.Rename(filepath.Join(d.dir, name), target); err != nil {
+		return err
+	}
+	base := strings.TrimSuffix(name, valueExt)
+	if strings.HasPrefix(base, hashedPrefix) {
+		_ = os.Rename(d.path(base, keyExt), filepath.Join(qdir, base+keyExt+"."+stamp))
+	}
+	d.log.Warn("Quarantined a corrupt entry", "dir", d.dir, "file", name, "movedTo", target, "reason", reason)
+	return syncDir(d.dir)
+}
+
+func revisionOf(info os.FileInfo, data []byte) driver.Revision {
+	var ino uint64
+	if st, ok := info.Sys().(*syscall.Stat_t); ok {
+		ino = st.Ino
+	}
+	return driver.Revision(fmt.Sprintf("%x.%x.%x", ino, info.ModTime().UnixNano(), crc32.ChecksumIEEE(data)))
+}
+
+func (d *Driver) read(name string) (driver.Entry, error) {
+	f, err := os.Open(d.path(name, valueExt))
+	if errors.Is(err, os.ErrNotExist) {
+		return driver.Entry{}, driver.ErrNotFound
+	}
+	if err != nil {
+		return driver.Entry{}, err
+	}
+	defer func() { _ = f.Close() }()
+	info, err := f.Stat()
+	if err != nil {
+		return driver.Entry{}, err
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(f); err != nil {
+		return driver.Entry{}, err
+	}
+	return driver.Entry{Value: buf.Bytes(), Revision: revisionOf(info, buf.Bytes())}, nil
+}
+
+// Get implements driver.Driver.
+func (d *Driver) Get(_ context.Context, key string) (driver.Entry, error) {
+	return d.read(encodeKey(key))
+}
+
+func (d *Driver) check(name string, pre driver.Precondition) error {
+	if pre.IsZero() {
+		return nil
+	}
+	cur, err := d.read(name)
+	exists := err == nil
+	if err != nil && !errors.Is(err, driver.ErrNotFound) {
+		return err
+	}
+	switch {
+	case pre.IfAbsent && exists:
+		return fmt.Errorf("%w: key exists", driver.ErrConflict)
+	case pre.IfRevision != "" && (!exists || cur.Revision != pre.IfRevision):
+		return fmt.Errorf("%w: want revision %s", driver.ErrConflict, pre.IfRevision)
+	}
+	return nil
+}
+
+// Put implements driver.Driver.
+func (d *Driver) Put(_ context.Context, key string, value []byte, pre driver.Precondition) (driver.Revision, error) {
+	name := encodeKey(key)
+	m := d.keyLock(name)
+	m.Lock()
+	defer m.Unlock()
+	if err := d.check(name, pre); err != nil {
+		return "", err
+	}
+	if strings.HasPrefix(name, hashedPrefix) {
+		if err := writeAtomic(d.dir, name+keyExt, []byte(key)); err != nil {
+			return "", err
+		}
+	}
+	if err := writeAtomic(d.dir, name+valueExt, value); err != nil {
+		return "", err
+	}
+	info, err := os.Stat(d.path(name, valueExt))
+	if err != nil {
+		return "", err
+	}
+	return revisionOf(info, value), nil
+}
+
+// writeAtomic replaces dir/name with data: temp file, fsync, rename, fsync of the folder.
+func writeAtomic(dir, name string, data []byte) (err error) {
+	var suffix [8]byte
+	_, _ = rand.Read(suffix[:])
+	tmp := filepath.Join(dir, tmpPrefix+hex.EncodeToString(suffix[:])+"-"+name)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(tmp)
+		}
+	}()
+	if _, err = f.Write(data); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err = os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeFile removes path, trying again on transient errors; a missing file is not an error.
+func (d *Driver) removeFile(path string) error {
+	var err error
+	for try := range removeTries {
+		err = os.Remove(path)
+		if err == nil || errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		time.Sleep(d.retryE * time.Duration(try+1))
+	}
+	return err
+}
+
+// Delete implements driver.Driver.
+func (d *Driver) Delete(_ context.Context, key string, pre driver.Precondition) error {
+	name := encodeKey(key)
+	m := d.keyLock(name)
+	m.Lock()
+	defer m.Unlock()
+	if _, err := os.Stat(d.path(name, valueExt)); errors.Is(err, os.ErrNotExist) {
+		return driver.ErrNotFound
+	}
+	if err := d.check(name, pre); err != nil {
+		return err
+	}
+	if err := d.removeFile(d.path(name, valueExt)); err != nil {
+		return err
+	}
+	if strings.HasPrefix(name, hashedPrefix) {
+		if err := d.removeFile(d.path(name, keyExt)); err != nil {
+			return err
+		}
+	}
+	return syncDir(d.dir)
+}
+
+// DeleteAll implements driver.Driver.
+func (d *Driver) DeleteAll(ctx context.Context) error {
+	keys, err := d.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := d.Delete(ctx, k, driver.Precondition{}); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Keys implements driver.Driver.
+func (d *Driver) Keys(context.Context) ([]string, error) {
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(entries))
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") || !strings.HasSuffix(name, valueExt) {
+			continue
+		}
+		base := strings.TrimSuffix(name, valueExt)
+		var key string
+		if strings.HasPrefix(base, hashedPrefix) {
+			data, err := os.ReadFile(d.path(base, keyExt))
+			if err != nil {
+				return nil, fmt.Errorf("key file of %s: %w", name, err)
+			}
+			key = string(data)
+		} else if key, err = decodeName(base); err != nil {
+			return nil, err
+		}
+		keys = append(keys, key)
+	}
+	return keys, nil
+}
+
+// Close releases the folder lock.
+func (d *Driver) Close() error {
+	d.lockMu.Lock()
+	defer d.lockMu.Unlock()
+	if d.lock == nil {
+		return nil
+	}
+	err := d.lock.Close() // closing the descriptor releases the flock
+	d.lock = nil
+	return err
+}

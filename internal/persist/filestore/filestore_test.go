@@ -1,0 +1,103 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package filestore_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/strategyops/strategy-operator/internal/persist"
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/internal/persist/drivertest"
+	"github.com/strategyops/strategy-operator/internal/persist/filestore"
+)
+
+func TestConformance(t *testing.T) {
+	drivertest.RunConformanceTests(t, drivertest.Harness{
+		New: func(t *testing.T) driver.Driver { return filestore.New(t.TempDir()) },
+		Reopen: func(_ *testing.T, d driver.Driver) driver.Driver {
+			return filestore.New(d.(*filestore.Driver).Dir())
+		},
+		Corrupt: func(t *testing.T, d driver.Driver, key string) {
+			path := filepath.Join(d.(*filestore.Driver).Dir(), key+".json")
+			if err := os.WriteFile(path, []byte(`{"name": "torn`), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}
+
+func TestSecondWriterIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	first := filestore.New(dir)
+	if _, err := first.Init(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	_, err := filestore.New(dir).Init(ctx, true)
+	if !errors.Is(err, persist.ErrLocked) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("second open of %s: %v, want ErrLocked naming the folder", dir, err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	second := filestore.New(dir)
+	if _, err := second.Init(ctx, true); err != nil {
+		t.Fatalf("after the first writer closed: %v", err)
+	}
+	_ = second.Close()
+}
+
+func TestQuarantineKeepsTheData(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	torn := []byte(`{"id": "1af3`)
+	if err := os.WriteFile(filepath.Join(dir, "BTCUSDT.json"), torn, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := filestore.New(dir)
+	defer func() { _ = d.Close() }()
+	report, err := d.Init(ctx, true)
+	if err != nil || report.Quarantined != 1 {
+		t.Fatalf("init: %+v, %v", report, err)
+	}
+	moved, _ := filepath.Glob(filepath.Join(dir, "quarantine", "BTCUSDT.json.*"))
+	if len(moved) != 1 {
+		t.Fatalf("quarantine holds %v", moved)
+	}
+	if data, _ := os.ReadFile(moved[0]); string(data) != string(torn) {
+		t.Fatalf("quarantined copy is %q, want the original bytes", data)
+	}
+}
+
+func TestBacktestKitLayout(t *testing.T) {
+	// backtest-kit keeps baseDir/entityName/<id>.json with the bare JSON value.
+	dir := t.TempDir()
+	s := persist.NewStore[map[string]any]("signal", filestore.New(dir))
+	defer func() { _ = s.Close() }()
+	if _, err := s.Write(context.Background(), "BTCUSDT", map[string]any{"id": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "BTCUSDT.json"))
+	if err != nil || string(data) != `{"id":"x"}` {
+		t.Fatalf("file holds %q, %v", data, err)
+	}
+}
