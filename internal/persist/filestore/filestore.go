@@ -17,9 +17,9 @@ limitations under the License.
 // Package filestore is the default persistence backend: one JSON file per key in one folder
 // per store, written crash-safely.
 //
-// A write goes to a temporary file in the same folder, is fsynced, renamed over the
-// target, and the folder is fsynced, so after a crash a key holds either its old or its
-// new value, never a torn one. The folder is locked (flock) for the lifetime of the
+// A write goes to a temporary file in the same folder, is flushed to disk, renamed over
+// the target, and the folder is flushed, so after a crash a key holds either its old or
+// its new value, never a torn one. Concurrent writes share their flushes (see committer). The folder is locked (flock) for the lifetime of the
 // driver: a second process opening it gets ErrLocked. Corrupt entries found at Init are
 // moved to quarantine/ with the reason logged, never deleted.
 //
@@ -69,9 +69,10 @@ type Driver struct {
 	log    *slog.Logger
 	retryE time.Duration
 
-	lockMu sync.Mutex
-	lock   *os.File
-	keys   sync.Map // file base name -> *sync.Mutex
+	lockMu  sync.Mutex
+	lock    *os.File
+	keys    sync.Map // file base name -> *sync.Mutex
+	commits *committer
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -85,7 +86,7 @@ func WithLogger(l *slog.Logger) Option { return func(d *Driver) { d.log = l } }
 // New returns a driver for the folder dir (created by Init), in backtest-kit's layout
 // baseDir/entityName when dir is filepath.Join(baseDir, entityName).
 func New(dir string, opts ...Option) *Driver {
-	d := &Driver{dir: dir, log: slog.Default(), retryE: 100 * time.Millisecond}
+	d := &Driver{dir: dir, log: slog.Default(), retryE: 100 * time.Millisecond, commits: &committer{dir: dir}}
 	for _, o := range opts {
 		o(d)
 	}
@@ -293,11 +294,11 @@ func (d *Driver) Put(_ context.Context, key string, value []byte, pre driver.Pre
 		return "", err
 	}
 	if strings.HasPrefix(name, hashedPrefix) {
-		if err := writeAtomic(d.dir, name+keyExt, []byte(key)); err != nil {
+		if err := d.writeAtomic(name+keyExt, []byte(key)); err != nil {
 			return "", err
 		}
 	}
-	if err := writeAtomic(d.dir, name+valueExt, value); err != nil {
+	if err := d.writeAtomic(name+valueExt, value); err != nil {
 		return "", err
 	}
 	info, err := os.Stat(d.path(name, valueExt))
@@ -307,33 +308,22 @@ func (d *Driver) Put(_ context.Context, key string, value []byte, pre driver.Pre
 	return revisionOf(info, value), nil
 }
 
-// writeAtomic replaces dir/name with data: temp file, fsync, rename, fsync of the folder.
-func writeAtomic(dir, name string, data []byte) (err error) {
+// writeAtomic replaces dir/name with data: a temp file in the same folder, flushed,
+// renamed over the target, and the folder flushed (see committer).
+func (d *Driver) writeAtomic(name string, data []byte) error {
 	var suffix [8]byte
 	_, _ = rand.Read(suffix[:])
-	tmp := filepath.Join(dir, tmpPrefix+hex.EncodeToString(suffix[:])+"-"+name)
+	tmp := filepath.Join(d.dir, tmpPrefix+hex.EncodeToString(suffix[:])+"-"+name)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err != nil {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err = f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	_, err = f.Write(data)
+	if err = errors.Join(err, f.Close()); err != nil {
+		_ = os.Remove(tmp)
 		return err
 	}
-	if err = os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return d.commits.commit(tmp, filepath.Join(d.dir, name))
 }
 
 func syncDir(dir string) error {
