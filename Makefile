@@ -150,3 +150,19 @@ mv "$(LOCALBIN)/$$(basename "$(1)")" "$(1)-$(3)"; \
 }; \
 ln -sf "$(1)-$(3)" "$(1)"
 endef
+
+##@ Benchmarks
+
+BENCH_COUNT ?= 3
+
+.PHONY: bench
+bench: ## Run the benchmarks and print each figure beside its same-run baseline, as a ratio.
+	@mkdir -p bin
+	go test ./internal/persist/filestore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-filestore.txt
+	@echo
+	@echo "file store (median of $(BENCH_COUNT) runs):"
+	@go run ./hack/benchratio -in bin/bench-filestore.txt \
+		-ratio 'FileStoreSequential/RawLoopSequential>=0.9' \
+		-ratio 'FileStoreConcurrent64/RawLoopConcurrent64' \
+		-ratio 'FileStoreConcurrent64/RawLoopSequential' \
+		-floor 'FileStoreConcurrent64>=6000'
