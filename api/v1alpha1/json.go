@@ -19,6 +19,7 @@ package v1alpha1
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"sync"
@@ -136,4 +137,54 @@ func (s *StrategySnapshot) UnmarshalJSON(data []byte) error {
 	*s = StrategySnapshot(p)
 	s.Extra = extra
 	return nil
+}
+
+// MarshalJSON writes the position with its unknown fields.
+func (p ActivePosition) MarshalJSON() ([]byte, error) {
+	type plain ActivePosition
+	return marshalWithExtra(plain(p), p.Extra)
+}
+
+// UnmarshalJSON reads the position and keeps its unknown fields in Extra.
+func (p *ActivePosition) UnmarshalJSON(data []byte) error {
+	type plain ActivePosition
+	var v plain
+	extra, err := unmarshalKeepingExtra(data, &v)
+	if err != nil {
+		return err
+	}
+	*p = ActivePosition(v)
+	p.Extra = extra
+	return nil
+}
+
+// MarshalJSON writes the pair as a two-element array.
+func (e RiskEntry) MarshalJSON() ([]byte, error) {
+	return json.Marshal([2]any{e.Key, e.Position})
+}
+
+// UnmarshalJSON reads a [key, position] pair.
+func (e *RiskEntry) UnmarshalJSON(data []byte) error {
+	var pair []json.RawMessage
+	if err := json.Unmarshal(data, &pair); err != nil {
+		return err
+	}
+	if len(pair) != 2 {
+		return fmt.Errorf("risk entry: want a [key, position] pair, got %d elements", len(pair))
+	}
+	if err := json.Unmarshal(pair[0], &e.Key); err != nil {
+		return fmt.Errorf("risk entry key: %w", err)
+	}
+	if err := json.Unmarshal(pair[1], &e.Position); err != nil {
+		return fmt.Errorf("risk entry %q: %w", e.Key, err)
+	}
+	return nil
+}
+
+// MarshalJSON writes an empty record as [] (backtest-kit's "no positions"), never null.
+func (r RiskPositions) MarshalJSON() ([]byte, error) {
+	if r == nil {
+		return []byte("[]"), nil
+	}
+	return json.Marshal([]RiskEntry(r))
 }

@@ -61,6 +61,7 @@ func TestFixturesRoundTrip(t *testing.T) {
 		"strategy-snapshot.json":              roundTrip[v1.StrategySnapshot],
 		"partial.json":                        roundTrip[v1.PartialData],
 		"breakeven.json":                      roundTrip[v1.BreakevenData],
+		"risk-positions.json":                 roundTrip[v1.RiskPositions],
 	}
 	for name, rt := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -212,3 +212,32 @@ type BreakevenLevel struct {
 
 // BreakevenData is backtest-kit's breakeven record: signal id to state.
 type BreakevenData map[string]BreakevenLevel
+
+// ActivePosition is one open position of a risk profile, as backtest-kit keeps it in the
+// risk domain. Fields this type does not know are kept in Extra.
+type ActivePosition struct {
+	StrategyName    string   `json:"strategyName"`
+	ExchangeName    string   `json:"exchangeName"`
+	FrameName       string   `json:"frameName"`
+	Symbol          string   `json:"symbol"`
+	Position        Position `json:"position"`
+	PriceOpen       float64  `json:"priceOpen"`
+	PriceStopLoss   float64  `json:"priceStopLoss"`
+	PriceTakeProfit float64  `json:"priceTakeProfit"`
+	// MinuteEstimatedTime nil means unbounded (JSON null).
+	MinuteEstimatedTime *int64 `json:"minuteEstimatedTime"`
+	OpenTimestamp       int64  `json:"openTimestamp"`
+
+	Extra map[string]apiextensionsv1.JSON `json:"-"`
+}
+
+// RiskEntry is one [key, position] pair of backtest-kit's risk record.
+type RiskEntry struct {
+	Key      string
+	Position ActivePosition
+}
+
+// RiskPositions is backtest-kit's risk record: the open positions of one risk profile on
+// one exchange, shared by every strategy of that profile. JSON is a list of [key, position]
+// pairs.
+type RiskPositions []RiskEntry

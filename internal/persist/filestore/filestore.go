@@ -96,8 +96,9 @@ func New(dir string, opts ...Option) *Driver {
 // Dir is the store's folder.
 func (d *Driver) Dir() string { return d.dir }
 
-// encodeKey is the file base name (without extension) for key.
-func encodeKey(key string) string {
+// EncodeName is the file base name (without extension) that holds key: reversible for
+// names of up to 200 bytes, a hash beyond.
+func EncodeName(key string) string {
 	var b strings.Builder
 	for i := 0; i < len(key); i++ {
 		c := key[i]
@@ -117,7 +118,7 @@ func encodeKey(key string) string {
 	return name
 }
 
-// decodeName reverses encodeKey for names that are not hashed.
+// decodeName reverses EncodeName for names that are not hashed.
 func decodeName(name string) (string, error) {
 	var b strings.Builder
 	for i := 0; i < len(name); i++ {
@@ -263,7 +264,7 @@ func (d *Driver) read(name string) (driver.Entry, error) {
 
 // Get implements driver.Driver.
 func (d *Driver) Get(_ context.Context, key string) (driver.Entry, error) {
-	return d.read(encodeKey(key))
+	return d.read(EncodeName(key))
 }
 
 func (d *Driver) check(name string, pre driver.Precondition) error {
@@ -286,7 +287,7 @@ func (d *Driver) check(name string, pre driver.Precondition) error {
 
 // Put implements driver.Driver.
 func (d *Driver) Put(_ context.Context, key string, value []byte, pre driver.Precondition) (driver.Revision, error) {
-	name := encodeKey(key)
+	name := EncodeName(key)
 	m := d.keyLock(name)
 	m.Lock()
 	defer m.Unlock()
@@ -353,7 +354,7 @@ func (d *Driver) removeFile(path string) error {
 
 // Delete implements driver.Driver.
 func (d *Driver) Delete(_ context.Context, key string, pre driver.Precondition) error {
-	name := encodeKey(key)
+	name := EncodeName(key)
 	m := d.keyLock(name)
 	m.Lock()
 	defer m.Unlock()

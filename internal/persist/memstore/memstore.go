@@ -120,3 +120,23 @@ func (d *Driver) Keys(context.Context) ([]string, error) {
 
 // Close implements driver.Driver.
 func (d *Driver) Close() error { return nil }
+
+// Discard returns a driver that stores nothing: every write succeeds and is forgotten,
+// every read finds nothing. It is backtest-kit's no-op preset.
+func Discard() driver.Driver { return discard{} }
+
+type discard struct{}
+
+func (discard) Init(context.Context, bool) (driver.InitReport, error) {
+	return driver.InitReport{}, nil
+}
+func (discard) Get(context.Context, string) (driver.Entry, error) {
+	return driver.Entry{}, driver.ErrNotFound
+}
+func (discard) Put(context.Context, string, []byte, driver.Precondition) (driver.Revision, error) {
+	return "discarded", nil
+}
+func (discard) Delete(context.Context, string, driver.Precondition) error { return driver.ErrNotFound }
+func (discard) DeleteAll(context.Context) error                           { return nil }
+func (discard) Keys(context.Context) ([]string, error)                    { return nil, nil }
+func (discard) Close() error                                              { return nil }

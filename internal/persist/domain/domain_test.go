@@ -1,0 +1,204 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package domain_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	. "github.com/onsi/gomega"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/filestore"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+func fixture(t *testing.T, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "test", "fixtures", "backtest-kit", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func decode[T any](t *testing.T, name string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(fixture(t, name), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// fileOf is the file the file backend keeps entity id of context k in.
+func fileOf(base string, d domain.Domain, k domain.Key, id string) string {
+	return filepath.Join(base, string(d), filestore.EncodeName(k.String()), filestore.EncodeName(id)+".json")
+}
+
+// TestFixturesRoundTripThroughFiles writes every fixture through its domain, checks the
+// bytes on disk, and reads it back from a fresh process's view (a new Persistence).
+func TestFixturesRoundTripThroughFiles(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	base := t.TempDir()
+	p := domain.New(domain.FileBackend(base))
+
+	opened := decode[*v1.Signal](t, "signal-opened.json")
+	scheduled := decode[*v1.Signal](t, "schedule-scheduled.json")
+	k := domain.StrategyKey(opened.Symbol, opened.StrategyName, opened.ExchangeName)
+	ks := domain.StrategyKey(scheduled.Symbol, scheduled.StrategyName, scheduled.ExchangeName)
+	rk := domain.RiskKey("default", "trace-exchange")
+
+	g.Expect(p.WriteSignal(ctx, k, opened)).To(Succeed())
+	g.Expect(p.WriteSchedule(ctx, ks, scheduled)).To(Succeed())
+	g.Expect(p.WriteSnapshot(ctx, k, decode[*v1.StrategySnapshot](t, "strategy-snapshot.json"))).To(Succeed())
+	g.Expect(p.WriteRisk(ctx, rk, decode[v1.RiskPositions](t, "risk-positions.json"))).To(Succeed())
+	g.Expect(p.WritePartial(ctx, k, opened.ID, decode[v1.PartialData](t, "partial.json"))).To(Succeed())
+	g.Expect(p.WriteBreakeven(ctx, k, opened.ID, decode[v1.BreakevenData](t, "breakeven.json"))).To(Succeed())
+	g.Expect(p.Close()).To(Succeed())
+
+	onDisk := map[string]string{
+		fileOf(base, domain.Signal, k, k.Symbol):     "signal-opened.json",
+		fileOf(base, domain.Schedule, ks, ks.Symbol): "schedule-scheduled.json",
+		fileOf(base, domain.Strategy, k, "strategy"): "strategy-snapshot.json",
+		fileOf(base, domain.Risk, rk, "positions"):   "risk-positions.json",
+		fileOf(base, domain.Partial, k, opened.ID):   "partial.json",
+		fileOf(base, domain.Breakeven, k, opened.ID): "breakeven.json",
+	}
+	for path, name := range onDisk {
+		data, err := os.ReadFile(path)
+		g.Expect(err).NotTo(HaveOccurred(), name)
+		g.Expect(data).To(MatchJSON(fixture(t, name)), name)
+	}
+
+	again := domain.New(domain.FileBackend(base))
+	defer func() { _ = again.Close() }()
+	sig, err := again.ReadSignal(ctx, k)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(json.Marshal(sig)).To(MatchJSON(fixture(t, "signal-opened.json")))
+	risk, err := again.ReadRisk(ctx, rk)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(json.Marshal(risk)).To(MatchJSON(fixture(t, "risk-positions.json")))
+	partial, err := again.ReadPartial(ctx, k, opened.ID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(partial[opened.ID].ProfitLevels).To(Equal([]float64{10}))
+}
+
+func TestNullClearsAndEmptyReadsAsNone(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	base := t.TempDir()
+	p := domain.New(domain.FileBackend(base))
+	defer func() { _ = p.Close() }()
+	k := domain.StrategyKey("BTCUSDT", "s", "e")
+
+	none, err := p.ReadSignal(ctx, k)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(none).To(BeNil())
+
+	sig := decode[*v1.Signal](t, "signal-opened.json")
+	sig.MinuteEstimatedTime = nil // unbounded
+	g.Expect(p.WriteSignal(ctx, k, sig)).To(Succeed())
+	back, err := p.ReadSignal(ctx, k)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(back.MinuteEstimatedTime).To(BeNil())
+	data, _ := os.ReadFile(fileOf(base, domain.Signal, k, "BTCUSDT"))
+	g.Expect(string(data)).To(ContainSubstring(`"minuteEstimatedTime":null`))
+
+	g.Expect(p.WriteSignal(ctx, k, nil)).To(Succeed())
+	data, _ = os.ReadFile(fileOf(base, domain.Signal, k, "BTCUSDT"))
+	g.Expect(string(data)).To(Equal("null"), "a closed signal is written as null, as backtest-kit does")
+	cleared, err := p.ReadSignal(ctx, k)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cleared).To(BeNil())
+
+	g.Expect(p.WritePartial(ctx, k, "sig", nil)).To(Succeed())
+	data, _ = os.ReadFile(fileOf(base, domain.Partial, k, "sig"))
+	g.Expect(string(data)).To(Equal("{}"))
+	g.Expect(p.WriteRisk(ctx, domain.RiskKey("r", "e"), nil)).To(Succeed())
+	data, _ = os.ReadFile(fileOf(base, domain.Risk, domain.RiskKey("r", "e"), "positions"))
+	g.Expect(string(data)).To(Equal("[]"))
+}
+
+func TestOneMemoizedStorePerContext(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	a := domain.NewAdapter[int](domain.Signal, domain.MemoryBackend())
+	k1 := domain.StrategyKey("BTCUSDT", "s", "e")
+	k2 := domain.StrategyKey("ETHUSDT", "s", "e")
+
+	var wg sync.WaitGroup
+	got := make([]*persist.Store[int], 32)
+	for i := range got {
+		wg.Go(func() {
+			s, err := a.Store(ctx, k1)
+			if err == nil {
+				got[i] = s
+			}
+		})
+	}
+	wg.Wait()
+	for _, s := range got {
+		g.Expect(s).NotTo(BeNil())
+		g.Expect(s).To(BeIdenticalTo(got[0]), "concurrent first uses must share one instance")
+	}
+	other, err := a.Store(ctx, k2)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(other).NotTo(BeIdenticalTo(got[0]))
+}
+
+func TestSwapBackend(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	k := domain.StrategyKey("BTCUSDT", "s", "e")
+	first, second := domain.MemoryBackend(), domain.MemoryBackend()
+	p := domain.New(first)
+	sig := decode[*v1.Signal](t, "signal-opened.json")
+	g.Expect(p.WriteSignal(ctx, k, sig)).To(Succeed())
+
+	g.Expect(p.Use(second)).To(Succeed())
+	got, err := p.ReadSignal(ctx, k)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(BeNil(), "the new backend holds nothing yet")
+
+	g.Expect(p.Use(first)).To(Succeed())
+	got, err = p.ReadSignal(ctx, k)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got.ID).To(Equal(sig.ID))
+
+	g.Expect(p.Use(domain.NopBackend())).To(Succeed())
+	g.Expect(p.WriteSignal(ctx, k, sig)).To(Succeed())
+	got, err = p.ReadSignal(ctx, k)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(BeNil(), "the no-op backend forgets writes")
+}
+
+func TestMissingKeyPartsAreNamed(t *testing.T) {
+	g := NewWithT(t)
+	p := domain.New(domain.MemoryBackend())
+	err := p.WriteSignal(context.Background(), domain.StrategyKey("BTCUSDT", "", ""), nil)
+	g.Expect(err).To(MatchError(ContainSubstring("strategyName, exchangeName must not be empty")))
+	_, err = p.ReadRisk(context.Background(), domain.RiskKey("", "e"))
+	g.Expect(err).To(MatchError(ContainSubstring("riskName must not be empty")))
+}

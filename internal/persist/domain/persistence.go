@@ -1,0 +1,153 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package domain
+
+import (
+	"context"
+	"errors"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+)
+
+// Entity ids inside a context, as backtest-kit uses them.
+const (
+	strategyEntity = "strategy"
+	riskEntity     = "positions"
+)
+
+// Persistence is the crash state of a live strategy: the six domains, each over its own
+// swappable backend (all over the same one by default).
+type Persistence struct {
+	Signal    *Adapter[*v1.Signal]
+	Schedule  *Adapter[*v1.Signal]
+	Strategy  *Adapter[*v1.StrategySnapshot]
+	Risk      *Adapter[v1.RiskPositions]
+	Partial   *Adapter[v1.PartialData]
+	Breakeven *Adapter[v1.BreakevenData]
+}
+
+// New returns the six domains over backend b.
+func New(b Backend) *Persistence {
+	return &Persistence{
+		Signal:    NewAdapter[*v1.Signal](Signal, b),
+		Schedule:  NewAdapter[*v1.Signal](Schedule, b),
+		Strategy:  NewAdapter[*v1.StrategySnapshot](Strategy, b),
+		Risk:      NewAdapter[v1.RiskPositions](Risk, b),
+		Partial:   NewAdapter[v1.PartialData](Partial, b),
+		Breakeven: NewAdapter[v1.BreakevenData](Breakeven, b),
+	}
+}
+
+// Use swaps the backend of every domain.
+func (p *Persistence) Use(b Backend) error {
+	return errors.Join(p.Signal.Use(b), p.Schedule.Use(b), p.Strategy.Use(b),
+		p.Risk.Use(b), p.Partial.Use(b), p.Breakeven.Use(b))
+}
+
+// Close closes every store.
+func (p *Persistence) Close() error {
+	return errors.Join(p.Signal.Close(), p.Schedule.Close(), p.Strategy.Close(),
+		p.Risk.Close(), p.Partial.Close(), p.Breakeven.Close())
+}
+
+// StrategyKey is the context of a strategy on one exchange and symbol.
+func StrategyKey(symbol, strategyName, exchangeName string) Key {
+	return Key{Symbol: symbol, StrategyName: strategyName, ExchangeName: exchangeName}
+}
+
+// RiskKey is the context of a risk profile on one exchange.
+func RiskKey(riskName, exchangeName string) Key {
+	return Key{RiskName: riskName, ExchangeName: exchangeName}
+}
+
+// ReadSignal returns the active signal of k, nil when none is open.
+func (p *Persistence) ReadSignal(ctx context.Context, k Key) (*v1.Signal, error) {
+	return p.Signal.read(ctx, k, k.Symbol)
+}
+
+// WriteSignal stores the active signal of k; nil records that none is open.
+func (p *Persistence) WriteSignal(ctx context.Context, k Key, s *v1.Signal) error {
+	return p.Signal.write(ctx, k, k.Symbol, s)
+}
+
+// ReadSchedule returns the scheduled signal of k, nil when none waits.
+func (p *Persistence) ReadSchedule(ctx context.Context, k Key) (*v1.Signal, error) {
+	return p.Schedule.read(ctx, k, k.Symbol)
+}
+
+// WriteSchedule stores the scheduled signal of k; nil records that none waits.
+func (p *Persistence) WriteSchedule(ctx context.Context, k Key, s *v1.Signal) error {
+	return p.Schedule.write(ctx, k, k.Symbol, s)
+}
+
+// ReadSnapshot returns the write-ahead snapshot of k, nil when none was written.
+func (p *Persistence) ReadSnapshot(ctx context.Context, k Key) (*v1.StrategySnapshot, error) {
+	return p.Strategy.read(ctx, k, strategyEntity)
+}
+
+// WriteSnapshot stores the write-ahead snapshot of k.
+func (p *Persistence) WriteSnapshot(ctx context.Context, k Key, s *v1.StrategySnapshot) error {
+	return p.Strategy.write(ctx, k, strategyEntity, s)
+}
+
+// ReadRisk returns the open positions of a risk profile, empty when none.
+func (p *Persistence) ReadRisk(ctx context.Context, k Key) (v1.RiskPositions, error) {
+	r, err := p.Risk.read(ctx, k, riskEntity)
+	if r == nil {
+		r = v1.RiskPositions{}
+	}
+	return r, err
+}
+
+// WriteRisk stores the open positions of a risk profile.
+func (p *Persistence) WriteRisk(ctx context.Context, k Key, r v1.RiskPositions) error {
+	return p.Risk.write(ctx, k, riskEntity, r)
+}
+
+// ReadPartial returns the partial levels recorded for signalID, empty when none.
+func (p *Persistence) ReadPartial(ctx context.Context, k Key, signalID string) (v1.PartialData, error) {
+	d, err := p.Partial.read(ctx, k, signalID)
+	if d == nil {
+		d = v1.PartialData{}
+	}
+	return d, err
+}
+
+// WritePartial stores the partial levels of signalID ({} once the signal closed).
+func (p *Persistence) WritePartial(ctx context.Context, k Key, signalID string, d v1.PartialData) error {
+	if d == nil {
+		d = v1.PartialData{}
+	}
+	return p.Partial.write(ctx, k, signalID, d)
+}
+
+// ReadBreakeven returns the breakeven state recorded for signalID, empty when none.
+func (p *Persistence) ReadBreakeven(ctx context.Context, k Key, signalID string) (v1.BreakevenData, error) {
+	d, err := p.Breakeven.read(ctx, k, signalID)
+	if d == nil {
+		d = v1.BreakevenData{}
+	}
+	return d, err
+}
+
+// WriteBreakeven stores the breakeven state of signalID ({} once the signal closed).
+func (p *Persistence) WriteBreakeven(ctx context.Context, k Key, signalID string, d v1.BreakevenData) error {
+	if d == nil {
+		d = v1.BreakevenData{}
+	}
+	return p.Breakeven.write(ctx, k, signalID, d)
+}
