@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
@@ -99,5 +100,36 @@ func TestBacktestKitLayout(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(dir, "BTCUSDT.json"))
 	if err != nil || string(data) != `{"id":"x"}` {
 		t.Fatalf("file holds %q, %v", data, err)
+	}
+}
+
+func TestInitSweepsOnlyStaleTempFiles(t *testing.T) {
+	dir := t.TempDir()
+	stale := filepath.Join(dir, ".tmp-0123-BTCUSDT.json")
+	young := filepath.Join(dir, ".tmp-4567-ETHUSDT.json")
+	for _, p := range []string{stale, young} {
+		if err := os.WriteFile(p, []byte(`{"half":`), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-3 * time.Minute)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	d := filestore.New(dir)
+	defer func() { _ = d.Close() }()
+	report, err := d.Init(context.Background(), true)
+	if err != nil || report.Quarantined != 0 {
+		t.Fatalf("init: %+v, %v (temp files are not entries)", report, err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("stale temp file still there: %v", err)
+	}
+	if _, err := os.Stat(young); err != nil {
+		t.Fatalf("a young temp file may belong to a live writer and must stay: %v", err)
+	}
+	keys, err := d.Keys(context.Background())
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("temp files listed as keys: %v, %v", keys, err)
 	}
 }
