@@ -19,55 +19,40 @@ package filestore
 import (
 	"errors"
 	"os"
-	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strategyops/strategy-operator/internal/groupcommit"
 )
 
 // committer makes written temp files durable and renames them into place, in batches.
 //
-// Each writer writes its temp file without syncing it and hands it to commit. One writer at
-// a time leads: it takes every file handed in so far, flushes them all with a single
-// syncfs (one fsync when the batch holds one file), renames each over its target, fsyncs
-// the folder once, and only then releases the writers of that batch. Writers that arrive
-// while a batch commits form the next one. Sixty-four writers on different keys thus share
-// two flushes instead of issuing 128.
+// Each writer writes its temp file without syncing it and hands it to commit. Through a
+// groupcommit.Batcher, one writer at a time takes every file handed in so far, flushes them
+// all with a single syncfs (one fsync when the batch holds one file), renames each over its
+// target, fsyncs the folder once, and only then releases the writers of that batch.
+// Sixty-four writers on different keys thus share two flushes instead of issuing 128.
 type committer struct {
-	dir string
+	dir     string
+	batcher groupcommit.Batcher[*commitReq]
+}
 
-	mu      sync.Mutex
-	pending []*commitReq
-	leading bool
+func newCommitter(dir string) *committer {
+	c := &committer{dir: dir}
+	c.batcher.Commit = c.commitBatch
+	return c
 }
 
 type commitReq struct {
 	tmp, dst string
 	err      error
-	done     chan struct{}
 }
 
 // commit makes tmp durable as dst and returns when it is, or with the error that kept it
 // from being so (tmp is then removed).
 func (c *committer) commit(tmp, dst string) error {
-	r := &commitReq{tmp: tmp, dst: dst, done: make(chan struct{})}
-	c.mu.Lock()
-	c.pending = append(c.pending, r)
-	if c.leading {
-		c.mu.Unlock()
-		<-r.done
-		return r.err
-	}
-	c.leading = true
-	for len(c.pending) > 0 {
-		batch := c.pending
-		c.pending = nil
-		c.mu.Unlock()
-		c.commitBatch(batch)
-		c.mu.Lock()
-	}
-	c.leading = false
-	c.mu.Unlock()
-	<-r.done
+	r := &commitReq{tmp: tmp, dst: dst}
+	c.batcher.Do(r)
 	return r.err
 }
 
@@ -77,7 +62,6 @@ func (c *committer) commitBatch(batch []*commitReq) {
 			if r.err != nil {
 				_ = os.Remove(r.tmp)
 			}
-			close(r.done)
 		}
 	}()
 	fail := func(err error) {

@@ -86,7 +86,7 @@ func WithLogger(l *slog.Logger) Option { return func(d *Driver) { d.log = l } }
 // New returns a driver for the folder dir (created by Init), in backtest-kit's layout
 // baseDir/entityName when dir is filepath.Join(baseDir, entityName).
 func New(dir string, opts ...Option) *Driver {
-	d := &Driver{dir: dir, log: slog.Default(), retryE: 100 * time.Millisecond, commits: &committer{dir: dir}}
+	d := &Driver{dir: dir, log: slog.Default(), retryE: 100 * time.Millisecond, commits: newCommitter(dir)}
 	for _, o := range opts {
 		o(d)
 	}

@@ -1,0 +1,77 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package groupcommit coalesces concurrent operations into batches: while one caller
+// commits a batch, the callers that arrive form the next one, and each caller returns once
+// the batch holding its operation has been committed. The file store shares its flushes
+// this way, and the ConfigMap store its updates.
+package groupcommit
+
+import "sync"
+
+// Batcher runs Commit over batches of the items passed to Do. The zero value is not
+// usable: set Commit.
+type Batcher[T any] struct {
+	// Commit commits one batch, in the order the items arrived. It reports each item's
+	// outcome through the item itself (items are usually pointers).
+	Commit func(batch []T)
+
+	mu      sync.Mutex
+	pending []*waiter[T]
+	leading bool
+}
+
+type waiter[T any] struct {
+	item T
+	done chan struct{}
+}
+
+// Do adds item to the next batch and returns once that batch was committed. The caller
+// that finds no batch in progress commits batches until none is pending.
+func (b *Batcher[T]) Do(item T) {
+	w := &waiter[T]{item: item, done: make(chan struct{})}
+	b.mu.Lock()
+	b.pending = append(b.pending, w)
+	if b.leading {
+		b.mu.Unlock()
+		<-w.done
+		return
+	}
+	b.leading = true
+	for len(b.pending) > 0 {
+		batch := b.pending
+		b.pending = nil
+		b.mu.Unlock()
+		items := make([]T, len(batch))
+		for i, x := range batch {
+			items[i] = x.item
+		}
+		b.commit(items, batch)
+		b.mu.Lock()
+	}
+	b.leading = false
+	b.mu.Unlock()
+	<-w.done
+}
+
+func (b *Batcher[T]) commit(items []T, batch []*waiter[T]) {
+	defer func() {
+		for _, x := range batch {
+			close(x.done)
+		}
+	}()
+	b.Commit(items)
+}

@@ -1,0 +1,75 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package groupcommit_test
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/strategyops/strategy-operator/internal/groupcommit"
+)
+
+type item struct {
+	n         int
+	committed bool
+}
+
+func TestEveryItemIsCommittedBeforeDoReturns(t *testing.T) {
+	var batches, maxBatch atomic.Int64
+	b := &groupcommit.Batcher[*item]{Commit: func(batch []*item) {
+		batches.Add(1)
+		if int64(len(batch)) > maxBatch.Load() {
+			maxBatch.Store(int64(len(batch)))
+		}
+		time.Sleep(2 * time.Millisecond) // a slow commit lets the next batch gather
+		for _, it := range batch {
+			it.committed = true
+		}
+	}}
+	const callers = 64
+	var wg sync.WaitGroup
+	var notCommitted atomic.Int64
+	for i := range callers {
+		wg.Go(func() {
+			it := &item{n: i}
+			b.Do(it)
+			if !it.committed {
+				notCommitted.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := notCommitted.Load(); n != 0 {
+		t.Fatalf("%d callers returned before their item was committed", n)
+	}
+	if batches.Load() >= callers || maxBatch.Load() < 2 {
+		t.Fatalf("%d batches for %d callers (largest %d): nothing was coalesced",
+			batches.Load(), callers, maxBatch.Load())
+	}
+}
+
+func TestSingleCallerCommitsAlone(t *testing.T) {
+	var sizes []int
+	b := &groupcommit.Batcher[int]{Commit: func(batch []int) { sizes = append(sizes, len(batch)) }}
+	b.Do(1)
+	b.Do(2)
+	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 1 {
+		t.Fatalf("batch sizes %v, want [1 1]", sizes)
+	}
+}
