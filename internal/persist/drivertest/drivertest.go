@@ -43,6 +43,9 @@ type Harness struct {
 	Corrupt func(t *testing.T, d driver.Driver, key string)
 	// MaxValueSize is the largest value the backend accepts; 0 means it accepts 4 MiB.
 	MaxValueSize int
+	// Fenced opens another driver on the store that d uses, for the given writer and
+	// fencing token. Nil for a backend without writer fencing.
+	Fenced func(t *testing.T, d driver.Driver, writer string, token int64) driver.Driver
 }
 
 type doc struct {
@@ -74,6 +77,8 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"RemoveAll", testRemoveAll, nil},
 		{"Reopen", testReopen, func(h Harness) bool { return h.Reopen != nil }},
 		{"CorruptAtInit", testCorrupt, func(h Harness) bool { return h.Reopen != nil && h.Corrupt != nil }},
+		{"FencingOlderTokenRefused", testFencing, func(h Harness) bool { return h.Fenced != nil }},
+		{"FencingConcurrentTakeover", testFencingTakeover, func(h Harness) bool { return h.Fenced != nil }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -451,4 +456,73 @@ func testCorrupt(t *testing.T, h Harness) {
 	wantValue(t, s2, "good", doc{Name: "good"})
 	_, err := s2.Read(ctx, "bad")
 	wantErr(t, err, persist.ErrNotFound)
+}
+
+func fencedStore(t *testing.T, h Harness, d driver.Driver, writer string, token int64) *persist.Store[doc] {
+	t.Helper()
+	s := persist.NewStore[doc]("conformance-"+writer, h.Fenced(t, d, writer, token))
+	t.Cleanup(func() { _ = s.Close() })
+	ok(s.Init(t.Context(), true)).of(t)
+	return s
+}
+
+func testFencing(t *testing.T, h Harness) {
+	ctx := t.Context()
+	base := open[doc](t, h)
+	old := fencedStore(t, h, base.Driver(), "runner-a", 1)
+	ok(old.Write(ctx, "BTCUSDT", doc{Name: "a", Count: 1})).of(t)
+
+	newer := fencedStore(t, h, base.Driver(), "runner-b", 2)
+	ok(newer.Write(ctx, "BTCUSDT", doc{Name: "b", Count: 2})).of(t)
+
+	_, err := old.Write(ctx, "BTCUSDT", doc{Name: "a", Count: 3})
+	wantErr(t, err, persist.ErrFenced)
+	_, err = old.Write(ctx, "ETHUSDT", doc{Name: "a"})
+	wantErr(t, err, persist.ErrFenced)
+	wantErr(t, old.Remove(ctx, "BTCUSDT"), persist.ErrFenced)
+	wantErr(t, old.RemoveAll(ctx), persist.ErrFenced)
+	wantValue(t, newer, "BTCUSDT", doc{Name: "b", Count: 2})
+	if ok(newer.Has(ctx, "ETHUSDT")).of(t) {
+		t.Fatal("a fenced write stored a value")
+	}
+	// the deposed writer can still read
+	wantValue(t, old, "BTCUSDT", doc{Name: "b", Count: 2})
+}
+
+// testFencingTakeover: while an old writer writes in a loop, a newer one takes over; from
+// the newer writer's first acknowledged write on, no write of the old one lands.
+func testFencingTakeover(t *testing.T, h Harness) {
+	ctx := t.Context()
+	newDoc := doc{Name: "new writer"}
+	base := open[doc](t, h)
+	old := fencedStore(t, h, base.Driver(), "runner-a", 5)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			_, err := old.Write(ctx, "k", doc{Name: "old", Count: i})
+			if errors.Is(err, persist.ErrFenced) {
+				return // deposed, as it should be
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	newer := fencedStore(t, h, base.Driver(), "runner-b", 6)
+	ok(newer.Write(ctx, "k", newDoc)).of(t)
+	for range 20 {
+		wantValue(t, newer, "k", newDoc)
+	}
+	close(stop)
+	wg.Wait()
+	wantValue(t, newer, "k", newDoc)
+	_, err := old.Write(ctx, "k", doc{Name: "old"})
+	wantErr(t, err, persist.ErrFenced)
 }
