@@ -156,7 +156,7 @@ endef
 BENCH_COUNT ?= 3
 
 .PHONY: bench
-bench: ## Run the benchmarks and print each figure beside its same-run baseline, as a ratio.
+bench: control-plane ## Run the benchmarks and print each figure beside its same-run baseline, as a ratio.
 	@mkdir -p bin
 	go test ./internal/persist/filestore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-filestore.txt
 	@echo
@@ -166,3 +166,13 @@ bench: ## Run the benchmarks and print each figure beside its same-run baseline,
 		-ratio 'FileStoreConcurrent64/RawLoopConcurrent64' \
 		-ratio 'FileStoreConcurrent64/RawLoopSequential' \
 		-floor 'FileStoreConcurrent64>=6000'
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./internal/persist/configmapstore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-configmap.txt
+	@echo
+	@echo "ConfigMap store on a real API server (median of $(BENCH_COUNT) runs):"
+	@go run ./hack/benchratio -in bin/bench-configmap.txt \
+		-ratio 'StoreOneKey/RawUpdateOneKey>=0.9' \
+		-floor 'Store16Strategies>=1000' \
+		-ratio 'Store100Symbols/RawUpdate100Symbols' -floor 'Store100Symbols>=5000' \
+		-ratio 'Store16Contending/RetryOnConflict16Contending'
+	@go run ./hack/benchratio -in bin/bench-configmap.txt -metric failed \
+		-ceiling 'Store16Contending<=0' -show 'RetryOnConflict16Contending'

@@ -100,9 +100,11 @@ func main() {
 	in := flag.String("in", "-", "benchmark output to read, - for stdin")
 	metric := flag.String("metric", "writes/s", "metric to compare")
 	strict := flag.Bool("strict", false, "exit 1 when a target is missed")
-	var ratios, floors list
+	var ratios, floors, ceilings, shows list
 	flag.Var(&ratios, "ratio", "NAME/BASE[>=MIN]: print NAME's figure beside BASE's and their ratio")
 	flag.Var(&floors, "floor", "NAME>=MIN: print NAME's figure against an absolute target")
+	flag.Var(&shows, "show", "NAME: print NAME's figure, with no target (a baseline)")
+	flag.Var(&ceilings, "ceiling", "NAME<=MAX: print NAME's figure against an upper bound (for example failed writes)")
 	flag.Parse()
 
 	var r io.Reader = os.Stdin
@@ -163,6 +165,32 @@ func main() {
 		met := v >= target
 		missed = missed || !met
 		fmt.Printf("%-24s %8.0f %s  (target >= %.0f) %s\n", name, v, *metric, target, verdict(met, target))
+	}
+	for _, spec := range ceilings {
+		name, rhs, found := strings.Cut(spec, "<=")
+		limit, err := strconv.ParseFloat(rhs, 64)
+		if !found || err != nil {
+			fmt.Fprintf(os.Stderr, "error: bad -ceiling %q\n", spec)
+			os.Exit(2)
+		}
+		v, ok := figure(name)
+		if !ok {
+			os.Exit(2)
+		}
+		met := v <= limit
+		missed = missed || !met
+		word := "target MISSED"
+		if met {
+			word = "target met"
+		}
+		fmt.Printf("%-24s %8.0f %s  (target <= %.0f) %s\n", name, v, *metric, limit, word)
+	}
+	for _, name := range shows {
+		v, ok := figure(name)
+		if !ok {
+			os.Exit(2)
+		}
+		fmt.Printf("%-24s %8.0f %s  (baseline)\n", name, v, *metric)
 	}
 	if missed && *strict {
 		os.Exit(1)

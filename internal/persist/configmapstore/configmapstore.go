@@ -77,6 +77,12 @@ const (
 	maxAnnotationBytes = 256 << 10
 
 	backendName = "configmap"
+
+	// contendedReads is how many updates start from a fresh read after the cached copy
+	// lost a compare-and-swap.
+	contendedReads = 32
+	// conflictBackoff is the first wait after a lost compare-and-swap.
+	conflictBackoff = 5 * time.Millisecond
 )
 
 // entryMeta is the per-key bookkeeping kept in AnnotationEntries.
@@ -111,6 +117,12 @@ type Driver struct {
 	opts Options
 
 	batcher groupcommit.Batcher[*op]
+	// last is the object as our last update left it, the base of the next update; only
+	// the batch leader touches it. Nil after a lost compare-and-swap, which forces a fresh
+	// read. While other writers keep changing the object (contended > 0), updates start
+	// from a fresh read instead, since the cached copy would only lose.
+	last      *state
+	contended int
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -544,15 +556,27 @@ func (d *Driver) commit(batch []*op) {
 
 // attempt reads the ConfigMap, applies ops and updates it once. retry is true when the
 // update lost a compare-and-swap.
+//
+// The base is the object our own last update returned when there is one, so a writer
+// that is alone costs one request per write; the compare-and-swap on its resourceVersion
+// makes that safe, and losing it costs one fresh read.
 func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error) {
-	cm, err := d.get(ctx)
-	if err != nil {
-		return false, err
+	s, fresh := d.last, false
+	d.last = nil
+	if d.contended > 0 {
+		s, d.contended = nil, d.contended-1
 	}
-	s, err := readState(cm)
-	if err != nil {
-		return false, err
+	if s == nil {
+		cm, err := d.get(ctx)
+		if err != nil {
+			return false, err
+		}
+		if s, err = readState(cm); err != nil {
+			return false, err
+		}
+		fresh = true
 	}
+	cm := s.cm
 	changed := false
 	var carried []*op
 	for _, o := range ops {
@@ -562,6 +586,14 @@ func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error)
 		if !o.done {
 			carried = append(carried, o)
 		}
+	}
+	if !fresh && refusedAny(ops) {
+		// A refusal decided on our cached copy may be stale: decide again on a fresh read.
+		for _, o := range ops {
+			*o = op{ctx: o.ctx, kind: o.kind, key: o.key, enc: o.enc, value: o.value, pre: o.pre,
+				writeID: o.writeID, maybeApplied: o.maybeApplied}
+		}
+		return true, nil
 	}
 	if !changed {
 		for _, o := range carried {
@@ -581,15 +613,28 @@ func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error)
 	err = d.c.Update(ctx, cm)
 	if apierrors.IsConflict(err) {
 		metrics.ConflictRetried(backendName)
+		if !fresh {
+			d.contended = contendedReads
+		}
 		return true, nil
 	}
 	if err != nil {
 		return false, err
 	}
+	d.last = s
 	for _, o := range carried {
 		o.finish(o.rev, nil)
 	}
 	return false, nil
+}
+
+func refusedAny(ops []*op) bool {
+	for _, o := range ops {
+		if o.done && o.err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // transient reports whether err may go away by itself: the API server unreachable,
@@ -612,8 +657,10 @@ func newBackoff() *backoff { return &backoff{} }
 func (b *backoff) wait(ctx context.Context, conflict bool) {
 	var d time.Duration
 	if conflict {
+		// Losers step back long enough for the winner's next round trip, so that
+		// contenders take turns instead of all re-reading at once.
 		b.conflicts++
-		d = time.Duration(min(b.conflicts, 20)) * time.Millisecond
+		d = min(conflictBackoff<<min(b.conflicts-1, 3), 8*conflictBackoff)
 	} else {
 		b.failures++
 		d = min(50*time.Millisecond<<min(b.failures, 6), 2*time.Second)

@@ -1,0 +1,240 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package configmapstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/retry"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/strategyops/strategy-operator/internal/persist"
+	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+// The benchmarks report writes/s (and failed writes where writers contend);
+// hack/benchratio prints each beside its baseline from the same run (make bench).
+
+// Every write stores a different value: the API server skips an update that changes
+// nothing, which would flatter a baseline writing the same bytes again.
+
+type row struct {
+	ID   string `json:"id"`
+	N    int    `json:"n"`
+	Note string `json:"note"`
+}
+
+var note = strings.Repeat("x", 1000)
+
+// benchRow is about the size of an open signal row.
+func benchRow(n int) row { return row{ID: "1af31ee8-c897-4000-a4dc-55369e459000", N: n, Note: note} }
+
+// benchPayload is benchRow(n) as the raw baselines store it.
+func benchPayload(n int) string {
+	data, _ := json.Marshal(benchRow(n))
+	return string(data)
+}
+
+// unlimited is the test API server's config without client-side rate limiting, as
+// controller-runtime sets it up, for the store and the baselines alike.
+func unlimited() *rest.Config {
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = -1, 0
+	return cfg
+}
+
+func benchClient(b *testing.B) client.Client {
+	c, err := client.New(unlimited(), client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return c
+}
+
+func benchNamespace(b *testing.B) string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		b.Fatal(err)
+	}
+	return ns.Name
+}
+
+func benchStore(b *testing.B, c client.Client, name types.NamespacedName) *persist.Store[row] {
+	s := persist.NewStore[row]("bench", configmapstore.New(c, name, configmapstore.Options{Create: true}))
+	if _, err := s.Init(context.Background(), true); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func rate(b *testing.B, writes int64) {
+	b.ReportMetric(float64(writes)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// parallel runs total writes spread over n goroutines; write(g, i) does goroutine g's i-th.
+func parallel(b *testing.B, n int, write func(g, i int) error) (failed int64) {
+	var wg sync.WaitGroup
+	var next, bad atomic.Int64
+	b.ResetTimer()
+	for g := range n {
+		wg.Go(func() {
+			for i := 0; next.Add(1) <= int64(b.N); i++ {
+				if err := write(g, i); err != nil {
+					bad.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	return bad.Load()
+}
+
+func BenchmarkRawUpdateOneKey(b *testing.B) {
+	cs := kubernetes.NewForConfigOrDie(unlimited())
+	ctx := context.Background()
+	cm, err := cs.CoreV1().ConfigMaps(benchNamespace(b)).Create(ctx,
+		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "raw"}}, metav1.CreateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for n := 0; b.Loop(); n++ {
+		cm.Data = map[string]string{"BTCUSDT": benchPayload(n)}
+		if cm, err = cs.CoreV1().ConfigMaps(cm.Namespace).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rate(b, int64(b.N))
+}
+
+func BenchmarkStoreOneKey(b *testing.B) {
+	s := benchStore(b, benchClient(b), types.NamespacedName{Namespace: benchNamespace(b), Name: "one"})
+	ctx := context.Background()
+	for n := 0; b.Loop(); n++ {
+		if _, err := s.Write(ctx, "BTCUSDT", benchRow(n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rate(b, int64(b.N))
+}
+
+// BenchmarkStore16Strategies: 16 strategies, each its own ConfigMap, writing at once.
+func BenchmarkStore16Strategies(b *testing.B) {
+	c := benchClient(b)
+	ns := benchNamespace(b)
+	stores := make([]*persist.Store[row], 16)
+	for i := range stores {
+		stores[i] = benchStore(b, c, types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("strategy-%d", i)})
+	}
+	ctx := context.Background()
+	failed := parallel(b, len(stores), func(g, i int) error {
+		_, err := stores[g].Write(ctx, "BTCUSDT", benchRow(i))
+		return err
+	})
+	rate(b, int64(b.N)-failed)
+	b.ReportMetric(float64(failed), "failed")
+}
+
+// BenchmarkStore100Symbols: one strategy's ConfigMap, 100 symbols written at once; group
+// commit carries many in each update.
+func BenchmarkStore100Symbols(b *testing.B) {
+	s := benchStore(b, benchClient(b), types.NamespacedName{Namespace: benchNamespace(b), Name: "symbols"})
+	ctx := context.Background()
+	failed := parallel(b, 100, func(g, i int) error {
+		_, err := s.Write(ctx, fmt.Sprintf("SYM%dUSDT", g), benchRow(i))
+		return err
+	})
+	rate(b, int64(b.N)-failed)
+	b.ReportMetric(float64(failed), "failed")
+}
+
+// BenchmarkRawUpdate100Symbols is the per-write baseline: each of 100 writers does get,
+// modify, update on the shared ConfigMap, retrying conflicts until it succeeds.
+func BenchmarkRawUpdate100Symbols(b *testing.B) {
+	c := benchClient(b)
+	ctx := context.Background()
+	name := types.NamespacedName{Namespace: benchNamespace(b), Name: "raw-symbols"}
+	if err := c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace}}); err != nil {
+		b.Fatal(err)
+	}
+	forever := retry.DefaultRetry
+	forever.Steps = 1 << 30
+	failed := parallel(b, 100, func(g, i int) error {
+		return retry.RetryOnConflict(forever, func() error { return rawSet(ctx, c, name, fmt.Sprintf("SYM%dUSDT", g), i) })
+	})
+	rate(b, int64(b.N)-failed)
+}
+
+func rawSet(ctx context.Context, c client.Client, name types.NamespacedName, key string, n int) error {
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, name, &cm); err != nil {
+		return err
+	}
+	if cm.Data == nil {
+		cm.Data = map[string]string{}
+	}
+	cm.Data[key] = benchPayload(n)
+	return c.Update(ctx, &cm)
+}
+
+// BenchmarkStore16Contending: 16 writers, each with its own driver as separate processes
+// would have, on one ConfigMap.
+func BenchmarkStore16Contending(b *testing.B) {
+	c := benchClient(b)
+	name := types.NamespacedName{Namespace: benchNamespace(b), Name: "contended"}
+	stores := make([]*persist.Store[row], 16)
+	for i := range stores {
+		stores[i] = benchStore(b, c, name)
+	}
+	ctx := context.Background()
+	failed := parallel(b, len(stores), func(g, i int) error {
+		_, err := stores[g].Write(ctx, fmt.Sprintf("writer-%d", g), benchRow(i))
+		return err
+	})
+	rate(b, int64(b.N)-failed)
+	b.ReportMetric(float64(failed), "failed")
+}
+
+// BenchmarkRetryOnConflict16Contending is client-go's usual answer to the same contention:
+// get, modify, update under retry.RetryOnConflict(retry.DefaultRetry, …).
+func BenchmarkRetryOnConflict16Contending(b *testing.B) {
+	c := benchClient(b)
+	ctx := context.Background()
+	name := types.NamespacedName{Namespace: benchNamespace(b), Name: "naive"}
+	if err := c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace}}); err != nil {
+		b.Fatal(err)
+	}
+	failed := parallel(b, 16, func(g, i int) error {
+		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			return rawSet(ctx, c, name, fmt.Sprintf("writer-%d", g), i)
+		})
+	})
+	rate(b, int64(b.N)-failed)
+	b.ReportMetric(float64(failed), "failed")
+}

@@ -1,0 +1,153 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package configmapstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/strategyops/strategy-operator/internal/persist"
+	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+type val struct {
+	Writer int `json:"writer"`
+	N      int `json:"n"`
+}
+
+func openStore(t *testing.T, c client.Client, name types.NamespacedName) *persist.Store[val] {
+	t.Helper()
+	s := persist.NewStore[val]("test", configmapstore.New(c, name, configmapstore.Options{Create: true}))
+	if _, err := s.Init(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestContentionLosesNoWrite: 16 writers, each with its own driver (so they really race
+// on the resourceVersion), write their own key and a shared key of one ConfigMap. No write
+// may fail, and every key ends at its writer's last value.
+func TestContentionLosesNoWrite(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	name := types.NamespacedName{Namespace: env.Namespace(ctx, t), Name: "contended"}
+	const writers, each = 16, 25
+	stores := make([]*persist.Store[val], writers)
+	for w := range stores {
+		stores[w] = openStore(t, env.Client, name)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []error
+	for w, s := range stores {
+		wg.Go(func() {
+			for n := range each {
+				for _, key := range []string{fmt.Sprintf("own-%d", w), "shared"} {
+					if _, err := s.Write(ctx, key, val{Writer: w, N: n}); err != nil {
+						mu.Lock()
+						failures = append(failures, err)
+						mu.Unlock()
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	g.Expect(failures).To(BeEmpty())
+	for w := range writers {
+		got, err := stores[0].Read(ctx, fmt.Sprintf("own-%d", w))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got).To(Equal(val{Writer: w, N: each - 1}))
+	}
+	shared, err := stores[0].Read(ctx, "shared")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(shared.N).To(Equal(each-1), "the shared key holds some writer's last write")
+}
+
+// TestConnectionLoss cuts the connection to the API server for a few seconds while a
+// writer writes: every write keeps retrying within its context and succeeds once the API
+// server is back, and every write reported successful is stored.
+func TestConnectionLoss(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	name := types.NamespacedName{Namespace: env.Namespace(ctx, t), Name: "flaky"}
+
+	host, err := url.Parse(env.Config.Host)
+	g.Expect(err).NotTo(HaveOccurred())
+	proxy, err := testenv.NewProxy(host.Host)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = proxy.Close() }()
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Host = "https://" + proxy.Addr()
+	cfg.Timeout = 2 * time.Second
+	viaProxy, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	s := openStore(t, viaProxy, name)
+	direct := openStore(t, env.Client, name)
+
+	const writes = 30
+	var cutAt, restoredAt time.Time
+	slowest := time.Duration(0)
+	for n := range writes {
+		if n == 10 {
+			proxy.Down()
+			cutAt = time.Now()
+			go func() {
+				time.Sleep(3 * time.Second)
+				restoredAt = time.Now()
+				proxy.Up()
+			}()
+		}
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		start := time.Now()
+		_, err := s.Write(wctx, "BTCUSDT", val{N: n})
+		cancel()
+		g.Expect(err).NotTo(HaveOccurred(), "write %d", n)
+		slowest = max(slowest, time.Since(start))
+		got, err := direct.Read(ctx, "BTCUSDT")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got.N).To(Equal(n), "write %d was reported stored", n)
+	}
+	g.Expect(restoredAt).NotTo(BeZero())
+	g.Expect(slowest).To(BeNumerically(">=", 2*time.Second), "a write spanned the outage")
+	t.Logf("outage %s; the write during it took %s", restoredAt.Sub(cutAt).Round(time.Millisecond), slowest.Round(time.Millisecond))
+
+	t.Run("a write whose context ends during the outage fails, and says so", func(t *testing.T) {
+		g := NewWithT(t)
+		proxy.Down()
+		defer proxy.Up()
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		_, err := s.Write(wctx, "BTCUSDT", val{N: -1})
+		g.Expect(errors.Is(err, context.DeadlineExceeded)).To(BeTrue(), "got %v", err)
+		got, err := direct.Read(ctx, "BTCUSDT")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got.N).To(Equal(writes - 1))
+	})
+}
