@@ -35,6 +35,7 @@ import (
 
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
@@ -86,7 +87,7 @@ func benchNamespace(b *testing.B) string {
 }
 
 func benchStore(b *testing.B, c client.Client, name types.NamespacedName) *persist.Store[row] {
-	s := persist.NewStore[row]("bench", configmapstore.New(c, name, configmapstore.Options{Create: true}))
+	s := persist.NewStore[row]("bench", configmapstore.New(c, name, configmapstore.Options{Options: kubestore.Options{Create: true}}))
 	if _, err := s.Init(context.Background(), true); err != nil {
 		b.Fatal(err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/drivertest"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
@@ -50,13 +51,13 @@ func TestMain(m *testing.M) {
 var storeCount atomic.Int64
 
 // nameOf is the ConfigMap a test driver uses.
-func nameOf(d driver.Driver) types.NamespacedName { return d.(*configmapstore.Driver).Name() }
+func nameOf(d driver.Driver) types.NamespacedName { return d.(*kubestore.Driver).Name() }
 
 func harness(ns string) drivertest.Harness {
 	return drivertest.Harness{
 		New: func(*testing.T) driver.Driver {
 			name := types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("store-%d", storeCount.Add(1))}
-			return configmapstore.New(env.Client, name, configmapstore.Options{Create: true})
+			return configmapstore.New(env.Client, name, configmapstore.Options{Options: kubestore.Options{Create: true}})
 		},
 		Reopen: func(_ *testing.T, d driver.Driver) driver.Driver {
 			return configmapstore.New(env.Client, nameOf(d), configmapstore.Options{})
@@ -73,7 +74,7 @@ func harness(ns string) drivertest.Harness {
 		},
 		Fenced: func(_ *testing.T, d driver.Driver, writer string, token int64) driver.Driver {
 			return configmapstore.New(env.Client, nameOf(d), configmapstore.Options{
-				Fencing: configmapstore.Fencing{Writer: writer, Token: token},
+				Options: kubestore.Options{Fencing: kubestore.Fencing{Writer: writer, Token: token}},
 			})
 		},
 		// The limit covers keys and values together; the suite's size case uses the key "big".

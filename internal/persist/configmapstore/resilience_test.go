@@ -32,6 +32,7 @@ import (
 
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
@@ -42,7 +43,7 @@ type val struct {
 
 func openStore(t *testing.T, c client.Client, name types.NamespacedName) *persist.Store[val] {
 	t.Helper()
-	s := persist.NewStore[val]("test", configmapstore.New(c, name, configmapstore.Options{Create: true}))
+	s := persist.NewStore[val]("test", configmapstore.New(c, name, configmapstore.Options{Options: kubestore.Options{Create: true}}))
 	if _, err := s.Init(t.Context(), true); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,591 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package kubestore keeps a store in one Kubernetes object, safely. The object's kind is a
+// Layout (ConfigMap data keys, StrategyState fields); what is common to all lives here:
+//
+//   - Every change is a compare-and-swap on the object's resourceVersion. Each key has its
+//     own revision (an annotation keeps them, with a per-object sequence), so a write
+//     conditioned on key K fails only if K changed; when the swap loses to a change of
+//     another key, the driver re-reads and tries again by itself.
+//   - Unconditional writes never fail because of other writers: they are retried with
+//     jittered backoff until the caller's context ends. Transient API errors (no answer,
+//     429, 5xx) are retried the same way; an operation is reported successful only once
+//     the update carrying it succeeded.
+//   - Concurrent operations on one object are coalesced into one update (group commit).
+//   - Reads are read-your-writes: every read is a direct GET from the API server, never an
+//     informer cache.
+//   - A driver opened with a fencing token records the newest token on the object inside
+//     the same compare-and-swap as each write; a write carrying an older token fails with
+//     driver.ErrFenced and changes nothing.
+package kubestore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"slices"
+	"strconv"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/strategyops/strategy-operator/internal/groupcommit"
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/internal/persist/metrics"
+)
+
+// Annotations the driver keeps on its object.
+const (
+	AnnotationEntries = "trading.strategyops.dev/entries"
+	AnnotationSeq     = "trading.strategyops.dev/seq"
+	AnnotationToken   = "trading.strategyops.dev/fencing-token"
+	AnnotationWriter  = "trading.strategyops.dev/writer"
+
+	// maxAnnotationBytes is the API server's limit on an object's annotations.
+	maxAnnotationBytes = 256 << 10
+	// contendedReads is how many updates start from a fresh read after the cached copy
+	// lost a compare-and-swap.
+	contendedReads = 32
+	// conflictBackoff is the first wait after a lost compare-and-swap.
+	conflictBackoff = 5 * time.Millisecond
+)
+
+// Layout maps store keys onto one kind of object. Its methods work on the object in
+// memory; the driver does every API call.
+type Layout interface {
+	// Name names the backend in errors and metrics.
+	Name() string
+	// New returns an empty object of the layout's kind, to read into.
+	New() client.Object
+	// Create returns the object Init creates when it does not exist yet.
+	Create(name types.NamespacedName) client.Object
+	// Get returns the value at key.
+	Get(obj client.Object, key string) (value []byte, ok bool)
+	// Put sets key to value. It returns driver.ErrTooLarge (or ErrInvalidKey, or a
+	// validation error) and leaves obj unchanged when the value cannot be stored.
+	Put(obj client.Object, key string, value []byte) error
+	// Delete removes key.
+	Delete(obj client.Object, key string)
+	// Quarantine moves corrupt values aside and returns the keys it moved.
+	Quarantine(obj client.Object) []string
+}
+
+// entryMeta is the bookkeeping of one key, kept in AnnotationEntries by key.
+type entryMeta struct {
+	Rev     uint64 `json:"r"`
+	WriteID string `json:"w,omitempty"`
+}
+
+// Fencing identifies a writer and its fencing token. The zero value writes unfenced.
+type Fencing struct {
+	Writer string
+	Token  int64
+}
+
+// Options configures a Driver.
+type Options struct {
+	// Create lets Init create the object when it does not exist. A runner whose RBAC only
+	// allows get and update on pre-created objects leaves it false.
+	Create bool
+	// Fencing, when Token is positive, fences this writer.
+	Fencing Fencing
+}
+
+// Driver is a store in one object.
+type Driver struct {
+	c      client.Client
+	name   types.NamespacedName
+	layout Layout
+	opts   Options
+
+	batcher groupcommit.Batcher[*op]
+	// last is the object as our last update left it, the base of the next update (so a
+	// writer alone costs one request per write; the compare-and-swap makes that safe).
+	// Only the batch leader touches it. While other writers keep changing the object
+	// (contended > 0), updates start from a fresh read instead.
+	last      *state
+	contended int
+}
+
+var _ driver.Driver = (*Driver)(nil)
+
+// New returns a driver for the object name of layout's kind. c must read from the API
+// server directly (client.New, not a manager's cached client).
+func New(c client.Client, name types.NamespacedName, layout Layout, opts Options) *Driver {
+	d := &Driver{c: c, name: name, layout: layout, opts: opts}
+	d.batcher.Commit = d.commit
+	return d
+}
+
+// Name is the object the driver stores into.
+func (d *Driver) Name() types.NamespacedName { return d.name }
+
+// state is an object with its bookkeeping decoded.
+type state struct {
+	obj     client.Object
+	entries map[string]entryMeta
+	seq     uint64
+	token   int64
+}
+
+func readState(obj client.Object) (*state, error) {
+	s := &state{obj: obj, entries: map[string]entryMeta{}}
+	ann := obj.GetAnnotations()
+	if raw := ann[AnnotationEntries]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &s.entries); err != nil {
+			return nil, fmt.Errorf("%s: annotation %s: %w", obj.GetName(), AnnotationEntries, err)
+		}
+	}
+	var err error
+	if raw := ann[AnnotationSeq]; raw != "" {
+		if s.seq, err = strconv.ParseUint(raw, 10, 64); err != nil {
+			return nil, fmt.Errorf("%s: annotation %s: %w", obj.GetName(), AnnotationSeq, err)
+		}
+	}
+	if raw := ann[AnnotationToken]; raw != "" {
+		if s.token, err = strconv.ParseInt(raw, 10, 64); err != nil {
+			return nil, fmt.Errorf("%s: annotation %s: %w", obj.GetName(), AnnotationToken, err)
+		}
+	}
+	return s, nil
+}
+
+// store writes the bookkeeping back into the object's annotations.
+func (s *state) store(writer string) error {
+	raw, err := json.Marshal(s.entries)
+	if err != nil {
+		return err
+	}
+	ann := s.obj.GetAnnotations()
+	if ann == nil {
+		ann = map[string]string{}
+	}
+	ann[AnnotationEntries] = string(raw)
+	ann[AnnotationSeq] = strconv.FormatUint(s.seq, 10)
+	if s.token > 0 {
+		ann[AnnotationToken] = strconv.FormatInt(s.token, 10)
+		ann[AnnotationWriter] = writer
+	}
+	s.obj.SetAnnotations(ann)
+	size := 0
+	for k, v := range ann {
+		size += len(k) + len(v)
+	}
+	if size > maxAnnotationBytes {
+		return fmt.Errorf("%w: %s has too many keys for its bookkeeping", driver.ErrTooLarge, s.obj.GetName())
+	}
+	return nil
+}
+
+func (s *state) revision(m entryMeta) driver.Revision {
+	return driver.Revision(fmt.Sprintf("%s.%d", s.obj.GetUID(), m.Rev))
+}
+
+func (d *Driver) get(ctx context.Context) (client.Object, error) {
+	obj := d.layout.New()
+	if err := d.c.Get(ctx, d.name, obj); err != nil {
+		return nil, err
+	}
+	return obj, nil
+}
+
+func (d *Driver) wrapAPI(op string, err error) error {
+	return fmt.Errorf("%s %s: %s: %w", d.layout.Name(), d.name, op, err)
+}
+
+// Init makes sure the object exists (creating it when allowed) and quarantines corrupt
+// values.
+func (d *Driver) Init(ctx context.Context, _ bool) (driver.InitReport, error) {
+	var report driver.InitReport
+	for {
+		obj, err := d.get(ctx)
+		if apierrors.IsNotFound(err) && d.opts.Create {
+			err = d.c.Create(ctx, d.layout.Create(d.name))
+			if err == nil || apierrors.IsAlreadyExists(err) {
+				continue
+			}
+		}
+		if err != nil {
+			return report, d.wrapAPI("init", err)
+		}
+		s, err := readState(obj)
+		if err != nil {
+			return report, err
+		}
+		moved := d.layout.Quarantine(obj)
+		if len(moved) == 0 {
+			return report, nil
+		}
+		for _, k := range moved {
+			delete(s.entries, k)
+		}
+		if err := s.store(d.opts.Fencing.Writer); err != nil {
+			return report, err
+		}
+		err = d.c.Update(ctx, obj)
+		if apierrors.IsConflict(err) {
+			metrics.ConflictRetried(d.layout.Name())
+			continue
+		}
+		if err != nil {
+			return report, d.wrapAPI("init", err)
+		}
+		report.Quarantined = len(moved)
+		return report, nil
+	}
+}
+
+// Get implements driver.Driver.
+func (d *Driver) Get(ctx context.Context, key string) (driver.Entry, error) {
+	start := time.Now()
+	e, err := d.getEntry(ctx, key)
+	metrics.Observe(d.layout.Name(), "get", start, err)
+	return e, err
+}
+
+func (d *Driver) getEntry(ctx context.Context, key string) (driver.Entry, error) {
+	obj, err := d.get(ctx)
+	if err != nil {
+		return driver.Entry{}, d.wrapAPI("get", err)
+	}
+	s, err := readState(obj)
+	if err != nil {
+		return driver.Entry{}, err
+	}
+	v, ok := d.layout.Get(obj, key)
+	if !ok {
+		return driver.Entry{}, driver.ErrNotFound
+	}
+	return driver.Entry{Value: v, Revision: s.revision(s.entries[key])}, nil
+}
+
+// Keys implements driver.Driver: the keys the driver wrote that the object still holds.
+func (d *Driver) Keys(ctx context.Context) ([]string, error) {
+	obj, err := d.get(ctx)
+	if err != nil {
+		return nil, d.wrapAPI("keys", err)
+	}
+	s, err := readState(obj)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(s.entries))
+	for k := range s.entries {
+		if _, ok := d.layout.Get(obj, k); ok {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
+// Close implements driver.Driver; the driver holds nothing.
+func (d *Driver) Close() error { return nil }
+
+type opKind int
+
+const (
+	opPut opKind = iota
+	opDelete
+	opDeleteAll
+)
+
+// op is one caller's operation, carried through a group commit.
+type op struct {
+	ctx     context.Context
+	kind    opKind
+	key     string
+	value   []byte
+	pre     driver.Precondition
+	writeID string
+
+	// maybeApplied: an update that carried this op ended with an unknown outcome.
+	maybeApplied bool
+	done         bool
+	rev          driver.Revision
+	err          error
+}
+
+func (o *op) finish(rev driver.Revision, err error) {
+	o.done, o.rev, o.err = true, rev, err
+}
+
+// reset forgets an outcome decided on a stale copy.
+func (o *op) reset() { o.done, o.rev, o.err = false, "", nil }
+
+func (d *Driver) run(ctx context.Context, o *op, name string) *op {
+	start := time.Now()
+	o.ctx = ctx
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	o.writeID = hex.EncodeToString(b[:])
+	d.batcher.Do(o)
+	metrics.Observe(d.layout.Name(), name, start, o.err)
+	return o
+}
+
+// Put implements driver.Driver.
+func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.Precondition) (driver.Revision, error) {
+	o := d.run(ctx, &op{kind: opPut, key: key, value: value, pre: pre}, "put")
+	return o.rev, o.err
+}
+
+// Delete implements driver.Driver.
+func (d *Driver) Delete(ctx context.Context, key string, pre driver.Precondition) error {
+	return d.run(ctx, &op{kind: opDelete, key: key, pre: pre}, "delete").err
+}
+
+// DeleteAll implements driver.Driver.
+func (d *Driver) DeleteAll(ctx context.Context) error {
+	return d.run(ctx, &op{kind: opDeleteAll}, "delete_all").err
+}
+
+// fence records this writer's token, or refuses o when a newer writer holds the store.
+func (d *Driver) fence(s *state, o *op) (changed, refused bool) {
+	tok := d.opts.Fencing.Token
+	switch {
+	case tok <= 0 || s.token == tok:
+		return false, false
+	case s.token > tok:
+		o.finish("", fmt.Errorf("%w: writer %q has token %d, the store is at %d",
+			driver.ErrFenced, d.opts.Fencing.Writer, tok, s.token))
+		return false, true
+	default:
+		s.token = tok
+		return true, false
+	}
+}
+
+// apply applies o to s in memory. It finishes o when its outcome is decided without the
+// update (a failed precondition, a fenced or refused write, an op already applied by an
+// earlier attempt); otherwise o waits for the update. It reports whether s changed.
+func (d *Driver) apply(s *state, o *op) bool {
+	changed, refused := d.fence(s, o)
+	if refused {
+		return false
+	}
+	switch o.kind {
+	case opDeleteAll:
+		for k := range s.entries {
+			d.layout.Delete(s.obj, k)
+			delete(s.entries, k)
+			changed = true
+		}
+		return changed
+	case opDelete:
+		return d.applyDelete(s, o) || changed
+	default:
+		return d.applyPut(s, o) || changed
+	}
+}
+
+func (d *Driver) applyDelete(s *state, o *op) bool {
+	meta := s.entries[o.key]
+	if _, exists := d.layout.Get(s.obj, o.key); !exists {
+		if o.maybeApplied {
+			o.finish("", nil) // our own earlier attempt removed it
+		} else {
+			o.finish("", driver.ErrNotFound)
+		}
+		return false
+	}
+	if o.pre.IfRevision != "" && s.revision(meta) != o.pre.IfRevision {
+		o.finish("", fmt.Errorf("%w: want revision %s", driver.ErrConflict, o.pre.IfRevision))
+		return false
+	}
+	d.layout.Delete(s.obj, o.key)
+	delete(s.entries, o.key)
+	return true
+}
+
+func (d *Driver) applyPut(s *state, o *op) bool {
+	meta := s.entries[o.key]
+	_, exists := d.layout.Get(s.obj, o.key)
+	if o.maybeApplied && exists && meta.WriteID == o.writeID {
+		o.finish(s.revision(meta), nil) // an earlier attempt stored it after all
+		return false
+	}
+	switch {
+	case o.pre.IfAbsent && exists:
+		o.finish("", fmt.Errorf("%w: key exists", driver.ErrConflict))
+		return false
+	case o.pre.IfRevision != "" && (!exists || s.revision(meta) != o.pre.IfRevision):
+		o.finish("", fmt.Errorf("%w: want revision %s", driver.ErrConflict, o.pre.IfRevision))
+		return false
+	}
+	if err := d.layout.Put(s.obj, o.key, o.value); err != nil {
+		o.finish("", fmt.Errorf("%s %s: %w", d.layout.Name(), d.name, err))
+		return false
+	}
+	s.seq++
+	m := entryMeta{Rev: s.seq, WriteID: o.writeID}
+	s.entries[o.key] = m
+	o.rev = s.revision(m)
+	return true
+}
+
+// commit runs one batch: read, apply every op, one update; on a lost compare-and-swap or
+// a transient API error, all over again, until every op is decided or its context ends.
+func (d *Driver) commit(batch []*op) {
+	metrics.Batch(d.layout.Name(), len(batch))
+	var b backoff
+	for {
+		live := slices.DeleteFunc(slices.Clone(batch), func(o *op) bool {
+			if !o.done && o.ctx.Err() != nil {
+				o.finish("", fmt.Errorf("%s %s: gave up: %w", d.layout.Name(), d.name, o.ctx.Err()))
+			}
+			return o.done
+		})
+		if len(live) == 0 {
+			return
+		}
+		ctx := live[0].ctx
+		retry, err := d.attempt(ctx, live)
+		switch {
+		case err == nil && !retry:
+			return
+		case err != nil && !transient(err) && !errors.Is(err, ctx.Err()):
+			for _, o := range live {
+				if !o.done {
+					o.finish("", d.wrapAPI("update", err))
+				}
+			}
+			return
+		case err != nil:
+			for _, o := range live {
+				o.maybeApplied = true
+			}
+		}
+		b.wait(ctx, err == nil)
+	}
+}
+
+// attempt applies ops to the object and updates it once. retry is true when the update
+// lost a compare-and-swap, or when a refusal was decided on a cached copy.
+func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error) {
+	s, fresh := d.last, false
+	d.last = nil
+	if d.contended > 0 {
+		s, d.contended = nil, d.contended-1
+	}
+	if s == nil {
+		obj, err := d.get(ctx)
+		if err != nil {
+			return false, err
+		}
+		if s, err = readState(obj); err != nil {
+			return false, err
+		}
+		fresh = true
+	}
+	changed := false
+	for _, o := range ops {
+		changed = d.apply(s, o) || changed
+	}
+	if !fresh && slices.ContainsFunc(ops, func(o *op) bool { return o.done && o.err != nil }) {
+		// A refusal decided on our cached copy may be stale: decide again on a fresh read.
+		for _, o := range ops {
+			o.reset()
+		}
+		return true, nil
+	}
+	carried := slices.DeleteFunc(slices.Clone(ops), func(o *op) bool { return o.done })
+	if !changed {
+		for _, o := range carried {
+			o.finish(o.rev, nil)
+		}
+		return false, nil
+	}
+	if err := s.store(d.opts.Fencing.Writer); err != nil {
+		for _, o := range carried {
+			o.finish("", err)
+		}
+		return false, nil
+	}
+	err = d.c.Update(ctx, s.obj)
+	if apierrors.IsConflict(err) {
+		metrics.ConflictRetried(d.layout.Name())
+		if !fresh {
+			d.contended = contendedReads
+		}
+		return true, nil
+	}
+	if apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err) {
+		// The API server refused what the layout let through; name it for the callers.
+		for _, o := range carried {
+			o.finish("", fmt.Errorf("%w: %s", invalidOrTooLarge(err), err))
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	d.last = s
+	for _, o := range carried {
+		o.finish(o.rev, nil)
+	}
+	return false, nil
+}
+
+// ErrRejected wraps a refusal of the API server's validation.
+var ErrRejected = errors.New("rejected by the API server")
+
+func invalidOrTooLarge(err error) error {
+	if apierrors.IsRequestEntityTooLargeError(err) {
+		return driver.ErrTooLarge
+	}
+	return ErrRejected
+}
+
+// transient reports whether err may go away by itself: the API server unreachable,
+// overloaded or timing out.
+func transient(err error) bool {
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		code := status.Status().Code
+		return code == 429 || code >= 500 || apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err)
+	}
+	return true // connection refused, reset, EOF: no answer from the API server
+}
+
+// backoff waits between attempts, with jitter: after a lost compare-and-swap long enough
+// for the winner's next round trip, so that contenders take turns instead of all
+// re-reading at once; after errors longer, up to 2 s.
+type backoff struct{ conflicts, failures int }
+
+func (b *backoff) wait(ctx context.Context, conflict bool) {
+	var d time.Duration
+	if conflict {
+		b.conflicts++
+		d = min(conflictBackoff<<min(b.conflicts-1, 3), 8*conflictBackoff)
+	} else {
+		b.failures++
+		d = min(50*time.Millisecond<<min(b.failures, 6), 2*time.Second)
+	}
+	d = d/2 + time.Duration(mrand.Int64N(int64(d)/2+1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
