@@ -1,0 +1,174 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package strategystatestore_test
+
+import (
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	"k8s.io/apimachinery/pkg/types"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+	sss "github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+func fixtureSignal(t *testing.T, name string) *v1.Signal {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "test", "fixtures", "backtest-kit", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s v1.Signal
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	return &s
+}
+
+func keyOf(s *v1.Signal) sss.Key {
+	return sss.Key{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName, Symbol: s.Symbol}
+}
+
+func signalStore(t *testing.T, ns string, k sss.Key, f sss.Field, opts sss.Options) *persist.Store[*v1.Signal] {
+	t.Helper()
+	opts.Create = true
+	s := persist.NewStore[*v1.Signal](string(f), sss.New(env.Client, ns, k, f, opts))
+	if _, err := s.Init(t.Context(), true); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func object(t *testing.T, ns string, k sss.Key) *v1.StrategyState {
+	t.Helper()
+	var st v1.StrategyState
+	if err := env.Client.Get(t.Context(), types.NamespacedName{Namespace: ns, Name: sss.ObjectName(k)}, &st); err != nil {
+		t.Fatal(err)
+	}
+	return &st
+}
+
+// TestLifecycleSetsPhaseInTheSameWrite follows a scheduled signal to activation and close:
+// after every write the object shows the phase that matches it, and each write was one
+// update of the object.
+func TestLifecycleSetsPhaseInTheSameWrite(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t)
+	scheduled := fixtureSignal(t, "schedule-scheduled.json")
+	active := fixtureSignal(t, "signal-activated-from-schedule.json")
+	k := keyOf(scheduled)
+	signals := signalStore(t, ns, k, sss.FieldSignal, sss.Options{})
+	schedule := signalStore(t, ns, k, sss.FieldSchedule, sss.Options{})
+
+	steps := []struct {
+		name  string
+		write func() error
+		phase v1.StatePhase
+	}{
+		{"schedule", func() error { _, err := schedule.Write(ctx, k.Symbol, scheduled); return err }, v1.PhaseScheduled},
+		{"activate", func() error { _, err := signals.Write(ctx, k.Symbol, active); return err }, v1.PhaseOpen},
+		{"drop the schedule", func() error { _, err := schedule.Write(ctx, k.Symbol, nil); return err }, v1.PhaseOpen},
+		{"close", func() error { _, err := signals.Write(ctx, k.Symbol, nil); return err }, v1.PhaseIdle},
+	}
+	for _, step := range steps {
+		before := object(t, ns, k).Generation
+		g.Expect(step.write()).To(Succeed(), step.name)
+		st := object(t, ns, k)
+		g.Expect(st.Spec.Phase).To(Equal(step.phase), step.name)
+		g.Expect(st.Generation).To(Equal(before+1), "%s: one write, one update", step.name)
+	}
+
+	// what was stored is the row backtest-kit wrote
+	g.Expect(signals.Write(ctx, k.Symbol, active)).Error().NotTo(HaveOccurred())
+	got, err := signals.Read(ctx, k.Symbol)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(json.Marshal(got)).To(MatchJSON(mustJSON(t, active)))
+	g.Expect(object(t, ns, k).Labels).To(HaveKeyWithValue(sss.LabelSymbol, "ETHUSDT"))
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func TestInvalidSignalRefusedInGoBeforeSending(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t)
+	sig := fixtureSignal(t, "signal-opened.json")
+	k := keyOf(sig)
+	s := signalStore(t, ns, k, sss.FieldSignal, sss.Options{})
+	before := object(t, ns, k).ResourceVersion
+
+	sig.PriceTakeProfit, sig.PriceStopLoss = 99, 101
+	_, err := s.Write(ctx, k.Symbol, sig)
+	g.Expect(errors.Is(err, v1.ErrInvalidSignal)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(And(
+		ContainSubstring("Long: priceTakeProfit must be > priceOpen"),
+		ContainSubstring("Long: priceStopLoss must be < priceOpen")))
+	g.Expect(object(t, ns, k).ResourceVersion).To(Equal(before), "nothing was sent")
+
+	other := fixtureSignal(t, "signal-opened.json")
+	other.Symbol = "ETHUSDT"
+	_, err = s.Write(ctx, k.Symbol, other)
+	g.Expect(errors.Is(err, v1.ErrInvalidSignal)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("belongs to trace-immediate/trace-exchange/ETHUSDT"))
+
+	_, err = s.Write(ctx, "ETHUSDT", fixtureSignal(t, "signal-opened.json"))
+	g.Expect(errors.Is(err, persist.ErrInvalidKey)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring(`holds only key "BTCUSDT"`))
+}
+
+func TestAPIServerRefusesAnInvalidSignalSentAnyway(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t)
+	sig := fixtureSignal(t, "signal-opened.json")
+	k := keyOf(sig)
+	s := signalStore(t, ns, k, sss.FieldSignal, sss.Options{SkipValidation: true})
+
+	sig.Position = v1.PositionShort
+	_, err := s.Write(ctx, k.Symbol, sig)
+	g.Expect(errors.Is(err, kubestore.ErrRejected)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("Short: priceTakeProfit must be < priceOpen"))
+	g.Expect(object(t, ns, k).Spec.Signal).To(BeNil())
+}
+
+func TestObjectNames(t *testing.T) {
+	g := NewWithT(t)
+	g.Expect(sss.ObjectName(sss.Key{StrategyName: "breakout", ExchangeName: "simulated", Symbol: "BTCUSDT"})).
+		To(Equal("breakout-simulated-btcusdt"))
+	a := sss.ObjectName(sss.Key{StrategyName: "s", ExchangeName: "e", Symbol: "BTC/USDT"})
+	b := sss.ObjectName(sss.Key{StrategyName: "s", ExchangeName: "e", Symbol: "BTC-USDT"})
+	g.Expect(a).NotTo(Equal(b), "symbols that clean up alike keep apart")
+	g.Expect(a).To(MatchRegexp(`^s-e-btc-usdt-[0-9a-f]{10}$`))
+	long := sss.ObjectName(sss.Key{StrategyName: "a-very-long-strategy-name-that-goes-on-and-on",
+		ExchangeName: "exchange-with-a-long-name", Symbol: "SOMECOINUSDT"})
+	g.Expect(len(long)).To(BeNumerically("<=", 63))
+	g.Expect(sss.LabelValue("BTC/USDT")).To(Equal("BTC_USDT"))
+}
