@@ -176,3 +176,8 @@ bench: control-plane ## Run the benchmarks and print each figure beside its same
 		-ratio 'Store16Contending/RetryOnConflict16Contending'
 	@go run ./hack/benchratio -in bin/bench-configmap.txt -metric failed \
 		-ceiling 'Store16Contending<=0' -show 'RetryOnConflict16Contending'
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./internal/persist/strategystatestore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-strategystate.txt
+	@echo
+	@echo "StrategyState store on a real API server (median of $(BENCH_COUNT) runs):"
+	@go run ./hack/benchratio -in bin/bench-strategystate.txt \
+		-ratio 'StrategyState16Strategies/RawUpdateStrategyState16' -floor 'StrategyState16Strategies>=1000'

@@ -51,14 +51,20 @@ const (
 // Options configures a ConfigMap store.
 type Options struct {
 	kubestore.Options
-	// Labels and Annotations are set on the ConfigMap when the driver creates it.
-	Labels      map[string]string
-	Annotations map[string]string
+	// Labels are set on the ConfigMap when the driver creates it.
+	Labels map[string]string
+	// Context names the store context exactly. It is recorded on the ConfigMap when the
+	// driver creates it, and a ConfigMap recording another context is refused
+	// (kubestore.ErrNotOwned): two contexts whose names clean up alike never share data.
+	Context string
 }
+
+// AnnotationContext records the store context a ConfigMap holds.
+const AnnotationContext = "trading.strategyops.dev/context"
 
 // New returns a driver for the ConfigMap name. c must read from the API server directly.
 func New(c client.Client, name types.NamespacedName, opts Options) *kubestore.Driver {
-	return kubestore.New(c, name, layout{labels: opts.Labels, annotations: opts.Annotations}, opts.Options)
+	return kubestore.New(c, name, layout{labels: opts.Labels, context: opts.Context}, opts.Options)
 }
 
 // EncodeKey maps an entity id to a valid ConfigMap data key: [-.a-zA-Z0-9] kept (a
@@ -82,19 +88,33 @@ func EncodeKey(key string) string {
 }
 
 type layout struct {
-	labels, annotations map[string]string
+	labels  map[string]string
+	context string
 }
 
-var _ kubestore.Layout = layout{}
+var (
+	_ kubestore.Layout = layout{}
+	_ kubestore.Owner  = layout{}
+)
+
+// Owns refuses a ConfigMap that records another store context.
+func (l layout) Owns(obj client.Object) error {
+	if got := obj.GetAnnotations()[AnnotationContext]; l.context != "" && got != "" && got != l.context {
+		return fmt.Errorf("it holds store context %q, this store is %q", got, l.context)
+	}
+	return nil
+}
 
 func (layout) Name() string { return "configmap" }
 
 func (layout) New() client.Object { return &corev1.ConfigMap{} }
 
 func (l layout) Create(name types.NamespacedName) client.Object {
-	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
-		Name: name.Name, Namespace: name.Namespace, Labels: l.labels, Annotations: l.annotations,
-	}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace, Labels: l.labels}}
+	if l.context != "" {
+		cm.Annotations = map[string]string{AnnotationContext: l.context}
+	}
+	return cm
 }
 
 func (layout) Get(obj client.Object, key string) ([]byte, bool) {

@@ -90,6 +90,25 @@ type Layout interface {
 	Quarantine(obj client.Object) []string
 }
 
+// Owner is a Layout that can tell whether an object is the one it expects: two contexts
+// whose names clean up alike (BTCUSDT and btcusdt) share an object name, and the second
+// must not write into the first's object.
+type Owner interface {
+	Owns(obj client.Object) error
+}
+
+// ErrNotOwned: the object under the store's name belongs to another context.
+var ErrNotOwned = errors.New("object belongs to another store")
+
+func (d *Driver) owned(obj client.Object) error {
+	if o, ok := d.layout.(Owner); ok {
+		if err := o.Owns(obj); err != nil {
+			return fmt.Errorf("%s %s: %w: %v", d.layout.Name(), d.name, ErrNotOwned, err)
+		}
+	}
+	return nil
+}
+
 // entryMeta is the bookkeeping of one key, kept in AnnotationEntries by key.
 type entryMeta struct {
 	Rev     uint64 `json:"r"`
@@ -206,7 +225,7 @@ func (d *Driver) get(ctx context.Context) (client.Object, error) {
 	if err := d.c.Get(ctx, d.name, obj); err != nil {
 		return nil, err
 	}
-	return obj, nil
+	return obj, d.owned(obj)
 }
 
 func (d *Driver) wrapAPI(op string, err error) error {
@@ -559,6 +578,9 @@ func invalidOrTooLarge(err error) error {
 // transient reports whether err may go away by itself: the API server unreachable,
 // overloaded or timing out.
 func transient(err error) bool {
+	if errors.Is(err, ErrNotOwned) {
+		return false
+	}
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
 		code := status.Status().Code

@@ -29,13 +29,9 @@ package strategystatestore
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -64,13 +60,6 @@ const SnapshotKey = "strategy"
 // MaxSpecBytes bounds a StrategyState's spec, well under etcd's request limit.
 const MaxSpecBytes = 1 << 20
 
-// Labels on StrategyState objects.
-const (
-	LabelStrategy = "trading.strategyops.dev/strategy"
-	LabelExchange = "trading.strategyops.dev/exchange"
-	LabelSymbol   = "trading.strategyops.dev/symbol"
-)
-
 // Key is the strategy, exchange and symbol a StrategyState belongs to.
 type Key struct {
 	StrategyName, ExchangeName, Symbol string
@@ -90,43 +79,16 @@ func New(c client.Client, namespace string, k Key, field Field, opts Options) *k
 	return kubestore.New(c, name, layout{key: k, field: field, validate: !opts.SkipValidation}, opts.Options)
 }
 
-var notName = regexp.MustCompile(`[^a-z0-9]+`)
-
-// ObjectName is the StrategyState of k: "<strategy>-<exchange>-<symbol>" in lower case,
-// with a hash of the exact key added when lower-casing and dropping characters outside
-// [a-z0-9] lost something, or the name would pass 63 characters.
-func ObjectName(k Key) string {
-	parts := []string{k.StrategyName, k.ExchangeName, k.Symbol}
-	lossy := false
-	for i, p := range parts {
-		clean := strings.Trim(notName.ReplaceAllString(strings.ToLower(p), "-"), "-")
-		lossy = lossy || clean != strings.ToLower(p)
-		parts[i] = clean
-	}
-	name := strings.Join(parts, "-")
-	if !lossy && len(name) <= 63 {
-		return name
-	}
-	sum := sha256.Sum256([]byte(k.StrategyName + "\x00" + k.ExchangeName + "\x00" + k.Symbol))
-	suffix := "-" + hex.EncodeToString(sum[:5])
-	return strings.Trim(name[:min(len(name), 63-len(suffix))], "-") + suffix
-}
-
-var notLabel = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
-
-// LabelValue makes s a valid label value: characters outside [A-Za-z0-9._-] become '_',
-// cut to 63.
-func LabelValue(s string) string {
-	v := notLabel.ReplaceAllString(s, "_")
-	return strings.Trim(v[:min(len(v), 63)], "._-")
-}
+// ObjectName is the StrategyState of k: "<strategy>-<exchange>-<symbol>" in lower case
+// (see kubestore.ObjectName).
+func ObjectName(k Key) string { return kubestore.ObjectName(k.StrategyName, k.ExchangeName, k.Symbol) }
 
 // Labels are the labels of the StrategyState of k.
 func Labels(k Key) map[string]string {
 	return map[string]string{
-		LabelStrategy: LabelValue(k.StrategyName),
-		LabelExchange: LabelValue(k.ExchangeName),
-		LabelSymbol:   LabelValue(k.Symbol),
+		kubestore.LabelStrategy: kubestore.LabelValue(k.StrategyName),
+		kubestore.LabelExchange: kubestore.LabelValue(k.ExchangeName),
+		kubestore.LabelSymbol:   kubestore.LabelValue(k.Symbol),
 	}
 }
 
@@ -146,7 +108,20 @@ type layout struct {
 	validate bool
 }
 
-var _ kubestore.Layout = layout{}
+var (
+	_ kubestore.Layout = layout{}
+	_ kubestore.Owner  = layout{}
+)
+
+// Owns refuses a StrategyState of another strategy, exchange or symbol.
+func (l layout) Owns(obj client.Object) error {
+	spec := obj.(*v1.StrategyState).Spec
+	if spec.StrategyName != l.key.StrategyName || spec.ExchangeName != l.key.ExchangeName || spec.Symbol != l.key.Symbol {
+		return fmt.Errorf("it holds %s/%s/%s, this store is for %s/%s/%s", spec.StrategyName, spec.ExchangeName,
+			spec.Symbol, l.key.StrategyName, l.key.ExchangeName, l.key.Symbol)
+	}
+	return nil
+}
 
 func (layout) Name() string { return "strategystate" }
 

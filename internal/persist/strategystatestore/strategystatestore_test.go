@@ -105,7 +105,7 @@ func TestLifecycleSetsPhaseInTheSameWrite(t *testing.T) {
 	got, err := signals.Read(ctx, k.Symbol)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(json.Marshal(got)).To(MatchJSON(mustJSON(t, active)))
-	g.Expect(object(t, ns, k).Labels).To(HaveKeyWithValue(sss.LabelSymbol, "ETHUSDT"))
+	g.Expect(object(t, ns, k).Labels).To(HaveKeyWithValue(kubestore.LabelSymbol, "ETHUSDT"))
 }
 
 func mustJSON(t *testing.T, v any) []byte {
@@ -170,5 +170,24 @@ func TestObjectNames(t *testing.T) {
 	long := sss.ObjectName(sss.Key{StrategyName: "a-very-long-strategy-name-that-goes-on-and-on",
 		ExchangeName: "exchange-with-a-long-name", Symbol: "SOMECOINUSDT"})
 	g.Expect(len(long)).To(BeNumerically("<=", 63))
-	g.Expect(sss.LabelValue("BTC/USDT")).To(Equal("BTC_USDT"))
+	g.Expect(kubestore.LabelValue("BTC/USDT")).To(Equal("BTC_USDT"))
+
+}
+
+// TestNameCollisionIsRefused: symbols that differ only in case share an object name; the
+// second store must refuse the first's object rather than write into it.
+func TestNameCollisionIsRefused(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t)
+	upper := sss.Key{StrategyName: "s", ExchangeName: "e", Symbol: "BTCUSDT"}
+	lower := sss.Key{StrategyName: "s", ExchangeName: "e", Symbol: "btcusdt"}
+	g.Expect(sss.ObjectName(lower)).To(Equal(sss.ObjectName(upper)))
+	signalStore(t, ns, upper, sss.FieldSignal, sss.Options{})
+
+	s := persist.NewStore[*v1.Signal]("lower", sss.New(env.Client, ns, lower, sss.FieldSignal,
+		sss.Options{Options: kubestore.Options{Create: true}}))
+	_, err := s.Init(ctx, true)
+	g.Expect(errors.Is(err, kubestore.ErrNotOwned)).To(BeTrue(), "got %v", err)
+	g.Expect(err.Error()).To(ContainSubstring("it holds s/e/BTCUSDT, this store is for s/e/btcusdt"))
 }

@@ -1,0 +1,113 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package domain
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
+)
+
+// KubeOptions configure the Kubernetes backends.
+type KubeOptions struct {
+	// Namespace holds the store objects.
+	Namespace string
+	// Create lets a store create its object when missing; off for a runner whose RBAC
+	// allows only the objects the operator made for it.
+	Create bool
+	// Fencing fences the writer (see kubestore).
+	Fencing kubestore.Fencing
+}
+
+func (o KubeOptions) store() kubestore.Options {
+	return kubestore.Options{Create: o.Create, Fencing: o.Fencing}
+}
+
+// ConfigMapName is the ConfigMap that holds domain d of context k.
+func ConfigMapName(d Domain, k Key) string {
+	if d == Risk {
+		return kubestore.ObjectName(string(d), k.RiskName, k.ExchangeName)
+	}
+	return kubestore.ObjectName(string(d), k.StrategyName, k.ExchangeName, k.Symbol)
+}
+
+// ConfigMapLabels are the labels of that ConfigMap.
+func ConfigMapLabels(d Domain, k Key) map[string]string {
+	l := map[string]string{
+		kubestore.LabelDomain:   string(d),
+		kubestore.LabelExchange: kubestore.LabelValue(k.ExchangeName),
+	}
+	if d == Risk {
+		l[kubestore.LabelRisk] = kubestore.LabelValue(k.RiskName)
+	} else {
+		l[kubestore.LabelStrategy] = kubestore.LabelValue(k.StrategyName)
+		l[kubestore.LabelSymbol] = kubestore.LabelValue(k.Symbol)
+	}
+	return l
+}
+
+// ConfigMapBackend keeps each store context in its own ConfigMap, named by ConfigMapName.
+// c must read from the API server directly.
+func ConfigMapBackend(c client.Client, o KubeOptions) Backend {
+	return func(_ context.Context, d Domain, k Key) (driver.Driver, error) {
+		return configMapDriver(c, o, d, k), nil
+	}
+}
+
+func configMapDriver(c client.Client, o KubeOptions, d Domain, k Key) driver.Driver {
+	name := types.NamespacedName{Namespace: o.Namespace, Name: ConfigMapName(d, k)}
+	return configmapstore.New(c, name, configmapstore.Options{
+		Options: o.store(), Labels: ConfigMapLabels(d, k), Context: string(d) + "/" + k.String(),
+	})
+}
+
+// StateKey is the StrategyState that holds the symbol-keyed domains of k.
+func StateKey(k Key) strategystatestore.Key {
+	return strategystatestore.Key{StrategyName: k.StrategyName, ExchangeName: k.ExchangeName, Symbol: k.Symbol}
+}
+
+var stateFields = map[Domain]strategystatestore.Field{
+	Signal:    strategystatestore.FieldSignal,
+	Schedule:  strategystatestore.FieldSchedule,
+	Strategy:  strategystatestore.FieldSnapshot,
+	Partial:   strategystatestore.FieldPartial,
+	Breakeven: strategystatestore.FieldBreakeven,
+}
+
+// StrategyStateBackend keeps the symbol-keyed domains as fields of one StrategyState per
+// strategy, exchange and symbol. Risk positions, keyed by risk profile, have no such
+// object: they go to ConfigMaps, as with ConfigMapBackend.
+func StrategyStateBackend(c client.Client, o KubeOptions) Backend {
+	return func(_ context.Context, d Domain, k Key) (driver.Driver, error) {
+		if d == Risk {
+			return configMapDriver(c, o, d, k), nil
+		}
+		field, ok := stateFields[d]
+		if !ok {
+			return nil, fmt.Errorf("the StrategyState backend has no field for domain %q", d)
+		}
+		return strategystatestore.New(c, o.Namespace, StateKey(k), field,
+			strategystatestore.Options{Options: o.store()}), nil
+	}
+}
