@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sruntime "k8s.io/apimachinery/pkg/runtime"
@@ -35,6 +36,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	tradingv1alpha1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 )
@@ -89,6 +91,8 @@ type Environment struct {
 // New returns an environment that has not been started, with the project's CRDs and
 // binaries configured; callers may adjust it (for example to enable authorization).
 func New() *envtest.Environment {
+	// controller-runtime complains, with a stack trace, about a logger never set.
+	ctrllog.SetLogger(logr.Discard())
 	return &envtest.Environment{
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,

@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
@@ -88,6 +89,27 @@ func TestContentionLosesNoWrite(t *testing.T) {
 	shared, err := stores[0].Read(ctx, "shared")
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(shared.N).To(Equal(each-1), "the shared key holds some writer's last write")
+	g.Expect(metricValue(t, "strategyops_store_conflicts_retried_total")).To(BeNumerically(">", 0),
+		"the lost compare-and-swaps were counted")
+	g.Expect(metricValue(t, "strategyops_store_operations_total")).To(BeNumerically(">=", writers*each*2))
+}
+
+// metricValue sums a counter's series in controller-runtime's registry.
+func metricValue(t *testing.T, name string) float64 {
+	t.Helper()
+	families, err := crmetrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range families {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
 }
 
 // TestConnectionLoss cuts the connection to the API server for a few seconds while a
