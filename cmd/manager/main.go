@@ -25,10 +25,12 @@ import (
 	// to ensure that exec-entrypoint and run can make use of them.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -63,6 +65,7 @@ func main() {
 	var secureMetrics bool
 	var enableHTTP2 bool
 	var tlsOpts []func(*tls.Config)
+	var runnerImage, backends, selector string
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -82,6 +85,13 @@ func main() {
 	flag.StringVar(&metricsCertKey, "metrics-cert-key", "tls.key", "The name of the metrics server key file.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false,
 		"If set, HTTP/2 will be enabled for the metrics and webhook servers")
+	flag.StringVar(&runnerImage, "runner-image", "strategy-runner:latest",
+		"The runner image of strategies whose spec names none.")
+	flag.StringVar(&backends, "backends", "File,ConfigMap,StrategyState",
+		"The persistence backends this operator runs, comma-separated; a Strategy on another one gets "+
+			"PersistenceReady=False and no pod.")
+	flag.StringVar(&selector, "strategy-selector", "",
+		"A label selector: run only the Strategies it matches (for example to run two operators side by side).")
 	opts := zap.Options{
 		Development: true,
 	}
@@ -182,9 +192,30 @@ func main() {
 		os.Exit(1)
 	}
 
+	// Strategy state is read and written straight on the API server, never from the cache.
+	stateClient, err := client.New(mgr.GetConfig(), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		setupLog.Error(err, "Failed to create the state client")
+		os.Exit(1)
+	}
+	enabled, err := controller.ParseBackends(backends)
+	if err != nil {
+		setupLog.Error(err, "Invalid --backends")
+		os.Exit(1)
+	}
+	strategySelector, err := labels.Parse(selector)
+	if err != nil {
+		setupLog.Error(err, "Invalid --strategy-selector")
+		os.Exit(1)
+	}
 	if err := (&controller.StrategyReconciler{
-		Client: mgr.GetClient(),
-		Scheme: mgr.GetScheme(),
+		Client:      mgr.GetClient(),
+		StateClient: stateClient,
+		Scheme:      mgr.GetScheme(),
+		Recorder:    mgr.GetEventRecorder("strategy-operator"),
+		RunnerImage: runnerImage,
+		Backends:    enabled,
+		Selector:    strategySelector,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "strategy")
 		os.Exit(1)

@@ -18,42 +18,509 @@ package controller
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
-	tradingv1alpha1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
-// StrategyReconciler reconciles Strategies.
+// Condition reasons.
+const (
+	ReasonRunning            = "Running"
+	ReasonPodPending         = "PodPending"
+	ReasonPodReplacing       = "PodReplacing"
+	ReasonSuspended          = "Suspended"
+	ReasonBackendReady       = "BackendReady"
+	ReasonBackendNotEnabled  = "BackendNotEnabled"
+	ReasonBackendSwitched    = "BackendSwitched"
+	ReasonBackendSwitchRefus = "BackendSwitchRefused"
+	ReasonStorageFailed      = "StorageFailed"
+	ReasonAsExpected         = "AsExpected"
+	ReasonDeleting           = "Deleting"
+)
+
+// FinalizerDeleteState removes a strategy's state once its pod is gone (retention Delete).
+const FinalizerDeleteState = "trading.strategyops.dev/delete-state"
+
+// statusRefresh is how often a running strategy's status (open signals, pod) is re-read.
+const statusRefresh = 30 * time.Second
+
+// StrategyReconciler runs each Strategy as one pod with its own identity, least-privilege
+// RBAC and the storage of its persistence backend.
 type StrategyReconciler struct {
-	client.Client
-	Scheme *runtime.Scheme
+	// Client is the manager's cached client.
+	Client client.Client
+	// StateClient reads and writes strategy state directly on the API server (no cache):
+	// open-signal counts, store objects, backend migration.
+	StateClient client.Client
+	Scheme      *runtime.Scheme
+	Recorder    events.EventRecorder
+	// RunnerImage is the runner image for strategies that name none.
+	RunnerImage string
+	// Backends are the persistence backends this operator runs; nil means all.
+	Backends []v1.PersistenceBackend
+	// Selector limits the Strategies this operator runs (by their labels); nil means all.
+	Selector labels.Selector
 }
 
-// +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies,verbs=get;list;watch;create;update;patch;delete
+// scope is what one reconcile of one Strategy works with.
+type scope struct {
+	strategy *v1.Strategy
+	// before is the status as read, to see which conditions changed.
+	before v1.StrategyStatus
+	// desired is spec.persistence.backend; active is where the state lives now.
+	desired, active v1.PersistenceBackend
+}
+
+// +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies/finalizers,verbs=update
+// +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategystates,verbs=get;list;watch;create;update;delete;deletecollection
+// +kubebuilder:rbac:groups="",resources=pods;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;create;update;delete;deletecollection
+// +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile reads the Strategy. Running its pod, RBAC and storage is not built yet: until
-// then the operator only observes Strategies.
-func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := logf.FromContext(ctx)
-	var strategy tradingv1alpha1.Strategy
-	if err := r.Get(ctx, req.NamespacedName, &strategy); err != nil {
+// Reconcile brings one Strategy's pod, identity, RBAC and storage to what its spec says,
+// and reports how that went in its status, patched once at the end.
+func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
+	log := ctrl.LoggerFrom(ctx)
+	var s v1.Strategy
+	if err := r.Client.Get(ctx, req.NamespacedName, &s); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	log.V(1).Info("Observed strategy", "backend", strategy.Spec.Persistence.Backend,
-		"symbols", len(strategy.Spec.Symbols))
-	return ctrl.Result{}, nil
+	if r.Selector != nil && !r.Selector.Matches(labels.Set(s.Labels)) {
+		return ctrl.Result{}, nil // another operator's
+	}
+	sc := &scope{strategy: &s, before: *s.Status.DeepCopy(), desired: s.Spec.Persistence.Backend,
+		active: s.Status.ActiveBackend}
+	if sc.desired == "" {
+		sc.desired = v1.BackendStrategyState
+	}
+	if sc.active == "" {
+		sc.active = sc.desired
+	}
+	patchBase := client.MergeFrom(s.DeepCopy())
+	defer func() {
+		if err == nil {
+			s.Status.ObservedGeneration = s.Generation
+		}
+		s.Status.ActiveBackend = sc.active
+		r.recordTransitions(sc)
+		if perr := r.Client.Status().Patch(ctx, &s, patchBase); perr != nil && !apierrors.IsNotFound(perr) {
+			err = errors.Join(err, perr)
+		}
+	}()
+
+	if !s.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, sc)
+	}
+	log.V(1).Info("Reconciling strategy", "strategy", klog.KObj(&s), "backend", sc.desired)
+	return r.reconcileNormal(ctx, sc)
 }
 
-// SetupWithManager sets up the controller with the Manager.
+func (r *StrategyReconciler) enabled(b v1.PersistenceBackend) bool {
+	return r.Backends == nil || slices.Contains(r.Backends, b)
+}
+
+func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.strategy
+	if err := r.ensureFinalizer(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if !r.enabled(sc.desired) {
+		msg := fmt.Sprintf("this operator does not run the %s backend (enabled: %v)", sc.desired, r.Backends)
+		setCondition(s, v1.ConditionPersistenceReady, false, ReasonBackendNotEnabled, msg)
+		if err := r.stopPod(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.setStopped(sc, v1.StrategyFailed, ReasonBackendNotEnabled, "no pod runs: "+msg)
+		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
+	}
+	if sc.active != sc.desired {
+		if res, done, err := r.switchBackend(ctx, sc); !done || err != nil {
+			return res, err
+		}
+	} else {
+		meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionDegraded)
+	}
+	if err := r.ensureIdentity(ctx, s, sc.active); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.ensureStorage(ctx, s, sc.active); err != nil {
+		setCondition(s, v1.ConditionPersistenceReady, false, ReasonStorageFailed, err.Error())
+		return ctrl.Result{}, err
+	}
+	setCondition(s, v1.ConditionPersistenceReady, true, ReasonBackendReady,
+		fmt.Sprintf("state is kept on the %s backend", sc.active))
+	r.refreshOpenSignals(ctx, sc)
+	if s.Spec.Suspend {
+		if err := r.stopPod(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.setStopped(sc, v1.StrategySuspended, ReasonSuspended, "suspended: no pod runs, the state is kept")
+		return ctrl.Result{}, nil
+	}
+	return r.ensurePod(ctx, sc)
+}
+
+func (r *StrategyReconciler) ensureFinalizer(ctx context.Context, s *v1.Strategy) error {
+	want := s.Spec.Retention == v1.DeleteState
+	if want == controllerutil.ContainsFinalizer(s, FinalizerDeleteState) {
+		return nil
+	}
+	base := s.DeepCopy()
+	if want {
+		controllerutil.AddFinalizer(s, FinalizerDeleteState)
+	} else {
+		controllerutil.RemoveFinalizer(s, FinalizerDeleteState)
+	}
+	return r.Client.Patch(ctx, s, client.MergeFrom(base))
+}
+
+// switchBackend moves a strategy's state to its newly chosen backend. done is false while
+// the move waits (for the old pod to go); the state only moves with no runner alive.
+func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl.Result, bool, error) {
+	s := sc.strategy
+	refuse := func(why string) (ctrl.Result, bool, error) {
+		msg := fmt.Sprintf("staying on %s: %s", sc.active, why)
+		setCondition(s, v1.ConditionDegraded, true, ReasonBackendSwitchRefus, msg)
+		return ctrl.Result{}, true, nil // keep running on the active backend
+	}
+	if sc.active == v1.BackendFile {
+		return refuse(fmt.Sprintf("the File backend's state is on the strategy's volume, which the operator "+
+			"cannot read, so it cannot move open signals to %s; switch back to File", sc.desired))
+	}
+	if sc.desired == v1.BackendFile {
+		open, err := r.countOpenSignals(ctx, s, sc.active)
+		if err != nil {
+			return ctrl.Result{}, false, err
+		}
+		if open > 0 {
+			return refuse(fmt.Sprintf("%d signals are open and the operator cannot write them to the File "+
+				"backend's volume; switch when none is open", open))
+		}
+	}
+	if err := r.stopPod(ctx, s); err != nil {
+		return ctrl.Result{}, false, err
+	}
+	if gone, err := r.podGone(ctx, s); err != nil || !gone {
+		setCondition(s, v1.ConditionReady, false, ReasonPodReplacing, "waiting for the old pod to stop before moving the state")
+		return ctrl.Result{RequeueAfter: time.Second}, false, err
+	}
+	if sc.desired != v1.BackendFile {
+		if err := r.migrate(ctx, s, sc.active, sc.desired); err != nil {
+			return ctrl.Result{}, false, err
+		}
+	}
+	r.event(s, corev1.EventTypeNormal, ReasonBackendSwitched, fmt.Sprintf("moved the state from %s to %s", sc.active, sc.desired))
+	sc.active = sc.desired
+	meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionDegraded)
+	return ctrl.Result{}, true, nil
+}
+
+// ensureIdentity makes the runner's ServiceAccount, Role, RoleBinding and Lease.
+func (r *StrategyReconciler) ensureIdentity(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) error {
+	role := desiredRole(s, b)
+	binding := desiredRoleBinding(s)
+	objs := []struct {
+		obj    client.Object
+		mutate func(existing client.Object)
+	}{
+		{desiredServiceAccount(s), func(client.Object) {}},
+		{&rbacv1.Role{ObjectMeta: role.ObjectMeta}, func(o client.Object) { o.(*rbacv1.Role).Rules = role.Rules }},
+		{&rbacv1.RoleBinding{ObjectMeta: binding.ObjectMeta}, func(o client.Object) {
+			rb := o.(*rbacv1.RoleBinding)
+			rb.RoleRef, rb.Subjects = binding.RoleRef, binding.Subjects
+		}},
+		{desiredLease(s), func(client.Object) {}},
+	}
+	for _, o := range objs {
+		want := o.obj.GetLabels()
+		_, err := controllerutil.CreateOrUpdate(ctx, r.Client, o.obj, func() error {
+			o.mutate(o.obj)
+			o.obj.SetLabels(want)
+			return controllerutil.SetControllerReference(s, o.obj, r.Scheme)
+		})
+		if err != nil {
+			return fmt.Errorf("%T %s: %w", o.obj, o.obj.GetName(), err)
+		}
+	}
+	return nil
+}
+
+// ensureStorage makes the PersistentVolumeClaim (File) or the store objects (ConfigMap,
+// StrategyState). None carries an owner reference: the state outlives the Strategy unless
+// retention is Delete.
+func (r *StrategyReconciler) ensureStorage(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) error {
+	if b == v1.BackendFile {
+		claim := desiredClaim(s)
+		err := r.Client.Create(ctx, claim)
+		if apierrors.IsAlreadyExists(err) {
+			return nil
+		}
+		return err
+	}
+	cond := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionPersistenceReady)
+	if cond != nil && cond.Status == metav1.ConditionTrue && s.Status.ObservedGeneration == s.Generation &&
+		s.Status.ActiveBackend == b {
+		return nil // made when this generation was first reconciled
+	}
+	return r.ensureStateObjects(ctx, s, b)
+}
+
+func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) {
+	if sc.active == v1.BackendFile {
+		return // on the pod's volume; the operator cannot read it
+	}
+	n, err := r.countOpenSignals(ctx, sc.strategy, sc.active)
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Could not count open signals")
+		return
+	}
+	sc.strategy.Status.OpenSignals = n
+}
+
+func (r *StrategyReconciler) getPod(ctx context.Context, s *v1.Strategy) (*corev1.Pod, error) {
+	var pod corev1.Pod
+	err := r.Client.Get(ctx, objectKey(s, RunnerName(s)), &pod)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return &pod, err
+}
+
+func (r *StrategyReconciler) podGone(ctx context.Context, s *v1.Strategy) (bool, error) {
+	// A direct read: the cache may still hold a pod that is gone, or miss one just made.
+	var pod corev1.Pod
+	err := r.StateClient.Get(ctx, objectKey(s, RunnerName(s)), &pod)
+	if apierrors.IsNotFound(err) {
+		return true, nil
+	}
+	return false, err
+}
+
+func (r *StrategyReconciler) stopPod(ctx context.Context, s *v1.Strategy) error {
+	pod, err := r.getPod(ctx, s)
+	if err != nil || pod == nil || !pod.DeletionTimestamp.IsZero() {
+		return err
+	}
+	r.event(s, corev1.EventTypeNormal, "StoppingPod", fmt.Sprintf("deleting pod %s", pod.Name))
+	return client.IgnoreNotFound(r.Client.Delete(ctx, pod))
+}
+
+// ensurePod keeps exactly one pod of the current template. A pod of an older template, or
+// one that ended, is deleted, and the new one is created only once the old one is gone.
+func (r *StrategyReconciler) ensurePod(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.strategy
+	want := desiredPod(s, sc.active, r.RunnerImage)
+	pod, err := r.getPod(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if pod != nil {
+		ended := pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
+		if !pod.DeletionTimestamp.IsZero() || ended || pod.Annotations[AnnotationTemplateHash] != want.Annotations[AnnotationTemplateHash] {
+			if err := r.stopPod(ctx, s); err != nil {
+				return ctrl.Result{}, err
+			}
+			s.Status.PodName = ""
+			setCondition(s, v1.ConditionReady, false, ReasonPodReplacing, "replacing the pod; the new one starts once the old one is gone")
+			s.Status.Phase = v1.StrategyPending
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		r.setPodStatus(sc, pod)
+		return ctrl.Result{RequeueAfter: statusRefresh}, nil
+	}
+	if gone, err := r.podGone(ctx, s); err != nil || !gone {
+		return ctrl.Result{RequeueAfter: time.Second}, err
+	}
+	if err := controllerutil.SetControllerReference(s, want, r.Scheme); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.Client.Create(ctx, want); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	r.event(s, corev1.EventTypeNormal, "CreatedPod", fmt.Sprintf("created pod %s", want.Name))
+	r.setPodStatus(sc, want)
+	return ctrl.Result{RequeueAfter: statusRefresh}, nil
+}
+
+func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
+	s := sc.strategy
+	s.Status.PodName = pod.Name
+	ready := pod.Status.Phase == corev1.PodRunning && podReady(pod)
+	switch {
+	case ready:
+		s.Status.Phase = v1.StrategyRunning
+		setCondition(s, v1.ConditionReady, true, ReasonRunning, fmt.Sprintf("pod %s is running", pod.Name))
+	default:
+		s.Status.Phase = v1.StrategyPending
+		setCondition(s, v1.ConditionReady, false, ReasonPodPending, fmt.Sprintf("pod %s is %s", pod.Name, podPhase(pod)))
+	}
+}
+
+func podPhase(pod *corev1.Pod) string {
+	if pod.Status.Phase == "" {
+		return "not scheduled yet"
+	}
+	return string(pod.Status.Phase)
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func (r *StrategyReconciler) setStopped(sc *scope, phase v1.StrategyPhase, reason, msg string) {
+	sc.strategy.Status.Phase = phase
+	sc.strategy.Status.PodName = ""
+	setCondition(sc.strategy, v1.ConditionReady, false, reason, msg)
+}
+
+// reconcileDelete stops the pod and, with retention Delete, removes the state once the pod
+// is gone. Retained state carries no owner reference and is left alone.
+func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.Result, error) {
+	s := sc.strategy
+	s.Status.Phase = v1.StrategyTerminating
+	setCondition(s, v1.ConditionReady, false, ReasonDeleting, "the strategy is being deleted")
+	if !controllerutil.ContainsFinalizer(s, FinalizerDeleteState) {
+		return ctrl.Result{}, nil
+	}
+	if err := r.stopPod(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	if gone, err := r.podGone(ctx, s); err != nil || !gone {
+		return ctrl.Result{RequeueAfter: time.Second}, err
+	}
+	if err := r.deleteState(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.event(s, corev1.EventTypeNormal, "DeletedState", "removed the strategy's state (retention Delete)")
+	base := s.DeepCopy()
+	controllerutil.RemoveFinalizer(s, FinalizerDeleteState)
+	return ctrl.Result{}, r.Client.Patch(ctx, s, client.MergeFrom(base))
+}
+
+// deleteState removes every state object of s: ConfigMaps and StrategyStates of its
+// strategy name and exchange (risk ConfigMaps of its risk profile too), and its volume.
+func (r *StrategyReconciler) deleteState(ctx context.Context, s *v1.Strategy) error {
+	byStrategy := client.MatchingLabels{
+		kubestore.LabelStrategy: kubestore.LabelValue(s.EffectiveStrategyName()),
+		kubestore.LabelExchange: kubestore.LabelValue(s.Spec.ExchangeName),
+	}
+	byRisk := client.MatchingLabels{
+		kubestore.LabelRisk:     kubestore.LabelValue(s.EffectiveStrategyName()),
+		kubestore.LabelExchange: kubestore.LabelValue(s.Spec.ExchangeName),
+	}
+	in := client.InNamespace(s.Namespace)
+	claim := &corev1.PersistentVolumeClaim{}
+	claim.Name, claim.Namespace = DataClaimName(s), s.Namespace
+	return errors.Join(
+		r.StateClient.DeleteAllOf(ctx, &corev1.ConfigMap{}, in, byStrategy),
+		r.StateClient.DeleteAllOf(ctx, &corev1.ConfigMap{}, in, byRisk),
+		r.StateClient.DeleteAllOf(ctx, &v1.StrategyState{}, in, byStrategy),
+		client.IgnoreNotFound(r.StateClient.Delete(ctx, claim)),
+	)
+}
+
+func setCondition(s *v1.Strategy, t string, ok bool, reason, msg string) {
+	status := metav1.ConditionFalse
+	if ok {
+		status = metav1.ConditionTrue
+	}
+	meta.SetStatusCondition(&s.Status.Conditions, metav1.Condition{
+		Type: t, Status: status, Reason: reason, Message: msg, ObservedGeneration: s.Generation,
+	})
+}
+
+// recordTransitions emits an event for every condition that changed in this pass.
+func (r *StrategyReconciler) recordTransitions(sc *scope) {
+	for _, c := range sc.strategy.Status.Conditions {
+		old := meta.FindStatusCondition(sc.before.Conditions, c.Type)
+		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
+			continue
+		}
+		kind := corev1.EventTypeNormal
+		if (c.Type == v1.ConditionDegraded) == (c.Status == metav1.ConditionTrue) && c.Reason != ReasonPodPending &&
+			c.Reason != ReasonPodReplacing && c.Reason != ReasonSuspended && c.Reason != ReasonDeleting {
+			kind = corev1.EventTypeWarning
+		}
+		r.event(sc.strategy, kind, c.Reason, fmt.Sprintf("%s=%s: %s", c.Type, c.Status, c.Message))
+	}
+}
+
+func (r *StrategyReconciler) event(s *v1.Strategy, kind, reason, msg string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(s, nil, kind, reason, "Reconcile", "%s", msg)
+	}
+}
+
+// SetupWithManager registers the controller. It watches the objects it owns, and
+// StrategyStates, whose changes move a strategy's open-signal count.
 func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	switch {
+	case r.Client == nil, r.StateClient == nil, r.Scheme == nil:
+		return errors.New("strategy controller: Client, StateClient and Scheme are required")
+	case r.RunnerImage == "":
+		return errors.New("strategy controller: a default runner image is required")
+	}
+	selected := predicate.NewPredicateFuncs(func(o client.Object) bool {
+		return r.Selector == nil || r.Selector.Matches(labels.Set(o.GetLabels()))
+	})
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&tradingv1alpha1.Strategy{}).
+		For(&v1.Strategy{}, builder.WithPredicates(selected)).
+		Owns(&corev1.Pod{}).
+		Owns(&corev1.ServiceAccount{}).
+		Owns(&rbacv1.Role{}).
+		Owns(&rbacv1.RoleBinding{}).
+		Owns(&coordinationv1.Lease{}).
+		Watches(&v1.StrategyState{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState)).
 		Named("strategy").
 		Complete(r)
+}
+
+// strategiesOfState maps a StrategyState to the Strategies of its strategy name.
+func (r *StrategyReconciler) strategiesOfState(ctx context.Context, obj client.Object) []reconcile.Request {
+	var list v1.StrategyList
+	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+		return nil
+	}
+	name := obj.GetLabels()[kubestore.LabelStrategy]
+	var out []reconcile.Request
+	for i := range list.Items {
+		if kubestore.LabelValue(list.Items[i].EffectiveStrategyName()) == name {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return out
 }

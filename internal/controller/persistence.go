@@ -1,0 +1,170 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+)
+
+// kubeBackend is the domain backend of a Kubernetes persistence backend, for the operator's
+// own reads and writes of strategy state. create lets it create missing objects.
+func (r *StrategyReconciler) kubeBackend(s *v1.Strategy, b v1.PersistenceBackend, create bool) (domain.Backend, error) {
+	opts := domain.KubeOptions{Namespace: s.Namespace, Create: create}
+	switch b {
+	case v1.BackendConfigMap:
+		return domain.ConfigMapBackend(r.StateClient, opts), nil
+	case v1.BackendStrategyState:
+		return domain.StrategyStateBackend(r.StateClient, opts), nil
+	default:
+		return nil, fmt.Errorf("the operator cannot read state on the %s backend", b)
+	}
+}
+
+// ensureStateObjects creates the store objects the runner of s will use on b, so that the
+// runner needs no create permission: one per domain and symbol (and the risk profile's)
+// on ConfigMap, one StrategyState per symbol (and the risk ConfigMap) on StrategyState.
+func (r *StrategyReconciler) ensureStateObjects(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) error {
+	backend, err := r.kubeBackend(s, b, true)
+	if err != nil {
+		return err
+	}
+	open := func(d domain.Domain, k domain.Key) error {
+		drv, err := backend(ctx, d, k)
+		if err != nil {
+			return err
+		}
+		_, err = drv.Init(ctx, true)
+		return errors.Join(err, drv.Close())
+	}
+	if err := open(domain.Risk, riskKey(s)); err != nil {
+		return err
+	}
+	for _, sym := range s.Spec.Symbols {
+		for _, d := range stateDomains {
+			if err := open(d, strategyKey(s, sym)); err != nil {
+				return err
+			}
+			if b == v1.BackendStrategyState {
+				break // one StrategyState holds every domain of the symbol
+			}
+		}
+	}
+	return nil
+}
+
+// countOpenSignals counts the symbols of s with an active signal on b.
+func (r *StrategyReconciler) countOpenSignals(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) (int32, error) {
+	backend, err := r.kubeBackend(s, b, false)
+	if err != nil {
+		return 0, err
+	}
+	p := domain.New(backend)
+	defer func() { _ = p.Close() }()
+	var n int32
+	for _, sym := range s.Spec.Symbols {
+		sig, err := p.ReadSignal(ctx, strategyKey(s, sym))
+		if err != nil {
+			return n, err
+		}
+		if sig != nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// migrate copies the state of s from one Kubernetes backend to the other: signal,
+// schedule, snapshot, partial and breakeven of every symbol. Risk positions live in the
+// same ConfigMap on both. It runs only while no runner of s exists, and is idempotent, so
+// an interrupted migration is simply run again.
+func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, to v1.PersistenceBackend) error {
+	src, err := r.kubeBackend(s, from, false)
+	if err != nil {
+		return err
+	}
+	dst, err := r.kubeBackend(s, to, true)
+	if err != nil {
+		return err
+	}
+	in, out := domain.New(src), domain.New(dst)
+	defer func() { _ = errors.Join(in.Close(), out.Close()) }()
+	for _, sym := range s.Spec.Symbols {
+		k := strategyKey(s, sym)
+		if err := copySymbol(ctx, in, out, k); err != nil {
+			return fmt.Errorf("moving the state of %s from %s to %s: %w", sym, from, to, err)
+		}
+	}
+	return nil
+}
+
+func copySymbol(ctx context.Context, in, out *domain.Persistence, k domain.Key) error {
+	sig, err := in.ReadSignal(ctx, k)
+	if err == nil {
+		err = out.WriteSignal(ctx, k, sig)
+	}
+	if err != nil {
+		return err
+	}
+	sched, err := in.ReadSchedule(ctx, k)
+	if err == nil {
+		err = out.WriteSchedule(ctx, k, sched)
+	}
+	if err != nil {
+		return err
+	}
+	snap, err := in.ReadSnapshot(ctx, k)
+	if err == nil && snap != nil {
+		err = out.WriteSnapshot(ctx, k, snap)
+	}
+	if err != nil {
+		return err
+	}
+	if err := copyAll(ctx, in.Partial, out.Partial, k); err != nil {
+		return err
+	}
+	return copyAll(ctx, in.Breakeven, out.Breakeven, k)
+}
+
+// copyAll copies every entity of one domain store.
+func copyAll[T any](ctx context.Context, in, out *domain.Adapter[T], k domain.Key) error {
+	src, err := in.Store(ctx, k)
+	if err != nil {
+		return err
+	}
+	dst, err := out.Store(ctx, k)
+	if err != nil {
+		return err
+	}
+	for v, err := range src.Keys(ctx) {
+		if err != nil {
+			return err
+		}
+		val, err := src.Read(ctx, v)
+		if err != nil {
+			return err
+		}
+		if _, err := dst.Write(ctx, v, val); err != nil {
+			return err
+		}
+	}
+	return nil
+}

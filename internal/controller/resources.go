@@ -1,0 +1,257 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
+)
+
+// rwVerbs are all a runner may do to its own objects.
+var rwVerbs = []string{"get", "update"}
+
+// Labels and annotations the operator sets.
+const (
+	// LabelStrategyObject names the Strategy object that owns a runner's objects.
+	LabelStrategyObject = "trading.strategyops.dev/strategy-object"
+	// AnnotationTemplateHash records which spec a pod was made from.
+	AnnotationTemplateHash = "trading.strategyops.dev/template-hash"
+
+	// DataDir is where the runner keeps File state (the PVC's mount point).
+	DataDir = "/var/lib/strategy"
+	// ContainerName is the runner container's name.
+	ContainerName = "runner"
+)
+
+// RunnerName names the pod, ServiceAccount, Role, RoleBinding and Lease of a strategy.
+func RunnerName(s *v1.Strategy) string { return kubestore.ObjectName(s.Name, "runner") }
+
+// DataClaimName names the PersistentVolumeClaim of a strategy on the File backend.
+func DataClaimName(s *v1.Strategy) string { return kubestore.ObjectName(s.Name, "data") }
+
+func strategyKey(s *v1.Strategy, symbol string) domain.Key {
+	return domain.StrategyKey(symbol, s.EffectiveStrategyName(), s.Spec.ExchangeName)
+}
+
+// riskKey is the risk profile of a strategy: runners use the strategy's own name.
+func riskKey(s *v1.Strategy) domain.Key {
+	return domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName)
+}
+
+func commonLabels(s *v1.Strategy) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/name":       "strategy-runner",
+		"app.kubernetes.io/managed-by": "strategy-operator",
+		LabelStrategyObject:            kubestore.LabelValue(s.Name),
+		kubestore.LabelStrategy:        kubestore.LabelValue(s.EffectiveStrategyName()),
+		kubestore.LabelExchange:        kubestore.LabelValue(s.Spec.ExchangeName),
+	}
+}
+
+func objectMeta(s *v1.Strategy, name string) metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: name, Namespace: s.Namespace, Labels: commonLabels(s)}
+}
+
+// stateDomains are the symbol-keyed domains: every backend keeps one store of each per symbol.
+var stateDomains = []domain.Domain{domain.Signal, domain.Schedule, domain.Strategy, domain.Partial, domain.Breakeven}
+
+// configMapNames are the ConfigMaps the runner of s uses on backend b: every domain per
+// symbol on ConfigMap, the risk profile's on both Kubernetes backends.
+func configMapNames(s *v1.Strategy, b v1.PersistenceBackend) []string {
+	names := []string{domain.ConfigMapName(domain.Risk, riskKey(s))}
+	if b == v1.BackendConfigMap {
+		for _, sym := range s.Spec.Symbols {
+			for _, d := range stateDomains {
+				names = append(names, domain.ConfigMapName(d, strategyKey(s, sym)))
+			}
+		}
+	}
+	return names
+}
+
+func stateNames(s *v1.Strategy) []string {
+	names := make([]string, 0, len(s.Spec.Symbols))
+	for _, sym := range s.Spec.Symbols {
+		names = append(names, strategystatestore.ObjectName(domain.StateKey(strategyKey(s, sym))))
+	}
+	return names
+}
+
+// desiredRole grants the runner exactly its own objects: get and update of the store
+// objects the operator made for it, and of its Lease. It cannot list, create or delete
+// anything, nor read another strategy's state.
+func desiredRole(s *v1.Strategy, b v1.PersistenceBackend) *rbacv1.Role {
+	rules := []rbacv1.PolicyRule{{
+		APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"},
+		ResourceNames: []string{RunnerName(s)}, Verbs: rwVerbs,
+	}}
+	if b == v1.BackendConfigMap || b == v1.BackendStrategyState {
+		rules = append(rules, rbacv1.PolicyRule{
+			APIGroups: []string{""}, Resources: []string{"configmaps"},
+			ResourceNames: configMapNames(s, b), Verbs: rwVerbs,
+		})
+	}
+	if b == v1.BackendStrategyState {
+		rules = append(rules, rbacv1.PolicyRule{
+			APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"strategystates"},
+			ResourceNames: stateNames(s), Verbs: rwVerbs,
+		})
+	}
+	return &rbacv1.Role{ObjectMeta: objectMeta(s, RunnerName(s)), Rules: rules}
+}
+
+func desiredRoleBinding(s *v1.Strategy) *rbacv1.RoleBinding {
+	return &rbacv1.RoleBinding{
+		ObjectMeta: objectMeta(s, RunnerName(s)),
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: RunnerName(s)},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: RunnerName(s), Namespace: s.Namespace}},
+	}
+}
+
+func desiredServiceAccount(s *v1.Strategy) *corev1.ServiceAccount {
+	return &corev1.ServiceAccount{ObjectMeta: objectMeta(s, RunnerName(s))}
+}
+
+func desiredLease(s *v1.Strategy) *coordinationv1.Lease {
+	return &coordinationv1.Lease{ObjectMeta: objectMeta(s, RunnerName(s))}
+}
+
+func desiredClaim(s *v1.Strategy) *corev1.PersistentVolumeClaim {
+	size := resource.MustParse("1Gi")
+	var class *string
+	if f := s.Spec.Persistence.File; f != nil {
+		if f.Size != nil {
+			size = *f.Size
+		}
+		class = f.StorageClassName
+	}
+	return &corev1.PersistentVolumeClaim{
+		ObjectMeta: objectMeta(s, DataClaimName(s)),
+		Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes:      []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			StorageClassName: class,
+			Resources:        corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: size}},
+		},
+	}
+}
+
+// runnerArgs are the runner's command-line flags for s on backend b.
+func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend) []string {
+	args := make([]string, 0, 7+len(s.Spec.Args))
+	args = append(args,
+		"--strategy="+s.EffectiveStrategyName(),
+		"--exchange="+s.Spec.ExchangeName,
+		"--symbols="+strings.Join(s.Spec.Symbols, ","),
+		"--backend="+string(b),
+		"--namespace="+s.Namespace,
+		"--lease="+RunnerName(s),
+		"--data-dir="+DataDir,
+	)
+	return append(args, s.Spec.Args...)
+}
+
+// desiredPod is the strategy's single pod. Its name is fixed, so the API server itself
+// refuses a second one while the first exists.
+func desiredPod(s *v1.Strategy, b v1.PersistenceBackend, defaultImage string) *corev1.Pod {
+	image := s.Spec.Image
+	if image == "" {
+		image = defaultImage
+	}
+	env := append([]corev1.EnvVar{
+		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+	}, s.Spec.Env...)
+	container := corev1.Container{
+		Name: ContainerName, Image: image, Args: runnerArgs(s, b), Env: env,
+		SecurityContext: &corev1.SecurityContext{
+			AllowPrivilegeEscalation: new(false),
+			ReadOnlyRootFilesystem:   new(true),
+			RunAsNonRoot:             new(true),
+			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+		},
+	}
+	if s.Spec.Resources != nil {
+		container.Resources = *s.Spec.Resources
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: objectMeta(s, RunnerName(s)),
+		Spec: corev1.PodSpec{
+			ServiceAccountName:            RunnerName(s),
+			RestartPolicy:                 corev1.RestartPolicyAlways,
+			TerminationGracePeriodSeconds: ptr.To[int64](30),
+			Containers:                    []corev1.Container{container},
+		},
+	}
+	if b == v1.BackendFile {
+		pod.Spec.Volumes = []corev1.Volume{{Name: "state", VolumeSource: corev1.VolumeSource{
+			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: DataClaimName(s)},
+		}}}
+		pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "state", MountPath: DataDir}}
+	}
+	pod.Annotations = map[string]string{AnnotationTemplateHash: templateHash(pod)}
+	return pod
+}
+
+// templateHash fingerprints what the pod was made from, so that a changed spec replaces it.
+func templateHash(pod *corev1.Pod) string {
+	data, _ := json.Marshal(struct {
+		Labels map[string]string
+		Spec   corev1.PodSpec
+	}{pod.Labels, pod.Spec})
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:8])
+}
+
+func objectKey(s *v1.Strategy, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: s.Namespace, Name: name}
+}
+
+// ParseBackends reads a comma-separated list of persistence backends.
+func ParseBackends(list string) ([]v1.PersistenceBackend, error) {
+	var out []v1.PersistenceBackend
+	for name := range strings.SplitSeq(list, ",") {
+		b := v1.PersistenceBackend(strings.TrimSpace(name))
+		switch b {
+		case v1.BackendFile, v1.BackendConfigMap, v1.BackendStrategyState:
+			out = append(out, b)
+		case "":
+		default:
+			return nil, fmt.Errorf("unknown backend %q: want File, ConfigMap or StrategyState", b)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no backend enabled")
+	}
+	return out, nil
+}

@@ -1,0 +1,323 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/controller"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+func openSignal(s *v1.Strategy, symbol string) *v1.Signal {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "test", "fixtures", "backtest-kit", "signal-opened.json"))
+	Expect(err).NotTo(HaveOccurred())
+	var sig v1.Signal
+	Expect(json.Unmarshal(data, &sig)).To(Succeed())
+	sig.Symbol, sig.StrategyName, sig.ExchangeName = symbol, s.EffectiveStrategyName(), s.Spec.ExchangeName
+	return &sig
+}
+
+func stateOn(s *v1.Strategy, b v1.PersistenceBackend) *domain.Persistence {
+	opts := domain.KubeOptions{Namespace: s.Namespace}
+	if b == v1.BackendConfigMap {
+		return domain.New(domain.ConfigMapBackend(direct, opts))
+	}
+	return domain.New(domain.StrategyStateBackend(direct, opts))
+}
+
+func key(s *v1.Strategy, symbol string) domain.Key {
+	return domain.StrategyKey(symbol, s.EffectiveStrategyName(), s.Spec.ExchangeName)
+}
+
+var _ = Describe("Strategy controller", func() {
+	var ctx context.Context
+	var ns string
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx)
+	})
+
+	It("runs a ConfigMap strategy as one pod with its own least-privilege identity", func() {
+		s := strategy(ns, "momentum", v1.BackendConfigMap, "BTCUSDT", "ETHUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		name := controller.RunnerName(s)
+
+		pod := runnerPod(s)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		Expect(pod.Spec.ServiceAccountName).To(Equal(name))
+		Expect(pod.Spec.Containers[0].Image).To(Equal(runnerImage))
+		Expect(pod.Spec.Containers[0].Args).To(ContainElements("--strategy=momentum", "--exchange=simulated",
+			"--symbols=BTCUSDT,ETHUSDT", "--backend=ConfigMap", "--namespace="+ns, "--lease="+name))
+		Expect(pod.OwnerReferences).To(ContainElement(HaveField("Name", "momentum")))
+
+		By("the Role names exactly the runner's own objects")
+		var role rbacv1.Role
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &role)).To(Succeed())
+		var cmNames []string
+		for _, r := range role.Rules {
+			Expect(r.Verbs).To(ConsistOf("get", "update"), "no list, create or delete")
+			Expect(r.ResourceNames).NotTo(BeEmpty(), "every rule is limited by name")
+			if slices.Contains(r.Resources, "configmaps") {
+				cmNames = r.ResourceNames
+			}
+		}
+		Expect(cmNames).To(HaveLen(2*5+1), "five domains per symbol and the risk profile")
+		for _, n := range cmNames {
+			var cm corev1.ConfigMap
+			Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: n}, &cm)).To(Succeed(),
+				"the operator pre-creates %s", n)
+			Expect(cm.OwnerReferences).To(BeEmpty(), "state outlives the Strategy")
+		}
+		var binding rbacv1.RoleBinding
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &binding)).To(Succeed())
+		Expect(binding.Subjects).To(ConsistOf(HaveField("Name", name)))
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &coordinationv1.Lease{})).To(Succeed())
+
+		By("status: persistence ready, waiting for the pod, then running")
+		Eventually(condition(ctx, s, v1.ConditionPersistenceReady), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonBackendReady))
+		Eventually(condition(ctx, s, v1.ConditionReady), timeout).Should(haveStatus(metav1.ConditionFalse, controller.ReasonPodPending))
+		markRunning(ctx, pod)
+		Eventually(condition(ctx, s, v1.ConditionReady), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonRunning))
+		Expect(get(ctx, s)).To(Succeed())
+		Expect(s.Status.Phase).To(Equal(v1.StrategyRunning))
+		Expect(s.Status.PodName).To(Equal(name))
+		Expect(s.Status.ActiveBackend).To(Equal(v1.BackendConfigMap))
+		Expect(s.Status.ObservedGeneration).To(Equal(s.Generation))
+
+		By("the open-signal count comes from the store")
+		p := stateOn(s, v1.BackendConfigMap)
+		Expect(p.WriteSignal(ctx, key(s, "ETHUSDT"), openSignal(s, "ETHUSDT"))).To(Succeed())
+		Eventually(func() int32 { _ = get(ctx, s); return s.Status.OpenSignals }, 45*time.Second).Should(Equal(int32(1)))
+
+		By("every transition was an event")
+		var evs eventsv1List
+		Eventually(func() []string { return eventReasons(ctx, ns, &evs) }, timeout).
+			Should(ContainElements(controller.ReasonBackendReady, controller.ReasonRunning, "CreatedPod"))
+	})
+
+	It("gives a File strategy a volume mounted at the data folder", func() {
+		size := resource.MustParse("256Mi")
+		s := strategy(ns, "files", v1.BackendFile, "BTCUSDT")
+		s.Spec.Persistence.File = &v1.FilePersistence{Size: &size}
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		pod := runnerPod(s)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		var claim corev1.PersistentVolumeClaim
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.DataClaimName(s)}, &claim)).To(Succeed())
+		Expect(claim.Spec.Resources.Requests.Storage().String()).To(Equal("256Mi"))
+		Expect(claim.OwnerReferences).To(BeEmpty())
+		Expect(pod.Spec.Volumes).To(ContainElement(HaveField("VolumeSource.PersistentVolumeClaim.ClaimName", claim.Name)))
+		Expect(pod.Spec.Containers[0].VolumeMounts).To(ContainElement(HaveField("MountPath", controller.DataDir)))
+		var role rbacv1.Role
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.RunnerName(s)}, &role)).To(Succeed())
+		Expect(role.Rules).To(HaveLen(1), "a File runner needs only its Lease")
+	})
+
+	It("replaces the pod on a spec change, the new one only once the old one is gone", func() {
+		s := strategy(ns, "changing", v1.BackendStrategyState, "BTCUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		pod := runnerPod(s)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		firstUID := pod.UID
+
+		Expect(get(ctx, s)).To(Succeed())
+		s.Spec.Symbols = append(s.Spec.Symbols, "ETHUSDT")
+		Expect(direct.Update(ctx, s)).To(Succeed())
+		Eventually(func() types.UID { _ = get(ctx, pod); return pod.UID }, timeout).ShouldNot(Equal(firstUID))
+		Expect(pod.Spec.Containers[0].Args).To(ContainElement("--symbols=BTCUSDT,ETHUSDT"))
+		var pods corev1.PodList
+		Expect(direct.List(ctx, &pods, client.InNamespace(ns))).To(Succeed())
+		Expect(pods.Items).To(HaveLen(1))
+		var st v1.StrategyState
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: strategystatestore.ObjectName(
+			domain.StateKey(key(s, "ETHUSDT")))}, &st)).To(Succeed(), "the new symbol's StrategyState exists")
+	})
+
+	It("suspends: no pod, the state is kept", func() {
+		s := strategy(ns, "pausing", v1.BackendStrategyState, "BTCUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		pod := runnerPod(s)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		Expect(stateOn(s, v1.BackendStrategyState).WriteSignal(ctx, key(s, "BTCUSDT"), openSignal(s, "BTCUSDT"))).To(Succeed())
+
+		Expect(get(ctx, s)).To(Succeed())
+		s.Spec.Suspend = true
+		Expect(direct.Update(ctx, s)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(get(ctx, pod)) }, timeout).Should(BeTrue())
+		Eventually(condition(ctx, s, v1.ConditionReady), timeout).Should(haveStatus(metav1.ConditionFalse, controller.ReasonSuspended))
+		Expect(get(ctx, s)).To(Succeed())
+		Expect(s.Status.Phase).To(Equal(v1.StrategySuspended))
+		sig, err := stateOn(s, v1.BackendStrategyState).ReadSignal(ctx, key(s, "BTCUSDT"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sig).NotTo(BeNil())
+	})
+
+	It("runs no pod for a backend this operator does not run, and says why", func() {
+		s := strategy(ns, "no-files", v1.BackendFile, "BTCUSDT")
+		s.Labels = map[string]string{unmanagedLabel: "true"}
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		r := &controller.StrategyReconciler{Client: direct, StateClient: direct, Scheme: testenv.Scheme(),
+			RunnerImage: runnerImage, Backends: []v1.PersistenceBackend{v1.BackendConfigMap, v1.BackendStrategyState}}
+		_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(s)})
+		Expect(err).To(MatchError(ContainSubstring("does not run the File backend")))
+		Expect(condition(ctx, s, v1.ConditionPersistenceReady)()).To(haveStatus(metav1.ConditionFalse, controller.ReasonBackendNotEnabled))
+		Expect(apierrors.IsNotFound(get(ctx, runnerPod(s)))).To(BeTrue())
+		Expect(get(ctx, s)).To(Succeed())
+		Expect(s.Status.Phase).To(Equal(v1.StrategyFailed))
+	})
+
+	It("moves open signals when switching from ConfigMap to StrategyState", func() {
+		s := strategy(ns, "mover", v1.BackendConfigMap, "BTCUSDT", "ETHUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		sig := openSignal(s, "BTCUSDT")
+		old := stateOn(s, v1.BackendConfigMap)
+		Expect(old.WriteSignal(ctx, key(s, "BTCUSDT"), sig)).To(Succeed())
+		Expect(old.WritePartial(ctx, key(s, "BTCUSDT"), sig.ID, v1.PartialData{sig.ID: {ProfitLevels: []float64{10}, LossLevels: []float64{}}})).To(Succeed())
+
+		Expect(get(ctx, s)).To(Succeed())
+		s.Spec.Persistence.Backend = v1.BackendStrategyState
+		Expect(direct.Update(ctx, s)).To(Succeed())
+		Eventually(func() v1.PersistenceBackend { _ = get(ctx, s); return s.Status.ActiveBackend }, timeout).
+			Should(Equal(v1.BackendStrategyState))
+
+		moved, err := stateOn(s, v1.BackendStrategyState).ReadSignal(ctx, key(s, "BTCUSDT"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(json.Marshal(moved)).To(MatchJSON(mustJSON(sig)))
+		partial, err := stateOn(s, v1.BackendStrategyState).ReadPartial(ctx, key(s, "BTCUSDT"), sig.ID)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(partial[sig.ID].ProfitLevels).To(Equal([]float64{10}))
+		pod := runnerPod(s)
+		Eventually(func() []string { _ = get(ctx, pod); return pod.Spec.Containers[0].Args }, timeout).
+			Should(ContainElement("--backend=StrategyState"))
+		Eventually(func() int32 { _ = get(ctx, s); return s.Status.OpenSignals }, timeout).Should(Equal(int32(1)))
+	})
+
+	It("refuses to switch to File while signals are open, and keeps running", func() {
+		s := strategy(ns, "stay", v1.BackendStrategyState, "BTCUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		Expect(stateOn(s, v1.BackendStrategyState).WriteSignal(ctx, key(s, "BTCUSDT"), openSignal(s, "BTCUSDT"))).To(Succeed())
+
+		Expect(get(ctx, s)).To(Succeed())
+		s.Spec.Persistence.Backend = v1.BackendFile
+		Expect(direct.Update(ctx, s)).To(Succeed())
+		Eventually(condition(ctx, s, v1.ConditionDegraded), timeout).Should(And(
+			haveStatus(metav1.ConditionTrue, controller.ReasonBackendSwitchRefus),
+			HaveField("Message", ContainSubstring("1 signals are open"))))
+		Expect(get(ctx, s)).To(Succeed())
+		Expect(s.Status.ActiveBackend).To(Equal(v1.BackendStrategyState))
+		pod := runnerPod(s)
+		Expect(get(ctx, pod)).To(Succeed())
+		Expect(pod.Spec.Containers[0].Args).To(ContainElement("--backend=StrategyState"))
+	})
+
+	It("keeps the state of a deleted Strategy with retention Retain", func() {
+		s := strategy(ns, "keeper", v1.BackendStrategyState, "BTCUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		Expect(stateOn(s, v1.BackendStrategyState).WriteSignal(ctx, key(s, "BTCUSDT"), openSignal(s, "BTCUSDT"))).To(Succeed())
+		Expect(direct.Delete(ctx, s)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(get(ctx, s)) }, timeout).Should(BeTrue())
+		sig, err := stateOn(s, v1.BackendStrategyState).ReadSignal(ctx, key(s, "BTCUSDT"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(sig).NotTo(BeNil(), "a Strategy created again under this name resumes the open signal")
+	})
+
+	It("removes the state with retention Delete, after the pod is gone", func() {
+		s := strategy(ns, "cleaner", v1.BackendConfigMap, "BTCUSDT")
+		s.Spec.Retention = v1.DeleteState
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		Eventually(func() []string { _ = get(ctx, s); return s.Finalizers }, timeout).Should(ContainElement(controller.FinalizerDeleteState))
+		Expect(stateOn(s, v1.BackendConfigMap).WriteSignal(ctx, key(s, "BTCUSDT"), openSignal(s, "BTCUSDT"))).To(Succeed())
+
+		Expect(direct.Delete(ctx, s)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(get(ctx, s)) }, timeout).Should(BeTrue())
+		Expect(apierrors.IsNotFound(get(ctx, runnerPod(s)))).To(BeTrue(), "the pod went first")
+		var cms corev1.ConfigMapList
+		Expect(direct.List(ctx, &cms, client.InNamespace(ns), client.HasLabels{kubestore.LabelDomain})).To(Succeed())
+		Expect(cms.Items).To(BeEmpty())
+	})
+
+	It("refuses the runner of one strategy another strategy's state (403)", func() {
+		a := strategy(ns, "alpha", v1.BackendStrategyState, "BTCUSDT")
+		b := strategy(ns, "beta", v1.BackendStrategyState, "BTCUSDT")
+		Expect(direct.Create(ctx, a)).To(Succeed())
+		Expect(direct.Create(ctx, b)).To(Succeed())
+		for _, s := range []*v1.Strategy{a, b} {
+			Eventually(condition(ctx, s, v1.ConditionPersistenceReady), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonBackendReady))
+		}
+
+		user, err := env.Env.AddUser(envtest.User{
+			Name:   "system:serviceaccount:" + ns + ":" + controller.RunnerName(a),
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+		}, nil)
+		Expect(err).NotTo(HaveOccurred())
+		asA, err := client.New(user.Config(), client.Options{Scheme: testenv.Scheme()})
+		Expect(err).NotTo(HaveOccurred())
+
+		stateName := func(s *v1.Strategy) types.NamespacedName {
+			return types.NamespacedName{Namespace: ns, Name: strategystatestore.ObjectName(domain.StateKey(key(s, "BTCUSDT")))}
+		}
+		var own, other v1.StrategyState
+		Expect(asA.Get(ctx, stateName(a), &own)).To(Succeed())
+		err = asA.Get(ctx, stateName(b), &other)
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
+
+		By("A's runner writes its own state through the store, and no one else's")
+		mine := domain.New(domain.StrategyStateBackend(asA, domain.KubeOptions{Namespace: ns}))
+		Expect(mine.WriteSignal(ctx, key(a, "BTCUSDT"), openSignal(a, "BTCUSDT"))).To(Succeed())
+		err = mine.WriteSignal(ctx, key(b, "BTCUSDT"), openSignal(b, "BTCUSDT"))
+		Expect(apierrors.IsForbidden(err)).To(BeTrue(), "got %v", err)
+		Expect(apierrors.IsForbidden(asA.List(ctx, &v1.StrategyStateList{}, client.InNamespace(ns)))).To(BeTrue())
+		Expect(apierrors.IsForbidden(asA.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
+			Name: "sneaky", Namespace: ns}}))).To(BeTrue())
+		var lease coordinationv1.Lease
+		Expect(asA.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.RunnerName(a)}, &lease)).To(Succeed())
+		Expect(apierrors.IsForbidden(asA.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.RunnerName(b)}, &lease))).To(BeTrue())
+	})
+})
+
+func mustJSON(v any) []byte {
+	data, err := json.Marshal(v)
+	Expect(err).NotTo(HaveOccurred())
+	return data
+}

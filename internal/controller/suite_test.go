@@ -1,0 +1,171 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/controller"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+// The suite runs the controller in a manager against a real API server. envtest has no
+// kubelet and no garbage collector: specs set pod status themselves where they need a
+// running pod, and never wait for owner references to delete anything.
+
+const runnerImage = "strategy-runner:test"
+
+// unmanagedLabel marks Strategies the suite's manager leaves alone, for specs that drive a
+// reconciler of their own.
+const unmanagedLabel = "test.strategyops.dev/unmanaged"
+
+var (
+	env    *testenv.Environment
+	cancel context.CancelFunc
+	// direct reads the API server without a cache.
+	direct client.Client
+)
+
+func TestController(t *testing.T) {
+	RegisterFailHandler(Fail)
+	RunSpecs(t, "Strategy controller")
+}
+
+var _ = BeforeSuite(func() {
+	var err error
+	env, err = testenv.Start(testenv.New())
+	Expect(err).NotTo(HaveOccurred())
+	direct = env.Client
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:  testenv.Scheme(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+	})
+	Expect(err).NotTo(HaveOccurred())
+	selector, err := labels.Parse("!" + unmanagedLabel)
+	Expect(err).NotTo(HaveOccurred())
+	Expect((&controller.StrategyReconciler{
+		Client:      mgr.GetClient(),
+		StateClient: env.Client,
+		Scheme:      mgr.GetScheme(),
+		Recorder:    mgr.GetEventRecorder("strategy-operator"),
+		RunnerImage: runnerImage,
+		Selector:    selector,
+	}).SetupWithManager(mgr)).To(Succeed())
+
+	var ctx context.Context
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() {
+		defer GinkgoRecover()
+		Expect(mgr.Start(ctx)).To(Succeed())
+	}()
+})
+
+var _ = AfterSuite(func() {
+	if cancel != nil {
+		cancel()
+	}
+	if env != nil {
+		Expect(env.Stop()).To(Succeed())
+	}
+})
+
+var nsCount atomic.Int64
+
+// newNamespace makes a namespace for one spec.
+func newNamespace(ctx context.Context) string {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("ctrl-%d", nsCount.Add(1))}}
+	Expect(direct.Create(ctx, ns)).To(Succeed())
+	return ns.Name
+}
+
+// strategy builds a Strategy; options change it.
+func strategy(ns, name string, backend v1.PersistenceBackend, symbols ...string) *v1.Strategy {
+	return &v1.Strategy{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1.StrategySpec{ExchangeName: "simulated", Symbols: symbols,
+			Persistence: v1.PersistenceSpec{Backend: backend}},
+	}
+}
+
+// get reads obj fresh from the API server.
+func get(ctx context.Context, obj client.Object) error {
+	return direct.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+}
+
+// condition returns a Strategy's condition of type t, reading it fresh.
+func condition(ctx context.Context, s *v1.Strategy, t string) func() *metav1.Condition {
+	return func() *metav1.Condition {
+		var cur v1.Strategy
+		if err := direct.Get(ctx, client.ObjectKeyFromObject(s), &cur); err != nil {
+			return nil
+		}
+		for i := range cur.Status.Conditions {
+			if cur.Status.Conditions[i].Type == t {
+				return &cur.Status.Conditions[i]
+			}
+		}
+		return nil
+	}
+}
+
+func haveStatus(status metav1.ConditionStatus, reason string) OmegaMatcher {
+	return And(Not(BeNil()), HaveField("Status", status), HaveField("Reason", reason))
+}
+
+// markRunning plays the kubelet: the pod runs and is ready.
+func markRunning(ctx context.Context, pod *corev1.Pod) {
+	Expect(get(ctx, pod)).To(Succeed())
+	pod.Status.Phase = corev1.PodRunning
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+	Expect(direct.Status().Update(ctx, pod)).To(Succeed())
+}
+
+func runnerPod(s *v1.Strategy) *corev1.Pod {
+	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: controller.RunnerName(s)}}
+}
+
+const timeout = 20 * time.Second
+
+type eventsv1List = eventsv1.EventList
+
+// eventReasons lists the reasons of the events in ns.
+func eventReasons(ctx context.Context, ns string, list *eventsv1.EventList) []string {
+	if err := direct.List(ctx, list, client.InNamespace(ns)); err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range list.Items {
+		out = append(out, e.Reason)
+	}
+	return out
+}
