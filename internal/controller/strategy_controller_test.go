@@ -157,9 +157,7 @@ var _ = Describe("Strategy controller", func() {
 		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
 		firstUID := pod.UID
 
-		Expect(get(ctx, s)).To(Succeed())
-		s.Spec.Symbols = append(s.Spec.Symbols, "ETHUSDT")
-		Expect(direct.Update(ctx, s)).To(Succeed())
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.Symbols = append(s.Spec.Symbols, "ETHUSDT") })
 		Eventually(func() types.UID { _ = get(ctx, pod); return pod.UID }, timeout).ShouldNot(Equal(firstUID))
 		Expect(pod.Spec.Containers[0].Args).To(ContainElement("--symbols=BTCUSDT,ETHUSDT"))
 		var pods corev1.PodList
@@ -177,9 +175,7 @@ var _ = Describe("Strategy controller", func() {
 		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
 		Expect(stateOn(s, v1.BackendStrategyState).WriteSignal(ctx, key(s, "BTCUSDT"), openSignal(s, "BTCUSDT"))).To(Succeed())
 
-		Expect(get(ctx, s)).To(Succeed())
-		s.Spec.Suspend = true
-		Expect(direct.Update(ctx, s)).To(Succeed())
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.Suspend = true })
 		Eventually(func() bool { return apierrors.IsNotFound(get(ctx, pod)) }, timeout).Should(BeTrue())
 		Eventually(condition(ctx, s, v1.ConditionReady), timeout).Should(haveStatus(metav1.ConditionFalse, controller.ReasonSuspended))
 		Expect(get(ctx, s)).To(Succeed())
@@ -212,9 +208,7 @@ var _ = Describe("Strategy controller", func() {
 		Expect(old.WriteSignal(ctx, key(s, "BTCUSDT"), sig)).To(Succeed())
 		Expect(old.WritePartial(ctx, key(s, "BTCUSDT"), sig.ID, v1.PartialData{sig.ID: {ProfitLevels: []float64{10}, LossLevels: []float64{}}})).To(Succeed())
 
-		Expect(get(ctx, s)).To(Succeed())
-		s.Spec.Persistence.Backend = v1.BackendStrategyState
-		Expect(direct.Update(ctx, s)).To(Succeed())
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.Persistence.Backend = v1.BackendStrategyState })
 		Eventually(func() v1.PersistenceBackend { _ = get(ctx, s); return s.Status.ActiveBackend }, timeout).
 			Should(Equal(v1.BackendStrategyState))
 
@@ -225,8 +219,7 @@ var _ = Describe("Strategy controller", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(partial[sig.ID].ProfitLevels).To(Equal([]float64{10}))
 		pod := runnerPod(s)
-		Eventually(func() []string { _ = get(ctx, pod); return pod.Spec.Containers[0].Args }, timeout).
-			Should(ContainElement("--backend=StrategyState"))
+		Eventually(func() []string { return runnerArgs(ctx, pod) }, timeout).Should(ContainElement("--backend=StrategyState"))
 		Eventually(func() int32 { _ = get(ctx, s); return s.Status.OpenSignals }, timeout).Should(Equal(int32(1)))
 	})
 
@@ -236,9 +229,7 @@ var _ = Describe("Strategy controller", func() {
 		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
 		Expect(stateOn(s, v1.BackendStrategyState).WriteSignal(ctx, key(s, "BTCUSDT"), openSignal(s, "BTCUSDT"))).To(Succeed())
 
-		Expect(get(ctx, s)).To(Succeed())
-		s.Spec.Persistence.Backend = v1.BackendFile
-		Expect(direct.Update(ctx, s)).To(Succeed())
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.Persistence.Backend = v1.BackendFile })
 		Eventually(condition(ctx, s, v1.ConditionDegraded), timeout).Should(And(
 			haveStatus(metav1.ConditionTrue, controller.ReasonBackendSwitchRefus),
 			HaveField("Message", ContainSubstring("1 signals are open"))))

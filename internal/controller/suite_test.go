@@ -169,3 +169,21 @@ func eventReasons(ctx context.Context, ns string, list *eventsv1.EventList) []st
 	}
 	return out
 }
+
+// change patches a Strategy's spec (no resourceVersion: the controller writes its status
+// at the same time).
+func change(ctx context.Context, s *v1.Strategy, mutate func(*v1.Strategy)) {
+	Expect(get(ctx, s)).To(Succeed())
+	base := s.DeepCopy()
+	mutate(s)
+	Expect(direct.Patch(ctx, s, client.MergeFrom(base))).To(Succeed())
+}
+
+// runnerArgs are the runner's arguments in the pod as it is now, nil while there is none.
+func runnerArgs(ctx context.Context, pod *corev1.Pod) []string {
+	var cur corev1.Pod
+	if err := direct.Get(ctx, client.ObjectKeyFromObject(pod), &cur); err != nil || len(cur.Spec.Containers) == 0 {
+		return nil
+	}
+	return cur.Spec.Containers[0].Args
+}
