@@ -156,7 +156,7 @@ endef
 BENCH_COUNT ?= 3
 
 .PHONY: bench
-bench: control-plane ## Run the benchmarks and print each figure beside its same-run baseline, as a ratio.
+bench: control-plane build ## Run the benchmarks and print each figure beside its same-run baseline, as a ratio.
 	@mkdir -p bin
 	go test ./internal/persist/filestore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-filestore.txt
 	@echo
@@ -181,3 +181,8 @@ bench: control-plane ## Run the benchmarks and print each figure beside its same
 	@echo "StrategyState store on a real API server (median of $(BENCH_COUNT) runs):"
 	@go run ./hack/benchratio -in bin/bench-strategystate.txt \
 		-ratio 'StrategyState16Strategies/RawUpdateStrategyState16' -floor 'StrategyState16Strategies>=1000'
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./test/scale -run '^$$' -bench . -benchtime 1x -count 1 | tee bin/bench-scale.txt
+	@echo
+	@echo "1,000 Strategies applied at once, the manager as its own process:"
+	@go run ./hack/benchratio -in bin/bench-scale.txt -metric s-to-reconcile -ceiling 'Scale1000Strategies<=60'
+	@go run ./hack/benchratio -in bin/bench-scale.txt -metric MiB-peak-rss -show 'Scale1000Strategies'

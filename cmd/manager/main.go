@@ -66,6 +66,7 @@ func main() {
 	var enableHTTP2 bool
 	var tlsOpts []func(*tls.Config)
 	var runnerImage, backends, selector string
+	var concurrency int
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -90,6 +91,7 @@ func main() {
 	flag.StringVar(&backends, "backends", "File,ConfigMap,StrategyState",
 		"The persistence backends this operator runs, comma-separated; a Strategy on another one gets "+
 			"PersistenceReady=False and no pod.")
+	flag.IntVar(&concurrency, "max-concurrent-reconciles", 8, "How many Strategies are reconciled at once.")
 	flag.StringVar(&selector, "strategy-selector", "",
 		"A label selector: run only the Strategies it matches (for example to run two operators side by side).")
 	opts := zap.Options{
@@ -216,6 +218,8 @@ func main() {
 		RunnerImage: runnerImage,
 		Backends:    enabled,
 		Selector:    strategySelector,
+
+		MaxConcurrentReconciles: concurrency,
 	}).SetupWithManager(mgr); err != nil {
 		setupLog.Error(err, "Failed to create controller", "controller", "strategy")
 		os.Exit(1)

@@ -36,6 +36,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -82,6 +83,8 @@ type StrategyReconciler struct {
 	Backends []v1.PersistenceBackend
 	// Selector limits the Strategies this operator runs (by their labels); nil means all.
 	Selector labels.Selector
+	// MaxConcurrentReconciles is how many Strategies are reconciled at once (default 1).
+	MaxConcurrentReconciles int
 }
 
 // scope is what one reconcile of one Strategy works with.
@@ -505,6 +508,7 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&rbacv1.RoleBinding{}).
 		Owns(&coordinationv1.Lease{}).
 		Watches(&v1.StrategyState{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState)).
+		WithOptions(crcontroller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("strategy").
 		Complete(r)
 }
