@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -80,6 +81,23 @@ func table(out string) (header []string, rows []map[string]string) {
 	return header, rows
 }
 
+func column(rows []map[string]string, name string) []string {
+	out := make([]string, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, r[name])
+	}
+	return out
+}
+
+func rowNamed(rows []map[string]string, name string) map[string]string {
+	for _, r := range rows {
+		if r["NAME"] == name {
+			return r
+		}
+	}
+	return nil
+}
+
 var _ = Describe("kubectl on the API", func() {
 	samples := filepath.Join(testenv.RepoRoot(), "config", "samples")
 
@@ -89,13 +107,21 @@ var _ = Describe("kubectl on the API", func() {
 		Expect(err).NotTo(HaveOccurred())
 		Expect(out).To(ContainSubstring("strategystate.trading.strategyops.dev/breakout-simulated-btcusdt created"))
 
-		out, err = cluster.Kubectl(ctx, "get", "strategystates", "-n", ns)
-		Expect(err).NotTo(HaveOccurred())
-		header, rows := table(out)
+		By("the operator makes a StrategyState for each of breakout's symbols; the sample's holds the open signal")
+		var header []string
+		var rows []map[string]string
+		Eventually(func() []string {
+			out, err = cluster.Kubectl(ctx, "get", "strategystates", "-n", ns)
+			Expect(err).NotTo(HaveOccurred())
+			header, rows = table(out)
+			return column(rows, "NAME")
+		}, 30*time.Second).Should(ConsistOf("breakout-simulated-btcusdt", "breakout-simulated-ethusdt",
+			"breakout-simulated-solusdt"))
 		Expect(header).To(Equal([]string{"NAME", "STRATEGY", "SYMBOL", "PHASE", "POSITION", "OPEN",
 			"TAKE PROFIT", "STOP LOSS", "AGE"}))
-		Expect(rows).To(HaveLen(1))
-		Expect(rows[0]).To(SatisfyAll(
+		Expect(rowNamed(rows, "breakout-simulated-ethusdt")).To(SatisfyAll(
+			HaveKeyWithValue("PHASE", "Idle"), HaveKeyWithValue("POSITION", "")))
+		Expect(rowNamed(rows, "breakout-simulated-btcusdt")).To(SatisfyAll(
 			HaveKeyWithValue("NAME", "breakout-simulated-btcusdt"),
 			HaveKeyWithValue("STRATEGY", "breakout"),
 			HaveKeyWithValue("SYMBOL", "BTCUSDT"),
@@ -110,7 +136,7 @@ var _ = Describe("kubectl on the API", func() {
 		out, err = cluster.Kubectl(ctx, "get", "sstates", "-n", ns, "-o", "wide")
 		Expect(err).NotTo(HaveOccurred())
 		_, rows = table(out)
-		Expect(rows[0]).To(SatisfyAll(
+		Expect(rowNamed(rows, "breakout-simulated-btcusdt")).To(SatisfyAll(
 			HaveKeyWithValue("EXCHANGE", "simulated"),
 			HaveKeyWithValue("SIGNAL", "1af31ee8-c897-4000-a4dc-55369e459000"),
 		))
@@ -130,10 +156,18 @@ var _ = Describe("kubectl on the API", func() {
 			"momentum-file":      "File",
 		}))
 
+		By("the operator runs one pod per strategy")
+		Eventually(func() []string {
+			out, err := cluster.Kubectl(ctx, "get", "pods", "-n", ns, "-o", "name")
+			Expect(err).NotTo(HaveOccurred())
+			return strings.Fields(out)
+		}, 30*time.Second).Should(ConsistOf("pod/breakout-runner", "pod/momentum-configmap-runner",
+			"pod/momentum-file-runner"))
+
 		By("the trading category lists both kinds")
 		out, err = cluster.Kubectl(ctx, "get", "trading", "-n", ns, "-o", "name")
 		Expect(err).NotTo(HaveOccurred())
-		Expect(strings.Fields(out)).To(ConsistOf(
+		Expect(strings.Fields(out)).To(ContainElements(
 			"strategy.trading.strategyops.dev/breakout",
 			"strategy.trading.strategyops.dev/momentum-configmap",
 			"strategy.trading.strategyops.dev/momentum-file",
