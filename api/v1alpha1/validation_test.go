@@ -41,19 +41,7 @@ import (
 // env is one real kube-apiserver and etcd, shared by the tests of this package.
 var env *testenv.Environment
 
-func TestMain(m *testing.M) {
-	var err error
-	env, err = testenv.Start(testenv.New())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	if err := env.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.RunMain(m, &env) }
 
 func decodeSignal(t *testing.T, name string) *v1.Signal {
 	t.Helper()

@@ -133,3 +133,19 @@ func (e *Environment) Namespace(ctx context.Context, t testing.TB) string {
 	}
 	return ns.Name
 }
+
+// RunMain is a package's TestMain: it starts the control plane into *env, runs the
+// package's tests and stops it.
+func RunMain(m *testing.M, env **Environment) {
+	e, err := Start(New())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*env = e
+	code := m.Run()
+	if err := e.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
+	}
+	os.Exit(code)
+}

@@ -19,8 +19,6 @@ package domain_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -34,17 +32,7 @@ import (
 
 var env *testenv.Environment
 
-func TestMain(m *testing.M) {
-	var err error
-	env, err = testenv.Start(testenv.New())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = env.Stop()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.RunMain(m, &env) }
 
 // backends are every backend a strategy can select, each in a fresh place.
 func backends(t *testing.T) map[string]func() domain.Backend {
