@@ -12,7 +12,6 @@ GOLANGCI_LINT_VERSION ?= v2.15.0
 # Image of the manager, and the runner image the manager gives to strategies that name none.
 IMG ?= strategy-operator:dev
 RUNNER_IMG ?= strategy-runner:dev
-YEAR ?= $(shell date +%Y)
 CONTAINER_TOOL ?= docker
 
 SHELL = /usr/bin/env bash -o pipefail
@@ -45,7 +44,7 @@ manifests: controller-gen ## Generate the CRDs and the manager's ClusterRole.
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.
-	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt",year=$(YEAR) paths="./..."
+	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" paths="./..."
 
 .PHONY: verify-generated
 verify-generated: manifests generate ## Fail when generated files differ from what is committed.
