@@ -165,11 +165,13 @@ func desiredClaim(s *v1.Strategy) *corev1.PersistentVolumeClaim {
 	}
 }
 
-// runnerArgs are the runner's command-line flags for s on backend b.
+// runnerArgs are the runner's command-line flags for s on backend b. spec.args come last
+// (for example --strategy=indicator, the built-in strategy logic to run); they cannot
+// override these, since the runner refuses a flag given twice.
 func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend) []string {
 	args := make([]string, 0, 7+len(s.Spec.Args))
 	args = append(args,
-		"--strategy="+s.EffectiveStrategyName(),
+		"--strategy-name="+s.EffectiveStrategyName(),
 		"--exchange="+s.Spec.ExchangeName,
 		"--symbols="+strings.Join(s.Spec.Symbols, ","),
 		"--backend="+string(b),

@@ -83,7 +83,7 @@ var _ = Describe("Strategy controller", func() {
 		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
 		Expect(pod.Spec.ServiceAccountName).To(Equal(name))
 		Expect(pod.Spec.Containers[0].Image).To(Equal(runnerImage))
-		Expect(pod.Spec.Containers[0].Args).To(ContainElements("--strategy=momentum", "--exchange=simulated",
+		Expect(pod.Spec.Containers[0].Args).To(ContainElements("--strategy-name=momentum", "--exchange=simulated",
 			"--symbols=BTCUSDT,ETHUSDT", "--backend=ConfigMap", "--namespace="+ns, "--lease="+name))
 		Expect(pod.OwnerReferences).To(ContainElement(HaveField("Name", "momentum")))
 
