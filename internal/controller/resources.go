@@ -166,8 +166,8 @@ func desiredClaim(s *v1.Strategy) *corev1.PersistentVolumeClaim {
 }
 
 // runnerArgs are the runner's command-line flags for s on backend b. spec.args come last
-// (for example --strategy=indicator, the built-in strategy logic to run); they cannot
-// override these, since the runner refuses a flag given twice.
+// (for example --strategy=indicator, the built-in strategy logic to run); the runner is
+// to refuse a flag given twice, so that they cannot override these.
 func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend) []string {
 	args := make([]string, 0, 7+len(s.Spec.Args))
 	args = append(args,
