@@ -41,7 +41,8 @@ func (r *StrategyReconciler) kubeBackend(s *v1.Strategy, b v1.PersistenceBackend
 
 // ensureStateObjects creates the store objects the runner of s will use on b, so that the
 // runner needs no create permission: one per domain and symbol (and the risk profile's)
-// on ConfigMap, one StrategyState per symbol (and the risk ConfigMap) on StrategyState.
+// on ConfigMap; on StrategyState one StrategyState per symbol, with the risk and history
+// ConfigMaps.
 func (r *StrategyReconciler) ensureStateObjects(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) error {
 	backend, err := r.kubeBackend(s, b, true)
 	if err != nil {
@@ -59,6 +60,9 @@ func (r *StrategyReconciler) ensureStateObjects(ctx context.Context, s *v1.Strat
 		return err
 	}
 	for _, sym := range s.Spec.Symbols {
+		if err := open(domain.History, strategyKey(s, sym)); err != nil {
+			return err
+		}
 		for _, d := range stateDomains {
 			if err := open(d, strategyKey(s, sym)); err != nil {
 				return err
@@ -141,7 +145,10 @@ func copySymbol(ctx context.Context, in, out *domain.Persistence, k domain.Key) 
 	if err := copyAll(ctx, in.Partial, out.Partial, k); err != nil {
 		return err
 	}
-	return copyAll(ctx, in.Breakeven, out.Breakeven, k)
+	if err := copyAll(ctx, in.Breakeven, out.Breakeven, k); err != nil {
+		return err
+	}
+	return copyAll(ctx, in.History, out.History, k)
 }
 
 // copyAll copies every entity of one domain store.

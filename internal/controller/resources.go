@@ -86,11 +86,13 @@ func objectMeta(s *v1.Strategy, name string) metav1.ObjectMeta {
 var stateDomains = []domain.Domain{domain.Signal, domain.Schedule, domain.Strategy, domain.Partial, domain.Breakeven}
 
 // configMapNames are the ConfigMaps the runner of s uses on backend b: every domain per
-// symbol on ConfigMap, the risk profile's on both Kubernetes backends.
+// symbol on ConfigMap; the risk profile's and each symbol's history ledger on both
+// Kubernetes backends.
 func configMapNames(s *v1.Strategy, b v1.PersistenceBackend) []string {
 	names := []string{domain.ConfigMapName(domain.Risk, riskKey(s))}
-	if b == v1.BackendConfigMap {
-		for _, sym := range s.Spec.Symbols {
+	for _, sym := range s.Spec.Symbols {
+		names = append(names, domain.ConfigMapName(domain.History, strategyKey(s, sym)))
+		if b == v1.BackendConfigMap {
 			for _, d := range stateDomains {
 				names = append(names, domain.ConfigMapName(d, strategyKey(s, sym)))
 			}

@@ -98,7 +98,7 @@ var _ = Describe("Strategy controller", func() {
 				cmNames = r.ResourceNames
 			}
 		}
-		Expect(cmNames).To(HaveLen(2*5+1), "five domains per symbol and the risk profile")
+		Expect(cmNames).To(HaveLen(2*6+1), "five domains and the history per symbol, and the risk profile")
 		for _, n := range cmNames {
 			var cm corev1.ConfigMap
 			Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: n}, &cm)).To(Succeed(),

@@ -45,10 +45,13 @@ const (
 	Risk      Domain = "risk"
 	Partial   Domain = "partial"
 	Breakeven Domain = "breakeven"
+	// History is this project's ledger (not a backtest-kit domain): every signal by id,
+	// with what happened to it.
+	History Domain = "history"
 )
 
 // Domains lists every domain.
-var Domains = []Domain{Signal, Schedule, Strategy, Risk, Partial, Breakeven}
+var Domains = []Domain{Signal, Schedule, Strategy, Risk, Partial, Breakeven, History}
 
 // Key is a store context. Risk uses RiskName and ExchangeName; the other domains use
 // Symbol, StrategyName and ExchangeName.

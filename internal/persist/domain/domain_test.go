@@ -202,3 +202,23 @@ func TestMissingKeyPartsAreNamed(t *testing.T) {
 	_, err = p.ReadRisk(context.Background(), domain.RiskKey("", "e"))
 	g.Expect(err).To(MatchError(ContainSubstring("riskName must not be empty")))
 }
+
+func TestHistoryRecordsEachEventOnce(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := domain.New(domain.MemoryBackend())
+	sig := decode[*v1.Signal](t, "signal-opened.json")
+	k := domain.StrategyKey(sig.Symbol, sig.StrategyName, sig.ExchangeName)
+	opened := domain.HistoryEvent{Kind: "opened", At: 1, Price: 100}
+	g.Expect(p.RecordHistory(ctx, k, sig, sig.ID, opened)).To(Succeed())
+	g.Expect(p.RecordHistory(ctx, k, sig, sig.ID, opened)).To(Succeed(), "a restart records it again")
+	g.Expect(p.RecordHistory(ctx, k, nil, sig.ID, domain.HistoryEvent{Kind: "closed", At: 2, Price: 101.5,
+		Reason: "take_profit"})).To(Succeed())
+	s, err := p.History.Store(ctx, k)
+	g.Expect(err).NotTo(HaveOccurred())
+	entry, err := s.Read(ctx, sig.ID)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(entry.Events).To(HaveLen(2))
+	g.Expect(entry.Signal.ID).To(Equal(sig.ID))
+	g.Expect(entry.Has("closed")).To(BeTrue())
+}

@@ -97,10 +97,11 @@ var stateFields = map[Domain]strategystatestore.Field{
 
 // StrategyStateBackend keeps the symbol-keyed domains as fields of one StrategyState per
 // strategy, exchange and symbol. Risk positions, keyed by risk profile, have no such
-// object: they go to ConfigMaps, as with ConfigMapBackend.
+// object, and the history ledger grows without bound: both go to ConfigMaps, as with
+// ConfigMapBackend.
 func StrategyStateBackend(c client.Client, o KubeOptions) Backend {
 	return func(_ context.Context, d Domain, k Key) (driver.Driver, error) {
-		if d == Risk {
+		if d == Risk || d == History {
 			return configMapDriver(c, o, d, k), nil
 		}
 		field, ok := stateFields[d]

@@ -20,6 +20,8 @@ import (
 	"context"
 	"errors"
 
+	"github.com/strategyops/strategy-operator/internal/persist"
+
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 )
 
@@ -38,6 +40,36 @@ type Persistence struct {
 	Risk      *Adapter[v1.RiskPositions]
 	Partial   *Adapter[v1.PartialData]
 	Breakeven *Adapter[v1.BreakevenData]
+	History   *Adapter[*HistoryEntry]
+}
+
+// HistoryEntry is the ledger's record of one signal: its row when it was scheduled or
+// opened, and each thing that happened to it, at most once per kind.
+type HistoryEntry struct {
+	ID     string         `json:"id"`
+	Symbol string         `json:"symbol"`
+	Signal *v1.Signal     `json:"signal,omitempty"`
+	Events []HistoryEvent `json:"events"`
+}
+
+// HistoryEvent is one thing that happened to a signal.
+type HistoryEvent struct {
+	// Kind is scheduled, opened, closed or cancelled.
+	Kind string `json:"kind"`
+	// At is the candle time, Unix milliseconds.
+	At     int64   `json:"at"`
+	Price  float64 `json:"price,omitempty"`
+	Reason string  `json:"reason,omitempty"`
+}
+
+// Has reports whether the entry already records an event of kind.
+func (h *HistoryEntry) Has(kind string) bool {
+	for _, e := range h.Events {
+		if e.Kind == kind {
+			return true
+		}
+	}
+	return false
 }
 
 // New returns the six domains over backend b.
@@ -49,19 +81,20 @@ func New(b Backend) *Persistence {
 		Risk:      NewAdapter[v1.RiskPositions](Risk, b),
 		Partial:   NewAdapter[v1.PartialData](Partial, b),
 		Breakeven: NewAdapter[v1.BreakevenData](Breakeven, b),
+		History:   NewAdapter[*HistoryEntry](History, b),
 	}
 }
 
 // Use swaps the backend of every domain.
 func (p *Persistence) Use(b Backend) error {
 	return errors.Join(p.Signal.Use(b), p.Schedule.Use(b), p.Strategy.Use(b),
-		p.Risk.Use(b), p.Partial.Use(b), p.Breakeven.Use(b))
+		p.Risk.Use(b), p.Partial.Use(b), p.Breakeven.Use(b), p.History.Use(b))
 }
 
 // Close closes every store.
 func (p *Persistence) Close() error {
 	return errors.Join(p.Signal.Close(), p.Schedule.Close(), p.Strategy.Close(),
-		p.Risk.Close(), p.Partial.Close(), p.Breakeven.Close())
+		p.Risk.Close(), p.Partial.Close(), p.Breakeven.Close(), p.History.Close())
 }
 
 // StrategyKey is the context of a strategy on one exchange and symbol.
@@ -150,4 +183,30 @@ func (p *Persistence) WriteBreakeven(ctx context.Context, k Key, signalID string
 		d = v1.BreakevenData{}
 	}
 	return p.Breakeven.write(ctx, k, signalID, d)
+}
+
+// RecordHistory adds an event to the ledger entry of a signal, once per kind: recording
+// the same event again (after a restart) changes nothing. row, when not nil, is kept as
+// the signal's row.
+func (p *Persistence) RecordHistory(ctx context.Context, k Key, row *v1.Signal, id string, ev HistoryEvent) error {
+	s, err := p.History.Store(ctx, k)
+	if err != nil {
+		return err
+	}
+	entry, err := s.Read(ctx, id)
+	if err != nil && !errors.Is(err, persist.ErrNotFound) {
+		return err
+	}
+	if entry == nil {
+		entry = &HistoryEntry{ID: id, Symbol: k.Symbol, Events: []HistoryEvent{}}
+	}
+	if entry.Has(ev.Kind) {
+		return nil
+	}
+	if row != nil {
+		entry.Signal = row
+	}
+	entry.Events = append(entry.Events, ev)
+	_, err = s.Write(ctx, id, entry)
+	return err
 }
