@@ -1,0 +1,440 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package runner is the live signal lifecycle of one strategy: for every completed
+// one-minute candle of each symbol it opens, schedules, activates, closes or cancels
+// signals, persisting every step so that a process killed at any moment resumes exactly
+// where it stopped.
+//
+// Each candle's decision is written ahead into the strategy snapshot (its "inflight"
+// action) before any of its effects, and the snapshot's lastCandleAt moves on only after
+// all of them. Every effect is idempotent (a row set, a risk key added or removed, a
+// ledger event recorded once), so a restart replays an inflight action and carries on
+// with the next candle — including the candles that closed while it was down.
+package runner
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/market"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/strategy"
+)
+
+// Snapshot fields this package keeps beside backtest-kit's (Extra survives every backend).
+const (
+	extraLastCandle = "lastCandleAt"
+	extraInflight   = "inflight"
+)
+
+// Action kinds; also the ledger's event kinds where they match.
+const (
+	KindOpen     = "opened"
+	KindSchedule = "scheduled"
+	KindActivate = "activated"
+	KindClose    = "closed"
+	KindCancel   = "cancelled"
+	KindLevels   = "levels"
+)
+
+// Config is what an Engine runs.
+type Config struct {
+	StrategyName, ExchangeName string
+	Symbols                    []string
+	Source                     market.Source
+	Strategy                   strategy.Strategy
+	Persist                    *domain.Persistence
+	Limits                     v1.SignalLimits
+	// ScheduleTimeout cancels a scheduled signal not activated in time (120 min when zero).
+	ScheduleTimeout time.Duration
+	// Start is the first candle of a symbol that has no state yet.
+	Start time.Time
+	Log   *slog.Logger
+}
+
+// Engine runs the lifecycle.
+type Engine struct {
+	cfg    Config
+	states map[string]*symbolState
+}
+
+type symbolState struct {
+	key       domain.Key
+	snap      *v1.StrategySnapshot
+	active    *v1.Signal
+	scheduled *v1.Signal
+	partial   v1.PartialData
+	breakeven bool
+	last      time.Time
+}
+
+// action is one candle's decision, written ahead into the snapshot.
+type action struct {
+	Kind   string         `json:"kind"`
+	Candle int64          `json:"candle"` // Unix ms of the candle's start
+	Row    *v1.Signal     `json:"row,omitempty"`
+	Price  float64        `json:"price,omitempty"`
+	Reason string         `json:"reason,omitempty"`
+	Levels v1.PartialData `json:"levels,omitempty"`
+	Even   bool           `json:"breakeven,omitempty"`
+}
+
+// New returns an engine; Restore must run before Step.
+func New(cfg Config) *Engine {
+	if cfg.ScheduleTimeout == 0 {
+		cfg.ScheduleTimeout = 120 * time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Engine{cfg: cfg, states: map[string]*symbolState{}}
+}
+
+// Restore reads each symbol's state, skips rows of another strategy or exchange, and
+// finishes the action a killed process left inflight.
+func (e *Engine) Restore(ctx context.Context) error {
+	for _, sym := range e.cfg.Symbols {
+		st := &symbolState{key: domain.StrategyKey(sym, e.cfg.StrategyName, e.cfg.ExchangeName),
+			last: e.cfg.Start.Truncate(time.Minute).Add(-time.Minute)}
+		p := e.cfg.Persist
+		var err error
+		if st.snap, err = p.ReadSnapshot(ctx, st.key); err != nil {
+			return err
+		}
+		if st.snap == nil {
+			st.snap = &v1.StrategySnapshot{CommitQueue: []apiextensionsv1.JSON{}}
+		}
+		if st.active, err = p.ReadSignal(ctx, st.key); err != nil {
+			return err
+		}
+		if st.scheduled, err = p.ReadSchedule(ctx, st.key); err != nil {
+			return err
+		}
+		st.active, st.scheduled = e.mine(st.active), e.mine(st.scheduled)
+		if st.active != nil {
+			if st.partial, err = p.ReadPartial(ctx, st.key, st.active.ID); err != nil {
+				return err
+			}
+			be, err := p.ReadBreakeven(ctx, st.key, st.active.ID)
+			if err != nil {
+				return err
+			}
+			st.breakeven = be[st.active.ID].Reached
+		}
+		if raw, ok := st.snap.Extra[extraLastCandle]; ok {
+			var ms int64
+			if err := json.Unmarshal(raw.Raw, &ms); err != nil {
+				return fmt.Errorf("%s: snapshot %s: %w", sym, extraLastCandle, err)
+			}
+			st.last = time.UnixMilli(ms).UTC()
+		}
+		e.states[sym] = st
+		if raw, ok := st.snap.Extra[extraInflight]; ok && string(raw.Raw) != "null" {
+			var a action
+			if err := json.Unmarshal(raw.Raw, &a); err != nil {
+				return fmt.Errorf("%s: snapshot %s: %w", sym, extraInflight, err)
+			}
+			e.cfg.Log.Info("Finishing the action a previous run left inflight", "symbol", sym, "kind", a.Kind,
+				"candle", time.UnixMilli(a.Candle).UTC())
+			if err := e.apply(ctx, st, &a); err != nil {
+				return err
+			}
+			if err := e.commitCandle(ctx, st, time.UnixMilli(a.Candle).UTC()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// mine drops a row of another strategy or exchange (a shared folder or object).
+func (e *Engine) mine(s *v1.Signal) *v1.Signal {
+	if s == nil || s.StrategyName != e.cfg.StrategyName || s.ExchangeName != e.cfg.ExchangeName {
+		return nil
+	}
+	return s
+}
+
+// Step processes every candle that closed before now, symbol by symbol, and returns how
+// many it processed.
+func (e *Engine) Step(ctx context.Context, now time.Time) (int, error) {
+	n := 0
+	end := now.Truncate(time.Minute) // candles before this minute are complete
+	for _, sym := range e.cfg.Symbols {
+		st := e.states[sym]
+		for t := st.last.Add(time.Minute); t.Before(end); t = t.Add(time.Minute) {
+			if err := ctx.Err(); err != nil {
+				return n, err
+			}
+			if err := e.candle(ctx, st, t); err != nil {
+				return n, fmt.Errorf("%s at %s: %w", sym, t.Format(time.RFC3339), err)
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (e *Engine) candle(ctx context.Context, st *symbolState, t time.Time) error {
+	c, err := e.cfg.Source.Candle(ctx, st.key.Symbol, t)
+	if err != nil {
+		return err
+	}
+	a, err := e.decide(ctx, st, c)
+	if err != nil {
+		return err
+	}
+	if a != nil {
+		raw, err := json.Marshal(a)
+		if err != nil {
+			return err
+		}
+		st.snap.Extra = withExtra(st.snap.Extra, extraInflight, raw)
+		if err := e.cfg.Persist.WriteSnapshot(ctx, st.key, st.snap); err != nil {
+			return err
+		}
+		if err := e.apply(ctx, st, a); err != nil {
+			return err
+		}
+	}
+	return e.commitCandle(ctx, st, t)
+}
+
+// commitCandle records t as processed and clears the inflight action, in one write.
+func (e *Engine) commitCandle(ctx context.Context, st *symbolState, t time.Time) error {
+	raw, _ := json.Marshal(t.UnixMilli())
+	st.snap.Extra = withExtra(st.snap.Extra, extraLastCandle, raw)
+	delete(st.snap.Extra, extraInflight)
+	if st.active != nil {
+		st.snap.PendingSignalID, st.snap.LastPendingID = &st.active.ID, &st.active.ID
+	} else {
+		st.snap.PendingSignalID = nil
+	}
+	if err := e.cfg.Persist.WriteSnapshot(ctx, st.key, st.snap); err != nil {
+		return err
+	}
+	st.last = t
+	return nil
+}
+
+func withExtra(m map[string]apiextensionsv1.JSON, k string, raw []byte) map[string]apiextensionsv1.JSON {
+	if m == nil {
+		m = map[string]apiextensionsv1.JSON{}
+	}
+	m[k] = apiextensionsv1.JSON{Raw: raw}
+	return m
+}
+
+// decide is the candle's decision: a pure function of the state and the candle.
+func (e *Engine) decide(ctx context.Context, st *symbolState, c market.Candle) (*action, error) {
+	ms := c.Time.UnixMilli()
+	switch {
+	case st.active != nil:
+		return e.watch(st, c), nil
+	case st.scheduled != nil:
+		s := st.scheduled
+		long := s.Position == v1.PositionLong
+		switch {
+		case long && c.Low <= s.PriceStopLoss, !long && c.High >= s.PriceStopLoss:
+			return &action{Kind: KindCancel, Candle: ms, Row: s, Reason: "stop_loss"}, nil
+		case long && c.Low <= s.PriceOpen, !long && c.High >= s.PriceOpen:
+			row := *s
+			row.IsScheduled, row.PendingAt = false, c.Time.Add(time.Minute).UnixMilli()
+			return &action{Kind: KindActivate, Candle: ms, Row: &row, Price: s.PriceOpen}, nil
+		case c.Time.Add(time.Minute).Sub(time.UnixMilli(s.ScheduledAt)) >= e.cfg.ScheduleTimeout:
+			return &action{Kind: KindCancel, Candle: ms, Row: s, Reason: "timeout"}, nil
+		}
+		return nil, nil
+	}
+	return e.propose(ctx, st, c)
+}
+
+// watch checks an active signal against the candle: stop loss first when both are in one
+// candle (the careful assumption), then take profit, then expiry, then levels.
+func (e *Engine) watch(st *symbolState, c market.Candle) *action {
+	s, ms := st.active, c.Time.UnixMilli()
+	long := s.Position == v1.PositionLong
+	sl, tp := s.PriceStopLoss, s.PriceTakeProfit
+	switch {
+	case long && c.Low <= sl, !long && c.High >= sl:
+		return &action{Kind: KindClose, Candle: ms, Row: s, Price: sl, Reason: "stop_loss"}
+	case long && c.High >= tp, !long && c.Low <= tp:
+		return &action{Kind: KindClose, Candle: ms, Row: s, Price: tp, Reason: "take_profit"}
+	case s.MinuteEstimatedTime != nil &&
+		c.Time.Add(time.Minute).Sub(time.UnixMilli(s.PendingAt)) >= time.Duration(*s.MinuteEstimatedTime)*time.Minute:
+		return &action{Kind: KindClose, Candle: ms, Row: s, Price: c.Close, Reason: "time_expired"}
+	}
+	// Partial levels: each 10 % of the way to take profit or stop loss, once.
+	progress := (c.Close - s.PriceOpen) / (tp - s.PriceOpen) * 100
+	loss := (c.Close - s.PriceOpen) / (sl - s.PriceOpen) * 100
+	cur := st.partial[s.ID]
+	next := v1.PartialLevels{ProfitLevels: slices.Clone(cur.ProfitLevels), LossLevels: slices.Clone(cur.LossLevels)}
+	if next.ProfitLevels == nil {
+		next.ProfitLevels = []float64{}
+	}
+	if next.LossLevels == nil {
+		next.LossLevels = []float64{}
+	}
+	for lvl := 10.0; lvl < 100; lvl += 10 {
+		if progress >= lvl && !slices.Contains(next.ProfitLevels, lvl) {
+			next.ProfitLevels = append(next.ProfitLevels, lvl)
+		}
+		if loss >= lvl && !slices.Contains(next.LossLevels, lvl) {
+			next.LossLevels = append(next.LossLevels, lvl)
+		}
+	}
+	even := st.breakeven || progress >= 30
+	if len(next.ProfitLevels) == len(cur.ProfitLevels) && len(next.LossLevels) == len(cur.LossLevels) && even == st.breakeven {
+		return nil
+	}
+	return &action{Kind: KindLevels, Candle: ms, Row: s, Levels: v1.PartialData{s.ID: next}, Even: even}
+}
+
+func (e *Engine) propose(ctx context.Context, st *symbolState, c market.Candle) (*action, error) {
+	window := make([]market.Candle, 0, e.cfg.Strategy.Lookback()+1)
+	for i := e.cfg.Strategy.Lookback(); i > 0; i-- {
+		prev, err := e.cfg.Source.Candle(ctx, st.key.Symbol, c.Time.Add(-time.Duration(i)*time.Minute))
+		if err != nil {
+			return nil, err
+		}
+		window = append(window, prev)
+	}
+	window = append(window, c)
+	p, err := e.cfg.Strategy.Propose(ctx, st.key.Symbol, window)
+	if err != nil || p == nil {
+		return nil, err
+	}
+	at := c.Time.Add(time.Minute).UnixMilli() // the candle has closed
+	row := &v1.Signal{
+		ID:       fmt.Sprintf("%s-%s-%d", e.cfg.StrategyName, st.key.Symbol, c.Time.Unix()),
+		Position: p.Position, PriceOpen: c.Close, PriceTakeProfit: p.TakeProfit, PriceStopLoss: p.StopLoss,
+		MinuteEstimatedTime: p.Minutes, Symbol: st.key.Symbol, ExchangeName: e.cfg.ExchangeName,
+		StrategyName: e.cfg.StrategyName, ScheduledAt: at, PendingAt: at, Timestamp: at,
+	}
+	if p.Note != "" {
+		row.Note = &p.Note
+	}
+	kind := KindOpen
+	if p.PriceOpen != 0 {
+		kind, row.PriceOpen, row.PendingAt, row.IsScheduled = KindSchedule, p.PriceOpen, 0, true
+	}
+	var current *float64
+	if kind == KindOpen {
+		current = &c.Close
+	}
+	if err := v1.ValidateSignal(row, e.cfg.Limits, current); err != nil {
+		e.cfg.Log.Info("Strategy proposed an invalid signal; skipped", "symbol", st.key.Symbol, "error", err.Error())
+		return nil, nil
+	}
+	return &action{Kind: kind, Candle: c.Time.UnixMilli(), Row: row, Price: row.PriceOpen}, nil
+}
+
+// apply carries out an action. Every write sets a value, so applying it twice is applying
+// it once.
+func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
+	p, k, s := e.cfg.Persist, st.key, a.Row
+	ev := domain.HistoryEvent{Kind: a.Kind, At: a.Candle, Price: a.Price, Reason: a.Reason}
+	var err error
+	switch a.Kind {
+	case KindOpen:
+		err = firstErr(
+			func() error { return p.WriteSignal(ctx, k, s) },
+			func() error { return e.risk(ctx, st, s) },
+			func() error { return p.RecordHistory(ctx, k, s, s.ID, ev) })
+		st.active, st.partial, st.breakeven = s, nil, false
+	case KindSchedule:
+		err = firstErr(
+			func() error { return p.WriteSchedule(ctx, k, s) },
+			func() error { return p.RecordHistory(ctx, k, s, s.ID, ev) })
+		st.scheduled = s
+	case KindActivate:
+		ev.Kind = KindOpen
+		err = firstErr(
+			func() error { return p.WriteSignal(ctx, k, s) },
+			func() error { return p.WriteSchedule(ctx, k, nil) },
+			func() error { return e.risk(ctx, st, s) },
+			func() error { return p.RecordHistory(ctx, k, s, s.ID, ev) })
+		st.active, st.scheduled, st.partial, st.breakeven = s, nil, nil, false
+	case KindLevels:
+		err = firstErr(
+			func() error { return p.WritePartial(ctx, k, s.ID, a.Levels) },
+			func() error {
+				if !a.Even {
+					return nil
+				}
+				return p.WriteBreakeven(ctx, k, s.ID, v1.BreakevenData{s.ID: {Reached: true}})
+			})
+		st.partial, st.breakeven = a.Levels, a.Even
+	case KindClose:
+		err = firstErr(
+			func() error { return p.WritePartial(ctx, k, s.ID, v1.PartialData{}) },
+			func() error { return p.WriteBreakeven(ctx, k, s.ID, v1.BreakevenData{}) },
+			func() error { return e.risk(ctx, st, nil) },
+			func() error { return p.WriteSignal(ctx, k, nil) },
+			func() error { return p.RecordHistory(ctx, k, nil, s.ID, ev) })
+		st.active, st.partial, st.breakeven = nil, nil, false
+	case KindCancel:
+		err = firstErr(
+			func() error { return p.WriteSchedule(ctx, k, nil) },
+			func() error { return p.RecordHistory(ctx, k, nil, s.ID, ev) })
+		st.scheduled = nil
+	default:
+		return fmt.Errorf("unknown action %q", a.Kind)
+	}
+	if err != nil {
+		return err
+	}
+	e.cfg.Log.Info("Signal "+a.Kind, "strategy", e.cfg.StrategyName, "symbol", k.Symbol, "signal", s.ID,
+		"position", s.Position, "priceOpen", s.PriceOpen, "takeProfit", s.PriceTakeProfit, "stopLoss", s.PriceStopLoss,
+		"price", a.Price, "reason", a.Reason, "candle", time.UnixMilli(a.Candle).UTC())
+	return nil
+}
+
+func firstErr(steps ...func() error) error {
+	for _, f := range steps {
+		if err := f(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// risk adds this symbol's position, opened as row, to the risk profile's list, or removes
+// it when row is nil, keyed as backtest-kit keys it.
+func (e *Engine) risk(ctx context.Context, st *symbolState, row *v1.Signal) error {
+	rk := domain.RiskKey(e.cfg.StrategyName, e.cfg.ExchangeName)
+	key := e.cfg.StrategyName + "_" + e.cfg.ExchangeName + "_" + st.key.Symbol
+	cur, err := e.cfg.Persist.ReadRisk(ctx, rk)
+	if err != nil {
+		return err
+	}
+	next := slices.DeleteFunc(slices.Clone(cur), func(r v1.RiskEntry) bool { return r.Key == key })
+	if row != nil {
+		next = append(next, v1.RiskEntry{Key: key, Position: v1.ActivePosition{
+			StrategyName: row.StrategyName, ExchangeName: row.ExchangeName, Symbol: row.Symbol, Position: row.Position,
+			PriceOpen: row.PriceOpen, PriceStopLoss: row.PriceStopLoss, PriceTakeProfit: row.PriceTakeProfit,
+			MinuteEstimatedTime: row.MinuteEstimatedTime, OpenTimestamp: row.PendingAt}})
+	}
+	return e.cfg.Persist.WriteRisk(ctx, rk, next)
+}
