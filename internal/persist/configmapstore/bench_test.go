@@ -21,15 +21,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -62,22 +59,6 @@ func benchPayload(n int) string {
 	return string(data)
 }
 
-// unlimited is the test API server's config without client-side rate limiting, as
-// controller-runtime sets it up, for the store and the baselines alike.
-func unlimited() *rest.Config {
-	cfg := rest.CopyConfig(env.Config)
-	cfg.QPS, cfg.Burst = -1, 0
-	return cfg
-}
-
-func benchClient(b *testing.B) client.Client {
-	c, err := client.New(unlimited(), client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return c
-}
-
 func benchNamespace(b *testing.B) string {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"}}
 	if err := env.Client.Create(context.Background(), ns); err != nil {
@@ -98,27 +79,9 @@ func rate(b *testing.B, writes int64) {
 	b.ReportMetric(float64(writes)/b.Elapsed().Seconds(), "writes/s")
 }
 
-// parallel runs total writes spread over n goroutines; write(g, i) does goroutine g's i-th.
-func parallel(b *testing.B, n int, write func(g, i int) error) (failed int64) {
-	var wg sync.WaitGroup
-	var next, bad atomic.Int64
-	b.ResetTimer()
-	for g := range n {
-		wg.Go(func() {
-			for i := 0; next.Add(1) <= int64(b.N); i++ {
-				if err := write(g, i); err != nil {
-					bad.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	return bad.Load()
-}
-
 func BenchmarkRawUpdateOneKey(b *testing.B) {
-	cs := kubernetes.NewForConfigOrDie(unlimited())
+	_, cfg := env.Unthrottled(b)
+	cs := kubernetes.NewForConfigOrDie(cfg)
 	ctx := context.Background()
 	cm, err := cs.CoreV1().ConfigMaps(benchNamespace(b)).Create(ctx,
 		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "raw"}}, metav1.CreateOptions{})
@@ -135,7 +98,7 @@ func BenchmarkRawUpdateOneKey(b *testing.B) {
 }
 
 func BenchmarkStoreOneKey(b *testing.B) {
-	s := benchStore(b, benchClient(b), types.NamespacedName{Namespace: benchNamespace(b), Name: "one"})
+	s := benchStore(b, unthrottled(b), types.NamespacedName{Namespace: benchNamespace(b), Name: "one"})
 	ctx := context.Background()
 	for n := 0; b.Loop(); n++ {
 		if _, err := s.Write(ctx, "BTCUSDT", benchRow(n)); err != nil {
@@ -147,38 +110,34 @@ func BenchmarkStoreOneKey(b *testing.B) {
 
 // BenchmarkStore16Strategies: 16 strategies, each its own ConfigMap, writing at once.
 func BenchmarkStore16Strategies(b *testing.B) {
-	c := benchClient(b)
+	c := unthrottled(b)
 	ns := benchNamespace(b)
 	stores := make([]*persist.Store[row], 16)
 	for i := range stores {
 		stores[i] = benchStore(b, c, types.NamespacedName{Namespace: ns, Name: fmt.Sprintf("strategy-%d", i)})
 	}
 	ctx := context.Background()
-	failed := parallel(b, len(stores), func(g, i int) error {
+	testenv.ParallelWrites(b, len(stores), func(g, i int) error {
 		_, err := stores[g].Write(ctx, "BTCUSDT", benchRow(i))
 		return err
 	})
-	rate(b, int64(b.N)-failed)
-	b.ReportMetric(float64(failed), "failed")
 }
 
 // BenchmarkStore100Symbols: one strategy's ConfigMap, 100 symbols written at once; group
 // commit carries many in each update.
 func BenchmarkStore100Symbols(b *testing.B) {
-	s := benchStore(b, benchClient(b), types.NamespacedName{Namespace: benchNamespace(b), Name: "symbols"})
+	s := benchStore(b, unthrottled(b), types.NamespacedName{Namespace: benchNamespace(b), Name: "symbols"})
 	ctx := context.Background()
-	failed := parallel(b, 100, func(g, i int) error {
+	testenv.ParallelWrites(b, 100, func(g, i int) error {
 		_, err := s.Write(ctx, fmt.Sprintf("SYM%dUSDT", g), benchRow(i))
 		return err
 	})
-	rate(b, int64(b.N)-failed)
-	b.ReportMetric(float64(failed), "failed")
 }
 
 // BenchmarkRawUpdate100Symbols is the per-write baseline: each of 100 writers does get,
 // modify, update on the shared ConfigMap, retrying conflicts until it succeeds.
 func BenchmarkRawUpdate100Symbols(b *testing.B) {
-	c := benchClient(b)
+	c := unthrottled(b)
 	ctx := context.Background()
 	name := types.NamespacedName{Namespace: benchNamespace(b), Name: "raw-symbols"}
 	if err := c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace}}); err != nil {
@@ -186,10 +145,9 @@ func BenchmarkRawUpdate100Symbols(b *testing.B) {
 	}
 	forever := retry.DefaultRetry
 	forever.Steps = 1 << 30
-	failed := parallel(b, 100, func(g, i int) error {
+	testenv.ParallelWrites(b, 100, func(g, i int) error {
 		return retry.RetryOnConflict(forever, func() error { return rawSet(ctx, c, name, fmt.Sprintf("SYM%dUSDT", g), i) })
 	})
-	rate(b, int64(b.N)-failed)
 }
 
 func rawSet(ctx context.Context, c client.Client, name types.NamespacedName, key string, n int) error {
@@ -207,35 +165,36 @@ func rawSet(ctx context.Context, c client.Client, name types.NamespacedName, key
 // BenchmarkStore16Contending: 16 writers, each with its own driver as separate processes
 // would have, on one ConfigMap.
 func BenchmarkStore16Contending(b *testing.B) {
-	c := benchClient(b)
+	c := unthrottled(b)
 	name := types.NamespacedName{Namespace: benchNamespace(b), Name: "contended"}
 	stores := make([]*persist.Store[row], 16)
 	for i := range stores {
 		stores[i] = benchStore(b, c, name)
 	}
 	ctx := context.Background()
-	failed := parallel(b, len(stores), func(g, i int) error {
+	testenv.ParallelWrites(b, len(stores), func(g, i int) error {
 		_, err := stores[g].Write(ctx, fmt.Sprintf("writer-%d", g), benchRow(i))
 		return err
 	})
-	rate(b, int64(b.N)-failed)
-	b.ReportMetric(float64(failed), "failed")
 }
 
 // BenchmarkRetryOnConflict16Contending is client-go's usual answer to the same contention:
 // get, modify, update under retry.RetryOnConflict(retry.DefaultRetry, …).
 func BenchmarkRetryOnConflict16Contending(b *testing.B) {
-	c := benchClient(b)
+	c := unthrottled(b)
 	ctx := context.Background()
 	name := types.NamespacedName{Namespace: benchNamespace(b), Name: "naive"}
 	if err := c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace}}); err != nil {
 		b.Fatal(err)
 	}
-	failed := parallel(b, 16, func(g, i int) error {
+	testenv.ParallelWrites(b, 16, func(g, i int) error {
 		return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 			return rawSet(ctx, c, name, fmt.Sprintf("writer-%d", g), i)
 		})
 	})
-	rate(b, int64(b.N)-failed)
-	b.ReportMetric(float64(failed), "failed")
+}
+
+func unthrottled(b *testing.B) client.Client {
+	c, _ := env.Unthrottled(b)
+	return c
 }

@@ -19,14 +19,11 @@ package strategystatestore_test
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
@@ -39,12 +36,7 @@ import (
 // benchSetup returns an unthrottled client, a fresh namespace and the keys of 16
 // strategies.
 func benchSetup(b *testing.B) (client.Client, string, []sss.Key) {
-	cfg := rest.CopyConfig(env.Config)
-	cfg.QPS, cfg.Burst = -1, 0
-	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
-	if err != nil {
-		b.Fatal(err)
-	}
+	c, _ := env.Unthrottled(b)
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bench-"}}
 	if err := c.Create(context.Background(), ns); err != nil {
 		b.Fatal(err)
@@ -65,26 +57,6 @@ func benchSignal(k sss.Key, n int) *v1.Signal {
 		ScheduledAt: 1795643580000, PendingAt: 1795643580000, Timestamp: 1795643580000}
 }
 
-// run16 spreads b.N writes over one goroutine per key and reports writes/s and failures.
-func run16(b *testing.B, keys []sss.Key, write func(i, n int) error) {
-	var next, failed atomic.Int64
-	var wg sync.WaitGroup
-	b.ResetTimer()
-	for i := range keys {
-		wg.Go(func() {
-			for n := 0; next.Add(1) <= int64(b.N); n++ {
-				if err := write(i, n); err != nil {
-					failed.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	b.ReportMetric(float64(int64(b.N)-failed.Load())/b.Elapsed().Seconds(), "writes/s")
-	b.ReportMetric(float64(failed.Load()), "failed")
-}
-
 // BenchmarkStrategyState16Strategies: 16 strategies, each writing its own StrategyState's
 // signal at once (make bench holds the total to 1,000 writes/s).
 func BenchmarkStrategyState16Strategies(b *testing.B) {
@@ -97,7 +69,7 @@ func BenchmarkStrategyState16Strategies(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	run16(b, keys, func(i, n int) error {
+	testenv.ParallelWrites(b, len(keys), func(i, n int) error {
 		_, err := stores[i].Write(context.Background(), keys[i].Symbol, benchSignal(keys[i], n))
 		return err
 	})
@@ -114,7 +86,7 @@ func BenchmarkRawUpdateStrategyState16(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	run16(b, keys, func(i, n int) error {
+	testenv.ParallelWrites(b, len(keys), func(i, n int) error {
 		objs[i].Spec.Signal = benchSignal(keys[i], n)
 		objs[i].Spec.Phase = v1.PhaseOpen
 		return c.Update(context.Background(), objs[i])
