@@ -174,12 +174,15 @@ func TestCrashEquivalenceFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run %d failed by itself: %v", kills+1, err)
 			}
-		case <-time.After(time.Duration(30+rng.IntN(200)) * time.Millisecond):
+		case <-time.After(time.Duration(10+rng.IntN(70)) * time.Millisecond):
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			err := <-done
 			var exit *exec.ExitError
 			if errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
 				kills++
+				if kills > 5000 {
+					t.Fatal("5,000 kills and the run is not done: it makes no progress between kills")
+				}
 				continue
 			}
 			if err != nil {
