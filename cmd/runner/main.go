@@ -1,0 +1,210 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command runner is the process inside a strategy pod: it restores the strategy's state,
+// processes the candles it missed, and runs the signal lifecycle minute by minute. On the
+// ConfigMap and StrategyState backends it writes only while it holds the strategy's Lease,
+// fenced by the Lease's transition count; on the File backend the state folder's lock
+// makes it the only writer.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/clock"
+	"github.com/strategyops/strategy-operator/internal/market"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+	"github.com/strategyops/strategy-operator/internal/runner"
+	"github.com/strategyops/strategy-operator/internal/scheme"
+	"github.com/strategyops/strategy-operator/internal/strategy"
+)
+
+func main() {
+	s, err := runner.ParseSettings(os.Args[1:], runner.Getenv, os.Stderr)
+	if errors.Is(err, runner.ErrHelp) {
+		os.Exit(0)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "runner: %v\n\nSee 'runner --help'.\n", err)
+		os.Exit(2)
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, s, log); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("Runner stopped", "error", err.Error())
+		os.Exit(1)
+	}
+	log.Info("Runner stopped cleanly")
+}
+
+func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
+	strat, err := strategy.New(s.Strategy, s.StrategyOptions)
+	if err != nil {
+		return err
+	}
+	var source market.Source = market.Simulated{Seed: s.Seed}
+	if s.Market != "simulated" {
+		if source, err = market.LoadCSV(s.Market); err != nil {
+			return err
+		}
+	}
+	start := s.Start
+	if start.IsZero() {
+		start = time.Now().UTC()
+	}
+	var clk clock.Clock = clock.Real{}
+	if s.Speed != 1 {
+		clk = clock.Scaled{Start: time.Now(), Origin: start, Factor: s.Speed}
+	}
+	engine := func(p *domain.Persistence) *runner.Engine {
+		return runner.New(runner.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName, Symbols: s.Symbols,
+			Source: source, Strategy: strat, Persist: p, Limits: v1.DefaultSignalLimits, Start: start, Log: log})
+	}
+	if s.Backend == v1.BackendFile {
+		p := domain.New(domain.FileBackend(s.DataDir))
+		defer func() { _ = p.Close() }()
+		return loop(ctx, engine(p), clk, s.Until, log)
+	}
+	return leading(ctx, s, log, func(ctx context.Context, token int64, identity string) error {
+		cfg, err := ctrl.GetConfig()
+		if err != nil {
+			return err
+		}
+		c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+		if err != nil {
+			return err
+		}
+		opts := domain.KubeOptions{Namespace: s.Namespace, Fencing: kubestore.Fencing{Writer: identity, Token: token}}
+		backend := domain.ConfigMapBackend(c, opts)
+		if s.Backend == v1.BackendStrategyState {
+			backend = domain.StrategyStateBackend(c, opts)
+		}
+		p := domain.New(backend)
+		defer func() { _ = p.Close() }()
+		return loop(ctx, engine(p), clk, s.Until, log)
+	})
+}
+
+// loop restores, then processes every completed minute, until ctx ends or until passes.
+func loop(ctx context.Context, e *runner.Engine, clk clock.Clock, until time.Time, log *slog.Logger) error {
+	if err := e.Restore(ctx); err != nil {
+		return fmt.Errorf("restoring: %w", err)
+	}
+	for {
+		now := clk.Now()
+		if !until.IsZero() && now.After(until) {
+			now = until
+		}
+		n, err := e.Step(ctx, now)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			log.Debug("Processed candles", "count", n, "through", now.Truncate(time.Minute))
+		}
+		if !until.IsZero() && !now.Before(until) {
+			return nil
+		}
+		next := now.Truncate(time.Minute).Add(time.Minute).Sub(now) + time.Second
+		if !clk.Sleep(next, ctx.Done()) {
+			return ctx.Err()
+		}
+	}
+}
+
+// leading runs work only while this process holds the strategy's Lease. The fencing token
+// is the Lease's transition count once acquired: every change of holder raises it, so a
+// deposed runner's writes are refused by the stores. Losing the Lease stops the work at
+// once and returns an error; a cancelled ctx releases the Lease.
+func leading(ctx context.Context, s runner.Settings, log *slog.Logger,
+	work func(ctx context.Context, token int64, identity string) error) error {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	identity := fmt.Sprintf("%s-%d", host, time.Now().UnixNano())
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Lease},
+		Client:     cs.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
+	}
+	workCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	result := make(chan error, 1)
+	lost := false
+	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: lock, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		ReleaseOnCancel: true, Name: s.Lease,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(leadCtx context.Context) {
+				lease, err := cs.CoordinationV1().Leases(s.Namespace).Get(leadCtx, s.Lease, metav1.GetOptions{})
+				if err != nil {
+					result <- err
+					cancel()
+					return
+				}
+				token := int64(1)
+				if lease.Spec.LeaseTransitions != nil {
+					token = int64(*lease.Spec.LeaseTransitions) + 1
+				}
+				log.Info("Acquired the lease", "lease", s.Lease, "identity", identity, "fencingToken", token)
+				result <- work(leadCtx, token, identity)
+				cancel()
+			},
+			OnStoppedLeading: func() {
+				if ctx.Err() == nil {
+					lost = true
+					log.Error("Lost the lease: stopping at once", "lease", s.Lease)
+				}
+			},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	elector.Run(workCtx)
+	if lost {
+		return errors.New("lost the lease to another runner")
+	}
+	select {
+	case err := <-result:
+		return err
+	default:
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,160 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package runner
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+)
+
+// Settings are the runner's command line, as the operator writes it into the pod.
+type Settings struct {
+	StrategyName, ExchangeName string
+	Symbols                    []string
+	Backend                    v1.PersistenceBackend
+	Namespace, Lease, DataDir  string
+	// Strategy is the built-in strategy to run, with its options.
+	Strategy        string
+	StrategyOptions map[string]string
+	// Market is "simulated" (with Seed) or a CSV file path.
+	Market string
+	Seed   uint64
+	// Start is the first candle of a symbol without state; Speed runs the clock faster.
+	Start time.Time
+	Speed float64
+	// Until stops the run at this simulated time (zero: run until stopped).
+	Until time.Time
+}
+
+// ErrHelp: --help was asked for; the usage was written.
+var ErrHelp = flag.ErrHelp
+
+type optionList map[string]string
+
+func (o optionList) String() string { return "" }
+func (o optionList) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	o[k] = val
+	return nil
+}
+
+// ParseSettings reads the command line; getenv supplies defaults (STRATEGY_NAME,
+// EXCHANGE_NAME, SYMBOLS, BACKEND, POD_NAMESPACE, LEASE_NAME, DATA_DIR). A flag given twice
+// is an error, so that a Strategy's spec.args cannot override what the operator set.
+func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (Settings, error) {
+	s := Settings{StrategyOptions: map[string]string{}}
+	fs := flag.NewFlagSet("runner", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	var symbols, backend, start, until string
+	fs.StringVar(&s.StrategyName, "strategy-name", getenv("STRATEGY_NAME"), "name of the strategy in its persisted state (env STRATEGY_NAME)")
+	fs.StringVar(&s.ExchangeName, "exchange", getenv("EXCHANGE_NAME"), "exchange the strategy trades on (env EXCHANGE_NAME)")
+	fs.StringVar(&symbols, "symbols", getenv("SYMBOLS"), "comma-separated symbols, for example BTCUSDT,ETHUSDT (env SYMBOLS)")
+	fs.StringVar(&backend, "backend", getenv("BACKEND"), "where state lives: File, ConfigMap or StrategyState (env BACKEND)")
+	fs.StringVar(&s.Namespace, "namespace", getenv("POD_NAMESPACE"), "namespace of the state objects and the Lease, for ConfigMap and StrategyState (env POD_NAMESPACE)")
+	fs.StringVar(&s.Lease, "lease", getenv("LEASE_NAME"), "Lease that makes this runner the strategy's only writer, for ConfigMap and StrategyState (env LEASE_NAME)")
+	fs.StringVar(&s.DataDir, "data-dir", getenv("DATA_DIR"), "folder of the File backend's state (env DATA_DIR)")
+	fs.StringVar(&s.Strategy, "strategy", "indicator", "built-in strategy: indicator (moving-average crossover) or scripted")
+	fs.Var(optionList(s.StrategyOptions), "option", "strategy option KEY=VALUE, repeatable (indicator: fast, slow, take-profit, stop-loss, minutes; scripted: file)")
+	fs.StringVar(&s.Market, "market", "simulated", "price source: simulated, or the path of a CSV candle file")
+	fs.Uint64Var(&s.Seed, "seed", 1, "seed of the simulated market")
+	fs.StringVar(&start, "start", "", "RFC 3339 time of the first candle of a symbol without state (default: now)")
+	fs.Float64Var(&s.Speed, "speed", 1, "clock speed-up factor: 60 runs an hour of candles a minute")
+	fs.StringVar(&until, "until", "", "RFC 3339 simulated time at which to stop (default: run until stopped)")
+	fs.Usage = func() {
+		_, _ = fmt.Fprintf(usage, `runner runs one trading strategy: it restores every open signal from the persistence
+backend, processes the candles it missed, then follows the market minute by minute.
+The operator starts it with the settings below; run by hand, each can also come from its
+environment variable.
+
+Usage: runner [flags]
+
+`)
+		fs.PrintDefaults()
+	}
+	seen := map[string]bool{}
+	for _, a := range args {
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name != "option" && seen[name] {
+			return s, fmt.Errorf("flag --%s is given twice; spec.args cannot override what the operator sets", name)
+		}
+		seen[name] = strings.HasPrefix(a, "-")
+	}
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	if fs.NArg() > 0 {
+		return s, fmt.Errorf("unexpected argument %q (flags only; see --help)", fs.Arg(0))
+	}
+	var problems []string
+	need := func(v, flagName, env string) {
+		if v == "" {
+			problems = append(problems, fmt.Sprintf("--%s (or %s) is required", flagName, env))
+		}
+	}
+	need(s.StrategyName, "strategy-name", "STRATEGY_NAME")
+	need(s.ExchangeName, "exchange", "EXCHANGE_NAME")
+	need(symbols, "symbols", "SYMBOLS")
+	for sym := range strings.SplitSeq(symbols, ",") {
+		if sym = strings.TrimSpace(sym); sym != "" {
+			s.Symbols = append(s.Symbols, sym)
+		}
+	}
+	s.Backend = v1.PersistenceBackend(backend)
+	switch s.Backend {
+	case v1.BackendFile:
+		need(s.DataDir, "data-dir", "DATA_DIR")
+	case v1.BackendConfigMap, v1.BackendStrategyState:
+		need(s.Namespace, "namespace", "POD_NAMESPACE")
+		need(s.Lease, "lease", "LEASE_NAME")
+	case "":
+		problems = append(problems, "--backend (or BACKEND) is required: File, ConfigMap or StrategyState")
+	default:
+		problems = append(problems, fmt.Sprintf("--backend %q is not File, ConfigMap or StrategyState", backend))
+	}
+	parse := func(v, flagName string, dst *time.Time) {
+		if v == "" {
+			return
+		}
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("--%s %q is not an RFC 3339 time", flagName, v))
+		}
+		*dst = t.UTC()
+	}
+	parse(start, "start", &s.Start)
+	parse(until, "until", &s.Until)
+	if s.Speed <= 0 {
+		problems = append(problems, fmt.Sprintf("--speed must be positive, got %v", s.Speed))
+	}
+	if len(problems) > 0 {
+		return s, errors.New(strings.Join(problems, "\n"))
+	}
+	return s, nil
+}
+
+// Getenv is os.Getenv, for ParseSettings.
+func Getenv(k string) string { return os.Getenv(k) }

@@ -1,0 +1,94 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package runner_test
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/runner"
+)
+
+func noEnv(string) string { return "" }
+
+func TestSettingsFromTheOperatorsFlags(t *testing.T) {
+	var usage bytes.Buffer
+	s, err := runner.ParseSettings([]string{"--strategy-name=breakout", "--exchange=simulated",
+		"--symbols=BTCUSDT,ETHUSDT", "--backend=StrategyState", "--namespace=prod", "--lease=breakout-runner",
+		"--data-dir=/var/lib/strategy", "--strategy=indicator", "--option", "fast=3", "--option=slow=9",
+		"--start=2026-11-01T00:00:00Z", "--speed=60"}, noEnv, &usage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.StrategyName != "breakout" || len(s.Symbols) != 2 || s.Backend != v1.BackendStrategyState ||
+		s.StrategyOptions["fast"] != "3" || s.StrategyOptions["slow"] != "9" || s.Speed != 60 ||
+		!s.Start.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("parsed %+v", s)
+	}
+}
+
+func TestSettingsFromTheEnvironment(t *testing.T) {
+	env := map[string]string{"STRATEGY_NAME": "s", "EXCHANGE_NAME": "e", "SYMBOLS": "BTCUSDT",
+		"BACKEND": "File", "DATA_DIR": "/tmp/x"}
+	s, err := runner.ParseSettings(nil, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil || s.DataDir != "/tmp/x" || s.Backend != v1.BackendFile {
+		t.Fatalf("%+v, %v", s, err)
+	}
+}
+
+func TestSettingsErrorsSayWhatIsMissing(t *testing.T) {
+	_, err := runner.ParseSettings([]string{"--backend=ConfigMap"}, noEnv, &bytes.Buffer{})
+	if err == nil {
+		t.Fatal("no error for missing settings")
+	}
+	for _, want := range []string{"--strategy-name (or STRATEGY_NAME) is required", "--exchange (or EXCHANGE_NAME)",
+		"--symbols (or SYMBOLS)", "--namespace (or POD_NAMESPACE)", "--lease (or LEASE_NAME)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	for args, want := range map[string]string{
+		"--backend=Floppy":                    `--backend "Floppy" is not File, ConfigMap or StrategyState`,
+		"--speed=0":                           "--speed must be positive",
+		"--start=yesterday":                   `--start "yesterday" is not an RFC 3339 time`,
+		"--strategy-name=a --strategy-name=b": "flag --strategy-name is given twice",
+		"--option nokey":                      `want KEY=VALUE, got "nokey"`,
+	} {
+		_, err := runner.ParseSettings(strings.Fields(args), noEnv, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", args, err, want)
+		}
+	}
+}
+
+func TestHelpReadsWell(t *testing.T) {
+	var usage bytes.Buffer
+	_, err := runner.ParseSettings([]string{"--help"}, noEnv, &usage)
+	if !errors.Is(err, runner.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, want := range []string{"runner runs one trading strategy", "-strategy-name", "env STRATEGY_NAME",
+		"File, ConfigMap or StrategyState", "-speed"} {
+		if !strings.Contains(usage.String(), want) {
+			t.Errorf("--help does not mention %q:\n%s", want, usage.String())
+		}
+	}
+}
