@@ -21,8 +21,6 @@ limitations under the License.
 package configmapstore
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -34,6 +32,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/internal/persist/keyname"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
@@ -45,7 +44,6 @@ const (
 	// never start with it: '_' is always followed by two hex digits or 'h'.
 	quarantinePrefix = "_q."
 	hashedPrefix     = "_h"
-	maxPlainKey      = 200
 )
 
 // Options configures a ConfigMap store.
@@ -67,25 +65,11 @@ func New(c client.Client, name types.NamespacedName, opts Options) *kubestore.Dr
 	return kubestore.New(c, name, layout{labels: opts.Labels, context: opts.Context}, opts.Options)
 }
 
-// EncodeKey maps an entity id to a valid ConfigMap data key: [-.a-zA-Z0-9] kept (a
-// leading '.' excepted), every other byte written as _XX; keys longer than 200 bytes once
-// encoded are hashed.
-func EncodeKey(key string) string {
-	var b strings.Builder
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || (c == '.' && i > 0) {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "_%02X", c)
-		}
-	}
-	if b.Len() > maxPlainKey {
-		sum := sha256.Sum256([]byte(key))
-		return hashedPrefix + hex.EncodeToString(sum[:20])
-	}
-	return b.String()
-}
+// EncodeKey maps an entity id to a valid ConfigMap data key (see keyname; '_' escapes,
+// "_h" marks hashed keys).
+func EncodeKey(key string) string { return dataKeys.Encode(key) }
+
+var dataKeys = keyname.Escaper{Escape: '_', Hashed: hashedPrefix}
 
 type layout struct {
 	labels  map[string]string

@@ -32,7 +32,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -47,6 +46,7 @@ import (
 	"time"
 
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/internal/persist/keyname"
 )
 
 const (
@@ -56,8 +56,6 @@ const (
 	valueExt      = ".json"
 	keyExt        = ".key"
 	hashedPrefix  = "~"
-	// maxPlainName is the longest encoded name kept as is; longer keys are hashed.
-	maxPlainName = 200
 	// staleTmpAge: temp files older than this belong to no live writer.
 	staleTmpAge = 2 * time.Minute
 	removeTries = 5
@@ -96,48 +94,12 @@ func New(dir string, opts ...Option) *Driver {
 // Dir is the store's folder.
 func (d *Driver) Dir() string { return d.dir }
 
-// EncodeName is the file base name (without extension) that holds key: reversible for
-// names of up to 200 bytes, a hash beyond.
-func EncodeName(key string) string {
-	var b strings.Builder
-	for i := 0; i < len(key); i++ {
-		c := key[i]
-		safe := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' ||
-			(c == '.' && i > 0)
-		if safe {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	name := b.String()
-	if len(name) > maxPlainName {
-		sum := sha256.Sum256([]byte(key))
-		return hashedPrefix + hex.EncodeToString(sum[:20])
-	}
-	return name
-}
+// names encodes keys as file names.
+var names = keyname.Escaper{Escape: '%', Hashed: hashedPrefix}
 
-// decodeName reverses EncodeName for names that are not hashed.
-func decodeName(name string) (string, error) {
-	var b strings.Builder
-	for i := 0; i < len(name); i++ {
-		if name[i] != '%' {
-			b.WriteByte(name[i])
-			continue
-		}
-		if i+2 >= len(name) {
-			return "", fmt.Errorf("truncated escape in %q", name)
-		}
-		v, err := hex.DecodeString(name[i+1 : i+3])
-		if err != nil {
-			return "", fmt.Errorf("bad escape in %q", name)
-		}
-		b.WriteByte(v[0])
-		i += 2
-	}
-	return b.String(), nil
-}
+// EncodeName is the file base name (without extension) that holds key: reversible for
+// names of up to 200 bytes, a hash beyond (see keyname).
+func EncodeName(key string) string { return names.Encode(key) }
 
 func (d *Driver) path(name, ext string) string { return filepath.Join(d.dir, name+ext) }
 
@@ -409,7 +371,7 @@ func (d *Driver) Keys(context.Context) ([]string, error) {
 				return nil, fmt.Errorf("key file of %s: %w", name, err)
 			}
 			key = string(data)
-		} else if key, err = decodeName(base); err != nil {
+		} else if key, err = names.Decode(base); err != nil {
 			return nil, err
 		}
 		keys = append(keys, key)
