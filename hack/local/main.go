@@ -21,11 +21,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -81,7 +79,12 @@ func run(assets, managerBin, samples, namespace string) error {
 	}
 
 	step("starting the manager (log: " + filepath.Join(dir, "manager.log") + ")")
-	mgr, err := startManager(managerBin, cluster.Kubeconfig, filepath.Join(dir, "manager.log"))
+	logFile, err := os.Create(filepath.Join(dir, "manager.log"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = logFile.Close() }()
+	mgr, err := cluster.StartManager(managerBin, logFile)
 	if err != nil {
 		return err
 	}
@@ -126,24 +129,6 @@ Press Ctrl-C to stop everything.
 	case <-exited:
 		return fmt.Errorf("the manager exited: %v (see its log)", exitErr)
 	}
-}
-
-func startManager(bin, kubeconfig, logPath string) (*exec.Cmd, error) {
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("manager binary %s: %w (run 'make build')", bin, err)
-	}
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "--metrics-bind-address=0", "--health-probe-bind-address=0", "--kubeconfig", kubeconfig)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	// Ctrl-C reaches the whole process group; the manager is stopped by us, in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		return nil, errors.Join(err, logFile.Close())
-	}
-	return cmd, nil
 }
 
 func step(msg string) { fmt.Printf("==> %s\n", msg) }

@@ -23,10 +23,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -102,4 +104,23 @@ func (c *Cluster) InstallCRDs(ctx context.Context, crdDir string) error {
 	_, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s",
 		"crd", "-l", "app.kubernetes.io/part-of=strategy-operator")
 	return err
+}
+
+// StartManager runs the manager binary against the cluster (no metrics or probe
+// endpoints), writing its output to out; args are added to its flags. The manager gets a
+// process group of its own, so that a Ctrl-C meant for the caller does not reach it
+// before the caller stops it in order, and it is killed if the caller dies.
+func (c *Cluster) StartManager(bin string, out io.Writer, args ...string) (*exec.Cmd, error) {
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("manager binary %s: %w (run 'make build')", bin, err)
+	}
+	flags := append([]string{"--kubeconfig", c.Kubeconfig, "--metrics-bind-address=0",
+		"--health-probe-bind-address=0"}, args...)
+	cmd := exec.Command(bin, flags...)
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return cmd, nil
 }

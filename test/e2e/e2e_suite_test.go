@@ -63,11 +63,8 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	managerLog = filepath.Join(dir, "manager.log")
 	logFile, err := os.Create(managerLog)
 	Expect(err).NotTo(HaveOccurred())
-	manager = exec.Command(filepath.Join(root, "bin", "manager"),
-		"--kubeconfig", cluster.Kubeconfig, "--metrics-bind-address=0", "--health-probe-bind-address=0")
-	manager.Stdout, manager.Stderr = logFile, logFile
-	manager.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	Expect(manager.Start()).To(Succeed(), "build it with 'make build'")
+	manager, err = cluster.StartManager(filepath.Join(root, "bin", "manager"), logFile)
+	Expect(err).NotTo(HaveOccurred())
 }, NodeTimeout(3*time.Minute))
 
 var _ = AfterSuite(func() {

@@ -23,13 +23,11 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,12 +70,9 @@ func BenchmarkScale1000Strategies(b *testing.B) {
 		b.Fatal(err)
 	}
 
-	mgr := exec.Command(filepath.Join(root, "bin", "manager"), "--kubeconfig", cluster.Kubeconfig,
-		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=error")
-	mgr.Stdout, mgr.Stderr = os.Stderr, os.Stderr
-	mgr.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := mgr.Start(); err != nil {
-		b.Fatalf("starting bin/manager (make build): %v", err)
+	mgr, err := cluster.StartManager(filepath.Join(root, "bin", "manager"), os.Stderr, "--zap-log-level=error")
+	if err != nil {
+		b.Fatal(err)
 	}
 	defer func() { _ = mgr.Process.Kill(); _ = mgr.Wait() }()
 
