@@ -255,22 +255,10 @@ func testConcurrentOneKey(t *testing.T, h Harness) {
 	ctx := t.Context()
 	s := open[doc](t, h)
 	const writers, each = 16, 20
-	var wg sync.WaitGroup
-	errs := make(chan error, writers*each)
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				if _, err := s.Write(ctx, "shared", doc{Name: fmt.Sprint(w), Count: i}); err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatalf("an unconditional write failed under contention: %v", err)
-	}
+	inParallel(t, writers, each, func(w, i int) error {
+		_, err := s.Write(ctx, "shared", doc{Name: fmt.Sprint(w), Count: i})
+		return err
+	})
 	got := ok(s.Read(ctx, "shared")).of(t)
 	if got.Count != each-1 {
 		t.Fatalf("final value %+v is not any writer's last write", got)
@@ -284,35 +272,19 @@ func testConcurrentCAS(t *testing.T, h Harness) {
 	s := open[doc](t, h)
 	ok(s.Write(ctx, "counter", doc{})).of(t)
 	const workers, each = 8, 15
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for range each {
-				for {
-					v, rev, err := s.ReadRevision(ctx, "counter")
-					if err != nil {
-						errs <- err
-						return
-					}
-					v.Count++
-					_, err = s.Write(ctx, "counter", v, persist.IfRevision(rev))
-					if err == nil {
-						break
-					}
-					if !errors.Is(err, persist.ErrConflict) {
-						errs <- err
-						return
-					}
-				}
+	inParallel(t, workers, each, func(int, int) error {
+		for {
+			v, rev, err := s.ReadRevision(ctx, "counter")
+			if err != nil {
+				return err
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+			v.Count++
+			_, err = s.Write(ctx, "counter", v, persist.IfRevision(rev))
+			if !errors.Is(err, persist.ErrConflict) {
+				return err // nil: this increment is in
+			}
+		}
+	})
 	wantValue(t, s, "counter", doc{Count: workers * each})
 }
 
@@ -320,22 +292,10 @@ func testConcurrentManyKeys(t *testing.T, h Harness) {
 	ctx := t.Context()
 	s := open[doc](t, h)
 	const keys, each = 64, 5
-	var wg sync.WaitGroup
-	errs := make(chan error, keys*each)
-	for k := range keys {
-		wg.Go(func() {
-			for i := range each {
-				if _, err := s.Write(ctx, fmt.Sprintf("key-%d", k), doc{Count: i}); err != nil {
-					errs <- err
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
+	inParallel(t, keys, each, func(k, i int) error {
+		_, err := s.Write(ctx, fmt.Sprintf("key-%d", k), doc{Count: i})
+		return err
+	})
 	for k := range keys {
 		wantValue(t, s, fmt.Sprintf("key-%d", k), doc{Count: each - 1})
 	}
@@ -525,4 +485,29 @@ func testFencingTakeover(t *testing.T, h Harness) {
 	wantValue(t, newer, "k", newDoc)
 	_, err := old.Write(ctx, "k", doc{Name: "old"})
 	wantErr(t, err, persist.ErrFenced)
+}
+
+// inParallel runs op(g, i) for i < each in each of n goroutines and fails t with every
+// error they met.
+func inParallel(t *testing.T, n, each int, op func(g, i int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n*each)
+	for g := range n {
+		wg.Go(func() {
+			for i := range each {
+				if err := op(g, i); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("a concurrent operation failed: %v", err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
 }
