@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -156,7 +157,11 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger,
 	if err != nil {
 		return err
 	}
-	host, _ := os.Hostname()
+	// Unique per process: a restarted runner is a new holder, so its fencing token is larger.
+	host := os.Getenv("POD_NAME")
+	if host == "" {
+		host, _ = os.Hostname()
+	}
 	identity := fmt.Sprintf("%s-%d", host, time.Now().UnixNano())
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Lease},
@@ -166,9 +171,10 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger,
 	workCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	result := make(chan error, 1)
+	var workEnded atomic.Bool // the work returned by itself; the lease was not lost
 	lost := false
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock: lock, LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second,
+		Lock: lock, LeaseDuration: s.LeaseDuration, RenewDeadline: s.RenewDeadline, RetryPeriod: s.RetryPeriod,
 		ReleaseOnCancel: true, Name: s.Lease,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leadCtx context.Context) {
@@ -184,10 +190,11 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger,
 				}
 				log.Info("Acquired the lease", "lease", s.Lease, "identity", identity, "fencingToken", token)
 				result <- work(leadCtx, token, identity)
+				workEnded.Store(true)
 				cancel()
 			},
 			OnStoppedLeading: func() {
-				if ctx.Err() == nil {
+				if ctx.Err() == nil && !workEnded.Load() {
 					lost = true
 					log.Error("Lost the lease: stopping at once", "lease", s.Lease)
 				}

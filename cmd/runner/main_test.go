@@ -17,17 +17,235 @@ limitations under the License.
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
+	"github.com/strategyops/strategy-operator/internal/testenv"
 )
+
+// asMainEnv makes the test binary run main() instead of the tests, so that the lease
+// tests drive the runner as separate processes they can signal.
+const asMainEnv = "RUNNER_TEST_AS_MAIN"
+
+var env *testenv.Environment
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMainEnv) == "1" {
+		main()
+		os.Exit(0)
+	}
+	testenv.RunMain(m, &env)
+}
+
+const leaseName = "lease-test-runner"
+
+var leaseKey = domain.StrategyKey("BTCUSDT", "lease-test", "simulated")
+
+// leaseNamespace makes a namespace with the store objects the operator would make for a
+// ConfigMap strategy "lease-test" on BTCUSDT.
+func leaseNamespace(ctx context.Context, t *testing.T) string {
+	ns := env.Namespace(ctx, t)
+	b := domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns, Create: true})
+	for _, d := range domain.Domains {
+		k := leaseKey
+		if d == domain.Risk {
+			k = domain.RiskKey(k.StrategyName, k.ExchangeName)
+		}
+		if err := domain.CreateObject(ctx, b, d, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns
+}
+
+// process is a runner started by a test, with its JSON log lines.
+type process struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan error
+}
+
+func (p *process) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.Write(b)
+}
+
+func (p *process) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
+}
+
+// waitLog waits until the runner logs a line with msg and returns that line's fields.
+func (p *process) waitLog(t *testing.T, msg string, within time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		for line := range strings.Lines(p.log()) {
+			var fields map[string]any
+			if json.Unmarshal([]byte(line), &fields) == nil && fields["msg"] == msg {
+				return fields
+			}
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("the runner did not log %q within %s; its log:\n%s", msg, within, p.log())
+	return nil
+}
+
+func (p *process) logged(msg string) bool {
+	return strings.Contains(p.log(), fmt.Sprintf("%q", msg))
+}
+
+// exit waits for the runner to end and returns its exit code.
+func (p *process) exit(t *testing.T, within time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(within):
+		_ = p.cmd.Process.Kill()
+		t.Fatalf("the runner did not exit within %s; its log:\n%s", within, p.log())
+		return -1
+	}
+}
+
+func startRunner(t *testing.T, kubeconfig, ns string) *process {
+	t.Helper()
+	p := &process{done: make(chan error, 1)}
+	p.cmd = exec.Command(os.Args[0], "--strategy-name=lease-test", "--exchange=simulated", "--symbols=BTCUSDT",
+		"--backend=ConfigMap", "--namespace="+ns, "--lease="+leaseName,
+		"--start=2026-11-01T00:00:00Z", "--speed=600",
+		"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms")
+	p.cmd.Env = append(os.Environ(), asMainEnv+"=1", "KUBECONFIG="+kubeconfig)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+func token(fields map[string]any) int64 { return int64(fields["fencingToken"].(float64)) }
+
+// steal makes the Lease another holder's, as a runner that took over would.
+func steal(ctx context.Context, t *testing.T, ns string) int64 {
+	t.Helper()
+	var lease coordinationv1.Lease
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: leaseName}, &lease); err != nil {
+		t.Fatal(err)
+	}
+	transitions := ptr.Deref(lease.Spec.LeaseTransitions, 0) + 1
+	lease.Spec.HolderIdentity = ptr.To("thief")
+	lease.Spec.LeaseTransitions = ptr.To(transitions)
+	lease.Spec.LeaseDurationSeconds = ptr.To[int32](3600)
+	lease.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now()}
+	lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+	if err := env.Client.Update(ctx, &lease); err != nil {
+		t.Fatal(err)
+	}
+	return int64(transitions) + 1
+}
+
+// TestOneWriterPerLease: of two runners of one strategy only the Lease holder trades; on
+// SIGTERM it stops cleanly and releases the Lease, and the other takes over at once with a
+// larger fencing token; a runner whose Lease was taken is refused its next write and
+// exits non-zero.
+func TestOneWriterPerLease(t *testing.T) {
+	ctx := context.Background()
+	ns := leaseNamespace(ctx, t)
+	kubeconfig := env.Kubeconfig(t)
+
+	a := startRunner(t, kubeconfig, ns)
+	tokenA := token(a.waitLog(t, "Acquired the lease", 20*time.Second))
+	b := startRunner(t, kubeconfig, ns)
+	time.Sleep(6 * time.Second) // longer than the lease duration: A keeps renewing
+	if b.logged("Acquired the lease") {
+		t.Fatalf("a second runner acquired a held Lease; its log:\n%s", b.log())
+	}
+
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := a.exit(t, 10*time.Second); code != 0 {
+		t.Fatalf("runner A exited %d on SIGTERM, want 0; its log:\n%s", code, a.log())
+	}
+	a.waitLog(t, "Runner stopped cleanly", time.Second)
+	var lease coordinationv1.Lease
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: leaseName}, &lease); err != nil {
+		t.Fatal(err)
+	}
+	// B may have taken it already; what must not be there is A.
+	if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h == a.waitLog(t, "Acquired the lease", 0)["identity"] {
+		t.Fatalf("runner A stopped but still holds the Lease")
+	}
+	// Released, the Lease goes to B within a retry period, not after the lease duration.
+	tokenB := token(b.waitLog(t, "Acquired the lease", 2*time.Second))
+	if tokenB <= tokenA {
+		t.Fatalf("runner B's fencing token %d is not above A's %d", tokenB, tokenA)
+	}
+
+	// Another writer takes the Lease and writes with its larger token: B's next write is
+	// refused, and B stops at once with a non-zero exit.
+	thief := domain.New(domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns,
+		Fencing: kubestore.Fencing{Writer: "thief", Token: steal(ctx, t, ns)}}))
+	defer func() { _ = thief.Close() }()
+	if err := thief.WriteSnapshot(ctx, leaseKey, &v1.StrategySnapshot{}); err != nil {
+		t.Fatal(err)
+	}
+	if code := b.exit(t, 2*time.Second); code == 0 {
+		t.Fatalf("runner B exited 0 after it was fenced; its log:\n%s", b.log())
+	}
+	if stopped := b.waitLog(t, "Runner stopped", 0); !strings.Contains(fmt.Sprint(stopped["error"]), "fenc") {
+		t.Fatalf("runner B stopped for another reason than fencing: %v", stopped["error"])
+	}
+}
+
+// TestLeaseLostStopsTrading: a runner that cannot renew its Lease stops and exits
+// non-zero within the renew deadline, even when nobody writes in its place.
+func TestLeaseLostStopsTrading(t *testing.T) {
+	ctx := context.Background()
+	ns := leaseNamespace(ctx, t)
+	r := startRunner(t, env.Kubeconfig(t), ns)
+	r.waitLog(t, "Acquired the lease", 20*time.Second)
+	steal(ctx, t, ns)
+	if code := r.exit(t, 6*time.Second); code == 0 {
+		t.Fatalf("the runner exited 0 after losing its Lease; its log:\n%s", r.log())
+	}
+	r.waitLog(t, "Lost the lease: stopping at once", 0)
+}
 
 // TestFileRunStopsAtUntilAndResumes runs six simulated hours on the File backend, then
 // again: the second run finds every candle done and changes no ledger entry.
@@ -36,7 +254,8 @@ func TestFileRunStopsAtUntilAndResumes(t *testing.T) {
 	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	s := runner.Settings{StrategyName: "demo", ExchangeName: "simulated", Symbols: []string{"BTCUSDT", "ETHUSDT"},
 		Backend: v1.BackendFile, DataDir: dir, Strategy: "indicator", StrategyOptions: map[string]string{},
-		Market: "simulated", Seed: 1, Start: start, Speed: 1, Until: start.Add(6 * time.Hour)}
+		Market: "simulated", Seed: 1, Start: start, Speed: 1, Until: start.Add(6 * time.Hour),
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if err := run(context.Background(), s, log); err != nil {
 		t.Fatal(err)

@@ -48,14 +48,7 @@ func (r *StrategyReconciler) ensureStateObjects(ctx context.Context, s *v1.Strat
 	if err != nil {
 		return err
 	}
-	open := func(d domain.Domain, k domain.Key) error {
-		drv, err := backend(ctx, d, k)
-		if err != nil {
-			return err
-		}
-		_, err = drv.Init(ctx, true)
-		return errors.Join(err, drv.Close())
-	}
+	open := func(d domain.Domain, k domain.Key) error { return domain.CreateObject(ctx, backend, d, k) }
 	if err := open(domain.Risk, riskKey(s)); err != nil {
 		return err
 	}

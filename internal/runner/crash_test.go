@@ -30,33 +30,45 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/client-go/tools/clientcmd"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/market"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/strategy"
+	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
-// The crash-equivalence test runs this test binary again as the runner (childDirEnv names
-// its state folder), once without interruption and once killed with SIGKILL at random
-// moments and restarted, and compares the two ledgers.
-const childDirEnv = "RUNNER_CRASH_CHILD_DIR"
+// The crash-equivalence test runs this test binary again as the runner, once without
+// interruption and once killed with SIGKILL at random moments and restarted, and compares
+// the two ledgers. childDirEnv names the child's state folder on the File backend;
+// childKubeconfigEnv and childNamespaceEnv its API server and namespace on the ConfigMap
+// backend.
+const (
+	childDirEnv        = "RUNNER_CRASH_CHILD_DIR"
+	childKubeconfigEnv = "RUNNER_CRASH_CHILD_KUBECONFIG"
+	childNamespaceEnv  = "RUNNER_CRASH_CHILD_NAMESPACE"
+)
 
 var (
 	t0      = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
 	tEnd    = t0.Add(24 * time.Hour)
 	symbols = []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+	env     *testenv.Environment
 )
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(childDirEnv); dir != "" {
-		if err := runChild(dir); err != nil {
+	if os.Getenv(childDirEnv) != "" || os.Getenv(childKubeconfigEnv) != "" {
+		if err := runChild(); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(2)
 		}
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	testenv.RunMain(m, &env)
 }
 
 func newEngine(p *domain.Persistence) (*runner.Engine, error) {
@@ -72,10 +84,35 @@ func newEngine(p *domain.Persistence) (*runner.Engine, error) {
 	}), nil
 }
 
-// runChild restores from dir and processes every candle up to tEnd.
-func runChild(dir string) error {
+// childBackend is the backend the child process was started on. On ConfigMap each life
+// of the child is a new writer with a larger fencing token, as a restarted runner is.
+func childBackend() (domain.Backend, error) {
+	if dir := os.Getenv(childDirEnv); dir != "" {
+		return domain.FileBackend(dir), nil
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv(childKubeconfigEnv))
+	if err != nil {
+		return nil, err
+	}
+	cfg.QPS = -1 // client-go's default of 5 requests a second would measure the limiter
+	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		return nil, err
+	}
+	return domain.ConfigMapBackend(c, domain.KubeOptions{
+		Namespace: os.Getenv(childNamespaceEnv), Create: true,
+		Fencing: kubestore.Fencing{Writer: fmt.Sprintf("child-%d", os.Getpid()), Token: time.Now().UnixNano()},
+	}), nil
+}
+
+// runChild restores and processes every candle up to tEnd.
+func runChild() error {
 	ctx := context.Background()
-	p := domain.New(domain.FileBackend(dir))
+	b, err := childBackend()
+	if err != nil {
+		return err
+	}
+	p := domain.New(b)
 	defer func() { _ = p.Close() }()
 	e, err := newEngine(p)
 	if err != nil {
@@ -88,19 +125,40 @@ func runChild(dir string) error {
 	return err
 }
 
-func child(dir string) *exec.Cmd {
+// target is one backend under test: how a child is pointed at a fresh state, and how the
+// test reads that state back.
+type target struct {
+	childEnv func() []string
+	backend  domain.Backend
+}
+
+func fileTarget(t *testing.T) target {
+	dir := t.TempDir()
+	return target{childEnv: func() []string { return []string{childDirEnv + "=" + dir} }, backend: domain.FileBackend(dir)}
+}
+
+func configMapTarget(t *testing.T) target {
+	ns := env.Namespace(context.Background(), t)
+	path := env.Kubeconfig(t)
+	return target{
+		childEnv: func() []string { return []string{childKubeconfigEnv + "=" + path, childNamespaceEnv + "=" + ns} },
+		backend:  domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns}),
+	}
+}
+
+func child(tg target) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childDirEnv+"="+dir)
+	cmd.Env = append(os.Environ(), tg.childEnv()...)
 	cmd.Stderr = os.Stderr
 	return cmd
 }
 
 // ledger is everything the strategy did, by symbol: every signal's history entry, and
 // the state it ended in.
-func ledger(t *testing.T, dir string) map[string]any {
+func ledger(t *testing.T, tg target) map[string]any {
 	t.Helper()
 	ctx := context.Background()
-	p := domain.New(domain.FileBackend(dir))
+	p := domain.New(tg.backend)
 	defer func() { _ = p.Close() }()
 	out := map[string]any{}
 	for _, sym := range symbols {
@@ -150,7 +208,17 @@ func closedSignals(l map[string]any) int {
 // with the runner SIGKILLed at random moments (at least 50 times) and restarted, leave
 // identical ledgers: no signal lost, none twice, every close at the same price.
 func TestCrashEquivalenceFile(t *testing.T) {
-	reference := t.TempDir()
+	crashEquivalence(t, fileTarget(t), fileTarget(t), 10*time.Millisecond, 80*time.Millisecond)
+}
+
+// TestCrashEquivalenceConfigMap is the same on the ConfigMap backend of a real API
+// server. A life of the child there needs longer to get going (a client, then reading the
+// state back), so it is killed after 60 to 300 ms.
+func TestCrashEquivalenceConfigMap(t *testing.T) {
+	crashEquivalence(t, configMapTarget(t), configMapTarget(t), 60*time.Millisecond, 300*time.Millisecond)
+}
+
+func crashEquivalence(t *testing.T, reference, crashed target, minLife, maxLife time.Duration) {
 	if err := child(reference).Run(); err != nil {
 		t.Fatalf("the uninterrupted run failed: %v", err)
 	}
@@ -159,7 +227,6 @@ func TestCrashEquivalenceFile(t *testing.T) {
 		t.Fatalf("only %d signals closed in a day: the test would prove little", n)
 	}
 
-	crashed := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 11))
 	kills, start := 0, time.Now()
 	for {
@@ -174,7 +241,7 @@ func TestCrashEquivalenceFile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("run %d failed by itself: %v", kills+1, err)
 			}
-		case <-time.After(time.Duration(10+rng.IntN(70)) * time.Millisecond):
+		case <-time.After(minLife + time.Duration(rng.Int64N(int64(maxLife-minLife)))):
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			err := <-done
 			var exit *exec.ExitError

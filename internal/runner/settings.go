@@ -45,6 +45,8 @@ type Settings struct {
 	Speed float64
 	// Until stops the run at this simulated time (zero: run until stopped).
 	Until time.Time
+	// LeaseDuration, RenewDeadline and RetryPeriod time the leader election on the Lease.
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 }
 
 // ErrHelp: --help was asked for; the usage was written.
@@ -84,6 +86,9 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.StringVar(&start, "start", "", "RFC 3339 time of the first candle of a symbol without state (default: now)")
 	fs.Float64Var(&s.Speed, "speed", 1, "clock speed-up factor: 60 runs an hour of candles a minute")
 	fs.StringVar(&until, "until", "", "RFC 3339 simulated time at which to stop (default: run until stopped)")
+	fs.DurationVar(&s.LeaseDuration, "lease-duration", 15*time.Second, "how long another runner waits before taking over a Lease that is not renewed")
+	fs.DurationVar(&s.RenewDeadline, "renew-deadline", 10*time.Second, "how long the holder keeps retrying to renew the Lease before it stops trading")
+	fs.DurationVar(&s.RetryPeriod, "retry-period", 2*time.Second, "how often runners try to acquire or renew the Lease")
 	fs.Usage = func() {
 		_, _ = fmt.Fprintf(usage, `runner runs one trading strategy: it restores every open signal from the persistence
 backend, processes the candles it missed, then follows the market minute by minute.
@@ -149,6 +154,10 @@ Usage: runner [flags]
 	parse(until, "until", &s.Until)
 	if s.Speed <= 0 {
 		problems = append(problems, fmt.Sprintf("--speed must be positive, got %v", s.Speed))
+	}
+	if s.RetryPeriod <= 0 || s.RenewDeadline <= s.RetryPeriod || s.LeaseDuration <= s.RenewDeadline {
+		problems = append(problems, fmt.Sprintf("want 0 < --retry-period (%s) < --renew-deadline (%s) < --lease-duration (%s)",
+			s.RetryPeriod, s.RenewDeadline, s.LeaseDuration))
 	}
 	if len(problems) > 0 {
 		return s, errors.New(strings.Join(problems, "\n"))

@@ -71,6 +71,7 @@ func TestSettingsErrorsSayWhatIsMissing(t *testing.T) {
 		"--start=yesterday":                   `--start "yesterday" is not an RFC 3339 time`,
 		"--strategy-name=a --strategy-name=b": "flag --strategy-name is given twice",
 		"--option nokey":                      `want KEY=VALUE, got "nokey"`,
+		"--renew-deadline=20s":                "want 0 < --retry-period (2s) < --renew-deadline (20s) < --lease-duration (15s)",
 	} {
 		_, err := runner.ParseSettings(strings.Fields(args), noEnv, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), want) {

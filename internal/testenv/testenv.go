@@ -110,6 +110,25 @@ func Start(env *envtest.Environment) (*Environment, error) {
 // Stop stops the control plane.
 func (e *Environment) Stop() error { return e.Env.Stop() }
 
+// Kubeconfig writes a kubeconfig file for a new administrator of the control plane, for a
+// child process, and returns its path.
+func (e *Environment) Kubeconfig(t testing.TB) string {
+	t.Helper()
+	admin, err := e.Env.AddUser(envtest.User{Name: "test-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := admin.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 var nsCounter atomic.Int64
 
 // Namespace creates a fresh namespace for one test and returns its name.

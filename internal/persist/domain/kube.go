@@ -18,6 +18,7 @@ package domain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -80,6 +81,18 @@ func configMapDriver(c client.Client, o KubeOptions, d Domain, k Key) driver.Dri
 	return configmapstore.New(c, name, configmapstore.Options{
 		Options: o.store(), Labels: ConfigMapLabels(d, k), Context: string(d) + "/" + k.String(),
 	})
+}
+
+// CreateObject makes b create the object that holds domain d of context k, when b is a
+// Kubernetes backend opened with Create; the operator does this so that a runner needs no
+// create permission.
+func CreateObject(ctx context.Context, b Backend, d Domain, k Key) error {
+	drv, err := b(ctx, d, k)
+	if err != nil {
+		return err
+	}
+	_, err = drv.Init(ctx, true)
+	return errors.Join(err, drv.Close())
 }
 
 // StateKey is the StrategyState that holds the symbol-keyed domains of k.
