@@ -90,13 +90,14 @@ test-e2e: control-plane build ## End to end through real processes and the real 
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager.
+build: ## Build the manager and the runner.
 	go build -o bin/manager ./cmd/manager
+	go build -o bin/runner ./cmd/runner
 
 .PHONY: run-local
-run-local: control-plane build ## Start a local control plane, install the CRDs, run the manager, apply the samples.
+run-local: control-plane build ## Start a local control plane, the manager and the samples, with their pods as local processes.
 	go build -o bin/run-local ./hack/local
-	bin/run-local --assets "$(ENVTEST_ASSETS)" --manager bin/manager
+	bin/run-local --assets "$(ENVTEST_ASSETS)" --manager bin/manager --runner bin/runner
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a container engine).

@@ -79,14 +79,10 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 			return err
 		}
 	}
+	if s.Start.IsZero() {
+		s.Start = time.Now().UTC()
+	}
 	start := s.Start
-	if start.IsZero() {
-		start = time.Now().UTC()
-	}
-	var clk clock.Clock = clock.Real{}
-	if s.Speed != 1 {
-		clk = clock.Scaled{Start: time.Now(), Origin: start, Factor: s.Speed}
-	}
 	engine := func(p *domain.Persistence) *runner.Engine {
 		return runner.New(runner.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName, Symbols: s.Symbols,
 			Source: source, Strategy: strat, Persist: p, Limits: v1.DefaultSignalLimits, Start: start, Log: log})
@@ -94,7 +90,7 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 	if s.Backend == v1.BackendFile {
 		p := domain.New(domain.FileBackend(s.DataDir))
 		defer func() { _ = p.Close() }()
-		return loop(ctx, engine(p), clk, s.Until, log)
+		return loop(ctx, engine(p), s, log)
 	}
 	return leading(ctx, s, log, func(ctx context.Context, token int64, identity string) error {
 		cfg, err := ctrl.GetConfig()
@@ -112,14 +108,25 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		}
 		p := domain.New(backend)
 		defer func() { _ = p.Close() }()
-		return loop(ctx, engine(p), clk, s.Until, log)
+		return loop(ctx, engine(p), s, log)
 	})
 }
 
-// loop restores, then processes every completed minute, until ctx ends or until passes.
-func loop(ctx context.Context, e *runner.Engine, clk clock.Clock, until time.Time, log *slog.Logger) error {
+// loop restores, then processes every completed minute, until ctx ends or s.Until passes.
+func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Logger) error {
 	if err := e.Restore(ctx); err != nil {
 		return fmt.Errorf("restoring: %w", err)
+	}
+	until := s.Until
+	var clk clock.Clock = clock.Real{}
+	if s.Speed != 1 {
+		// A sped-up clock runs ahead of the wall clock, so it resumes where the state
+		// stopped: simulated time stands still while no runner runs.
+		origin := e.Position().Add(time.Minute)
+		if origin.Before(s.Start) {
+			origin = s.Start
+		}
+		clk = clock.Scaled{Start: time.Now(), Origin: origin, Factor: s.Speed}
 	}
 	for {
 		now := clk.Now()

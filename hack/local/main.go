@@ -14,18 +14,23 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command local runs strategy-operator on this machine for a person to try: a real etcd and
-// kube-apiserver, the CRDs, the manager, and the samples. It prints how to reach the
-// cluster with kubectl and stops everything on Ctrl-C.
+// Command local runs strategy-operator on this machine for a person to try: a real etcd,
+// kube-apiserver and kube-controller-manager, the CRDs, the manager, the samples, and a
+// kubelet that runs the strategies' pods as local processes of bin/runner. It prints how
+// to reach the cluster with kubectl, shows the strategy states once a signal is live, and
+// stops everything on Ctrl-C.
 package main
 
 import (
 	"context"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -35,6 +40,7 @@ import (
 func main() {
 	assets := flag.String("assets", "", "folder with etcd, kube-apiserver and kubectl (make control-plane builds it)")
 	manager := flag.String("manager", "bin/manager", "manager binary to run")
+	runnerBin := flag.String("runner", "bin/runner", "runner binary that stands for the runner image")
 	samples := flag.String("samples", "config/samples", "kustomization applied once the manager runs")
 	namespace := flag.String("namespace", "default", "namespace the samples go to")
 	flag.Parse()
@@ -42,13 +48,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "error: --assets is required (the folder 'make control-plane' prints)")
 		os.Exit(2)
 	}
-	if err := run(*assets, *manager, *samples, *namespace); err != nil {
+	if err := run(*assets, *manager, *runnerBin, *samples, *namespace); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
 
-func run(assets, managerBin, samples, namespace string) error {
+func run(assets, managerBin, runnerBin, samples, namespace string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -58,13 +64,13 @@ func run(assets, managerBin, samples, namespace string) error {
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 
-	step("starting etcd and kube-apiserver")
+	step("starting etcd, kube-apiserver and kube-controller-manager")
 	cluster, err := localcluster.Start(assets, dir)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		step("stopping kube-apiserver and etcd")
+		step("stopping kube-controller-manager, kube-apiserver and etcd")
 		if err := cluster.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "warning: stopping the control plane:", err)
 		}
@@ -102,12 +108,39 @@ func run(assets, managerBin, samples, namespace string) error {
 		}
 	}()
 
+	step("starting the kubelet that runs pods as local processes (pod logs: " + filepath.Join(dir, "kubelet", "logs") + ")")
+	kubeletLog, err := os.Create(filepath.Join(dir, "kubelet.log"))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = kubeletLog.Close() }()
+	kubeletCtx, stopKubelet := context.WithCancel(context.Background())
+	_, kubeletDone, err := cluster.StartKubelet(kubeletCtx,
+		map[string]string{"strategy-runner": runnerBin}, slog.New(slog.NewTextHandler(kubeletLog, nil)))
+	if err != nil {
+		stopKubelet()
+		return err
+	}
+	defer func() {
+		step("stopping the strategies' processes")
+		stopKubelet()
+		if err := <-kubeletDone; err != nil {
+			fmt.Fprintln(os.Stderr, "warning: the kubelet:", err)
+		}
+	}()
+
 	step("applying " + samples)
+	started := time.Now().Truncate(time.Minute)
 	out, err := cluster.Kubectl(setup, "apply", "-n", namespace, "-k", samples)
 	if err != nil {
 		return err
 	}
 	fmt.Print(out)
+
+	step("waiting for a live signal")
+	if err := waitForSignal(ctx, cluster, namespace, started); err != nil {
+		return err
+	}
 
 	fmt.Printf(`
 strategy-operator is running on a local control plane. In another terminal:
@@ -132,3 +165,37 @@ Press Ctrl-C to stop everything.
 }
 
 func step(msg string) { fmt.Printf("==> %s\n", msg) }
+
+// waitForSignal polls until a runner has opened or scheduled a signal (one that began
+// after since; the samples' own StrategyState holds an older one), then prints the
+// strategies and their states as kubectl shows them.
+func waitForSignal(ctx context.Context, cluster *localcluster.Cluster, namespace string, since time.Time) error {
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		rows, err := cluster.Kubectl(ctx, "get", "strategystates", "-n", namespace, "-o",
+			`jsonpath={range .items[*]}{.spec.signal.pendingAt}{" "}{.spec.scheduledSignal.scheduledAt}{"\n"}{end}`)
+		if err == nil && liveSignal(rows, since) {
+			out, err := cluster.Kubectl(ctx, "get", "strategies,strategystates", "-n", namespace)
+			fmt.Print(out)
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no live signal within 3 minutes (last error: %v); see the logs above", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// liveSignal: one of the Unix-millisecond times in rows is after since.
+func liveSignal(rows string, since time.Time) bool {
+	for _, f := range strings.Fields(rows) {
+		if ms, err := strconv.ParseInt(f, 10, 64); err == nil && ms >= since.UnixMilli() {
+			return true
+		}
+	}
+	return false
+}

@@ -14,9 +14,10 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package localcluster runs a real etcd and kube-apiserver on this machine, with a
-// kubeconfig for an administrator and the real kubectl to talk to them. The e2e suite and
-// `make run-local` both use it.
+// Package localcluster runs a real control plane on this machine: etcd, kube-apiserver and
+// kube-controller-manager (for garbage collection and namespace deletion), with a
+// kubeconfig for an administrator, the real kubectl to talk to them, and a kubelet that
+// runs pods as local processes. The e2e suite and `make run-local` both use it.
 package localcluster
 
 import (
@@ -24,6 +25,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -32,11 +34,15 @@ import (
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/strategyops/strategy-operator/internal/podprocess"
 )
 
 // Cluster is a running control plane.
 type Cluster struct {
-	env *envtest.Environment
+	env         *envtest.Environment
+	dir         string
+	controllers *exec.Cmd
 	// Config is an administrator's client configuration.
 	Config *rest.Config
 	// Kubeconfig is the path of a kubeconfig file for the same administrator.
@@ -45,8 +51,12 @@ type Cluster struct {
 	KubectlPath string
 }
 
-// Start starts etcd and kube-apiserver from the binaries in assets and writes an
-// administrator's kubeconfig into dir.
+// controllers are the kube-controller-manager controllers the local cluster runs: owner
+// references and namespace deletion work as on a real cluster.
+const controllers = "garbage-collector-controller,namespace-controller"
+
+// Start starts etcd, kube-apiserver and kube-controller-manager from the binaries in
+// assets and writes an administrator's kubeconfig and the controller manager's log into dir.
 func Start(assets, dir string) (*Cluster, error) {
 	kubectl := filepath.Join(assets, "kubectl")
 	if _, err := os.Stat(kubectl); err != nil {
@@ -56,7 +66,7 @@ func Start(assets, dir string) (*Cluster, error) {
 	if _, err := env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver from %s: %w", assets, err)
 	}
-	c := &Cluster{env: env, KubectlPath: kubectl}
+	c := &Cluster{env: env, dir: dir, KubectlPath: kubectl}
 	admin, err := env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
 	if err == nil {
 		c.Config = admin.Config()
@@ -70,11 +80,59 @@ func Start(assets, dir string) (*Cluster, error) {
 		_ = env.Stop()
 		return nil, fmt.Errorf("writing the administrator's kubeconfig: %w", err)
 	}
+	if c.controllers, err = c.startControllers(filepath.Join(assets, "kube-controller-manager")); err != nil {
+		_ = env.Stop()
+		return nil, fmt.Errorf("starting kube-controller-manager: %w", err)
+	}
 	return c, nil
 }
 
-// Stop stops kube-apiserver and etcd and removes their data.
-func (c *Cluster) Stop() error { return c.env.Stop() }
+func (c *Cluster) startControllers(bin string) (*exec.Cmd, error) {
+	log, err := os.Create(filepath.Join(c.dir, "kube-controller-manager.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = log.Close() }()
+	cmd := exec.Command(bin, "--kubeconfig", c.Kubeconfig, "--controllers", controllers,
+		"--leader-elect=false", "--secure-port=0")
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return cmd, cmd.Start()
+}
+
+// Stop stops kube-controller-manager, kube-apiserver and etcd and removes their data.
+func (c *Cluster) Stop() error {
+	if c.controllers != nil && c.controllers.Process != nil {
+		_ = c.controllers.Process.Signal(syscall.SIGTERM)
+		_ = c.controllers.Wait()
+	}
+	return c.env.Stop()
+}
+
+// Images are the images the local kubelet can run, each by the executable that stands
+// for it: the runner image is bin/runner.
+func Images(root string) map[string]string {
+	return map[string]string{"strategy-runner": filepath.Join(root, "bin", "runner")}
+}
+
+// StartKubelet runs the cluster's pods as local processes (see podprocess) on node
+// "local" until ctx ends; the returned channel yields its result once every process has
+// stopped. Pod logs go under dir/kubelet/logs.
+func (c *Cluster) StartKubelet(ctx context.Context, images map[string]string, log *slog.Logger) (*podprocess.Kubelet, <-chan error, error) {
+	for name, bin := range images {
+		if _, err := os.Stat(bin); err != nil {
+			return nil, nil, fmt.Errorf("executable of image %s: %w (run 'make build')", name, err)
+		}
+	}
+	k, err := podprocess.New(podprocess.Config{REST: c.Config, NodeName: "local", Images: images,
+		Dir: filepath.Join(c.dir, "kubelet"), Log: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- k.Run(ctx) }()
+	return k, done, nil
+}
 
 // Kubectl runs kubectl against the cluster and returns what it printed on stdout. The error
 // carries stderr, so a refusal by the API server reads as kubectl printed it.

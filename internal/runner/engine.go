@@ -169,6 +169,18 @@ func (e *Engine) Restore(ctx context.Context) error {
 }
 
 // mine drops a row of another strategy or exchange (a shared folder or object).
+// Position is the start of the last candle that every symbol has been processed through
+// (after Restore: where the previous run stopped).
+func (e *Engine) Position() time.Time {
+	var pos time.Time
+	for _, st := range e.states {
+		if pos.IsZero() || st.last.Before(pos) {
+			pos = st.last
+		}
+	}
+	return pos
+}
+
 func (e *Engine) mine(s *v1.Signal) *v1.Signal {
 	if s == nil || s.StrategyName != e.cfg.StrategyName || s.ExchangeName != e.cfg.ExchangeName {
 		return nil
