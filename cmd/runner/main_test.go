@@ -84,7 +84,7 @@ type process struct {
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	out  bytes.Buffer
-	done chan error
+	done chan struct{}
 }
 
 func (p *process) Write(b []byte) (int, error) {
@@ -138,7 +138,7 @@ func (p *process) exit(t *testing.T, within time.Duration) int {
 
 func startRunner(t *testing.T, kubeconfig, ns string) *process {
 	t.Helper()
-	p := &process{done: make(chan error, 1)}
+	p := &process{done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], "--strategy-name=lease-test", "--exchange=simulated", "--symbols=BTCUSDT",
 		"--backend=ConfigMap", "--namespace="+ns, "--lease="+leaseName,
 		"--start=2026-11-01T00:00:00Z", "--speed=600",
@@ -148,9 +148,14 @@ func startRunner(t *testing.T, kubeconfig, ns string) *process {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
+	go func() {
+		_ = p.cmd.Wait() // the exit code is read from ProcessState
+		close(p.done)
+	}()
 	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
+		select {
+		case <-p.done:
+		default:
 			_ = p.cmd.Process.Kill()
 			<-p.done
 		}
@@ -168,8 +173,8 @@ func steal(ctx context.Context, t *testing.T, ns string) int64 {
 		t.Fatal(err)
 	}
 	transitions := ptr.Deref(lease.Spec.LeaseTransitions, 0) + 1
-	lease.Spec.HolderIdentity = ptr.To("thief")
-	lease.Spec.LeaseTransitions = ptr.To(transitions)
+	lease.Spec.HolderIdentity = new("thief")
+	lease.Spec.LeaseTransitions = new(transitions)
 	lease.Spec.LeaseDurationSeconds = ptr.To[int32](3600)
 	lease.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now()}
 	lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}

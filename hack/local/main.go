@@ -108,7 +108,8 @@ func run(assets, managerBin, runnerBin, samples, namespace string) error {
 		}
 	}()
 
-	step("starting the kubelet that runs pods as local processes (pod logs: " + filepath.Join(dir, "kubelet", "logs") + ")")
+	podLogs := filepath.Join(dir, "kubelet", "logs")
+	step("starting the kubelet that runs pods as local processes (pod logs: " + podLogs + ")")
 	kubeletLog, err := os.Create(filepath.Join(dir, "kubelet.log"))
 	if err != nil {
 		return err
@@ -192,7 +193,7 @@ func waitForSignal(ctx context.Context, cluster *localcluster.Cluster, namespace
 
 // liveSignal: one of the Unix-millisecond times in rows is after since.
 func liveSignal(rows string, since time.Time) bool {
-	for _, f := range strings.Fields(rows) {
+	for f := range strings.FieldsSeq(rows) {
 		if ms, err := strconv.ParseInt(f, 10, 64); err == nil && ms >= since.UnixMilli() {
 			return true
 		}

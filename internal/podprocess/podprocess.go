@@ -14,7 +14,6 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-
 // Package podprocess is a kubelet for a machine with no container runtime: it runs the
 // pods of a local control plane as processes. It binds pending pods to its node (there is
 // no scheduler), starts each pod's single container from a local executable that stands
@@ -34,7 +33,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
@@ -74,6 +72,9 @@ type Config struct {
 	Log *slog.Logger
 }
 
+// localhost is the address of the node and of every pod on it.
+const localhost = "127.0.0.1"
+
 // tokenLifetime is how long a pod's ServiceAccount token is valid; it is renewed at 80 %.
 const tokenLifetime = time.Hour
 
@@ -108,9 +109,12 @@ func New(cfg Config) (*Kubelet, error) {
 	return &Kubelet{cfg: cfg, client: cs, running: map[types.UID]*podRun{}}, nil
 }
 
+// LogDir holds one log file per pod, namespace_name.log.
+func (k *Kubelet) LogDir() string { return filepath.Join(k.cfg.Dir, "logs") }
+
 // LogPath is the file that collects the output of every run of pod namespace/name.
 func (k *Kubelet) LogPath(namespace, name string) string {
-	return filepath.Join(k.cfg.Dir, "logs", namespace+"_"+name+".log")
+	return filepath.Join(k.LogDir(), namespace+"_"+name+".log")
 }
 
 // Kubeconfig is the kubeconfig file the processes of pod namespace/name get in KUBECONFIG:
@@ -194,7 +198,7 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 		now := metav1.Now()
 		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
 			Reason: "ProcessKubeletReady", Message: "pods run as local processes", LastHeartbeatTime: now, LastTransitionTime: now}}
-		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "127.0.0.1"},
+		n.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: localhost},
 			{Type: corev1.NodeHostName, Address: k.cfg.NodeName}}
 		n.Status.Capacity = corev1.ResourceList{corev1.ResourcePods: resource.MustParse("110")}
 		n.Status.Allocatable = n.Status.Capacity
@@ -245,12 +249,10 @@ func (k *Kubelet) sync(ctx context.Context, key string) error {
 	podCtx, cancel := context.WithCancel(ctx)
 	r := &podRun{key: key, cancel: cancel, done: make(chan struct{})}
 	k.running[pod.UID] = r
-	k.wg.Add(1)
-	go func() {
-		defer k.wg.Done()
+	k.wg.Go(func() {
 		defer close(r.done)
 		k.supervise(podCtx, pod.DeepCopy())
-	}()
+	})
 	return nil
 }
 
@@ -369,11 +371,9 @@ func (p *process) wait(ctx context.Context, pod *corev1.Pod) *corev1.ContainerSt
 		t.Signal = int32(ws.Signal())
 		t.ExitCode = 128 + int32(ws.Signal())
 	}
-	switch {
-	case t.ExitCode == 0:
+	t.Reason = "Error"
+	if t.ExitCode == 0 {
 		t.Reason = "Completed"
-	default:
-		t.Reason = "Error"
 	}
 	return t
 }
@@ -460,7 +460,7 @@ func (k *Kubelet) executable(image string) (string, error) {
 		for n := range k.cfg.Images {
 			known = append(known, n)
 		}
-		sort.Strings(known)
+		slices.Sort(known)
 		return "", fmt.Errorf("no local executable stands for image %s (known images: %s)", image, strings.Join(known, ", "))
 	}
 	return filepath.Abs(bin)
@@ -522,7 +522,7 @@ func (k *Kubelet) volumes(pod *corev1.Pod, c corev1.Container) (mounts, error) {
 		m = append(m, struct{ at, local string }{filepath.Clean(vm.MountPath), local})
 	}
 	// The longest mount path first, so that nested mounts win.
-	sort.Slice(m, func(i, j int) bool { return len(m[i].at) > len(m[j].at) })
+	slices.SortFunc(m, func(a, b struct{ at, local string }) int { return len(b.at) - len(a.at) })
 	return m, nil
 }
 
@@ -570,7 +570,7 @@ func (k *Kubelet) envValue(ctx context.Context, pod *corev1.Pod, e corev1.EnvVar
 			if v, ok := s.Data[ref.Key]; ok {
 				return string(v), nil
 			}
-			err = fmt.Errorf("Secret %s has no key %q", ref.Name, ref.Key)
+			err = fmt.Errorf("secret %s has no key %q", ref.Name, ref.Key)
 		}
 		if ptr.Deref(ref.Optional, false) {
 			return "", nil
@@ -594,11 +594,11 @@ func podField(pod *corev1.Pod, path string) (string, error) {
 	case "spec.serviceAccountName":
 		return pod.Spec.ServiceAccountName, nil
 	case "status.hostIP", "status.podIP":
-		return "127.0.0.1", nil
+		return localhost, nil
 	}
 	for prefix, m := range map[string]map[string]string{"metadata.labels": pod.Labels, "metadata.annotations": pod.Annotations} {
-		if rest, ok := strings.CutPrefix(path, prefix+"['"); ok && strings.HasSuffix(rest, "']") {
-			return m[strings.TrimSuffix(rest, "']")], nil
+		if key, ok := strings.CutPrefix(path, prefix+"['"); ok && strings.HasSuffix(key, "']") {
+			return m[strings.TrimSuffix(key, "']")], nil
 		}
 	}
 	return "", fmt.Errorf("fieldRef %q is not supported by the process kubelet", path)
@@ -670,7 +670,7 @@ func (k *Kubelet) report(pod *corev1.Pod, c corev1.Container, id string, restart
 	defer cancel()
 	ready := state.Running != nil
 	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: "process://" + c.Image, RestartCount: restarts,
-		Ready: ready, Started: ptr.To(ready), State: state, ContainerID: id}
+		Ready: ready, Started: new(ready), State: state, ContainerID: id}
 	if last != nil {
 		cs.LastTerminationState = corev1.ContainerState{Terminated: last}
 	}
@@ -693,8 +693,8 @@ func (k *Kubelet) report(pod *corev1.Pod, c corev1.Container, id string, restart
 		}
 		now := metav1.Now()
 		cur.Status.Phase = phase
-		cur.Status.HostIP, cur.Status.PodIP = "127.0.0.1", "127.0.0.1"
-		cur.Status.PodIPs = []corev1.PodIP{{IP: "127.0.0.1"}}
+		cur.Status.HostIP, cur.Status.PodIP = localhost, localhost
+		cur.Status.PodIPs = []corev1.PodIP{{IP: localhost}}
 		if cur.Status.StartTime == nil {
 			cur.Status.StartTime = &now
 		}

@@ -150,6 +150,13 @@ func (e *Engine) Restore(ctx context.Context) error {
 			st.last = time.UnixMilli(ms).UTC()
 		}
 		e.states[sym] = st
+		for msg, sig := range map[string]*v1.Signal{"Resuming an open signal": st.active, "Resuming a scheduled signal": st.scheduled} {
+			if sig != nil {
+				e.cfg.Log.Info(msg, "strategy", e.cfg.StrategyName, "symbol", sym,
+					"signal", sig.ID, "position", sig.Position, "priceOpen", sig.PriceOpen,
+					"takeProfit", sig.PriceTakeProfit, "stopLoss", sig.PriceStopLoss, "through", st.last)
+			}
+		}
 		if raw, ok := st.snap.Extra[extraInflight]; ok && string(raw.Raw) != "null" {
 			var a action
 			if err := json.Unmarshal(raw.Raw, &a); err != nil {

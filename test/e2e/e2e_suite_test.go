@@ -22,6 +22,7 @@ package e2e
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,13 +34,18 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/strategyops/strategy-operator/internal/localcluster"
+	"github.com/strategyops/strategy-operator/internal/podprocess"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
 var (
-	cluster    *localcluster.Cluster
-	manager    *exec.Cmd
-	managerLog string
+	cluster     *localcluster.Cluster
+	manager     *exec.Cmd
+	managerLog  string
+	kubelet     *podprocess.Kubelet
+	kubeletLog  string
+	stopKubelet context.CancelFunc
+	kubeletDone <-chan error
 )
 
 func TestE2E(t *testing.T) {
@@ -65,9 +71,23 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	Expect(err).NotTo(HaveOccurred())
 	manager, err = cluster.StartManager(filepath.Join(root, "bin", "manager"), logFile)
 	Expect(err).NotTo(HaveOccurred())
+
+	By("starting the kubelet that runs the runner pods as processes of bin/runner")
+	kubeletLog = filepath.Join(dir, "kubelet.log")
+	kl, err := os.Create(kubeletLog)
+	Expect(err).NotTo(HaveOccurred())
+	var kubeletCtx context.Context
+	kubeletCtx, stopKubelet = context.WithCancel(context.Background())
+	kubelet, kubeletDone, err = cluster.StartKubelet(kubeletCtx, localcluster.Images(root),
+		slog.New(slog.NewTextHandler(kl, nil)))
+	Expect(err).NotTo(HaveOccurred())
 }, NodeTimeout(3*time.Minute))
 
 var _ = AfterSuite(func() {
+	if stopKubelet != nil {
+		stopKubelet()
+		Expect(<-kubeletDone).To(Succeed())
+	}
 	if manager != nil && manager.Process != nil {
 		_ = manager.Process.Signal(syscall.SIGTERM)
 		_ = manager.Wait()
@@ -82,8 +102,18 @@ var _ = ReportAfterEach(func(report SpecReport) {
 	if !report.Failed() || cluster == nil {
 		return
 	}
-	if data, err := os.ReadFile(managerLog); err == nil {
-		AddReportEntry("manager log", string(data))
+	for name, path := range map[string]string{"manager log": managerLog, "kubelet log": kubeletLog} {
+		if data, err := os.ReadFile(path); err == nil {
+			AddReportEntry(name, string(data))
+		}
+	}
+	if kubelet != nil {
+		logs, _ := filepath.Glob(filepath.Join(kubelet.LogDir(), "*.log"))
+		for _, path := range logs {
+			if data, err := os.ReadFile(path); err == nil {
+				AddReportEntry("runner log "+filepath.Base(path), string(data))
+			}
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -101,27 +101,19 @@ func rowNamed(rows []map[string]string, name string) map[string]string {
 var _ = Describe("kubectl on the API", func() {
 	samples := filepath.Join(testenv.RepoRoot(), "config", "samples")
 
-	It("applies the samples and shows strategy states with their columns", func(ctx SpecContext) {
+	It("shows a StrategyState with its columns", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
-		out, err := cluster.Kubectl(ctx, "apply", "-n", ns, "-k", samples)
+		sample := filepath.Join(samples, "trading_v1alpha1_strategystate.yaml")
+		out, err := cluster.Kubectl(ctx, "apply", "-n", ns, "-f", sample)
 		Expect(err).NotTo(HaveOccurred())
 		Expect(out).To(ContainSubstring("strategystate.trading.strategyops.dev/breakout-simulated-btcusdt created"))
 
-		By("the operator makes a StrategyState for each of breakout's symbols; the sample's holds the open signal")
-		var header []string
-		var rows []map[string]string
-		Eventually(func() []string {
-			out, err = cluster.Kubectl(ctx, "get", "strategystates", "-n", ns)
-			Expect(err).NotTo(HaveOccurred())
-			header, rows = table(out)
-			return column(rows, "NAME")
-		}, 30*time.Second).Should(ConsistOf("breakout-simulated-btcusdt", "breakout-simulated-ethusdt",
-			"breakout-simulated-solusdt"))
+		out, err = cluster.Kubectl(ctx, "get", "strategystates", "-n", ns)
+		Expect(err).NotTo(HaveOccurred())
+		header, rows := table(out)
 		Expect(header).To(Equal([]string{"NAME", "STRATEGY", "SYMBOL", "PHASE", "POSITION", "OPEN",
 			"TAKE PROFIT", "STOP LOSS", "AGE"}))
-		Expect(rowNamed(rows, "breakout-simulated-ethusdt")).To(SatisfyAll(
-			HaveKeyWithValue("PHASE", "Idle"), HaveKeyWithValue("POSITION", "")))
-		Expect(rowNamed(rows, "breakout-simulated-btcusdt")).To(SatisfyAll(
+		Expect(rows).To(ConsistOf(SatisfyAll(
 			HaveKeyWithValue("NAME", "breakout-simulated-btcusdt"),
 			HaveKeyWithValue("STRATEGY", "breakout"),
 			HaveKeyWithValue("SYMBOL", "BTCUSDT"),
@@ -130,7 +122,7 @@ var _ = Describe("kubectl on the API", func() {
 			HaveKeyWithValue("OPEN", "100"),
 			HaveKeyWithValue("TAKE PROFIT", "101.5"),
 			HaveKeyWithValue("STOP LOSS", "98.5"),
-		))
+		)))
 
 		By("the wide view adds the exchange and the signal id")
 		out, err = cluster.Kubectl(ctx, "get", "sstates", "-n", ns, "-o", "wide")
@@ -140,32 +132,57 @@ var _ = Describe("kubectl on the API", func() {
 			HaveKeyWithValue("EXCHANGE", "simulated"),
 			HaveKeyWithValue("SIGNAL", "1af31ee8-c897-4000-a4dc-55369e459000"),
 		))
+	})
 
-		By("kubectl get strategies shows backend, symbols, ready and open signals")
-		out, err = cluster.Kubectl(ctx, "get", "strategies", "-n", ns)
+	It("applies the samples: each runner runs in its pod and its signals show in kubectl", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		_, err := cluster.Kubectl(ctx, "apply", "-n", ns, "-k", samples)
 		Expect(err).NotTo(HaveOccurred())
-		header, rows = table(out)
-		Expect(header).To(Equal([]string{"NAME", "BACKEND", "SYMBOLS", "READY", "OPEN SIGNALS", "AGE"}))
-		backends := map[string]string{}
-		for _, r := range rows {
-			backends[r["NAME"]] = r["BACKEND"]
-		}
-		Expect(backends).To(Equal(map[string]string{
-			"breakout":           "StrategyState",
-			"momentum-configmap": "ConfigMap",
-			"momentum-file":      "File",
-		}))
 
-		By("the operator runs one pod per strategy")
+		By("the operator runs one pod per strategy, and the kubelet runs each")
 		Eventually(func() []string {
 			out, err := cluster.Kubectl(ctx, "get", "pods", "-n", ns, "-o", "name")
 			Expect(err).NotTo(HaveOccurred())
 			return strings.Fields(out)
 		}, 30*time.Second).Should(ConsistOf("pod/breakout-runner", "pod/momentum-configmap-runner",
 			"pod/momentum-file-runner"))
+		_, err = cluster.Kubectl(ctx, "wait", "-n", ns, "--for=condition=Ready", "pods", "--all", "--timeout=60s")
+		Expect(err).NotTo(HaveOccurred())
+
+		By("kubectl get strategies shows backend, symbols, ready and open signals")
+		Eventually(func() []string {
+			out, err := cluster.Kubectl(ctx, "get", "strategies", "-n", ns)
+			Expect(err).NotTo(HaveOccurred())
+			header, rows := table(out)
+			Expect(header).To(Equal([]string{"NAME", "BACKEND", "SYMBOLS", "READY", "OPEN SIGNALS", "AGE"}))
+			backends := map[string]string{}
+			for _, r := range rows {
+				backends[r["NAME"]] = r["BACKEND"]
+			}
+			Expect(backends).To(Equal(map[string]string{
+				"breakout":           "StrategyState",
+				"momentum-configmap": "ConfigMap",
+				"momentum-file":      "File",
+			}))
+			return column(rows, "READY")
+		}, 30*time.Second).Should(HaveEach("True"))
+
+		By("a StrategyState for each of breakout's symbols, and a signal its runner opened")
+		Eventually(func(g Gomega) {
+			out, err := cluster.Kubectl(ctx, "get", "strategystates", "-n", ns, "-o", "wide")
+			g.Expect(err).NotTo(HaveOccurred())
+			_, rows := table(out)
+			g.Expect(column(rows, "NAME")).To(ConsistOf("breakout-simulated-btcusdt", "breakout-simulated-ethusdt",
+				"breakout-simulated-solusdt"))
+			g.Expect(rows).To(ContainElement(SatisfyAll(
+				HaveKeyWithValue("PHASE", BeElementOf("Open", "Scheduled")),
+				HaveKeyWithValue("SIGNAL", HavePrefix("breakout-")), // the sample's own signal has a uuid
+				HaveKeyWithValue("POSITION", BeElementOf("long", "short")),
+			)))
+		}, 90*time.Second, time.Second).Should(Succeed())
 
 		By("the trading category lists both kinds")
-		out, err = cluster.Kubectl(ctx, "get", "trading", "-n", ns, "-o", "name")
+		out, err := cluster.Kubectl(ctx, "get", "trading", "-n", ns, "-o", "name")
 		Expect(err).NotTo(HaveOccurred())
 		Expect(strings.Fields(out)).To(ContainElements(
 			"strategy.trading.strategyops.dev/breakout",

@@ -1,0 +1,271 @@
+//go:build e2e
+
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/runner"
+)
+
+// fastLease lets a restarted runner take over its Lease within seconds of a SIGKILL.
+const fastLease = "--lease-duration=4s, --renew-deadline=3s, --retry-period=500ms"
+
+// applyStrategy applies a Strategy on the simulated market running an hour of candles a
+// minute, with the indicator strategy's extra options.
+func applyStrategy(ctx context.Context, ns, name, backend, retention string, symbols []string, options ...string) {
+	args := "--strategy=indicator, --speed=60, " + fastLease
+	for _, o := range options {
+		args += ", --option=" + o
+	}
+	cmd := cluster.KubectlCommand(ctx, "apply", "-n", ns, "-f", "-")
+	cmd.Stdin = strings.NewReader(fmt.Sprintf(`apiVersion: trading.strategyops.dev/v1alpha1
+kind: Strategy
+metadata: {name: %s}
+spec:
+  exchangeName: simulated
+  symbols: [%s]
+  args: [%s]
+  persistence: {backend: %s}
+  retention: %s
+`, name, strings.Join(symbols, ", "), args, backend, retention))
+	out, err := cmd.CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), string(out))
+}
+
+func kubectl(ctx context.Context, args ...string) string {
+	out, err := cluster.Kubectl(ctx, args...)
+	Expect(err).NotTo(HaveOccurred())
+	return out
+}
+
+// waitRunning waits until the strategy's pod is Ready and returns its process id.
+func waitRunning(ctx context.Context, ns, strategy string) int {
+	pod := "pod/" + strategy + "-runner"
+	Eventually(func() error {
+		_, err := cluster.Kubectl(ctx, "wait", "-n", ns, "--for=condition=Ready", pod, "--timeout=5s")
+		return err
+	}, 60*time.Second, time.Second).Should(Succeed())
+	id := kubectl(ctx, "get", "-n", ns, pod, "-o", "jsonpath={.status.containerStatuses[0].containerID}")
+	pid, err := strconv.Atoi(strings.TrimPrefix(id, "process://"))
+	Expect(err).NotTo(HaveOccurred(), "container id %q", id)
+	return pid
+}
+
+func stateName(strategy, symbol string) string {
+	return fmt.Sprintf("%s-simulated-%s", strategy, strings.ToLower(symbol))
+}
+
+// ledger reads the strategy's history ConfigMap of symbol with kubectl: every signal's
+// entry by id.
+func ledger(ctx context.Context, ns, strategy, symbol string) map[string]domain.HistoryEntry {
+	name := domain.ConfigMapName(domain.History, domain.StrategyKey(symbol, strategy, "simulated"))
+	var cm struct {
+		Data map[string]string `json:"data"`
+	}
+	Expect(json.Unmarshal([]byte(kubectl(ctx, "get", "configmap", name, "-n", ns, "-o", "json")), &cm)).To(Succeed())
+	out := map[string]domain.HistoryEntry{}
+	for _, v := range cm.Data {
+		var e domain.HistoryEntry
+		if json.Unmarshal([]byte(v), &e) == nil && e.ID != "" {
+			out[e.ID] = e
+		}
+	}
+	return out
+}
+
+func eventKinds(e domain.HistoryEntry) []string {
+	kinds := make([]string, 0, len(e.Events))
+	for _, ev := range e.Events {
+		kinds = append(kinds, ev.Kind)
+	}
+	return kinds
+}
+
+// runnerLog is everything the strategy's runner pods printed, across restarts.
+func runnerLog(ns, strategy string) string {
+	data, _ := os.ReadFile(kubelet.LogPath(ns, strategy+"-runner"))
+	return string(data)
+}
+
+// logLines counts the runner's JSON log lines with message msg about signal id.
+func logLines(ns, strategy, msg, id string) int {
+	n := 0
+	for line := range strings.Lines(runnerLog(ns, strategy)) {
+		var f map[string]any
+		if json.Unmarshal([]byte(line), &f) == nil && f["msg"] == msg && f["signal"] == id {
+			n++
+		}
+	}
+	return n
+}
+
+func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+var _ = Describe("strategies running for real", func() {
+	It("restores an open signal after the runner is SIGKILLed, and closes it exactly once", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		symbols := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+		applyStrategy(ctx, ns, "crash", "StrategyState", "Delete", symbols, "take-profit=4", "stop-loss=3")
+		pid := waitRunning(ctx, ns, "crash")
+
+		By("waiting for an open signal, then killing the runner with SIGKILL")
+		var symbol, id string
+		Eventually(func() string {
+			for _, sym := range symbols {
+				out := kubectl(ctx, "get", "strategystate", stateName("crash", sym), "-n", ns,
+					"-o", "jsonpath={.spec.phase} {.spec.signal.id}")
+				if phase, sid, _ := strings.Cut(out, " "); phase == "Open" {
+					symbol, id = sym, sid
+					Expect(syscall.Kill(pid, syscall.SIGKILL)).To(Succeed())
+					return id
+				}
+			}
+			return ""
+		}, 2*time.Minute, 100*time.Millisecond).ShouldNot(BeEmpty())
+		Expect(ledger(ctx, ns, "crash", symbol)[id].Events).NotTo(ContainElement(
+			HaveField("Kind", runner.KindClose)), "the signal closed before the kill")
+
+		By("the kubelet restarts the container; the new runner resumes the signal")
+		Eventually(func() string {
+			return kubectl(ctx, "get", "pod", "crash-runner", "-n", ns,
+				"-o", "jsonpath={.status.containerStatuses[0].restartCount}")
+		}, 30*time.Second).Should(Equal("1"))
+		Eventually(func() int { return logLines(ns, "crash", "Resuming an open signal", id) }, 30*time.Second).
+			Should(Equal(1))
+
+		By("the signal closes, and the ledger holds it opened once and closed once")
+		Eventually(func() []string { return eventKinds(ledger(ctx, ns, "crash", symbol)[id]) }, 3*time.Minute, time.Second).
+			Should(ContainElement(runner.KindClose))
+		Expect(eventKinds(ledger(ctx, ns, "crash", symbol)[id])).To(Equal([]string{runner.KindOpen, runner.KindClose}))
+		Expect(kubectl(ctx, "get", "strategystate", stateName("crash", symbol), "-n", ns,
+			"-o", "jsonpath={.spec.signal.id}")).NotTo(Equal(id))
+	})
+
+	It("refuses a runner the state of another strategy (403), with the token its pod got", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		applyStrategy(ctx, ns, "alpha", "StrategyState", "Delete", []string{"BTCUSDT"})
+		applyStrategy(ctx, ns, "beta", "StrategyState", "Delete", []string{"BTCUSDT"})
+		waitRunning(ctx, ns, "alpha")
+		waitRunning(ctx, ns, "beta")
+		asAlpha := "--kubeconfig=" + kubelet.Kubeconfig(ns, "alpha-runner")
+
+		By("alpha's runner reads its own state")
+		Expect(kubectl(ctx, asAlpha, "get", "strategystate", stateName("alpha", "BTCUSDT"), "-n", ns, "-o", "name")).
+			To(Equal("strategystate.trading.strategyops.dev/alpha-simulated-btcusdt\n"))
+
+		By("and is refused beta's: its StrategyState, its ledger, and any write to them")
+		forbidden := SatisfyAll(ContainSubstring("Forbidden"),
+			ContainSubstring(fmt.Sprintf(`"system:serviceaccount:%s:alpha-runner"`, ns)))
+		_, err := cluster.Kubectl(ctx, asAlpha, "get", "strategystate", stateName("beta", "BTCUSDT"), "-n", ns)
+		Expect(err).To(MatchError(forbidden))
+		_, err = cluster.Kubectl(ctx, asAlpha, "get", "configmap",
+			domain.ConfigMapName(domain.History, domain.StrategyKey("BTCUSDT", "beta", "simulated")), "-n", ns)
+		Expect(err).To(MatchError(forbidden))
+		_, err = cluster.Kubectl(ctx, asAlpha, "label", "strategystate", stateName("beta", "BTCUSDT"), "-n", ns, "taken=yes")
+		Expect(err).To(MatchError(forbidden))
+	})
+
+	It("keeps the state of a deleted strategy with retention Retain and removes it with Delete", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		applyStrategy(ctx, ns, "keep", "StrategyState", "Retain", []string{"BTCUSDT"})
+		applyStrategy(ctx, ns, "drop", "ConfigMap", "Delete", []string{"BTCUSDT"})
+		keepPid, dropPid := waitRunning(ctx, ns, "keep"), waitRunning(ctx, ns, "drop")
+		keepHistory := domain.ConfigMapName(domain.History, domain.StrategyKey("BTCUSDT", "keep", "simulated"))
+
+		kubectl(ctx, "delete", "strategy", "keep", "drop", "-n", ns, "--timeout=60s")
+
+		By("both pods go, and with them the runners' processes")
+		Eventually(func() string { return kubectl(ctx, "get", "pods", "-n", ns, "-o", "name") }, 60*time.Second).
+			Should(BeEmpty())
+		Eventually(func() bool { return alive(keepPid) || alive(dropPid) }, 30*time.Second).Should(BeFalse())
+
+		By("keep's StrategyState and ledger stay; nothing of drop's does")
+		Expect(kubectl(ctx, "get", "strategystates", "-n", ns, "-o", "name")).
+			To(Equal("strategystate.trading.strategyops.dev/keep-simulated-btcusdt\n"))
+		Expect(strings.Fields(kubectl(ctx, "get", "configmaps", "-n", ns, "-o", "name",
+			"-l", "trading.strategyops.dev/strategy"))).To(ConsistOf("configmap/" + keepHistory))
+		Expect(kubectl(ctx, "get", "configmaps", "-n", ns, "-o", "name", "-l", "trading.strategyops.dev/risk=drop")).
+			To(BeEmpty())
+	})
+
+	It("keeps an open signal when a running strategy moves from ConfigMap to StrategyState", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		symbols := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
+		// Signals that stay open for hours of candles: the switch takes seconds.
+		applyStrategy(ctx, ns, "mover", "ConfigMap", "Delete", symbols, "take-profit=10", "stop-loss=8", "minutes=600")
+		waitRunning(ctx, ns, "mover")
+
+		signalOf := func(sym string) string {
+			name := domain.ConfigMapName(domain.Signal, domain.StrategyKey(sym, "mover", "simulated"))
+			var cm struct {
+				Data map[string]string `json:"data"`
+			}
+			Expect(json.Unmarshal([]byte(kubectl(ctx, "get", "configmap", name, "-n", ns, "-o", "json")), &cm)).To(Succeed())
+			for _, v := range cm.Data {
+				var s struct {
+					ID string `json:"id"`
+				}
+				if json.Unmarshal([]byte(v), &s) == nil && s.ID != "" {
+					return s.ID
+				}
+			}
+			return ""
+		}
+		By("waiting for an open signal in the ConfigMap backend")
+		var symbol string
+		Eventually(func() bool {
+			for _, sym := range symbols {
+				if signalOf(sym) != "" {
+					symbol = sym
+					return true
+				}
+			}
+			return false
+		}, 3*time.Minute, 250*time.Millisecond).Should(BeTrue())
+
+		kubectl(ctx, "patch", "strategy", "mover", "-n", ns, "--type=merge",
+			"-p", `{"spec":{"persistence":{"backend":"StrategyState"}}}`)
+
+		By("the operator stops the runner, moves the state, and starts a runner on StrategyState")
+		Eventually(func() string {
+			return kubectl(ctx, "get", "strategy", "mover", "-n", ns, "-o", "jsonpath={.status.activeBackend}")
+		}, 60*time.Second).Should(Equal("StrategyState"))
+		waitRunning(ctx, ns, "mover")
+		// What the old runner left open when it stopped (the ConfigMaps are no longer written).
+		id := signalOf(symbol)
+		Expect(id).NotTo(BeEmpty(), "the signal closed before the old runner stopped")
+		Expect(kubectl(ctx, "get", "strategystate", stateName("mover", symbol), "-n", ns,
+			"-o", "jsonpath={.spec.phase} {.spec.signal.id}")).To(Equal("Open " + id))
+		Eventually(func() int { return logLines(ns, "mover", "Resuming an open signal", id) }, 30*time.Second).
+			Should(BeNumerically(">=", 1))
+		Expect(eventKinds(ledger(ctx, ns, "mover", symbol)[id])).To(Equal([]string{runner.KindOpen}))
+	})
+})
