@@ -90,13 +90,13 @@ test-e2e: control-plane build ## End to end through real processes and the real 
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager and the runner.
+build: ## Build the manager, the runner and run-local.
 	go build -o bin/manager ./cmd/manager
 	go build -o bin/runner ./cmd/runner
+	go build -o bin/run-local ./hack/local
 
 .PHONY: run-local
 run-local: control-plane build ## Start a local control plane, the manager and the samples, with their pods as local processes.
-	go build -o bin/run-local ./hack/local
 	bin/run-local --assets "$(ENVTEST_ASSETS)" --manager bin/manager --runner bin/runner
 
 .PHONY: docker-build

@@ -1,0 +1,122 @@
+//go:build e2e
+
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"bufio"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+// descendants lists the processes below pid, read from /proc.
+func descendants(pid int) []int {
+	children := map[int][]int{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after its ')'.
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) > 1 {
+			if ppid, err := strconv.Atoi(fields[1]); err == nil {
+				children[ppid] = append(children[ppid], p)
+			}
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		out = append(out, children[p]...)
+		queue = append(queue, children[p]...)
+	}
+	return out
+}
+
+var _ = Describe("make run-local", func() {
+	It("shows live strategy states, and Ctrl-C leaves no process behind", func(ctx SpecContext) {
+		root := testenv.RepoRoot()
+		cmd := exec.Command(filepath.Join(root, "bin", "run-local"), "--assets", testenv.BinaryDir(),
+			"--manager", filepath.Join(root, "bin", "manager"), "--runner", filepath.Join(root, "bin", "runner"))
+		cmd.Dir = root
+		stdout, err := cmd.StdoutPipe()
+		Expect(err).NotTo(HaveOccurred())
+		cmd.Stderr = GinkgoWriter
+		Expect(cmd.Start()).To(Succeed())
+		DeferCleanup(func() {
+			if cmd.ProcessState == nil {
+				_ = cmd.Process.Kill()
+			}
+		})
+
+		By("waiting for the strategy states and the instructions it prints")
+		printed := make(chan string, 1)
+		go func() {
+			var sb strings.Builder
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				sb.WriteString(sc.Text() + "\n")
+				GinkgoWriter.Println(sc.Text())
+				if strings.HasPrefix(sc.Text(), "Press Ctrl-C") {
+					printed <- sb.String()
+					break
+				}
+			}
+			_, _ = io.Copy(GinkgoWriter, stdout)
+			close(printed)
+		}()
+		var out string
+		Eventually(printed, 3*time.Minute).Should(Receive(&out))
+		Expect(out).To(MatchRegexp(`breakout-simulated-\w+ +breakout +\w+ +(Open|Scheduled) `))
+		Expect(out).To(MatchRegexp(`export KUBECONFIG=\S+/kubeconfig`))
+		for _, s := range []string{"breakout", "momentum-configmap", "momentum-file"} {
+			Expect(out).To(ContainSubstring("strategy.trading.strategyops.dev/" + s + " "))
+		}
+
+		By("Ctrl-C stops the runners, the manager and the control plane")
+		procs := descendants(cmd.Process.Pid)
+		Expect(len(procs)).To(BeNumerically(">=", 7),
+			"etcd, kube-apiserver, kube-controller-manager, the manager, three runners")
+		Expect(cmd.Process.Signal(os.Interrupt)).To(Succeed())
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		Eventually(done, time.Minute).Should(Receive(BeNil()))
+		for _, p := range procs {
+			Expect(syscall.Kill(p, 0)).To(MatchError(syscall.ESRCH), "process %d outlived run-local", p)
+		}
+	})
+})
