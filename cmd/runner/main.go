@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -55,7 +56,8 @@ func main() {
 		os.Exit(0)
 	}
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "runner: %v\n\nSee 'runner --help'.\n", err)
+		// One problem per line, under the first.
+		fmt.Fprintf(os.Stderr, "runner: %s\n\nSee 'runner --help'.\n", strings.ReplaceAll(err.Error(), "\n", "\n        "))
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))

@@ -84,7 +84,7 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.StringVar(&s.Market, "market", "simulated", "price source: simulated, or the path of a CSV candle file")
 	fs.Uint64Var(&s.Seed, "seed", 1, "seed of the simulated market")
 	fs.StringVar(&start, "start", "", "RFC 3339 time of the first candle of a symbol without state (default: now)")
-	fs.Float64Var(&s.Speed, "speed", 1, "clock speed-up factor: 60 runs an hour of candles a minute")
+	fs.Float64Var(&s.Speed, "speed", 1, "clock speed-up factor: 60 runs an hour of candles a minute (simulated time stands still while no runner runs)")
 	fs.StringVar(&until, "until", "", "RFC 3339 simulated time at which to stop (default: run until stopped)")
 	fs.DurationVar(&s.LeaseDuration, "lease-duration", 15*time.Second, "how long another runner waits before taking over a Lease that is not renewed")
 	fs.DurationVar(&s.RenewDeadline, "renew-deadline", 10*time.Second, "how long the holder keeps retrying to renew the Lease before it stops trading")
