@@ -178,9 +178,10 @@ type StrategyStatus struct {
 	// +optional
 	ActiveBackend PersistenceBackend `json:"activeBackend,omitempty"`
 
-	// openSignals is the number of active signals found in the store.
+	// openSignals is the number of active signals found in the store; absent when the
+	// operator cannot read the store (File: the state is on the strategy's volume).
 	// +optional
-	OpenSignals int32 `json:"openSignals"`
+	OpenSignals *int32 `json:"openSignals,omitempty"`
 }
 
 // +kubebuilder:object:root=true

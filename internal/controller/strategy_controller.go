@@ -296,14 +296,15 @@ func (r *StrategyReconciler) ensureStorage(ctx context.Context, s *v1.Strategy, 
 
 func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) {
 	if sc.active == v1.BackendFile {
-		return // on the pod's volume; the operator cannot read it
+		sc.strategy.Status.OpenSignals = nil // on the pod's volume; the operator cannot read it
+		return
 	}
 	n, err := r.countOpenSignals(ctx, sc.strategy, sc.active)
 	if err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Could not count open signals")
 		return
 	}
-	sc.strategy.Status.OpenSignals = n
+	sc.strategy.Status.OpenSignals = &n
 }
 
 func (r *StrategyReconciler) getPod(ctx context.Context, s *v1.Strategy) (*corev1.Pod, error) {

@@ -34,6 +34,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -124,7 +125,7 @@ var _ = Describe("Strategy controller", func() {
 		By("the open-signal count comes from the store")
 		p := stateOn(s, v1.BackendConfigMap)
 		Expect(p.WriteSignal(ctx, key(s, "ETHUSDT"), openSignal(s, "ETHUSDT"))).To(Succeed())
-		Eventually(func() int32 { _ = get(ctx, s); return s.Status.OpenSignals }, 45*time.Second).Should(Equal(int32(1)))
+		Eventually(func() int32 { _ = get(ctx, s); return ptr.Deref(s.Status.OpenSignals, -1) }, 45*time.Second).Should(Equal(int32(1)))
 
 		By("every transition was an event")
 		var evs eventsv1List
@@ -220,7 +221,7 @@ var _ = Describe("Strategy controller", func() {
 		Expect(partial[sig.ID].ProfitLevels).To(Equal([]float64{10}))
 		pod := runnerPod(s)
 		Eventually(func() []string { return runnerArgs(ctx, pod) }, timeout).Should(ContainElement("--backend=StrategyState"))
-		Eventually(func() int32 { _ = get(ctx, s); return s.Status.OpenSignals }, timeout).Should(Equal(int32(1)))
+		Eventually(func() int32 { _ = get(ctx, s); return ptr.Deref(s.Status.OpenSignals, -1) }, timeout).Should(Equal(int32(1)))
 	})
 
 	It("refuses to switch to File while signals are open, and keeps running", func() {

@@ -164,6 +164,9 @@ var _ = Describe("kubectl on the API", func() {
 				"momentum-configmap": "ConfigMap",
 				"momentum-file":      "File",
 			}))
+			// The operator cannot read the File backend's volume: no count rather than 0.
+			Expect(rowNamed(rows, "momentum-file")).To(HaveKeyWithValue("OPEN SIGNALS", ""))
+			Expect(rowNamed(rows, "breakout")).To(HaveKeyWithValue("OPEN SIGNALS", MatchRegexp(`^\d+$`)))
 			return column(rows, "READY")
 		}, 30*time.Second).Should(HaveEach("True"))
 
