@@ -101,7 +101,7 @@ type scope struct {
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies/finalizers,verbs=update
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategystates,verbs=get;list;watch;create;update;delete;deletecollection
 // +kubebuilder:rbac:groups="",resources=pods;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;create;update;delete;deletecollection
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;delete;deletecollection
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -289,9 +289,45 @@ func (r *StrategyReconciler) ensureStorage(ctx context.Context, s *v1.Strategy, 
 	cond := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionPersistenceReady)
 	if cond != nil && cond.Status == metav1.ConditionTrue && s.Status.ObservedGeneration == s.Generation &&
 		s.Status.ActiveBackend == b {
-		return nil // made when this generation was first reconciled
+		// Made when this generation was first reconciled: make them again only if one was
+		// deleted since (the runner cannot create them). The cache answers this.
+		all, err := r.stateObjectsCached(ctx, s, b)
+		if err != nil || all {
+			return err
+		}
+		r.event(s, corev1.EventTypeWarning, "StateObjectMissing", "a store object was deleted; making it again")
 	}
 	return r.ensureStateObjects(ctx, s, b)
+}
+
+// stateObjectsCached reports whether the manager's cache holds every store object of s on b.
+func (r *StrategyReconciler) stateObjectsCached(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) (bool, error) {
+	exists := func(obj client.Object, name string) (bool, error) {
+		err := r.Client.Get(ctx, objectKey(s, name), obj)
+		if apierrors.IsNotFound(err) {
+			// The cache may not have seen an object made moments ago: ask the API server.
+			err = r.StateClient.Get(ctx, objectKey(s, name), obj)
+		}
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	for _, name := range configMapNames(s, b) {
+		cm := &metav1.PartialObjectMetadata{}
+		cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+		if ok, err := exists(cm, name); !ok {
+			return false, err
+		}
+	}
+	if b == v1.BackendStrategyState {
+		for _, name := range stateNames(s) {
+			if ok, err := exists(&v1.StrategyState{}, name); !ok {
+				return false, err
+			}
+		}
+	}
+	return true, nil
 }
 
 func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) {
@@ -509,18 +545,33 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&rbacv1.RoleBinding{}).
 		Owns(&coordinationv1.Lease{}).
 		Watches(&v1.StrategyState{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState)).
+		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState),
+			builder.WithPredicates(storeObjects)).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("strategy").
 		Complete(r)
 }
 
-// strategiesOfState maps a StrategyState to the Strategies of its strategy name.
+// storeObjects passes only the ConfigMaps the stores made (they carry a domain label).
+var storeObjects = predicate.NewPredicateFuncs(func(o client.Object) bool {
+	_, ok := o.GetLabels()[kubestore.LabelDomain]
+	return ok
+})
+
+// strategiesOfState maps a store object (a StrategyState, or a ConfigMap of a strategy or
+// of its risk profile) to the Strategies of its strategy name.
 func (r *StrategyReconciler) strategiesOfState(ctx context.Context, obj client.Object) []reconcile.Request {
+	name, ok := obj.GetLabels()[kubestore.LabelStrategy]
+	if !ok {
+		name, ok = obj.GetLabels()[kubestore.LabelRisk]
+	}
+	if !ok {
+		return nil
+	}
 	var list v1.StrategyList
 	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
 		return nil
 	}
-	name := obj.GetLabels()[kubestore.LabelStrategy]
 	var out []reconcile.Request
 	for i := range list.Items {
 		if kubestore.LabelValue(list.Items[i].EffectiveStrategyName()) == name {

@@ -33,8 +33,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
@@ -251,6 +251,23 @@ var _ = Describe("Strategy controller", func() {
 		sig, err := stateOn(s, v1.BackendStrategyState).ReadSignal(ctx, key(s, "BTCUSDT"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(sig).NotTo(BeNil(), "a Strategy created again under this name resumes the open signal")
+	})
+
+	It("makes a store object deleted by hand again, since the runner cannot", func() {
+		s := strategy(ns, "mended", v1.BackendStrategyState, "BTCUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		state := &v1.StrategyState{ObjectMeta: metav1.ObjectMeta{Namespace: ns,
+			Name: strategystatestore.ObjectName(domain.StateKey(key(s, "BTCUSDT")))}}
+		ledger := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns,
+			Name: domain.ConfigMapName(domain.History, key(s, "BTCUSDT"))}}
+		for _, obj := range []client.Object{state, ledger} {
+			Expect(get(ctx, obj)).To(Succeed())
+			uid := obj.GetUID()
+			Expect(direct.Delete(ctx, obj)).To(Succeed())
+			Eventually(func() types.UID { _ = get(ctx, obj); return obj.GetUID() }, timeout).
+				ShouldNot(Or(Equal(uid), BeEmpty()), "%T %s was not made again", obj, obj.GetName())
+		}
 	})
 
 	It("removes the state with retention Delete, after the pod is gone", func() {
