@@ -38,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -546,17 +547,23 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&coordinationv1.Lease{}).
 		Watches(&v1.StrategyState{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState),
-			builder.WithPredicates(storeObjects)).
+			builder.WithPredicates(storeObjectDeleted)).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("strategy").
 		Complete(r)
 }
 
-// storeObjects passes only the ConfigMaps the stores made (they carry a domain label).
-var storeObjects = predicate.NewPredicateFuncs(func(o client.Object) bool {
-	_, ok := o.GetLabels()[kubestore.LabelDomain]
-	return ok
-})
+// storeObjectDeleted passes the deletion of a ConfigMap the stores made (they carry a
+// domain label); runners update those on every write, which needs no reconcile.
+var storeObjectDeleted = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	UpdateFunc:  func(event.UpdateEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+	DeleteFunc: func(e event.DeleteEvent) bool {
+		_, ok := e.Object.GetLabels()[kubestore.LabelDomain]
+		return ok
+	},
+}
 
 // strategiesOfState maps a store object (a StrategyState, or a ConfigMap of a strategy or
 // of its risk profile) to the Strategies of its strategy name.
