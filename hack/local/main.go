@@ -117,7 +117,7 @@ func run(assets, managerBin, runnerBin, samples, namespace string) error {
 	defer func() { _ = kubeletLog.Close() }()
 	kubeletCtx, stopKubelet := context.WithCancel(context.Background())
 	_, kubeletDone, err := cluster.StartKubelet(kubeletCtx,
-		map[string]string{"strategy-runner": runnerBin}, slog.New(slog.NewTextHandler(kubeletLog, nil)))
+		map[string]string{localcluster.RunnerImage: runnerBin}, slog.New(slog.NewTextHandler(kubeletLog, nil)))
 	if err != nil {
 		stopKubelet()
 		return err

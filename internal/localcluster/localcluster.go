@@ -109,10 +109,14 @@ func (c *Cluster) Stop() error {
 	return c.env.Stop()
 }
 
-// Images are the images the local kubelet can run, each by the executable that stands
-// for it: the runner image is bin/runner.
+// RunnerImage is the name of the runner image (any registry and tag), which the local
+// kubelet runs as the runner binary.
+const RunnerImage = "strategy-runner"
+
+// Images are the images the local kubelet can run from this repository's bin/: the runner
+// image is bin/runner.
 func Images(root string) map[string]string {
-	return map[string]string{"strategy-runner": filepath.Join(root, "bin", "runner")}
+	return map[string]string{RunnerImage: filepath.Join(root, "bin", "runner")}
 }
 
 // StartKubelet runs the cluster's pods as local processes (see podprocess) on node
