@@ -19,7 +19,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -104,11 +103,8 @@ func (p *process) waitLog(t *testing.T, msg string, within time.Duration) map[st
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		for line := range strings.Lines(p.log()) {
-			var fields map[string]any
-			if json.Unmarshal([]byte(line), &fields) == nil && fields["msg"] == msg {
-				return fields
-			}
+		if records := testenv.LogRecords(p.log(), msg); len(records) > 0 {
+			return records[0]
 		}
 		if time.Now().After(deadline) {
 			break
@@ -120,7 +116,7 @@ func (p *process) waitLog(t *testing.T, msg string, within time.Duration) map[st
 }
 
 func (p *process) logged(msg string) bool {
-	return strings.Contains(p.log(), fmt.Sprintf("%q", msg))
+	return len(testenv.LogRecords(p.log(), msg)) > 0
 }
 
 // exit waits for the runner to end and returns its exit code.

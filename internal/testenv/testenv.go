@@ -21,10 +21,12 @@ package testenv
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -127,6 +129,19 @@ func (e *Environment) Kubeconfig(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// LogRecords are the JSON log lines in log whose message is msg, each as its fields;
+// other lines are skipped.
+func LogRecords(log, msg string) []map[string]any {
+	var out []map[string]any
+	for line := range strings.Lines(log) {
+		var fields map[string]any
+		if json.Unmarshal([]byte(line), &fields) == nil && fields["msg"] == msg {
+			out = append(out, fields)
+		}
+	}
+	return out
 }
 
 var nsCounter atomic.Int64

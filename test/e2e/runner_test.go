@@ -33,6 +33,7 @@ import (
 
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/runner"
+	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
 // fastLease lets a restarted runner take over its Lease within seconds of a SIGKILL.
@@ -83,16 +84,21 @@ func stateName(strategy, symbol string) string {
 	return fmt.Sprintf("%s-simulated-%s", strategy, strings.ToLower(symbol))
 }
 
-// ledger reads the strategy's history ConfigMap of symbol with kubectl: every signal's
-// entry by id.
-func ledger(ctx context.Context, ns, strategy, symbol string) map[string]domain.HistoryEntry {
-	name := domain.ConfigMapName(domain.History, domain.StrategyKey(symbol, strategy, "simulated"))
+// configMapData reads a ConfigMap's data with kubectl.
+func configMapData(ctx context.Context, ns, name string) map[string]string {
 	var cm struct {
 		Data map[string]string `json:"data"`
 	}
 	Expect(json.Unmarshal([]byte(kubectl(ctx, "get", "configmap", name, "-n", ns, "-o", "json")), &cm)).To(Succeed())
+	return cm.Data
+}
+
+// ledger reads the strategy's history ConfigMap of symbol with kubectl: every signal's
+// entry by id.
+func ledger(ctx context.Context, ns, strategy, symbol string) map[string]domain.HistoryEntry {
+	name := domain.ConfigMapName(domain.History, domain.StrategyKey(symbol, strategy, "simulated"))
 	out := map[string]domain.HistoryEntry{}
-	for _, v := range cm.Data {
+	for _, v := range configMapData(ctx, ns, name) {
 		var e domain.HistoryEntry
 		if json.Unmarshal([]byte(v), &e) == nil && e.ID != "" {
 			out[e.ID] = e
@@ -118,9 +124,8 @@ func runnerLog(ns, strategy string) string {
 // logLines counts the runner's JSON log lines with message msg about signal id.
 func logLines(ns, strategy, msg, id string) int {
 	n := 0
-	for line := range strings.Lines(runnerLog(ns, strategy)) {
-		var f map[string]any
-		if json.Unmarshal([]byte(line), &f) == nil && f["msg"] == msg && f["signal"] == id {
+	for _, f := range testenv.LogRecords(runnerLog(ns, strategy), msg) {
+		if f["signal"] == id {
 			n++
 		}
 	}
@@ -225,11 +230,7 @@ var _ = Describe("strategies running for real", func() {
 
 		signalOf := func(sym string) string {
 			name := domain.ConfigMapName(domain.Signal, domain.StrategyKey(sym, "mover", "simulated"))
-			var cm struct {
-				Data map[string]string `json:"data"`
-			}
-			Expect(json.Unmarshal([]byte(kubectl(ctx, "get", "configmap", name, "-n", ns, "-o", "json")), &cm)).To(Succeed())
-			for _, v := range cm.Data {
+			for _, v := range configMapData(ctx, ns, name) {
 				var s struct {
 					ID string `json:"id"`
 				}
