@@ -33,6 +33,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -164,17 +165,22 @@ func token(fields map[string]any) int64 { return int64(fields["fencingToken"].(f
 // steal makes the Lease another holder's, as a runner that took over would.
 func steal(ctx context.Context, t *testing.T, ns string) int64 {
 	t.Helper()
-	var lease coordinationv1.Lease
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: leaseName}, &lease); err != nil {
-		t.Fatal(err)
-	}
-	transitions := ptr.Deref(lease.Spec.LeaseTransitions, 0) + 1
-	lease.Spec.HolderIdentity = new("thief")
-	lease.Spec.LeaseTransitions = new(transitions)
-	lease.Spec.LeaseDurationSeconds = ptr.To[int32](3600)
-	lease.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now()}
-	lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
-	if err := env.Client.Update(ctx, &lease); err != nil {
+	var transitions int32
+	// The holder renews every retry period: read again and retry when its renewal wins.
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var lease coordinationv1.Lease
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: leaseName}, &lease); err != nil {
+			return err
+		}
+		transitions = ptr.Deref(lease.Spec.LeaseTransitions, 0) + 1
+		lease.Spec.HolderIdentity = new("thief")
+		lease.Spec.LeaseTransitions = new(transitions)
+		lease.Spec.LeaseDurationSeconds = ptr.To[int32](3600)
+		lease.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now()}
+		lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+		return env.Client.Update(ctx, &lease)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return int64(transitions) + 1
