@@ -165,6 +165,7 @@ type state struct {
 	entries map[string]entryMeta
 	seq     uint64
 	token   int64
+	writer  string
 }
 
 func readState(obj client.Object) (*state, error) {
@@ -186,6 +187,7 @@ func readState(obj client.Object) (*state, error) {
 			return nil, fmt.Errorf("%s: annotation %s: %w", obj.GetName(), AnnotationToken, err)
 		}
 	}
+	s.writer = ann[AnnotationWriter]
 	return s, nil
 }
 
@@ -202,6 +204,7 @@ func (s *state) store(writer string) error {
 	ann[AnnotationEntries] = string(raw)
 	ann[AnnotationSeq] = strconv.FormatUint(s.seq, 10)
 	if s.token > 0 {
+		s.writer = writer
 		ann[AnnotationToken] = strconv.FormatInt(s.token, 10)
 		ann[AnnotationWriter] = writer
 	}
@@ -378,20 +381,38 @@ func (d *Driver) DeleteAll(ctx context.Context) error {
 	return d.run(ctx, &op{kind: opDeleteAll}, "delete_all").err
 }
 
-// fence records this writer's token, or refuses o when a newer writer holds the store.
+// fence records this writer's token, or refuses o when another writer holds the store:
+// one with a newer token, or one with the same token (a token names one holder of the
+// Lease; two writers with one token means one of them read the Lease after losing it).
 func (d *Driver) fence(s *state, o *op) (changed, refused bool) {
-	tok := d.opts.Fencing.Token
+	f := d.opts.Fencing
 	switch {
-	case tok <= 0 || s.token == tok:
+	case f.Token <= 0:
 		return false, false
-	case s.token > tok:
-		o.finish("", fmt.Errorf("%w: writer %q has token %d, the store is at %d",
-			driver.ErrFenced, d.opts.Fencing.Writer, tok, s.token))
+	case s.token == f.Token && s.writer == f.Writer:
+		return false, false
+	case s.token >= f.Token:
+		o.finish("", fmt.Errorf("%w: writer %q has token %d, the store is at %d (writer %q)",
+			driver.ErrFenced, f.Writer, f.Token, s.token, s.writer))
 		return false, true
 	default:
-		s.token = tok
+		s.token = f.Token
 		return true, false
 	}
+}
+
+// RecordedFencing returns the writer and token last recorded on the object (the zero
+// Fencing when no fenced writer has written).
+func (d *Driver) RecordedFencing(ctx context.Context) (Fencing, error) {
+	obj, err := d.get(ctx)
+	if err != nil {
+		return Fencing{}, d.wrapAPI("get", err)
+	}
+	s, err := readState(obj)
+	if err != nil {
+		return Fencing{}, err
+	}
+	return Fencing{Writer: s.writer, Token: s.token}, nil
 }
 
 // apply applies o to s in memory. It finishes o when its outcome is decided without the
@@ -480,6 +501,15 @@ func (d *Driver) commit(batch []*op) {
 		ctx := live[0].ctx
 		retry, err := d.attempt(ctx, live)
 		switch {
+		case errors.Is(err, errIsolate):
+			// The API server refused an update carrying several operations: commit each
+			// on its own, so that the refusal reaches only the caller that caused it.
+			for _, o := range live {
+				if !o.done {
+					d.commit([]*op{o})
+				}
+			}
+			return
 		case err == nil && !retry:
 			return
 		case err != nil && !transient(err) && !errors.Is(err, ctx.Err()):
@@ -549,7 +579,13 @@ func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error)
 		return true, nil
 	}
 	if apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err) {
-		// The API server refused what the layout let through; name it for the callers.
+		if len(carried) > 1 {
+			for _, o := range carried {
+				o.reset()
+			}
+			return false, errIsolate
+		}
+		// The API server refused what the layout let through; name it for the caller.
 		for _, o := range carried {
 			o.finish("", fmt.Errorf("%w: %s", invalidOrTooLarge(err), err))
 		}
@@ -564,6 +600,9 @@ func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error)
 	}
 	return false, nil
 }
+
+// errIsolate: an update carrying several operations was refused; each must be tried alone.
+var errIsolate = errors.New("update refused: isolating its operations")
 
 // ErrRejected wraps a refusal of the API server's validation.
 var ErrRejected = errors.New("rejected by the API server")
