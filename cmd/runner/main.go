@@ -17,7 +17,7 @@ limitations under the License.
 // Command runner is the process inside a strategy pod: it restores the strategy's state,
 // processes the candles it missed, and runs the signal lifecycle minute by minute. On the
 // ConfigMap and StrategyState backends it writes only while it holds the strategy's Lease,
-// fenced by the Lease's transition count; on the File backend the state folder's lock
+// fenced by a token bound to that holding; on the File backend the state folder's lock
 // makes it the only writer.
 package main
 
@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -33,10 +34,13 @@ import (
 	"syscall"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	coordinationv1client "k8s.io/client-go/kubernetes/typed/coordination/v1"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -94,21 +98,27 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		defer func() { _ = p.Close() }()
 		return loop(ctx, engine(p), s, log)
 	}
-	return leading(ctx, s, log, func(ctx context.Context, token int64, identity string) error {
-		cfg, err := ctrl.GetConfig()
-		if err != nil {
-			return err
-		}
-		c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
-		if err != nil {
-			return err
-		}
-		opts := domain.KubeOptions{Namespace: s.Namespace, Fencing: kubestore.Fencing{Writer: identity, Token: token}}
-		backend := domain.ConfigMapBackend(c, opts)
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	if err != nil {
+		return err
+	}
+	backend := func(f kubestore.Fencing) domain.Backend {
+		opts := domain.KubeOptions{Namespace: s.Namespace, Fencing: f}
 		if s.Backend == v1.BackendStrategyState {
-			backend = domain.StrategyStateBackend(c, opts)
+			return domain.StrategyStateBackend(c, opts)
 		}
-		p := domain.New(backend)
+		return domain.ConfigMapBackend(c, opts)
+	}
+	recorded := func(ctx context.Context) (int64, error) {
+		return domain.HighestToken(ctx, backend(kubestore.Fencing{}),
+			domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols))
+	}
+	return leading(ctx, s, log, recorded, func(ctx context.Context, token int64, identity string) error {
+		p := domain.New(backend(kubestore.Fencing{Writer: identity, Token: token}))
 		defer func() { _ = p.Close() }()
 		return loop(ctx, engine(p), s, log)
 	})
@@ -152,11 +162,17 @@ func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Lo
 	}
 }
 
-// leading runs work only while this process holds the strategy's Lease. The fencing token
-// is the Lease's transition count once acquired: every change of holder raises it, so a
-// deposed runner's writes are refused by the stores. Losing the Lease stops the work at
-// once and returns an error; a cancelled ctx releases the Lease.
-func leading(ctx context.Context, s runner.Settings, log *slog.Logger,
+// afterAcquire runs once the Lease is acquired, before the fencing token is taken. Tests
+// use it to stall the process there, as a GC pause or a starved CPU would.
+var afterAcquire = func() {}
+
+// errNotHolder: the Lease changed hands before this runner took its fencing token.
+var errNotHolder = errors.New("the Lease is no longer held by this runner")
+
+// leading runs work only while this process holds the strategy's Lease, with a fencing
+// token bound to this holder (see fencingToken). Losing the Lease stops the work at once
+// and returns an error; a cancelled ctx releases the Lease.
+func leading(ctx context.Context, s runner.Settings, log *slog.Logger, recorded func(context.Context) (int64, error),
 	work func(ctx context.Context, token int64, identity string) error) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -172,6 +188,7 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger,
 		host, _ = os.Hostname()
 	}
 	identity := fmt.Sprintf("%s-%d", host, time.Now().UnixNano())
+	leases := cs.CoordinationV1().Leases(s.Namespace)
 	lock := &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Lease},
 		Client:     cs.CoordinationV1(),
@@ -187,15 +204,13 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger,
 		ReleaseOnCancel: true, Name: s.Lease,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leadCtx context.Context) {
-				lease, err := cs.CoordinationV1().Leases(s.Namespace).Get(leadCtx, s.Lease, metav1.GetOptions{})
+				afterAcquire()
+				token, err := fencingToken(leadCtx, leases, s.Lease, identity, recorded)
 				if err != nil {
-					result <- err
+					result <- fmt.Errorf("taking a fencing token: %w", err)
+					workEnded.Store(true)
 					cancel()
 					return
-				}
-				token := int64(1)
-				if lease.Spec.LeaseTransitions != nil {
-					token = int64(*lease.Spec.LeaseTransitions) + 1
 				}
 				log.Info("Acquired the lease", "lease", s.Lease, "identity", identity, "fencingToken", token)
 				result <- work(leadCtx, token, identity)
@@ -222,5 +237,41 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger,
 		return err
 	default:
 		return ctx.Err()
+	}
+}
+
+// fencingToken returns the token this runner writes with. It comes from a read of the
+// Lease in which this runner is the holder: the transition count plus one, which every
+// change of holder raises. The stores may have seen larger tokens (the Lease was deleted
+// and made again); then the count is first raised to the highest recorded token, in an
+// update that succeeds only while the Lease is unchanged since that read, so the token
+// stays bound to this holder and the next holder's is larger again.
+func fencingToken(ctx context.Context, leases coordinationv1client.LeaseInterface, name, identity string,
+	recorded func(context.Context) (int64, error)) (int64, error) {
+	floor, err := recorded(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return 0, err
+		}
+		if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != identity {
+			return 0, fmt.Errorf("%w: it is held by %q", errNotHolder, h)
+		}
+		transitions := int64(ptr.Deref(lease.Spec.LeaseTransitions, 0))
+		if transitions >= floor {
+			return transitions + 1, nil
+		}
+		if floor > math.MaxInt32-1 {
+			return 0, fmt.Errorf("the stores record fencing token %d, past what a Lease can count", floor)
+		}
+		lease.Spec.LeaseTransitions = new(int32(floor))
+		_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
+		if err != nil && !apierrors.IsConflict(err) {
+			return 0, err
+		}
+		// Updated, or our own renewal won the race: read again.
 	}
 }

@@ -19,6 +19,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -32,7 +33,9 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -48,10 +51,17 @@ import (
 // tests drive the runner as separate processes they can signal.
 const asMainEnv = "RUNNER_TEST_AS_MAIN"
 
+// stallEnv makes a runner started by a test stop itself (SIGSTOP) right after it acquires
+// the Lease, before it takes its fencing token: the stall of a GC pause or a starved CPU.
+const stallEnv = "RUNNER_TEST_STALL_AFTER_ACQUIRE"
+
 var env *testenv.Environment
 
 func TestMain(m *testing.M) {
 	if os.Getenv(asMainEnv) == "1" {
+		if os.Getenv(stallEnv) == "1" {
+			afterAcquire = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGSTOP) }
+		}
 		main()
 		os.Exit(0)
 	}
@@ -133,14 +143,14 @@ func (p *process) exit(t *testing.T, within time.Duration) int {
 	}
 }
 
-func startRunner(t *testing.T, kubeconfig, ns string) *process {
+func startRunner(t *testing.T, kubeconfig, ns string, env ...string) *process {
 	t.Helper()
 	p := &process{done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], "--strategy-name=lease-test", "--exchange=simulated", "--symbols=BTCUSDT",
 		"--backend=ConfigMap", "--namespace="+ns, "--lease="+leaseName,
 		"--start=2026-11-01T00:00:00Z", "--speed=600",
 		"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms")
-	p.cmd.Env = append(os.Environ(), asMainEnv+"=1", "KUBECONFIG="+kubeconfig)
+	p.cmd.Env = append(append(os.Environ(), asMainEnv+"=1", "KUBECONFIG="+kubeconfig), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -237,6 +247,182 @@ func TestOneWriterPerLease(t *testing.T) {
 	}
 	if stopped := b.waitLog(t, "Runner stopped", 0); !strings.Contains(fmt.Sprint(stopped["error"]), "fenc") {
 		t.Fatalf("runner B stopped for another reason than fencing: %v", stopped["error"])
+	}
+}
+
+// stopped reports whether the process is stopped by a signal (state T in /proc).
+func (p *process) stopped() bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...: the state follows the last ')'.
+	rest := bytes.TrimSpace(stat[bytes.LastIndexByte(stat, ')')+1:])
+	return len(rest) > 0 && rest[0] == 'T'
+}
+
+func holder(ctx context.Context, t *testing.T, ns string) string {
+	t.Helper()
+	var lease coordinationv1.Lease
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: leaseName}, &lease); err != nil {
+		t.Fatal(err)
+	}
+	return ptr.Deref(lease.Spec.HolderIdentity, "")
+}
+
+// recordedWriter is the writer and token recorded on the strategy snapshot's ConfigMap.
+func recordedWriter(ctx context.Context, t *testing.T, ns string) kubestore.Fencing {
+	t.Helper()
+	b := domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns})
+	drv, err := b(ctx, domain.Strategy, leaseKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := drv.(*kubestore.Driver).RecordedFencing(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestStalledHolderWritesNothing: a runner that stalls (the whole process) between
+// acquiring the Lease and taking its fencing token, long enough for another runner to
+// take the Lease and write, writes nothing when it wakes and exits non-zero; the new
+// holder trades on untouched.
+func TestStalledHolderWritesNothing(t *testing.T) {
+	ctx := context.Background()
+	ns := leaseNamespace(ctx, t)
+	kubeconfig := env.Kubeconfig(t)
+
+	a := startRunner(t, kubeconfig, ns, stallEnv+"=1")
+	deadline := time.Now().Add(20 * time.Second)
+	for !a.stopped() {
+		if time.Now().After(deadline) {
+			t.Fatalf("runner A did not stall after acquiring; its log:\n%s", a.log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	identityA := holder(ctx, t, ns)
+
+	b := startRunner(t, kubeconfig, ns)
+	identityB := b.waitLog(t, "Acquired the lease", 20*time.Second)["identity"].(string)
+	if identityB == identityA {
+		t.Fatal("both runners have one identity")
+	}
+	for recordedWriter(ctx, t, ns).Writer != identityB {
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatalf("runner B never wrote; its log:\n%s", b.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tokenB := recordedWriter(ctx, t, ns).Token
+
+	if err := a.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	if code := a.exit(t, 10*time.Second); code == 0 {
+		t.Fatalf("the stalled runner exited 0 after waking without the Lease; its log:\n%s", a.log())
+	}
+	if a.logged("Acquired the lease") || a.logged("Signal opened") {
+		t.Fatalf("the stalled runner went on to trade after waking; its log:\n%s", a.log())
+	}
+	// B is still the holder and the only writer, and goes on writing.
+	time.Sleep(2 * time.Second)
+	if h := holder(ctx, t, ns); h != identityB {
+		t.Fatalf("the Lease is held by %q, want runner B %q", h, identityB)
+	}
+	if f := recordedWriter(ctx, t, ns); f.Writer != identityB || f.Token != tokenB {
+		t.Fatalf("the store records writer %q token %d, want runner B %q token %d", f.Writer, f.Token, identityB, tokenB)
+	}
+	if b.logged("Runner stopped") {
+		t.Fatalf("runner B stopped; its log:\n%s", b.log())
+	}
+}
+
+// TestFencingTokenBoundToHolder: the token is taken from a read of the Lease in which the
+// runner is the holder, never below the stores' recorded token; a runner that is no
+// longer the holder gets none, even when its read comes late (a slow API server).
+func TestFencingTokenBoundToHolder(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(ctx, t)
+	cs, err := kubernetes.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases := cs.CoordinationV1().Leases(ns)
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: leaseName},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: new("runner-b"), LeaseTransitions: new(int32(4))}}
+	if _, err := leases.Create(ctx, lease, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	recorded := func(n int64) func(context.Context) (int64, error) {
+		return func(context.Context) (int64, error) { return n, nil }
+	}
+
+	if _, err := fencingToken(ctx, leases, leaseName, "runner-a", recorded(0)); !errors.Is(err, errNotHolder) {
+		t.Fatalf("a runner that no longer holds the Lease got %v, want errNotHolder", err)
+	}
+	if tok, err := fencingToken(ctx, leases, leaseName, "runner-b", recorded(2)); err != nil || tok != 5 {
+		t.Fatalf("the holder got token %d (%v), want the transitions plus one, 5", tok, err)
+	}
+	// The stores saw token 9 (the Lease was made again since): the holder's token is 10,
+	// and the Lease now counts from there, so the next holder's is larger still.
+	if tok, err := fencingToken(ctx, leases, leaseName, "runner-b", recorded(9)); err != nil || tok != 10 {
+		t.Fatalf("the holder got token %d (%v), want one above the recorded 9", tok, err)
+	}
+	got, err := leases.Get(ctx, leaseName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := ptr.Deref(got.Spec.LeaseTransitions, 0); n != 9 || ptr.Deref(got.Spec.HolderIdentity, "") != "runner-b" {
+		t.Fatalf("the Lease has %d transitions held by %q, want 9 held by runner-b",
+			n, ptr.Deref(got.Spec.HolderIdentity, ""))
+	}
+}
+
+// TestTokenAboveRecordedAfterLeaseRecreated: a Lease deleted and made again starts
+// counting from zero, but a new runner's token still lands above the newest token the
+// stores recorded, so it is not fenced; the runner after it is above it again.
+func TestTokenAboveRecordedAfterLeaseRecreated(t *testing.T) {
+	ctx := context.Background()
+	ns := leaseNamespace(ctx, t)
+	kubeconfig := env.Kubeconfig(t)
+
+	// An earlier holder wrote with token 7; then the Lease was deleted (kubectl delete lease).
+	const recorded = 7
+	old := domain.New(domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns,
+		Fencing: kubestore.Fencing{Writer: "earlier-runner", Token: recorded}}))
+	if err := old.WriteSnapshot(ctx, leaseKey, &v1.StrategySnapshot{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = old.Close()
+	lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: leaseName}}
+	if err := env.Client.Delete(ctx, lease); err != nil && !apierrors.IsNotFound(err) {
+		t.Fatal(err)
+	}
+
+	a := startRunner(t, kubeconfig, ns)
+	tokenA := token(a.waitLog(t, "Acquired the lease", 20*time.Second))
+	if tokenA <= recorded {
+		t.Fatalf("the new runner's token %d is not above the recorded %d", tokenA, recorded)
+	}
+	// Its writes are accepted: the store records its token.
+	deadline := time.Now().Add(20 * time.Second)
+	for f := recordedWriter(ctx, t, ns); f.Token != tokenA; f = recordedWriter(ctx, t, ns) {
+		if time.Now().After(deadline) || a.logged("Runner stopped") {
+			t.Fatalf("the store records token %d, want the new runner's %d; its log:\n%s", f.Token, tokenA, a.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := a.exit(t, 10*time.Second); code != 0 {
+		t.Fatalf("runner A exited %d on SIGTERM; its log:\n%s", code, a.log())
+	}
+	b := startRunner(t, kubeconfig, ns)
+	if tokenB := token(b.waitLog(t, "Acquired the lease", 20*time.Second)); tokenB <= tokenA {
+		t.Fatalf("the next runner's token %d is not above %d", tokenB, tokenA)
 	}
 }
 

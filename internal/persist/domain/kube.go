@@ -125,3 +125,46 @@ func StrategyStateBackend(c client.Client, o KubeOptions) Backend {
 			strategystatestore.Options{Options: o.store()}), nil
 	}
 }
+
+// Context is one store context: a domain and its key.
+type Context struct {
+	Domain Domain
+	Key    Key
+}
+
+// StrategyContexts lists every store context a strategy's runner writes: each domain of
+// each symbol, and its risk profile (named after the strategy).
+func StrategyContexts(strategyName, exchangeName string, symbols []string) []Context {
+	out := []Context{{Risk, RiskKey(strategyName, exchangeName)}}
+	for _, sym := range symbols {
+		for _, d := range Domains {
+			if d != Risk {
+				out = append(out, Context{d, StrategyKey(sym, strategyName, exchangeName)})
+			}
+		}
+	}
+	return out
+}
+
+// HighestToken returns the newest fencing token recorded on the objects that hold the
+// given contexts on backend b (0 when no fenced writer has written). A new writer starts
+// above it, so that recreating the Lease cannot hand out a token the stores already saw.
+func HighestToken(ctx context.Context, b Backend, contexts []Context) (int64, error) {
+	var highest int64
+	for _, c := range contexts {
+		drv, err := b(ctx, c.Domain, c.Key)
+		if err != nil {
+			return 0, err
+		}
+		kd, ok := drv.(*kubestore.Driver)
+		if !ok {
+			return 0, fmt.Errorf("the %s store of %s records no fencing tokens", c.Domain, c.Key)
+		}
+		f, err := kd.RecordedFencing(ctx)
+		if err != nil {
+			return 0, err
+		}
+		highest = max(highest, f.Token)
+	}
+	return highest, nil
+}

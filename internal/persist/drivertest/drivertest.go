@@ -79,6 +79,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"CorruptAtInit", testCorrupt, func(h Harness) bool { return h.Reopen != nil && h.Corrupt != nil }},
 		{"FencingOlderTokenRefused", testFencing, func(h Harness) bool { return h.Fenced != nil }},
 		{"FencingConcurrentTakeover", testFencingTakeover, func(h Harness) bool { return h.Fenced != nil }},
+		{"FencingSameTokenOtherWriter", testFencingSameToken, func(h Harness) bool { return h.Fenced != nil }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -447,6 +448,21 @@ func testFencing(t *testing.T, h Harness) {
 	}
 	// the deposed writer can still read
 	wantValue(t, old, "BTCUSDT", doc{Name: "b", Count: 2})
+}
+
+// testFencingSameToken: a token belongs to one writer. A second writer with the token
+// already recorded is refused, and the first keeps writing.
+func testFencingSameToken(t *testing.T, h Harness) {
+	ctx := t.Context()
+	base := open[doc](t, h)
+	first := fencedStore(t, h, base.Driver(), "runner-a", 3)
+	ok(first.Write(ctx, "BTCUSDT", doc{Name: "a"})).of(t)
+	second := fencedStore(t, h, base.Driver(), "runner-b", 3)
+	_, err := second.Write(ctx, "BTCUSDT", doc{Name: "b"})
+	wantErr(t, err, persist.ErrFenced)
+	wantErr(t, second.Remove(ctx, "BTCUSDT"), persist.ErrFenced)
+	ok(first.Write(ctx, "BTCUSDT", doc{Name: "a", Count: 1})).of(t)
+	wantValue(t, base, "BTCUSDT", doc{Name: "a", Count: 1})
 }
 
 // testFencingTakeover: while an old writer writes in a loop, a newer one takes over; from
