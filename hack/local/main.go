@@ -55,8 +55,12 @@ func main() {
 }
 
 func run(assets, managerBin, runnerBin, samples, namespace string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// Output piped into a reader that died first (make run-local | tee, then Ctrl-C) must
+	// not kill this process in the middle of its clean-up: with SIGPIPE caught, writes to
+	// the broken pipe just fail.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
 	dir, err := os.MkdirTemp("", "strategy-operator-local-")
 	if err != nil {

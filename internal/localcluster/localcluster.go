@@ -35,6 +35,7 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/strategyops/strategy-operator/internal/childproc"
 	"github.com/strategyops/strategy-operator/internal/podprocess"
 )
 
@@ -63,6 +64,9 @@ func Start(assets, dir string) (*Cluster, error) {
 		return nil, fmt.Errorf("kubectl not found in %s (run 'make control-plane'): %w", assets, err)
 	}
 	env := &envtest.Environment{BinaryAssetsDirectory: assets}
+	if err := childproc.Envtest(env, assets); err != nil {
+		return nil, err
+	}
 	if _, err := env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver from %s: %w", assets, err)
 	}
@@ -96,7 +100,7 @@ func (c *Cluster) startControllers(bin string) (*exec.Cmd, error) {
 	cmd := exec.Command(bin, "--kubeconfig", c.Kubeconfig, "--controllers", controllers,
 		"--leader-elect=false", "--secure-port=0")
 	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childproc.SysProcAttr()
 	return cmd, cmd.Start()
 }
 
@@ -180,7 +184,7 @@ func (c *Cluster) StartManager(bin string, out io.Writer, args ...string) (*exec
 		"--health-probe-bind-address=0"}, args...)
 	cmd := exec.Command(bin, flags...)
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childproc.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

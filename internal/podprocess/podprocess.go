@@ -54,6 +54,8 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/ptr"
+
+	"github.com/strategyops/strategy-operator/internal/childproc"
 )
 
 // Config configures a Kubelet.
@@ -431,7 +433,7 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (*process, error) 
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A process group of its own, so that signals reach all of it, and killed if this
 	// kubelet dies, so that no runner outlives it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = childproc.SysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}

@@ -39,6 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
+	"github.com/strategyops/strategy-operator/internal/childproc"
 	"github.com/strategyops/strategy-operator/internal/scheme"
 )
 
@@ -96,6 +97,10 @@ func New() *envtest.Environment {
 func Start(env *envtest.Environment) (*Environment, error) {
 	if env.BinaryAssetsDirectory == "" {
 		return nil, fmt.Errorf("no control plane binaries: run 'make control-plane' or set KUBEBUILDER_ASSETS")
+	}
+	// A test binary killed by its timeout takes etcd and kube-apiserver with it.
+	if err := childproc.Envtest(env, env.BinaryAssetsDirectory); err != nil {
+		return nil, err
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -67,21 +67,55 @@ func descendants(pid int) []int {
 	return out
 }
 
+// startRunLocal starts run-local with its output on stdout (nil: a pipe the caller reads
+// through the returned reader) and returns once its pods run: the control plane, the
+// manager and three runners, at least seven processes below it.
+func startRunLocal(stdout *os.File) (*exec.Cmd, io.Reader) {
+	root := testenv.RepoRoot()
+	cmd := exec.Command(filepath.Join(root, "bin", "run-local"), "--assets", testenv.BinaryDir(),
+		"--manager", filepath.Join(root, "bin", "manager"), "--runner", filepath.Join(root, "bin", "runner"))
+	cmd.Dir = root
+	var out io.Reader
+	if stdout != nil {
+		cmd.Stdout = stdout
+	} else {
+		pipe, err := cmd.StdoutPipe()
+		Expect(err).NotTo(HaveOccurred())
+		out = pipe
+	}
+	cmd.Stderr = GinkgoWriter
+	Expect(cmd.Start()).To(Succeed())
+	DeferCleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd, out
+}
+
+// waitForPods waits until run-local has the control plane, the manager and three runners
+// below it, and returns those processes.
+func waitForPods(cmd *exec.Cmd) []int {
+	var procs []int
+	Eventually(func() []int {
+		procs = descendants(cmd.Process.Pid)
+		return procs
+	}, 3*time.Minute, time.Second).Should(WithTransform(func(p []int) int { return len(p) }, BeNumerically(">=", 7)),
+		"etcd, kube-apiserver, kube-controller-manager, the manager, three runners")
+	return procs
+}
+
+func expectGone(procs []int, why string) {
+	for _, p := range procs {
+		Eventually(func() error { return syscall.Kill(p, 0) }, 10*time.Second, 100*time.Millisecond).
+			Should(MatchError(syscall.ESRCH), "process %d outlived run-local (%s)", p, why)
+	}
+}
+
 var _ = Describe("make run-local", func() {
 	It("shows live strategy states, and Ctrl-C leaves no process behind", func(ctx SpecContext) {
-		root := testenv.RepoRoot()
-		cmd := exec.Command(filepath.Join(root, "bin", "run-local"), "--assets", testenv.BinaryDir(),
-			"--manager", filepath.Join(root, "bin", "manager"), "--runner", filepath.Join(root, "bin", "runner"))
-		cmd.Dir = root
-		stdout, err := cmd.StdoutPipe()
-		Expect(err).NotTo(HaveOccurred())
-		cmd.Stderr = GinkgoWriter
-		Expect(cmd.Start()).To(Succeed())
-		DeferCleanup(func() {
-			if cmd.ProcessState == nil {
-				_ = cmd.Process.Kill()
-			}
-		})
+		cmd, stdout := startRunLocal(nil)
 
 		By("waiting for the strategy states and the instructions it prints")
 		printed := make(chan string, 1)
@@ -118,5 +152,32 @@ var _ = Describe("make run-local", func() {
 		for _, p := range procs {
 			Expect(syscall.Kill(p, 0)).To(MatchError(syscall.ESRCH), "process %d outlived run-local", p)
 		}
+	})
+
+	It("leaves no process behind when it is killed with SIGKILL", func(ctx SpecContext) {
+		devnull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = devnull.Close() }()
+		cmd, _ := startRunLocal(devnull)
+		procs := waitForPods(cmd)
+		Expect(cmd.Process.Kill()).To(Succeed())
+		_ = cmd.Wait()
+		expectGone(procs, "SIGKILL")
+	})
+
+	It("cleans up on Ctrl-C after the reader of its output died (make run-local | tee, Ctrl-C)", func(ctx SpecContext) {
+		r, w, err := os.Pipe()
+		Expect(err).NotTo(HaveOccurred())
+		cmd, _ := startRunLocal(w)
+		Expect(w.Close()).To(Succeed())
+		go func() { _, _ = io.Copy(GinkgoWriter, r) }()
+		procs := waitForPods(cmd)
+		Expect(r.Close()).To(Succeed()) // the reader dies first, as tee does on Ctrl-C
+		Expect(cmd.Process.Signal(os.Interrupt)).To(Succeed())
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		Eventually(done, time.Minute).Should(Receive(BeNil()),
+			"run-local must finish its clean-up and exit 0, not die of the broken pipe")
+		expectGone(procs, "broken pipe")
 	})
 })
