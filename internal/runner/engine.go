@@ -132,6 +132,13 @@ func (e *Engine) Restore(ctx context.Context) error {
 			return err
 		}
 		st.active, st.scheduled = e.mine(st.active), e.mine(st.scheduled)
+		activeID := ""
+		if st.active != nil {
+			activeID = st.active.ID
+		}
+		if err := p.ForgetClosedSignals(ctx, st.key, activeID); err != nil {
+			return err
+		}
 		if st.active != nil {
 			if st.partial, err = p.ReadPartial(ctx, st.key, st.active.ID); err != nil {
 				return err
@@ -411,7 +418,8 @@ func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
 			func() error { return p.WriteBreakeven(ctx, k, s.ID, v1.BreakevenData{}) },
 			func() error { return e.risk(ctx, st, nil) },
 			func() error { return p.WriteSignal(ctx, k, nil) },
-			func() error { return p.RecordHistory(ctx, k, nil, s.ID, ev) })
+			func() error { return p.RecordHistory(ctx, k, nil, s.ID, ev) },
+			func() error { return p.ForgetSignal(ctx, k, s.ID) })
 		st.active, st.partial, st.breakeven = nil, nil, false
 	case KindCancel:
 		err = firstErr(

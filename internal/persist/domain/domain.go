@@ -210,3 +210,35 @@ func (a *Adapter[T]) write(ctx context.Context, k Key, id string, v T) error {
 	_, err = s.Write(ctx, id, v)
 	return err
 }
+
+// remove deletes the value at id; a missing value is not an error.
+func (a *Adapter[T]) remove(ctx context.Context, k Key, id string) error {
+	s, err := a.Store(ctx, k)
+	if err != nil {
+		return err
+	}
+	if err := s.Remove(ctx, id); err != nil && !errors.Is(err, persist.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// prune deletes every value of k but the one at keep (none when keep is empty).
+func (a *Adapter[T]) prune(ctx context.Context, k Key, keep string) error {
+	s, err := a.Store(ctx, k)
+	if err != nil {
+		return err
+	}
+	keys, err := s.SortedKeys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range keys {
+		if id != keep {
+			if err := a.remove(ctx, k, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

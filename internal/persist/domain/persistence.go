@@ -185,6 +185,19 @@ func (p *Persistence) WriteBreakeven(ctx context.Context, k Key, signalID string
 	return p.Breakeven.write(ctx, k, signalID, d)
 }
 
+// ForgetSignal deletes the partial levels and breakeven state of signalID, once its close
+// is recorded: they would otherwise stay behind for every signal ever opened.
+func (p *Persistence) ForgetSignal(ctx context.Context, k Key, signalID string) error {
+	return errors.Join(p.Partial.remove(ctx, k, signalID), p.Breakeven.remove(ctx, k, signalID))
+}
+
+// ForgetClosedSignals deletes the partial levels and breakeven state of every signal of k
+// but the active one (none when activeID is empty): what a close interrupted before
+// ForgetSignal, or an earlier version, left behind.
+func (p *Persistence) ForgetClosedSignals(ctx context.Context, k Key, activeID string) error {
+	return errors.Join(p.Partial.prune(ctx, k, activeID), p.Breakeven.prune(ctx, k, activeID))
+}
+
 // RecordHistory adds an event to the ledger entry of a signal, once per kind: recording
 // the same event again (after a restart) changes nothing. row, when not nil, is kept as
 // the signal's row.
