@@ -74,6 +74,20 @@ type PersistenceSpec struct {
 	File *FilePersistence `json:"file,omitempty"`
 }
 
+// HistorySpec bounds the signal ledger a strategy keeps in the cluster.
+type HistorySpec struct {
+	// liveEntries is how many signals each symbol's live ledger holds before the operator moves
+	// the oldest finished ones (down to half) into sealed, numbered archive ConfigMaps.
+	// +kubebuilder:default=100
+	// +kubebuilder:validation:Minimum=10
+	// +kubebuilder:validation:Maximum=500
+	// +optional
+	LiveEntries int32 `json:"liveEntries,omitempty"`
+}
+
+// DefaultLiveEntries is spec.history.liveEntries when unset.
+const DefaultLiveEntries = 100
+
 // StrategySpec is what to run: which strategy, on which exchange and symbols, and where its state lives.
 type StrategySpec struct {
 	// strategyName is the strategy's name inside its persisted state. Defaults to the object's name.
@@ -120,6 +134,11 @@ type StrategySpec struct {
 	// +optional
 	Persistence PersistenceSpec `json:"persistence,omitzero"`
 
+	// history bounds the signal ledger kept on the Kubernetes backends.
+	// +kubebuilder:default={liveEntries: 100}
+	// +optional
+	History HistorySpec `json:"history,omitzero"`
+
 	// retention says whether the persisted state outlives the Strategy.
 	// +kubebuilder:default=Retain
 	// +optional
@@ -151,11 +170,17 @@ const (
 	ConditionPersistenceReady = "PersistenceReady"
 	// ConditionDegraded is True when something needs a person's attention.
 	ConditionDegraded = "Degraded"
+	// ConditionStorageNearLimit is True while a store object of the strategy is past
+	// StorageWarnPercent of the API server's size limit, before any write fails.
+	ConditionStorageNearLimit = "StorageNearLimit"
 )
+
+// StorageWarnPercent is how full a store object may get before StorageNearLimit is True.
+const StorageWarnPercent = 75
 
 // StrategyStatus is the observed state of a Strategy.
 type StrategyStatus struct {
-	// conditions: Ready, PersistenceReady and Degraded.
+	// conditions: Ready, PersistenceReady, Degraded and StorageNearLimit.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
@@ -206,6 +231,14 @@ type Strategy struct {
 
 	// +optional
 	Status StrategyStatus `json:"status,omitzero"`
+}
+
+// EffectiveLiveEntries is spec.history.liveEntries, or its default when unset.
+func (s *Strategy) EffectiveLiveEntries() int {
+	if s.Spec.History.LiveEntries > 0 {
+		return int(s.Spec.History.LiveEntries)
+	}
+	return DefaultLiveEntries
 }
 
 // EffectiveStrategyName is spec.strategyName, or the object's name when that is empty.

@@ -38,7 +38,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -179,6 +178,11 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	}
 	setCondition(s, v1.ConditionPersistenceReady, true, ReasonBackendReady,
 		fmt.Sprintf("state is kept on the %s backend", sc.active))
+	if sc.active != v1.BackendFile {
+		if err := r.tendStorage(ctx, s, sc.active); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
 	r.refreshOpenSignals(ctx, sc)
 	if s.Spec.Suspend {
 		if err := r.stopPod(ctx, s); err != nil {
@@ -512,7 +516,10 @@ func (r *StrategyReconciler) recordTransitions(sc *scope) {
 			continue
 		}
 		kind := corev1.EventTypeNormal
-		if (c.Type == v1.ConditionDegraded) == (c.Status == metav1.ConditionTrue) && c.Reason != ReasonPodPending &&
+		// Degraded and StorageNearLimit warn when True; the others when False for a reason
+		// other than a passing one.
+		warnsWhenTrue := c.Type == v1.ConditionDegraded || c.Type == v1.ConditionStorageNearLimit
+		if warnsWhenTrue == (c.Status == metav1.ConditionTrue) && c.Reason != ReasonPodPending &&
 			c.Reason != ReasonPodReplacing && c.Reason != ReasonSuspended && c.Reason != ReasonDeleting {
 			kind = corev1.EventTypeWarning
 		}
@@ -547,22 +554,10 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&coordinationv1.Lease{}).
 		Watches(&v1.StrategyState{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState),
-			builder.WithPredicates(storeObjectDeleted)).
+			builder.WithPredicates(storeObjectEvents)).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("strategy").
 		Complete(r)
-}
-
-// storeObjectDeleted passes the deletion of a ConfigMap the stores made (they carry a
-// domain label); runners update those on every write, which needs no reconcile.
-var storeObjectDeleted = predicate.Funcs{
-	CreateFunc:  func(event.CreateEvent) bool { return false },
-	UpdateFunc:  func(event.UpdateEvent) bool { return false },
-	GenericFunc: func(event.GenericEvent) bool { return false },
-	DeleteFunc: func(e event.DeleteEvent) bool {
-		_, ok := e.Object.GetLabels()[kubestore.LabelDomain]
-		return ok
-	},
 }
 
 // strategiesOfState maps a store object (a StrategyState, or a ConfigMap of a strategy or

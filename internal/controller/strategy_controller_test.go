@@ -19,9 +19,11 @@ package controller_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -40,6 +42,7 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/controller"
+	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
@@ -267,6 +270,53 @@ var _ = Describe("Strategy controller", func() {
 			Expect(direct.Delete(ctx, obj)).To(Succeed())
 			Eventually(func() types.UID { _ = get(ctx, obj); return obj.GetUID() }, timeout).
 				ShouldNot(Or(Equal(uid), BeEmpty()), "%T %s was not made again", obj, obj.GetName())
+		}
+	})
+
+	It("archives a ledger past its live limit and warns of a store object near its size limit", func() {
+		s := strategy(ns, "archived", v1.BackendConfigMap, "BTCUSDT")
+		s.Spec.History.LiveEntries = 10
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		Eventually(condition(ctx, s, v1.ConditionStorageNearLimit), timeout).
+			Should(haveStatus(metav1.ConditionFalse, controller.ReasonWithinLimits))
+
+		By("a runner records 25 closed signals: the ledger passes 10 entries")
+		p := stateOn(s, v1.BackendConfigMap)
+		defer func() { _ = p.Close() }()
+		k := key(s, "BTCUSDT")
+		for i := range 25 {
+			id := fmt.Sprintf("signal-%02d", i)
+			at := int64(i) * 60_000
+			for _, ev := range []domain.HistoryEvent{{Kind: "opened", At: at}, {Kind: "closed", At: at + 1}} {
+				Expect(p.RecordHistory(ctx, k, nil, id, ev)).To(Succeed())
+			}
+		}
+		Eventually(func() (int, error) {
+			var list corev1.ConfigMapList
+			err := direct.List(ctx, &list, client.InNamespace(ns), client.HasLabels{domain.LabelArchive})
+			return len(list.Items), err
+		}, timeout).Should(Equal(1))
+		Eventually(func() ([]*domain.HistoryEntry, error) { return domain.ReadHistory(ctx, direct, ns, k) }, timeout).
+			Should(HaveLen(25))
+		live, err := p.History.Store(ctx, k)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(live.SortedKeys(ctx)).To(HaveLen(5), "the newest half of the live limit stays live")
+
+		By("the risk ConfigMap passes 75 % of its size limit")
+		big := v1.RiskPositions{{Key: strings.Repeat("x", configmapstore.MaxDataBytes*8/10)}}
+		Expect(p.WriteRisk(ctx, domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName), big)).To(Succeed())
+		Eventually(condition(ctx, s, v1.ConditionStorageNearLimit), timeout).
+			Should(haveStatus(metav1.ConditionTrue, controller.ReasonObjectNearLimit))
+		risk := domain.ConfigMapName(domain.Risk, domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName))
+		Expect(condition(ctx, s, v1.ConditionStorageNearLimit)().Message).To(ContainSubstring(risk))
+		var events eventsv1List
+		Eventually(func() []string { return eventReasons(ctx, ns, &events) }, timeout).
+			Should(ContainElements("ArchivedHistory", controller.ReasonObjectNearLimit))
+		for _, e := range events.Items {
+			if e.Reason == controller.ReasonObjectNearLimit {
+				Expect(e.Type).To(Equal(corev1.EventTypeWarning))
+			}
 		}
 	})
 

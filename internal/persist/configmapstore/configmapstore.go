@@ -79,7 +79,13 @@ type layout struct {
 var (
 	_ kubestore.Layout = layout{}
 	_ kubestore.Owner  = layout{}
+	_ kubestore.Sizer  = layout{}
 )
+
+// Size is the ConfigMap's data, keys and values, against the API server's limit.
+func (layout) Size(obj client.Object) (used, limit int) {
+	return dataSize(obj.(*corev1.ConfigMap)), MaxDataBytes
+}
 
 // Owns refuses a ConfigMap that records another store context.
 func (l layout) Owns(obj client.Object) error {

@@ -60,6 +60,11 @@ const (
 	AnnotationSeq     = "trading.strategyops.dev/seq"
 	AnnotationToken   = "trading.strategyops.dev/fencing-token"
 	AnnotationWriter  = "trading.strategyops.dev/writer"
+	// AnnotationKeys counts the keys the object holds, and AnnotationUsage says how full it
+	// is (the percentage of the API server's limit reached by its data or its annotations,
+	// whichever is fuller): the operator reads both from metadata alone.
+	AnnotationKeys  = "trading.strategyops.dev/keys"
+	AnnotationUsage = "trading.strategyops.dev/usage"
 
 	// maxAnnotationBytes is the API server's limit on an object's annotations.
 	maxAnnotationBytes = 256 << 10
@@ -88,6 +93,11 @@ type Layout interface {
 	Delete(obj client.Object, key string)
 	// Quarantine moves corrupt values aside and returns the keys it moved.
 	Quarantine(obj client.Object) []string
+}
+
+// Sizer is a Layout that can tell how many bytes of its limit an object's data uses.
+type Sizer interface {
+	Size(obj client.Object) (used, limit int)
 }
 
 // Owner is a Layout that can tell whether an object is the one it expects: two contexts
@@ -166,6 +176,8 @@ type state struct {
 	seq     uint64
 	token   int64
 	writer  string
+	// usage is how full the object is (0 to 1) as store last left it.
+	usage float64
 }
 
 func readState(obj client.Object) (*state, error) {
@@ -191,8 +203,9 @@ func readState(obj client.Object) (*state, error) {
 	return s, nil
 }
 
-// store writes the bookkeeping back into the object's annotations.
-func (s *state) store(writer string) error {
+// store writes the bookkeeping back into the object's annotations, with the key count
+// and how full the object is (see AnnotationUsage).
+func (s *state) store(writer string, layout Layout) error {
 	raw, err := json.Marshal(s.entries)
 	if err != nil {
 		return err
@@ -203,18 +216,27 @@ func (s *state) store(writer string) error {
 	}
 	ann[AnnotationEntries] = string(raw)
 	ann[AnnotationSeq] = strconv.FormatUint(s.seq, 10)
+	ann[AnnotationKeys] = strconv.Itoa(len(s.entries))
 	if s.token > 0 {
 		s.writer = writer
 		ann[AnnotationToken] = strconv.FormatInt(s.token, 10)
 		ann[AnnotationWriter] = writer
 	}
-	s.obj.SetAnnotations(ann)
-	size := 0
+	ann[AnnotationUsage] = "100" // its own few bytes count too; set below
+	annBytes := 0
 	for k, v := range ann {
-		size += len(k) + len(v)
+		annBytes += len(k) + len(v)
 	}
-	if size > maxAnnotationBytes {
-		return fmt.Errorf("%w: %s has too many keys for its bookkeeping", driver.ErrTooLarge, s.obj.GetName())
+	s.usage = float64(annBytes) / maxAnnotationBytes
+	if sz, ok := layout.(Sizer); ok {
+		used, limit := sz.Size(s.obj)
+		s.usage = max(s.usage, float64(used)/float64(limit))
+	}
+	ann[AnnotationUsage] = strconv.Itoa(int(s.usage * 100))
+	s.obj.SetAnnotations(ann)
+	if annBytes > maxAnnotationBytes {
+		return fmt.Errorf("%w: %s has too many keys for its bookkeeping (%d bytes of annotations, limit %d)",
+			driver.ErrTooLarge, s.obj.GetName(), annBytes, maxAnnotationBytes)
 	}
 	return nil
 }
@@ -261,7 +283,7 @@ func (d *Driver) Init(ctx context.Context, _ bool) (driver.InitReport, error) {
 		for _, k := range moved {
 			delete(s.entries, k)
 		}
-		if err := s.store(d.opts.Fencing.Writer); err != nil {
+		if err := s.store(d.opts.Fencing.Writer, d.layout); err != nil {
 			return report, err
 		}
 		err = d.c.Update(ctx, obj)
@@ -318,6 +340,25 @@ func (d *Driver) Keys(ctx context.Context) ([]string, error) {
 		}
 	}
 	return keys, nil
+}
+
+// Snapshot returns every key's entry, read in one request.
+func (d *Driver) Snapshot(ctx context.Context) (map[string]driver.Entry, error) {
+	obj, err := d.get(ctx)
+	if err != nil {
+		return nil, d.wrapAPI("snapshot", err)
+	}
+	s, err := readState(obj)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]driver.Entry, len(s.entries))
+	for k, m := range s.entries {
+		if v, ok := d.layout.Get(obj, k); ok {
+			out[k] = driver.Entry{Value: v, Revision: s.revision(m)}
+		}
+	}
+	return out, nil
 }
 
 // Close implements driver.Driver; the driver holds nothing.
@@ -564,7 +605,7 @@ func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error)
 		}
 		return false, nil
 	}
-	if err := s.store(d.opts.Fencing.Writer); err != nil {
+	if err := s.store(d.opts.Fencing.Writer, d.layout); err != nil {
 		for _, o := range carried {
 			o.finish("", err)
 		}
@@ -595,6 +636,7 @@ func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error)
 		return false, err
 	}
 	d.last = s
+	metrics.Usage(d.layout.Name(), d.name.Namespace, d.name.Name, s.usage)
 	for _, o := range carried {
 		o.finish(o.rev, nil)
 	}

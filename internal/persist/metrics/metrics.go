@@ -49,6 +49,11 @@ var (
 		Name: "strategyops_store_fenced_writes_total",
 		Help: "Writes refused because a writer with a newer fencing token holds the store.",
 	}, []string{labelBackend})
+	usage = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strategyops_store_object_usage_ratio",
+		Help: "How full a store object is after its last write: the larger of its data and its annotations, " +
+			"each as a fraction of the API server's limit.",
+	}, []string{labelBackend, "namespace", "object"})
 	batchSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "strategyops_store_group_commit_batch_size",
 		Help:    "Operations carried by one group-committed update.",
@@ -57,7 +62,7 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(operations, latency, conflictsRetried, fencedWrites, batchSize)
+	crmetrics.Registry.MustRegister(operations, latency, conflictsRetried, fencedWrites, usage, batchSize)
 }
 
 // result is the label value for err.
@@ -92,3 +97,8 @@ func ConflictRetried(backend string) { conflictsRetried.WithLabelValues(backend)
 
 // Batch records the size of one group-committed update.
 func Batch(backend string, n int) { batchSize.WithLabelValues(backend).Observe(float64(n)) }
+
+// Usage records how full a store object is (0 to 1) after a write.
+func Usage(backend, namespace, object string, ratio float64) {
+	usage.WithLabelValues(backend, namespace, object).Set(ratio)
+}

@@ -111,7 +111,14 @@ type layout struct {
 var (
 	_ kubestore.Layout = layout{}
 	_ kubestore.Owner  = layout{}
+	_ kubestore.Sizer  = layout{}
 )
+
+// Size is the StrategyState's spec as JSON against MaxSpecBytes.
+func (layout) Size(obj client.Object) (used, limit int) {
+	data, _ := json.Marshal(obj.(*v1.StrategyState).Spec)
+	return len(data), MaxSpecBytes
+}
 
 // Owns refuses a StrategyState of another strategy, exchange or symbol.
 func (l layout) Owns(obj client.Object) error {

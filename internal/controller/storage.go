@@ -1,0 +1,141 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+)
+
+// Reasons of the StorageNearLimit condition.
+const (
+	ReasonObjectNearLimit = "ObjectNearLimit"
+	ReasonWithinLimits    = "WithinLimits"
+)
+
+// archiveCheckEvery: a live ledger's growth past each multiple of this many keys wakes the
+// strategy, to archive it if it passed its limit (the periodic refresh checks too).
+const archiveCheckEvery = 25
+
+// tendStorage keeps a strategy's store objects bounded: it archives each symbol's live
+// ledger once it holds more than spec.history.liveEntries, and sets StorageNearLimit while
+// any object is past StorageWarnPercent of its size limit. It reads the objects' key
+// counts and fill from the manager's cache (metadata only for ConfigMaps).
+func (r *StrategyReconciler) tendStorage(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) error {
+	var near []string
+	for _, name := range configMapNames(s, b) {
+		cm := &metav1.PartialObjectMetadata{}
+		cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+		if err := r.Client.Get(ctx, objectKey(s, name), cm); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		near = nearLimit(near, cm)
+	}
+	for _, sym := range s.Spec.Symbols {
+		k := strategyKey(s, sym)
+		cm := &metav1.PartialObjectMetadata{}
+		cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+		if err := r.Client.Get(ctx, objectKey(s, domain.ConfigMapName(domain.History, k)), cm); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if keys, _ := strconv.Atoi(cm.Annotations[kubestore.AnnotationKeys]); keys <= s.EffectiveLiveEntries() {
+			continue
+		}
+		moved, err := domain.ArchiveHistory(ctx, r.StateClient, s.Namespace, k, s.EffectiveLiveEntries())
+		if err != nil {
+			return fmt.Errorf("archiving the history of %s: %w", sym, err)
+		}
+		if moved == 0 {
+			continue
+		}
+		r.event(s, corev1.EventTypeNormal, "ArchivedHistory",
+			fmt.Sprintf("moved %d finished signals of %s into a sealed history archive", moved, sym))
+	}
+	if b == v1.BackendStrategyState {
+		for _, name := range stateNames(s) {
+			var st v1.StrategyState
+			if err := r.Client.Get(ctx, objectKey(s, name), &st); err != nil {
+				return client.IgnoreNotFound(err)
+			}
+			near = nearLimit(near, &st)
+		}
+	}
+	if len(near) == 0 {
+		setCondition(s, v1.ConditionStorageNearLimit, false, ReasonWithinLimits,
+			fmt.Sprintf("every store object is below %d%% of its size limit", v1.StorageWarnPercent))
+		return nil
+	}
+	slices.Sort(near)
+	setCondition(s, v1.ConditionStorageNearLimit, true, ReasonObjectNearLimit,
+		fmt.Sprintf("past %d%% of the size limit: %s; writes fail with ErrTooLarge at 100%%",
+			v1.StorageWarnPercent, strings.Join(near, ", ")))
+	return nil
+}
+
+// usage is how full a store object is, in percent, as its last write recorded.
+func usage(obj client.Object) int {
+	u, _ := strconv.Atoi(obj.GetAnnotations()[kubestore.AnnotationUsage])
+	return u
+}
+
+func nearLimit(near []string, obj client.Object) []string {
+	if u := usage(obj); u >= v1.StorageWarnPercent {
+		near = append(near, fmt.Sprintf("%s %s (%d%%)", obj.GetObjectKind().GroupVersionKind().Kind, obj.GetName(), u))
+	}
+	return near
+}
+
+// storeObjectEvents passes what the strategy must act on among the changes of the
+// ConfigMaps the stores made (they carry a domain label): a deletion (make it again), a
+// live ledger growing past another multiple of archiveCheckEvery keys (archive it), and
+// an object crossing StorageWarnPercent either way. Runners update these objects on every
+// write; the other updates need no reconcile.
+var storeObjectEvents = predicate.Funcs{
+	CreateFunc:  func(event.CreateEvent) bool { return false },
+	GenericFunc: func(event.GenericEvent) bool { return false },
+	DeleteFunc: func(e event.DeleteEvent) bool {
+		_, ok := e.Object.GetLabels()[kubestore.LabelDomain]
+		return ok
+	},
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		if _, ok := e.ObjectNew.GetLabels()[kubestore.LabelDomain]; !ok {
+			return false
+		}
+		if (usage(e.ObjectOld) >= v1.StorageWarnPercent) != (usage(e.ObjectNew) >= v1.StorageWarnPercent) {
+			return true
+		}
+		keys := func(o client.Object) int {
+			n, _ := strconv.Atoi(o.GetAnnotations()[kubestore.AnnotationKeys])
+			return n / archiveCheckEvery
+		}
+		return e.ObjectNew.GetLabels()[kubestore.LabelDomain] == string(domain.History) &&
+			keys(e.ObjectNew) > keys(e.ObjectOld)
+	},
+}
