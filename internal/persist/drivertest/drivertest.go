@@ -451,7 +451,7 @@ func testFencing(t *testing.T, h Harness) {
 }
 
 // testFencingSameToken: a token belongs to one writer. A second writer with the token
-// already recorded is refused, and the first keeps writing.
+// already recorded is refused, and the first keeps writing, also after an unfenced write.
 func testFencingSameToken(t *testing.T, h Harness) {
 	ctx := t.Context()
 	base := open[doc](t, h)
@@ -463,6 +463,11 @@ func testFencingSameToken(t *testing.T, h Harness) {
 	wantErr(t, second.Remove(ctx, "BTCUSDT"), persist.ErrFenced)
 	ok(first.Write(ctx, "BTCUSDT", doc{Name: "a", Count: 1})).of(t)
 	wantValue(t, base, "BTCUSDT", doc{Name: "a", Count: 1})
+	// An unfenced writer (the operator tending the store) changes no one's standing.
+	ok(base.Write(ctx, "ETHUSDT", doc{Name: "operator"})).of(t)
+	ok(first.Write(ctx, "BTCUSDT", doc{Name: "a", Count: 2})).of(t)
+	_, err = second.Write(ctx, "BTCUSDT", doc{Name: "b"})
+	wantErr(t, err, persist.ErrFenced)
 }
 
 // testFencingTakeover: while an old writer writes in a loop, a newer one takes over; from

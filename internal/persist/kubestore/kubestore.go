@@ -205,7 +205,7 @@ func readState(obj client.Object) (*state, error) {
 
 // store writes the bookkeeping back into the object's annotations, with the key count
 // and how full the object is (see AnnotationUsage).
-func (s *state) store(writer string, layout Layout) error {
+func (s *state) store(layout Layout) error {
 	raw, err := json.Marshal(s.entries)
 	if err != nil {
 		return err
@@ -218,9 +218,8 @@ func (s *state) store(writer string, layout Layout) error {
 	ann[AnnotationSeq] = strconv.FormatUint(s.seq, 10)
 	ann[AnnotationKeys] = strconv.Itoa(len(s.entries))
 	if s.token > 0 {
-		s.writer = writer
 		ann[AnnotationToken] = strconv.FormatInt(s.token, 10)
-		ann[AnnotationWriter] = writer
+		ann[AnnotationWriter] = s.writer
 	}
 	ann[AnnotationUsage] = "100" // its own few bytes count too; set below
 	annBytes := 0
@@ -283,7 +282,7 @@ func (d *Driver) Init(ctx context.Context, _ bool) (driver.InitReport, error) {
 		for _, k := range moved {
 			delete(s.entries, k)
 		}
-		if err := s.store(d.opts.Fencing.Writer, d.layout); err != nil {
+		if err := s.store(d.layout); err != nil {
 			return report, err
 		}
 		err = d.c.Update(ctx, obj)
@@ -422,7 +421,8 @@ func (d *Driver) DeleteAll(ctx context.Context) error {
 	return d.run(ctx, &op{kind: opDeleteAll}, "delete_all").err
 }
 
-// fence records this writer's token, or refuses o when another writer holds the store:
+// fence records this writer's token, or refuses o when another writer holds the store
+// (an unfenced writer, such as the operator, records nothing and is never refused):
 // one with a newer token, or one with the same token (a token names one holder of the
 // Lease; two writers with one token means one of them read the Lease after losing it).
 func (d *Driver) fence(s *state, o *op) (changed, refused bool) {
@@ -437,7 +437,7 @@ func (d *Driver) fence(s *state, o *op) (changed, refused bool) {
 			driver.ErrFenced, f.Writer, f.Token, s.token, s.writer))
 		return false, true
 	default:
-		s.token = f.Token
+		s.token, s.writer = f.Token, f.Writer
 		return true, false
 	}
 }
@@ -605,7 +605,7 @@ func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error)
 		}
 		return false, nil
 	}
-	if err := s.store(d.opts.Fencing.Writer, d.layout); err != nil {
+	if err := s.store(d.layout); err != nil {
 		for _, o := range carried {
 			o.finish("", err)
 		}
