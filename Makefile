@@ -71,7 +71,7 @@ control-plane: ## Build etcd, kube-apiserver, kube-controller-manager and kubect
 ##@ Test
 
 .PHONY: test
-test: verify-generated vet lint test-unit test-e2e ## The whole suite: generated files, vet, lint, unit + envtest, e2e.
+test: verify-generated vet lint test-unit test-soak test-e2e ## The whole suite: generated files, vet, lint, unit + envtest, soak (short), e2e.
 
 # The runner's crash-equivalence test re-runs its own test binary hundreds of times and is
 # I/O-bound; the race detector would make it ten times slower and adds nothing about
@@ -80,8 +80,20 @@ RACE_FREE_PKGS := ./internal/runner/...
 
 .PHONY: test-unit
 test-unit: control-plane ## Unit and envtest suites on a real kube-apiserver and etcd.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $$(go list ./... | grep -v /internal/runner) -count=1 -race -timeout 30m
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $$(go list ./... | grep -v -e /internal/runner -e /test/soak) -count=1 -race -timeout 30m
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
+
+# The soak drives one symbol through SOAK_SIGNALS signals per Kubernetes backend beside the
+# manager binary: make test runs 1,000, make soak 10,000 (about half an hour on 2 cores).
+SOAK_SIGNALS ?= 1000
+
+.PHONY: test-soak
+test-soak: control-plane build ## Bounded state and a flat runner heap over SOAK_SIGNALS signals per backend.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" SOAK_SIGNALS=$(SOAK_SIGNALS) go test ./test/soak/ -count=1 -timeout 60m -v
+
+.PHONY: soak
+soak: ## The soak at 10,000 signals per backend.
+	$(MAKE) test-soak SOAK_SIGNALS=10000
 
 .PHONY: test-e2e
 test-e2e: control-plane build ## End to end through real processes and the real kubectl.
