@@ -43,6 +43,8 @@ var (
 	ErrTooLarge   = driver.ErrTooLarge
 	ErrFenced     = driver.ErrFenced
 	ErrLocked     = driver.ErrLocked
+	// ErrUnknownOutcome: a write may or may not have been applied; read to find out.
+	ErrUnknownOutcome = driver.ErrUnknownOutcome
 )
 
 // Revision identifies one stored version of a key; see driver.Revision.

@@ -41,6 +41,9 @@ var (
 	ErrFenced = errors.New("fenced: a newer writer holds this store")
 	// ErrLocked: another process holds the store open for writing.
 	ErrLocked = errors.New("store is locked by another writer")
+	// ErrUnknownOutcome: the store's answer to a write was lost and it can no longer tell
+	// whether the write was applied; read the key to find out.
+	ErrUnknownOutcome = errors.New("outcome unknown")
 )
 
 // Revision identifies one stored version of one key. It is opaque to callers; the only

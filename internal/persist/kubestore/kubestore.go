@@ -65,6 +65,11 @@ const (
 	// whichever is fuller): the operator reads both from metadata alone.
 	AnnotationKeys  = "trading.strategyops.dev/keys"
 	AnnotationUsage = "trading.strategyops.dev/usage"
+	// AnnotationRecent lists the last writes applied to the object (write id and sequence
+	// number), so that a write whose answer was lost can tell whether it landed.
+	AnnotationRecent = "trading.strategyops.dev/recent"
+	// recentWrites is how many writes AnnotationRecent remembers.
+	recentWrites = 32
 
 	// maxAnnotationBytes is the API server's limit on an object's annotations.
 	maxAnnotationBytes = 256 << 10
@@ -121,8 +126,23 @@ func (d *Driver) owned(obj client.Object) error {
 
 // entryMeta is the bookkeeping of one key, kept in AnnotationEntries by key.
 type entryMeta struct {
-	Rev     uint64 `json:"r"`
-	WriteID string `json:"w,omitempty"`
+	Rev uint64 `json:"r"`
+}
+
+// applied is one write in AnnotationRecent: its id and the sequence number it took.
+type applied struct {
+	WriteID string
+	Seq     uint64
+}
+
+func (a applied) MarshalJSON() ([]byte, error) { return json.Marshal([]any{a.WriteID, a.Seq}) }
+
+func (a *applied) UnmarshalJSON(b []byte) error {
+	var pair []json.RawMessage
+	if err := json.Unmarshal(b, &pair); err != nil || len(pair) != 2 {
+		return fmt.Errorf("want [writeID, seq], got %s", b)
+	}
+	return errors.Join(json.Unmarshal(pair[0], &a.WriteID), json.Unmarshal(pair[1], &a.Seq))
 }
 
 // Fencing identifies a writer and its fencing token. The zero value writes unfenced.
@@ -173,9 +193,12 @@ func (d *Driver) Name() types.NamespacedName { return d.name }
 type state struct {
 	obj     client.Object
 	entries map[string]entryMeta
-	seq     uint64
-	token   int64
-	writer  string
+	// seq numbers the writes applied to the object (puts and deletes alike); recent are
+	// the last recentWrites of them, oldest first.
+	seq    uint64
+	recent []applied
+	token  int64
+	writer string
 	// usage is how full the object is (0 to 1) as store last left it.
 	usage float64
 }
@@ -200,6 +223,11 @@ func readState(obj client.Object) (*state, error) {
 		}
 	}
 	s.writer = ann[AnnotationWriter]
+	if raw := ann[AnnotationRecent]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &s.recent); err != nil {
+			return nil, fmt.Errorf("%s: annotation %s: %w", obj.GetName(), AnnotationRecent, err)
+		}
+	}
 	return s, nil
 }
 
@@ -217,6 +245,10 @@ func (s *state) store(layout Layout) error {
 	ann[AnnotationEntries] = string(raw)
 	ann[AnnotationSeq] = strconv.FormatUint(s.seq, 10)
 	ann[AnnotationKeys] = strconv.Itoa(len(s.entries))
+	if raw, err = json.Marshal(s.recent); err != nil {
+		return err
+	}
+	ann[AnnotationRecent] = string(raw)
 	if s.token > 0 {
 		ann[AnnotationToken] = strconv.FormatInt(s.token, 10)
 		ann[AnnotationWriter] = s.writer
@@ -238,6 +270,29 @@ func (s *state) store(layout Layout) error {
 			driver.ErrTooLarge, s.obj.GetName(), annBytes, maxAnnotationBytes)
 	}
 	return nil
+}
+
+// record numbers one applied write of o and remembers it in recent.
+func (s *state) record(o *op) uint64 {
+	s.seq++
+	s.recent = append(s.recent, applied{WriteID: o.writeID, Seq: s.seq})
+	if n := len(s.recent); n > recentWrites {
+		s.recent = slices.Delete(s.recent, 0, n-recentWrites)
+	}
+	return s.seq
+}
+
+// landed tells whether o, whose earlier update went unanswered, was applied then:
+// applied with the sequence number it took; or known not applied, when recent still
+// covers every write since that update's read; or neither, when too many writes came
+// since.
+func (s *state) landed(o *op) (seq uint64, applied, known bool) {
+	for _, a := range s.recent {
+		if a.WriteID == o.writeID {
+			return a.Seq, true, true
+		}
+	}
+	return 0, false, s.seq-o.baseSeq <= uint64(len(s.recent))
 }
 
 func (s *state) revision(m entryMeta) driver.Revision {
@@ -380,11 +435,14 @@ type op struct {
 	pre     driver.Precondition
 	writeID string
 
-	// maybeApplied: an update that carried this op ended with an unknown outcome.
-	maybeApplied bool
-	done         bool
-	rev          driver.Revision
-	err          error
+	// maybeApplied: an update that carried this op ended with an unknown outcome; baseSeq
+	// is the object's write sequence number when the first such update read it, and
+	// readSeq that of the attempt under way.
+	maybeApplied     bool
+	baseSeq, readSeq uint64
+	done             bool
+	rev              driver.Revision
+	err              error
 }
 
 func (o *op) finish(rev driver.Revision, err error) {
@@ -460,18 +518,38 @@ func (d *Driver) RecordedFencing(ctx context.Context) (Fencing, error) {
 // update (a failed precondition, a fenced or refused write, an op already applied by an
 // earlier attempt); otherwise o waits for the update. It reports whether s changed.
 func (d *Driver) apply(s *state, o *op) bool {
+	o.readSeq = s.seq
+	if o.maybeApplied {
+		seq, applied, known := s.landed(o)
+		switch {
+		case applied: // an earlier attempt stored it after all
+			rev := driver.Revision("")
+			if o.kind == opPut {
+				rev = s.revision(entryMeta{Rev: seq})
+			}
+			o.finish(rev, nil)
+			return false
+		case !known:
+			o.finish("", fmt.Errorf("%s %s: %w: %d writes came after the unanswered update, more than the %d remembered",
+				d.layout.Name(), d.name, driver.ErrUnknownOutcome, s.seq-o.baseSeq, len(s.recent)))
+			return false
+		}
+	}
 	changed, refused := d.fence(s, o)
 	if refused {
 		return false
 	}
 	switch o.kind {
 	case opDeleteAll:
+		if len(s.entries) == 0 {
+			return changed
+		}
 		for k := range s.entries {
 			d.layout.Delete(s.obj, k)
 			delete(s.entries, k)
-			changed = true
 		}
-		return changed
+		s.record(o)
+		return true
 	case opDelete:
 		return d.applyDelete(s, o) || changed
 	default:
@@ -482,11 +560,7 @@ func (d *Driver) apply(s *state, o *op) bool {
 func (d *Driver) applyDelete(s *state, o *op) bool {
 	meta := s.entries[o.key]
 	if _, exists := d.layout.Get(s.obj, o.key); !exists {
-		if o.maybeApplied {
-			o.finish("", nil) // our own earlier attempt removed it
-		} else {
-			o.finish("", driver.ErrNotFound)
-		}
+		o.finish("", driver.ErrNotFound)
 		return false
 	}
 	if o.pre.IfRevision != "" && s.revision(meta) != o.pre.IfRevision {
@@ -495,16 +569,13 @@ func (d *Driver) applyDelete(s *state, o *op) bool {
 	}
 	d.layout.Delete(s.obj, o.key)
 	delete(s.entries, o.key)
+	s.record(o)
 	return true
 }
 
 func (d *Driver) applyPut(s *state, o *op) bool {
 	meta := s.entries[o.key]
 	_, exists := d.layout.Get(s.obj, o.key)
-	if o.maybeApplied && exists && meta.WriteID == o.writeID {
-		o.finish(s.revision(meta), nil) // an earlier attempt stored it after all
-		return false
-	}
 	switch {
 	case o.pre.IfAbsent && exists:
 		o.finish("", fmt.Errorf("%w: key exists", driver.ErrConflict))
@@ -517,8 +588,7 @@ func (d *Driver) applyPut(s *state, o *op) bool {
 		o.finish("", fmt.Errorf("%s %s: %w", d.layout.Name(), d.name, err))
 		return false
 	}
-	s.seq++
-	m := entryMeta{Rev: s.seq, WriteID: o.writeID}
+	m := entryMeta{Rev: s.record(o)}
 	s.entries[o.key] = m
 	o.rev = s.revision(m)
 	return true
@@ -562,7 +632,9 @@ func (d *Driver) commit(batch []*op) {
 			return
 		case err != nil:
 			for _, o := range live {
-				o.maybeApplied = true
+				if !o.done && !o.maybeApplied {
+					o.maybeApplied, o.baseSeq = true, o.readSeq
+				}
 			}
 		}
 		b.wait(ctx, err == nil)
