@@ -3,6 +3,7 @@ module github.com/strategyops/strategy-operator
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/onsi/ginkgo/v2 v2.27.4
 	github.com/onsi/gomega v1.39.0
 	golang.org/x/sys v0.47.0

@@ -173,8 +173,12 @@ func RunMain(m *testing.M, env **Environment) {
 	}
 	*env = e
 	code := m.Run()
+	// An API server restarted by StartAPIServer keeps the first one's certificates, which
+	// only the first one's stop would have removed.
+	certs := e.Env.ControlPlane.GetAPIServer().CertDir
 	if err := e.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
 	}
+	_ = os.RemoveAll(certs)
 	os.Exit(code)
 }

@@ -1,0 +1,218 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package linearizability_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+// env is one real kube-apiserver and etcd for the package.
+var env *testenv.Environment
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(fileChildEnv); spec != "" {
+		fmt.Fprintln(os.Stderr, fileChild(spec))
+		os.Exit(2)
+	}
+	testenv.RunMain(m, &env)
+}
+
+const (
+	kubeClients = 12
+	kubeOps     = 200
+	// kubeTimeout bounds each call; a call still retrying then is unknown. Connection cuts
+	// are short: their calls retry through them and end with an answer.
+	kubeTimeout = 5 * time.Second
+	// outageTimeout is shorter than an API server restart: the calls in flight at a kill
+	// end unknown.
+	outageTimeout = time.Second
+)
+
+var kubeKeys = []string{"BTCUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"}
+
+// kubeClient is a client of the API server at host without client-side rate limiting, so
+// that the clients contend as hard as separate runners would.
+func kubeClient(t *testing.T, host string) client.Client {
+	t.Helper()
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Host = host
+	cfg.QPS, cfg.Burst = -1, 0
+	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// proxiedClients gives each of n clients its own proxy in front of the API server, so a
+// cut can take one client off the network while the others go on writing.
+func proxiedClients(t *testing.T, n int) ([]client.Client, []*testenv.Proxy) {
+	t.Helper()
+	api, err := url.Parse(env.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := make([]client.Client, n)
+	proxies := make([]*testenv.Proxy, n)
+	for i := range n {
+		p, err := testenv.NewProxy(api.Host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = p.Close() })
+		proxies[i], clients[i] = p, kubeClient(t, "https://"+p.Addr())
+	}
+	return clients, proxies
+}
+
+// initAll initializes every driver, each on its own: they are separate writers.
+func initAll(t *testing.T, drivers []driver.Driver) []driver.Driver {
+	t.Helper()
+	for _, d := range drivers {
+		if _, err := d.Init(t.Context(), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return drivers
+}
+
+// configMaps opens one ConfigMap driver per client on the same ConfigMap.
+func configMaps(t *testing.T, clients []client.Client) []driver.Driver {
+	t.Helper()
+	name := types.NamespacedName{Namespace: env.Namespace(t.Context(), t), Name: "linearizability"}
+	drivers := make([]driver.Driver, len(clients))
+	for i, c := range clients {
+		drivers[i] = configmapstore.New(c, name, configmapstore.Options{Options: kubestore.Options{Create: true}})
+	}
+	return initAll(t, drivers)
+}
+
+// strategyStates opens one driver of the partial field per client on the same StrategyState.
+func strategyStates(t *testing.T, clients []client.Client) []driver.Driver {
+	t.Helper()
+	ns := env.Namespace(t.Context(), t)
+	k := strategystatestore.Key{StrategyName: "linearizability", ExchangeName: "e", Symbol: "BTCUSDT"}
+	opts := strategystatestore.Options{Options: kubestore.Options{Create: true}}
+	drivers := make([]driver.Driver, len(clients))
+	for i, c := range clients {
+		drivers[i] = strategystatestore.New(c, ns, k, strategystatestore.FieldPartial, opts)
+	}
+	return initAll(t, drivers)
+}
+
+// cuts drops connections at random moments until the clients are nearly done: mostly one
+// client's, sometimes every client's at once. Cuts are short and frequent, so that many
+// land between the API server applying an update and the client reading the answer.
+func cuts(proxies []*testenv.Proxy) func(func() float64) (int, string) {
+	return func(progress func() float64) (int, string) {
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+		n := 0
+		for progress() < 0.9 {
+			time.Sleep(time.Duration(2+rng.IntN(20)) * time.Millisecond)
+			down := proxies[rng.IntN(len(proxies)):][:1]
+			if rng.IntN(4) == 0 {
+				down = proxies
+			}
+			for _, p := range down {
+				p.Down()
+			}
+			time.Sleep(time.Duration(1+rng.IntN(30)) * time.Millisecond)
+			for _, p := range down {
+				p.Up()
+			}
+			n++
+		}
+		return n, "connection cuts"
+	}
+}
+
+// TestConfigMapConnectionCuts: separate ConfigMap drivers, each behind its own proxy,
+// while connections are cut mid-request.
+func TestConfigMapConnectionCuts(t *testing.T) {
+	clients, proxies := proxiedClients(t, kubeClients)
+	requireLinearizable(t, run{name: "configmap, connection cuts", keys: kubeKeys, ops: kubeOps,
+		timeout: kubeTimeout, drivers: configMaps(t, clients), faults: cuts(proxies)})
+}
+
+// TestStrategyStateConnectionCuts: the same on the partial field of one StrategyState.
+func TestStrategyStateConnectionCuts(t *testing.T) {
+	clients, proxies := proxiedClients(t, kubeClients)
+	requireLinearizable(t, run{name: "strategystate partial, connection cuts", keys: []string{"s1", "s2", "s3", "s4"},
+		ops: kubeOps, timeout: kubeTimeout, drivers: strategyStates(t, clients), faults: cuts(proxies)})
+}
+
+// TestConfigMapAPIServerKill: separate ConfigMap drivers while the API server is SIGKILLed
+// and started again, twice, on the same port, certificates and etcd.
+func TestConfigMapAPIServerKill(t *testing.T) {
+	requireLinearizable(t, run{name: "configmap, API server kills", keys: kubeKeys, ops: kubeOps,
+		timeout: outageTimeout, drivers: configMaps(t, directClients(t)), faults: apiserverKills(t)})
+}
+
+// TestStrategyStateAPIServerKill: the same on the partial field of one StrategyState.
+func TestStrategyStateAPIServerKill(t *testing.T) {
+	requireLinearizable(t, run{name: "strategystate partial, API server kills", keys: []string{"s1", "s2", "s3", "s4"},
+		ops: kubeOps, timeout: outageTimeout, drivers: strategyStates(t, directClients(t)), faults: apiserverKills(t)})
+}
+
+// directClients are kubeClients clients of the API server itself, no proxy between.
+func directClients(t *testing.T) []client.Client {
+	clients := make([]client.Client, kubeClients)
+	for i := range clients {
+		clients[i] = kubeClient(t, env.Config.Host)
+	}
+	return clients
+}
+
+// apiserverKills SIGKILLs the API server at a random point of each half of the history
+// and restarts it through envtest, which keeps its port, certificates and etcd.
+func apiserverKills(t *testing.T) func(func() float64) (int, string) {
+	return func(progress func() float64) (int, string) {
+		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
+		var down time.Duration
+		for n, half := range []float64{0, 0.5} {
+			for at := half + 0.1 + 0.3*rng.Float64(); progress() < at; {
+				time.Sleep(5 * time.Millisecond)
+			}
+			start := time.Now()
+			if err := env.KillAPIServer(); err != nil {
+				t.Error(err)
+				return n, "API server kills"
+			}
+			if err := env.StartAPIServer(); err != nil {
+				t.Errorf("restarting the API server: %v", err)
+				return n + 1, "API server kills (the restart failed)"
+			}
+			down += time.Since(start)
+		}
+		return 2, fmt.Sprintf("API server SIGKILLs, down %s in all", down.Round(time.Millisecond))
+	}
+}
