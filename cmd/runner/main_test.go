@@ -76,16 +76,7 @@ var leaseKey = domain.StrategyKey("BTCUSDT", "lease-test", "simulated")
 // ConfigMap strategy "lease-test" on BTCUSDT.
 func leaseNamespace(ctx context.Context, t *testing.T) string {
 	ns := env.Namespace(ctx, t)
-	b := domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns, Create: true})
-	for _, d := range domain.Domains {
-		k := leaseKey
-		if d == domain.Risk {
-			k = domain.RiskKey(k.StrategyName, k.ExchangeName)
-		}
-		if err := domain.CreateObject(ctx, b, d, k); err != nil {
-			t.Fatal(err)
-		}
-	}
+	createStoreObjects(ctx, t, ns, v1.BackendConfigMap, leaseKey.StrategyName, []string{leaseKey.Symbol})
 	return ns
 }
 
@@ -145,11 +136,18 @@ func (p *process) exit(t *testing.T, within time.Duration) int {
 
 func startRunner(t *testing.T, kubeconfig, ns string, env ...string) *process {
 	t.Helper()
-	p := &process{done: make(chan struct{})}
-	p.cmd = exec.Command(os.Args[0], "--strategy-name=lease-test", "--exchange=simulated", "--symbols=BTCUSDT",
-		"--backend=ConfigMap", "--namespace="+ns, "--lease="+leaseName,
+	return startProcess(t, kubeconfig, []string{"--strategy-name=lease-test", "--exchange=simulated",
+		"--symbols=BTCUSDT", "--backend=ConfigMap", "--namespace=" + ns, "--lease=" + leaseName,
 		"--start=2026-11-01T00:00:00Z", "--speed=600",
-		"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms")
+		"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms"}, env...)
+}
+
+// startProcess starts this test binary as the runner with args, and env added to its
+// environment; the test's cleanup kills it if it still runs.
+func startProcess(t *testing.T, kubeconfig string, args []string, env ...string) *process {
+	t.Helper()
+	p := &process{done: make(chan struct{})}
+	p.cmd = exec.Command(os.Args[0], args...)
 	p.cmd.Env = append(append(os.Environ(), asMainEnv+"=1", "KUBECONFIG="+kubeconfig), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {

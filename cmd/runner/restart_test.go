@@ -1,0 +1,232 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/runner"
+)
+
+// The feed every run in this file trades: twelve simulated hours on two symbols.
+var (
+	restartStart   = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)
+	restartUntil   = restartStart.Add(12 * time.Hour)
+	restartSymbols = []string{"BTCUSDT", "ETHUSDT"}
+)
+
+// supervised runs a runner as a kubelet would: started again whenever it exits non-zero,
+// until it exits 0 (it reached --until) or the test gives up.
+type supervised struct {
+	restarts int
+	err      error
+	lives    []*process
+}
+
+func supervise(t *testing.T, kubeconfig string, args []string, done *sync.WaitGroup) *supervised {
+	sv := &supervised{}
+	done.Go(func() {
+		deadline := time.Now().Add(4 * time.Minute)
+		for time.Now().Before(deadline) {
+			p := startProcess(t, kubeconfig, args)
+			sv.lives = append(sv.lives, p)
+			<-p.done
+			if p.cmd.ProcessState.ExitCode() == 0 {
+				return
+			}
+			sv.restarts++
+			time.Sleep(500 * time.Millisecond) // a kubelet's back-off, short
+		}
+		sv.err = fmt.Errorf("still not done after %d restarts", sv.restarts)
+	})
+	return sv
+}
+
+func (sv *supervised) logs() string {
+	var b strings.Builder
+	for i, p := range sv.lives {
+		fmt.Fprintf(&b, "--- life %d:\n%s", i+1, p.log())
+	}
+	return b.String()
+}
+
+// history is a ledger by signal id (each entry as JSON), with the signal and schedule
+// each symbol ended with.
+func history(t *testing.T, entries map[string][]*domain.HistoryEntry, p *domain.Persistence,
+	strategyName string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for sym, list := range entries {
+		for _, e := range list {
+			data, _ := json.Marshal(e)
+			out[e.ID] = string(data)
+		}
+		k := domain.StrategyKey(sym, strategyName, "simulated")
+		sig, err := p.ReadSignal(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sched, err := p.ReadSchedule(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		final, _ := json.Marshal([]any{sig, sched})
+		out[sym+" final"] = string(final)
+	}
+	return out
+}
+
+// reference runs the feed once, straight through, on the File backend in this process.
+func reference(t *testing.T, strategyName string) map[string]string {
+	dir := t.TempDir()
+	s := runner.Settings{StrategyName: strategyName, ExchangeName: "simulated", Symbols: restartSymbols,
+		Backend: v1.BackendFile, DataDir: dir, Strategy: "indicator", StrategyOptions: map[string]string{},
+		Market: "simulated", Seed: 1, Start: restartStart, Until: restartUntil, Speed: 1e6,
+		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
+	if err := run(context.Background(), s, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	p := domain.New(domain.FileBackend(dir))
+	defer func() { _ = p.Close() }()
+	entries := map[string][]*domain.HistoryEntry{}
+	for _, sym := range restartSymbols {
+		store, err := p.History.Store(context.Background(), domain.StrategyKey(sym, strategyName, "simulated"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for e, err := range store.Values(context.Background()) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries[sym] = append(entries[sym], e)
+		}
+	}
+	return history(t, entries, p, strategyName)
+}
+
+// TestTradingThroughControlPlaneRestarts: runners on ConfigMap and on StrategyState trade
+// while kube-apiserver, then etcd, are SIGKILLed and started again. Each keeps or regains
+// its Lease (a runner that loses it exits and is started again, as a kubelet would), and
+// each ends with the ledger, open signal and schedule of an uninterrupted run of the same
+// feed: no signal lost, none closed twice.
+func TestTradingThroughControlPlaneRestarts(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(ctx, t)
+	kubeconfig := env.Kubeconfig(t)
+	backends := map[v1.PersistenceBackend]string{v1.BackendConfigMap: "restart-cm", v1.BackendStrategyState: "restart-ss"}
+	var done sync.WaitGroup
+	runs := map[v1.PersistenceBackend]*supervised{}
+	for b, name := range backends {
+		createStoreObjects(ctx, t, ns, b, name, restartSymbols)
+		runs[b] = supervise(t, kubeconfig, []string{"--strategy-name=" + name, "--exchange=simulated",
+			"--symbols=" + strings.Join(restartSymbols, ","), "--backend=" + string(b), "--namespace=" + ns,
+			"--lease=" + name + "-runner", "--start=" + restartStart.Format(time.RFC3339),
+			"--until=" + restartUntil.Format(time.RFC3339), "--speed=1200",
+			"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms"}, &done)
+	}
+
+	faults := []struct {
+		what        string
+		kill, start func() error
+	}{
+		{"kube-apiserver", env.KillAPIServer, env.StartAPIServer},
+		{"etcd", env.KillEtcd, env.StartEtcd},
+	}
+	for _, f := range faults {
+		time.Sleep(8 * time.Second) // trading
+		if err := f.kill(); err != nil {
+			t.Fatalf("killing %s: %v", f.what, err)
+		}
+		time.Sleep(3 * time.Second) // down
+		if err := f.start(); err != nil {
+			t.Fatalf("starting %s again: %v", f.what, err)
+		}
+		t.Logf("%s SIGKILLed and started again", f.what)
+	}
+	done.Wait()
+
+	for b, name := range backends {
+		sv := runs[b]
+		if sv.err != nil {
+			t.Fatalf("%s runner: %v; its lives:\n%s", b, sv.err, sv.logs())
+		}
+		want := reference(t, name)
+		p := domain.New(kubeBackend(b, ns))
+		entries := map[string][]*domain.HistoryEntry{}
+		for _, sym := range restartSymbols {
+			list, err := domain.ReadHistory(ctx, env.Client, ns, domain.StrategyKey(sym, name, "simulated"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries[sym] = list
+		}
+		got := history(t, entries, p, name)
+		_ = p.Close()
+		closed := 0
+		for id, w := range want {
+			if got[id] != w {
+				t.Errorf("%s: %s differs from the uninterrupted run:\n got  %s\n want %s", b, id, got[id], w)
+			}
+			if strings.Contains(w, `"kind":"closed"`) {
+				closed++
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: %d ledger entries, the uninterrupted run has %d", b, len(got), len(want))
+		}
+		if closed < 5 {
+			t.Errorf("%s: only %d signals closed in the feed: the comparison proves little", b, closed)
+		}
+		t.Logf("%s: %d signals (%d closed) as in the uninterrupted run; the runner was started again %d times",
+			b, len(want)-len(restartSymbols), closed, sv.restarts)
+		if t.Failed() {
+			t.Logf("%s runner lives:\n%s", b, sv.logs())
+		}
+	}
+}
+
+func kubeBackend(b v1.PersistenceBackend, ns string) domain.Backend {
+	if b == v1.BackendStrategyState {
+		return domain.StrategyStateBackend(env.Client, domain.KubeOptions{Namespace: ns})
+	}
+	return domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns})
+}
+
+// createStoreObjects makes the store objects the operator would make for a strategy on b.
+func createStoreObjects(ctx context.Context, t *testing.T, ns string, b v1.PersistenceBackend, name string,
+	symbols []string) {
+	t.Helper()
+	backend := domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns, Create: true})
+	if b == v1.BackendStrategyState {
+		backend = domain.StrategyStateBackend(env.Client, domain.KubeOptions{Namespace: ns, Create: true})
+	}
+	for _, c := range domain.StrategyContexts(name, "simulated", symbols) {
+		if err := domain.CreateObject(ctx, backend, c.Domain, c.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
