@@ -257,10 +257,11 @@ func largest(ctx context.Context, t *testing.T, c client.Client, ns string) (liv
 	t.Helper()
 	var cms corev1.ConfigMapList
 	var states v1.StrategyStateList
-	if err := errors.Join(c.List(ctx, &cms, client.InNamespace(ns)), c.List(ctx, &states, client.InNamespace(ns))); err != nil {
+	in := client.InNamespace(ns)
+	if err := errors.Join(c.List(ctx, &cms, in), c.List(ctx, &states, in)); err != nil {
 		t.Fatal(err)
 	}
-	objs := []client.Object{}
+	objs := make([]client.Object, 0, len(cms.Items)+len(states.Items))
 	for i := range cms.Items {
 		objs = append(objs, &cms.Items[i])
 	}
