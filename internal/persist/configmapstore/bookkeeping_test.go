@@ -69,7 +69,7 @@ func TestBookkeepingFollowsTheKeys(t *testing.T) {
 		t.Fatalf("after deleting 200 keys the bookkeeping holds %d bytes and counts %s keys, want %d bytes and 1",
 			got, ann[kubestore.AnnotationKeys], small)
 	}
-	if u, _ := strconv.Atoi(ann[kubestore.AnnotationUsage]); u != 0 {
+	if u, _ := strconv.Atoi(ann[kubestore.AnnotationUsage]); u > 2 { // the record of recent writes, a few KiB
 		t.Fatalf("%s = %d%% for a nearly empty ConfigMap", kubestore.AnnotationUsage, u)
 	}
 	// 80 % of the data limit in one value.

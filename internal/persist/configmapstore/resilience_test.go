@@ -173,4 +173,24 @@ func TestConnectionLoss(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(got.N).To(Equal(writes - 1))
 	})
+	t.Run("a first write that cannot even read the object is retried, not left unknown", func(t *testing.T) {
+		g := NewWithT(t)
+		for n := range 200 { // more writes than the object remembers
+			_, err := direct.Write(ctx, "ETHUSDT", val{N: n})
+			g.Expect(err).NotTo(HaveOccurred())
+		}
+		fresh := openStore(t, viaProxy, name) // no cached copy: its first write reads first
+		proxy.Down()
+		go func() {
+			time.Sleep(3 * time.Second) // past the client's 2 s timeout: its read fails
+			proxy.Up()
+		}()
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		_, err := fresh.Write(wctx, "SOLUSDT", val{N: 7})
+		g.Expect(err).NotTo(HaveOccurred())
+		got, err := direct.Read(ctx, "SOLUSDT")
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got.N).To(Equal(7))
+	})
 }

@@ -69,7 +69,7 @@ const (
 	// number), so that a write whose answer was lost can tell whether it landed.
 	AnnotationRecent = "trading.strategyops.dev/recent"
 	// recentWrites is how many writes AnnotationRecent remembers.
-	recentWrites = 32
+	recentWrites = 128
 
 	// maxAnnotationBytes is the API server's limit on an object's annotations.
 	maxAnnotationBytes = 256 << 10
@@ -203,29 +203,32 @@ type state struct {
 	usage float64
 }
 
+// errCorrupt: the object's bookkeeping cannot be read; retrying will not help.
+var errCorrupt = errors.New("corrupt store bookkeeping")
+
 func readState(obj client.Object) (*state, error) {
 	s := &state{obj: obj, entries: map[string]entryMeta{}}
 	ann := obj.GetAnnotations()
 	if raw := ann[AnnotationEntries]; raw != "" {
 		if err := json.Unmarshal([]byte(raw), &s.entries); err != nil {
-			return nil, fmt.Errorf("%s: annotation %s: %w", obj.GetName(), AnnotationEntries, err)
+			return nil, fmt.Errorf("%w: %s: annotation %s: %w", errCorrupt, obj.GetName(), AnnotationEntries, err)
 		}
 	}
 	var err error
 	if raw := ann[AnnotationSeq]; raw != "" {
 		if s.seq, err = strconv.ParseUint(raw, 10, 64); err != nil {
-			return nil, fmt.Errorf("%s: annotation %s: %w", obj.GetName(), AnnotationSeq, err)
+			return nil, fmt.Errorf("%w: %s: annotation %s: %w", errCorrupt, obj.GetName(), AnnotationSeq, err)
 		}
 	}
 	if raw := ann[AnnotationToken]; raw != "" {
 		if s.token, err = strconv.ParseInt(raw, 10, 64); err != nil {
-			return nil, fmt.Errorf("%s: annotation %s: %w", obj.GetName(), AnnotationToken, err)
+			return nil, fmt.Errorf("%w: %s: annotation %s: %w", errCorrupt, obj.GetName(), AnnotationToken, err)
 		}
 	}
 	s.writer = ann[AnnotationWriter]
 	if raw := ann[AnnotationRecent]; raw != "" {
 		if err := json.Unmarshal([]byte(raw), &s.recent); err != nil {
-			return nil, fmt.Errorf("%s: annotation %s: %w", obj.GetName(), AnnotationRecent, err)
+			return nil, fmt.Errorf("%w: %s: annotation %s: %w", errCorrupt, obj.GetName(), AnnotationRecent, err)
 		}
 	}
 	return s, nil
@@ -440,9 +443,12 @@ type op struct {
 	// readSeq that of the attempt under way.
 	maybeApplied     bool
 	baseSeq, readSeq uint64
-	done             bool
-	rev              driver.Revision
-	err              error
+	// sent: the attempt under way sent an update carrying this op.
+	sent bool
+
+	done bool
+	rev  driver.Revision
+	err  error
 }
 
 func (o *op) finish(rev driver.Revision, err error) {
@@ -631,8 +637,9 @@ func (d *Driver) commit(batch []*op) {
 			}
 			return
 		case err != nil:
+			// Only an update that was sent may have landed; a failed read changed nothing.
 			for _, o := range live {
-				if !o.done && !o.maybeApplied {
+				if o.sent && !o.maybeApplied {
 					o.maybeApplied, o.baseSeq = true, o.readSeq
 				}
 			}
@@ -644,6 +651,9 @@ func (d *Driver) commit(batch []*op) {
 // attempt applies ops to the object and updates it once. retry is true when the update
 // lost a compare-and-swap, or when a refusal was decided on a cached copy.
 func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error) {
+	for _, o := range ops {
+		o.sent = false
+	}
 	s, fresh := d.last, false
 	d.last = nil
 	if d.contended > 0 {
@@ -663,11 +673,15 @@ func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error)
 	for _, o := range ops {
 		changed = d.apply(s, o) || changed
 	}
-	if !fresh && slices.ContainsFunc(ops, func(o *op) bool { return o.done && o.err != nil }) {
-		// A refusal decided on our cached copy may be stale: decide again on a fresh read.
+	// undo forgets what this attempt decided: those decisions rest on the in-memory effects
+	// of ops that did not land (or on a cached copy), and are made again next time.
+	undo := func() {
 		for _, o := range ops {
 			o.reset()
 		}
+	}
+	if !fresh && slices.ContainsFunc(ops, func(o *op) bool { return o.done && o.err != nil }) {
+		undo() // a refusal decided on our cached copy may be stale
 		return true, nil
 	}
 	carried := slices.DeleteFunc(slices.Clone(ops), func(o *op) bool { return o.done })
@@ -678,24 +692,30 @@ func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error)
 		return false, nil
 	}
 	if err := s.store(d.layout); err != nil {
+		if len(carried) > 1 {
+			undo()
+			return false, errIsolate
+		}
 		for _, o := range carried {
 			o.finish("", err)
 		}
 		return false, nil
 	}
+	for _, o := range carried {
+		o.sent = true
+	}
 	err = d.c.Update(ctx, s.obj)
-	if apierrors.IsConflict(err) {
+	switch {
+	case apierrors.IsConflict(err):
 		metrics.ConflictRetried(d.layout.Name())
 		if !fresh {
 			d.contended = contendedReads
 		}
+		undo()
 		return true, nil
-	}
-	if apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err) {
+	case apierrors.IsInvalid(err) || apierrors.IsRequestEntityTooLargeError(err):
 		if len(carried) > 1 {
-			for _, o := range carried {
-				o.reset()
-			}
+			undo()
 			return false, errIsolate
 		}
 		// The API server refused what the layout let through; name it for the caller.
@@ -703,8 +723,8 @@ func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error)
 			o.finish("", fmt.Errorf("%w: %s", invalidOrTooLarge(err), err))
 		}
 		return false, nil
-	}
-	if err != nil {
+	case err != nil:
+		undo()
 		return false, err
 	}
 	d.last = s
@@ -731,7 +751,7 @@ func invalidOrTooLarge(err error) error {
 // transient reports whether err may go away by itself: the API server unreachable,
 // overloaded or timing out.
 func transient(err error) bool {
-	if errors.Is(err, ErrNotOwned) {
+	if errors.Is(err, ErrNotOwned) || errors.Is(err, errCorrupt) {
 		return false
 	}
 	var status apierrors.APIStatus
