@@ -22,9 +22,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -38,65 +40,70 @@ import (
 const (
 	ReasonObjectNearLimit = "ObjectNearLimit"
 	ReasonWithinLimits    = "WithinLimits"
+	// ReasonArchivedHistory is the event of an archiving pass that moved entries.
+	ReasonArchivedHistory = "ArchivedHistory"
 )
 
 // archiveCheckEvery: a live ledger's growth past each multiple of this many keys wakes the
 // strategy, to archive it if it passed its limit (the periodic refresh checks too).
 const archiveCheckEvery = 25
 
+// archiveTimeout bounds one archiving pass, so that a store that keeps failing cannot hold
+// a worker (the store retries transient errors until its context ends).
+const archiveTimeout = 30 * time.Second
+
 // tendStorage keeps a strategy's store objects bounded: it archives each symbol's live
 // ledger once it holds more than spec.history.liveEntries, and sets StorageNearLimit while
 // any object is past StorageWarnPercent of its size limit. It reads the objects' key
-// counts and fill from the manager's cache (metadata only for ConfigMaps).
-func (r *StrategyReconciler) tendStorage(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) error {
+// counts and fill from the manager's cache (metadata only for ConfigMaps). It is best
+// effort: a failure is logged and retried on the next pass, and never keeps the pod from
+// being managed.
+func (r *StrategyReconciler) tendStorage(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) {
+	log := ctrl.LoggerFrom(ctx)
+	ledgers := map[string]string{} // live ledger name -> symbol
+	for _, sym := range s.Spec.Symbols {
+		ledgers[domain.ConfigMapName(domain.History, strategyKey(s, sym))] = sym
+	}
 	var near []string
 	for _, name := range configMapNames(s, b) {
 		cm := &metav1.PartialObjectMetadata{}
 		cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
 		if err := r.Client.Get(ctx, objectKey(s, name), cm); err != nil {
-			return client.IgnoreNotFound(err)
+			continue // not cached yet, or deleted: ensureStorage makes it again
 		}
 		near = nearLimit(near, cm)
-	}
-	for _, sym := range s.Spec.Symbols {
-		k := strategyKey(s, sym)
-		cm := &metav1.PartialObjectMetadata{}
-		cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
-		if err := r.Client.Get(ctx, objectKey(s, domain.ConfigMapName(domain.History, k)), cm); err != nil {
-			return client.IgnoreNotFound(err)
-		}
-		if keys, _ := strconv.Atoi(cm.Annotations[kubestore.AnnotationKeys]); keys <= s.EffectiveLiveEntries() {
+		sym, ledger := ledgers[name]
+		if keys, _ := strconv.Atoi(cm.Annotations[kubestore.AnnotationKeys]); !ledger || keys <= s.EffectiveLiveEntries() {
 			continue
 		}
-		moved, err := domain.ArchiveHistory(ctx, r.StateClient, s.Namespace, k, s.EffectiveLiveEntries())
+		actx, cancel := context.WithTimeout(ctx, archiveTimeout)
+		moved, err := domain.ArchiveHistory(actx, r.StateClient, s.Namespace, strategyKey(s, sym), s.EffectiveLiveEntries())
+		cancel()
 		if err != nil {
-			return fmt.Errorf("archiving the history of %s: %w", sym, err)
+			log.Error(err, "Could not archive the history ledger; trying again on the next pass", "symbol", sym)
 		}
-		if moved == 0 {
-			continue
+		if moved > 0 {
+			r.event(s, corev1.EventTypeNormal, ReasonArchivedHistory,
+				fmt.Sprintf("moved %d finished signals of %s into a sealed history archive", moved, sym))
 		}
-		r.event(s, corev1.EventTypeNormal, "ArchivedHistory",
-			fmt.Sprintf("moved %d finished signals of %s into a sealed history archive", moved, sym))
 	}
 	if b == v1.BackendStrategyState {
 		for _, name := range stateNames(s) {
 			var st v1.StrategyState
-			if err := r.Client.Get(ctx, objectKey(s, name), &st); err != nil {
-				return client.IgnoreNotFound(err)
+			if err := r.Client.Get(ctx, objectKey(s, name), &st); err == nil {
+				near = nearLimit(near, &st)
 			}
-			near = nearLimit(near, &st)
 		}
 	}
 	if len(near) == 0 {
 		setCondition(s, v1.ConditionStorageNearLimit, false, ReasonWithinLimits,
 			fmt.Sprintf("every store object is below %d%% of its size limit", v1.StorageWarnPercent))
-		return nil
+		return
 	}
 	slices.Sort(near)
 	setCondition(s, v1.ConditionStorageNearLimit, true, ReasonObjectNearLimit,
 		fmt.Sprintf("past %d%% of the size limit: %s; writes fail with ErrTooLarge at 100%%",
 			v1.StorageWarnPercent, strings.Join(near, ", ")))
-	return nil
 }
 
 // usage is how full a store object is, in percent, as its last write recorded.

@@ -179,9 +179,7 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	setCondition(s, v1.ConditionPersistenceReady, true, ReasonBackendReady,
 		fmt.Sprintf("state is kept on the %s backend", sc.active))
 	if sc.active != v1.BackendFile {
-		if err := r.tendStorage(ctx, s, sc.active); err != nil {
-			return ctrl.Result{}, err
-		}
+		r.tendStorage(ctx, s, sc.active)
 	}
 	r.refreshOpenSignals(ctx, sc)
 	if s.Spec.Suspend {

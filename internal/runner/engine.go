@@ -131,11 +131,11 @@ func (e *Engine) Restore(ctx context.Context) error {
 		if st.scheduled, err = p.ReadSchedule(ctx, st.key); err != nil {
 			return err
 		}
-		st.active, st.scheduled = e.mine(st.active), e.mine(st.scheduled)
-		activeID := ""
+		activeID := "" // the stored row's, even one skipped below: its levels are not ours to drop
 		if st.active != nil {
 			activeID = st.active.ID
 		}
+		st.active, st.scheduled = e.mine(st.active), e.mine(st.scheduled)
 		if err := p.ForgetClosedSignals(ctx, st.key, activeID); err != nil {
 			return err
 		}

@@ -25,9 +25,9 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -71,19 +71,36 @@ func ArchiveName(k Key, n int) string {
 
 func historyContext(k Key) string { return string(History) + "/" + k.String() }
 
-// archives lists the ledger archives of k in sequence.
-func archives(ctx context.Context, c client.Client, namespace string, k Key) ([]corev1.ConfigMap, error) {
-	var list corev1.ConfigMapList
+// archiveNames lists the names of the ledger archives of k in sequence, from metadata.
+func archiveNames(ctx context.Context, c client.Client, namespace string, k Key) ([]string, error) {
+	var list metav1.PartialObjectMetadataList
+	list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
 	if err := c.List(ctx, &list, client.InNamespace(namespace), client.MatchingLabels(ConfigMapLabels(History, k)),
 		client.HasLabels{LabelArchive}); err != nil {
 		return nil, fmt.Errorf("listing the history archives of %s: %w", k, err)
 	}
 	// Labels can coincide for contexts whose names clean up alike: keep this context's.
-	out := slices.DeleteFunc(list.Items, func(cm corev1.ConfigMap) bool {
-		return cm.Annotations[configmapstore.AnnotationContext] != historyContext(k)
+	items := slices.DeleteFunc(list.Items, func(m metav1.PartialObjectMetadata) bool {
+		return m.Annotations[configmapstore.AnnotationContext] != historyContext(k)
 	})
-	slices.SortFunc(out, func(a, b corev1.ConfigMap) int { return cmp.Compare(a.Labels[LabelArchive], b.Labels[LabelArchive]) })
-	return out, nil
+	slices.SortFunc(items, func(a, b metav1.PartialObjectMetadata) int {
+		return cmp.Compare(a.Labels[LabelArchive], b.Labels[LabelArchive])
+	})
+	names := make([]string, len(items))
+	for i, m := range items {
+		names[i] = m.Name
+	}
+	return names, nil
+}
+
+// archive reads one ledger archive.
+func archive(ctx context.Context, c client.Client, namespace, name string) (*corev1.ConfigMap, []*HistoryEntry, error) {
+	var cm corev1.ConfigMap
+	if err := c.Get(ctx, client.ObjectKey{Namespace: namespace, Name: name}, &cm); err != nil {
+		return nil, nil, fmt.Errorf("reading history archive %s: %w", name, err)
+	}
+	entries, err := decodeEntries(name, cm.Data)
+	return &cm, entries, err
 }
 
 func decodeEntries(name string, data map[string]string) ([]*HistoryEntry, error) {
@@ -104,53 +121,60 @@ func liveLedger(c client.Client, namespace string, k Key) *kubestore.Driver {
 	return configMapDriver(c, KubeOptions{Namespace: namespace}, History, k).(*kubestore.Driver)
 }
 
-func liveEntries(ctx context.Context, d *kubestore.Driver) (map[string]*HistoryEntry, error) {
+// liveEntry is an entry of the live ledger with the revision it was read at.
+type liveEntry struct {
+	*HistoryEntry
+	rev driver.Revision
+}
+
+func liveEntries(ctx context.Context, d *kubestore.Driver) (map[string]liveEntry, error) {
 	snap, err := d.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]*HistoryEntry, len(snap))
+	out := make(map[string]liveEntry, len(snap))
 	for key, e := range snap {
 		var h HistoryEntry
 		if err := json.Unmarshal(e.Value, &h); err != nil {
 			return nil, fmt.Errorf("history %s, key %s: %w", d.Name(), key, err)
 		}
-		out[key] = &h
+		out[key] = liveEntry{&h, e.Revision}
 	}
 	return out, nil
 }
 
 // ArchiveHistory moves the oldest finished entries of k's live ledger into a new sealed
 // archive once the live ledger holds more than keep entries, leaving keep/2 (and every
-// unfinished one). It is safe to run again after a crash at any point: the archive is
-// written whole before anything leaves the live ledger, and a pass that stopped between
-// the two finishes by removing what the newest archive already holds. It returns how many
-// entries left the live ledger.
+// unfinished one). It is safe to run again after a crash at any point, and beside
+// another pass: the archive is written whole before anything leaves the live ledger; an
+// entry leaves only at the revision that was archived (a runner that wrote it since keeps
+// it live, to be archived again); and a pass that finds the newest archive's entries
+// still live (its own interrupted pass, or another's) only finishes that one. It returns
+// how many entries left the live ledger.
 func ArchiveHistory(ctx context.Context, c client.Client, namespace string, k Key, keep int) (int, error) {
 	live := liveLedger(c, namespace, k)
 	entries, err := liveEntries(ctx, live)
 	if err != nil {
 		return 0, err
 	}
-	done, err := archives(ctx, c, namespace, k)
+	names, err := archiveNames(ctx, c, namespace, k)
 	if err != nil {
 		return 0, err
 	}
-	if n := len(done); n > 0 {
-		// A pass that created this archive may have stopped before emptying the live ledger.
-		sealed, err := decodeEntries(done[n-1].Name, done[n-1].Data)
+	seq := 1
+	if n := len(names); n > 0 {
+		newest, sealed, err := archive(ctx, c, namespace, names[n-1])
 		if err != nil {
 			return 0, err
 		}
-		var leftover []string
-		for _, e := range sealed {
-			if _, ok := entries[e.ID]; ok {
-				leftover = append(leftover, e.ID)
-			}
+		if moved, err := removeArchived(ctx, live, entries, sealed); moved > 0 || err != nil {
+			return moved, err
 		}
-		if len(leftover) > 0 {
-			return len(leftover), deleteKeys(ctx, live, leftover)
+		last, err := strconv.Atoi(newest.Labels[LabelArchive])
+		if err != nil {
+			return 0, fmt.Errorf("history archive %s: label %s: %w", newest.Name, LabelArchive, err)
 		}
+		seq = last + 1
 	}
 	if len(entries) <= keep {
 		return 0, nil
@@ -158,12 +182,13 @@ func ArchiveHistory(ctx context.Context, c client.Client, namespace string, k Ke
 	finished := make([]*HistoryEntry, 0, len(entries))
 	for _, e := range entries {
 		if e.Finished() {
-			finished = append(finished, e)
+			finished = append(finished, e.HistoryEntry)
 		}
 	}
 	slices.SortFunc(finished, byFirstEvent)
 	finished = finished[:min(len(finished), len(entries)-keep/2)]
 	data, size := map[string]string{}, 0
+	var sealed []*HistoryEntry
 	for _, e := range finished {
 		raw, err := json.Marshal(e)
 		if err != nil {
@@ -174,84 +199,92 @@ func ArchiveHistory(ctx context.Context, c client.Client, namespace string, k Ke
 			break // the rest go to the next archive, on the next pass
 		}
 		data[key], size = string(raw), size+len(key)+len(raw)
+		sealed = append(sealed, e)
 	}
 	if len(data) == 0 {
 		return 0, nil
 	}
-	seq := 1
-	if n := len(done); n > 0 {
-		last, err := strconv.Atoi(done[n-1].Labels[LabelArchive])
-		if err != nil {
-			return 0, fmt.Errorf("history archive %s: label %s: %w", done[n-1].Name, LabelArchive, err)
-		}
-		seq = last + 1
-	}
 	labels := ConfigMapLabels(History, k)
 	labels[LabelArchive] = fmt.Sprintf("%06d", seq)
-	archive := &corev1.ConfigMap{
+	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: ArchiveName(k, seq), Namespace: namespace, Labels: labels,
 			Annotations: map[string]string{configmapstore.AnnotationContext: historyContext(k)}},
 		Data: data, Immutable: new(true),
 	}
-	if err := c.Create(ctx, archive); err != nil && !apierrors.IsAlreadyExists(err) {
-		return 0, fmt.Errorf("sealing history archive %s: %w", archive.Name, err)
+	if err := c.Create(ctx, cm); err != nil {
+		// AlreadyExists too: another pass sealed this number first; the next pass finishes it.
+		return 0, fmt.Errorf("sealing history archive %s: %w", cm.Name, err)
 	}
-	keys := make([]string, 0, len(data))
-	for _, e := range finished {
-		if _, ok := data[configmapstore.EncodeKey(e.ID)]; ok {
-			keys = append(keys, e.ID)
-		}
-	}
-	return len(keys), deleteKeys(ctx, live, keys)
+	return removeArchived(ctx, live, entries, sealed)
 }
 
-// deleteKeys removes keys from the live ledger, concurrently so that the driver carries
-// them in few updates.
-func deleteKeys(ctx context.Context, live *kubestore.Driver, keys []string) error {
+// removeArchived removes from the live ledger the entries of sealed that it still holds as
+// sealed, each only at the revision read (concurrently, so that the driver carries them
+// in few updates), and returns how many it removed. An entry that differs from its sealed
+// copy (a replayed event) stays live.
+func removeArchived(ctx context.Context, live *kubestore.Driver, entries map[string]liveEntry,
+	sealed []*HistoryEntry) (int, error) {
 	var wg sync.WaitGroup
-	errs := make([]error, len(keys))
-	for i, key := range keys {
+	var removed atomic.Int64
+	errs := make([]error, len(sealed))
+	for i, e := range sealed {
+		le, ok := entries[e.ID]
+		if !ok || !sameEntry(le.HistoryEntry, e) {
+			continue
+		}
 		wg.Go(func() {
-			if err := live.Delete(ctx, key, driver.Precondition{}); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			err := live.Delete(ctx, e.ID, driver.Precondition{IfRevision: le.rev})
+			switch {
+			case err == nil:
+				removed.Add(1)
+			case errors.Is(err, driver.ErrConflict), errors.Is(err, driver.ErrNotFound):
+				// written since (a replayed event): it stays live; or gone already
+			default:
 				errs[i] = err
 			}
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	return int(removed.Load()), errors.Join(errs...)
+}
+
+func sameEntry(a, b *HistoryEntry) bool {
+	ja, erra := json.Marshal(a)
+	jb, errb := json.Marshal(b)
+	return erra == nil && errb == nil && string(ja) == string(jb)
 }
 
 // ReadHistory returns the whole ledger of k on the Kubernetes backends, archives and live
 // entries alike, oldest first. An entry found twice (a close replayed after its entry was
 // archived) is read as one, with the events of both.
 func ReadHistory(ctx context.Context, c client.Client, namespace string, k Key) ([]*HistoryEntry, error) {
-	done, err := archives(ctx, c, namespace, k)
+	names, err := archiveNames(ctx, c, namespace, k)
 	if err != nil {
 		return nil, err
 	}
 	byID := map[string]*HistoryEntry{}
-	add := func(entries []*HistoryEntry) {
-		for _, e := range entries {
-			if have, ok := byID[e.ID]; ok {
-				have.merge(e)
-			} else {
-				byID[e.ID] = e
-			}
+	add := func(e *HistoryEntry) {
+		if have, ok := byID[e.ID]; ok {
+			have.merge(e)
+		} else {
+			byID[e.ID] = e
 		}
 	}
-	for _, cm := range done {
-		entries, err := decodeEntries(cm.Name, cm.Data)
+	for _, name := range names {
+		_, entries, err := archive(ctx, c, namespace, name)
 		if err != nil {
 			return nil, err
 		}
-		add(entries)
+		for _, e := range entries {
+			add(e)
+		}
 	}
 	live, err := liveEntries(ctx, liveLedger(c, namespace, k))
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range live {
-		add([]*HistoryEntry{e})
+		add(e.HistoryEntry)
 	}
 	out := make([]*HistoryEntry, 0, len(byID))
 	for _, e := range byID {
