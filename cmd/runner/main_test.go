@@ -41,6 +41,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/childproc"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
@@ -146,26 +147,39 @@ func startRunner(t *testing.T, kubeconfig, ns string, env ...string) *process {
 // environment; the test's cleanup kills it if it still runs.
 func startProcess(t *testing.T, kubeconfig string, args []string, env ...string) *process {
 	t.Helper()
+	p, err := launch(kubeconfig, args, env...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.kill)
+	return p
+}
+
+// launch starts this test binary as the runner, tied to this process's life.
+func launch(kubeconfig string, args []string, env ...string) (*process, error) {
 	p := &process{done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], args...)
 	p.cmd.Env = append(append(os.Environ(), asMainEnv+"=1", "KUBECONFIG="+kubeconfig), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.SysProcAttr = childproc.SysProcAttr()
 	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	go func() {
 		_ = p.cmd.Wait() // the exit code is read from ProcessState
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
+	return p, nil
+}
+
+// kill kills the runner if it still runs and waits for it.
+func (p *process) kill() {
+	select {
+	case <-p.done:
+	default:
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
 }
 
 func token(fields map[string]any) int64 { return int64(fields["fencingToken"].(float64)) }

@@ -40,21 +40,31 @@ var (
 )
 
 // supervised runs a runner as a kubelet would: started again whenever it exits non-zero,
-// until it exits 0 (it reached --until) or the test gives up.
+// until it exits 0 (it reached --until), ctx ends, or the test gives up.
 type supervised struct {
 	restarts int
 	err      error
 	lives    []*process
 }
 
-func supervise(t *testing.T, kubeconfig string, args []string, done *sync.WaitGroup) *supervised {
+func supervise(ctx context.Context, kubeconfig string, args []string, done *sync.WaitGroup) *supervised {
 	sv := &supervised{}
 	done.Go(func() {
 		deadline := time.Now().Add(4 * time.Minute)
 		for time.Now().Before(deadline) {
-			p := startProcess(t, kubeconfig, args)
+			p, err := launch(kubeconfig, args)
+			if err != nil {
+				sv.err = err
+				return
+			}
 			sv.lives = append(sv.lives, p)
-			<-p.done
+			select {
+			case <-p.done:
+			case <-ctx.Done():
+				p.kill()
+				sv.err = ctx.Err()
+				return
+			}
 			if p.cmd.ProcessState.ExitCode() == 0 {
 				return
 			}
@@ -139,10 +149,12 @@ func TestTradingThroughControlPlaneRestarts(t *testing.T) {
 	kubeconfig := env.Kubeconfig(t)
 	backends := map[v1.PersistenceBackend]string{v1.BackendConfigMap: "restart-cm", v1.BackendStrategyState: "restart-ss"}
 	var done sync.WaitGroup
+	stop, cancel := context.WithCancel(ctx)
+	t.Cleanup(func() { cancel(); done.Wait() }) // a failing test stops its runners too
 	runs := map[v1.PersistenceBackend]*supervised{}
 	for b, name := range backends {
 		createStoreObjects(ctx, t, ns, b, name, restartSymbols)
-		runs[b] = supervise(t, kubeconfig, []string{"--strategy-name=" + name, "--exchange=simulated",
+		runs[b] = supervise(stop, kubeconfig, []string{"--strategy-name=" + name, "--exchange=simulated",
 			"--symbols=" + strings.Join(restartSymbols, ","), "--backend=" + string(b), "--namespace=" + ns,
 			"--lease=" + name + "-runner", "--start=" + restartStart.Format(time.RFC3339),
 			"--until=" + restartUntil.Format(time.RFC3339), "--speed=1200",

@@ -62,11 +62,15 @@ func run(assets, managerBin, runnerBin, samples, namespace string) error {
 	// the broken pipe just fail.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
-	dir, err := os.MkdirTemp("", "strategy-operator-local-")
+	sweepDeadRuns()
+	dir, err := os.MkdirTemp("", runDirPrefix)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
+	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
+		return err
+	}
 
 	step("starting etcd, kube-apiserver and kube-controller-manager")
 	cluster, err := localcluster.Start(assets, dir)
@@ -170,6 +174,25 @@ Press Ctrl-C to stop everything.
 }
 
 func step(msg string) { fmt.Printf("==> %s\n", msg) }
+
+// runDirPrefix names the folder each run keeps everything in (etcd's data, certificates,
+// logs), under the temporary folder.
+const runDirPrefix = "strategy-operator-local-"
+
+// sweepDeadRuns removes the folders of earlier runs that were killed before they could
+// (their pid file names a process that is gone), so that killed runs leave nothing growing.
+func sweepDeadRuns() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), runDirPrefix+"*"))
+	for _, dir := range dirs {
+		raw, err := os.ReadFile(filepath.Join(dir, "pid"))
+		if err != nil {
+			continue // not ours to judge, or still starting
+		}
+		if pid, err := strconv.Atoi(string(raw)); err == nil && syscall.Kill(pid, 0) == syscall.ESRCH {
+			_ = os.RemoveAll(dir)
+		}
+	}
+}
 
 // waitForSignal polls until a runner has opened or scheduled a signal (one that began
 // after since; the samples' own StrategyState holds an older one), then prints the

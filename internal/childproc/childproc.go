@@ -29,16 +29,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
-
-// SysProcAttr puts a child in a process group of its own (so that stopping it stops what
-// it started) and has the kernel SIGKILL it when its parent dies.
-func SysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-}
 
 // DieWithParent returns an executable that runs bin with the given arguments and the
 // same parent-death signal: a small script that execs bin through util-linux's setpriv,

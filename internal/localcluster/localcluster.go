@@ -67,6 +67,15 @@ func Start(assets, dir string) (*Cluster, error) {
 	if err := childproc.Envtest(env, assets); err != nil {
 		return nil, err
 	}
+	// Everything of the cluster lives in dir, so that removing dir removes it all, also
+	// after a crash.
+	env.ControlPlane.Etcd.DataDir = filepath.Join(dir, "etcd")
+	env.ControlPlane.GetAPIServer().CertDir = filepath.Join(dir, "kube-apiserver")
+	for _, sub := range []string{env.ControlPlane.Etcd.DataDir, env.ControlPlane.GetAPIServer().CertDir} {
+		if err := os.MkdirAll(sub, 0o700); err != nil {
+			return nil, err
+		}
+	}
 	if _, err := env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver from %s: %w", assets, err)
 	}

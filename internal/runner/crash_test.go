@@ -34,6 +34,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/childproc"
 	"github.com/strategyops/strategy-operator/internal/market"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
@@ -148,6 +149,7 @@ func configMapTarget(t *testing.T) target {
 
 func child(tg target) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.SysProcAttr = childproc.SysProcAttr() // dies with the test binary
 	cmd.Env = append(os.Environ(), tg.childEnv()...)
 	cmd.Stderr = os.Stderr
 	return cmd

@@ -173,12 +173,13 @@ func RunMain(m *testing.M, env **Environment) {
 	}
 	*env = e
 	code := m.Run()
-	// An API server restarted by StartAPIServer keeps the first one's certificates, which
-	// only the first one's stop would have removed.
-	certs := e.Env.ControlPlane.GetAPIServer().CertDir
+	// An API server or etcd started again by StartAPIServer or StartEtcd keeps the first
+	// one's certificates or data, which only the first one's stop would have removed.
+	certs, data := e.Env.ControlPlane.GetAPIServer().CertDir, e.Env.ControlPlane.Etcd.DataDir
 	if err := e.Stop(); err != nil {
 		fmt.Fprintln(os.Stderr, "stopping the control plane:", err)
 	}
 	_ = os.RemoveAll(certs)
+	_ = os.RemoveAll(data)
 	os.Exit(code)
 }

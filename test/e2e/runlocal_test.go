@@ -32,6 +32,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	"github.com/strategyops/strategy-operator/internal/childproc"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
@@ -75,6 +76,7 @@ func startRunLocal(stdout *os.File) (*exec.Cmd, io.Reader) {
 	cmd := exec.Command(filepath.Join(root, "bin", "run-local"), "--assets", testenv.BinaryDir(),
 		"--manager", filepath.Join(root, "bin", "manager"), "--runner", filepath.Join(root, "bin", "runner"))
 	cmd.Dir = root
+	cmd.SysProcAttr = childproc.SysProcAttr() // dies with the suite
 	var out io.Reader
 	if stdout != nil {
 		cmd.Stdout = stdout
@@ -163,6 +165,19 @@ var _ = Describe("make run-local", func() {
 		Expect(cmd.Process.Kill()).To(Succeed())
 		_ = cmd.Wait()
 		expectGone(procs, "SIGKILL")
+
+		By("everything the killed run kept is in its one folder, which the next run sweeps")
+		dirs, err := filepath.Glob(filepath.Join(os.TempDir(), "strategy-operator-local-*"))
+		Expect(err).NotTo(HaveOccurred())
+		var left string
+		for _, dir := range dirs {
+			if pid, _ := os.ReadFile(filepath.Join(dir, "pid")); string(pid) == strconv.Itoa(cmd.Process.Pid) {
+				left = dir
+			}
+		}
+		Expect(left).NotTo(BeEmpty(), "no folder of the killed run found")
+		Expect(filepath.Join(left, "etcd")).To(BeADirectory(), "etcd's data is kept in the run's folder")
+		Expect(os.RemoveAll(left)).To(Succeed())
 	})
 
 	It("cleans up on Ctrl-C after the reader of its output died (make run-local | tee, Ctrl-C)", func(ctx SpecContext) {

@@ -31,6 +31,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strategyops/strategy-operator/internal/childproc"
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/filestore"
 )
@@ -139,6 +140,7 @@ func TestCrashSafetyUnderSIGKILL(t *testing.T) {
 func runAndKill(t *testing.T, dir string, lastAck []int, d time.Duration) int {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.SysProcAttr = childproc.SysProcAttr() // dies with the test binary
 	cmd.Env = append(os.Environ(), crashChildEnv+"="+dir)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr

@@ -270,7 +270,14 @@ func requireLinearizable(t *testing.T, r run) {
 		t.Fatalf("%s: no fault was injected", r.name)
 	}
 	verify(t, r.name, len(r.drivers), ops, f, time.Since(start))
+	// A store that answered most writes with an error would pass the check vacuously.
+	if n := unknowns(ops); n*maxUnknownShare > len(ops) {
+		t.Fatalf("%s: %d of %d operations ended without an answer: more than 1 in %d", r.name, n, len(ops), maxUnknownShare)
+	}
 }
+
+// maxUnknownShare: at most one operation in this many may end without an answer.
+const maxUnknownShare = 20
 
 // verify fails the test unless ops is linearizable, naming the visualization of a
 // history that is not.
