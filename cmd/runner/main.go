@@ -62,6 +62,7 @@ func main() {
 	if err != nil {
 		// One problem per line, under the first.
 		fmt.Fprintf(os.Stderr, "runner: %s\n\nSee 'runner --help'.\n", strings.ReplaceAll(err.Error(), "\n", "\n        "))
+		terminationMessage(s.TerminationMessagePath, "invalid settings: "+err.Error())
 		os.Exit(2)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
@@ -69,9 +70,29 @@ func main() {
 	defer stop()
 	if err := run(ctx, s, log); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("Runner stopped", "error", err.Error())
+		terminationMessage(s.TerminationMessagePath, err.Error())
 		os.Exit(1)
 	}
 	log.Info("Runner stopped cleanly")
+}
+
+// terminationMessage writes why the runner stopped where the pod's status reads it from
+// (the container's terminationMessagePath), so that the Strategy can show it. The file
+// must exist already (the kubelet makes it): the runner never creates files elsewhere.
+func terminationMessage(path, msg string) {
+	if path == "" {
+		return
+	}
+	const limit = 4096 // what the kubelet keeps of a termination message
+	if len(msg) > limit {
+		msg = msg[:limit]
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		return
+	}
+	_, _ = f.WriteString(msg)
+	_ = f.Close()
 }
 
 func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {

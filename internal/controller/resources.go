@@ -171,7 +171,7 @@ func desiredClaim(s *v1.Strategy) *corev1.PersistentVolumeClaim {
 // (for example --strategy=indicator, the built-in strategy logic to run); the runner is
 // to refuse a flag given twice, so that they cannot override these.
 func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend) []string {
-	args := make([]string, 0, 7+len(s.Spec.Args))
+	args := make([]string, 0, 8+len(s.Spec.Args))
 	args = append(args,
 		"--strategy-name="+s.EffectiveStrategyName(),
 		"--exchange="+s.Spec.ExchangeName,
@@ -180,6 +180,7 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend) []string {
 		"--namespace="+s.Namespace,
 		"--lease="+RunnerName(s),
 		"--data-dir="+DataDir,
+		"--termination-message-path="+corev1.TerminationMessagePathDefault,
 	)
 	return append(args, s.Spec.Args...)
 }
@@ -197,6 +198,9 @@ func desiredPod(s *v1.Strategy, b v1.PersistenceBackend, defaultImage string) *c
 	}, s.Spec.Env...)
 	container := corev1.Container{
 		Name: ContainerName, Image: image, Args: runnerArgs(s, b), Env: env,
+		// The runner writes why it stopped there; a crash before it could leaves the log's tail.
+		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
+		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext: &corev1.SecurityContext{
 			AllowPrivilegeEscalation: new(false),
 			ReadOnlyRootFilesystem:   new(true),

@@ -18,9 +18,12 @@ package controller
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -59,6 +62,8 @@ const (
 	ReasonStorageFailed      = "StorageFailed"
 	ReasonAsExpected         = "AsExpected"
 	ReasonDeleting           = "Deleting"
+	// ReasonRunnerFailing: the runner exits with an error and is restarted, again and again.
+	ReasonRunnerFailing = "RunnerFailing"
 )
 
 // FinalizerDeleteState removes a strategy's state once its pod is gone (retention Delete).
@@ -417,6 +422,16 @@ func (r *StrategyReconciler) ensurePod(ctx context.Context, sc *scope) (ctrl.Res
 func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 	s := sc.strategy
 	s.Status.PodName = pod.Name
+	if msg, failing := runnerFailure(pod); failing {
+		// One reason from the first failure until the runner has run stableAfter again,
+		// so that a crash loop does not flap Ready with every restart; the Degraded message
+		// changes (with a Warning) only when the runner fails differently.
+		s.Status.Phase = v1.StrategyFailed
+		setCondition(s, v1.ConditionReady, false, ReasonRunnerFailing,
+			fmt.Sprintf("the runner of pod %s keeps failing: %s", pod.Name, msg))
+		setCondition(s, v1.ConditionDegraded, true, ReasonRunnerFailing, msg)
+		return
+	}
 	ready := pod.Status.Phase == corev1.PodRunning && podReady(pod)
 	switch {
 	case ready:
@@ -426,6 +441,34 @@ func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 		s.Status.Phase = v1.StrategyPending
 		setCondition(s, v1.ConditionReady, false, ReasonPodPending, fmt.Sprintf("pod %s is %s", pod.Name, podPhase(pod)))
 	}
+}
+
+// stableAfter is how long a runner restarted after a failure must run before it counts
+// as recovered.
+const stableAfter = 30 * time.Second
+
+// runnerFailure reports whether the pod's runner is failing: ended with an error, waiting
+// to be restarted after one, or restarted after one less than stableAfter ago. msg is the
+// runner's own account (its termination message), or its exit code.
+func runnerFailure(pod *corev1.Pod) (msg string, failing bool) {
+	if len(pod.Status.ContainerStatuses) == 0 {
+		return "", false
+	}
+	cs := pod.Status.ContainerStatuses[0]
+	last := cs.LastTerminationState.Terminated
+	failedBefore := cs.RestartCount > 0 && last != nil && last.ExitCode != 0
+	switch st := cs.State; {
+	case st.Terminated != nil && st.Terminated.ExitCode != 0:
+		last = st.Terminated
+	case st.Waiting != nil && failedBefore:
+	case st.Running != nil && failedBefore && time.Since(st.Running.StartedAt.Time) < stableAfter:
+	default:
+		return "", false
+	}
+	if m := strings.TrimSpace(last.Message); m != "" {
+		return m, true
+	}
+	return fmt.Sprintf("exited with code %d (%s)", last.ExitCode, last.Reason), true
 }
 
 func podPhase(pod *corev1.Pod) string {
@@ -510,7 +553,9 @@ func setCondition(s *v1.Strategy, t string, ok bool, reason, msg string) {
 func (r *StrategyReconciler) recordTransitions(sc *scope) {
 	for _, c := range sc.strategy.Status.Conditions {
 		old := meta.FindStatusCondition(sc.before.Conditions, c.Type)
-		if old != nil && old.Status == c.Status && old.Reason == c.Reason {
+		// Degraded speaks again when what is wrong changes (a runner failing differently).
+		if old != nil && old.Status == c.Status && old.Reason == c.Reason &&
+			(c.Type != v1.ConditionDegraded || old.Message == c.Message) {
 			continue
 		}
 		kind := corev1.EventTypeNormal
@@ -521,13 +566,29 @@ func (r *StrategyReconciler) recordTransitions(sc *scope) {
 			c.Reason != ReasonPodReplacing && c.Reason != ReasonSuspended && c.Reason != ReasonDeleting {
 			kind = corev1.EventTypeWarning
 		}
-		r.event(sc.strategy, kind, c.Reason, fmt.Sprintf("%s=%s: %s", c.Type, c.Status, c.Message))
+		r.eventAs(sc.strategy, kind, c.Reason, conditionAction(c), fmt.Sprintf("%s=%s: %s", c.Type, c.Status, c.Message))
 	}
 }
 
+// conditionAction is the action of a condition's event. events.k8s.io merges the events
+// of one type, reason, action and object into a series that keeps only the first note, so
+// each condition has an action of its own, and each distinct Degraded message too: a
+// runner that fails differently is told as a new event.
+func conditionAction(c metav1.Condition) string {
+	if c.Type != v1.ConditionDegraded || c.Status != metav1.ConditionTrue {
+		return c.Type
+	}
+	sum := sha256.Sum256([]byte(c.Message))
+	return c.Type + "-" + hex.EncodeToString(sum[:4])
+}
+
 func (r *StrategyReconciler) event(s *v1.Strategy, kind, reason, msg string) {
+	r.eventAs(s, kind, reason, "Reconcile", msg)
+}
+
+func (r *StrategyReconciler) eventAs(s *v1.Strategy, kind, reason, action, msg string) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(s, nil, kind, reason, "Reconcile", "%s", msg)
+		r.Recorder.Eventf(s, nil, kind, reason, action, "%s", msg)
 	}
 }
 

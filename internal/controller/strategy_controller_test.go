@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -320,6 +321,75 @@ var _ = Describe("Strategy controller", func() {
 				Expect(e.Type).To(Equal(corev1.EventTypeWarning))
 			}
 		}
+	})
+
+	It("shows a crash-looping runner as Failed with its own message, warns once per failure, and does not flap", func() {
+		s := strategy(ns, "crashing", v1.BackendConfigMap, "BTCUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		pod := runnerPod(s)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		Expect(pod.Spec.Containers[0].TerminationMessagePolicy).To(Equal(corev1.TerminationMessageFallbackToLogsOnError))
+		Expect(pod.Spec.Containers[0].Args).To(ContainElement("--termination-message-path=/dev/termination-log"))
+
+		// setStatus reports the runner as a kubelet would: restarts, its state now, and how
+		// it ended last.
+		setStatus := func(restarts int32, state corev1.ContainerState, lastMessage string) {
+			Expect(get(ctx, pod)).To(Succeed())
+			pod.Status.Phase = corev1.PodRunning
+			pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionFalse}}
+			if state.Running != nil {
+				pod.Status.Conditions[0].Status = corev1.ConditionTrue
+			}
+			pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: controller.ContainerName, RestartCount: restarts,
+				State: state, LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
+					ExitCode: 1, Reason: "Error", Message: lastMessage}}}}
+			Expect(direct.Status().Update(ctx, pod)).To(Succeed())
+		}
+		backOff := corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "CrashLoopBackOff"}}
+		justStarted := corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: metav1.Now()}}
+		const failure = "restoring: store signal BTCUSDT: fenced: a newer writer holds this store"
+
+		By("the runner fails, is restarted, and fails again the same way")
+		setStatus(1, backOff, failure)
+		Eventually(condition(ctx, s, v1.ConditionDegraded), timeout).
+			Should(haveStatus(metav1.ConditionTrue, controller.ReasonRunnerFailing))
+		Expect(condition(ctx, s, v1.ConditionDegraded)().Message).To(Equal(failure))
+		cur := s.DeepCopy()
+		Expect(get(ctx, cur)).To(Succeed())
+		Expect(cur.Status.Phase).To(Equal(v1.StrategyFailed))
+		for i := int32(2); i <= 4; i++ {
+			setStatus(i, justStarted, failure) // running again, not yet for long
+			setStatus(i, backOff, failure)
+		}
+		Consistently(condition(ctx, s, v1.ConditionReady), 2*time.Second).
+			Should(haveStatus(metav1.ConditionFalse, controller.ReasonRunnerFailing), "Ready flapped with the restarts")
+
+		By("it fails differently: one more Warning, naming the new failure")
+		setStatus(5, backOff, "invalid settings: --speed must be positive, got -1")
+		Eventually(func() string { return condition(ctx, s, v1.ConditionDegraded)().Message }, timeout).
+			Should(ContainSubstring("--speed must be positive"))
+		// A Degraded Warning for each distinct failure (a stale cache may repeat one).
+		var events eventsv1List
+		Eventually(func() []string {
+			eventReasons(ctx, ns, &events)
+			notes := map[string]bool{}
+			for _, e := range events.Items {
+				if e.Regarding.Name == s.Name && e.Reason == controller.ReasonRunnerFailing && e.Type == corev1.EventTypeWarning &&
+					strings.HasPrefix(e.Note, v1.ConditionDegraded) {
+					notes[e.Note] = true
+				}
+			}
+			return slices.Sorted(maps.Keys(notes))
+		}, timeout).Should(Equal([]string{
+			"Degraded=True: invalid settings: --speed must be positive, got -1",
+			"Degraded=True: " + failure,
+		}))
+
+		By("it runs long enough: Running and Ready, no longer Degraded")
+		setStatus(5, corev1.ContainerState{Running: &corev1.ContainerStateRunning{
+			StartedAt: metav1.NewTime(time.Now().Add(-time.Minute))}}, "invalid settings: --speed must be positive, got -1")
+		Eventually(condition(ctx, s, v1.ConditionReady), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonRunning))
+		Expect(condition(ctx, s, v1.ConditionDegraded)()).To(BeNil())
 	})
 
 	It("removes the state with retention Delete, after the pod is gone", func() {

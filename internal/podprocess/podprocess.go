@@ -347,6 +347,35 @@ func (k *Kubelet) supervise(ctx context.Context, pod *corev1.Pod) {
 type process struct {
 	cmd    *exec.Cmd
 	exited chan struct{}
+	// termination is its termination message file, log its output, and policy says
+	// whether the log's tail stands in for an empty message after a failure.
+	termination, log string
+	policy           corev1.TerminationMessagePolicy
+}
+
+// Limits of a termination message, as kubelet keeps it.
+const (
+	maxMessageBytes  = 4096
+	maxFallbackBytes = 2048
+	maxFallbackLines = 80
+)
+
+// message is the container's termination message: what it wrote into its file, or with
+// FallbackToLogsOnError after a failure, the tail of its log.
+func (p *process) message(exitCode int32) string {
+	if data, err := os.ReadFile(p.termination); err == nil && len(data) > 0 {
+		return string(data[:min(len(data), maxMessageBytes)])
+	}
+	if exitCode == 0 || p.policy != corev1.TerminationMessageFallbackToLogsOnError {
+		return ""
+	}
+	data, err := os.ReadFile(p.log)
+	if err != nil {
+		return ""
+	}
+	data = data[max(0, len(data)-maxFallbackBytes):]
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-maxFallbackLines):], "\n")
 }
 
 // wait returns how the process ended; when ctx ends first it stops the process with
@@ -377,6 +406,7 @@ func (p *process) wait(ctx context.Context, pod *corev1.Pod) *corev1.ContainerSt
 	if t.ExitCode == 0 {
 		t.Reason = "Completed"
 	}
+	t.Message = p.message(t.ExitCode)
 	return t
 }
 
@@ -399,6 +429,14 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (*process, error) 
 	paths, err := k.volumes(pod, c)
 	if err != nil {
 		return nil, err
+	}
+	// The termination message file, empty at each start, where the container's path says.
+	termination := filepath.Join(dir, "termination-log")
+	if err := os.WriteFile(termination, nil, 0o600); err != nil {
+		return nil, err
+	}
+	if c.TerminationMessagePath != "" {
+		paths = append(mounts{{filepath.Clean(c.TerminationMessagePath), termination}}, paths...)
 	}
 	args := c.Args
 	if len(c.Command) > 0 {
@@ -437,7 +475,8 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (*process, error) 
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &process{cmd: cmd, exited: make(chan struct{})}
+	p := &process{cmd: cmd, exited: make(chan struct{}), termination: termination,
+		log: k.LogPath(pod.Namespace, pod.Name), policy: c.TerminationMessagePolicy}
 	go func() {
 		_ = cmd.Wait()
 		close(p.exited)

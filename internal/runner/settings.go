@@ -47,6 +47,8 @@ type Settings struct {
 	Until time.Time
 	// LeaseDuration, RenewDeadline and RetryPeriod time the leader election on the Lease.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// TerminationMessagePath is where a fatal error is written for the pod's status.
+	TerminationMessagePath string
 }
 
 // ErrHelp: --help was asked for; the usage was written.
@@ -89,6 +91,8 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.DurationVar(&s.LeaseDuration, "lease-duration", 15*time.Second, "how long another runner waits before taking over a Lease that is not renewed")
 	fs.DurationVar(&s.RenewDeadline, "renew-deadline", 10*time.Second, "how long the holder keeps retrying to renew the Lease before it stops trading")
 	fs.DurationVar(&s.RetryPeriod, "retry-period", 2*time.Second, "how often runners try to acquire or renew the Lease")
+	fs.StringVar(&s.TerminationMessagePath, "termination-message-path", "",
+		"file the container's termination message is read from: the runner writes a fatal error there")
 	fs.Usage = func() {
 		_, _ = fmt.Fprintf(usage, `runner runs one trading strategy: it restores every open signal from the persistence
 backend, processes the candles it missed, then follows the market minute by minute.

@@ -174,6 +174,31 @@ var _ = Describe("strategies running for real", func() {
 			"-o", "jsonpath={.spec.signal.id}")).NotTo(Equal(id))
 	})
 
+	It("shows a runner that keeps failing as Failed, with the runner's own error", func(ctx SpecContext) {
+		ns := newNamespace(ctx)
+		cmd := cluster.KubectlCommand(ctx, "apply", "-n", ns, "-f", "-")
+		cmd.Stdin = strings.NewReader(`apiVersion: trading.strategyops.dev/v1alpha1
+kind: Strategy
+metadata: {name: broken}
+spec:
+  exchangeName: simulated
+  symbols: [BTCUSDT]
+  args: [--speed=-1]
+  persistence: {backend: ConfigMap}
+`)
+		out, err := cmd.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(out))
+		Eventually(func() string {
+			return kubectl(ctx, "get", "strategy", "broken", "-n", ns, "-o",
+				`jsonpath={.status.phase} {.status.conditions[?(@.type=="Degraded")].message}`)
+		}, 60*time.Second, time.Second).
+			Should(And(HavePrefix("Failed "), ContainSubstring("--speed must be positive, got -1")))
+		Consistently(func() string {
+			return kubectl(ctx, "get", "strategy", "broken", "-n", ns, "-o",
+				`jsonpath={.status.conditions[?(@.type=="Ready")].reason}`)
+		}, 5*time.Second, 500*time.Millisecond).Should(Equal("RunnerFailing"), "Ready flaps with the restarts")
+	})
+
 	It("refuses a runner the state of another strategy (403), with the token its pod got", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
 		applyStrategy(ctx, ns, "alpha", "StrategyState", "Delete", []string{"BTCUSDT"})
