@@ -203,6 +203,11 @@ type StrategyStatus struct {
 	// +optional
 	ActiveBackend PersistenceBackend `json:"activeBackend,omitempty"`
 
+	// staleBackend is the backend the state was moved away from, whose objects still hold
+	// the old copy until the operator removes them (after the move is recorded here).
+	// +optional
+	StaleBackend PersistenceBackend `json:"staleBackend,omitempty"`
+
 	// openSignals is the number of active signals found in the store; absent when the
 	// operator cannot read the store (File: the state is on the strategy's volume).
 	// +optional

@@ -21,6 +21,10 @@ import (
 	"errors"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 )
@@ -166,5 +170,39 @@ func copyAll[T any](ctx context.Context, in, out *domain.Adapter[T], k domain.Ke
 			return err
 		}
 	}
+	return nil
+}
+
+// removeStale deletes the objects of the backend a switch moved the state away from, once
+// the switch is recorded in the status as read (so a crash before that leaves the source
+// whole for the move to run again). Risk positions and the history ledger are shared by
+// both Kubernetes backends and stay.
+func (r *StrategyReconciler) removeStale(ctx context.Context, sc *scope) error {
+	s, stale := sc.strategy, sc.before.StaleBackend
+	if stale == "" || sc.before.ActiveBackend != sc.active || stale == sc.active {
+		return nil
+	}
+	var objs []client.Object
+	switch stale {
+	case v1.BackendConfigMap:
+		for _, sym := range s.Spec.Symbols {
+			for _, d := range stateDomains {
+				objs = append(objs, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace,
+					Name: domain.ConfigMapName(d, strategyKey(s, sym))}})
+			}
+		}
+	case v1.BackendStrategyState:
+		for _, name := range stateNames(s) {
+			objs = append(objs, &v1.StrategyState{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: name}})
+		}
+	}
+	for _, obj := range objs {
+		if err := client.IgnoreNotFound(r.StateClient.Delete(ctx, obj)); err != nil {
+			return fmt.Errorf("removing %T %s, the old copy on %s: %w", obj, obj.GetName(), stale, err)
+		}
+	}
+	r.event(s, corev1.EventTypeNormal, ReasonStaleRemoved,
+		fmt.Sprintf("removed the %d objects of the old copy on %s", len(objs), stale))
+	s.Status.StaleBackend = ""
 	return nil
 }

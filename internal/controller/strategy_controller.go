@@ -64,6 +64,8 @@ const (
 	ReasonDeleting           = "Deleting"
 	// ReasonRunnerFailing: the runner exits with an error and is restarted, again and again.
 	ReasonRunnerFailing = "RunnerFailing"
+	// ReasonStaleRemoved is the event of the old copy's removal after a switch.
+	ReasonStaleRemoved = "StaleStateRemoved"
 )
 
 // FinalizerDeleteState removes a strategy's state once its pod is gone (retention Delete).
@@ -184,6 +186,9 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	setCondition(s, v1.ConditionPersistenceReady, true, ReasonBackendReady,
 		fmt.Sprintf("state is kept on the %s backend", sc.active))
 	if sc.active != v1.BackendFile {
+		if err := r.removeStale(ctx, sc); err != nil {
+			return ctrl.Result{}, err
+		}
 		r.tendStorage(ctx, s, sc.active)
 	}
 	r.refreshOpenSignals(ctx, sc)
@@ -247,6 +252,9 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 		}
 	}
 	r.event(s, corev1.EventTypeNormal, ReasonBackendSwitched, fmt.Sprintf("moved the state from %s to %s", sc.active, sc.desired))
+	if sc.active != v1.BackendFile {
+		s.Status.StaleBackend = sc.active // removed once this switch is recorded
+	}
 	sc.active = sc.desired
 	meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionDegraded)
 	return ctrl.Result{}, true, nil

@@ -226,6 +226,24 @@ var _ = Describe("Strategy controller", func() {
 		pod := runnerPod(s)
 		Eventually(func() []string { return runnerArgs(ctx, pod) }, timeout).Should(ContainElement("--backend=StrategyState"))
 		Eventually(func() int32 { _ = get(ctx, s); return ptr.Deref(s.Status.OpenSignals, -1) }, timeout).Should(Equal(int32(1)))
+
+		By("the old copy on ConfigMap is removed once the move is recorded; risk and ledger stay")
+		for _, sym := range s.Spec.Symbols {
+			for _, d := range []domain.Domain{domain.Signal, domain.Schedule, domain.Strategy, domain.Partial, domain.Breakeven} {
+				cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: domain.ConfigMapName(d, key(s, sym))}}
+				Eventually(func() bool { return apierrors.IsNotFound(get(ctx, cm)) }, timeout).
+					Should(BeTrue(), "%s still holds the old copy", cm.Name)
+			}
+			Expect(get(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns,
+				Name: domain.ConfigMapName(domain.History, key(s, sym))}})).To(Succeed())
+		}
+		Expect(get(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns,
+			Name: domain.ConfigMapName(domain.Risk, domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName))}})).
+			To(Succeed())
+		Eventually(func() v1.PersistenceBackend { _ = get(ctx, s); return s.Status.StaleBackend }, timeout).Should(BeEmpty())
+		moved, err = stateOn(s, v1.BackendStrategyState).ReadSignal(ctx, key(s, "BTCUSDT"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(moved).NotTo(BeNil(), "the open signal survived the removal of the old copy")
 	})
 
 	It("refuses to switch to File while signals are open, and keeps running", func() {
