@@ -87,8 +87,11 @@ func run(assets, managerBin, runnerBin, samples, namespace string) error {
 	setup, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	step("installing the CRDs")
+	step("installing the CRDs and the admission policies")
 	if err := cluster.InstallCRDs(setup, "config/crd"); err != nil {
+		return err
+	}
+	if _, err := cluster.Kubectl(setup, "apply", "-k", "config/policy"); err != nil {
 		return err
 	}
 
