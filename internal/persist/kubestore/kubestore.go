@@ -605,10 +605,12 @@ func (d *Driver) applyPut(s *state, o *op) bool {
 func (d *Driver) commit(batch []*op) {
 	metrics.Batch(d.layout.Name(), len(batch))
 	var b backoff
+	var lastErr error // the last transient error, for the caller that gives up
 	for {
 		live := slices.DeleteFunc(slices.Clone(batch), func(o *op) bool {
 			if !o.done && o.ctx.Err() != nil {
-				o.finish("", fmt.Errorf("%s %s: gave up: %w", d.layout.Name(), d.name, o.ctx.Err()))
+				o.finish("", fmt.Errorf("%s %s: gave up after %d failed attempts (last error: %v): %w",
+					d.layout.Name(), d.name, b.failures, lastErr, o.ctx.Err()))
 			}
 			return o.done
 		})
@@ -637,6 +639,7 @@ func (d *Driver) commit(batch []*op) {
 			}
 			return
 		case err != nil:
+			lastErr = err
 			// Only an update that was sent may have landed; a failed read changed nothing.
 			for _, o := range live {
 				if o.sent && !o.maybeApplied {
