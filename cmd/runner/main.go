@@ -123,6 +123,9 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// A request the API server never answers must not stall trading: it fails after
+	// storeRequestTimeout, and the store retries it (resolving whether it landed).
+	cfg.Timeout = storeRequestTimeout
 	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
 	if err != nil {
 		return err
@@ -182,6 +185,9 @@ func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Lo
 		}
 	}
 }
+
+// storeRequestTimeout bounds one request of the store client.
+const storeRequestTimeout = 30 * time.Second
 
 // afterAcquire runs once the Lease is acquired, before the fencing token is taken. Tests
 // use it to stall the process there, as a GC pause or a starved CPU would.

@@ -102,6 +102,7 @@ func TestSoak(t *testing.T) {
 	defer func() { _ = mgr.Process.Kill(); _ = mgr.Wait() }()
 	cfg := rest.CopyConfig(cluster.Config)
 	cfg.QPS, cfg.Burst = -1, 0
+	cfg.Timeout = 30 * time.Second // as the runner's store client: a request never answered is retried
 	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
 		t.Fatal(err)
