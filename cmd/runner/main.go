@@ -224,48 +224,52 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger, recorded 
 	workCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	result := make(chan error, 1)
-	var workEnded atomic.Bool // the work returned by itself; the lease was not lost
-	lost := false
+	var started atomic.Bool // the work began
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: lock, LeaseDuration: s.LeaseDuration, RenewDeadline: s.RenewDeadline, RetryPeriod: s.RetryPeriod,
 		ReleaseOnCancel: true, Name: s.Lease,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(leadCtx context.Context) {
+				started.Store(true)
 				afterAcquire()
 				token, err := fencingToken(leadCtx, leases, s.Lease, identity, recorded)
-				if err != nil {
-					result <- fmt.Errorf("taking a fencing token: %w", err)
-					workEnded.Store(true)
-					cancel()
-					return
+				if err == nil {
+					log.Info("Acquired the lease", "lease", s.Lease, "identity", identity, "fencingToken", token)
+					err = work(leadCtx, token, identity)
+				} else {
+					err = fmt.Errorf("taking a fencing token: %w", err)
 				}
-				log.Info("Acquired the lease", "lease", s.Lease, "identity", identity, "fencingToken", token)
-				result <- work(leadCtx, token, identity)
-				workEnded.Store(true)
+				result <- err
 				cancel()
 			},
-			OnStoppedLeading: func() {
-				if ctx.Err() == nil && !workEnded.Load() {
-					lost = true
-					log.Error("Lost the lease: stopping at once", "lease", s.Lease)
-				}
-			},
+			OnStoppedLeading: func() {},
 		},
 	})
 	if err != nil {
 		return err
 	}
-	elector.Run(workCtx)
-	if lost {
-		return errors.New("lost the lease to another runner")
+	elector.Run(workCtx) // returns once this runner no longer leads, without waiting for the work
+	cancel()
+	if !started.Load() {
+		return ctx.Err() // never led: stopped before acquiring
 	}
-	select {
-	case err := <-result:
-		return err
+	err = <-result // the work stops at once: its context has ended
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err() // asked to stop (SIGTERM): the Lease is released
+	case err == nil:
+		return nil // the work ended by itself (--until)
+	case errors.Is(err, context.Canceled):
+		// The work was stopped because the Lease ended under it.
+		log.Error("Lost the lease: stopped trading", "lease", s.Lease)
+		return errLostLease
 	default:
-		return ctx.Err()
+		return err
 	}
 }
+
+// errLostLease: the runner stopped trading because its Lease was lost; it exits non-zero.
+var errLostLease = errors.New("lost the lease to another runner")
 
 // fencingToken returns the token this runner writes with. It comes from a read of the
 // Lease in which this runner is the holder: the transition count plus one, which every

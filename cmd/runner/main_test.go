@@ -449,7 +449,7 @@ func TestLeaseLostStopsTrading(t *testing.T) {
 	if code := r.exit(t, 6*time.Second); code == 0 {
 		t.Fatalf("the runner exited 0 after losing its Lease; its log:\n%s", r.log())
 	}
-	r.waitLog(t, "Lost the lease: stopping at once", 0)
+	r.waitLog(t, "Lost the lease: stopped trading", 0)
 }
 
 // TestFileRunStopsAtUntilAndResumes runs six simulated hours on the File backend, then
