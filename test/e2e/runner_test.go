@@ -277,6 +277,7 @@ spec:
 			return false
 		}, 3*time.Minute, 250*time.Millisecond).Should(BeTrue())
 
+		id := signalOf(symbol) // open when the switch is asked for
 		kubectl(ctx, "patch", "strategy", "mover", "-n", ns, "--type=merge",
 			"-p", `{"spec":{"persistence":{"backend":"StrategyState"}}}`)
 
@@ -285,11 +286,16 @@ spec:
 			return kubectl(ctx, "get", "strategy", "mover", "-n", ns, "-o", "jsonpath={.status.activeBackend}")
 		}, 60*time.Second).Should(Equal("StrategyState"))
 		waitRunning(ctx, ns, "mover")
-		// What the old runner left open when it stopped (the ConfigMaps are no longer written).
-		id := signalOf(symbol)
-		Expect(id).NotTo(BeEmpty(), "the signal closed before the old runner stopped")
 		Expect(kubectl(ctx, "get", "strategystate", stateName("mover", symbol), "-n", ns,
-			"-o", "jsonpath={.spec.phase} {.spec.signal.id}")).To(Equal("Open " + id))
+			"-o", "jsonpath={.spec.phase} {.spec.signal.id}")).To(Equal("Open "+id),
+			"the moved state does not hold the signal open at the switch "+
+				"(did it close in the seconds before the old runner stopped?)")
+		By("the old copy on ConfigMap is removed")
+		Eventually(func() error {
+			_, err := cluster.Kubectl(ctx, "get", "configmap", "-n", ns,
+				domain.ConfigMapName(domain.Signal, domain.StrategyKey(symbol, "mover", "simulated")))
+			return err
+		}, 30*time.Second).Should(MatchError(ContainSubstring("NotFound")))
 		Eventually(func() int { return logLines(ns, "mover", "Resuming an open signal", id) }, 30*time.Second).
 			Should(BeNumerically(">=", 1))
 		Expect(eventKinds(ledger(ctx, ns, "mover", symbol)[id])).To(Equal([]string{runner.KindOpen}))
