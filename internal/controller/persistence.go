@@ -27,12 +27,14 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
 // kubeBackend is the domain backend of a Kubernetes persistence backend, for the operator's
 // own reads and writes of strategy state. create lets it create missing objects.
 func (r *StrategyReconciler) kubeBackend(s *v1.Strategy, b v1.PersistenceBackend, create bool) (domain.Backend, error) {
-	opts := domain.KubeOptions{Namespace: s.Namespace, Create: create}
+	opts := domain.KubeOptions{Namespace: s.Namespace, Create: create,
+		Labels: map[string]string{kubestore.LabelOwner: string(s.UID)}}
 	switch b {
 	case v1.BackendConfigMap:
 		return domain.ConfigMapBackend(r.StateClient, opts), nil

@@ -53,11 +53,11 @@ const (
 	ContainerName = "runner"
 )
 
-// RunnerName names the pod, ServiceAccount, Role, RoleBinding and Lease of a strategy.
-func RunnerName(s *v1.Strategy) string { return kubestore.ObjectName(s.Name, "runner") }
+// RunnerName names the pod, ServiceAccount, Role and RoleBinding of a strategy.
+func RunnerName(s *v1.Strategy) string { return kubestore.DerivedName(s.Name, "runner") }
 
 // DataClaimName names the PersistentVolumeClaim of a strategy on the File backend.
-func DataClaimName(s *v1.Strategy) string { return kubestore.ObjectName(s.Name, "data") }
+func DataClaimName(s *v1.Strategy) string { return kubestore.DerivedName(s.Name, "data") }
 
 func strategyKey(s *v1.Strategy, symbol string) domain.Key {
 	return domain.StrategyKey(symbol, s.EffectiveStrategyName(), s.Spec.ExchangeName)
@@ -115,7 +115,7 @@ func stateNames(s *v1.Strategy) []string {
 func desiredRole(s *v1.Strategy, b v1.PersistenceBackend) *rbacv1.Role {
 	rules := []rbacv1.PolicyRule{{
 		APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"},
-		ResourceNames: []string{RunnerName(s)}, Verbs: rwVerbs,
+		ResourceNames: []string{LeaseName(s)}, Verbs: rwVerbs,
 	}}
 	if b == v1.BackendConfigMap || b == v1.BackendStrategyState {
 		rules = append(rules, rbacv1.PolicyRule{
@@ -142,10 +142,6 @@ func desiredRoleBinding(s *v1.Strategy) *rbacv1.RoleBinding {
 
 func desiredServiceAccount(s *v1.Strategy) *corev1.ServiceAccount {
 	return &corev1.ServiceAccount{ObjectMeta: objectMeta(s, RunnerName(s))}
-}
-
-func desiredLease(s *v1.Strategy) *coordinationv1.Lease {
-	return &coordinationv1.Lease{ObjectMeta: objectMeta(s, RunnerName(s))}
 }
 
 func desiredClaim(s *v1.Strategy) *corev1.PersistentVolumeClaim {
@@ -178,7 +174,7 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend) []string {
 		"--symbols="+strings.Join(s.Spec.Symbols, ","),
 		"--backend="+string(b),
 		"--namespace="+s.Namespace,
-		"--lease="+RunnerName(s),
+		"--lease="+LeaseName(s),
 		"--data-dir="+DataDir,
 		"--termination-message-path="+corev1.TerminationMessagePathDefault,
 	)

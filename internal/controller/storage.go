@@ -77,7 +77,8 @@ func (r *StrategyReconciler) tendStorage(ctx context.Context, s *v1.Strategy, b 
 			continue
 		}
 		actx, cancel := context.WithTimeout(ctx, archiveTimeout)
-		moved, err := domain.ArchiveHistory(actx, r.StateClient, s.Namespace, strategyKey(s, sym), s.EffectiveLiveEntries())
+		moved, err := domain.ArchiveHistory(actx, r.StateClient, s.Namespace, strategyKey(s, sym), s.EffectiveLiveEntries(),
+			map[string]string{kubestore.LabelOwner: string(s.UID)})
 		cancel()
 		if err != nil {
 			log.Error(err, "Could not archive the history ledger; trying again on the next pass", "symbol", sym)

@@ -41,6 +41,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	crcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -121,7 +122,7 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if err := r.Client.Get(ctx, req.NamespacedName, &s); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if r.Selector != nil && !r.Selector.Matches(labels.Set(s.Labels)) {
+	if !r.selects(&s) {
 		return ctrl.Result{}, nil // another operator's
 	}
 	sc := &scope{strategy: &s, before: *s.Status.DeepCopy(), desired: s.Spec.Persistence.Backend,
@@ -151,6 +152,10 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	return r.reconcileNormal(ctx, sc)
 }
 
+func (r *StrategyReconciler) selects(o client.Object) bool {
+	return r.Selector == nil || r.Selector.Matches(labels.Set(o.GetLabels()))
+}
+
 func (r *StrategyReconciler) enabled(b v1.PersistenceBackend) bool {
 	return r.Backends == nil || slices.Contains(r.Backends, b)
 }
@@ -159,6 +164,13 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	s := sc.strategy
 	if err := r.ensureFinalizer(ctx, s); err != nil {
 		return ctrl.Result{}, err
+	}
+	lease, owner, err := r.claim(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if lease == nil {
+		return r.standDown(ctx, sc, owner)
 	}
 	if !r.enabled(sc.desired) {
 		msg := fmt.Sprintf("this operator does not run the %s backend (enabled: %v)", sc.desired, r.Backends)
@@ -181,6 +193,9 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	}
 	if err := r.ensureStorage(ctx, s, sc.active); err != nil {
 		setCondition(s, v1.ConditionPersistenceReady, false, ReasonStorageFailed, err.Error())
+		return ctrl.Result{}, err
+	}
+	if err := r.labelOwned(ctx, s, lease); err != nil {
 		return ctrl.Result{}, err
 	}
 	setCondition(s, v1.ConditionPersistenceReady, true, ReasonBackendReady,
@@ -260,7 +275,7 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 	return ctrl.Result{}, true, nil
 }
 
-// ensureIdentity makes the runner's ServiceAccount, Role, RoleBinding and Lease.
+// ensureIdentity makes the runner's ServiceAccount, Role and RoleBinding.
 func (r *StrategyReconciler) ensureIdentity(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) error {
 	role := desiredRole(s, b)
 	binding := desiredRoleBinding(s)
@@ -274,7 +289,6 @@ func (r *StrategyReconciler) ensureIdentity(ctx context.Context, s *v1.Strategy,
 			rb := o.(*rbacv1.RoleBinding)
 			rb.RoleRef, rb.Subjects = binding.RoleRef, binding.Subjects
 		}},
-		{desiredLease(s), func(client.Object) {}},
 	}
 	for _, o := range objs {
 		want := o.obj.GetLabels()
@@ -519,32 +533,41 @@ func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ct
 	if err := r.deleteState(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
+	if err := r.releaseClaim(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
 	r.event(s, corev1.EventTypeNormal, "DeletedState", "removed the strategy's state (retention Delete)")
 	base := s.DeepCopy()
 	controllerutil.RemoveFinalizer(s, FinalizerDeleteState)
 	return ctrl.Result{}, r.Client.Patch(ctx, s, client.MergeFrom(base))
 }
 
-// deleteState removes every state object of s: ConfigMaps and StrategyStates of its
-// strategy name and exchange (risk ConfigMaps of its risk profile too), and its volume.
+// deleteState removes the state objects s owns: the ConfigMaps and StrategyStates that
+// record its UID (kubestore.LabelOwner), whatever their names, and its volume. A Strategy
+// that never owned its identity removes nothing but its own volume.
 func (r *StrategyReconciler) deleteState(ctx context.Context, s *v1.Strategy) error {
-	byStrategy := client.MatchingLabels{
-		kubestore.LabelStrategy: kubestore.LabelValue(s.EffectiveStrategyName()),
-		kubestore.LabelExchange: kubestore.LabelValue(s.Spec.ExchangeName),
-	}
-	byRisk := client.MatchingLabels{
-		kubestore.LabelRisk:     kubestore.LabelValue(s.EffectiveStrategyName()),
-		kubestore.LabelExchange: kubestore.LabelValue(s.Spec.ExchangeName),
-	}
+	owned := client.MatchingLabels{kubestore.LabelOwner: string(s.UID)}
 	in := client.InNamespace(s.Namespace)
 	claim := &corev1.PersistentVolumeClaim{}
 	claim.Name, claim.Namespace = DataClaimName(s), s.Namespace
 	return errors.Join(
-		r.StateClient.DeleteAllOf(ctx, &corev1.ConfigMap{}, in, byStrategy),
-		r.StateClient.DeleteAllOf(ctx, &corev1.ConfigMap{}, in, byRisk),
-		r.StateClient.DeleteAllOf(ctx, &v1.StrategyState{}, in, byStrategy),
+		r.StateClient.DeleteAllOf(ctx, &corev1.ConfigMap{}, in, owned),
+		r.StateClient.DeleteAllOf(ctx, &v1.StrategyState{}, in, owned),
 		client.IgnoreNotFound(r.StateClient.Delete(ctx, claim)),
 	)
+}
+
+// releaseClaim deletes the identity's Lease when s owns it and its state is gone: the next
+// Strategy of the identity starts afresh.
+func (r *StrategyReconciler) releaseClaim(ctx context.Context, s *v1.Strategy) error {
+	var lease coordinationv1.Lease
+	err := r.StateClient.Get(ctx, objectKey(s, LeaseName(s)), &lease)
+	if err != nil || lease.Annotations[AnnotationOwnerUID] != string(s.UID) {
+		return client.IgnoreNotFound(err)
+	}
+	rv := lease.ResourceVersion
+	return client.IgnoreNotFound(r.StateClient.Delete(ctx, &lease,
+		client.Preconditions{UID: &lease.UID, ResourceVersion: &rv}))
 }
 
 func setCondition(s *v1.Strategy, t string, ok bool, reason, msg string) {
@@ -609,16 +632,32 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	case r.RunnerImage == "":
 		return errors.New("strategy controller: a default runner image is required")
 	}
-	selected := predicate.NewPredicateFuncs(func(o client.Object) bool {
-		return r.Selector == nil || r.Selector.Matches(labels.Set(o.GetLabels()))
-	})
+	selected := predicate.NewPredicateFuncs(r.selects)
+	// A Lease of a state identity matters when it changes hands or goes, not when renewed.
+	claimChanges := predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return e.ObjectOld.GetAnnotations()[AnnotationOwnerUID] != e.ObjectNew.GetAnnotations()[AnnotationOwnerUID]
+		},
+	}
+	// A Strategy that is gone, or now names another identity, releases its own.
+	released := predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return false },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			o, n := e.ObjectOld.(*v1.Strategy), e.ObjectNew.(*v1.Strategy)
+			return !sameIdentity(o, n)
+		},
+		GenericFunc: func(event.GenericEvent) bool { return false },
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.Strategy{}, builder.WithPredicates(selected)).
 		Owns(&corev1.Pod{}).
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
-		Owns(&coordinationv1.Lease{}).
+		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState),
+			builder.WithPredicates(claimChanges)).
+		Watches(&v1.Strategy{}, handler.EnqueueRequestsFromMapFunc(r.siblings), builder.WithPredicates(released)).
 		Watches(&v1.StrategyState{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState),
 			builder.WithPredicates(storeObjectEvents)).

@@ -89,7 +89,7 @@ var _ = Describe("Strategy controller", func() {
 		Expect(pod.Spec.ServiceAccountName).To(Equal(name))
 		Expect(pod.Spec.Containers[0].Image).To(Equal(runnerImage))
 		Expect(pod.Spec.Containers[0].Args).To(ContainElements("--strategy-name=momentum", "--exchange=simulated",
-			"--symbols=BTCUSDT,ETHUSDT", "--backend=ConfigMap", "--namespace="+ns, "--lease="+name))
+			"--symbols=BTCUSDT,ETHUSDT", "--backend=ConfigMap", "--namespace="+ns, "--lease="+controller.LeaseName(s)))
 		Expect(pod.OwnerReferences).To(ContainElement(HaveField("Name", "momentum")))
 
 		By("the Role names exactly the runner's own objects")
@@ -113,7 +113,10 @@ var _ = Describe("Strategy controller", func() {
 		var binding rbacv1.RoleBinding
 		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &binding)).To(Succeed())
 		Expect(binding.Subjects).To(ConsistOf(HaveField("Name", name)))
-		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, &coordinationv1.Lease{})).To(Succeed())
+		var lease coordinationv1.Lease
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.LeaseName(s)}, &lease)).To(Succeed())
+		Expect(lease.Annotations).To(HaveKeyWithValue(controller.AnnotationOwnerUID, string(s.UID)),
+			"the Strategy owns its state identity")
 
 		By("status: persistence ready, waiting for the pod, then running")
 		Eventually(condition(ctx, s, v1.ConditionPersistenceReady), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonBackendReady))
@@ -460,8 +463,8 @@ var _ = Describe("Strategy controller", func() {
 		Expect(apierrors.IsForbidden(asA.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{
 			Name: "sneaky", Namespace: ns}}))).To(BeTrue())
 		var lease coordinationv1.Lease
-		Expect(asA.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.RunnerName(a)}, &lease)).To(Succeed())
-		Expect(apierrors.IsForbidden(asA.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.RunnerName(b)}, &lease))).To(BeTrue())
+		Expect(asA.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.LeaseName(a)}, &lease)).To(Succeed())
+		Expect(apierrors.IsForbidden(asA.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.LeaseName(b)}, &lease))).To(BeTrue())
 	})
 })
 

@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -66,7 +67,7 @@ func byFirstEvent(a, b *HistoryEntry) int {
 
 // ArchiveName is the n-th archive of the ledger of k.
 func ArchiveName(k Key, n int) string {
-	return kubestore.ObjectName(ConfigMapName(History, k), "archive", fmt.Sprintf("%06d", n))
+	return kubestore.DerivedName(ConfigMapName(History, k), fmt.Sprintf("archive-%06d", n))
 }
 
 func historyContext(k Key) string { return string(History) + "/" + k.String() }
@@ -150,8 +151,10 @@ func liveEntries(ctx context.Context, d *kubestore.Driver) (map[string]liveEntry
 // entry leaves only at the revision that was archived (a runner that wrote it since keeps
 // it live, to be archived again); and a pass that finds the newest archive's entries
 // still live (its own interrupted pass, or another's) only finishes that one. It returns
-// how many entries left the live ledger.
-func ArchiveHistory(ctx context.Context, c client.Client, namespace string, k Key, keep int) (int, error) {
+// how many entries left the live ledger. The archives carry extra, beside the ledger's
+// own labels (the operator records their owner so).
+func ArchiveHistory(ctx context.Context, c client.Client, namespace string, k Key, keep int,
+	extra map[string]string) (int, error) {
 	live := liveLedger(c, namespace, k)
 	entries, err := liveEntries(ctx, live)
 	if err != nil {
@@ -205,6 +208,7 @@ func ArchiveHistory(ctx context.Context, c client.Client, namespace string, k Ke
 		return 0, nil
 	}
 	labels := ConfigMapLabels(History, k)
+	maps.Copy(labels, extra)
 	labels[LabelArchive] = fmt.Sprintf("%06d", seq)
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: ArchiveName(k, seq), Namespace: namespace, Labels: labels,

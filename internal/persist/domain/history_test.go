@@ -92,13 +92,13 @@ func TestHistoryArchive(t *testing.T) {
 	k := domain.StrategyKey("BTCUSDT", "archiver", "binance")
 	recordSignals(t, p, k, 40, 36) // sig-036..039 stay open
 
-	if moved, err := domain.ArchiveHistory(ctx, env.Client, ns, k, 50); err != nil || moved != 0 {
+	if moved, err := domain.ArchiveHistory(ctx, env.Client, ns, k, 50, nil); err != nil || moved != 0 {
 		t.Fatalf("a ledger under its limit: moved %d (%v), want nothing", moved, err)
 	}
 	// The driver retries a failed update until its context ends.
 	dying, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := domain.ArchiveHistory(dying, failingUpdates{env.Client}, ns, k, 20); err == nil {
+	if _, err := domain.ArchiveHistory(dying, failingUpdates{env.Client}, ns, k, 20, nil); err == nil {
 		t.Fatal("the interrupted pass reported success")
 	}
 	if n := len(archivesOf(t, ns)); n != 1 {
@@ -107,7 +107,7 @@ func TestHistoryArchive(t *testing.T) {
 	if n := len(liveKeys(t, p, k)); n != 40 {
 		t.Fatalf("the interrupted pass left %d live entries, want all 40", n)
 	}
-	moved, err := domain.ArchiveHistory(ctx, env.Client, ns, k, 20)
+	moved, err := domain.ArchiveHistory(ctx, env.Client, ns, k, 20, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestHistoryArchive(t *testing.T) {
 
 	// More signals, a second archive.
 	recordSignalsFrom(t, p, k, 40, 20)
-	if _, err := domain.ArchiveHistory(ctx, env.Client, ns, k, 20); err != nil {
+	if _, err := domain.ArchiveHistory(ctx, env.Client, ns, k, 20, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(archivesOf(t, ns)); n != 2 {

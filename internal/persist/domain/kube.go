@@ -39,10 +39,12 @@ type KubeOptions struct {
 	Create bool
 	// Fencing fences the writer (see kubestore).
 	Fencing kubestore.Fencing
+	// Labels are added to the objects the stores create (the operator's LabelOwner).
+	Labels map[string]string
 }
 
 func (o KubeOptions) store() kubestore.Options {
-	return kubestore.Options{Create: o.Create, Fencing: o.Fencing}
+	return kubestore.Options{Create: o.Create, Fencing: o.Fencing, Labels: o.Labels}
 }
 
 // ConfigMapName is the ConfigMap that holds domain d of context k.
@@ -50,7 +52,7 @@ func ConfigMapName(d Domain, k Key) string {
 	if d == Risk {
 		return kubestore.ObjectName(string(d), k.RiskName, k.ExchangeName)
 	}
-	return kubestore.ObjectName(string(d), k.StrategyName, k.ExchangeName, k.Symbol)
+	return kubestore.ObjectName(string(d), k.StrategyName, k.ExchangeName, kubestore.SymbolPart(k.Symbol))
 }
 
 // ConfigMapLabels are the labels of that ConfigMap.

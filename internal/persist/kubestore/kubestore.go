@@ -40,6 +40,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	mrand "math/rand/v2"
 	"slices"
 	"strconv"
@@ -158,6 +159,9 @@ type Options struct {
 	Create bool
 	// Fencing, when Token is positive, fences this writer.
 	Fencing Fencing
+	// Labels are added to the object when Init creates it (the operator records the
+	// owning Strategy's UID this way, LabelOwner).
+	Labels map[string]string
 }
 
 // Driver is a store in one object.
@@ -314,6 +318,20 @@ func (d *Driver) wrapAPI(op string, err error) error {
 	return fmt.Errorf("%s %s: %s: %w", d.layout.Name(), d.name, op, err)
 }
 
+// newObject is the object Init creates: the layout's, with the extra labels.
+func (d *Driver) newObject() client.Object {
+	obj := d.layout.Create(d.name)
+	if len(d.opts.Labels) > 0 {
+		l := maps.Clone(obj.GetLabels())
+		if l == nil {
+			l = map[string]string{}
+		}
+		maps.Copy(l, d.opts.Labels)
+		obj.SetLabels(l)
+	}
+	return obj
+}
+
 // Init makes sure the object exists (creating it when allowed) and quarantines corrupt
 // values.
 func (d *Driver) Init(ctx context.Context, _ bool) (driver.InitReport, error) {
@@ -321,7 +339,7 @@ func (d *Driver) Init(ctx context.Context, _ bool) (driver.InitReport, error) {
 	for {
 		obj, err := d.get(ctx)
 		if apierrors.IsNotFound(err) && d.opts.Create {
-			err = d.c.Create(ctx, d.layout.Create(d.name))
+			err = d.c.Create(ctx, d.newObject())
 			if err == nil || apierrors.IsAlreadyExists(err) {
 				continue
 			}

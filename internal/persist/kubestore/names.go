@@ -24,8 +24,11 @@ import (
 )
 
 // Labels on the objects that hold stores, so that a person or the operator can find every
-// object of a strategy, exchange, symbol or risk profile.
+// object of a strategy, exchange, symbol or risk profile, and of its owner.
 const (
+	// LabelOwner is the UID of the Strategy that owns the object: retention Delete removes
+	// only the objects of its own UID.
+	LabelOwner    = "trading.strategyops.dev/owner-uid"
 	LabelDomain   = "trading.strategyops.dev/domain"
 	LabelStrategy = "trading.strategyops.dev/strategy"
 	LabelExchange = "trading.strategyops.dev/exchange"
@@ -33,27 +36,64 @@ const (
 	LabelRisk     = "trading.strategyops.dev/risk"
 )
 
-var notName = regexp.MustCompile(`[^a-z0-9]+`)
+var (
+	notName = regexp.MustCompile(`[^a-z0-9]+`)
+	plain   = regexp.MustCompile(`^[a-z0-9]+$`)
+)
 
-// ObjectName joins parts into a valid object name (a DNS label): lower case, runs of
-// characters outside [a-z0-9] as '-'. When that lost anything, or the name would pass 63
-// characters, a hash of the exact parts is added, so distinct parts never share a name.
+// ObjectName joins parts into a valid object name (a DNS label) that no other list of
+// parts maps to. Parts that are all [a-z0-9] are joined with '-' as they are; otherwise
+// (or past 63 characters) the cleaned-up parts are followed by "--" and a 64-bit hash of
+// the exact parts. A plain name has no "--" and one segment per part, so it cannot equal
+// another list's plain name nor any hashed name: nobody can choose parts that take
+// another's name.
 func ObjectName(parts ...string) string {
-	clean := make([]string, len(parts))
-	lossy := false
-	for i, p := range parts {
-		lower := strings.ToLower(p)
-		clean[i] = strings.Trim(notName.ReplaceAllString(lower, "-"), "-")
-		lossy = lossy || clean[i] != lower || lower != p && strings.ToUpper(p) != p
+	exact := true
+	for _, p := range parts {
+		exact = exact && plain.MatchString(p)
 	}
-	name := strings.Join(clean, "-")
-	if !lossy && len(name) <= 63 {
+	if name := strings.Join(parts, "-"); exact && len(name) <= 63 {
 		return name
 	}
-	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
-	suffix := "-" + hex.EncodeToString(sum[:5])
-	return strings.Trim(name[:min(len(name), 63-len(suffix))], "-") + suffix
+	return hashed(parts)
 }
+
+// DerivedName is the name of an object derived from another object's name (a valid name
+// itself, unique in its namespace) and a fixed suffix: "<name>-<suffix>" when that is a
+// valid DNS label, otherwise cleaned up, cut and hashed like ObjectName.
+func DerivedName(name, suffix string) string {
+	if joined := name + "-" + suffix; len(joined) <= 63 && notName.ReplaceAllString(joined, "-") == joined &&
+		!strings.HasPrefix(joined, "-") {
+		return joined
+	}
+	return hashed([]string{name, suffix})
+}
+
+func hashed(parts []string) string {
+	clean := make([]string, 0, len(parts))
+	for _, p := range parts {
+		if c := strings.Trim(notName.ReplaceAllString(strings.ToLower(p), "-"), "-"); c != "" {
+			clean = append(clean, c)
+		}
+	}
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	suffix := "--" + hex.EncodeToString(sum[:8])
+	prefix := strings.Join(clean, "-")
+	return strings.Trim(prefix[:min(len(prefix), 63-len(suffix))], "-") + suffix
+}
+
+// SymbolPart is the name part of a trading symbol: an all-upper-case symbol is written in
+// lower case ("BTCUSDT" as "btcusdt"), so that the usual symbols keep readable names. Two
+// symbols that differ only so share the name; the stores of one strategy refuse an object
+// holding another context (ErrNotOwned), and distinct strategies never share a name.
+func SymbolPart(symbol string) string {
+	if upper.MatchString(symbol) {
+		return strings.ToLower(symbol)
+	}
+	return symbol
+}
+
+var upper = regexp.MustCompile(`^[A-Z0-9]+$`)
 
 var notLabel = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 

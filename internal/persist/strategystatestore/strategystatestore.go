@@ -79,9 +79,11 @@ func New(c client.Client, namespace string, k Key, field Field, opts Options) *k
 	return kubestore.New(c, name, layout{key: k, field: field, validate: !opts.SkipValidation}, opts.Options)
 }
 
-// ObjectName is the StrategyState of k: "<strategy>-<exchange>-<symbol>" in lower case
-// (see kubestore.ObjectName).
-func ObjectName(k Key) string { return kubestore.ObjectName(k.StrategyName, k.ExchangeName, k.Symbol) }
+// ObjectName is the StrategyState of k: "<strategy>-<exchange>-<symbol>" (see
+// kubestore.ObjectName and SymbolPart).
+func ObjectName(k Key) string {
+	return kubestore.ObjectName(k.StrategyName, k.ExchangeName, kubestore.SymbolPart(k.Symbol))
+}
 
 // Labels are the labels of the StrategyState of k.
 func Labels(k Key) map[string]string {

@@ -166,7 +166,7 @@ func TestObjectNames(t *testing.T) {
 	a := sss.ObjectName(sss.Key{StrategyName: "s", ExchangeName: "e", Symbol: "BTC/USDT"})
 	b := sss.ObjectName(sss.Key{StrategyName: "s", ExchangeName: "e", Symbol: "BTC-USDT"})
 	g.Expect(a).NotTo(Equal(b), "symbols that clean up alike keep apart")
-	g.Expect(a).To(MatchRegexp(`^s-e-btc-usdt-[0-9a-f]{10}$`))
+	g.Expect(a).To(MatchRegexp(`^s-e-btc-usdt--[0-9a-f]{16}$`))
 	long := sss.ObjectName(sss.Key{StrategyName: "a-very-long-strategy-name-that-goes-on-and-on",
 		ExchangeName: "exchange-with-a-long-name", Symbol: "SOMECOINUSDT"})
 	g.Expect(len(long)).To(BeNumerically("<=", 63))

@@ -1,0 +1,268 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+)
+
+// A strategy's state identity is its namespace, strategy name and exchange. Exactly one
+// Strategy owns it: the one named on the identity's Lease, which its runner holds while it
+// trades. The Lease belongs to the identity, not to a Strategy object, so two runners of
+// one state can never both hold it.
+const (
+	// AnnotationOwner and AnnotationOwnerUID name the Strategy that owns the identity.
+	AnnotationOwner    = "trading.strategyops.dev/owner"
+	AnnotationOwnerUID = "trading.strategyops.dev/owner-uid"
+	// AnnotationLabelled records the owner whose UID every store object of the identity
+	// carries (kubestore.LabelOwner); a new owner relabels them before it records itself.
+	AnnotationLabelled = "trading.strategyops.dev/labelled-for"
+
+	// ReasonStateClaimed: another Strategy owns this one's state identity.
+	ReasonStateClaimed = "StateOwnedByAnotherStrategy"
+)
+
+// LeaseName is the Lease of the state identity of s.
+func LeaseName(s *v1.Strategy) string {
+	return kubestore.ObjectName("state", s.EffectiveStrategyName(), s.Spec.ExchangeName)
+}
+
+func sameIdentity(a, b *v1.Strategy) bool {
+	return a.Namespace == b.Namespace && a.EffectiveStrategyName() == b.EffectiveStrategyName() &&
+		a.Spec.ExchangeName == b.Spec.ExchangeName
+}
+
+func identityLabels(s *v1.Strategy) map[string]string {
+	return map[string]string{
+		"app.kubernetes.io/managed-by": "strategy-operator",
+		kubestore.LabelStrategy:        kubestore.LabelValue(s.EffectiveStrategyName()),
+		kubestore.LabelExchange:        kubestore.LabelValue(s.Spec.ExchangeName),
+	}
+}
+
+// claim makes s the owner of its state identity if nobody owns it, or its owner is gone
+// and s is the first (oldest) of the Strategies that want it. It returns the identity's
+// Lease when s owns it, or the name of the Strategy that does.
+func (r *StrategyReconciler) claim(ctx context.Context, s *v1.Strategy) (*coordinationv1.Lease, string, error) {
+	lease := &coordinationv1.Lease{}
+	err := r.StateClient.Get(ctx, objectKey(s, LeaseName(s)), lease)
+	if apierrors.IsNotFound(err) {
+		first, err := r.firstClaimant(ctx, s)
+		if err != nil || first != s.Name {
+			return nil, first, err
+		}
+		lease = &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{
+			Name: LeaseName(s), Namespace: s.Namespace, Labels: identityLabels(s),
+			Annotations: map[string]string{AnnotationOwner: s.Name, AnnotationOwnerUID: string(s.UID)},
+		}}
+		if err := r.StateClient.Create(ctx, lease); err != nil {
+			return nil, "", fmt.Errorf("claiming the state identity (Lease %s): %w", lease.Name, err)
+		}
+		return lease, "", nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	uid := lease.Annotations[AnnotationOwnerUID]
+	if uid == string(s.UID) {
+		return lease, "", nil
+	}
+	owner := lease.Annotations[AnnotationOwner]
+	if alive, err := r.owns(ctx, s, owner, uid); err != nil || alive {
+		return nil, owner, err
+	}
+	first, err := r.firstClaimant(ctx, s)
+	if err != nil || first != s.Name {
+		return nil, first, err
+	}
+	// Take it over only from the owner read: a JSON patch tests the annotation first.
+	patch, _ := json.Marshal([]map[string]string{
+		{"op": "test", "path": annotationPath(AnnotationOwnerUID), "value": uid},
+		{"op": "replace", "path": annotationPath(AnnotationOwnerUID), "value": string(s.UID)},
+		{"op": "replace", "path": annotationPath(AnnotationOwner), "value": s.Name},
+	})
+	if err := r.StateClient.Patch(ctx, lease, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+		return nil, "", fmt.Errorf("taking over the state identity from %s (Lease %s): %w", owner, lease.Name, err)
+	}
+	r.event(s, corev1.EventTypeNormal, "ClaimedState",
+		fmt.Sprintf("took over the state of %s, whose owner %s is gone", identityOf(s), owner))
+	return lease, "", nil
+}
+
+func annotationPath(key string) string {
+	return "/metadata/annotations/" + strings.ReplaceAll(key, "/", "~1")
+}
+
+func identityOf(s *v1.Strategy) string {
+	return fmt.Sprintf("strategy %q on exchange %q", s.EffectiveStrategyName(), s.Spec.ExchangeName)
+}
+
+// owns reports whether the Strategy name (of UID uid) still exists and wants the identity of s.
+func (r *StrategyReconciler) owns(ctx context.Context, s *v1.Strategy, name, uid string) (bool, error) {
+	if name == "" {
+		return false, nil
+	}
+	var o v1.Strategy
+	err := r.Client.Get(ctx, objectKey(s, name), &o)
+	if apierrors.IsNotFound(err) {
+		err = r.StateClient.Get(ctx, objectKey(s, name), &o) // the cache may lag
+	}
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	// One being deleted still owns it: it may be removing its state.
+	return err == nil && string(o.UID) == uid && sameIdentity(&o, s), err
+}
+
+// firstClaimant is the oldest live Strategy of the identity of s (by creation, then name).
+func (r *StrategyReconciler) firstClaimant(ctx context.Context, s *v1.Strategy) (string, error) {
+	var list v1.StrategyList
+	if err := r.Client.List(ctx, &list, client.InNamespace(s.Namespace)); err != nil {
+		return "", err
+	}
+	first := s
+	for i := range list.Items {
+		o := &list.Items[i]
+		if !o.DeletionTimestamp.IsZero() || !sameIdentity(o, s) || !r.selects(o) {
+			continue
+		}
+		if c := o.CreationTimestamp.Compare(first.CreationTimestamp.Time); c < 0 || c == 0 && o.Name < first.Name {
+			first = o
+		}
+	}
+	return first.Name, nil
+}
+
+// labelOwned makes every store object of the identity of s carry its UID, once per owner:
+// objects made before owners were recorded, and those of a previous owner.
+func (r *StrategyReconciler) labelOwned(ctx context.Context, s *v1.Strategy, lease *coordinationv1.Lease) error {
+	if lease.Annotations[AnnotationLabelled] == string(s.UID) {
+		return nil
+	}
+	var objs []client.Object
+	var cms metav1.PartialObjectMetadataList
+	cms.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
+	if err := r.StateClient.List(ctx, &cms, client.InNamespace(s.Namespace),
+		client.MatchingLabels{kubestore.LabelExchange: kubestore.LabelValue(s.Spec.ExchangeName)}); err != nil {
+		return err
+	}
+	for i := range cms.Items {
+		if ofIdentity(s, cms.Items[i].Annotations[configmapstore.AnnotationContext]) {
+			objs = append(objs, &cms.Items[i])
+		}
+	}
+	var states v1.StrategyStateList
+	if err := r.StateClient.List(ctx, &states, client.InNamespace(s.Namespace)); err != nil {
+		return err
+	}
+	for i := range states.Items {
+		st := &states.Items[i]
+		if st.Spec.StrategyName == s.EffectiveStrategyName() && st.Spec.ExchangeName == s.Spec.ExchangeName {
+			objs = append(objs, st)
+		}
+	}
+	for _, obj := range objs {
+		if obj.GetLabels()[kubestore.LabelOwner] == string(s.UID) {
+			continue
+		}
+		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, kubestore.LabelOwner, s.UID)
+		if err := r.StateClient.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil &&
+			!apierrors.IsNotFound(err) {
+			return fmt.Errorf("recording the owner on %s: %w", obj.GetName(), err)
+		}
+	}
+	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationLabelled, s.UID)
+	return r.StateClient.Patch(ctx, lease, client.RawPatch(types.MergePatchType, []byte(patch)))
+}
+
+// ofIdentity reports whether a ConfigMap's recorded store context (domain "/" key) is of
+// the identity of s. Strategy and exchange names hold no ':', so the key's last two fields
+// are exactly they.
+func ofIdentity(s *v1.Strategy, context string) bool {
+	_, key, ok := strings.Cut(context, "/")
+	if !ok {
+		return false
+	}
+	if strings.HasPrefix(context, string(domain.Risk)+"/") {
+		return key == domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName).String()
+	}
+	return strings.HasSuffix(key, ":"+s.EffectiveStrategyName()+":"+s.Spec.ExchangeName)
+}
+
+// standDown keeps a Strategy whose identity another owns from acting: no pod, no runner
+// identity, no store objects (it made none; those it made before an owner was recorded
+// are left to the owner).
+func (r *StrategyReconciler) standDown(ctx context.Context, sc *scope, owner string) (reconcile.Result, error) {
+	s := sc.strategy
+	if err := r.stopPod(ctx, s); err != nil {
+		return reconcile.Result{}, err
+	}
+	for _, obj := range []client.Object{&rbacv1.RoleBinding{}, &rbacv1.Role{}, &corev1.ServiceAccount{}} {
+		err := r.Client.Get(ctx, objectKey(s, RunnerName(s)), obj)
+		if err == nil && metav1.IsControlledBy(obj, s) {
+			err = r.Client.Delete(ctx, obj)
+		}
+		if client.IgnoreNotFound(err) != nil {
+			return reconcile.Result{}, err
+		}
+	}
+	msg := fmt.Sprintf("the state of %s belongs to Strategy %s, so this one runs nothing; delete one of them "+
+		"or give this one another strategyName or exchangeName", identityOf(s), owner)
+	setCondition(s, v1.ConditionPersistenceReady, false, ReasonStateClaimed, msg)
+	r.setStopped(sc, v1.StrategyPending, ReasonStateClaimed, msg)
+	s.Status.OpenSignals = nil
+	return reconcile.Result{RequeueAfter: statusRefresh}, nil
+}
+
+// siblings maps a Strategy to the others of its identity (a deleted owner releases it).
+func (r *StrategyReconciler) siblings(ctx context.Context, obj client.Object) []reconcile.Request {
+	s, ok := obj.(*v1.Strategy)
+	if !ok {
+		return nil
+	}
+	var list v1.StrategyList
+	if err := r.Client.List(ctx, &list, client.InNamespace(s.Namespace)); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range list.Items {
+		if o := &list.Items[i]; o.Name != s.Name && sameIdentity(o, s) {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(o)})
+		}
+	}
+	slices.SortFunc(out, func(a, b reconcile.Request) int { return cmp.Compare(a.Name, b.Name) })
+	return out
+}

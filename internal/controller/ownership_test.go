@@ -1,0 +1,126 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller_test
+
+import (
+	"context"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/controller"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+)
+
+var _ = Describe("One state, one owner", func() {
+	var ctx context.Context
+	var ns string
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx)
+	})
+
+	leaseOf := func(s *v1.Strategy) *coordinationv1.Lease {
+		var lease coordinationv1.Lease
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.LeaseName(s)}, &lease)).To(Succeed())
+		return &lease
+	}
+	// storeObjects lists the ConfigMaps of the strategy name and exchange of s.
+	storeObjects := func(s *v1.Strategy) []corev1.ConfigMap {
+		var cms corev1.ConfigMapList
+		Expect(direct.List(ctx, &cms, client.InNamespace(ns), client.MatchingLabels{
+			kubestore.LabelExchange: s.Spec.ExchangeName})).To(Succeed())
+		return cms.Items
+	}
+
+	It("gives a state identity to the first Strategy only, and Delete retention removes only what one owns", func() {
+		owner := strategy(ns, "owner", v1.BackendConfigMap, "BTCUSDT")
+		owner.Spec.StrategyName = "shared"
+		Expect(direct.Create(ctx, owner)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(owner)) }, timeout).Should(Succeed())
+		p := stateOn(owner, v1.BackendConfigMap)
+		Expect(p.WriteSignal(ctx, key(owner, "BTCUSDT"), openSignal(owner, "BTCUSDT"))).To(Succeed())
+
+		By("a copy of it, and a suspended one that only names the state with retention Delete, get nothing")
+		copyOf := strategy(ns, "copy", v1.BackendConfigMap, "BTCUSDT")
+		copyOf.Spec.StrategyName = "shared"
+		hostile := strategy(ns, "hostile", v1.BackendStrategyState, "BTCUSDT", "ETHUSDT")
+		hostile.Spec.StrategyName, hostile.Spec.Suspend, hostile.Spec.Retention = "shared", true, v1.DeleteState
+		for _, s := range []*v1.Strategy{copyOf, hostile} {
+			Expect(direct.Create(ctx, s)).To(Succeed())
+			Eventually(condition(ctx, s, v1.ConditionReady), timeout).
+				Should(haveStatus(metav1.ConditionFalse, controller.ReasonStateClaimed))
+			Expect(condition(ctx, s, v1.ConditionReady)().Message).To(ContainSubstring("Strategy owner"))
+		}
+		Consistently(func() bool { return apierrors.IsNotFound(get(ctx, runnerPod(copyOf))) }, 3*time.Second).
+			Should(BeTrue(), "no second pod")
+		Expect(apierrors.IsNotFound(direct.Get(ctx, types.NamespacedName{Namespace: ns,
+			Name: controller.RunnerName(copyOf)}, &rbacv1.Role{}))).To(BeTrue(), "no Role")
+		Expect(controller.LeaseName(copyOf)).To(Equal(controller.LeaseName(owner)), "one Lease per state")
+		Expect(leaseOf(owner).Annotations).To(HaveKeyWithValue(controller.AnnotationOwnerUID, string(owner.UID)))
+		var states v1.StrategyStateList
+		Expect(direct.List(ctx, &states, client.InNamespace(ns))).To(Succeed())
+		Expect(states.Items).To(BeEmpty(), "the hostile Strategy made no store objects")
+		Expect(storeObjects(owner)).To(HaveEach(HaveField("Labels",
+			HaveKeyWithValue(kubestore.LabelOwner, string(owner.UID)))), "every store object records its owner")
+
+		By("deleting the hostile one (retention Delete) leaves the owner's state whole")
+		before := len(storeObjects(owner))
+		Expect(direct.Delete(ctx, hostile)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(get(ctx, hostile)) }, timeout).Should(BeTrue())
+		Expect(storeObjects(owner)).To(HaveLen(before))
+		Expect(p.ReadSignal(ctx, key(owner, "BTCUSDT"))).NotTo(BeNil(), "the open signal is still there")
+		Expect(get(ctx, runnerPod(owner))).To(Succeed())
+
+		By("once the owner is deleted (retention Retain), the copy takes over its state and runs")
+		Expect(direct.Delete(ctx, owner)).To(Succeed())
+		Eventually(func() map[string]string { return leaseOf(copyOf).Annotations }, timeout).
+			Should(HaveKeyWithValue(controller.AnnotationOwnerUID, string(copyOf.UID)))
+		Eventually(func() error { return get(ctx, runnerPod(copyOf)) }, timeout).Should(Succeed())
+		Eventually(func() []corev1.ConfigMap { return storeObjects(copyOf) }, timeout).Should(HaveEach(HaveField("Labels",
+			HaveKeyWithValue(kubestore.LabelOwner, string(copyOf.UID)))), "the new owner records itself on the state")
+		Expect(p.ReadSignal(ctx, key(copyOf, "BTCUSDT"))).NotTo(BeNil(), "the open signal came along")
+	})
+
+	It("keeps the store objects of identities whose names read alike apart", func() {
+		a := strategy(ns, "a", v1.BackendConfigMap, "BTCUSDT")
+		a.Spec.StrategyName, a.Spec.ExchangeName = "x-y", "z"
+		b := strategy(ns, "b", v1.BackendConfigMap, "BTCUSDT")
+		b.Spec.StrategyName, b.Spec.ExchangeName = "x", "y-z"
+		for _, s := range []*v1.Strategy{a, b} {
+			Expect(direct.Create(ctx, s)).To(Succeed())
+		}
+		for _, s := range []*v1.Strategy{a, b} {
+			Eventually(condition(ctx, s, v1.ConditionPersistenceReady), timeout).
+				Should(haveStatus(metav1.ConditionTrue, controller.ReasonBackendReady))
+			Expect(stateOn(s, v1.BackendConfigMap).WriteSignal(ctx, key(s, "BTCUSDT"), openSignal(s, "BTCUSDT"))).
+				To(Succeed())
+		}
+		Expect(domain.ConfigMapName(domain.Risk, domain.RiskKey("x-y", "z"))).
+			NotTo(Equal(domain.ConfigMapName(domain.Risk, domain.RiskKey("x", "y-z"))))
+	})
+})
