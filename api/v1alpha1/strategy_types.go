@@ -147,7 +147,26 @@ type StrategySpec struct {
 	// suspend stops the strategy pod and keeps its state.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// updatePolicy says when a spec change reaches the running strategy: Immediate (the
+	// runner restarts with it at once) or WhenFlat (it waits until no signal is open or
+	// scheduled, shown by the UpToDate condition). Either way a symbol removed while it
+	// has a signal is drained, and a new strategyName or exchangeName is refused while the
+	// current state has signals.
+	// +kubebuilder:default=Immediate
+	// +optional
+	UpdatePolicy UpdatePolicy `json:"updatePolicy,omitempty"`
 }
+
+// UpdatePolicy says when a spec change reaches the running strategy.
+// +kubebuilder:validation:Enum=Immediate;WhenFlat
+type UpdatePolicy string
+
+// Update policies.
+const (
+	UpdateImmediate UpdatePolicy = "Immediate"
+	UpdateWhenFlat  UpdatePolicy = "WhenFlat"
+)
 
 // StrategyPhase is a one-word summary of a Strategy for people; conditions carry the detail.
 // +kubebuilder:validation:Enum=Pending;Running;Suspended;Failed;Terminating
@@ -173,6 +192,12 @@ const (
 	// ConditionStorageNearLimit is True while a store object of the strategy is past
 	// StorageWarnPercent of the API server's size limit, before any write fails.
 	ConditionStorageNearLimit = "StorageNearLimit"
+	// ConditionUpToDate is True when the runner runs the latest spec; False while a change
+	// waits (updatePolicy WhenFlat) or is refused (a new state identity with signals open).
+	ConditionUpToDate = "UpToDate"
+	// ConditionDraining is True while removed symbols keep being watched until their
+	// signals close.
+	ConditionDraining = "Draining"
 )
 
 // StorageWarnPercent is how full a store object may get before StorageNearLimit is True.
@@ -212,6 +237,35 @@ type StrategyStatus struct {
 	// operator cannot read the store (File: the state is on the strategy's volume).
 	// +optional
 	OpenSignals *int32 `json:"openSignals,omitempty"`
+
+	// applied is the state the runner works on: its identity and symbols, which differ
+	// from the spec while a change waits or is refused, or removed symbols drain.
+	// +optional
+	Applied *AppliedState `json:"applied,omitempty"`
+}
+
+// AppliedState is the state identity and symbols a runner works on.
+type AppliedState struct {
+	StrategyName string `json:"strategyName"`
+	ExchangeName string `json:"exchangeName"`
+	// symbols the runner trades.
+	// +listType=atomic
+	Symbols []string `json:"symbols"`
+	// draining are symbols removed from the spec that still have a signal: the runner
+	// watches them until it closes and opens none on them.
+	// +listType=atomic
+	// +optional
+	Draining []string `json:"draining,omitempty"`
+	// generation of the spec applied.
+	Generation int64 `json:"generation"`
+}
+
+// EffectiveUpdatePolicy is spec.updatePolicy, Immediate when unset.
+func (s *Strategy) EffectiveUpdatePolicy() UpdatePolicy {
+	if s.Spec.UpdatePolicy == "" {
+		return UpdateImmediate
+	}
+	return s.Spec.UpdatePolicy
 }
 
 // +kubebuilder:object:root=true

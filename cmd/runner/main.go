@@ -110,8 +110,13 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		s.Start = time.Now().UTC()
 	}
 	start := s.Start
+	if len(s.Draining) > 0 {
+		log.Info("Draining symbols removed from the strategy: watching their signals until they close, opening none",
+			"symbols", s.Draining)
+	}
 	engine := func(p *domain.Persistence) *runner.Engine {
-		return runner.New(runner.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName, Symbols: s.Symbols,
+		return runner.New(runner.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
+			Symbols: s.Symbols, Draining: s.Draining,
 			Source: source, Strategy: strat, Persist: p, Limits: v1.DefaultSignalLimits, Start: start, Log: log})
 	}
 	if s.Backend == v1.BackendFile {

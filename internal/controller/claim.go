@@ -60,9 +60,19 @@ func LeaseName(s *v1.Strategy) string {
 	return kubestore.ObjectName("state", s.EffectiveStrategyName(), s.Spec.ExchangeName)
 }
 
+// sameIdentity reports whether a and b work on one state: their applied identity (which
+// differs from the spec while a change of it is refused), or the spec's before any.
 func sameIdentity(a, b *v1.Strategy) bool {
-	return a.Namespace == b.Namespace && a.EffectiveStrategyName() == b.EffectiveStrategyName() &&
-		a.Spec.ExchangeName == b.Spec.ExchangeName
+	an, ae := appliedIdentity(a)
+	bn, be := appliedIdentity(b)
+	return a.Namespace == b.Namespace && an == bn && ae == be
+}
+
+func appliedIdentity(s *v1.Strategy) (strategyName, exchangeName string) {
+	if a := s.Status.Applied; a != nil {
+		return a.StrategyName, a.ExchangeName
+	}
+	return s.EffectiveStrategyName(), s.Spec.ExchangeName
 }
 
 func identityLabels(s *v1.Strategy) map[string]string {
@@ -109,10 +119,15 @@ func (r *StrategyReconciler) claim(ctx context.Context, s *v1.Strategy) (*coordi
 		return nil, first, err
 	}
 	// Take it over only from the owner read: a JSON patch tests the annotation first.
-	patch, _ := json.Marshal([]map[string]string{
-		{"op": "test", "path": annotationPath(AnnotationOwnerUID), "value": uid},
-		{"op": "replace", "path": annotationPath(AnnotationOwnerUID), "value": string(s.UID)},
-		{"op": "replace", "path": annotationPath(AnnotationOwner), "value": s.Name},
+	type op struct {
+		Op    string `json:"op"`
+		Path  string `json:"path"`
+		Value string `json:"value"`
+	}
+	patch, _ := json.Marshal([]op{
+		{"test", annotationPath(AnnotationOwnerUID), uid},
+		{"replace", annotationPath(AnnotationOwnerUID), string(s.UID)},
+		{"replace", annotationPath(AnnotationOwner), s.Name},
 	})
 	if err := r.StateClient.Patch(ctx, lease, client.RawPatch(types.JSONPatchType, patch)); err != nil {
 		return nil, "", fmt.Errorf("taking over the state identity from %s (Lease %s): %w", owner, lease.Name, err)
@@ -211,12 +226,12 @@ func (r *StrategyReconciler) labelOwned(ctx context.Context, s *v1.Strategy, lea
 // ofIdentity reports whether a ConfigMap's recorded store context (domain "/" key) is of
 // the identity of s. Strategy and exchange names hold no ':', so the key's last two fields
 // are exactly they.
-func ofIdentity(s *v1.Strategy, context string) bool {
-	_, key, ok := strings.Cut(context, "/")
+func ofIdentity(s *v1.Strategy, storeContext string) bool {
+	d, key, ok := strings.Cut(storeContext, "/")
 	if !ok {
 		return false
 	}
-	if strings.HasPrefix(context, string(domain.Risk)+"/") {
+	if d == string(domain.Risk) {
 		return key == domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName).String()
 	}
 	return strings.HasSuffix(key, ":"+s.EffectiveStrategyName()+":"+s.Spec.ExchangeName)

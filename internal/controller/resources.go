@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -166,24 +167,28 @@ func desiredClaim(s *v1.Strategy) *corev1.PersistentVolumeClaim {
 // runnerArgs are the runner's command-line flags for s on backend b. spec.args come last
 // (for example --strategy=indicator, the built-in strategy logic to run); the runner is
 // to refuse a flag given twice, so that they cannot override these.
-func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend) []string {
-	args := make([]string, 0, 8+len(s.Spec.Args))
+func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []string {
+	args := make([]string, 0, 9+len(s.Spec.Args))
+	trading := slices.DeleteFunc(slices.Clone(s.Spec.Symbols), func(sym string) bool { return slices.Contains(draining, sym) })
 	args = append(args,
 		"--strategy-name="+s.EffectiveStrategyName(),
 		"--exchange="+s.Spec.ExchangeName,
-		"--symbols="+strings.Join(s.Spec.Symbols, ","),
+		"--symbols="+strings.Join(trading, ","),
 		"--backend="+string(b),
 		"--namespace="+s.Namespace,
 		"--lease="+LeaseName(s),
 		"--data-dir="+DataDir,
 		"--termination-message-path="+corev1.TerminationMessagePathDefault,
 	)
+	if len(draining) > 0 {
+		args = append(args, "--drain="+strings.Join(draining, ","))
+	}
 	return append(args, s.Spec.Args...)
 }
 
 // desiredPod is the strategy's single pod. Its name is fixed, so the API server itself
 // refuses a second one while the first exists.
-func desiredPod(s *v1.Strategy, b v1.PersistenceBackend, defaultImage string) *corev1.Pod {
+func desiredPod(s *v1.Strategy, b v1.PersistenceBackend, defaultImage string, draining []string) *corev1.Pod {
 	image := s.Spec.Image
 	if image == "" {
 		image = defaultImage
@@ -193,7 +198,7 @@ func desiredPod(s *v1.Strategy, b v1.PersistenceBackend, defaultImage string) *c
 		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 	}, s.Spec.Env...)
 	container := corev1.Container{
-		Name: ContainerName, Image: image, Args: runnerArgs(s, b), Env: env,
+		Name: ContainerName, Image: image, Args: runnerArgs(s, b, draining), Env: env,
 		// The runner writes why it stopped there; a crash before it could leaves the log's tail.
 		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,

@@ -123,8 +123,9 @@ func nearLimit(near []string, obj client.Object) []string {
 // storeObjectEvents passes what the strategy must act on among the changes of the
 // ConfigMaps the stores made (they carry a domain label): a deletion (make it again), a
 // live ledger growing past another multiple of archiveCheckEvery keys (archive it), and
-// an object crossing StorageWarnPercent either way. Runners update these objects on every
-// write; the other updates need no reconcile.
+// an object crossing StorageWarnPercent either way, and a signal opening or closing (which
+// moves the open-signal count, and may release a drained symbol or a waiting update).
+// Runners update these objects on every write; the other updates need no reconcile.
 var storeObjectEvents = predicate.Funcs{
 	CreateFunc:  func(event.CreateEvent) bool { return false },
 	GenericFunc: func(event.GenericEvent) bool { return false },
@@ -141,9 +142,14 @@ var storeObjectEvents = predicate.Funcs{
 		}
 		keys := func(o client.Object) int {
 			n, _ := strconv.Atoi(o.GetAnnotations()[kubestore.AnnotationKeys])
-			return n / archiveCheckEvery
+			return n
 		}
-		return e.ObjectNew.GetLabels()[kubestore.LabelDomain] == string(domain.History) &&
-			keys(e.ObjectNew) > keys(e.ObjectOld)
+		switch domain.Domain(e.ObjectNew.GetLabels()[kubestore.LabelDomain]) {
+		case domain.History:
+			return keys(e.ObjectNew)/archiveCheckEvery > keys(e.ObjectOld)/archiveCheckEvery
+		case domain.Signal, domain.Schedule:
+			return true // written only as a signal opens, changes or closes
+		}
+		return false
 	},
 }

@@ -102,6 +102,10 @@ type scope struct {
 	before v1.StrategyStatus
 	// desired is spec.persistence.backend; active is where the state lives now.
 	desired, active v1.PersistenceBackend
+	// draining are the symbols the runner watches but opens nothing on (see applySpec).
+	draining []string
+	// holdPod keeps the running pod while a spec change waits (updatePolicy WhenFlat).
+	holdPod bool
 }
 
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies,verbs=get;list;watch;update;patch
@@ -146,6 +150,9 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	}()
 
 	if !s.DeletionTimestamp.IsZero() {
+		if err := r.applySpec(ctx, sc); err != nil {
+			return ctrl.Result{}, err
+		}
 		return r.reconcileDelete(ctx, sc)
 	}
 	log.V(1).Info("Reconciling strategy", "strategy", klog.KObj(&s), "backend", sc.desired)
@@ -163,6 +170,10 @@ func (r *StrategyReconciler) enabled(b v1.PersistenceBackend) bool {
 func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.strategy
 	if err := r.ensureFinalizer(ctx, s); err != nil {
+		return ctrl.Result{}, err
+	}
+	// From here on s.Spec is the applied spec (in memory only).
+	if err := r.applySpec(ctx, sc); err != nil {
 		return ctrl.Result{}, err
 	}
 	lease, owner, err := r.claim(ctx, s)
@@ -405,14 +416,15 @@ func (r *StrategyReconciler) stopPod(ctx context.Context, s *v1.Strategy) error 
 // one that ended, is deleted, and the new one is created only once the old one is gone.
 func (r *StrategyReconciler) ensurePod(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.strategy
-	want := desiredPod(s, sc.active, r.RunnerImage)
+	want := desiredPod(s, sc.active, r.RunnerImage, sc.draining)
 	pod, err := r.getPod(ctx, s)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	if pod != nil {
 		ended := pod.Status.Phase == corev1.PodFailed || pod.Status.Phase == corev1.PodSucceeded
-		if !pod.DeletionTimestamp.IsZero() || ended || pod.Annotations[AnnotationTemplateHash] != want.Annotations[AnnotationTemplateHash] {
+		outdated := pod.Annotations[AnnotationTemplateHash] != want.Annotations[AnnotationTemplateHash] && !sc.holdPod
+		if !pod.DeletionTimestamp.IsZero() || ended || outdated {
 			if err := r.stopPod(ctx, s); err != nil {
 				return ctrl.Result{}, err
 			}
@@ -682,7 +694,8 @@ func (r *StrategyReconciler) strategiesOfState(ctx context.Context, obj client.O
 	}
 	var out []reconcile.Request
 	for i := range list.Items {
-		if kubestore.LabelValue(list.Items[i].EffectiveStrategyName()) == name {
+		applied, _ := appliedIdentity(&list.Items[i])
+		if kubestore.LabelValue(list.Items[i].EffectiveStrategyName()) == name || kubestore.LabelValue(applied) == name {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
 	}

@@ -62,10 +62,13 @@ const (
 type Config struct {
 	StrategyName, ExchangeName string
 	Symbols                    []string
-	Source                     market.Source
-	Strategy                   strategy.Strategy
-	Persist                    *domain.Persistence
-	Limits                     v1.SignalLimits
+	// Draining are symbols of Symbols on which no new signal opens: their open or
+	// scheduled signal is watched to its end.
+	Draining []string
+	Source   market.Source
+	Strategy strategy.Strategy
+	Persist  *domain.Persistence
+	Limits   v1.SignalLimits
 	// ScheduleTimeout cancels a scheduled signal not activated in time (120 min when zero).
 	ScheduleTimeout time.Duration
 	// Start is the first candle of a symbol that has no state yet.
@@ -292,6 +295,8 @@ func (e *Engine) decide(ctx context.Context, st *symbolState, c market.Candle) (
 			return &action{Kind: KindCancel, Candle: ms, Row: s, Reason: "timeout"}, nil
 		}
 		return nil, nil
+	case slices.Contains(e.cfg.Draining, st.key.Symbol):
+		return nil, nil // drained: flat now, and it stays so
 	}
 	return e.propose(ctx, st, c)
 }

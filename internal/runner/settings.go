@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,9 +32,13 @@ import (
 // Settings are the runner's command line, as the operator writes it into the pod.
 type Settings struct {
 	StrategyName, ExchangeName string
-	Symbols                    []string
-	Backend                    v1.PersistenceBackend
-	Namespace, Lease, DataDir  string
+	// Symbols are all the symbols the runner watches, Draining among them.
+	Symbols []string
+	// Draining are symbols removed from the strategy: watched until their signals close,
+	// never given a new one.
+	Draining                  []string
+	Backend                   v1.PersistenceBackend
+	Namespace, Lease, DataDir string
 	// Strategy is the built-in strategy to run, with its options.
 	Strategy        string
 	StrategyOptions map[string]string
@@ -73,10 +78,12 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	s := Settings{StrategyOptions: map[string]string{}}
 	fs := flag.NewFlagSet("runner", flag.ContinueOnError)
 	fs.SetOutput(usage)
-	var symbols, backend, start, until string
+	var symbols, draining, backend, start, until string
 	fs.StringVar(&s.StrategyName, "strategy-name", getenv("STRATEGY_NAME"), "name of the strategy in its persisted state (env STRATEGY_NAME)")
 	fs.StringVar(&s.ExchangeName, "exchange", getenv("EXCHANGE_NAME"), "exchange the strategy trades on (env EXCHANGE_NAME)")
 	fs.StringVar(&symbols, "symbols", getenv("SYMBOLS"), "comma-separated symbols, for example BTCUSDT,ETHUSDT (env SYMBOLS)")
+	fs.StringVar(&draining, "drain", getenv("DRAIN_SYMBOLS"),
+		"comma-separated symbols to watch until their signals close, opening none on them (env DRAIN_SYMBOLS)")
 	fs.StringVar(&backend, "backend", getenv("BACKEND"), "where state lives: File, ConfigMap or StrategyState (env BACKEND)")
 	fs.StringVar(&s.Namespace, "namespace", getenv("POD_NAMESPACE"), "namespace of the state objects and the Lease, for ConfigMap and StrategyState (env POD_NAMESPACE)")
 	fs.StringVar(&s.Lease, "lease", getenv("LEASE_NAME"), "Lease that makes this runner the strategy's only writer, for ConfigMap and StrategyState (env LEASE_NAME)")
@@ -127,11 +134,14 @@ Usage: runner [flags]
 	need(s.StrategyName, "strategy-name", "STRATEGY_NAME")
 	need(s.ExchangeName, "exchange", "EXCHANGE_NAME")
 	need(symbols, "symbols", "SYMBOLS")
-	for sym := range strings.SplitSeq(symbols, ",") {
-		if sym = strings.TrimSpace(sym); sym != "" {
-			s.Symbols = append(s.Symbols, sym)
+	s.Symbols = splitList(symbols)
+	s.Draining = splitList(draining)
+	for _, sym := range s.Draining {
+		if slices.Contains(s.Symbols, sym) {
+			problems = append(problems, fmt.Sprintf("--drain: %s is in --symbols too", sym))
 		}
 	}
+	s.Symbols = append(s.Symbols, s.Draining...)
 	s.Backend = v1.PersistenceBackend(backend)
 	switch s.Backend {
 	case v1.BackendFile:
@@ -171,3 +181,13 @@ Usage: runner [flags]
 
 // Getenv is os.Getenv, for ParseSettings.
 func Getenv(k string) string { return os.Getenv(k) }
+
+func splitList(list string) []string {
+	var out []string
+	for item := range strings.SplitSeq(list, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
+}

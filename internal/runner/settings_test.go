@@ -19,6 +19,7 @@ package runner_test
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,11 +35,14 @@ func TestSettingsFromTheOperatorsFlags(t *testing.T) {
 	s, err := runner.ParseSettings([]string{"--strategy-name=breakout", "--exchange=simulated",
 		"--symbols=BTCUSDT,ETHUSDT", "--backend=StrategyState", "--namespace=prod", "--lease=breakout-runner",
 		"--data-dir=/var/lib/strategy", "--strategy=indicator", "--option", "fast=3", "--option=slow=9",
-		"--start=2026-11-01T00:00:00Z", "--speed=60"}, noEnv, &usage)
+		"--start=2026-11-01T00:00:00Z", "--speed=60", "--drain=SOLUSDT"}, noEnv, &usage)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.StrategyName != "breakout" || len(s.Symbols) != 2 || s.Backend != v1.BackendStrategyState ||
+	if !slices.Equal(s.Symbols, []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}) || !slices.Equal(s.Draining, []string{"SOLUSDT"}) {
+		t.Fatalf("a drained symbol is watched too: symbols %v, draining %v", s.Symbols, s.Draining)
+	}
+	if s.StrategyName != "breakout" || s.Backend != v1.BackendStrategyState ||
 		s.StrategyOptions["fast"] != "3" || s.StrategyOptions["slow"] != "9" || s.Speed != 60 ||
 		!s.Start.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("parsed %+v", s)
@@ -71,6 +75,7 @@ func TestSettingsErrorsSayWhatIsMissing(t *testing.T) {
 		"--start=yesterday":                   `--start "yesterday" is not an RFC 3339 time`,
 		"--strategy-name=a --strategy-name=b": "flag --strategy-name is given twice",
 		"--option nokey":                      `want KEY=VALUE, got "nokey"`,
+		"--symbols=BTCUSDT --drain=BTCUSDT":   "--drain: BTCUSDT is in --symbols too",
 		"--renew-deadline=20s":                "want 0 < --retry-period (2s) < --renew-deadline (20s) < --lease-duration (15s)",
 	} {
 		_, err := runner.ParseSettings(strings.Fields(args), noEnv, &bytes.Buffer{})

@@ -1,0 +1,129 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller_test
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/controller"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+)
+
+var _ = Describe("Spec changes never strand a trade", func() {
+	var ctx context.Context
+	var ns string
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx)
+	})
+
+	// running creates s, waits for its pod and its applied state, and opens a signal on sym.
+	running := func(s *v1.Strategy, sym string) *domain.Persistence {
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		Eventually(func() *v1.AppliedState { _ = get(ctx, s); return s.Status.Applied }, timeout).ShouldNot(BeNil())
+		p := stateOn(s, v1.BackendConfigMap)
+		Expect(p.WriteSignal(ctx, key(s, sym), openSignal(s, sym))).To(Succeed())
+		return p
+	}
+	roleNames := func(s *v1.Strategy) []string {
+		var role rbacv1.Role
+		if direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.RunnerName(s)}, &role) != nil {
+			return nil
+		}
+		var names []string
+		for _, r := range role.Rules {
+			names = append(names, r.ResourceNames...)
+		}
+		return names
+	}
+	args := func(s *v1.Strategy) func() []string {
+		return func() []string { return runnerArgs(ctx, runnerPod(s)) }
+	}
+
+	It("drains a removed symbol with an open signal, then releases it once the signal closed", func() {
+		s := strategy(ns, "drainer", v1.BackendConfigMap, "BTCUSDT", "ETHUSDT")
+		p := running(s, "ETHUSDT")
+		ethSignal := domain.ConfigMapName(domain.Signal, key(s, "ETHUSDT"))
+
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.Symbols = []string{"BTCUSDT"} })
+		Eventually(args(s), timeout).Should(ContainElements("--symbols=BTCUSDT", "--drain=ETHUSDT"))
+		Eventually(condition(ctx, s, v1.ConditionDraining), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonDraining))
+		Expect(condition(ctx, s, v1.ConditionDraining)().Message).To(ContainSubstring("ETHUSDT"))
+		Expect(roleNames(s)).To(ContainElement(ethSignal), "the runner may still write the drained symbol's state")
+		Eventually(func() *int32 { _ = get(ctx, s); return s.Status.OpenSignals }, timeout).Should(HaveValue(BeEquivalentTo(1)))
+
+		By("the signal closes: the symbol is released")
+		Expect(p.WriteSignal(ctx, key(s, "ETHUSDT"), nil)).To(Succeed())
+		Eventually(args(s), timeout).Should(And(ContainElement("--symbols=BTCUSDT"), Not(ContainElement(HavePrefix("--drain")))))
+		Eventually(condition(ctx, s, v1.ConditionDraining), timeout).Should(BeNil())
+		Expect(roleNames(s)).NotTo(ContainElement(ethSignal))
+	})
+
+	It("refuses a new strategyName while a signal is open, saying how to proceed, and applies it once flat", func() {
+		s := strategy(ns, "ident", v1.BackendConfigMap, "BTCUSDT")
+		p := running(s, "BTCUSDT")
+		k := key(s, "BTCUSDT")
+
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.StrategyName = "renamed" })
+		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).
+			Should(haveStatus(metav1.ConditionFalse, controller.ReasonIdentityChangeRefused))
+		Expect(condition(ctx, s, v1.ConditionUpToDate)().Message).To(And(ContainSubstring("BTCUSDT"),
+			ContainSubstring("Set them back, or let the signals close")))
+		Consistently(args(s), 3*time.Second).Should(ContainElement("--strategy-name=ident"), "the runner keeps watching it")
+		var evs eventsv1List
+		Eventually(func() []string { return eventReasons(ctx, ns, &evs) }, timeout).
+			Should(ContainElement(controller.ReasonIdentityChangeRefused))
+
+		By("the signal closes: the new identity applies")
+		Expect(p.WriteSignal(ctx, k, nil)).To(Succeed())
+		Eventually(args(s), timeout).Should(ContainElement("--strategy-name=renamed"))
+		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonApplied))
+	})
+
+	It("holds every spec change until flat with updatePolicy WhenFlat", func() {
+		s := strategy(ns, "patient", v1.BackendConfigMap, "BTCUSDT")
+		s.Spec.UpdatePolicy = v1.UpdateWhenFlat
+		p := running(s, "BTCUSDT")
+		pod := runnerPod(s)
+		Expect(get(ctx, pod)).To(Succeed())
+		uid := pod.UID
+
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.Args = append(s.Spec.Args, "--speed=2") })
+		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).
+			Should(haveStatus(metav1.ConditionFalse, controller.ReasonWaitingUntilFlat))
+		Consistently(func() types.UID { _ = get(ctx, pod); return pod.UID }, 3*time.Second).Should(Equal(uid),
+			"the pod with the open signal keeps running")
+
+		Expect(p.WriteSignal(ctx, key(s, "BTCUSDT"), nil)).To(Succeed())
+		Eventually(args(s), timeout).Should(ContainElement("--speed=2"), func() string { _ = get(ctx, s); b, _ := json.Marshal(s.Status); return string(b) })
+		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonApplied))
+		Expect(get(ctx, pod)).To(Succeed())
+		Expect(pod.UID).NotTo(Equal(uid))
+		Expect(pod.Status.Phase).NotTo(Equal(corev1.PodFailed))
+	})
+})
