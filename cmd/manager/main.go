@@ -65,7 +65,7 @@ func main() {
 	var secureMetrics bool
 	var enableHTTP2 bool
 	var tlsOpts []func(*tls.Config)
-	var runnerImage, backends, selector string
+	var runnerImage, backends, selector, watchNamespaces string
 	var concurrency int
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -92,6 +92,9 @@ func main() {
 		"The persistence backends this operator runs, comma-separated; a Strategy on another one gets "+
 			"PersistenceReady=False and no pod.")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 8, "How many Strategies are reconciled at once.")
+	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces to run Strategies in (default: all). With a list, the manager needs its "+
+			"permissions only there (see config/namespaced).")
 	flag.StringVar(&selector, "strategy-selector", "",
 		"A label selector: run only the Strategies it matches (for example to run two operators side by side).")
 	opts := zap.Options{
@@ -170,8 +173,14 @@ func main() {
 		metricsServerOptions.KeyName = metricsCertKey
 	}
 
+	namespaces, err := controller.ParseNamespaces(watchNamespaces)
+	if err != nil {
+		setupLog.Error(err, "Invalid --watch-namespaces")
+		os.Exit(1)
+	}
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
 		Scheme:                 scheme,
+		Cache:                  controller.CacheOptions(namespaces),
 		Metrics:                metricsServerOptions,
 		WebhookServer:          webhookServer,
 		HealthProbeBindAddress: probeAddr,

@@ -30,7 +30,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
@@ -263,4 +265,33 @@ func ParseBackends(list string) ([]v1.PersistenceBackend, error) {
 		return nil, fmt.Errorf("no backend enabled")
 	}
 	return out, nil
+}
+
+// ParseNamespaces reads a comma-separated list of namespaces to watch (empty: all).
+func ParseNamespaces(list string) ([]string, error) {
+	var out []string
+	for ns := range strings.SplitSeq(list, ",") {
+		ns = strings.TrimSpace(ns)
+		if ns == "" {
+			continue
+		}
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return nil, fmt.Errorf("namespace %q: %s", ns, strings.Join(errs, "; "))
+		}
+		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// CacheOptions limits the manager's cache (and so its watches and the permissions they
+// need) to namespaces; none means the whole cluster.
+func CacheOptions(namespaces []string) cache.Options {
+	if len(namespaces) == 0 {
+		return cache.Options{}
+	}
+	byNamespace := make(map[string]cache.Config, len(namespaces))
+	for _, ns := range namespaces {
+		byNamespace[ns] = cache.Config{}
+	}
+	return cache.Options{DefaultNamespaces: byNamespace}
 }

@@ -108,14 +108,20 @@ type scope struct {
 	holdPod bool
 }
 
-// +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies/status,verbs=get;update;patch
+// The manager's permissions, exactly what this package uses (a test runs the controller
+// under the generated ClusterRole). The runner Roles it makes grant get and update on
+// configmaps, strategystates and leases: RBAC lets it grant only what it holds itself.
+//
+// +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies/status,verbs=patch
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies/finalizers,verbs=update
-// +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategystates,verbs=get;list;watch;create;update;delete;deletecollection
-// +kubebuilder:rbac:groups="",resources=pods;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;delete;deletecollection
+// +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategystates,verbs=get;list;watch;create;update;patch;delete;deletecollection
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=create;delete
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete;deletecollection
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings one Strategy's pod, identity, RBAC and storage to what its spec says,

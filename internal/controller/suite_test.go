@@ -19,6 +19,8 @@ package controller_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,11 +29,15 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/controller"
@@ -66,7 +72,12 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	direct = env.Client
 
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	// The controller runs as a user bound to exactly the generated ClusterRole: a missing
+	// permission fails the specs, and a permission the code stops using shows in review.
+	asManager := managerUser(context.Background(), "strategy-operator-manager")
+	stateClient, err := client.New(asManager, client.Options{Scheme: testenv.Scheme()})
+	Expect(err).NotTo(HaveOccurred())
+	mgr, err := ctrl.NewManager(asManager, ctrl.Options{
 		Scheme:  testenv.Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
 	})
@@ -75,7 +86,7 @@ var _ = BeforeSuite(func() {
 	Expect(err).NotTo(HaveOccurred())
 	Expect((&controller.StrategyReconciler{
 		Client:      mgr.GetClient(),
-		StateClient: env.Client,
+		StateClient: stateClient,
 		Scheme:      mgr.GetScheme(),
 		Recorder:    mgr.GetEventRecorder("strategy-operator"),
 		RunnerImage: runnerImage,
@@ -186,4 +197,32 @@ func runnerArgs(ctx context.Context, pod *corev1.Pod) []string {
 		return nil
 	}
 	return cur.Spec.Containers[0].Args
+}
+
+// managerRole is the manager's ClusterRole as config/rbac/role.yaml has it.
+func managerRole() *rbacv1.ClusterRole {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+	var role rbacv1.ClusterRole
+	Expect(yaml.UnmarshalStrict(data, &role)).To(Succeed())
+	Expect(role.Rules).NotTo(BeEmpty())
+	return &role
+}
+
+// managerUser makes a user with the manager's ClusterRole, bound cluster-wide (the
+// default install), and returns its client configuration.
+func managerUser(ctx context.Context, name string) *rest.Config {
+	role := managerRole()
+	role.Name = name
+	Expect(direct.Create(ctx, role)).To(Succeed())
+	Expect(direct.Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}},
+	})).To(Succeed())
+	user, err := env.Env.AddUser(envtest.User{Name: name, Groups: []string{"system:authenticated"}}, nil)
+	Expect(err).NotTo(HaveOccurred())
+	cfg := user.Config()
+	cfg.QPS, cfg.Burst = env.Config.QPS, env.Config.Burst // as fast as the suite's own client
+	return cfg
 }
