@@ -34,6 +34,8 @@ import (
 	"syscall"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -114,15 +116,15 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		log.Info("Draining symbols removed from the strategy: watching their signals until they close, opening none",
 			"symbols", s.Draining)
 	}
-	engine := func(p *domain.Persistence) *runner.Engine {
+	engine := func(p *domain.Persistence, notify func(runner.Notice)) *runner.Engine {
 		return runner.New(runner.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
-			Symbols: s.Symbols, Draining: s.Draining,
-			Source: source, Strategy: strat, Persist: p, Limits: v1.DefaultSignalLimits, Start: start, Log: log})
+			Symbols: s.Symbols, Draining: s.Draining, Source: source, Strategy: strat, Persist: p,
+			Limits: v1.DefaultSignalLimits, Start: start, Log: log, Notify: notify})
 	}
 	if s.Backend == v1.BackendFile {
 		p := domain.New(domain.FileBackend(s.DataDir))
 		defer func() { _ = p.Close() }()
-		return loop(ctx, engine(p), s, log)
+		return loop(ctx, engine(p, nil), s, log, false) // the folder's lock keeps others out
 	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -149,12 +151,14 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 	return leading(ctx, s, log, recorded, func(ctx context.Context, token int64, identity string) error {
 		p := domain.New(backend(kubestore.Fencing{Writer: identity, Token: token}))
 		defer func() { _ = p.Close() }()
-		return loop(ctx, engine(p), s, log)
+		return loop(ctx, engine(p, warnings(c, s, log)), s, log, true)
 	})
 }
 
 // loop restores, then processes every completed minute, until ctx ends or s.Until passes.
-func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Logger) error {
+// loop runs the engine's candles as the clock reaches them; with follow it also reads the
+// open signals back from the store every FollowPeriod (see Engine.Follow).
+func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Logger, follow bool) error {
 	if err := e.Restore(ctx); err != nil {
 		return fmt.Errorf("restoring: %w", err)
 	}
@@ -174,6 +178,11 @@ func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Lo
 		if !until.IsZero() && now.After(until) {
 			now = until
 		}
+		if follow {
+			if err := e.Follow(ctx); err != nil {
+				return err
+			}
+		}
 		n, err := e.Step(ctx, now)
 		if err != nil {
 			return err
@@ -185,6 +194,9 @@ func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Lo
 			return nil
 		}
 		next := now.Truncate(time.Minute).Add(time.Minute).Sub(now) + time.Second
+		if follow { // the clock's time runs Speed times faster than the wall's
+			next = min(next, time.Duration(float64(s.FollowPeriod)*s.Speed))
+		}
 		if !clk.Sleep(next, ctx.Done()) {
 			return ctx.Err()
 		}
@@ -309,5 +321,37 @@ func fencingToken(ctx context.Context, leases coordinationv1client.LeaseInterfac
 			return 0, err
 		}
 		// Updated, or our own renewal won the race: read again.
+	}
+}
+
+// warnings reports what the engine noticed in the store as Warning events on the
+// Strategy (when the runner knows its name), besides its own log.
+func warnings(c client.Client, s runner.Settings, log *slog.Logger) func(runner.Notice) {
+	if s.StrategyObject == "" {
+		return nil
+	}
+	instance := os.Getenv("POD_NAME")
+	if instance == "" {
+		instance, _ = os.Hostname()
+	}
+	return func(n runner.Notice) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ev := &eventsv1.Event{
+			ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace,
+				Name: fmt.Sprintf("%s.%x", s.StrategyObject, time.Now().UnixNano())}, // as client-go names them
+			EventTime:           metav1.NowMicro(),
+			ReportingController: "strategyops.dev/runner",
+			ReportingInstance:   instance,
+			Action:              "FollowStore",
+			Reason:              n.Reason,
+			Type:                corev1.EventTypeWarning,
+			Note:                n.Message[:min(len(n.Message), 1024)],
+			Regarding: corev1.ObjectReference{APIVersion: v1.GroupVersion.String(), Kind: "Strategy",
+				Name: s.StrategyObject, Namespace: s.Namespace},
+		}
+		if err := c.Create(ctx, ev); err != nil {
+			log.Error("Could not record a Warning event", "reason", n.Reason, "error", err.Error())
+		}
 	}
 }

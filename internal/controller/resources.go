@@ -26,6 +26,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -113,8 +114,8 @@ func stateNames(s *v1.Strategy) []string {
 }
 
 // desiredRole grants the runner exactly its own objects: get and update of the store
-// objects the operator made for it, and of its Lease. It cannot list, create or delete
-// anything, nor read another strategy's state.
+// objects the operator made for it, and of its Lease, and creating events. It cannot list,
+// create or delete anything else, nor read another strategy's state.
 func desiredRole(s *v1.Strategy, b v1.PersistenceBackend) *rbacv1.Role {
 	rules := []rbacv1.PolicyRule{{
 		APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"},
@@ -130,6 +131,12 @@ func desiredRole(s *v1.Strategy, b v1.PersistenceBackend) *rbacv1.Role {
 		rules = append(rules, rbacv1.PolicyRule{
 			APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"strategystates"},
 			ResourceNames: stateNames(s), Verbs: rwVerbs,
+		})
+	}
+	if b == v1.BackendConfigMap || b == v1.BackendStrategyState {
+		// The runner tells of hand edits of its state in Warning events on the Strategy.
+		rules = append(rules, rbacv1.PolicyRule{
+			APIGroups: []string{eventsv1.GroupName}, Resources: []string{"events"}, Verbs: []string{"create"},
 		})
 	}
 	return &rbacv1.Role{ObjectMeta: objectMeta(s, RunnerName(s)), Rules: rules}
@@ -179,6 +186,7 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []st
 		"--backend="+string(b),
 		"--namespace="+s.Namespace,
 		"--lease="+LeaseName(s),
+		"--strategy-object="+s.Name,
 		"--data-dir="+DataDir,
 		"--termination-message-path="+corev1.TerminationMessagePathDefault,
 	)

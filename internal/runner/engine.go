@@ -29,6 +29,7 @@ package runner
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -38,7 +39,9 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/market"
+	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/strategy"
 )
 
@@ -69,6 +72,8 @@ type Config struct {
 	Strategy strategy.Strategy
 	Persist  *domain.Persistence
 	Limits   v1.SignalLimits
+	// Notify hears what Follow noticed (besides the log).
+	Notify func(Notice)
 	// ScheduleTimeout cancels a scheduled signal not activated in time (120 min when zero).
 	ScheduleTimeout time.Duration
 	// Start is the first candle of a symbol that has no state yet.
@@ -90,6 +95,13 @@ type symbolState struct {
 	partial   v1.PartialData
 	breakeven bool
 	last      time.Time
+	// signalRev and scheduleRev are the revisions at which the engine last saw its signal
+	// and scheduled-signal keys ("" while absent): its writes of them are conditional on
+	// these, so that a change it did not make is never overwritten unseen (see Follow).
+	signalRev, scheduleRev persist.Revision
+	// signalInc and scheduleInc are the incarnations of the objects those keys were last
+	// seen in.
+	signalInc, scheduleInc string
 }
 
 // action is one candle's decision, written ahead into the snapshot.
@@ -128,12 +140,13 @@ func (e *Engine) Restore(ctx context.Context) error {
 		if st.snap == nil {
 			st.snap = &v1.StrategySnapshot{CommitQueue: []apiextensionsv1.JSON{}}
 		}
-		if st.active, err = p.ReadSignal(ctx, st.key); err != nil {
+		if st.active, st.signalRev, err = readRevision(ctx, p.Signal, st.key); err != nil {
 			return err
 		}
-		if st.scheduled, err = p.ReadSchedule(ctx, st.key); err != nil {
+		if st.scheduled, st.scheduleRev, err = readRevision(ctx, p.Schedule, st.key); err != nil {
 			return err
 		}
+		st.signalInc, st.scheduleInc = kubestore.RevisionIncarnation(st.signalRev), kubestore.RevisionIncarnation(st.scheduleRev)
 		activeID := "" // the stored row's, even one skipped below: its levels are not ours to drop
 		if st.active != nil {
 			activeID = st.active.ID
@@ -234,20 +247,72 @@ func (e *Engine) candle(ctx context.Context, st *symbolState, t time.Time) error
 	if err != nil {
 		return err
 	}
-	if a != nil {
-		raw, err := json.Marshal(a)
-		if err != nil {
+	for changed := 0; a != nil; changed++ {
+		err := e.act(ctx, st, a)
+		if !errors.Is(err, errStoreChanged) || changed == maxStoreChanges {
+			if err != nil {
+				return err
+			}
+			break
+		}
+		// Another writer (a person) changed the signal since the engine last saw it:
+		// follow the change, then decide this candle again.
+		if err := e.followSymbol(ctx, st, true); err != nil {
 			return err
 		}
-		st.snap.Extra = withExtra(st.snap.Extra, extraInflight, raw)
-		if err := e.cfg.Persist.WriteSnapshot(ctx, st.key, st.snap); err != nil {
-			return err
-		}
-		if err := e.apply(ctx, st, a); err != nil {
+		if a, err = e.decide(ctx, st, c); err != nil {
 			return err
 		}
 	}
 	return e.commitCandle(ctx, st, t)
+}
+
+// maxStoreChanges bounds how often one candle is decided again after its writes found
+// the store changed by another writer.
+const maxStoreChanges = 3
+
+// errStoreChanged: a conditional write found its key changed by another writer.
+var errStoreChanged = errors.New("the store changed under the runner")
+
+// putSignal writes the open signal (nil: none) at the revision last seen, and records
+// the new one.
+func (e *Engine) putSignal(ctx context.Context, st *symbolState, s *v1.Signal) error {
+	return put(ctx, e.cfg.Persist.WriteSignalAt, st.key, s, &st.signalRev, &st.signalInc)
+}
+
+// putSchedule is putSignal for the scheduled signal.
+func (e *Engine) putSchedule(ctx context.Context, st *symbolState, s *v1.Signal) error {
+	return put(ctx, e.cfg.Persist.WriteScheduleAt, st.key, s, &st.scheduleRev, &st.scheduleInc)
+}
+
+type writeAt func(context.Context, domain.Key, *v1.Signal, persist.Revision) (persist.Revision, error)
+
+func put(ctx context.Context, write writeAt, k domain.Key, s *v1.Signal, rev *persist.Revision, inc *string) error {
+	next, err := write(ctx, k, s, *rev)
+	if errors.Is(err, persist.ErrConflict) {
+		return fmt.Errorf("%w: %w", errStoreChanged, err)
+	}
+	if err != nil {
+		return err
+	}
+	*rev = next
+	if i := kubestore.RevisionIncarnation(next); i != "" {
+		*inc = i
+	}
+	return nil
+}
+
+// act writes a ahead into the snapshot, then applies it; commitCandle clears it.
+func (e *Engine) act(ctx context.Context, st *symbolState, a *action) error {
+	raw, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	st.snap.Extra = withExtra(st.snap.Extra, extraInflight, raw)
+	if err := e.cfg.Persist.WriteSnapshot(ctx, st.key, st.snap); err != nil {
+		return err
+	}
+	return e.apply(ctx, st, a)
 }
 
 // commitCandle records t as processed and clears the inflight action, in one write.
@@ -387,50 +452,75 @@ func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
 	p, k, s := e.cfg.Persist, st.key, a.Row
 	ev := domain.HistoryEvent{Kind: a.Kind, At: a.Candle, Price: a.Price, Reason: a.Reason}
 	var err error
+	// The signal keys are written at the revisions the engine last saw. Once one of them
+	// is stored, the action is finished even over a change made since (the next Follow
+	// handles that change); until then a change stops it, to be decided again.
+	landed := false
+	put := func(write func(context.Context, *symbolState, *v1.Signal) error, s *v1.Signal) func() error {
+		return func() error {
+			err := write(ctx, st, s)
+			if errors.Is(err, errStoreChanged) && landed {
+				if err = e.refreshRevisions(ctx, st); err == nil {
+					err = write(ctx, st, s)
+				}
+			}
+			landed = landed || err == nil
+			return err
+		}
+	}
 	switch a.Kind {
 	case KindOpen:
-		err = firstErr(
-			func() error { return p.WriteSignal(ctx, k, s) },
+		if err = firstErr(
+			put(e.putSignal, s),
 			func() error { return e.risk(ctx, st, s) },
-			func() error { return p.RecordHistory(ctx, k, s, s.ID, ev) })
-		st.active, st.partial, st.breakeven = s, nil, false
+			func() error { return p.RecordHistory(ctx, k, s, s.ID, ev) }); err == nil {
+			st.active, st.partial, st.breakeven = s, nil, false
+		}
 	case KindSchedule:
-		err = firstErr(
-			func() error { return p.WriteSchedule(ctx, k, s) },
-			func() error { return p.RecordHistory(ctx, k, s, s.ID, ev) })
-		st.scheduled = s
+		if err = firstErr(
+			put(e.putSchedule, s),
+			func() error { return p.RecordHistory(ctx, k, s, s.ID, ev) }); err == nil {
+			st.scheduled = s
+		}
 	case KindActivate:
 		ev.Kind = KindOpen
-		err = firstErr(
-			func() error { return p.WriteSignal(ctx, k, s) },
-			func() error { return p.WriteSchedule(ctx, k, nil) },
+		if err = firstErr(
+			put(e.putSignal, s),
+			put(e.putSchedule, nil),
 			func() error { return e.risk(ctx, st, s) },
-			func() error { return p.RecordHistory(ctx, k, s, s.ID, ev) })
-		st.active, st.scheduled, st.partial, st.breakeven = s, nil, nil, false
+			func() error { return p.RecordHistory(ctx, k, s, s.ID, ev) }); err == nil {
+			st.active, st.scheduled, st.partial, st.breakeven = s, nil, nil, false
+		}
 	case KindLevels:
-		err = firstErr(
+		if err = firstErr(
 			func() error { return p.WritePartial(ctx, k, s.ID, a.Levels) },
 			func() error {
 				if !a.Even {
 					return nil
 				}
 				return p.WriteBreakeven(ctx, k, s.ID, v1.BreakevenData{s.ID: {Reached: true}})
-			})
-		st.partial, st.breakeven = a.Levels, a.Even
-	case KindClose:
-		err = firstErr(
+			}); err == nil {
+			st.partial, st.breakeven = a.Levels, a.Even
+		}
+	case KindClose, kindCancelOpen:
+		if a.Kind == kindCancelOpen {
+			ev.Kind = KindCancel
+		}
+		if err = firstErr(
 			func() error { return p.WritePartial(ctx, k, s.ID, v1.PartialData{}) },
 			func() error { return p.WriteBreakeven(ctx, k, s.ID, v1.BreakevenData{}) },
 			func() error { return e.risk(ctx, st, nil) },
-			func() error { return p.WriteSignal(ctx, k, nil) },
+			put(e.putSignal, nil),
 			func() error { return p.RecordHistory(ctx, k, nil, s.ID, ev) },
-			func() error { return p.ForgetSignal(ctx, k, s.ID) })
-		st.active, st.partial, st.breakeven = nil, nil, false
+			func() error { return p.ForgetSignal(ctx, k, s.ID) }); err == nil {
+			st.active, st.partial, st.breakeven = nil, nil, false
+		}
 	case KindCancel:
-		err = firstErr(
-			func() error { return p.WriteSchedule(ctx, k, nil) },
-			func() error { return p.RecordHistory(ctx, k, nil, s.ID, ev) })
-		st.scheduled = nil
+		if err = firstErr(
+			put(e.putSchedule, nil),
+			func() error { return p.RecordHistory(ctx, k, nil, s.ID, ev) }); err == nil {
+			st.scheduled = nil
+		}
 	default:
 		return fmt.Errorf("unknown action %q", a.Kind)
 	}

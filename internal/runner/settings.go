@@ -54,6 +54,11 @@ type Settings struct {
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
 	// TerminationMessagePath is where a fatal error is written for the pod's status.
 	TerminationMessagePath string
+	// StrategyObject is the Strategy the runner's Warning events are about.
+	StrategyObject string
+	// FollowPeriod is how often the runner reads its open signals back from the store
+	// (ConfigMap, StrategyState) to notice hand edits.
+	FollowPeriod time.Duration
 }
 
 // ErrHelp: --help was asked for; the usage was written.
@@ -98,6 +103,10 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.DurationVar(&s.LeaseDuration, "lease-duration", 15*time.Second, "how long another runner waits before taking over a Lease that is not renewed")
 	fs.DurationVar(&s.RenewDeadline, "renew-deadline", 10*time.Second, "how long the holder keeps retrying to renew the Lease before it stops trading")
 	fs.DurationVar(&s.RetryPeriod, "retry-period", 2*time.Second, "how often runners try to acquire or renew the Lease")
+	fs.StringVar(&s.StrategyObject, "strategy-object", getenv("STRATEGY_OBJECT"),
+		"the Strategy object to report hand edits of the state to, as Warning events (env STRATEGY_OBJECT)")
+	fs.DurationVar(&s.FollowPeriod, "follow-period", 5*time.Second,
+		"how often open signals are read back from the store to notice hand edits (ConfigMap, StrategyState)")
 	fs.StringVar(&s.TerminationMessagePath, "termination-message-path", "",
 		"file the container's termination message is read from: the runner writes a fatal error there")
 	fs.Usage = func() {
@@ -168,6 +177,9 @@ Usage: runner [flags]
 	parse(until, "until", &s.Until)
 	if s.Speed <= 0 {
 		problems = append(problems, fmt.Sprintf("--speed must be positive, got %v", s.Speed))
+	}
+	if s.FollowPeriod <= 0 {
+		problems = append(problems, fmt.Sprintf("--follow-period must be positive, got %s", s.FollowPeriod))
 	}
 	if s.RetryPeriod <= 0 || s.RenewDeadline <= s.RetryPeriod || s.LeaseDuration <= s.RenewDeadline {
 		problems = append(problems, fmt.Sprintf("want 0 < --retry-period (%s) < --renew-deadline (%s) < --lease-duration (%s)",

@@ -32,6 +32,7 @@ import (
 	. "github.com/onsi/gomega"
 
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
@@ -81,7 +82,8 @@ func waitRunning(ctx context.Context, ns, strategy string) int {
 }
 
 func stateName(strategy, symbol string) string {
-	return fmt.Sprintf("%s-simulated-%s", strategy, strings.ToLower(symbol))
+	return strategystatestore.ObjectName(strategystatestore.Key{StrategyName: strategy, ExchangeName: "simulated",
+		Symbol: symbol})
 }
 
 // configMapData reads a ConfigMap's data with kubectl.
@@ -198,6 +200,57 @@ spec:
 				`jsonpath={.status.conditions[?(@.type=="Ready")].reason}`)
 		}, 5*time.Second, 500*time.Millisecond).Should(Equal("RunnerFailing"), "Ready flaps with the restarts")
 	})
+
+	It("follows hand edits of its state: adopts a new take profit, cancels a removed signal, warns of each",
+		func(ctx SpecContext) {
+			ns := newNamespace(ctx)
+			const symbol = "BTCUSDT"
+			applyStrategy(ctx, ns, "edited", "StrategyState", "Delete", []string{symbol}, "take-profit=4", "stop-loss=3")
+			waitRunning(ctx, ns, "edited")
+			state := stateName("edited", symbol)
+			warnings := func() string {
+				return kubectl(ctx, "get", "events", "-n", ns, "--field-selector",
+					"type=Warning,involvedObject.kind=Strategy,involvedObject.name=edited", "-o",
+					`jsonpath={range .items[*]}{.reason}: {.note}{.message}{"\n"}{end}`)
+			}
+
+			By("a take profit moved further away with kubectl is adopted")
+			var id string
+			var takeProfit float64
+			Eventually(func() error {
+				out := kubectl(ctx, "get", "strategystate", state, "-n", ns, "-o",
+					"jsonpath={.spec.signal.id} {.spec.signal.priceOpen} {.spec.signal.priceTakeProfit}")
+				f := strings.Fields(out)
+				if len(f) != 3 {
+					return fmt.Errorf("no open signal yet: %q", out)
+				}
+				open, _ := strconv.ParseFloat(f[1], 64)
+				tp, _ := strconv.ParseFloat(f[2], 64)
+				id, takeProfit = f[0], open+(tp-open)*1.1
+				_, err := cluster.Kubectl(ctx, "patch", "strategystate", state, "-n", ns, "--type=json", "-p",
+					fmt.Sprintf(`[{"op":"test","path":"/spec/signal/id","value":%q},`+
+						`{"op":"replace","path":"/spec/signal/priceTakeProfit","value":%v}]`, id, takeProfit))
+				return err
+			}, 2*time.Minute, 500*time.Millisecond).Should(Succeed())
+			Eventually(warnings, 30*time.Second, time.Second).Should(
+				ContainSubstring(runner.NoticeEditAdopted + ": adopted a hand edit of open signal " + id))
+
+			By("the signal removed with kubectl is cancelled, in the ledger too")
+			Eventually(func() error { // the signal may close first: then the next one is removed
+				if cur := kubectl(ctx, "get", "strategystate", state, "-n", ns, "-o", "jsonpath={.spec.signal.id}"); cur != "" {
+					id = cur
+				}
+				_, err := cluster.Kubectl(ctx, "patch", "strategystate", state, "-n", ns, "--type=json", "-p",
+					fmt.Sprintf(`[{"op":"test","path":"/spec/signal/id","value":%q},{"op":"remove","path":"/spec/signal"},`+
+						`{"op":"replace","path":"/spec/phase","value":"Idle"}]`, id))
+				return err
+			}, 2*time.Minute, 500*time.Millisecond).Should(Succeed())
+			Eventually(warnings, 30*time.Second, time.Second).Should(
+				ContainSubstring(runner.NoticeCancelledByUser + ": open signal " + id))
+			Eventually(func() []domain.HistoryEvent { return ledger(ctx, ns, "edited", symbol)[id].Events }, 30*time.Second).
+				Should(ContainElement(And(HaveField("Kind", runner.KindCancel), HaveField("Reason", runner.ReasonUser))))
+			Expect(eventKinds(ledger(ctx, ns, "edited", symbol)[id])).NotTo(ContainElement(runner.KindClose))
+		})
 
 	It("refuses a runner the state of another strategy (403), with the token its pod got", func(ctx SpecContext) {
 		ns := newNamespace(ctx)

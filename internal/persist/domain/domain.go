@@ -202,6 +202,20 @@ func (a *Adapter[T]) read(ctx context.Context, k Key, id string) (T, error) {
 	return v, err
 }
 
+// writeAt stores v at id only if id is still at rev, or holds no value when rev is "",
+// and returns the new revision (persist.ErrConflict when the key moved).
+func (a *Adapter[T]) writeAt(ctx context.Context, k Key, id string, v T, rev persist.Revision) (persist.Revision, error) {
+	s, err := a.Store(ctx, k)
+	if err != nil {
+		return "", err
+	}
+	cond := persist.IfAbsent()
+	if rev != "" {
+		cond = persist.IfRevision(rev)
+	}
+	return s.Write(ctx, id, v, cond)
+}
+
 func (a *Adapter[T]) write(ctx context.Context, k Key, id string, v T) error {
 	s, err := a.Store(ctx, k)
 	if err != nil {

@@ -117,6 +117,18 @@ func (p *Persistence) WriteSignal(ctx context.Context, k Key, s *v1.Signal) erro
 	return p.Signal.write(ctx, k, k.Symbol, s)
 }
 
+// WriteSignalAt is WriteSignal only if the signal of k is still at rev (holds no value
+// when rev is ""); it returns the new revision, or persist.ErrConflict when another
+// writer changed the signal since rev.
+func (p *Persistence) WriteSignalAt(ctx context.Context, k Key, s *v1.Signal, rev persist.Revision) (persist.Revision, error) {
+	return p.Signal.writeAt(ctx, k, k.Symbol, s, rev)
+}
+
+// WriteScheduleAt is WriteSchedule conditioned as WriteSignalAt.
+func (p *Persistence) WriteScheduleAt(ctx context.Context, k Key, s *v1.Signal, rev persist.Revision) (persist.Revision, error) {
+	return p.Schedule.writeAt(ctx, k, k.Symbol, s, rev)
+}
+
 // ReadSchedule returns the scheduled signal of k, nil when none waits.
 func (p *Persistence) ReadSchedule(ctx context.Context, k Key) (*v1.Signal, error) {
 	return p.Schedule.read(ctx, k, k.Symbol)

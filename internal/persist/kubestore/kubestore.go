@@ -44,6 +44,7 @@ import (
 	mrand "math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -306,6 +307,12 @@ func (s *state) revision(m entryMeta) driver.Revision {
 	return driver.Revision(fmt.Sprintf("%s.%d", s.obj.GetUID(), m.Rev))
 }
 
+// RevisionIncarnation is the Incarnation of the object a revision was read from.
+func RevisionIncarnation(r driver.Revision) string {
+	inc, _, _ := strings.Cut(string(r), ".")
+	return inc
+}
+
 func (d *Driver) get(ctx context.Context) (client.Object, error) {
 	obj := d.layout.New()
 	if err := d.c.Get(ctx, d.name, obj); err != nil {
@@ -434,6 +441,16 @@ func (d *Driver) Snapshot(ctx context.Context) (map[string]driver.Entry, error) 
 		}
 	}
 	return out, nil
+}
+
+// Incarnation names the object as it exists now (its UID): an object deleted and made
+// again, even under the same name, is another incarnation.
+func (d *Driver) Incarnation(ctx context.Context) (string, error) {
+	obj, err := d.get(ctx)
+	if err != nil {
+		return "", d.wrapAPI("incarnation", err)
+	}
+	return string(obj.GetUID()), nil
 }
 
 // Close implements driver.Driver; the driver holds nothing.
