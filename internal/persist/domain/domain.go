@@ -24,13 +24,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
-	"github.com/strategyops/strategy-operator/internal/persist/filestore"
 	"github.com/strategyops/strategy-operator/internal/persist/memstore"
 )
 
@@ -97,14 +95,6 @@ func (k Key) Validate(d Domain) error {
 
 // Backend opens the driver of one store context.
 type Backend func(ctx context.Context, d Domain, k Key) (driver.Driver, error)
-
-// FileBackend keeps each context in baseDir/<domain>/<context>, one JSON file per entity:
-// backtest-kit's default layout.
-func FileBackend(baseDir string) Backend {
-	return func(_ context.Context, d Domain, k Key) (driver.Driver, error) {
-		return filestore.New(filepath.Join(baseDir, string(d), filestore.EncodeName(k.String()))), nil
-	}
-}
 
 // MemoryBackend keeps every context in memory, for tests and backtests. Stores reopened
 // from the same backend see what was written before.

@@ -19,9 +19,13 @@ package domain_test
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
+	"syscall"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -29,7 +33,6 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/filestore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
@@ -51,9 +54,21 @@ func decode[T any](t *testing.T, name string) T {
 	return v
 }
 
-// fileOf is the file the file backend keeps entity id of context k in.
-func fileOf(base string, d domain.Domain, k domain.Key, id string) string {
-	return filepath.Join(base, string(d), filestore.EncodeName(k.String()), filestore.EncodeName(id)+".json")
+// The files backtest-kit 19.5.0 keeps the fixtures' contexts in, written out by hand (see
+// the reference's "On disk, exactly"): never computed with the project's code.
+const (
+	signalFile    = "signal/BTCUSDT_trace-immediate_trace-exchange/BTCUSDT.json"
+	scheduleFile  = "schedule/ETHUSDT_trace-scheduled_trace-exchange/ETHUSDT.json"
+	strategyFile  = "strategy/BTCUSDT_trace-immediate_trace-exchange/strategy.json"
+	riskFile      = "risk/default_trace-exchange/positions.json"
+	partialFile   = "partial/BTCUSDT_trace-immediate_trace-exchange/1af31ee8-c897-4000-a4dc-55369e459000.json"
+	breakevenFile = "breakeven/BTCUSDT_trace-immediate_trace-exchange/1af31ee8-c897-4000-a4dc-55369e459000.json"
+)
+
+// backtestKitTree maps each literal path to the fixture it holds.
+var backtestKitTree = map[string]string{
+	signalFile: "signal-opened.json", scheduleFile: "schedule-scheduled.json", strategyFile: "strategy-snapshot.json",
+	riskFile: "risk-positions.json", partialFile: "partial.json", breakevenFile: "breakeven.json",
 }
 
 // TestFixturesRoundTripThroughFiles writes every fixture through its domain, checks the
@@ -62,6 +77,7 @@ func TestFixturesRoundTripThroughFiles(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	base := t.TempDir()
+	defer syscall.Umask(syscall.Umask(0o022)) // the modes below are before the umask
 	p := domain.New(domain.FileBackend(base))
 
 	opened := decode[*v1.Signal](t, "signal-opened.json")
@@ -78,19 +94,34 @@ func TestFixturesRoundTripThroughFiles(t *testing.T) {
 	g.Expect(p.WriteBreakeven(ctx, k, opened.ID, decode[v1.BreakevenData](t, "breakeven.json"))).To(Succeed())
 	g.Expect(p.Close()).To(Succeed())
 
-	onDisk := map[string]string{
-		fileOf(base, domain.Signal, k, k.Symbol):     "signal-opened.json",
-		fileOf(base, domain.Schedule, ks, ks.Symbol): "schedule-scheduled.json",
-		fileOf(base, domain.Strategy, k, "strategy"): "strategy-snapshot.json",
-		fileOf(base, domain.Risk, rk, "positions"):   "risk-positions.json",
-		fileOf(base, domain.Partial, k, opened.ID):   "partial.json",
-		fileOf(base, domain.Breakeven, k, opened.ID): "breakeven.json",
-	}
-	for path, name := range onDisk {
-		data, err := os.ReadFile(path)
+	for path, name := range backtestKitTree {
+		data, err := os.ReadFile(filepath.Join(base, path))
 		g.Expect(err).NotTo(HaveOccurred(), name)
 		g.Expect(data).To(MatchJSON(fixture(t, name)), name)
 	}
+	// Nothing else but the folders' lock files, which backtest-kit does not list (*.json).
+	var files []string
+	g.Expect(filepath.WalkDir(base, func(path string, e fs.DirEntry, err error) error {
+		if err != nil || path == base {
+			return err
+		}
+		info, err := e.Info()
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(base, path)
+		switch {
+		case e.IsDir():
+			g.Expect(info.Mode().Perm()).To(Equal(fs.FileMode(0o755)), rel)
+		case filepath.Ext(rel) == ".json":
+			g.Expect(info.Mode().Perm()).To(Equal(fs.FileMode(0o644)), rel)
+			files = append(files, rel)
+		default:
+			g.Expect(filepath.Base(rel)).To(Equal(".lock"), rel)
+		}
+		return nil
+	})).To(Succeed())
+	g.Expect(files).To(ConsistOf(slices.Collect(maps.Keys(backtestKitTree))))
 
 	again := domain.New(domain.FileBackend(base))
 	defer func() { _ = again.Close() }()
@@ -123,21 +154,21 @@ func TestNullClearsAndEmptyReadsAsNone(t *testing.T) {
 	back, err := p.ReadSignal(ctx, k)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(back.MinuteEstimatedTime).To(BeNil())
-	data, _ := os.ReadFile(fileOf(base, domain.Signal, k, "BTCUSDT"))
+	data, _ := os.ReadFile(filepath.Join(base, "signal/BTCUSDT_s_e/BTCUSDT.json"))
 	g.Expect(string(data)).To(ContainSubstring(`"minuteEstimatedTime":null`))
 
 	g.Expect(p.WriteSignal(ctx, k, nil)).To(Succeed())
-	data, _ = os.ReadFile(fileOf(base, domain.Signal, k, "BTCUSDT"))
+	data, _ = os.ReadFile(filepath.Join(base, "signal/BTCUSDT_s_e/BTCUSDT.json"))
 	g.Expect(string(data)).To(Equal("null"), "a closed signal is written as null, as backtest-kit does")
 	cleared, err := p.ReadSignal(ctx, k)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(cleared).To(BeNil())
 
 	g.Expect(p.WritePartial(ctx, k, "sig", nil)).To(Succeed())
-	data, _ = os.ReadFile(fileOf(base, domain.Partial, k, "sig"))
+	data, _ = os.ReadFile(filepath.Join(base, "partial/BTCUSDT_s_e/sig.json"))
 	g.Expect(string(data)).To(Equal("{}"))
 	g.Expect(p.WriteRisk(ctx, domain.RiskKey("r", "e"), nil)).To(Succeed())
-	data, _ = os.ReadFile(fileOf(base, domain.Risk, domain.RiskKey("r", "e"), "positions"))
+	data, _ = os.ReadFile(filepath.Join(base, "risk/r_e/positions.json"))
 	g.Expect(string(data)).To(Equal("[]"))
 }
 

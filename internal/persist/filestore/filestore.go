@@ -97,6 +97,27 @@ func (d *Driver) Dir() string { return d.dir }
 // names encodes keys as file names.
 var names = keyname.Escaper{Escape: '%', Hashed: hashedPrefix}
 
+// The modes backtest-kit gives its folders and files (before the umask).
+const (
+	dirMode  = 0o755
+	fileMode = 0o644
+)
+
+// DecodeName is the key EncodeName made name from.
+func DecodeName(name string) (string, error) { return names.Decode(name) }
+
+// MoveDir renames the folder from to to, which must not exist, durably (the parent
+// folder is synced). A crash leaves it under one name or the other.
+func MoveDir(from, to string) error {
+	if _, err := os.Lstat(to); err == nil {
+		return fmt.Errorf("moving %s: %s exists already", from, to)
+	}
+	if err := os.Rename(from, to); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(to))
+}
+
 // EncodeName is the file base name (without extension) that holds key: reversible for
 // names of up to 200 bytes, a hash beyond (see keyname).
 func EncodeName(key string) string { return names.Encode(key) }
@@ -112,7 +133,7 @@ func (d *Driver) keyLock(name string) *sync.Mutex {
 // entries that are not valid JSON.
 func (d *Driver) Init(_ context.Context, _ bool) (driver.InitReport, error) {
 	var report driver.InitReport
-	if err := os.MkdirAll(d.dir, 0o750); err != nil {
+	if err := os.MkdirAll(d.dir, dirMode); err != nil {
 		return report, err
 	}
 	if err := d.takeLock(); err != nil {
@@ -180,7 +201,7 @@ func (d *Driver) takeLock() error {
 // quarantine moves a corrupt entry (and a hashed key's .key file) aside.
 func (d *Driver) quarantine(name, reason string) error {
 	qdir := filepath.Join(d.dir, quarantineDir)
-	if err := os.MkdirAll(qdir, 0o750); err != nil {
+	if err := os.MkdirAll(qdir, dirMode); err != nil {
 		return err
 	}
 	stamp := time.Now().UTC().Format("20060102T150405.000000000Z")
@@ -277,7 +298,7 @@ func (d *Driver) writeAtomic(name string, data []byte) error {
 	var suffix [8]byte
 	_, _ = rand.Read(suffix[:])
 	tmp := filepath.Join(d.dir, tmpPrefix+hex.EncodeToString(suffix[:])+"-"+name)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 	if err != nil {
 		return err
 	}
