@@ -33,6 +33,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -179,8 +180,14 @@ func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Lo
 			now = until
 		}
 		if follow {
+			// Following is best effort: a failed pass (the API server away) is tried again
+			// next period, and the state stays in memory meanwhile. A runner fenced off
+			// stops at its next write.
 			if err := e.Follow(ctx); err != nil {
-				return err
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				log.Error("Could not read the state back from the store; trying again", "error", err.Error())
 			}
 		}
 		n, err := e.Step(ctx, now)
@@ -346,7 +353,7 @@ func warnings(c client.Client, s runner.Settings, log *slog.Logger) func(runner.
 			Action:              "FollowStore",
 			Reason:              n.Reason,
 			Type:                corev1.EventTypeWarning,
-			Note:                n.Message[:min(len(n.Message), 1024)],
+			Note:                truncate(n.Message, 1024),
 			Regarding: corev1.ObjectReference{APIVersion: v1.GroupVersion.String(), Kind: "Strategy",
 				Name: s.StrategyObject, Namespace: s.Namespace},
 		}
@@ -354,4 +361,13 @@ func warnings(c client.Client, s runner.Settings, log *slog.Logger) func(runner.
 			log.Error("Could not record a Warning event", "reason", n.Reason, "error", err.Error())
 		}
 	}
+}
+
+// truncate cuts s to at most n bytes, at a character boundary.
+func truncate(s string, n int) string {
+	for len(s) > n {
+		_, size := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-size]
+	}
+	return s
 }

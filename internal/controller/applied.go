@@ -17,11 +17,13 @@ limitations under the License.
 package controller
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
@@ -136,14 +138,19 @@ func (r *StrategyReconciler) liveSymbols(ctx context.Context, s *v1.Strategy, b 
 	for _, sym := range append(slices.Clone(prev.Symbols), prev.Draining...) {
 		k := domain.StrategyKey(sym, prev.StrategyName, prev.ExchangeName)
 		sig, err := p.ReadSignal(ctx, k)
-		if err != nil {
-			return nil, fmt.Errorf("reading the signal of %s: %w", sym, err)
+		if err == nil {
+			var sched *v1.Signal
+			sched, err = p.ReadSchedule(ctx, k)
+			sig = cmp.Or(sig, sched)
 		}
-		sched, err := p.ReadSchedule(ctx, k)
-		if err != nil {
-			return nil, fmt.Errorf("reading the scheduled signal of %s: %w", sym, err)
-		}
-		if sig != nil || sched != nil {
+		switch {
+		case apierrors.IsNotFound(err):
+			// A store object deleted by hand, made again later in this pass: unknown, so
+			// held back as if a signal were open.
+			live = append(live, sym)
+		case err != nil:
+			return nil, fmt.Errorf("reading the signals of %s: %w", sym, err)
+		case sig != nil:
 			live = append(live, sym)
 		}
 	}

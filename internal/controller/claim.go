@@ -28,6 +28,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -46,7 +47,7 @@ import (
 const (
 	// AnnotationOwner and AnnotationOwnerUID name the Strategy that owns the identity.
 	AnnotationOwner    = "trading.strategyops.dev/owner"
-	AnnotationOwnerUID = "trading.strategyops.dev/owner-uid"
+	AnnotationOwnerUID = kubestore.LabelOwner // the key the store objects' owner label has
 	// AnnotationLabelled records the owner whose UID every store object of the identity
 	// carries (kubestore.LabelOwner); a new owner relabels them before it records itself.
 	AnnotationLabelled = "trading.strategyops.dev/labelled-for"
@@ -117,6 +118,17 @@ func (r *StrategyReconciler) claim(ctx context.Context, s *v1.Strategy) (*coordi
 	first, err := r.firstClaimant(ctx, s)
 	if err != nil || first != s.Name {
 		return nil, first, err
+	}
+	if uid == "" { // no owner recorded: take it at the revision read
+		base := lease.DeepCopy()
+		if lease.Annotations == nil {
+			lease.Annotations = map[string]string{}
+		}
+		lease.Annotations[AnnotationOwner], lease.Annotations[AnnotationOwnerUID] = s.Name, string(s.UID)
+		if err := r.StateClient.Patch(ctx, lease, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			return nil, "", fmt.Errorf("claiming the state identity (Lease %s): %w", lease.Name, err)
+		}
+		return lease, "", nil
 	}
 	// Take it over only from the owner read: a JSON patch tests the annotation first.
 	type op struct {
@@ -258,7 +270,12 @@ func (r *StrategyReconciler) standDown(ctx context.Context, sc *scope, owner str
 		"or give this one another strategyName or exchangeName", identityOf(s), owner)
 	setCondition(s, v1.ConditionPersistenceReady, false, ReasonStateClaimed, msg)
 	r.setStopped(sc, v1.StrategyPending, ReasonStateClaimed, msg)
-	s.Status.OpenSignals = nil
+	// It applies nothing, and reads nothing of the owner's state: next time its spec is
+	// taken as it is (a new identity is not held back by the owner's signals).
+	s.Status.OpenSignals, s.Status.Applied = nil, nil
+	for _, t := range []string{v1.ConditionUpToDate, v1.ConditionDraining} {
+		meta.RemoveStatusCondition(&s.Status.Conditions, t)
+	}
 	return reconcile.Result{RequeueAfter: statusRefresh}, nil
 }
 

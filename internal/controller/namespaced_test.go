@@ -97,5 +97,7 @@ var _ = Describe("A namespace-scoped install", func() {
 			Should(haveStatus(metav1.ConditionTrue, controller.ReasonBackendReady))
 		Consistently(func() v1.StrategyStatus { _ = get(ctx, elsewhere); return elsewhere.Status }, 3*time.Second).
 			Should(BeZero(), "a namespace it does not watch is left alone")
+		Expect(apierrors.IsForbidden(asManager.Get(ctx, client.ObjectKeyFromObject(elsewhere), &v1.Strategy{}))).
+			To(BeTrue(), "and it could not act there: its rules are bound in the watched namespace only")
 	})
 })

@@ -32,6 +32,8 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/controller"
+	"github.com/strategyops/strategy-operator/internal/persist"
+	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
@@ -120,7 +122,53 @@ var _ = Describe("One state, one owner", func() {
 			Expect(stateOn(s, v1.BackendConfigMap).WriteSignal(ctx, key(s, "BTCUSDT"), openSignal(s, "BTCUSDT"))).
 				To(Succeed())
 		}
+		By("each reads back its own signal from its own objects")
+		for _, s := range []*v1.Strategy{a, b} {
+			sig, err := stateOn(s, v1.BackendConfigMap).ReadSignal(ctx, key(s, "BTCUSDT"))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(sig).NotTo(BeNil())
+			Expect(sig.StrategyName).To(Equal(s.Spec.StrategyName))
+			Expect(sig.ExchangeName).To(Equal(s.Spec.ExchangeName))
+		}
 		Expect(domain.ConfigMapName(domain.Risk, domain.RiskKey("x-y", "z"))).
 			NotTo(Equal(domain.ConfigMapName(domain.Risk, domain.RiskKey("x", "y-z"))))
+	})
+})
+
+var _ = Describe("An upgrade from unambiguous-less names", func() {
+	It("moves the store objects an earlier version named otherwise, keeping the open signal", func() {
+		ctx := context.Background()
+		ns := newNamespace(ctx)
+		s := strategy(ns, "upgraded", v1.BackendConfigMap, "BTCUSDT")
+		s.Spec.StrategyName = "my-strat" // a '-': today's names differ from the earlier ones
+		k := key(s, "BTCUSDT")
+		legacy := domain.LegacyConfigMapName(domain.Signal, k)
+		Expect(legacy).To(Equal("signal-my-strat-simulated-btcusdt"), "as earlier versions named it")
+		Expect(domain.ConfigMapName(domain.Signal, k)).NotTo(Equal(legacy))
+
+		By("an earlier version's runner left an open signal under the earlier name")
+		old := persist.NewStore[*v1.Signal]("signal", configmapstore.New(direct,
+			types.NamespacedName{Namespace: ns, Name: legacy}, configmapstore.Options{
+				Options: kubestore.Options{Create: true, Fencing: kubestore.Fencing{Writer: "old-runner", Token: 7}},
+				Labels:  domain.ConfigMapLabels(domain.Signal, k), Context: "signal/" + k.String()}))
+		_, err := old.Init(ctx, true)
+		Expect(err).NotTo(HaveOccurred())
+		sig := openSignal(s, "BTCUSDT")
+		_, err = old.Write(ctx, "BTCUSDT", sig)
+		Expect(err).NotTo(HaveOccurred())
+
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		got, err := stateOn(s, v1.BackendConfigMap).ReadSignal(ctx, k)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got).NotTo(BeNil(), "the open signal is found under today's name")
+		Expect(got.ID).To(Equal(sig.ID))
+		var cm corev1.ConfigMap
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: domain.ConfigMapName(domain.Signal, k)}, &cm)).
+			To(Succeed())
+		Expect(cm.Annotations).To(HaveKeyWithValue(kubestore.AnnotationToken, "7"), "the fencing floor came along")
+		Expect(cm.Labels).To(HaveKeyWithValue(kubestore.LabelOwner, string(s.UID)))
+		Expect(apierrors.IsNotFound(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: legacy},
+			&corev1.ConfigMap{}))).To(BeTrue(), "the earlier object is gone")
 	})
 })

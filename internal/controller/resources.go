@@ -125,18 +125,15 @@ func desiredRole(s *v1.Strategy, b v1.PersistenceBackend) *rbacv1.Role {
 		rules = append(rules, rbacv1.PolicyRule{
 			APIGroups: []string{""}, Resources: []string{"configmaps"},
 			ResourceNames: configMapNames(s, b), Verbs: rwVerbs,
+		}, rbacv1.PolicyRule{
+			// The runner tells of hand edits of its state in Warning events on the Strategy.
+			APIGroups: []string{eventsv1.GroupName}, Resources: []string{"events"}, Verbs: []string{"create"},
 		})
 	}
 	if b == v1.BackendStrategyState {
 		rules = append(rules, rbacv1.PolicyRule{
 			APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"strategystates"},
 			ResourceNames: stateNames(s), Verbs: rwVerbs,
-		})
-	}
-	if b == v1.BackendConfigMap || b == v1.BackendStrategyState {
-		// The runner tells of hand edits of its state in Warning events on the Strategy.
-		rules = append(rules, rbacv1.PolicyRule{
-			APIGroups: []string{eventsv1.GroupName}, Resources: []string{"events"}, Verbs: []string{"create"},
 		})
 	}
 	return &rbacv1.Role{ObjectMeta: objectMeta(s, RunnerName(s)), Rules: rules}

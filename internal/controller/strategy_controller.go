@@ -198,6 +198,18 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		r.setStopped(sc, v1.StrategyFailed, ReasonBackendNotEnabled, "no pod runs: "+msg)
 		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
 	}
+	if sc.active != v1.BackendFile {
+		done, err := r.moveLegacyObjects(ctx, sc)
+		if err != nil {
+			setCondition(s, v1.ConditionDegraded, true, ReasonStateRenameFailed, err.Error())
+			return ctrl.Result{}, err
+		}
+		if !done {
+			setCondition(s, v1.ConditionReady, false, ReasonPodReplacing,
+				"stopping the runner to move the store objects to their new names")
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
+	}
 	if sc.active != sc.desired {
 		if res, done, err := r.switchBackend(ctx, sc); !done || err != nil {
 			return res, err

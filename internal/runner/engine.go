@@ -256,7 +256,13 @@ func (e *Engine) candle(ctx context.Context, st *symbolState, t time.Time) error
 			break
 		}
 		// Another writer (a person) changed the signal since the engine last saw it:
-		// follow the change, then decide this candle again.
+		// follow the change, then decide this candle again. A close stopped so had
+		// already cleared the signal's levels and risk position: they are written back.
+		if a.Kind == KindClose || a.Kind == kindCancelOpen {
+			if err := e.writeAux(ctx, st); err != nil {
+				return err
+			}
+		}
 		if err := e.followSymbol(ctx, st, true); err != nil {
 			return err
 		}

@@ -22,9 +22,12 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
@@ -70,7 +73,9 @@ type incarnated interface {
 // is found when the engine's own conditional write of that key fails, and removed.
 func (e *Engine) Follow(ctx context.Context) error {
 	for _, sym := range e.cfg.Symbols {
-		if err := e.followSymbol(ctx, e.states[sym], false); err != nil {
+		// A drained symbol is read even when flat: a signal written there by hand would
+		// keep it from being released, and no write of the engine's would find it.
+		if err := e.followSymbol(ctx, e.states[sym], slices.Contains(e.cfg.Draining, sym)); err != nil {
 			return err
 		}
 	}
@@ -108,6 +113,13 @@ func (e *Engine) follow(ctx context.Context, st *symbolState, sk signalKey, all 
 		return nil
 	}
 	stored, rev, err := readRevision(ctx, sk.store, st.key)
+	if apierrors.IsNotFound(err) {
+		// The object is gone; the operator makes it again, and the next pass writes the
+		// engine's state back into it. Until then the state is kept here.
+		e.cfg.Log.Warn("A store object is missing; keeping the state until the operator makes it again",
+			"symbol", st.key.Symbol, "error", err.Error())
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -213,18 +225,24 @@ func (e *Engine) writeBack(ctx context.Context, st *symbolState) error {
 		func() error { return p.WriteSignal(ctx, k, st.active) },
 		func() error { return p.WriteSchedule(ctx, k, st.scheduled) },
 		func() error { return p.WriteSnapshot(ctx, k, st.snap) },
-		func() error {
-			if st.active == nil {
-				return nil
-			}
-			return errors.Join(p.WritePartial(ctx, k, st.active.ID, st.partial),
-				p.WriteBreakeven(ctx, k, st.active.ID, v1.BreakevenData{st.active.ID: {Reached: st.breakeven}}))
-		},
-		func() error { return e.risk(ctx, st, st.active) })
+		func() error { return e.writeAux(ctx, st) })
 	if err != nil {
 		return err
 	}
 	return e.refreshRevisions(ctx, st) // what the engine holds is stored again
+}
+
+// writeAux writes the open signal's partial levels, breakeven state and risk position as
+// the engine holds them.
+func (e *Engine) writeAux(ctx context.Context, st *symbolState) error {
+	p, k := e.cfg.Persist, st.key
+	if st.active != nil {
+		if err := errors.Join(p.WritePartial(ctx, k, st.active.ID, st.partial),
+			p.WriteBreakeven(ctx, k, st.active.ID, v1.BreakevenData{st.active.ID: {Reached: st.breakeven}})); err != nil {
+			return err
+		}
+	}
+	return e.risk(ctx, st, st.active)
 }
 
 // refreshRevisions reads the revisions of the symbol's signal keys as they are now.

@@ -230,6 +230,10 @@ func (f *followFixture) writesBack(t *testing.T, open *v1.Signal) {
 	if err := env.Client.Delete(f.ctx, obj); err != nil {
 		t.Fatal(err)
 	}
+	f.notices = nil
+	if err := f.engine.Follow(f.ctx); err != nil || len(f.notices) != 0 {
+		t.Fatalf("while the object is gone the engine waits, keeping its state: %v, %+v", err, f.notices)
+	}
 	f.makeObjects(t) // the operator makes it again, empty
 	if f.stored(t) != nil {
 		t.Fatal("the object was not made again empty")

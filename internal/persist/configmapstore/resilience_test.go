@@ -26,6 +26,8 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -193,4 +195,48 @@ func TestConnectionLoss(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(got.N).To(Equal(7))
 	})
+}
+
+// TestRunnerWaitsForADeletedObject: a writer that may not create its ConfigMap (a runner)
+// finds it deleted by hand; its write waits until the operator makes the object again,
+// then lands there, instead of failing (which would end the runner and, at its restart,
+// lose what it held in memory).
+func TestRunnerWaitsForADeletedObject(t *testing.T) {
+	ctx := context.Background()
+	name := types.NamespacedName{Namespace: env.Namespace(ctx, t), Name: "deleted"}
+	openStore(t, env.Client, name) // the operator makes it
+	runner := persist.NewStore[val]("runner", configmapstore.New(env.Client, name, configmapstore.Options{}))
+	if _, err := runner.Init(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runner.Write(ctx, "a", val{N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Delete(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: name.Namespace,
+		Name: name.Name}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := runner.Write(ctx, "b", val{N: 2})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the write ended while the object was gone: %v", err)
+	case <-time.After(time.Second):
+	}
+	openStore(t, env.Client, name) // the operator makes it again
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the write did not land in the object made again")
+	}
+	got, err := openStore(t, env.Client, name).Read(ctx, "b")
+	if err != nil || got.N != 2 {
+		t.Fatalf("read back %+v, %v", got, err)
+	}
 }

@@ -55,6 +55,15 @@ func ConfigMapName(d Domain, k Key) string {
 	return kubestore.ObjectName(string(d), k.StrategyName, k.ExchangeName, kubestore.SymbolPart(k.Symbol))
 }
 
+// LegacyConfigMapName is the name ConfigMapName gave before names were unambiguous (see
+// kubestore.LegacyObjectName), to find an earlier version's objects.
+func LegacyConfigMapName(d Domain, k Key) string {
+	if d == Risk {
+		return kubestore.LegacyObjectName(string(d), k.RiskName, k.ExchangeName)
+	}
+	return kubestore.LegacyObjectName(string(d), k.StrategyName, k.ExchangeName, k.Symbol)
+}
+
 // ConfigMapLabels are the labels of that ConfigMap.
 func ConfigMapLabels(d Domain, k Key) map[string]string {
 	l := map[string]string{

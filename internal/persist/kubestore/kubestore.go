@@ -666,6 +666,10 @@ func (d *Driver) commit(batch []*op) {
 			return
 		case err == nil && !retry:
 			return
+		case apierrors.IsNotFound(err) && !d.opts.Create:
+			// The object was deleted. The operator makes it again (this writer may not):
+			// wait for it. Nothing landed, and the writes go to the new object.
+			lastErr = err
 		case err != nil && !transient(err) && !errors.Is(err, ctx.Err()):
 			for _, o := range live {
 				if !o.done {

@@ -58,15 +58,33 @@ func ObjectName(parts ...string) string {
 	return hashed(parts)
 }
 
-// DerivedName is the name of an object derived from another object's name (a valid name
-// itself, unique in its namespace) and a fixed suffix: "<name>-<suffix>" when that is a
-// valid DNS label, otherwise cleaned up, cut and hashed like ObjectName.
-func DerivedName(name, suffix string) string {
-	if joined := name + "-" + suffix; len(joined) <= 63 && notName.ReplaceAllString(joined, "-") == joined &&
-		!strings.HasPrefix(joined, "-") {
-		return joined
+// DerivedName is the name of an object derived from another object's name (itself
+// unique in its namespace) and a fixed suffix: "<name>-<suffix>" when that is a valid DNS
+// label, otherwise cleaned up, cut, and given a hash of the exact parts. The fixed suffix
+// keeps distinct names apart; these names are as every earlier version made them (pods,
+// ServiceAccounts and volumes must be found again after an upgrade).
+func DerivedName(name, suffix string) string { return LegacyObjectName(name, suffix) }
+
+// LegacyObjectName is how versions before unambiguous store names named objects: parts
+// cleaned up to [a-z0-9-] and joined with '-', with a 40-bit hash of the exact parts when
+// that lost anything (an upper-case part alone did not count) or passed 63 characters. Two
+// lists of parts could share a name ("x-y","z" and "x","y-z"). The operator uses it to
+// find the store objects of an earlier version and move them to ObjectName's names.
+func LegacyObjectName(parts ...string) string {
+	clean := make([]string, len(parts))
+	lossy := false
+	for i, p := range parts {
+		lower := strings.ToLower(p)
+		clean[i] = strings.Trim(notName.ReplaceAllString(lower, "-"), "-")
+		lossy = lossy || clean[i] != lower || lower != p && strings.ToUpper(p) != p
 	}
-	return hashed([]string{name, suffix})
+	name := strings.Join(clean, "-")
+	if !lossy && len(name) <= 63 {
+		return name
+	}
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	suffix := "-" + hex.EncodeToString(sum[:5])
+	return strings.Trim(name[:min(len(name), 63-len(suffix))], "-") + suffix
 }
 
 func hashed(parts []string) string {

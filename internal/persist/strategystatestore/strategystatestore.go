@@ -85,6 +85,12 @@ func ObjectName(k Key) string {
 	return kubestore.ObjectName(k.StrategyName, k.ExchangeName, kubestore.SymbolPart(k.Symbol))
 }
 
+// LegacyObjectName is the name ObjectName gave before names were unambiguous (see
+// kubestore.LegacyObjectName), to find an earlier version's objects.
+func LegacyObjectName(k Key) string {
+	return kubestore.LegacyObjectName(k.StrategyName, k.ExchangeName, k.Symbol)
+}
+
 // Labels are the labels of the StrategyState of k.
 func Labels(k Key) map[string]string {
 	return map[string]string{
