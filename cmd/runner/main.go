@@ -139,11 +139,8 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		return err
 	}
 	backend := func(f kubestore.Fencing) domain.Backend {
-		opts := domain.KubeOptions{Namespace: s.Namespace, Fencing: f}
-		if s.Backend == v1.BackendStrategyState {
-			return domain.StrategyStateBackend(c, opts)
-		}
-		return domain.ConfigMapBackend(c, opts)
+		b, _ := domain.KubeBackend(s.Backend, c, domain.KubeOptions{Namespace: s.Namespace, Fencing: f})
+		return b // s.Backend is ConfigMap or StrategyState here (settings checked it)
 	}
 	recorded := func(ctx context.Context) (int64, error) {
 		return domain.HighestToken(ctx, backend(kubestore.Fencing{}),

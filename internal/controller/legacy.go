@@ -23,14 +23,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
-	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
-	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
 )
 
 // AnnotationMovedFrom marks a store object copied from an earlier version's object (its
@@ -51,27 +48,11 @@ type rename struct{ from, to client.Object }
 // from today's (identities with '-' or other characters in their names).
 func legacyRenames(s *v1.Strategy, b v1.PersistenceBackend) []rename {
 	var out []rename
-	cm := func(d domain.Domain, k domain.Key) {
-		if from, to := domain.LegacyConfigMapName(d, k), domain.ConfigMapName(d, k); from != to {
-			out = append(out, rename{from: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace,
-				Name: from}}, to: &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: to}}})
-		}
-	}
-	cm(domain.Risk, riskKey(s))
-	for _, sym := range s.Spec.Symbols {
-		k := strategyKey(s, sym)
-		cm(domain.History, k)
-		switch b {
-		case v1.BackendConfigMap:
-			for _, d := range stateDomains {
-				cm(d, k)
-			}
-		case v1.BackendStrategyState:
-			sk := domain.StateKey(k)
-			if from, to := strategystatestore.LegacyObjectName(sk), strategystatestore.ObjectName(sk); from != to {
-				out = append(out, rename{from: &v1.StrategyState{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace,
-					Name: from}}, to: &v1.StrategyState{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: to}}})
-			}
+	for _, o := range storeObjects(s, b) {
+		if old := o.LegacyName(); old != o.Name {
+			from := o
+			from.Name = old
+			out = append(out, rename{from: emptyObject(from, s.Namespace), to: emptyObject(o, s.Namespace)})
 		}
 	}
 	return out

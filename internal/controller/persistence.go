@@ -31,44 +31,23 @@ import (
 )
 
 // kubeBackend is the domain backend of a Kubernetes persistence backend, for the operator's
-// own reads and writes of strategy state. create lets it create missing objects.
+// own reads and writes of strategy state. create lets it create missing objects, which
+// then record s as their owner.
 func (r *StrategyReconciler) kubeBackend(s *v1.Strategy, b v1.PersistenceBackend, create bool) (domain.Backend, error) {
-	opts := domain.KubeOptions{Namespace: s.Namespace, Create: create,
-		Labels: map[string]string{kubestore.LabelOwner: string(s.UID)}}
-	switch b {
-	case v1.BackendConfigMap:
-		return domain.ConfigMapBackend(r.StateClient, opts), nil
-	case v1.BackendStrategyState:
-		return domain.StrategyStateBackend(r.StateClient, opts), nil
-	default:
-		return nil, fmt.Errorf("the operator cannot read state on the %s backend", b)
-	}
+	return domain.KubeBackend(b, r.StateClient, domain.KubeOptions{Namespace: s.Namespace, Create: create,
+		Labels: map[string]string{kubestore.LabelOwner: string(s.UID)}})
 }
 
 // ensureStateObjects creates the store objects the runner of s will use on b, so that the
-// runner needs no create permission: one per domain and symbol (and the risk profile's)
-// on ConfigMap; on StrategyState one StrategyState per symbol, with the risk and history
-// ConfigMaps.
+// runner needs no create permission.
 func (r *StrategyReconciler) ensureStateObjects(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) error {
 	backend, err := r.kubeBackend(s, b, true)
 	if err != nil {
 		return err
 	}
-	open := func(d domain.Domain, k domain.Key) error { return domain.CreateObject(ctx, backend, d, k) }
-	if err := open(domain.Risk, riskKey(s)); err != nil {
-		return err
-	}
-	for _, sym := range s.Spec.Symbols {
-		if err := open(domain.History, strategyKey(s, sym)); err != nil {
+	for _, o := range storeObjects(s, b) {
+		if err := domain.CreateObject(ctx, backend, o.Context.Domain, o.Context.Key); err != nil {
 			return err
-		}
-		for _, d := range stateDomains {
-			if err := open(d, strategyKey(s, sym)); err != nil {
-				return err
-			}
-			if b == v1.BackendStrategyState {
-				break // one StrategyState holds every domain of the symbol
-			}
 		}
 	}
 	return nil
@@ -184,18 +163,16 @@ func (r *StrategyReconciler) removeStale(ctx context.Context, sc *scope) error {
 	if stale == "" || sc.before.ActiveBackend != sc.active || stale == sc.active {
 		return nil
 	}
+	// The objects of the old backend that the new one does not use too (the risk and
+	// history ConfigMaps are the same on both).
+	inUse := map[string]bool{}
+	for _, o := range storeObjects(s, sc.active) {
+		inUse[o.Kind+"/"+o.Name] = true
+	}
 	var objs []client.Object
-	switch stale {
-	case v1.BackendConfigMap:
-		for _, sym := range s.Spec.Symbols {
-			for _, d := range stateDomains {
-				objs = append(objs, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace,
-					Name: domain.ConfigMapName(d, strategyKey(s, sym))}})
-			}
-		}
-	case v1.BackendStrategyState:
-		for _, name := range stateNames(s) {
-			objs = append(objs, &v1.StrategyState{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: name}})
+	for _, o := range storeObjects(s, stale) {
+		if !inUse[o.Kind+"/"+o.Name] {
+			objs = append(objs, emptyObject(o, s.Namespace))
 		}
 	}
 	for _, obj := range objs {
@@ -207,4 +184,13 @@ func (r *StrategyReconciler) removeStale(ctx context.Context, sc *scope) error {
 		fmt.Sprintf("removed the %d objects of the old copy on %s", len(objs), stale))
 	s.Status.StaleBackend = ""
 	return nil
+}
+
+// emptyObject is a typed object of o's kind and name, to read or delete.
+func emptyObject(o domain.StoreObject, namespace string) client.Object {
+	meta := metav1.ObjectMeta{Namespace: namespace, Name: o.Name}
+	if o.Kind == domain.KindStrategyState {
+		return &v1.StrategyState{ObjectMeta: meta}
+	}
+	return &corev1.ConfigMap{ObjectMeta: meta}
 }

@@ -38,7 +38,6 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
-	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
 )
 
 // rwVerbs are all a runner may do to its own objects.
@@ -67,11 +66,6 @@ func strategyKey(s *v1.Strategy, symbol string) domain.Key {
 	return domain.StrategyKey(symbol, s.EffectiveStrategyName(), s.Spec.ExchangeName)
 }
 
-// riskKey is the risk profile of a strategy: runners use the strategy's own name.
-func riskKey(s *v1.Strategy) domain.Key {
-	return domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName)
-}
-
 func commonLabels(s *v1.Strategy) map[string]string {
 	return map[string]string{
 		"app.kubernetes.io/name":       "strategy-runner",
@@ -86,31 +80,29 @@ func objectMeta(s *v1.Strategy, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: s.Namespace, Labels: commonLabels(s)}
 }
 
-// stateDomains are the symbol-keyed domains: every backend keeps one store of each per symbol.
-var stateDomains = []domain.Domain{domain.Signal, domain.Schedule, domain.Strategy, domain.Partial, domain.Breakeven}
+// storeObjects are the objects the runner of s keeps its stores in on backend b.
+func storeObjects(s *v1.Strategy, b v1.PersistenceBackend) []domain.StoreObject {
+	return domain.StoreObjects(b, s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols)
+}
 
-// configMapNames are the ConfigMaps the runner of s uses on backend b: every domain per
-// symbol on ConfigMap; the risk profile's and each symbol's history ledger on both
-// Kubernetes backends.
-func configMapNames(s *v1.Strategy, b v1.PersistenceBackend) []string {
-	names := []string{domain.ConfigMapName(domain.Risk, riskKey(s))}
-	for _, sym := range s.Spec.Symbols {
-		names = append(names, domain.ConfigMapName(domain.History, strategyKey(s, sym)))
-		if b == v1.BackendConfigMap {
-			for _, d := range stateDomains {
-				names = append(names, domain.ConfigMapName(d, strategyKey(s, sym)))
-			}
+func objectNames(s *v1.Strategy, b v1.PersistenceBackend, kind string) []string {
+	var names []string
+	for _, o := range storeObjects(s, b) {
+		if o.Kind == kind {
+			names = append(names, o.Name)
 		}
 	}
 	return names
 }
 
+// configMapNames are the ConfigMaps the runner of s uses on backend b.
+func configMapNames(s *v1.Strategy, b v1.PersistenceBackend) []string {
+	return objectNames(s, b, domain.KindConfigMap)
+}
+
+// stateNames are the StrategyStates the runner of s uses (on StrategyState).
 func stateNames(s *v1.Strategy) []string {
-	names := make([]string, 0, len(s.Spec.Symbols))
-	for _, sym := range s.Spec.Symbols {
-		names = append(names, strategystatestore.ObjectName(domain.StateKey(strategyKey(s, sym))))
-	}
-	return names
+	return objectNames(s, v1.BackendStrategyState, domain.KindStrategyState)
 }
 
 // desiredRole grants the runner exactly its own objects: get and update of the store

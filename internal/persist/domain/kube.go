@@ -24,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
@@ -135,6 +137,61 @@ func StrategyStateBackend(c client.Client, o KubeOptions) Backend {
 		return strategystatestore.New(c, o.Namespace, StateKey(k), field,
 			strategystatestore.Options{Options: o.store()}), nil
 	}
+}
+
+// KubeBackend is the Kubernetes backend named b (ConfigMap or StrategyState).
+func KubeBackend(b v1.PersistenceBackend, c client.Client, o KubeOptions) (Backend, error) {
+	switch b {
+	case v1.BackendConfigMap:
+		return ConfigMapBackend(c, o), nil
+	case v1.BackendStrategyState:
+		return StrategyStateBackend(c, o), nil
+	default:
+		return nil, fmt.Errorf("%q is not a Kubernetes backend (ConfigMap or StrategyState)", b)
+	}
+}
+
+// StoreObject is one Kubernetes object that a backend keeps stores of a strategy in.
+type StoreObject struct {
+	// Kind is ConfigMap or StrategyState.
+	Kind, Name string
+	// Context is the first context the object holds: opening its store makes the object.
+	Context Context
+}
+
+// Kinds of StoreObject.
+const (
+	KindConfigMap     = "ConfigMap"
+	KindStrategyState = "StrategyState"
+)
+
+// StoreObjects lists the objects backend b keeps every context of a strategy in (see
+// StrategyContexts): on ConfigMap one per context; on StrategyState one StrategyState per
+// symbol for the symbol-keyed domains, and the ConfigMaps of the risk profile and of each
+// symbol's history. It is the one place that maps contexts to objects: the operator's
+// Role, pre-creation, migration and clean-up all follow it.
+func StoreObjects(b v1.PersistenceBackend, strategyName, exchangeName string, symbols []string) []StoreObject {
+	var out []StoreObject
+	seen := map[string]bool{}
+	for _, c := range StrategyContexts(strategyName, exchangeName, symbols) {
+		o := StoreObject{Kind: KindConfigMap, Name: ConfigMapName(c.Domain, c.Key), Context: c}
+		if _, inState := stateFields[c.Domain]; inState && b == v1.BackendStrategyState {
+			o.Kind, o.Name = KindStrategyState, strategystatestore.ObjectName(StateKey(c.Key))
+		}
+		if !seen[o.Kind+"/"+o.Name] {
+			seen[o.Kind+"/"+o.Name] = true
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// LegacyName is the name an earlier version gave the object (see LegacyConfigMapName).
+func (o StoreObject) LegacyName() string {
+	if o.Kind == KindStrategyState {
+		return strategystatestore.LegacyObjectName(StateKey(o.Context.Key))
+	}
+	return LegacyConfigMapName(o.Context.Domain, o.Context.Key)
 }
 
 // Context is one store context: a domain and its key.

@@ -135,3 +135,23 @@ func TestKubeBackendsFenceOldWriters(t *testing.T) {
 		})
 	}
 }
+
+// TestStoreObjects: the one list of objects each Kubernetes backend keeps a strategy in,
+// written out by hand.
+func TestStoreObjects(t *testing.T) {
+	g := NewWithT(t)
+	names := func(b v1.PersistenceBackend) []string {
+		var out []string
+		for _, o := range domain.StoreObjects(b, "s", "e", []string{"BTCUSDT"}) {
+			out = append(out, o.Kind+"/"+o.Name)
+		}
+		return out
+	}
+	g.Expect(names(v1.BackendConfigMap)).To(Equal([]string{"ConfigMap/risk-s-e", "ConfigMap/signal-s-e-btcusdt",
+		"ConfigMap/schedule-s-e-btcusdt", "ConfigMap/strategy-s-e-btcusdt", "ConfigMap/partial-s-e-btcusdt",
+		"ConfigMap/breakeven-s-e-btcusdt", "ConfigMap/history-s-e-btcusdt"}))
+	g.Expect(names(v1.BackendStrategyState)).To(Equal([]string{"ConfigMap/risk-s-e", "StrategyState/s-e-btcusdt",
+		"ConfigMap/history-s-e-btcusdt"}))
+	_, err := domain.KubeBackend(v1.BackendFile, nil, domain.KubeOptions{})
+	g.Expect(err).To(MatchError(ContainSubstring(`"File" is not a Kubernetes backend`)))
+}
