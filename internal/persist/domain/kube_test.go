@@ -141,8 +141,9 @@ func TestKubeBackendsFenceOldWriters(t *testing.T) {
 func TestStoreObjects(t *testing.T) {
 	g := NewWithT(t)
 	names := func(b v1.PersistenceBackend) []string {
-		var out []string
-		for _, o := range domain.StoreObjects(b, "s", "e", []string{"BTCUSDT"}) {
+		objs := domain.StoreObjects(b, "s", "e", []string{"BTCUSDT"})
+		out := make([]string, 0, len(objs))
+		for _, o := range objs {
 			out = append(out, o.Kind+"/"+o.Name)
 		}
 		return out
