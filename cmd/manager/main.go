@@ -65,7 +65,7 @@ func main() {
 	var secureMetrics bool
 	var enableHTTP2 bool
 	var tlsOpts []func(*tls.Config)
-	var runnerImage, backends, selector, watchNamespaces string
+	var runnerImage, backends, selector, watchNamespaces, allowedImages string
 	var concurrency int
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -92,6 +92,9 @@ func main() {
 		"The persistence backends this operator runs, comma-separated; a Strategy on another one gets "+
 			"PersistenceReady=False and no pod.")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 8, "How many Strategies are reconciled at once.")
+	flag.StringVar(&allowedImages, "allowed-images", "",
+		"Comma-separated image patterns (path.Match: registry.example.com/strategies/*) a Strategy may name in "+
+			"spec.image; the default runner image always may. Empty allows any image.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to run Strategies in (default: all). With a list, the manager needs its "+
 			"permissions only there (see config/namespaced).")
@@ -214,19 +217,25 @@ func main() {
 		setupLog.Error(err, "Invalid --backends")
 		os.Exit(1)
 	}
+	images, err := controller.ParseImagePatterns(allowedImages)
+	if err != nil {
+		setupLog.Error(err, "Invalid --allowed-images")
+		os.Exit(1)
+	}
 	strategySelector, err := labels.Parse(selector)
 	if err != nil {
 		setupLog.Error(err, "Invalid --strategy-selector")
 		os.Exit(1)
 	}
 	if err := (&controller.StrategyReconciler{
-		Client:      mgr.GetClient(),
-		StateClient: stateClient,
-		Scheme:      mgr.GetScheme(),
-		Recorder:    mgr.GetEventRecorder("strategy-operator"),
-		RunnerImage: runnerImage,
-		Backends:    enabled,
-		Selector:    strategySelector,
+		Client:        mgr.GetClient(),
+		StateClient:   stateClient,
+		Scheme:        mgr.GetScheme(),
+		Recorder:      mgr.GetEventRecorder("strategy-operator"),
+		RunnerImage:   runnerImage,
+		AllowedImages: images,
+		Backends:      enabled,
+		Selector:      strategySelector,
 
 		MaxConcurrentReconciles: concurrency,
 	}).SetupWithManager(mgr); err != nil {

@@ -21,6 +21,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -276,6 +277,21 @@ func ParseNamespaces(list string) ([]string, error) {
 			return nil, fmt.Errorf("namespace %q: %s", ns, strings.Join(errs, "; "))
 		}
 		out = append(out, ns)
+	}
+	return out, nil
+}
+
+// ParseImagePatterns reads a comma-separated list of image patterns (path.Match syntax).
+func ParseImagePatterns(list string) ([]string, error) {
+	var out []string
+	for p := range strings.SplitSeq(list, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			return nil, fmt.Errorf("image pattern %q: %w", p, err)
+		}
+		out = append(out, p)
 	}
 	return out, nil
 }

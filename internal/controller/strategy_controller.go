@@ -22,6 +22,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -65,6 +66,8 @@ const (
 	ReasonDeleting           = "Deleting"
 	// ReasonRunnerFailing: the runner exits with an error and is restarted, again and again.
 	ReasonRunnerFailing = "RunnerFailing"
+	// ReasonImageNotAllowed: spec.image is outside the operator's --allowed-images.
+	ReasonImageNotAllowed = "ImageNotAllowed"
 	// ReasonStaleRemoved is the event of the old copy's removal after a switch.
 	ReasonStaleRemoved = "StaleStateRemoved"
 )
@@ -87,6 +90,10 @@ type StrategyReconciler struct {
 	Recorder    events.EventRecorder
 	// RunnerImage is the runner image for strategies that name none.
 	RunnerImage string
+	// AllowedImages, when set, are the images a Strategy may name in spec.image, as
+	// path.Match patterns ("registry.example.com/strategies/*"); RunnerImage always is.
+	// Empty allows any image.
+	AllowedImages []string
 	// Backends are the persistence backends this operator runs; nil means all.
 	Backends []v1.PersistenceBackend
 	// Selector limits the Strategies this operator runs (by their labels); nil means all.
@@ -243,7 +250,29 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		r.setStopped(sc, v1.StrategySuspended, ReasonSuspended, "suspended: no pod runs, the state is kept")
 		return ctrl.Result{}, nil
 	}
+	if msg := r.imageRefused(s); msg != "" {
+		if err := r.stopPod(ctx, s); err != nil {
+			return ctrl.Result{}, err
+		}
+		r.setStopped(sc, v1.StrategyFailed, ReasonImageNotAllowed, msg)
+		return ctrl.Result{}, nil
+	}
 	return r.ensurePod(ctx, sc)
+}
+
+// imageRefused says why spec.image may not run ("" when it may).
+func (r *StrategyReconciler) imageRefused(s *v1.Strategy) string {
+	image := s.Spec.Image
+	if image == "" || image == r.RunnerImage || len(r.AllowedImages) == 0 {
+		return ""
+	}
+	for _, pattern := range r.AllowedImages {
+		if ok, _ := path.Match(pattern, image); ok {
+			return ""
+		}
+	}
+	return fmt.Sprintf("spec.image %q is not among the images this operator runs (%s); no pod runs, the state is kept",
+		image, strings.Join(r.AllowedImages, ", "))
 }
 
 func (r *StrategyReconciler) ensureFinalizer(ctx context.Context, s *v1.Strategy) error {

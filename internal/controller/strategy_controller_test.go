@@ -211,6 +211,29 @@ var _ = Describe("Strategy controller", func() {
 		Expect(s.Status.Phase).To(Equal(v1.StrategyFailed))
 	})
 
+	It("runs no pod for an image outside the operator's allow-list, and says why", func() {
+		s := strategy(ns, "foreign-image", v1.BackendConfigMap, "BTCUSDT")
+		s.Labels = map[string]string{unmanagedLabel: "true"}
+		s.Spec.Image = "docker.io/someone/miner:latest"
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		r := &controller.StrategyReconciler{Client: direct, StateClient: direct, Scheme: testenv.Scheme(),
+			RunnerImage: runnerImage, AllowedImages: []string{"registry.example.com/strategies/*"}}
+		reconcileOnce := func() {
+			_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(s)})
+			Expect(err).NotTo(HaveOccurred())
+		}
+		reconcileOnce()
+		Expect(condition(ctx, s, v1.ConditionReady)()).To(haveStatus(metav1.ConditionFalse, controller.ReasonImageNotAllowed))
+		Expect(condition(ctx, s, v1.ConditionReady)().Message).To(And(ContainSubstring("docker.io/someone/miner:latest"),
+			ContainSubstring("registry.example.com/strategies/*")))
+		Expect(apierrors.IsNotFound(get(ctx, runnerPod(s)))).To(BeTrue())
+
+		By("an allowed image runs")
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.Image = "registry.example.com/strategies/momentum:v2" })
+		reconcileOnce()
+		Expect(get(ctx, runnerPod(s))).To(Succeed())
+	})
+
 	It("moves open signals when switching from ConfigMap to StrategyState", func() {
 		s := strategy(ns, "mover", v1.BackendConfigMap, "BTCUSDT", "ETHUSDT")
 		Expect(direct.Create(ctx, s)).To(Succeed())
