@@ -18,6 +18,7 @@ package controller_test
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
@@ -170,5 +171,47 @@ var _ = Describe("An upgrade from unambiguous-less names", func() {
 		Expect(cm.Labels).To(HaveKeyWithValue(kubestore.LabelOwner, string(s.UID)))
 		Expect(apierrors.IsNotFound(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: legacy},
 			&corev1.ConfigMap{}))).To(BeTrue(), "the earlier object is gone")
+	})
+})
+
+var _ = Describe("An interrupted upgrade move", func() {
+	It("finishes from the source as it is now when the source changed after the copy", func() {
+		ctx := context.Background()
+		ns := newNamespace(ctx)
+		s := strategy(ns, "interrupted", v1.BackendConfigMap, "BTCUSDT")
+		s.Spec.StrategyName = "my-strat"
+		k := key(s, "BTCUSDT")
+		legacy := domain.LegacyConfigMapName(domain.Signal, k)
+		old := persist.NewStore[*v1.Signal]("signal", configmapstore.New(direct,
+			types.NamespacedName{Namespace: ns, Name: legacy}, configmapstore.Options{
+				Options: kubestore.Options{Create: true}, Labels: domain.ConfigMapLabels(domain.Signal, k),
+				Context: "signal/" + k.String()}))
+		_, err := old.Init(ctx, true)
+		Expect(err).NotTo(HaveOccurred())
+		first := openSignal(s, "BTCUSDT")
+		_, err = old.Write(ctx, "BTCUSDT", first)
+		Expect(err).NotTo(HaveOccurred())
+
+		By("a copy made by a move that crashed, then a last write of the old runner to the source")
+		var src corev1.ConfigMap
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: legacy}, &src)).To(Succeed())
+		stale := src.DeepCopy()
+		stale.ObjectMeta = metav1.ObjectMeta{Namespace: ns, Name: domain.ConfigMapName(domain.Signal, k),
+			Labels: src.Labels, Annotations: map[string]string{}}
+		maps.Copy(stale.Annotations, src.Annotations)
+		stale.Annotations[controller.AnnotationMovedFrom] = string(src.UID) + "/" + src.ResourceVersion
+		Expect(direct.Create(ctx, stale)).To(Succeed())
+		last := *first
+		last.PriceTakeProfit *= 1.01
+		_, err = old.Write(ctx, "BTCUSDT", &last)
+		Expect(err).NotTo(HaveOccurred())
+
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		got, err := stateOn(s, v1.BackendConfigMap).ReadSignal(ctx, k)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(got.PriceTakeProfit).To(Equal(last.PriceTakeProfit), "the last write came along")
+		Expect(apierrors.IsNotFound(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: legacy},
+			&corev1.ConfigMap{}))).To(BeTrue())
 	})
 })

@@ -206,7 +206,7 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
 	}
 	if sc.active != v1.BackendFile {
-		done, err := r.moveLegacyObjects(ctx, sc)
+		done, err := r.moveLegacyObjects(ctx, sc, lease)
 		if err != nil {
 			setCondition(s, v1.ConditionDegraded, true, ReasonStateRenameFailed, err.Error())
 			return ctrl.Result{}, err
@@ -250,7 +250,7 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		r.setStopped(sc, v1.StrategySuspended, ReasonSuspended, "suspended: no pod runs, the state is kept")
 		return ctrl.Result{}, nil
 	}
-	if msg := r.imageRefused(s); msg != "" {
+	if msg := r.imageRefused(s); msg != "" && !sc.holdPod { // a pod kept until flat stays
 		if err := r.stopPod(ctx, s); err != nil {
 			return ctrl.Result{}, err
 		}

@@ -52,8 +52,9 @@ func FileBackend(baseDir string) Backend {
 
 // FileFolder is the folder of context k in domain d, as backtest-kit names it: the key
 // parts joined with '_', unescaped — symbol_strategyName_exchangeName, and for risk
-// riskName_exchangeName. A part that would leave the domain's folder (a '/', or "." or
-// "..") cannot be stored.
+// riskName_exchangeName. A name backtest-kit would turn into nested folders (a '/', as in
+// "BTC/USDT") or that is no folder name at all is escaped instead, as file names are
+// (filestore.EncodeName): it stays one folder inside the domain's.
 func FileFolder(d Domain, k Key) (string, error) {
 	parts := []string{k.Symbol, k.StrategyName, k.ExchangeName}
 	if d == Risk {
@@ -61,7 +62,7 @@ func FileFolder(d Domain, k Key) (string, error) {
 	}
 	name := strings.Join(parts, "_")
 	if strings.ContainsAny(name, "/\\\x00") || name == "." || name == ".." {
-		return "", fmt.Errorf("%w: the %s context %q cannot name a folder", driver.ErrInvalidKey, d, name)
+		return filestore.EncodeName(name), nil
 	}
 	return name, nil
 }
@@ -70,9 +71,9 @@ func FileFolder(d Domain, k Key) (string, error) {
 // (the context's key string escaped, "BTCUSDT%3Amy-strategy%3Abinance") to backtest-kit's
 // names, logging each move. A rename is atomic, so a crash leaves each folder under one
 // name or the other, and the next run moves the rest. A folder it cannot map (or whose new
-// name is taken) is reported and left as it is, never dropped.
+// name is taken) is reported and left as it is, never dropped; only a domain folder it
+// cannot read is an error.
 func MoveLegacyFolders(baseDir string, log *slog.Logger) error {
-	var errs []error
 	for _, d := range Domains {
 		dir := filepath.Join(baseDir, string(d))
 		entries, err := os.ReadDir(dir)
@@ -83,8 +84,8 @@ func MoveLegacyFolders(baseDir string, log *slog.Logger) error {
 			return err
 		}
 		for _, e := range entries {
-			if !e.IsDir() || !strings.Contains(e.Name(), "%") {
-				continue // backtest-kit's names never hold an escape
+			if !e.IsDir() || !strings.Contains(e.Name(), "%3A") {
+				continue // the earlier names escaped the key's ':' separators; today's have none
 			}
 			from := filepath.Join(dir, e.Name())
 			folder, err := legacyFolder(d, e.Name())
@@ -97,13 +98,12 @@ func MoveLegacyFolders(baseDir string, log *slog.Logger) error {
 			if err := filestore.MoveDir(from, to); err != nil {
 				log.Error("Cannot move a state folder of an earlier version; left as it is", "folder", from,
 					"to", to, "error", err.Error())
-				errs = append(errs, err)
 				continue
 			}
 			log.Info("Moved a state folder of an earlier version to backtest-kit's name", "from", from, "to", to)
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // legacyFolder maps an earlier version's folder name (the escaped Key.String) to FileFolder.
