@@ -31,7 +31,6 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
@@ -59,11 +58,8 @@ var _ = Describe("A namespace-scoped install", func() {
 		binding.Namespace = watched
 		Expect(direct.Create(ctx, &binding)).To(Succeed())
 		sa := binding.Subjects[0]
-		user, err := env.Env.AddUser(envtest.User{Name: "system:serviceaccount:" + sa.Namespace + ":" + sa.Name,
-			Groups: []string{"system:serviceaccounts", "system:authenticated"}}, nil)
-		Expect(err).NotTo(HaveOccurred())
-		cfg := user.Config()
-		cfg.QPS, cfg.Burst = env.Config.QPS, env.Config.Burst
+		cfg := userConfig("system:serviceaccount:"+sa.Namespace+":"+sa.Name, "system:serviceaccounts",
+			"system:authenticated")
 		asManager, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 		Expect(err).NotTo(HaveOccurred())
 		Expect(apierrors.IsForbidden(asManager.List(ctx, &v1.StrategyList{}))).To(BeTrue(), "nothing cluster-wide")

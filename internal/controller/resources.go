@@ -67,14 +67,13 @@ func strategyKey(s *v1.Strategy, symbol string) domain.Key {
 	return domain.StrategyKey(symbol, s.EffectiveStrategyName(), s.Spec.ExchangeName)
 }
 
+// commonLabels are the labels of a Strategy object's runner objects: its identity's, and
+// its own name.
 func commonLabels(s *v1.Strategy) map[string]string {
-	return map[string]string{
-		"app.kubernetes.io/name":       "strategy-runner",
-		"app.kubernetes.io/managed-by": "strategy-operator",
-		LabelStrategyObject:            kubestore.LabelValue(s.Name),
-		kubestore.LabelStrategy:        kubestore.LabelValue(s.EffectiveStrategyName()),
-		kubestore.LabelExchange:        kubestore.LabelValue(s.Spec.ExchangeName),
-	}
+	l := identityLabels(s)
+	l["app.kubernetes.io/name"] = "strategy-runner"
+	l[LabelStrategyObject] = kubestore.LabelValue(s.Name)
+	return l
 }
 
 func objectMeta(s *v1.Strategy, name string) metav1.ObjectMeta {
@@ -249,12 +248,11 @@ func objectKey(s *v1.Strategy, name string) types.NamespacedName {
 // ParseBackends reads a comma-separated list of persistence backends.
 func ParseBackends(list string) ([]v1.PersistenceBackend, error) {
 	var out []v1.PersistenceBackend
-	for name := range strings.SplitSeq(list, ",") {
-		b := v1.PersistenceBackend(strings.TrimSpace(name))
+	for _, name := range splitList(list) {
+		b := v1.PersistenceBackend(name)
 		switch b {
 		case v1.BackendFile, v1.BackendConfigMap, v1.BackendStrategyState:
 			out = append(out, b)
-		case "":
 		default:
 			return nil, fmt.Errorf("unknown backend %q: want File, ConfigMap or StrategyState", b)
 		}
@@ -267,33 +265,35 @@ func ParseBackends(list string) ([]v1.PersistenceBackend, error) {
 
 // ParseNamespaces reads a comma-separated list of namespaces to watch (empty: all).
 func ParseNamespaces(list string) ([]string, error) {
-	var out []string
-	for ns := range strings.SplitSeq(list, ",") {
-		ns = strings.TrimSpace(ns)
-		if ns == "" {
-			continue
-		}
+	out := splitList(list)
+	for _, ns := range out {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
 			return nil, fmt.Errorf("namespace %q: %s", ns, strings.Join(errs, "; "))
 		}
-		out = append(out, ns)
 	}
 	return out, nil
 }
 
 // ParseImagePatterns reads a comma-separated list of image patterns (path.Match syntax).
 func ParseImagePatterns(list string) ([]string, error) {
-	var out []string
-	for p := range strings.SplitSeq(list, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
+	out := splitList(list)
+	for _, p := range out {
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("image pattern %q: %w", p, err)
 		}
-		out = append(out, p)
 	}
 	return out, nil
+}
+
+// splitList reads a comma-separated flag value: items trimmed, empty ones dropped.
+func splitList(list string) []string {
+	var out []string
+	for item := range strings.SplitSeq(list, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }
 
 // CacheOptions limits the manager's cache (and so its watches and the permissions they

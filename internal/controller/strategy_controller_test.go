@@ -39,7 +39,6 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/controller"
@@ -465,12 +464,9 @@ var _ = Describe("Strategy controller", func() {
 			Eventually(condition(ctx, s, v1.ConditionPersistenceReady), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonBackendReady))
 		}
 
-		user, err := env.Env.AddUser(envtest.User{
-			Name:   "system:serviceaccount:" + ns + ":" + controller.RunnerName(a),
-			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-		}, nil)
-		Expect(err).NotTo(HaveOccurred())
-		asA, err := client.New(user.Config(), client.Options{Scheme: testenv.Scheme()})
+		asA, err := client.New(userConfig("system:serviceaccount:"+ns+":"+controller.RunnerName(a),
+			"system:serviceaccounts", "system:serviceaccounts:"+ns, "system:authenticated"),
+			client.Options{Scheme: testenv.Scheme()})
 		Expect(err).NotTo(HaveOccurred())
 
 		stateName := func(s *v1.Strategy) types.NamespacedName {

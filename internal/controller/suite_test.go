@@ -220,7 +220,12 @@ func managerUser(ctx context.Context, name string) *rest.Config {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: name},
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name}},
 	})).To(Succeed())
-	user, err := env.Env.AddUser(envtest.User{Name: name, Groups: []string{"system:authenticated"}}, nil)
+	return userConfig(name, "system:authenticated")
+}
+
+// userConfig is the client configuration of a user of the test API server.
+func userConfig(name string, groups ...string) *rest.Config {
+	user, err := env.Env.AddUser(envtest.User{Name: name, Groups: groups}, nil)
 	Expect(err).NotTo(HaveOccurred())
 	cfg := user.Config()
 	cfg.QPS, cfg.Burst = env.Config.QPS, env.Config.Burst // as fast as the suite's own client

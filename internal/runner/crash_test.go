@@ -165,17 +165,7 @@ func ledger(t *testing.T, tg target) map[string]any {
 	out := map[string]any{}
 	for _, sym := range symbols {
 		k := domain.StrategyKey(sym, "crossover", "simulated")
-		s, err := p.History.Store(ctx, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var entries []*domain.HistoryEntry
-		for v, err := range s.Values(ctx) {
-			if err != nil {
-				t.Fatal(err)
-			}
-			entries = append(entries, v)
-		}
+		entries := historyOf(t, p, k)
 		sig, err := p.ReadSignal(ctx, k)
 		if err != nil {
 			t.Fatal(err)
