@@ -125,6 +125,9 @@ type Signal struct {
 
 	// Extra holds the fields of the row this type does not know, written back unchanged.
 	Extra map[string]apiextensionsv1.JSON `json:"-"`
+	// keyOrder is the order of the row's members as read, kept so that a row written back
+	// unchanged is byte for byte the row read.
+	keyOrder []string `json:"-"`
 }
 
 // EntryFill is one fill of a position (backtest-kit's _entry items).
@@ -143,6 +146,8 @@ type PriceExtreme struct {
 	PriceClose    float64 `json:"priceClose"`
 	PriceOpen     float64 `json:"priceOpen"`
 	PnlEntries    float64 `json:"pnlEntries"`
+
+	keyOrder []string `json:"-"`
 }
 
 // PartialClose is one partial close of a position (backtest-kit's _partial items).
@@ -150,9 +155,21 @@ type PriceExtreme struct {
 type PartialClose struct {
 	// type is profit or loss.
 	// +kubebuilder:validation:Enum=profit;loss
-	Type    string  `json:"type"`
+	Type string `json:"type"`
+	// percent of the position's cost basis closed.
 	Percent float64 `json:"percent"`
-	Price   float64 `json:"price"`
+	// entryCountAtClose is how many of the _entry fills the position had then.
+	EntryCountAtClose int64 `json:"entryCountAtClose"`
+	// currentPrice the part was closed at.
+	CurrentPrice float64 `json:"currentPrice"`
+	// costBasisAtClose is the position's cost basis just before the close.
+	CostBasisAtClose float64 `json:"costBasisAtClose"`
+	// timestamp of the close, Unix milliseconds.
+	Timestamp int64 `json:"timestamp"`
+
+	// Extra holds the fields this type does not know, written back unchanged.
+	Extra    map[string]apiextensionsv1.JSON `json:"-"`
+	keyOrder []string                        `json:"-"`
 }
 
 // StrategySnapshot is the write-ahead record of a strategy on one symbol: what it was about
@@ -190,7 +207,8 @@ type StrategySnapshot struct {
 	IsPaused bool `json:"isPaused"`
 
 	// Extra holds the fields this type does not know, written back unchanged.
-	Extra map[string]apiextensionsv1.JSON `json:"-"`
+	Extra    map[string]apiextensionsv1.JSON `json:"-"`
+	keyOrder []string                        `json:"-"`
 }
 
 // PartialLevels are the profit and loss levels (percent of the way to take profit or stop
@@ -228,7 +246,8 @@ type ActivePosition struct {
 	MinuteEstimatedTime *int64 `json:"minuteEstimatedTime"`
 	OpenTimestamp       int64  `json:"openTimestamp"`
 
-	Extra map[string]apiextensionsv1.JSON `json:"-"`
+	Extra    map[string]apiextensionsv1.JSON `json:"-"`
+	keyOrder []string                        `json:"-"`
 }
 
 // RiskEntry is one [key, position] pair of backtest-kit's risk record.

@@ -144,7 +144,7 @@ func (r *StrategyReconciler) claim(ctx context.Context, s *v1.Strategy) (*coordi
 	if err := r.StateClient.Patch(ctx, lease, client.RawPatch(types.JSONPatchType, patch)); err != nil {
 		return nil, "", fmt.Errorf("taking over the state identity from %s (Lease %s): %w", owner, lease.Name, err)
 	}
-	r.event(s, corev1.EventTypeNormal, "ClaimedState",
+	r.event(s, corev1.EventTypeNormal, ReasonClaimedState,
 		fmt.Sprintf("took over the state of %s, whose owner %s is gone", identityOf(s), owner))
 	return lease, "", nil
 }

@@ -72,6 +72,15 @@ const (
 	ReasonStaleRemoved = "StaleStateRemoved"
 )
 
+// Reasons of events that are not also a condition's reason.
+const (
+	ReasonClaimedState       = "ClaimedState"
+	ReasonStateObjectMissing = "StateObjectMissing"
+	ReasonStoppingPod        = "StoppingPod"
+	ReasonCreatedPod         = "CreatedPod"
+	ReasonDeletedState       = "DeletedState"
+)
+
 // FinalizerDeleteState removes a strategy's state once its pod is gone (retention Delete).
 const FinalizerDeleteState = "trading.strategyops.dev/delete-state"
 
@@ -383,7 +392,7 @@ func (r *StrategyReconciler) ensureStorage(ctx context.Context, s *v1.Strategy, 
 		if err != nil || all {
 			return err
 		}
-		r.event(s, corev1.EventTypeWarning, "StateObjectMissing", "a store object was deleted; making it again")
+		r.event(s, corev1.EventTypeWarning, ReasonStateObjectMissing, "a store object was deleted; making it again")
 	}
 	return r.ensureStateObjects(ctx, s, b)
 }
@@ -455,7 +464,7 @@ func (r *StrategyReconciler) stopPod(ctx context.Context, s *v1.Strategy) error 
 	if err != nil || pod == nil || !pod.DeletionTimestamp.IsZero() {
 		return err
 	}
-	r.event(s, corev1.EventTypeNormal, "StoppingPod", fmt.Sprintf("deleting pod %s", pod.Name))
+	r.event(s, corev1.EventTypeNormal, ReasonStoppingPod, fmt.Sprintf("deleting pod %s", pod.Name))
 	return client.IgnoreNotFound(r.Client.Delete(ctx, pod))
 }
 
@@ -495,7 +504,7 @@ func (r *StrategyReconciler) ensurePod(ctx context.Context, sc *scope) (ctrl.Res
 		}
 		return ctrl.Result{}, err
 	}
-	r.event(s, corev1.EventTypeNormal, "CreatedPod", fmt.Sprintf("created pod %s", want.Name))
+	r.event(s, corev1.EventTypeNormal, ReasonCreatedPod, fmt.Sprintf("created pod %s", want.Name))
 	r.setPodStatus(sc, want)
 	return ctrl.Result{RequeueAfter: statusRefresh}, nil
 }
@@ -595,7 +604,7 @@ func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ct
 	if err := r.releaseClaim(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
-	r.event(s, corev1.EventTypeNormal, "DeletedState", "removed the strategy's state (retention Delete)")
+	r.event(s, corev1.EventTypeNormal, ReasonDeletedState, "removed the strategy's state (retention Delete)")
 	base := s.DeepCopy()
 	controllerutil.RemoveFinalizer(s, FinalizerDeleteState)
 	return ctrl.Result{}, r.Client.Patch(ctx, s, client.MergeFrom(base))

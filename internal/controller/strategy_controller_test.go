@@ -21,8 +21,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -50,10 +48,7 @@ import (
 )
 
 func openSignal(s *v1.Strategy, symbol string) *v1.Signal {
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "test", "fixtures", "backtest-kit", "signal-opened.json"))
-	Expect(err).NotTo(HaveOccurred())
-	var sig v1.Signal
-	Expect(json.Unmarshal(data, &sig)).To(Succeed())
+	sig := testenv.FixtureValue[v1.Signal](GinkgoT(), "signal-opened.json")
 	sig.Symbol, sig.StrategyName, sig.ExchangeName = symbol, s.EffectiveStrategyName(), s.Spec.ExchangeName
 	return &sig
 }
@@ -140,7 +135,7 @@ var _ = Describe("Strategy controller", func() {
 		By("every transition was an event")
 		var evs eventsv1List
 		Eventually(func() []string { return eventReasons(ctx, ns, &evs) }, timeout).
-			Should(ContainElements(controller.ReasonBackendReady, controller.ReasonRunning, "CreatedPod"))
+			Should(ContainElements(controller.ReasonBackendReady, controller.ReasonRunning, controller.ReasonCreatedPod))
 	})
 
 	It("gives a File strategy a volume mounted at the data folder", func() {

@@ -32,6 +32,7 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/strategyops/strategy-operator/internal/jsonx"
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
 )
 
@@ -45,6 +46,9 @@ var (
 	ErrLocked     = driver.ErrLocked
 	// ErrUnknownOutcome: a write may or may not have been applied; read to find out.
 	ErrUnknownOutcome = driver.ErrUnknownOutcome
+	ErrNotOwned       = driver.ErrNotOwned
+	ErrInvalidValue   = driver.ErrInvalidValue
+	ErrClosed         = driver.ErrClosed
 )
 
 // Revision identifies one stored version of a key; see driver.Revision.
@@ -76,6 +80,7 @@ type Store[T any] struct {
 
 	mu     sync.Mutex
 	inited bool
+	closed bool
 	report driver.InitReport
 }
 
@@ -95,6 +100,9 @@ func (s *Store[T]) Driver() driver.Driver { return s.d }
 func (s *Store[T]) Init(ctx context.Context, initial bool) (driver.InitReport, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return driver.InitReport{}, s.wrap("init", "", ErrClosed)
+	}
 	if s.inited {
 		return s.report, nil
 	}
@@ -188,7 +196,7 @@ func (s *Store[T]) Write(ctx context.Context, key string, v T, opts ...WriteOpti
 	if err := ValidateKey(key); err != nil {
 		return "", s.wrap("write", key, err)
 	}
-	data, err := json.Marshal(v)
+	data, err := jsonx.Marshal(v)
 	if err != nil {
 		return "", s.wrap("encode", key, err)
 	}
@@ -310,5 +318,15 @@ func (s *Store[T]) Take(ctx context.Context, n int, keep func(T) bool) ([]T, err
 	return out, nil
 }
 
-// Close releases the driver.
-func (s *Store[T]) Close() error { return s.d.Close() }
+// Close releases the driver. Every later call returns an error wrapping ErrClosed, and
+// the driver is closed once however often Close is called: the driver contract's
+// promise about Close is kept here, for every backend.
+func (s *Store[T]) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	return s.d.Close()
+}

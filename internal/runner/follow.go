@@ -189,12 +189,22 @@ func adoptable(stored, held *v1.Signal, limits v1.SignalLimits) string {
 	return ""
 }
 
-// same compares two signals as stored (their JSON).
+// same compares two signals as stored (their JSON values; the order of their keys, which
+// a Kubernetes backend does not keep, does not count).
 func same(a, b *v1.Signal) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return jsonOf(a) == jsonOf(b)
+	return canonical(a) == canonical(b)
+}
+
+// canonical is v's JSON with every object's keys sorted.
+func canonical(v any) string {
+	var value any
+	if err := json.Unmarshal([]byte(jsonOf(v)), &value); err != nil {
+		return jsonOf(v)
+	}
+	return jsonOf(value)
 }
 
 func changes(from, to *v1.Signal) string {

@@ -20,6 +20,7 @@ limitations under the License.
 package testenv
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -182,4 +183,41 @@ func RunMain(m *testing.M, env **Environment) {
 	_ = os.RemoveAll(certs)
 	_ = os.RemoveAll(data)
 	os.Exit(code)
+}
+
+// TB is the part of testing.TB (and of Ginkgo's GinkgoT) the fixture helpers use.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+}
+
+// Fixture returns the file test/fixtures/backtest-kit/<name>: values backtest-kit 19.5.0
+// wrote, indented after they were captured.
+func Fixture(t TB, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(RepoRoot(), "test", "fixtures", "backtest-kit", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// FixtureAsWritten is Fixture compacted: the bytes backtest-kit wrote (JSON.stringify).
+func FixtureAsWritten(t TB, name string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, Fixture(t, name)); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// FixtureValue decodes the fixture name into a T.
+func FixtureValue[T any](t TB, name string) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(Fixture(t, name), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }

@@ -53,7 +53,7 @@ type Options struct {
 	Labels map[string]string
 	// Context names the store context exactly. It is recorded on the ConfigMap when the
 	// driver creates it, and a ConfigMap recording another context is refused
-	// (kubestore.ErrNotOwned): two contexts whose names clean up alike never share data.
+	// (driver.ErrNotOwned): two contexts whose names clean up alike never share data.
 	Context string
 }
 

@@ -130,8 +130,8 @@ func TestRefusedOperationFailsAlone(t *testing.T) {
 			t.Errorf("valid write %q failed with the refused one: %v", k, errs[k])
 		}
 	}
-	if !errors.Is(errs[bad], kubestore.ErrRejected) || !strings.Contains(fmt.Sprint(errs[bad]), bad) {
-		t.Errorf("the invalid write got %v, want kubestore.ErrRejected naming its key", errs[bad])
+	if !errors.Is(errs[bad], driver.ErrInvalidValue) || !strings.Contains(fmt.Sprint(errs[bad]), bad) {
+		t.Errorf("the invalid write got %v, want driver.ErrInvalidValue naming its key", errs[bad])
 	}
 	keys, err := d.Keys(ctx)
 	if err != nil {

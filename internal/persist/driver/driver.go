@@ -19,6 +19,20 @@ limitations under the License.
 //
 // Every backend lives in its own package, implements Driver, and runs the conformance suite
 // in package drivertest from its own tests.
+//
+// What every method of a Driver promises, beyond its own comment:
+//   - Errors. A method returns nil, one of the sentinel errors below (wrapped or not, tested
+//     with errors.Is), the context's error, or another error that says what failed. Only the
+//     sentinels a method's comment names carry a meaning callers act on; a backend-specific
+//     cause (an API status, a SQL error) is wrapped, never returned bare as the only clue.
+//   - Cancellation. A method whose context ends returns an error that wraps ctx.Err(). A read
+//     then has had no effect. A write whose context ended may or may not have been applied
+//     (a request already sent cannot be recalled): the driver returns ErrUnknownOutcome
+//     wrapped with the context's error when it cannot tell, and a plain context error only
+//     when it knows nothing was changed.
+//   - Close. Close is called once, and no method is called after it: package persist's
+//     Store guarantees both, answering every later call with ErrClosed. A driver need not
+//     guard against use after Close itself.
 package driver
 
 import (
@@ -44,6 +58,14 @@ var (
 	// ErrUnknownOutcome: the store's answer to a write was lost and it can no longer tell
 	// whether the write was applied; read the key to find out.
 	ErrUnknownOutcome = errors.New("outcome unknown")
+	// ErrNotOwned: the store's location (an object, a folder) holds another context's data,
+	// which it neither reads nor overwrites.
+	ErrNotOwned = errors.New("location belongs to another store")
+	// ErrInvalidValue: the backend refused the value itself (its schema, a field's type or
+	// format; not its size, which is ErrTooLarge). Nothing was changed.
+	ErrInvalidValue = errors.New("invalid value")
+	// ErrClosed: the driver has been closed.
+	ErrClosed = errors.New("store closed")
 )
 
 // Revision identifies one stored version of one key. It is opaque to callers; the only
@@ -78,38 +100,31 @@ type InitReport struct {
 // for concurrent use.
 type Driver interface {
 	// Init prepares the store. It is called once per instance before any other method;
-	// initial is true for the first instance of this context in the process.
+	// initial is true for the first instance of this context in the process. It may
+	// return ErrLocked (another process writes the location), ErrNotOwned, and ErrFenced.
 	Init(ctx context.Context, initial bool) (InitReport, error)
 
-	// Get returns the value at key, or ErrNotFound.
+	// Get returns the value at key, or ErrNotFound. It may return ErrNotOwned.
 	Get(ctx context.Context, key string) (Entry, error)
 
 	// Put stores value at key atomically and returns the new revision. A failed
-	// precondition returns ErrConflict; a value over the backend's limit returns
-	// ErrTooLarge. In both cases nothing is changed.
+	// precondition returns ErrConflict; a value over the backend's limit ErrTooLarge; a
+	// value the backend refuses ErrInvalidValue; a newer writer ErrFenced; another
+	// context's location ErrNotOwned. In all these cases nothing is changed. A lost answer
+	// is ErrUnknownOutcome.
 	Put(ctx context.Context, key string, value []byte, pre Precondition) (Revision, error)
 
-	// Delete removes key. ErrNotFound if absent; ErrConflict on a failed IfRevision.
+	// Delete removes key. ErrNotFound if absent; ErrConflict on a failed IfRevision (nothing
+	// is changed); ErrFenced, ErrNotOwned and ErrUnknownOutcome as for Put.
 	Delete(ctx context.Context, key string, pre Precondition) error
 
-	// DeleteAll removes every key of the store.
+	// DeleteAll removes every key of the store; ErrFenced, ErrNotOwned and
+	// ErrUnknownOutcome as for Put.
 	DeleteAll(ctx context.Context) error
 
-	// Keys lists the stored keys in any order.
+	// Keys lists the stored keys in any order. It may return ErrNotOwned.
 	Keys(ctx context.Context) ([]string, error)
 
 	// Close releases what the driver holds (locks, connections).
 	Close() error
-}
-
-// Capabilities lets a backend declare what it cannot do, so that the conformance suite
-// skips exactly those cases, by name.
-type Capabilities struct {
-	// NoCorruption: the backend cannot hold a corrupt entry (it never writes partial data
-	// and nothing else writes to it), so the corrupt-at-init cases do not apply.
-	NoCorruption bool
-	// MaxValueSize is the largest value the backend accepts, 0 for no limit below 8 MiB.
-	MaxValueSize int
-	// Persistent: a new instance on the same location sees what an earlier one wrote.
-	Persistent bool
 }

@@ -103,7 +103,7 @@ func hashed(parts []string) string {
 // SymbolPart is the name part of a trading symbol: an all-upper-case symbol is written in
 // lower case ("BTCUSDT" as "btcusdt"), so that the usual symbols keep readable names. Two
 // symbols that differ only so share the name; the stores of one strategy refuse an object
-// holding another context (ErrNotOwned), and distinct strategies never share a name.
+// holding another context (driver.ErrNotOwned), and distinct strategies never share a name.
 func SymbolPart(symbol string) string {
 	if upper.MatchString(symbol) {
 		return strings.ToLower(symbol)

@@ -30,7 +30,6 @@ package strategystatestore
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -189,19 +188,17 @@ func (l layout) Get(obj client.Object, key string) ([]byte, bool) {
 	return nil, false
 }
 
-// decode reads value strictly into a fresh T: unknown fields are kept by the types that
-// keep them, anything else that does not fit is an error naming the field.
+// decode reads value into a fresh T as encoding/json does (not strictly): a type that
+// keeps unknown fields (in its Extra) keeps them, the others ignore them, and a value of
+// the wrong shape is an error naming the field.
 func decode[T any](field Field, value []byte) (T, error) {
 	var v T
 	dec := json.NewDecoder(bytes.NewReader(value))
 	if err := dec.Decode(&v); err != nil {
-		return v, fmt.Errorf("%w: %s: %v", ErrInvalidValue, field, err)
+		return v, fmt.Errorf("%w: %s: %v", driver.ErrInvalidValue, field, err)
 	}
 	return v, nil
 }
-
-// ErrInvalidValue: the value does not fit its StrategyState field.
-var ErrInvalidValue = errors.New("invalid value")
 
 func (l layout) Put(obj client.Object, key string, value []byte) error {
 	st := obj.(*v1.StrategyState)

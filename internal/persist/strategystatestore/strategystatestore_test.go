@@ -19,8 +19,6 @@ package strategystatestore_test
 import (
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/gomega"
@@ -35,15 +33,7 @@ import (
 
 func fixtureSignal(t *testing.T, name string) *v1.Signal {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "test", "fixtures", "backtest-kit", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var s v1.Signal
-	if err := json.Unmarshal(data, &s); err != nil {
-		t.Fatal(err)
-	}
-	return &s
+	return testenv.FixtureValue[*v1.Signal](t, name)
 }
 
 func keyOf(s *v1.Signal) sss.Key {
@@ -154,7 +144,7 @@ func TestAPIServerRefusesAnInvalidSignalSentAnyway(t *testing.T) {
 
 	sig.Position = v1.PositionShort
 	_, err := s.Write(ctx, k.Symbol, sig)
-	g.Expect(errors.Is(err, kubestore.ErrRejected)).To(BeTrue(), "got %v", err)
+	g.Expect(errors.Is(err, persist.ErrInvalidValue)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("Short: priceTakeProfit must be < priceOpen"))
 	g.Expect(object(t, ns, k).Spec.Signal).To(BeNil())
 }
@@ -188,6 +178,6 @@ func TestNameCollisionIsRefused(t *testing.T) {
 	s := persist.NewStore[*v1.Signal]("lower", sss.New(env.Client, ns, lower, sss.FieldSignal,
 		sss.Options{Options: kubestore.Options{Create: true}}))
 	_, err := s.Init(ctx, true)
-	g.Expect(errors.Is(err, kubestore.ErrNotOwned)).To(BeTrue(), "got %v", err)
+	g.Expect(errors.Is(err, persist.ErrNotOwned)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("it holds s/e/BTCUSDT, this store is for s/e/btcusdt"))
 }
