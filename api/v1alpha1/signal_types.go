@@ -150,6 +150,21 @@ type PriceExtreme struct {
 	keyOrder []string `json:"-"`
 }
 
+// ProfitLoss is a signal's result at a price, as backtest-kit computes it (toProfitLossDto):
+// slippage and fees on both sides, times the multiplier.
+type ProfitLoss struct {
+	// pnlPercentage is the profit in percent of the money invested (negative: a loss).
+	PnlPercentage float64 `json:"pnlPercentage"`
+	// pnlCost is the profit in quote currency.
+	PnlCost float64 `json:"pnlCost"`
+	// pnlEntries is the money invested, in quote currency.
+	PnlEntries float64 `json:"pnlEntries"`
+	// priceOpen is the effective entry price, without slippage.
+	PriceOpen float64 `json:"priceOpen"`
+	// priceClose is the price the result is taken at.
+	PriceClose float64 `json:"priceClose"`
+}
+
 // PartialClose is one partial close of a position (backtest-kit's _partial items).
 // +kubebuilder:pruning:PreserveUnknownFields
 type PartialClose struct {

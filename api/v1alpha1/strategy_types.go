@@ -242,6 +242,26 @@ type StrategyStatus struct {
 	// from the spec while a change waits or is refused, or removed symbols drain.
 	// +optional
 	Applied *AppliedState `json:"applied,omitempty"`
+
+	// lastClosedSignal is the signal closed most recently, on any symbol, with its result
+	// as backtest-kit computes it; absent until one closes, or when the operator cannot
+	// read the store (File).
+	// +optional
+	LastClosedSignal *ClosedSignal `json:"lastClosedSignal,omitempty"`
+}
+
+// ClosedSignal is a closed signal and its result.
+type ClosedSignal struct {
+	// id of the signal.
+	ID string `json:"id"`
+	// symbol it traded.
+	Symbol string `json:"symbol"`
+	// reason it closed: take_profit, stop_loss, time_expired or liquidation.
+	Reason string `json:"reason"`
+	// closedAt is the close of the candle it closed on.
+	ClosedAt metav1.Time `json:"closedAt"`
+	// pnl is its result: slippage and fees on both sides, times its multiplier.
+	PnL ProfitLoss `json:"pnl"`
 }
 
 // AppliedState is the state identity and symbols a runner works on.

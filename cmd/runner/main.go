@@ -120,7 +120,7 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 	engine := func(p *domain.Persistence, notify func(runner.Notice)) *runner.Engine {
 		return runner.New(runner.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
 			Symbols: s.Symbols, Draining: s.Draining, Source: source, Strategy: strat, Persist: p,
-			Limits: v1.DefaultSignalLimits, Start: start, Log: log, Notify: notify})
+			Limits: v1.DefaultSignalLimits, Rules: s.Rules, Start: start, Log: log, Notify: notify})
 	}
 	if s.Backend == v1.BackendFile {
 		p := domain.New(domain.FileBackend(s.DataDir))

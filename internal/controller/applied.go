@@ -17,13 +17,11 @@ limitations under the License.
 package controller
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
 	"strings"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
@@ -134,24 +132,17 @@ func (r *StrategyReconciler) liveSymbols(ctx context.Context, s *v1.Strategy, b 
 	}
 	p := domain.New(backend)
 	defer func() { _ = p.Close() }()
+	// A store object deleted by hand, made again later in this pass, is unknown (Missing):
+	// held back as if a signal were open.
+	states, err := p.ReadSymbols(ctx, prev.StrategyName, prev.ExchangeName,
+		append(slices.Clone(prev.Symbols), prev.Draining...), false)
+	if err != nil {
+		return nil, err
+	}
 	var live []string
-	for _, sym := range append(slices.Clone(prev.Symbols), prev.Draining...) {
-		k := domain.StrategyKey(sym, prev.StrategyName, prev.ExchangeName)
-		sig, err := p.ReadSignal(ctx, k)
-		if err == nil {
-			var sched *v1.Signal
-			sched, err = p.ReadSchedule(ctx, k)
-			sig = cmp.Or(sig, sched)
-		}
-		switch {
-		case apierrors.IsNotFound(err):
-			// A store object deleted by hand, made again later in this pass: unknown, so
-			// held back as if a signal were open.
-			live = append(live, sym)
-		case err != nil:
-			return nil, fmt.Errorf("reading the signals of %s: %w", sym, err)
-		case sig != nil:
-			live = append(live, sym)
+	for _, st := range states {
+		if st.Live() {
+			live = append(live, st.Symbol)
 		}
 	}
 	return live, nil

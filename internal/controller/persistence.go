@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,25 +54,38 @@ func (r *StrategyReconciler) ensureStateObjects(ctx context.Context, s *v1.Strat
 	return nil
 }
 
-// countOpenSignals counts the symbols of s with an active signal on b.
-func (r *StrategyReconciler) countOpenSignals(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) (int32, error) {
+// readSignals reports what the symbols of s hold on b: how many have an open signal, and
+// the signal closed last.
+func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) (
+	int32, *v1.ClosedSignal, error) {
 	backend, err := r.kubeBackend(s, b, false)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	p := domain.New(backend)
 	defer func() { _ = p.Close() }()
+	states, err := p.ReadSymbols(ctx, s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols, true)
+	if err != nil {
+		return 0, nil, err
+	}
 	var n int32
-	for _, sym := range s.Spec.Symbols {
-		sig, err := p.ReadSignal(ctx, strategyKey(s, sym))
-		if err != nil {
-			return n, err
-		}
-		if sig != nil {
+	var last *v1.ClosedSignal
+	for _, st := range states {
+		if st.Signal != nil {
 			n++
 		}
+		if h := st.LastClosed; h != nil {
+			c := h.Close()
+			at := metav1.NewTime(time.UnixMilli(c.At).Add(time.Minute).UTC())
+			if last == nil || last.ClosedAt.Before(&at) {
+				last = &v1.ClosedSignal{ID: h.ID, Symbol: h.Symbol, Reason: c.Reason, ClosedAt: at}
+				if c.PnL != nil {
+					last.PnL = *c.PnL
+				}
+			}
+		}
 	}
-	return n, nil
+	return n, last, nil
 }
 
 // migrate copies the state of s from one Kubernetes backend to the other: signal,

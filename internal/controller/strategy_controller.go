@@ -312,7 +312,7 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 			"cannot read, so it cannot move open signals to %s; switch back to File", sc.desired))
 	}
 	if sc.desired == v1.BackendFile {
-		open, err := r.countOpenSignals(ctx, s, sc.active)
+		open, _, err := r.readSignals(ctx, s, sc.active)
 		if err != nil {
 			return ctrl.Result{}, false, err
 		}
@@ -429,15 +429,19 @@ func (r *StrategyReconciler) stateObjectsCached(ctx context.Context, s *v1.Strat
 
 func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) {
 	if sc.active == v1.BackendFile {
-		sc.strategy.Status.OpenSignals = nil // on the pod's volume; the operator cannot read it
+		// On the pod's volume: the operator cannot read it.
+		sc.strategy.Status.OpenSignals, sc.strategy.Status.LastClosedSignal = nil, nil
 		return
 	}
-	n, err := r.countOpenSignals(ctx, sc.strategy, sc.active)
+	n, last, err := r.readSignals(ctx, sc.strategy, sc.active)
 	if err != nil {
-		ctrl.LoggerFrom(ctx).Error(err, "Could not count open signals")
+		ctrl.LoggerFrom(ctx).Error(err, "Could not read the strategy's signals")
 		return
 	}
 	sc.strategy.Status.OpenSignals = &n
+	if last != nil {
+		sc.strategy.Status.LastClosedSignal = last
+	}
 }
 
 func (r *StrategyReconciler) getPod(ctx context.Context, s *v1.Strategy) (*corev1.Pod, error) {

@@ -132,6 +132,23 @@ var _ = Describe("Strategy controller", func() {
 		Expect(p.WriteSignal(ctx, key(s, "ETHUSDT"), openSignal(s, "ETHUSDT"))).To(Succeed())
 		Eventually(func() int32 { _ = get(ctx, s); return ptr.Deref(s.Status.OpenSignals, -1) }, 45*time.Second).Should(Equal(int32(1)))
 
+		By("the last close in the ledger, with its PnL, is in the status")
+		sig := openSignal(s, "BTCUSDT")
+		pnl := v1.ProfitLoss{PnlPercentage: 1.0959055944055986, PnlCost: 1.0959055944055986, PnlEntries: 100,
+			PriceOpen: 100, PriceClose: 101.5}
+		closedAt := time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+		Expect(p.RecordHistory(ctx, key(s, "BTCUSDT"), sig, sig.ID, domain.HistoryEvent{Kind: domain.EventClosed,
+			At: closedAt.Add(-time.Minute).UnixMilli(), Price: 101.5, Reason: "take_profit", PnL: &pnl})).To(Succeed())
+		Eventually(func() *v1.ClosedSignal {
+			_ = get(ctx, s)
+			c := s.Status.LastClosedSignal
+			if c != nil {
+				c.ClosedAt = metav1.NewTime(c.ClosedAt.UTC()) // decoded in the local zone
+			}
+			return c
+		}, 45*time.Second).Should(HaveValue(Equal(v1.ClosedSignal{ID: sig.ID, Symbol: "BTCUSDT", Reason: "take_profit",
+			ClosedAt: metav1.NewTime(closedAt), PnL: pnl})))
+
 		By("every transition was an event")
 		var evs eventsv1List
 		Eventually(func() []string { return eventReasons(ctx, ns, &evs) }, timeout).

@@ -96,23 +96,12 @@ func AveragePrice(candles []market.Candle) float64 {
 }
 
 // PnL is a signal's profit or loss at a price (toProfitLossDto).
-type PnL struct {
-	// Percentage is the profit in percent of the position, after fees and slippage.
-	Percentage float64 `json:"pnlPercentage"`
-	// Cost is Percentage of the money invested, in quote currency.
-	Cost float64 `json:"pnlCost"`
-	// Entries is the money invested.
-	Entries float64 `json:"pnlEntries"`
-	// PriceOpen is the effective entry price (without slippage).
-	PriceOpen float64 `json:"priceOpen"`
-	// PriceClose is the price the PnL is taken at.
-	PriceClose float64 `json:"priceClose"`
-}
+type PnL = v1.ProfitLoss
 
-// Extreme is the PnL as a _peak or _fall record at price and time now, its keys in order.
-func (p PnL) Extreme(price float64, now int64, order []string) *v1.PriceExtreme {
-	e := &v1.PriceExtreme{Price: price, Timestamp: now, PnlPercentage: p.Percentage, PnlCost: p.Cost,
-		PriceClose: p.PriceClose, PriceOpen: p.PriceOpen, PnlEntries: p.Entries}
+// Extreme is the PnL p as a _peak or _fall record at price and time now, its keys in order.
+func Extreme(p PnL, price float64, now int64, order []string) *v1.PriceExtreme {
+	e := &v1.PriceExtreme{Price: price, Timestamp: now, PnlPercentage: p.PnlPercentage, PnlCost: p.PnlCost,
+		PriceClose: p.PriceClose, PriceOpen: p.PriceOpen, PnlEntries: p.PnlEntries}
 	e.SetKeyOrder(order)
 	return e
 }
@@ -164,7 +153,7 @@ func (p Params) ProfitLoss(s *v1.Signal, priceClose float64) (PnL, error) {
 	priceOpen := EffectivePriceOpen(s)
 	long := s.Position == v1.PositionLong
 	result := func(pct float64) PnL {
-		return PnL{Percentage: pct, Cost: pct / 100 * invested, Entries: invested, PriceOpen: priceOpen,
+		return PnL{PnlPercentage: pct, PnlCost: pct / 100 * invested, PnlEntries: invested, PriceOpen: priceOpen,
 			PriceClose: priceClose}
 	}
 	if len(s.Partial) == 0 {
@@ -275,11 +264,11 @@ func (p Params) LiquidationPrice(s *v1.Signal) (float64, bool) {
 	if err0 != nil || err1 != nil {
 		return 0, false
 	}
-	k := (pnl1.Percentage - pnl0.Percentage) / (p1 - p0)
+	k := (pnl1.PnlPercentage - pnl0.PnlPercentage) / (p1 - p0)
 	if math.IsInf(k, 0) || math.IsNaN(k) || math.Abs(k) < epsilon {
 		return 0, false
 	}
-	liq := p0 + (-100-pnl0.Percentage)/k
+	liq := p0 + (-100-pnl0.PnlPercentage)/k
 	if math.IsInf(liq, 0) || math.IsNaN(liq) || liq <= 0 {
 		return 0, false
 	}

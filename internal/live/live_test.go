@@ -75,7 +75,7 @@ func TestProfitLoss(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		want := live.PnL{Percentage: c.pct, Cost: c.cost, Entries: c.paid, PriceOpen: c.open, PriceClose: c.close}
+		want := live.PnL{PnlPercentage: c.pct, PnlCost: c.cost, PnlEntries: c.paid, PriceOpen: c.open, PriceClose: c.close}
 		if got != want {
 			t.Errorf("%s:\n got %+v\nwant %+v", c.name, got, want)
 		}

@@ -159,7 +159,7 @@ func TestWatch(t *testing.T) {
 		}
 		if g.Peak != nil {
 			pnl, _ := params.ProfitLoss(s, c.avg)
-			if g.Peak.Price != c.avg || g.Peak.PnlPercentage != pnl.Percentage || g.Peak.Timestamp != at(5) {
+			if g.Peak.Price != c.avg || g.Peak.PnlPercentage != pnl.PnlPercentage || g.Peak.Timestamp != at(5) {
 				t.Errorf("%s: peak %+v", c.name, g.Peak)
 			}
 		}

@@ -106,12 +106,12 @@ func (p Params) CheckScheduled(s *v1.Signal, now int64, avg float64) (cancel str
 func (p Params) Activate(s *v1.Signal, now int64) (*v1.Signal, error) {
 	row := s.DeepCopy()
 	row.PendingAt, row.IsScheduled = now, false
-	row.Peak = PnL{}.Extreme(row.PriceOpen, now, v1.ExtremeKeysAtActivation)
+	row.Peak = Extreme(PnL{}, row.PriceOpen, now, v1.ExtremeKeysAtActivation)
 	pnl, err := p.ProfitLoss(row, row.PriceOpen)
 	if err != nil {
 		return nil, err
 	}
-	row.Fall = pnl.Extreme(row.PriceOpen, now, v1.ExtremeKeysAtActivation)
+	row.Fall = Extreme(pnl, row.PriceOpen, now, v1.ExtremeKeysAtActivation)
 	return row, nil
 }
 
@@ -159,14 +159,14 @@ func (p Params) NewRow(id string, c Context, pr Proposal, now int64, avg float64
 		}
 	}
 	row.Entry = []v1.EntryFill{{Price: row.PriceOpen, Cost: cost, Timestamp: now}}
-	row.Peak = PnL{}.Extreme(row.PriceOpen, now, v1.ExtremeKeysAtOpen)
-	row.Fall = PnL{}.Extreme(row.PriceOpen, now, v1.ExtremeKeysAtOpen)
+	row.Peak = Extreme(PnL{}, row.PriceOpen, now, v1.ExtremeKeysAtOpen)
+	row.Fall = Extreme(PnL{}, row.PriceOpen, now, v1.ExtremeKeysAtOpen)
 	if !row.IsScheduled {
 		pnl, err := p.ProfitLoss(row, row.PriceOpen)
 		if err != nil {
 			return nil, err
 		}
-		row.Fall = pnl.Extreme(row.PriceOpen, now, v1.ExtremeKeysAtOpen)
+		row.Fall = Extreme(pnl, row.PriceOpen, now, v1.ExtremeKeysAtOpen)
 	}
 	return row, nil
 }
@@ -230,8 +230,8 @@ func (p Params) Watch(s *v1.Signal, reached v1.PartialLevels, breakeven bool, no
 			if err != nil {
 				return g, err
 			}
-			if pnl.Percentage > 0 {
-				g.Peak = pnl.Extreme(avg, now, v1.ExtremeKeysOnTick)
+			if pnl.PnlPercentage > 0 {
+				g.Peak = Extreme(pnl, avg, now, v1.ExtremeKeysOnTick)
 			}
 		}
 		g.Breakeven = breakeven || p.breakevenReached(long, eff, avg)
@@ -250,7 +250,7 @@ func (p Params) Watch(s *v1.Signal, reached v1.PartialLevels, breakeven bool, no
 			if err != nil {
 				return g, err
 			}
-			g.Fall = pnl.Extreme(avg, now, v1.ExtremeKeysOnTick)
+			g.Fall = Extreme(pnl, avg, now, v1.ExtremeKeysOnTick)
 		}
 		addLevels(&g.Levels.LossLevels, progress(-dist, total))
 	}

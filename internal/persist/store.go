@@ -28,6 +28,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"iter"
+	"maps"
 	"slices"
 	"sync"
 	"unicode/utf8"
@@ -265,7 +266,11 @@ func (s *Store[T]) Keys(ctx context.Context) iter.Seq2[string, error] {
 }
 
 // Values iterates the values in key order. A key removed while iterating is passed over.
+// A driver that can read all its keys at once (driver.Snapshotter) is read once.
 func (s *Store[T]) Values(ctx context.Context) iter.Seq2[T, error] {
+	if sn, ok := s.d.(driver.Snapshotter); ok {
+		return s.snapshotValues(ctx, sn)
+	}
 	return func(yield func(T, error) bool) {
 		for k, err := range s.Keys(ctx) {
 			var v T
@@ -274,6 +279,32 @@ func (s *Store[T]) Values(ctx context.Context) iter.Seq2[T, error] {
 				if isNotFound(err) {
 					continue
 				}
+			}
+			if !yield(v, err) || err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (s *Store[T]) snapshotValues(ctx context.Context, sn driver.Snapshotter) iter.Seq2[T, error] {
+	return func(yield func(T, error) bool) {
+		var zero T
+		if err := s.ready(ctx); err != nil {
+			yield(zero, err)
+			return
+		}
+		all, err := sn.Snapshot(ctx)
+		if err != nil {
+			yield(zero, s.wrap("snapshot", "", err))
+			return
+		}
+		keys := slices.SortedFunc(maps.Keys(all), CompareKeys)
+		for _, k := range keys {
+			var v T
+			err := json.Unmarshal(all[k].Value, &v)
+			if err != nil {
+				err = s.wrap("decode", k, err)
 			}
 			if !yield(v, err) || err != nil {
 				return

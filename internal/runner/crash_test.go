@@ -241,9 +241,7 @@ func crashEquivalence(t *testing.T, reference, crashed target, minLife, maxLife 
 		t.Fatalf("only %d signals closed in a day: the test would prove little", n)
 	}
 
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("kill timing seed %d", seed)
-	rng := rand.New(rand.NewPCG(seed, 11))
+	rng := rand.New(rand.NewPCG(testenv.Seed(t), 11)) // the kill timings
 	kills, start := 0, time.Now()
 	for {
 		cmd := child(crashed)

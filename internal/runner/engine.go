@@ -27,6 +27,7 @@ limitations under the License.
 package runner
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -38,6 +39,7 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/live"
 	"github.com/strategyops/strategy-operator/internal/market"
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
@@ -56,8 +58,8 @@ const (
 	KindOpen     = "opened"
 	KindSchedule = "scheduled"
 	KindActivate = "activated"
-	KindClose    = "closed"
-	KindCancel   = "cancelled"
+	KindClose    = domain.EventClosed
+	KindCancel   = domain.EventCancelled
 	KindLevels   = "levels"
 )
 
@@ -74,8 +76,8 @@ type Config struct {
 	Limits   v1.SignalLimits
 	// Notify hears what Follow noticed (besides the log).
 	Notify func(Notice)
-	// ScheduleTimeout cancels a scheduled signal not activated in time (120 min when zero).
-	ScheduleTimeout time.Duration
+	// Rules are backtest-kit's settings the lifecycle follows (live.Defaults() when zero).
+	Rules live.Params
 	// Start is the first candle of a symbol that has no state yet.
 	Start time.Time
 	Log   *slog.Logger
@@ -113,12 +115,16 @@ type action struct {
 	Reason string         `json:"reason,omitempty"`
 	Levels v1.PartialData `json:"levels,omitempty"`
 	Even   bool           `json:"breakeven,omitempty"`
+	// PnL is a close's result.
+	PnL *v1.ProfitLoss `json:"pnl,omitempty"`
+	// Moved: a levels action's Row has a new _peak or _fall, to be written.
+	Moved bool `json:"moved,omitempty"`
 }
 
 // New returns an engine; Restore must run before Step.
 func New(cfg Config) *Engine {
-	if cfg.ScheduleTimeout == 0 {
-		cfg.ScheduleTimeout = 120 * time.Minute
+	if cfg.Rules == (live.Params{}) {
+		cfg.Rules = live.Defaults()
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -346,74 +352,105 @@ func withExtra(m map[string]apiextensionsv1.JSON, k string, raw []byte) map[stri
 	return m
 }
 
-// decide is the candle's decision: a pure function of the state and the candle.
+// tick is what backtest-kit's live tick at the end of a candle sees: the time (the
+// candle's close, a minute boundary), the average price of the candles before it and
+// the candle itself.
+type tick struct {
+	candle market.Candle
+	now    int64   // Unix ms
+	avg    float64 // VWAP of the last Rules.AvgPriceCandles candles, this one last
+}
+
+// errNoAverage: a candle needed for the average price is missing; like the library's tick,
+// this one does nothing.
+var errNoAverage = errors.New("not enough candles for the average price")
+
+// tickAt is the tick at the end of candle c: the candles before it are read from the
+// source (ClientExchange.getCandles needs all of them).
+func (e *Engine) tickAt(ctx context.Context, st *symbolState, c market.Candle) (tick, error) {
+	n := max(e.cfg.Rules.AvgPriceCandles, 1)
+	window := make([]market.Candle, 0, n)
+	for i := n - 1; i > 0; i-- {
+		prev, err := e.cfg.Source.Candle(ctx, st.key.Symbol, c.Time.Add(-time.Duration(i)*time.Minute))
+		if errors.Is(err, market.ErrNoData) {
+			return tick{}, fmt.Errorf("%w: %w", errNoAverage, err)
+		}
+		if err != nil {
+			return tick{}, err
+		}
+		window = append(window, prev)
+	}
+	window = append(window, c)
+	return tick{candle: c, now: c.Time.Add(time.Minute).UnixMilli(), avg: live.AveragePrice(window)}, nil
+}
+
+// decide is the candle's decision: a pure function of the state and the candle, following
+// backtest-kit's live tick (ClientStrategy.tick): an open signal is checked for its close
+// or progress, a scheduled one for its cancel or activation, else the strategy may
+// propose a new one.
 func (e *Engine) decide(ctx context.Context, st *symbolState, c market.Candle) (*action, error) {
-	ms := c.Time.UnixMilli()
+	t, err := e.tickAt(ctx, st, c)
+	if errors.Is(err, errNoAverage) {
+		e.cfg.Log.Debug("No tick: a candle of the average price is missing", "symbol", st.key.Symbol,
+			"candle", c.Time, "error", err.Error())
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	ms, rules := c.Time.UnixMilli(), e.cfg.Rules
 	switch {
 	case st.active != nil:
-		return e.watch(st, c), nil
+		return e.watch(st, t)
 	case st.scheduled != nil:
 		s := st.scheduled
-		long := s.Position == v1.PositionLong
+		cancel, activate := rules.CheckScheduled(s, t.now, t.avg)
 		switch {
-		case long && c.Low <= s.PriceStopLoss, !long && c.High >= s.PriceStopLoss:
-			return &action{Kind: KindCancel, Candle: ms, Row: s, Reason: "stop_loss"}, nil
-		case long && c.Low <= s.PriceOpen, !long && c.High >= s.PriceOpen:
-			row := *s
-			row.IsScheduled, row.PendingAt = false, c.Time.Add(time.Minute).UnixMilli()
-			return &action{Kind: KindActivate, Candle: ms, Row: &row, Price: s.PriceOpen}, nil
-		case c.Time.Add(time.Minute).Sub(time.UnixMilli(s.ScheduledAt)) >= e.cfg.ScheduleTimeout:
-			return &action{Kind: KindCancel, Candle: ms, Row: s, Reason: "timeout"}, nil
+		case cancel != "":
+			return &action{Kind: KindCancel, Candle: ms, Row: s, Price: t.avg, Reason: cancel}, nil
+		case activate:
+			row, err := rules.Activate(s, t.now)
+			if err != nil {
+				return nil, err
+			}
+			return &action{Kind: KindActivate, Candle: ms, Row: row, Price: row.PriceOpen}, nil
 		}
 		return nil, nil
 	case slices.Contains(e.cfg.Draining, st.key.Symbol):
 		return nil, nil // drained: flat now, and it stays so
 	}
-	return e.propose(ctx, st, c)
+	return e.propose(ctx, st, t)
 }
 
-// watch checks an active signal against the candle: stop loss first when both are in one
-// candle (the careful assumption), then take profit, then expiry, then levels.
-func (e *Engine) watch(st *symbolState, c market.Candle) *action {
-	s, ms := st.active, c.Time.UnixMilli()
-	long := s.Position == v1.PositionLong
-	sl, tp := s.PriceStopLoss, s.PriceTakeProfit
-	switch {
-	case long && c.Low <= sl, !long && c.High >= sl:
-		return &action{Kind: KindClose, Candle: ms, Row: s, Price: sl, Reason: "stop_loss"}
-	case long && c.High >= tp, !long && c.Low <= tp:
-		return &action{Kind: KindClose, Candle: ms, Row: s, Price: tp, Reason: "take_profit"}
-	case s.MinuteEstimatedTime != nil &&
-		c.Time.Add(time.Minute).Sub(time.UnixMilli(s.PendingAt)) >= time.Duration(*s.MinuteEstimatedTime)*time.Minute:
-		return &action{Kind: KindClose, Candle: ms, Row: s, Price: c.Close, Reason: "time_expired"}
+// watch is an open signal's tick: closed (live.Params.CheckPending), or its progress
+// recorded (live.Params.Watch) when it moved.
+func (e *Engine) watch(st *symbolState, t tick) (*action, error) {
+	s, ms, rules := st.active, t.candle.Time.UnixMilli(), e.cfg.Rules
+	if c := rules.CheckPending(s, t.now, t.avg, t.candle.Low, t.candle.High); c != nil {
+		pnl, err := rules.ProfitLoss(s, c.Price)
+		if err != nil {
+			return nil, err
+		}
+		return &action{Kind: KindClose, Candle: ms, Row: s, Price: c.Price, Reason: c.Reason, PnL: &pnl}, nil
 	}
-	// Partial levels: each 10 % of the way to take profit or stop loss, once.
-	progress := (c.Close - s.PriceOpen) / (tp - s.PriceOpen) * 100
-	loss := (c.Close - s.PriceOpen) / (sl - s.PriceOpen) * 100
 	cur := st.partial[s.ID]
-	next := v1.PartialLevels{ProfitLevels: slices.Clone(cur.ProfitLevels), LossLevels: slices.Clone(cur.LossLevels)}
-	if next.ProfitLevels == nil {
-		next.ProfitLevels = []float64{}
+	g, err := rules.Watch(s, cur, st.breakeven, t.now, t.avg)
+	if err != nil || !g.Changed(cur, st.breakeven) {
+		return nil, err
 	}
-	if next.LossLevels == nil {
-		next.LossLevels = []float64{}
+	a := &action{Kind: KindLevels, Candle: ms, Row: s, Levels: v1.PartialData{s.ID: g.Levels}, Even: g.Breakeven}
+	if g.Peak != nil || g.Fall != nil {
+		row := s.DeepCopy()
+		row.Peak, row.Fall = cmp.Or(g.Peak, row.Peak), cmp.Or(g.Fall, row.Fall)
+		a.Row, a.Moved = row, true
 	}
-	for lvl := 10.0; lvl < 100; lvl += 10 {
-		if progress >= lvl && !slices.Contains(next.ProfitLevels, lvl) {
-			next.ProfitLevels = append(next.ProfitLevels, lvl)
-		}
-		if loss >= lvl && !slices.Contains(next.LossLevels, lvl) {
-			next.LossLevels = append(next.LossLevels, lvl)
-		}
-	}
-	even := st.breakeven || progress >= 30
-	if len(next.ProfitLevels) == len(cur.ProfitLevels) && len(next.LossLevels) == len(cur.LossLevels) && even == st.breakeven {
-		return nil
-	}
-	return &action{Kind: KindLevels, Candle: ms, Row: s, Levels: v1.PartialData{s.ID: next}, Even: even}
+	return a, nil
 }
 
-func (e *Engine) propose(ctx context.Context, st *symbolState, c market.Candle) (*action, error) {
+// propose asks the strategy for a signal on the tick and makes it a row as the library
+// would (live.Params.NewRow); one that breaks the signal rules is logged and skipped.
+func (e *Engine) propose(ctx context.Context, st *symbolState, t tick) (*action, error) {
+	c := t.candle
 	window := make([]market.Candle, 0, e.cfg.Strategy.Lookback()+1)
 	for i := e.cfg.Strategy.Lookback(); i > 0; i-- {
 		prev, err := e.cfg.Source.Candle(ctx, st.key.Symbol, c.Time.Add(-time.Duration(i)*time.Minute))
@@ -427,23 +464,20 @@ func (e *Engine) propose(ctx context.Context, st *symbolState, c market.Candle) 
 	if err != nil || p == nil {
 		return nil, err
 	}
-	at := c.Time.Add(time.Minute).UnixMilli() // the candle has closed
-	row := &v1.Signal{
-		ID:       fmt.Sprintf("%s-%s-%d", e.cfg.StrategyName, st.key.Symbol, c.Time.Unix()),
-		Position: p.Position, PriceOpen: c.Close, PriceTakeProfit: p.TakeProfit, PriceStopLoss: p.StopLoss,
-		MinuteEstimatedTime: p.Minutes, Symbol: st.key.Symbol, ExchangeName: e.cfg.ExchangeName,
-		StrategyName: e.cfg.StrategyName, ScheduledAt: at, PendingAt: at, Timestamp: at,
-	}
-	if p.Note != "" {
-		row.Note = &p.Note
-	}
-	kind := KindOpen
+	pr := live.Proposal{Position: p.Position, TakeProfit: p.TakeProfit, StopLoss: p.StopLoss, Minutes: p.Minutes,
+		Note: p.Note}
 	if p.PriceOpen != 0 {
-		kind, row.PriceOpen, row.PendingAt, row.IsScheduled = KindSchedule, p.PriceOpen, 0, true
+		pr.PriceOpen = &p.PriceOpen
 	}
-	var current *float64
-	if kind == KindOpen {
-		current = &c.Close
+	id := fmt.Sprintf("%s-%s-%d", e.cfg.StrategyName, st.key.Symbol, c.Time.Unix())
+	row, err := e.cfg.Rules.NewRow(id, live.Context{Symbol: st.key.Symbol, StrategyName: e.cfg.StrategyName,
+		ExchangeName: e.cfg.ExchangeName}, pr, t.now, t.avg)
+	if err != nil {
+		return nil, err
+	}
+	kind, current := KindOpen, &t.avg
+	if row.IsScheduled {
+		kind, current = KindSchedule, nil
 	}
 	if err := v1.ValidateSignal(row, e.cfg.Limits, current); err != nil {
 		e.cfg.Log.Info("Strategy proposed an invalid signal; skipped", "symbol", st.key.Symbol, "error", err.Error())
@@ -456,7 +490,7 @@ func (e *Engine) propose(ctx context.Context, st *symbolState, c market.Candle) 
 // it once.
 func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
 	p, k, s := e.cfg.Persist, st.key, a.Row
-	ev := domain.HistoryEvent{Kind: a.Kind, At: a.Candle, Price: a.Price, Reason: a.Reason}
+	ev := domain.HistoryEvent{Kind: a.Kind, At: a.Candle, Price: a.Price, Reason: a.Reason, PnL: a.PnL}
 	var err error
 	// The signal keys are written at the revisions the engine last saw. Once one of them
 	// is stored, the action is finished even over a change made since (the next Follow
@@ -499,6 +533,12 @@ func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
 		}
 	case KindLevels:
 		if err = firstErr(
+			func() error {
+				if !a.Moved {
+					return nil
+				}
+				return put(e.putSignal, s)()
+			},
 			func() error { return p.WritePartial(ctx, k, s.ID, a.Levels) },
 			func() error {
 				if !a.Even {
@@ -507,6 +547,9 @@ func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
 				return p.WriteBreakeven(ctx, k, s.ID, v1.BreakevenData{s.ID: {Reached: true}})
 			}); err == nil {
 			st.partial, st.breakeven = a.Levels, a.Even
+			if a.Moved {
+				st.active = s
+			}
 		}
 	case KindClose, kindCancelOpen:
 		if a.Kind == kindCancelOpen {

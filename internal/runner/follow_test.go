@@ -164,7 +164,7 @@ func testFollow(t *testing.T, b v1.PersistenceBackend) {
 	t.Run("an edit of take profit and stop loss is adopted", func(t *testing.T) { open = f.adopts(t, open) })
 	t.Run("an edit of another field is refused and the runner's signal written back", func(t *testing.T) {
 		edited := *open
-		edited.PriceOpen *= 1.01
+		edited.PriceOpen *= 1.001 // within the 0.5 % the stop loss is at least away: still a valid signal
 		f.write(t, &edited)
 		f.follow(t, runner.NoticeEditRefused)
 		if got := f.stored(t); got.PriceOpen != open.PriceOpen {

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/live"
 )
 
 // Settings are the runner's command line, as the operator writes it into the pod.
@@ -59,6 +60,8 @@ type Settings struct {
 	// FollowPeriod is how often the runner reads its open signals back from the store
 	// (ConfigMap, StrategyState) to notice hand edits.
 	FollowPeriod time.Duration
+	// Rules are backtest-kit's settings the lifecycle follows: fees, slippage, timeouts.
+	Rules live.Params
 }
 
 // ErrHelp: --help was asked for; the usage was written.
@@ -107,6 +110,15 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 		"the Strategy object to report hand edits of the state to, as Warning events (env STRATEGY_OBJECT)")
 	fs.DurationVar(&s.FollowPeriod, "follow-period", 5*time.Second,
 		"how often open signals are read back from the store to notice hand edits (ConfigMap, StrategyState)")
+	s.Rules = live.Defaults()
+	fs.Float64Var(&s.Rules.PercentFee, "percent-fee", s.Rules.PercentFee,
+		"fee per side, in percent, in every PnL (backtest-kit's CC_PERCENT_FEE)")
+	fs.Float64Var(&s.Rules.PercentSlippage, "percent-slippage", s.Rules.PercentSlippage,
+		"slippage per side, in percent, in every PnL (CC_PERCENT_SLIPPAGE)")
+	fs.Float64Var(&s.Rules.BreakevenThreshold, "breakeven-threshold", s.Rules.BreakevenThreshold,
+		"percent beyond both sides' fees and slippage at which a signal reaches breakeven (CC_BREAKEVEN_THRESHOLD)")
+	fs.Int64Var(&s.Rules.ScheduleAwaitMinutes, "schedule-await-minutes", s.Rules.ScheduleAwaitMinutes,
+		"minutes a scheduled signal waits for its entry price before it is cancelled (CC_SCHEDULE_AWAIT_MINUTES)")
 	fs.StringVar(&s.TerminationMessagePath, "termination-message-path", "",
 		"file the container's termination message is read from: the runner writes a fatal error there")
 	fs.Usage = func() {
@@ -175,6 +187,19 @@ Usage: runner [flags]
 	}
 	parse(start, "start", &s.Start)
 	parse(until, "until", &s.Until)
+	for _, r := range []struct {
+		flag string
+		v    float64
+	}{{"percent-fee", s.Rules.PercentFee}, {"percent-slippage", s.Rules.PercentSlippage},
+		{"breakeven-threshold", s.Rules.BreakevenThreshold}} {
+		if r.v < 0 || r.v >= 100 || r.v != r.v {
+			problems = append(problems, fmt.Sprintf("--%s must be a percentage from 0 to under 100, got %v", r.flag, r.v))
+		}
+	}
+	if s.Rules.ScheduleAwaitMinutes <= 0 {
+		problems = append(problems, fmt.Sprintf("--schedule-await-minutes must be positive, got %d",
+			s.Rules.ScheduleAwaitMinutes))
+	}
 	if s.Speed <= 0 {
 		problems = append(problems, fmt.Sprintf("--speed must be positive, got %v", s.Speed))
 	}

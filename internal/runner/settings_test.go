@@ -35,9 +35,12 @@ func TestSettingsFromTheOperatorsFlags(t *testing.T) {
 	s, err := runner.ParseSettings([]string{"--strategy-name=breakout", "--exchange=simulated",
 		"--symbols=BTCUSDT,ETHUSDT", "--backend=StrategyState", "--namespace=prod", "--lease=breakout-runner",
 		"--data-dir=/var/lib/strategy", "--strategy=indicator", "--option", "fast=3", "--option=slow=9",
-		"--start=2026-11-01T00:00:00Z", "--speed=60", "--drain=SOLUSDT"}, noEnv, &usage)
+		"--start=2026-11-01T00:00:00Z", "--speed=60", "--drain=SOLUSDT", "--percent-fee=0.04"}, noEnv, &usage)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s.Rules.PercentFee != 0.04 || s.Rules.PercentSlippage != 0.1 || s.Rules.ScheduleAwaitMinutes != 120 {
+		t.Fatalf("rules %+v: want the fee given and backtest-kit's other defaults", s.Rules)
 	}
 	if !slices.Equal(s.Symbols, []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}) || !slices.Equal(s.Draining, []string{"SOLUSDT"}) {
 		t.Fatalf("a drained symbol is watched too: symbols %v, draining %v", s.Symbols, s.Draining)
@@ -72,6 +75,8 @@ func TestSettingsErrorsSayWhatIsMissing(t *testing.T) {
 	for args, want := range map[string]string{
 		"--backend=Floppy":                    `--backend "Floppy" is not File, ConfigMap or StrategyState`,
 		"--speed=0":                           "--speed must be positive",
+		"--percent-slippage=-1":               "--percent-slippage must be a percentage from 0 to under 100, got -1",
+		"--schedule-await-minutes=0":          "--schedule-await-minutes must be positive, got 0",
 		"--start=yesterday":                   `--start "yesterday" is not an RFC 3339 time`,
 		"--strategy-name=a --strategy-name=b": "flag --strategy-name is given twice",
 		"--option nokey":                      `want KEY=VALUE, got "nokey"`,

@@ -27,9 +27,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -220,4 +222,22 @@ func FixtureValue[T any](t TB, name string) T {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// SeedEnv replays a randomized test: set it to the seed the failed run logged.
+const SeedEnv = "STRATEGYOPS_TEST_SEED"
+
+// Seed is the seed of a randomized test: SeedEnv when set, else the clock. It is logged,
+// so that a failure can be replayed.
+func Seed(t testing.TB) uint64 {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(SeedEnv); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("%s=%q: %v", SeedEnv, v, err)
+		}
+	}
+	t.Logf("random seed %d (replay with %s=%d)", seed, SeedEnv, seed)
+	return seed
 }

@@ -51,7 +51,13 @@ const (
 
 // Finished reports whether the entry's signal is over (closed or cancelled): nothing will
 // be recorded for it again, so it may be archived.
-func (h *HistoryEntry) Finished() bool { return h.Has("closed") || h.Has("cancelled") }
+func (h *HistoryEntry) Finished() bool { return h.Has(EventClosed) || h.Has(EventCancelled) }
+
+// The ledger's event kinds that end a signal.
+const (
+	EventClosed    = "closed"
+	EventCancelled = "cancelled"
+)
 
 // first is when the entry's first event happened.
 func (h *HistoryEntry) first() int64 {

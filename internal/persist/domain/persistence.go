@@ -60,6 +60,8 @@ type HistoryEvent struct {
 	At     int64   `json:"at"`
 	Price  float64 `json:"price,omitempty"`
 	Reason string  `json:"reason,omitempty"`
+	// PnL is a close's result, as backtest-kit computes it.
+	PnL *v1.ProfitLoss `json:"pnl,omitempty"`
 }
 
 // Has reports whether the entry already records an event of kind.

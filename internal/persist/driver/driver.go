@@ -128,3 +128,10 @@ type Driver interface {
 	// Close releases what the driver holds (locks, connections).
 	Close() error
 }
+
+// Snapshotter is a Driver that can also read every key at once, in one round trip; package
+// persist then reads a whole store with it.
+type Snapshotter interface {
+	// Snapshot returns every stored key with its entry. It may return ErrNotOwned.
+	Snapshot(ctx context.Context) (map[string]Entry, error)
+}

@@ -34,6 +34,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/childproc"
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/filestore"
+	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
 // The crash test runs this test binary again as a writer child (crashChildEnv names its
@@ -119,7 +120,7 @@ func TestCrashSafetyUnderSIGKILL(t *testing.T) {
 	for i := range lastAck {
 		lastAck[i] = -1
 	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	rng := rand.New(rand.NewPCG(testenv.Seed(t), 7)) // the kill timings
 	acked, kills := 0, 0
 	start := time.Now()
 	for acked < crashWrites {

@@ -149,7 +149,10 @@ type Driver struct {
 	contended int
 }
 
-var _ driver.Driver = (*Driver)(nil)
+var (
+	_ driver.Driver      = (*Driver)(nil)
+	_ driver.Snapshotter = (*Driver)(nil)
+)
 
 // New returns a driver for the object name of layout's kind. c must read from the API
 // server directly (client.New, not a manager's cached client).
