@@ -105,7 +105,7 @@ func (r *StrategyReconciler) claim(ctx context.Context, s *v1.Strategy) (*coordi
 		return lease, "", nil
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", objectErr("reading", lease, err)
 	}
 	uid := lease.Annotations[AnnotationOwnerUID]
 	if uid == string(s.UID) {
@@ -232,7 +232,8 @@ func (r *StrategyReconciler) labelOwned(ctx context.Context, s *v1.Strategy, lea
 		}
 	}
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationLabelled, s.UID)
-	return r.StateClient.Patch(ctx, lease, client.RawPatch(types.MergePatchType, []byte(patch)))
+	return objectErr("recording the relabelling on", lease,
+		r.StateClient.Patch(ctx, lease, client.RawPatch(types.MergePatchType, []byte(patch))))
 }
 
 // ofIdentity reports whether a ConfigMap's recorded store context (domain "/" key) is of

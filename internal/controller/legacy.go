@@ -107,7 +107,8 @@ func (r *StrategyReconciler) moveLegacyObjects(ctx context.Context, sc *scope, l
 	}
 	if len(pending) == 0 {
 		patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationNamesMoved, sc.active)
-		return true, r.StateClient.Patch(ctx, lease, client.RawPatch(types.MergePatchType, []byte(patch)))
+		return true, objectErr("recording the move on", lease,
+			r.StateClient.Patch(ctx, lease, client.RawPatch(types.MergePatchType, []byte(patch))))
 	}
 	if err := r.stopPod(ctx, s); err != nil {
 		return false, err
@@ -154,7 +155,8 @@ func (r *StrategyReconciler) moveObject(ctx context.Context, s *v1.Strategy, rn 
 		return fmt.Errorf("moving %s to %s: %w", from.GetName(), rn.to.GetName(), err)
 	}
 	uid, rv := from.GetUID(), from.GetResourceVersion()
-	return client.IgnoreNotFound(r.StateClient.Delete(ctx, from, client.Preconditions{UID: &uid, ResourceVersion: &rv}))
+	return objectErr("deleting the moved", from,
+		client.IgnoreNotFound(r.StateClient.Delete(ctx, from, client.Preconditions{UID: &uid, ResourceVersion: &rv})))
 }
 
 // copyObject makes to a copy of from's content under to's name, owned by s, marked as

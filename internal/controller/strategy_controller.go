@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -295,7 +296,7 @@ func (r *StrategyReconciler) ensureFinalizer(ctx context.Context, s *v1.Strategy
 	} else {
 		controllerutil.RemoveFinalizer(s, FinalizerDeleteState)
 	}
-	return r.Client.Patch(ctx, s, client.MergeFrom(base))
+	return objectErr("setting the finalizer of", s, r.Client.Patch(ctx, s, client.MergeFrom(base)))
 }
 
 // switchBackend moves a strategy's state to its newly chosen backend. done is false while
@@ -469,7 +470,7 @@ func (r *StrategyReconciler) stopPod(ctx context.Context, s *v1.Strategy) error 
 		return err
 	}
 	r.event(s, corev1.EventTypeNormal, ReasonStoppingPod, fmt.Sprintf("deleting pod %s", pod.Name))
-	return client.IgnoreNotFound(r.Client.Delete(ctx, pod))
+	return objectErr("deleting", pod, client.IgnoreNotFound(r.Client.Delete(ctx, pod)))
 }
 
 // ensurePod keeps exactly one pod of the current template. A pod of an older template, or
@@ -506,7 +507,7 @@ func (r *StrategyReconciler) ensurePod(ctx context.Context, sc *scope) (ctrl.Res
 		if apierrors.IsAlreadyExists(err) {
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
-		return ctrl.Result{}, err
+		return ctrl.Result{}, objectErr("creating", want, err)
 	}
 	r.event(s, corev1.EventTypeNormal, ReasonCreatedPod, fmt.Sprintf("created pod %s", want.Name))
 	r.setPodStatus(sc, want)
@@ -611,7 +612,7 @@ func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ct
 	r.event(s, corev1.EventTypeNormal, ReasonDeletedState, "removed the strategy's state (retention Delete)")
 	base := s.DeepCopy()
 	controllerutil.RemoveFinalizer(s, FinalizerDeleteState)
-	return ctrl.Result{}, r.Client.Patch(ctx, s, client.MergeFrom(base))
+	return ctrl.Result{}, objectErr("removing the finalizer of", s, r.Client.Patch(ctx, s, client.MergeFrom(base)))
 }
 
 // deleteState removes the state objects s owns: the ConfigMaps and StrategyStates that
@@ -623,9 +624,11 @@ func (r *StrategyReconciler) deleteState(ctx context.Context, s *v1.Strategy) er
 	claim := &corev1.PersistentVolumeClaim{}
 	claim.Name, claim.Namespace = DataClaimName(s), s.Namespace
 	return errors.Join(
-		r.StateClient.DeleteAllOf(ctx, &corev1.ConfigMap{}, in, owned),
-		r.StateClient.DeleteAllOf(ctx, &v1.StrategyState{}, in, owned),
-		client.IgnoreNotFound(r.StateClient.Delete(ctx, claim)),
+		wrapErr("deleting the ConfigMaps of the state of "+identityOf(s),
+			r.StateClient.DeleteAllOf(ctx, &corev1.ConfigMap{}, in, owned)),
+		wrapErr("deleting the StrategyStates of the state of "+identityOf(s),
+			r.StateClient.DeleteAllOf(ctx, &v1.StrategyState{}, in, owned)),
+		objectErr("deleting", claim, client.IgnoreNotFound(r.StateClient.Delete(ctx, claim))),
 	)
 }
 
@@ -638,8 +641,26 @@ func (r *StrategyReconciler) releaseClaim(ctx context.Context, s *v1.Strategy) e
 		return client.IgnoreNotFound(err)
 	}
 	rv := lease.ResourceVersion
-	return client.IgnoreNotFound(r.StateClient.Delete(ctx, &lease,
-		client.Preconditions{UID: &lease.UID, ResourceVersion: &rv}))
+	return objectErr("deleting", &lease, client.IgnoreNotFound(r.StateClient.Delete(ctx, &lease,
+		client.Preconditions{UID: &lease.UID, ResourceVersion: &rv})))
+}
+
+// objectErr says which object an API error concerns: what was being done, its kind,
+// namespace and name. nil stays nil.
+func objectErr(doing string, obj client.Object, err error) error {
+	if err == nil {
+		return nil
+	}
+	kind := reflect.TypeOf(obj).Elem().Name()
+	return fmt.Errorf("%s %s %s/%s: %w", doing, kind, obj.GetNamespace(), obj.GetName(), err)
+}
+
+// wrapErr prefixes err with what was being done; nil stays nil.
+func wrapErr(doing string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", doing, err)
 }
 
 func setCondition(s *v1.Strategy, t string, ok bool, reason, msg string) {

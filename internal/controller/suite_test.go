@@ -119,7 +119,8 @@ func newNamespace(ctx context.Context) string {
 	return ns.Name
 }
 
-// strategy builds a Strategy; options change it.
+// strategy builds a Strategy of name in ns on backend, trading symbols on the "simulated"
+// exchange.
 func strategy(ns, name string, backend v1.PersistenceBackend, symbols ...string) *v1.Strategy {
 	return &v1.Strategy{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},

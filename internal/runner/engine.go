@@ -204,7 +204,6 @@ func (e *Engine) Restore(ctx context.Context) error {
 	return nil
 }
 
-// mine drops a row of another strategy or exchange (a shared folder or object).
 // Position is the start of the last candle that every symbol has been processed through
 // (after Restore: where the previous run stopped).
 func (e *Engine) Position() time.Time {
@@ -217,6 +216,7 @@ func (e *Engine) Position() time.Time {
 	return pos
 }
 
+// mine drops a row of another strategy or exchange (a shared folder or object).
 func (e *Engine) mine(s *v1.Signal) *v1.Signal {
 	if s == nil || s.StrategyName != e.cfg.StrategyName || s.ExchangeName != e.cfg.ExchangeName {
 		return nil

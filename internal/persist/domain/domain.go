@@ -35,7 +35,7 @@ import (
 // Domain names one kind of crash state.
 type Domain string
 
-// The six domains.
+// The domains: backtest-kit's six crash-state domains, and the ledger.
 const (
 	Signal    Domain = "signal"
 	Schedule  Domain = "schedule"
