@@ -384,10 +384,10 @@ func (e *Engine) tickAt(ctx context.Context, st *symbolState, c market.Candle) (
 	return tick{candle: c, now: c.Time.Add(time.Minute).UnixMilli(), avg: live.AveragePrice(window)}, nil
 }
 
-// decide is the candle's decision: a pure function of the state and the candle, following
-// backtest-kit's live tick (ClientStrategy.tick): an open signal is checked for its close
-// or progress, a scheduled one for its cancel or activation, else the strategy may
-// propose a new one.
+// decide is the candle's decision, following backtest-kit's live tick (ClientStrategy.tick):
+// an open signal is checked for its close or progress, a scheduled one for its cancel or
+// activation, else the strategy may propose a new one. It reads candles from the source and
+// asks the strategy, but writes nothing: the same state and candles decide the same way.
 func (e *Engine) decide(ctx context.Context, st *symbolState, c market.Candle) (*action, error) {
 	t, err := e.tickAt(ctx, st, c)
 	if errors.Is(err, errNoAverage) {

@@ -54,7 +54,7 @@ func FileBackend(baseDir string) Backend {
 // parts joined with '_', unescaped — symbol_strategyName_exchangeName, and for risk
 // riskName_exchangeName. A name backtest-kit would turn into nested folders (a '/', as in
 // "BTC/USDT") or that is no folder name at all is escaped instead, as file names are
-// (filestore.EncodeName): it stays one folder inside the domain's.
+// (filestore.EscapedName): it stays one folder inside the domain's.
 func FileFolder(d Domain, k Key) (string, error) {
 	parts := []string{k.Symbol, k.StrategyName, k.ExchangeName}
 	if d == Risk {
@@ -62,7 +62,7 @@ func FileFolder(d Domain, k Key) (string, error) {
 	}
 	name := strings.Join(parts, "_")
 	if strings.ContainsAny(name, "/\\\x00") || name == "." || name == ".." {
-		return filestore.EncodeName(name), nil
+		return filestore.EscapedName(name), nil // never a hash: MoveLegacyFolders reports those
 	}
 	return name, nil
 }
@@ -71,8 +71,9 @@ func FileFolder(d Domain, k Key) (string, error) {
 // (the context's key string escaped, "BTCUSDT%3Amy-strategy%3Abinance") to backtest-kit's
 // names, logging each move. A rename is atomic, so a crash leaves each folder under one
 // name or the other, and the next run moves the rest. A folder it cannot map (or whose new
-// name is taken) is reported and left as it is, never dropped; only a domain folder it
-// cannot read is an error.
+// name is taken) is reported and left as it is, never dropped. A folder another process
+// still writes (its lock is held) is not moved: that is an error wrapping driver.ErrLocked,
+// as opening a folder another runner holds is. So is a domain folder it cannot read.
 func MoveLegacyFolders(baseDir string, log *slog.Logger) error {
 	for _, d := range Domains {
 		dir := filepath.Join(baseDir, string(d))
@@ -84,10 +85,17 @@ func MoveLegacyFolders(baseDir string, log *slog.Logger) error {
 			return err
 		}
 		for _, e := range entries {
+			from := filepath.Join(dir, e.Name())
+			if e.IsDir() && filestore.IsHashedName(e.Name()) {
+				// Today's names are never hashed: an earlier version's name of a context over
+				// 200 bytes, which the name alone cannot give back.
+				log.Error("Cannot map a state folder of an earlier version (a hash of a long name); left as it is",
+					"folder", from)
+				continue
+			}
 			if !e.IsDir() || !strings.Contains(e.Name(), "%3A") {
 				continue // the earlier names escaped the key's ':' separators; today's have none
 			}
-			from := filepath.Join(dir, e.Name())
 			folder, err := legacyFolder(d, e.Name())
 			if err != nil {
 				log.Error("Cannot map a state folder of an earlier version; left as it is", "folder", from,
@@ -95,7 +103,11 @@ func MoveLegacyFolders(baseDir string, log *slog.Logger) error {
 				continue
 			}
 			to := filepath.Join(dir, folder)
-			if err := filestore.MoveDir(from, to); err != nil {
+			err = filestore.MoveDir(from, to)
+			if errors.Is(err, driver.ErrLocked) {
+				return fmt.Errorf("an earlier version's runner still writes %s: %w", from, err)
+			}
+			if err != nil {
 				log.Error("Cannot move a state folder of an earlier version; left as it is", "folder", from,
 					"to", to, "error", err.Error())
 				continue

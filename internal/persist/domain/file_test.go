@@ -20,6 +20,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -27,7 +29,9 @@ import (
 
 	. "github.com/onsi/gomega"
 
+	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/filestore"
 )
 
 // writeTree lays out files at literal paths under base.
@@ -93,6 +97,7 @@ func TestFileBackendMovesEarlierFolders(t *testing.T) {
 		"signal/BTCUSDT%3Atrace-immediate%3Atrace-exchange/BTCUSDT.json": signal,
 		"risk/default%3Atrace-exchange/positions.json":                   fixture(t, "risk-positions.json"),
 		"signal/not%3Aa-context/BTCUSDT.json":                            signal,
+		"signal/~0123456789abcdef0123456789abcdef01234567/BTCUSDT.json":  signal, // a hashed long name
 	})
 	var logged bytes.Buffer
 	g.Expect(domain.MoveLegacyFolders(base, slog.New(slog.NewTextHandler(&logged, nil)))).To(Succeed())
@@ -104,7 +109,10 @@ func TestFileBackendMovesEarlierFolders(t *testing.T) {
 	g.Expect(filepath.Join(base, "signal/BTCUSDT%3Atrace-immediate%3Atrace-exchange")).NotTo(BeADirectory())
 	g.Expect(filepath.Join(base, "signal/not%3Aa-context/BTCUSDT.json")).To(BeARegularFile(), "never dropped")
 	g.Expect(logged.String()).To(And(ContainSubstring("Moved a state folder of an earlier version"),
-		ContainSubstring("Cannot map a state folder of an earlier version"), ContainSubstring("not%3Aa-context")))
+		ContainSubstring("Cannot map a state folder of an earlier version"), ContainSubstring("not%3Aa-context"),
+		ContainSubstring("~0123456789abcdef0123456789abcdef01234567")))
+	g.Expect(filepath.Join(base, "signal/~0123456789abcdef0123456789abcdef01234567/BTCUSDT.json")).
+		To(BeARegularFile(), "never dropped")
 
 	p := domain.New(domain.FileBackend(base))
 	defer func() { _ = p.Close() }()
@@ -125,4 +133,29 @@ func TestFileFolderKeepsNamesInsideTheDomainFolder(t *testing.T) {
 	name, err := domain.FileFolder(domain.Risk, domain.RiskKey("my-risk", "binance"))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(name).To(Equal("my-risk_binance"))
+}
+
+// TestFileBackendLeavesAFolderAnotherRunnerWrites: an earlier version's runner still
+// holding its folder's lock keeps its folder where it writes it, and the new runner does
+// not start beside it (ErrLocked, as for two runners of one folder).
+func TestFileBackendLeavesAFolderAnotherRunnerWrites(t *testing.T) {
+	g := NewWithT(t)
+	base := t.TempDir()
+	old := "signal/BTCUSDT%3Atrace-immediate%3Atrace-exchange"
+	writeTree(t, base, map[string][]byte{old + "/BTCUSDT.json": fixture(t, "signal-opened.json")})
+	writer := filestore.New(filepath.Join(base, old))
+	_, err := writer.Init(context.Background(), true)
+	g.Expect(err).NotTo(HaveOccurred())
+
+	err = domain.MoveLegacyFolders(base, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g.Expect(errors.Is(err, persist.ErrLocked)).To(BeTrue(), "got %v", err)
+	g.Expect(filepath.Join(base, old, "BTCUSDT.json")).To(BeARegularFile())
+	p := domain.New(domain.FileBackend(base))
+	_, err = p.ReadSignal(context.Background(), domain.StrategyKey("BTCUSDT", "trace-immediate", "trace-exchange"))
+	g.Expect(errors.Is(err, persist.ErrLocked)).To(BeTrue(), "got %v", err)
+	_ = p.Close()
+
+	g.Expect(writer.Close()).To(Succeed()) // the old runner stops: the folder moves
+	g.Expect(domain.MoveLegacyFolders(base, slog.New(slog.NewTextHandler(io.Discard, nil)))).To(Succeed())
+	g.Expect(filepath.Join(base, "signal/BTCUSDT_trace-immediate_trace-exchange/BTCUSDT.json")).To(BeARegularFile())
 }

@@ -108,14 +108,48 @@ func DecodeName(name string) (string, error) { return names.Decode(name) }
 
 // MoveDir renames the folder from to to, which must not exist, durably (the parent
 // folder is synced). A crash leaves it under one name or the other.
+//
+// It holds the source folder's lock while it moves it: a folder another process has open
+// for writing is not moved (driver.ErrLocked), so that process never writes to a folder
+// that is no longer where it is looked for.
 func MoveDir(from, to string) error {
 	if _, err := os.Lstat(to); err == nil {
 		return fmt.Errorf("moving %s: %s exists already", from, to)
 	}
+	lock, err := lockFolder(from)
+	if err != nil {
+		return fmt.Errorf("moving %s: %w", from, err)
+	}
+	defer func() { _ = lock.Close() }()
 	if err := os.Rename(from, to); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(to))
+}
+
+// EscapedName is name escaped as EncodeName escapes it, but never hashed, however long:
+// a folder name that must stay readable.
+func EscapedName(name string) string { return names.Escaped(name) }
+
+// IsHashedName reports whether a file or folder name is a hash of a name too long to
+// keep (see EncodeName): the name it stands for cannot be read back from it.
+func IsHashedName(name string) bool { return names.IsHashed(name) }
+
+// lockFolder takes dir's write lock without waiting: driver.ErrLocked while another
+// process holds it. Closing the file releases it.
+func lockFolder(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		_ = f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", driver.ErrLocked, dir)
+		}
+		return nil, err
+	}
+	return f, nil
 }
 
 // EncodeName is the file base name (without extension) that holds key: reversible for
@@ -183,15 +217,8 @@ func (d *Driver) takeLock() error {
 	if d.lock != nil {
 		return nil
 	}
-	f, err := os.OpenFile(filepath.Join(d.dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := lockFolder(d.dir)
 	if err != nil {
-		return err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		_ = f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return fmt.Errorf("%w: %s", driver.ErrLocked, d.dir)
-		}
 		return err
 	}
 	d.lock = f

@@ -52,6 +52,15 @@ func (e Escaper) safe(c byte, first bool) bool {
 
 // Encode is the name that holds key.
 func (e Escaper) Encode(key string) string {
+	if name := e.Escaped(key); len(name) <= MaxPlain {
+		return name
+	}
+	sum := sha256.Sum256([]byte(key))
+	return e.Hashed + hex.EncodeToString(sum[:20])
+}
+
+// Escaped is key escaped, however long: never a hash.
+func (e Escaper) Escaped(key string) string {
 	var b strings.Builder
 	for i := 0; i < len(key); i++ {
 		if c := key[i]; e.safe(c, i == 0) {
@@ -59,10 +68,6 @@ func (e Escaper) Encode(key string) string {
 		} else {
 			fmt.Fprintf(&b, "%c%02X", e.Escape, c)
 		}
-	}
-	if b.Len() > MaxPlain {
-		sum := sha256.Sum256([]byte(key))
-		return e.Hashed + hex.EncodeToString(sum[:20])
 	}
 	return b.String()
 }
