@@ -32,42 +32,9 @@ import (
 
 func fixture(t *testing.T, name string) []byte { return testenv.Fixture(t, name) }
 
-// roundTrip decodes data into a fresh T, encodes it again and returns the encoding.
-func roundTrip[T any](t *testing.T, data []byte) []byte {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatalf("decoding: %v", err)
-	}
-	out, err := json.Marshal(v)
-	if err != nil {
-		t.Fatalf("encoding: %v", err)
-	}
-	return out
-}
-
-func TestFixturesRoundTrip(t *testing.T) {
-	cases := map[string]func(*testing.T, []byte) []byte{
-		"signal-opened.json":                  roundTrip[v1.Signal],
-		"signal-activated-from-schedule.json": roundTrip[v1.Signal],
-		"schedule-scheduled.json":             roundTrip[v1.Signal],
-		"strategy-snapshot.json":              roundTrip[v1.StrategySnapshot],
-		"partial.json":                        roundTrip[v1.PartialData],
-		"breakeven.json":                      roundTrip[v1.BreakevenData],
-		"risk-positions.json":                 roundTrip[v1.RiskPositions],
-	}
-	for name, rt := range cases {
-		t.Run(name, func(t *testing.T) {
-			g := NewWithT(t)
-			in := fixture(t, name)
-			g.Expect(rt(t, in)).To(MatchJSON(in))
-		})
-	}
-}
-
-// TestFixturesAreWrittenBackByteForByte: backtest-kit writes JSON.stringify(value),
-// compact; a file the project reads and writes back unchanged is the same bytes, key
-// order included (the fixtures were indented after they were captured; compacting them
+// TestFixturesAreWrittenBackByteForByte: every value round-trips, and as backtest-kit
+// writes JSON.stringify(value), compact, a file the project reads and writes back
+// unchanged is the same bytes, key order included (the fixtures were indented after they were captured; compacting them
 // gives what the library wrote).
 func TestFixturesAreWrittenBackByteForByte(t *testing.T) {
 	cases := map[string]func(*testing.T, []byte) []byte{

@@ -295,6 +295,7 @@ func (s *Strategy) EffectiveUpdatePolicy() UpdatePolicy {
 // +kubebuilder:printcolumn:name="Symbols",type=string,JSONPath=`.spec.symbols`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Open Signals",type=integer,JSONPath=`.status.openSignals`
+// +kubebuilder:printcolumn:name="Last PnL %",type=number,JSONPath=`.status.lastClosedSignal.pnl.pnlPercentage`,priority=1
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 

@@ -106,13 +106,26 @@ func (p Params) CheckScheduled(s *v1.Signal, now int64, avg float64) (cancel str
 func (p Params) Activate(s *v1.Signal, now int64) (*v1.Signal, error) {
 	row := s.DeepCopy()
 	row.PendingAt, row.IsScheduled = now, false
-	row.Peak = Extreme(PnL{}, row.PriceOpen, now, v1.ExtremeKeysAtActivation)
-	pnl, err := p.ProfitLoss(row, row.PriceOpen)
-	if err != nil {
+	if err := p.startExtremes(row, now, v1.ExtremeKeysAtActivation); err != nil {
 		return nil, err
 	}
-	row.Fall = Extreme(pnl, row.PriceOpen, now, v1.ExtremeKeysAtActivation)
 	return row, nil
+}
+
+// startExtremes sets a new row's _peak and _fall at its entry price and time now: _peak
+// all zero, _fall the PnL at the entry for an open row (zero for a scheduled one).
+func (p Params) startExtremes(row *v1.Signal, now int64, order []string) error {
+	row.Peak = Extreme(PnL{}, row.PriceOpen, now, order)
+	row.Fall = Extreme(PnL{}, row.PriceOpen, now, order)
+	if row.IsScheduled {
+		return nil
+	}
+	pnl, err := p.ProfitLoss(row, row.PriceOpen)
+	if err != nil {
+		return err
+	}
+	row.Fall = Extreme(pnl, row.PriceOpen, now, order)
+	return nil
 }
 
 // Proposal is a strategy's signal before it becomes a row (backtest-kit's ISignalDto).
@@ -159,14 +172,8 @@ func (p Params) NewRow(id string, c Context, pr Proposal, now int64, avg float64
 		}
 	}
 	row.Entry = []v1.EntryFill{{Price: row.PriceOpen, Cost: cost, Timestamp: now}}
-	row.Peak = Extreme(PnL{}, row.PriceOpen, now, v1.ExtremeKeysAtOpen)
-	row.Fall = Extreme(PnL{}, row.PriceOpen, now, v1.ExtremeKeysAtOpen)
-	if !row.IsScheduled {
-		pnl, err := p.ProfitLoss(row, row.PriceOpen)
-		if err != nil {
-			return nil, err
-		}
-		row.Fall = Extreme(pnl, row.PriceOpen, now, v1.ExtremeKeysAtOpen)
+	if err := p.startExtremes(row, now, v1.ExtremeKeysAtOpen); err != nil {
+		return nil, err
 	}
 	return row, nil
 }

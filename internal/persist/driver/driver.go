@@ -25,11 +25,13 @@ limitations under the License.
 //     with errors.Is), the context's error, or another error that says what failed. Only the
 //     sentinels a method's comment names carry a meaning callers act on; a backend-specific
 //     cause (an API status, a SQL error) is wrapped, never returned bare as the only clue.
-//   - Cancellation. A method whose context ends returns an error that wraps ctx.Err(). A read
-//     then has had no effect. A write whose context ended may or may not have been applied
-//     (a request already sent cannot be recalled): the driver returns ErrUnknownOutcome
-//     wrapped with the context's error when it cannot tell, and a plain context error only
-//     when it knows nothing was changed.
+//   - Cancellation. A method that waits (on a server, a retry, another writer) stops when
+//     its context ends and returns an error that wraps ctx.Err(); a read then has had no
+//     effect. A write whose context ended may have been applied (a request already sent
+//     cannot be recalled): the driver wraps ErrUnknownOutcome too when it sent one whose
+//     answer it lost, and returns the context's error alone only when nothing was sent. A
+//     method that never waits (the file and memory stores) may finish without looking at
+//     its context.
 //   - Close. Close is called once, and no method is called after it: package persist's
 //     Store guarantees both, answering every later call with ErrClosed. A driver need not
 //     guard against use after Close itself.

@@ -219,8 +219,12 @@ func (d *Driver) commit(batch []*op) {
 	for {
 		live := slices.DeleteFunc(slices.Clone(batch), func(o *op) bool {
 			if !o.done && o.ctx.Err() != nil {
-				o.finish("", fmt.Errorf("%s %s: gave up after %d failed attempts (last error: %v): %w",
-					d.layout.Name(), d.name, b.failures, lastErr, o.ctx.Err()))
+				err := fmt.Errorf("%s %s: gave up after %d failed attempts (last error: %v): %w",
+					d.layout.Name(), d.name, b.failures, lastErr, o.ctx.Err())
+				if o.maybeApplied { // an update carrying it was sent and its answer lost
+					err = fmt.Errorf("%w: %w", driver.ErrUnknownOutcome, err)
+				}
+				o.finish("", err)
 			}
 			return o.done
 		})
