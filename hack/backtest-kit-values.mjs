@@ -52,3 +52,11 @@ const out = {
     candle(1, 1, 99.9, 0), candle(1, 1, 100.05, 0)]),
 };
 console.log(JSON.stringify(out, null, 1));
+
+// An earlier version's partial close, without entryCountAtClose (slice(0, undefined): all
+// fills count).
+const older = row('long', 100, {
+  _entry: [{ price: 100, cost: 100, timestamp: 0 }, { price: 90, cost: 100, timestamp: 1 }],
+  _partial: [{ type: 'profit', percent: 25, currentPrice: 104, costBasisAtClose: 200, timestamp: 2 }],
+});
+console.log(JSON.stringify({ 'partial close without entryCountAtClose': lib.toProfitLossDto(older, 99) }, null, 1));

@@ -160,7 +160,9 @@ var (
 )
 
 // KeyOrder is the order the row's members are written in: the order they were read in,
-// or the one set with SetKeyOrder; nil writes MarketRowKeys or LimitRowKeys by the row.
+// or the one set with SetKeyOrder. nil writes LimitRowKeys for a row that is or was
+// scheduled (pendingAt differs from scheduledAt), else MarketRowKeys: a limit entry opened
+// at once looks like a market one, so whoever makes a row sets its order.
 func (s *Signal) KeyOrder() []string { return s.keyOrder }
 
 // SetKeyOrder sets the order the row's members are written in.
@@ -195,22 +197,41 @@ func (s *Signal) UnmarshalJSON(data []byte) error {
 // SetKeyOrder sets the order the object's members are written in.
 func (e *PriceExtreme) SetKeyOrder(keys []string) { e.keyOrder = slices.Clone(keys) }
 
-// MarshalJSON writes the extreme, its members in the order they were read or set in.
+// MarshalJSON writes the extreme with its unknown fields, in the order read or set.
 func (e PriceExtreme) MarshalJSON() ([]byte, error) {
 	type plain PriceExtreme
-	return marshalWithExtra(plain(e), nil, e.keyOrder)
+	return marshalWithExtra(plain(e), e.Extra, e.keyOrder)
 }
 
-// UnmarshalJSON reads the extreme and keeps its key order.
+// UnmarshalJSON reads the extreme and keeps its unknown fields and key order.
 func (e *PriceExtreme) UnmarshalJSON(data []byte) error {
 	type plain PriceExtreme
 	var p plain
-	_, order, err := unmarshalKeepingExtra(data, &p)
+	extra, order, err := unmarshalKeepingExtra(data, &p)
 	if err != nil {
 		return err
 	}
 	*e = PriceExtreme(p)
-	e.keyOrder = order
+	e.Extra, e.keyOrder = extra, order
+	return nil
+}
+
+// MarshalJSON writes the fill with its unknown fields, in the order read.
+func (f EntryFill) MarshalJSON() ([]byte, error) {
+	type plain EntryFill
+	return marshalWithExtra(plain(f), f.Extra, f.keyOrder)
+}
+
+// UnmarshalJSON reads the fill and keeps its unknown fields and key order.
+func (f *EntryFill) UnmarshalJSON(data []byte) error {
+	type plain EntryFill
+	var p plain
+	extra, order, err := unmarshalKeepingExtra(data, &p)
+	if err != nil {
+		return err
+	}
+	*f = EntryFill(p)
+	f.Extra, f.keyOrder = extra, order
 	return nil
 }
 

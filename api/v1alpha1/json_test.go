@@ -90,7 +90,7 @@ func TestUnknownAndUnderscoreFieldsSurvive(t *testing.T) {
 	g.Expect(s.Extra).To(HaveKey("_futureField"))
 	g.Expect(s.Extra).To(HaveKey("newTopLevel"))
 	g.Expect(s.Partial).To(HaveLen(2))
-	g.Expect(s.Partial[1].CostBasisAtClose).To(Equal(75.0))
+	g.Expect(s.Partial[1].CostBasisAtClose).To(HaveValue(Equal(75.0)))
 	out, err := jsonx.Marshal(s)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(string(out)).To(Equal(in))

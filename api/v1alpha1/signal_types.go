@@ -131,13 +131,19 @@ type Signal struct {
 }
 
 // EntryFill is one fill of a position (backtest-kit's _entry items).
+// +kubebuilder:pruning:PreserveUnknownFields
 type EntryFill struct {
 	Price     float64 `json:"price"`
 	Cost      float64 `json:"cost"`
 	Timestamp int64   `json:"timestamp"`
+
+	// Extra holds the fields this type does not know, written back unchanged.
+	Extra    map[string]apiextensionsv1.JSON `json:"-"`
+	keyOrder []string                        `json:"-"`
 }
 
 // PriceExtreme is the best or worst point of an open signal (backtest-kit's _peak and _fall).
+// +kubebuilder:pruning:PreserveUnknownFields
 type PriceExtreme struct {
 	Price         float64 `json:"price"`
 	Timestamp     int64   `json:"timestamp"`
@@ -147,7 +153,9 @@ type PriceExtreme struct {
 	PriceOpen     float64 `json:"priceOpen"`
 	PnlEntries    float64 `json:"pnlEntries"`
 
-	keyOrder []string `json:"-"`
+	// Extra holds the fields this type does not know, written back unchanged.
+	Extra    map[string]apiextensionsv1.JSON `json:"-"`
+	keyOrder []string                        `json:"-"`
 }
 
 // ProfitLoss is a signal's result at a price, as backtest-kit computes it (toProfitLossDto):
@@ -173,14 +181,19 @@ type PartialClose struct {
 	Type string `json:"type"`
 	// percent of the position's cost basis closed.
 	Percent float64 `json:"percent"`
-	// entryCountAtClose is how many of the _entry fills the position had then.
-	EntryCountAtClose int64 `json:"entryCountAtClose"`
+	// entryCountAtClose is how many of the _entry fills the position had then. The fields
+	// below are absent in rows of earlier backtest-kit versions, and stay absent.
+	// +optional
+	EntryCountAtClose *int64 `json:"entryCountAtClose,omitempty"`
 	// currentPrice the part was closed at.
-	CurrentPrice float64 `json:"currentPrice"`
+	// +optional
+	CurrentPrice *float64 `json:"currentPrice,omitempty"`
 	// costBasisAtClose is the position's cost basis just before the close.
-	CostBasisAtClose float64 `json:"costBasisAtClose"`
+	// +optional
+	CostBasisAtClose *float64 `json:"costBasisAtClose,omitempty"`
 	// timestamp of the close, Unix milliseconds.
-	Timestamp int64 `json:"timestamp"`
+	// +optional
+	Timestamp *int64 `json:"timestamp,omitempty"`
 
 	// Extra holds the fields this type does not know, written back unchanged.
 	Extra    map[string]apiextensionsv1.JSON `json:"-"`

@@ -260,8 +260,10 @@ type ClosedSignal struct {
 	Reason string `json:"reason"`
 	// closedAt is the close of the candle it closed on.
 	ClosedAt metav1.Time `json:"closedAt"`
-	// pnl is its result: slippage and fees on both sides, times its multiplier.
-	PnL ProfitLoss `json:"pnl"`
+	// pnl is its result: slippage and fees on both sides, times its multiplier; absent for
+	// a close recorded before results were (or whose result could not be computed).
+	// +optional
+	PnL *ProfitLoss `json:"pnl,omitempty"`
 }
 
 // AppliedState is the state identity and symbols a runner works on.

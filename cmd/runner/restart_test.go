@@ -92,8 +92,7 @@ func history(t *testing.T, entries map[string][]*domain.HistoryEntry, p *domain.
 	out := map[string]string{}
 	for sym, list := range entries {
 		for _, e := range list {
-			data, _ := json.Marshal(e)
-			out[e.ID] = string(data)
+			out[e.ID] = sortedJSON(e)
 		}
 		k := domain.StrategyKey(sym, strategyName, "simulated")
 		sig, err := p.ReadSignal(context.Background(), k)
@@ -104,10 +103,19 @@ func history(t *testing.T, entries map[string][]*domain.HistoryEntry, p *domain.
 		if err != nil {
 			t.Fatal(err)
 		}
-		final, _ := json.Marshal([]any{sig, sched})
-		out[sym+" final"] = string(final)
+		out[sym+" final"] = sortedJSON([]any{sig, sched})
 	}
 	return out
+}
+
+// sortedJSON is v's JSON with every object's keys sorted: a row read back from the API
+// server has its keys in another order than one written to a file, with the same values.
+func sortedJSON(v any) string {
+	data, _ := json.Marshal(v)
+	var generic any
+	_ = json.Unmarshal(data, &generic)
+	data, _ = json.Marshal(generic)
+	return string(data)
 }
 
 // reference runs the feed once, straight through, on the File backend in this process.

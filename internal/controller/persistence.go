@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -54,38 +55,54 @@ func (r *StrategyReconciler) ensureStateObjects(ctx context.Context, s *v1.Strat
 	return nil
 }
 
-// readSignals reports what the symbols of s hold on b: how many have an open signal, and
-// the signal closed last.
-func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) (
-	int32, *v1.ClosedSignal, error) {
+// signalSummary is what the symbols of a strategy hold on a backend.
+type signalSummary struct {
+	// open counts the symbols with an open signal; missing those whose store object does
+	// not exist (deleted by hand, made again later): what they hold is unknown.
+	open, missing int32
+	// lastClosed is the signal closed last, when the ledgers were read.
+	lastClosed *v1.ClosedSignal
+}
+
+// readSignals reports what the symbols of s hold on b, and with ledger the signal closed
+// last (draining symbols included).
+func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend,
+	ledger bool) (signalSummary, error) {
+	var sum signalSummary
 	backend, err := r.kubeBackend(s, b, false)
 	if err != nil {
-		return 0, nil, err
+		return sum, err
 	}
 	p := domain.New(backend)
 	defer func() { _ = p.Close() }()
-	states, err := p.ReadSymbols(ctx, s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols, true)
-	if err != nil {
-		return 0, nil, err
+	symbols := slices.Clone(s.Spec.Symbols)
+	if a := s.Status.Applied; a != nil && ledger {
+		for _, d := range a.Draining {
+			if !slices.Contains(symbols, d) {
+				symbols = append(symbols, d)
+			}
+		}
 	}
-	var n int32
-	var last *v1.ClosedSignal
+	states, err := p.ReadSymbols(ctx, s.EffectiveStrategyName(), s.Spec.ExchangeName, symbols, ledger)
+	if err != nil {
+		return sum, err
+	}
 	for _, st := range states {
-		if st.Signal != nil {
-			n++
+		switch {
+		case st.Missing:
+			sum.missing++
+		case st.Signal != nil && slices.Contains(s.Spec.Symbols, st.Symbol):
+			sum.open++
 		}
 		if h := st.LastClosed; h != nil {
 			c := h.Close()
 			at := metav1.NewTime(time.UnixMilli(c.At).Add(time.Minute).UTC())
-			if last == nil || last.ClosedAt.Before(&at) {
-				last = &v1.ClosedSignal{ID: h.ID, Symbol: h.Symbol, Reason: c.Reason, ClosedAt: at}
-				if c.PnL != nil {
-					last.PnL = *c.PnL
-				}
+			if sum.lastClosed == nil || sum.lastClosed.ClosedAt.Before(&at) {
+				sum.lastClosed = &v1.ClosedSignal{ID: h.ID, Symbol: h.Symbol, Reason: c.Reason, ClosedAt: at, PnL: c.PnL}
 			}
 		}
 	}
-	return n, last, nil
+	return sum, nil
 }
 
 // migrate copies the state of s from one Kubernetes backend to the other: signal,

@@ -313,13 +313,13 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 			"cannot read, so it cannot move open signals to %s; switch back to File", sc.desired))
 	}
 	if sc.desired == v1.BackendFile {
-		open, _, err := r.readSignals(ctx, s, sc.active)
+		sum, err := r.readSignals(ctx, s, sc.active, false)
 		if err != nil {
 			return ctrl.Result{}, false, err
 		}
-		if open > 0 {
-			return refuse(fmt.Sprintf("%d signals are open and the operator cannot write them to the File "+
-				"backend's volume; switch when none is open", open))
+		if sum.open+sum.missing > 0 {
+			return refuse(fmt.Sprintf("%d signals are open (or their store objects missing) and the operator "+
+				"cannot write them to the File backend's volume; switch when none is open", sum.open+sum.missing))
 		}
 	}
 	if err := r.stopPod(ctx, s); err != nil {
@@ -434,14 +434,14 @@ func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) 
 		sc.strategy.Status.OpenSignals, sc.strategy.Status.LastClosedSignal = nil, nil
 		return
 	}
-	n, last, err := r.readSignals(ctx, sc.strategy, sc.active)
+	sum, err := r.readSignals(ctx, sc.strategy, sc.active, true)
 	if err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Could not read the strategy's signals")
 		return
 	}
-	sc.strategy.Status.OpenSignals = &n
-	if last != nil {
-		sc.strategy.Status.LastClosedSignal = last
+	sc.strategy.Status.OpenSignals = &sum.open
+	if sum.lastClosed != nil { // an archived ledger keeps the last close shown
+		sc.strategy.Status.LastClosedSignal = sum.lastClosed
 	}
 }
 

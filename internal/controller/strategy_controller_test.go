@@ -147,7 +147,7 @@ var _ = Describe("Strategy controller", func() {
 			}
 			return c
 		}, 45*time.Second).Should(HaveValue(Equal(v1.ClosedSignal{ID: sig.ID, Symbol: "BTCUSDT", Reason: "take_profit",
-			ClosedAt: metav1.NewTime(closedAt), PnL: pnl})))
+			ClosedAt: metav1.NewTime(closedAt), PnL: &pnl})))
 
 		By("every transition was an event")
 		var evs eventsv1List

@@ -27,6 +27,7 @@ limitations under the License.
 package live
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -125,21 +126,41 @@ func (p Params) invested(s *v1.Signal) float64 {
 func (p Params) withSlippage(long bool, open, closePrice float64) (po, pc float64) {
 	up, down := 1+p.PercentSlippage/100, 1-p.PercentSlippage/100
 	if long {
-		return open * up, closePrice * down
+		return float64(open * up), float64(closePrice * down)
 	}
-	return open * down, closePrice * up
+	return float64(open * down), float64(closePrice * up)
 }
 
 // rawPnL is the percent gained from po to pc, before fees.
 func rawPnL(long bool, po, pc float64) float64 {
 	if long {
-		return (pc - po) / po * 100
+		return float64((pc - po) / po * 100)
 	}
-	return (po - pc) / po * 100
+	return float64((po - pc) / po * 100)
 }
 
 // ErrOverClosed: the signal's partial closes took out more than was invested.
-var ErrOverClosed = fmt.Errorf("partial closes exceed the money invested")
+var ErrOverClosed = errors.New("partial closes exceed the money invested")
+
+// ErrNotANumber: the PnL came out as no number (JavaScript's NaN, which it would write as
+// null), for want of a price or cost.
+var ErrNotANumber = errors.New("PnL is not a number")
+
+// value is *v, or NaN when it is absent: JavaScript's arithmetic on undefined.
+func value(v *float64) float64 {
+	if v == nil {
+		return math.NaN()
+	}
+	return *v
+}
+
+// count is *v, or dflt when it is absent (slice's undefined bound).
+func count(v *int64, dflt int64) int64 {
+	if v == nil {
+		return dflt
+	}
+	return *v
+}
 
 // ProfitLoss is the signal's PnL if closed at priceClose (toProfitLossDto): slippage
 // against the position on both sides, the fee on entry and, scaled by the price moved, on
@@ -152,26 +173,30 @@ func (p Params) ProfitLoss(s *v1.Signal, priceClose float64) (PnL, error) {
 	}
 	priceOpen := EffectivePriceOpen(s)
 	long := s.Position == v1.PositionLong
-	result := func(pct float64) PnL {
+	result := func(pct float64) (PnL, error) {
+		if math.IsNaN(pct) || math.IsInf(pct, 0) {
+			return PnL{}, fmt.Errorf("signal %s: %w (a fill or partial close lacks its price or cost)", s.ID,
+				ErrNotANumber)
+		}
 		return PnL{PnlPercentage: pct, PnlCost: pct / 100 * invested, PnlEntries: invested, PriceOpen: priceOpen,
-			PriceClose: priceClose}
+			PriceClose: priceClose}, nil
 	}
 	if len(s.Partial) == 0 {
 		po, pc := p.withSlippage(long, priceOpen, priceClose)
-		fee := p.PercentFee * (1 + pc/po)
-		return result((rawPnL(long, po, pc) - fee) * multiplier), nil
+		fee := float64(p.PercentFee * (1 + pc/po))
+		return result((rawPnL(long, po, pc) - fee) * multiplier)
 	}
 	weighted, fees, closed := 0.0, p.PercentFee, 0.0
 	for i, part := range s.Partial {
-		dollars := part.Percent / 100 * part.CostBasisAtClose
+		dollars := float64(part.Percent / 100 * value(part.CostBasisAtClose))
 		weight := dollars / invested
 		closed += dollars
 		eff := effectivePriceAtPartial(s.Entry, s.Partial, i, s.PriceOpen)
-		po, pc := p.withSlippage(long, eff, part.CurrentPrice)
+		po, pc := p.withSlippage(long, eff, value(part.CurrentPrice))
 		weighted += float64(weight * rawPnL(long, po, pc))
 		fees += float64(float64(p.PercentFee*weight) * (pc / po))
 	}
-	if closed > invested+max(0.001, invested*1e-8) {
+	if closed > invested+max(0.001, float64(invested*1e-8)) {
 		return PnL{}, fmt.Errorf("signal %s: %w (%.4f of %v)", s.ID, ErrOverClosed, closed, invested)
 	}
 	if remaining := (invested - closed) / invested; remaining > 0 {
@@ -179,7 +204,7 @@ func (p Params) ProfitLoss(s *v1.Signal, priceClose float64) (PnL, error) {
 		weighted += float64(remaining * rawPnL(long, po, pc))
 		fees += float64(float64(p.PercentFee*remaining) * (pc / po))
 	}
-	return result((weighted - fees) * multiplier), nil
+	return result((weighted - fees) * multiplier)
 }
 
 // EffectivePriceOpen is the signal's entry price over all its fills: their cost-weighted
@@ -203,12 +228,12 @@ func EffectivePriceOpen(s *v1.Signal) float64 {
 	}
 	last := s.Partial[len(s.Partial)-1]
 	eff := effectivePriceAtPartial(s.Entry, s.Partial, len(s.Partial)-1, s.PriceOpen)
-	remaining := last.CostBasisAtClose * (1 - last.Percent/100)
+	remaining := float64(value(last.CostBasisAtClose) * (1 - last.Percent/100))
 	oldCoins := 0.0
 	if eff != 0 {
 		oldCoins = remaining / eff
 	}
-	newCoins, newCost := fills(s.Entry, last.EntryCountAtClose, int64(len(s.Entry)))
+	newCoins, newCost := fills(s.Entry, count(last.EntryCountAtClose, 0), int64(len(s.Entry)))
 	if oldCoins+newCoins == 0 {
 		return eff
 	}
@@ -233,19 +258,20 @@ func fills(entries []v1.EntryFill, from, to int64) (coins, cost float64) {
 // (computeEffectivePriceAtPartial).
 func effectivePriceAtPartial(entries []v1.EntryFill, partials []v1.PartialClose, i int, fallback float64) float64 {
 	p0 := partials[0]
-	coins, _ := fills(entries, 0, p0.EntryCountAtClose)
+	coins, _ := fills(entries, 0, count(p0.EntryCountAtClose, int64(len(entries))))
 	eff := fallback
 	if coins != 0 {
-		eff = p0.CostBasisAtClose / coins
+		eff = value(p0.CostBasisAtClose) / coins
 	}
 	for j := 1; j <= i; j++ {
 		prev, cur := partials[j-1], partials[j]
-		remaining := prev.CostBasisAtClose * (1 - prev.Percent/100)
+		remaining := float64(value(prev.CostBasisAtClose) * (1 - prev.Percent/100))
 		oldCoins := 0.0
 		if eff != 0 {
 			oldCoins = remaining / eff
 		}
-		newCoins, newCost := fills(entries, prev.EntryCountAtClose, cur.EntryCountAtClose)
+		n := int64(len(entries))
+		newCoins, newCost := fills(entries, count(prev.EntryCountAtClose, 0), count(cur.EntryCountAtClose, n))
 		if total := oldCoins + newCoins; total != 0 {
 			eff = (remaining + newCost) / total
 		}
@@ -258,7 +284,7 @@ func effectivePriceAtPartial(entries []v1.EntryFill, partials []v1.PartialClose,
 // false when there is none.
 func (p Params) LiquidationPrice(s *v1.Signal) (float64, bool) {
 	p0 := s.PriceOpen
-	p1 := s.PriceOpen * 0.9
+	p1 := float64(s.PriceOpen * 0.9)
 	pnl0, err0 := p.ProfitLoss(s, p0)
 	pnl1, err1 := p.ProfitLoss(s, p1)
 	if err0 != nil || err1 != nil {

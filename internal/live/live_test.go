@@ -17,6 +17,7 @@ limitations under the License.
 package live_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -50,8 +51,8 @@ func TestProfitLoss(t *testing.T) {
 	dca := row(v1.PositionLong, 100, v1.EntryFill{Price: 100, Cost: 100}, v1.EntryFill{Price: 95, Cost: 50, Timestamp: 1})
 	partial := row(v1.PositionLong, 100, v1.EntryFill{Price: 100, Cost: 100}, v1.EntryFill{Price: 90, Cost: 100, Timestamp: 1})
 	partial.Partial = []v1.PartialClose{
-		{Type: "profit", Percent: 25, EntryCountAtClose: 1, CurrentPrice: 104, CostBasisAtClose: 100, Timestamp: 2},
-		{Type: "loss", Percent: 50, EntryCountAtClose: 2, CurrentPrice: 91, CostBasisAtClose: 175, Timestamp: 3},
+		{Type: "profit", Percent: 25, EntryCountAtClose: new(int64(1)), CurrentPrice: new(104.0), CostBasisAtClose: new(100.0), Timestamp: new(int64(2))},
+		{Type: "loss", Percent: 50, EntryCountAtClose: new(int64(2)), CurrentPrice: new(91.0), CostBasisAtClose: new(175.0), Timestamp: new(int64(3))},
 	}
 	for _, c := range []struct {
 		name       string
@@ -80,9 +81,21 @@ func TestProfitLoss(t *testing.T) {
 			t.Errorf("%s:\n got %+v\nwant %+v", c.name, got, want)
 		}
 	}
+	older := row(v1.PositionLong, 100, v1.EntryFill{Price: 100, Cost: 100}, v1.EntryFill{Price: 90, Cost: 100, Timestamp: 1})
+	older.Partial = []v1.PartialClose{{Type: "profit", Percent: 25, CurrentPrice: new(104.0),
+		CostBasisAtClose: new(200.0), Timestamp: new(int64(2))}} // no entryCountAtClose: every fill
+	got, err := params.ProfitLoss(older, 99)
+	if want := (live.PnL{PnlPercentage: 5.402408966033987, PnlCost: 10.804817932067975, PnlEntries: 200,
+		PriceOpen: 94.73684210526315, PriceClose: 99}); err != nil || got != want { // backtest-kit
+		t.Errorf("a partial close without entryCountAtClose: got %+v, %v; want %+v", got, err, want)
+	}
+	older.Partial[0].CostBasisAtClose = nil
+	if _, err := params.ProfitLoss(older, 99); !errors.Is(err, live.ErrNotANumber) {
+		t.Errorf("a partial close without its cost basis: got %v, want ErrNotANumber", err)
+	}
 	over := row(v1.PositionLong, 100)
-	over.Partial = []v1.PartialClose{{Type: "profit", Percent: 60, EntryCountAtClose: 1, CurrentPrice: 101, CostBasisAtClose: 100},
-		{Type: "profit", Percent: 60, EntryCountAtClose: 1, CurrentPrice: 102, CostBasisAtClose: 100}}
+	over.Partial = []v1.PartialClose{{Type: "profit", Percent: 60, EntryCountAtClose: new(int64(1)), CurrentPrice: new(101.0), CostBasisAtClose: new(100.0)},
+		{Type: "profit", Percent: 60, EntryCountAtClose: new(int64(1)), CurrentPrice: new(102.0), CostBasisAtClose: new(100.0)}}
 	if _, err := params.ProfitLoss(over, 103); err == nil {
 		t.Error("partial closes over 100 % of the money invested: no error")
 	}

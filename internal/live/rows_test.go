@@ -111,57 +111,79 @@ func TestNewRowRules(t *testing.T) {
 			t.Errorf("%s: no note must be written as \"\"", c.name)
 		}
 		raw, _ := jsonx.Marshal(s)
-		if keys, _ := jsonx.Keys(raw); len(keys) != len(c.keys) || keys[1] != c.keys[1] {
+		if keys, _ := jsonx.Keys(raw); !slices.Equal(keys, c.keys) {
 			t.Errorf("%s: keys %v, want %v", c.name, keys, c.keys)
 		}
 	}
 }
 
+// watchCase is one tick of TestWatch: the average price, the state before, and what the
+// tick should reach.
+type watchCase struct {
+	name             string
+	avg              float64
+	before           v1.PartialLevels
+	even             bool
+	profit, loss     []float64
+	wantEven         bool
+	newPeak, newFall bool
+}
+
 // TestWatch follows RETURN_PENDING_SIGNAL_ACTIVE_FN with ClientPartial and
 // ClientBreakeven: progress is measured on the average price against the effective entry.
 func TestWatch(t *testing.T) {
-	s, err := params.NewRow("id", live.Context{Symbol: "X", StrategyName: "s", ExchangeName: "e"},
-		live.Proposal{Position: v1.PositionLong, TakeProfit: 110, StopLoss: 95}, t0, 100)
+	ctx := live.Context{Symbol: "X", StrategyName: "s", ExchangeName: "e"}
+	long, err := params.NewRow("id", ctx, live.Proposal{Position: v1.PositionLong, TakeProfit: 110, StopLoss: 95}, t0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
-	none := v1.PartialLevels{}
-	for _, c := range []struct {
-		name             string
-		avg              float64
-		before           v1.PartialLevels
-		even             bool
-		profit, loss     []float64
-		wantEven         bool
-		newPeak, newFall bool
-	}{
-		{"at the entry: nothing", 100, none, false, []float64{}, []float64{}, false, false, false},
-		{"0.5 of the way is under 10 %; breakeven is 0.6 % away", 100.5, none, false, []float64{}, []float64{}, false,
-			true, false},
-		{"0.6 % up: breakeven", 100.61, none, false, []float64{}, []float64{}, true, true, false},
-		{"35 % of the way to take profit: 10, 20, 30 at once", 103.5, none, false, []float64{10, 20, 30}, []float64{},
+	short, err := params.NewRow("id", ctx, live.Proposal{Position: v1.PositionShort, TakeProfit: 90, StopLoss: 105},
+		t0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	none, no := v1.PartialLevels{}, []float64{}
+	for _, c := range []watchCase{
+		{"at the entry: nothing", 100, none, false, no, no, false, false, false},
+		{"0.5 % up is under 10 % of the way; breakeven is 0.6 % away", 100.5, none, false, no, no, false, true, false},
+		{"0.61 % up: breakeven", 100.61, none, false, no, no, true, true, false},
+		{"35 % of the way to take profit: 10, 20, 30 at once", 103.5, none, false, []float64{10, 20, 30}, no,
 			true, true, false},
 		{"levels reached before are kept, once", 104.2, v1.PartialLevels{ProfitLevels: []float64{10, 20}}, true,
-			[]float64{10, 20, 30, 40}, []float64{}, true, true, false},
-		{"past take profit: clamped to 100", 111, none, false, []float64{10, 20, 30, 40, 50, 60, 70, 80, 90, 100},
-			[]float64{}, true, true, false},
-		{"40 % of the way to stop loss: loss levels, a new fall", 98, none, false, []float64{}, []float64{10, 20, 30, 40},
+			[]float64{10, 20, 30, 40}, no, true, true, false},
+		{"past take profit: clamped to 100", 111, none, false, []float64{10, 20, 30, 40, 50, 60, 70, 80, 90, 100}, no,
+			true, true, false},
+		{"40 % of the way to stop loss: loss levels, a new fall", 98, none, false, no, []float64{10, 20, 30, 40},
 			false, false, true},
 	} {
-		g, err := params.Watch(s, c.before, c.even, at(5), c.avg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(g.Levels.ProfitLevels, c.profit) || !slices.Equal(g.Levels.LossLevels, c.loss) || g.Breakeven != c.wantEven ||
-			(g.Peak != nil) != c.newPeak || (g.Fall != nil) != c.newFall {
-			t.Errorf("%s: got levels %v/%v breakeven %v peak %v fall %v", c.name, g.Levels.ProfitLevels,
-				g.Levels.LossLevels, g.Breakeven, g.Peak != nil, g.Fall != nil)
-		}
-		if g.Peak != nil {
-			pnl, _ := params.ProfitLoss(s, c.avg)
-			if g.Peak.Price != c.avg || g.Peak.PnlPercentage != pnl.PnlPercentage || g.Peak.Timestamp != at(5) {
-				t.Errorf("%s: peak %+v", c.name, g.Peak)
-			}
+		checkWatch(t, long, c)
+	}
+	for _, c := range []watchCase{
+		{"short, 35 % of the way down to take profit", 96.5, none, false, []float64{10, 20, 30}, no, true, true, false},
+		{"short, 0.59 % down: not yet breakeven", 99.41, none, false, no, no, false, true, false},
+		{"short, 2 % up: 40 % of the way to stop loss", 102, none, false, no, []float64{10, 20, 30, 40}, false, false,
+			true},
+	} {
+		checkWatch(t, short, c)
+	}
+}
+
+// checkWatch runs Watch on s for c and checks what it reached.
+func checkWatch(t *testing.T, s *v1.Signal, c watchCase) {
+	t.Helper()
+	g, err := params.Watch(s, c.before, c.even, at(5), c.avg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(g.Levels.ProfitLevels, c.profit) || !slices.Equal(g.Levels.LossLevels, c.loss) ||
+		g.Breakeven != c.wantEven || (g.Peak != nil) != c.newPeak || (g.Fall != nil) != c.newFall {
+		t.Errorf("%s: got levels %v/%v breakeven %v peak %v fall %v", c.name, g.Levels.ProfitLevels,
+			g.Levels.LossLevels, g.Breakeven, g.Peak != nil, g.Fall != nil)
+	}
+	if g.Peak != nil {
+		pnl, _ := params.ProfitLoss(s, c.avg)
+		if g.Peak.Price != c.avg || g.Peak.PnlPercentage != pnl.PnlPercentage || g.Peak.Timestamp != at(5) {
+			t.Errorf("%s: peak %+v", c.name, g.Peak)
 		}
 	}
 }

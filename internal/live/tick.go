@@ -38,15 +38,9 @@ func (p Params) CheckPending(s *v1.Signal, now int64, avg, low, high float64) *C
 	if s.MinuteEstimatedTime != nil && now-s.PendingAt >= *s.MinuteEstimatedTime*minute {
 		return &Close{Price: avg, Reason: CloseTimeExpired}
 	}
-	tp, sl := s.PriceTakeProfit, s.PriceStopLoss
-	if s.TrailingPriceTakeProfit != nil {
-		tp = *s.TrailingPriceTakeProfit
-	}
-	if s.TrailingPriceStopLoss != nil {
-		sl = *s.TrailingPriceStopLoss
-	}
+	tp, sl := levelsOf(s)
 	liq, hasLiq := 0.0, false
-	if s.Isolated != nil && *s.Isolated {
+	if s.Isolated == nil || *s.Isolated { // the library reads a missing isolated as true
 		liq, hasLiq = p.LiquidationPrice(s)
 	}
 	stop, reason := sl, CloseStopLoss
@@ -222,12 +216,9 @@ func (p Params) Watch(s *v1.Signal, reached v1.PartialLevels, breakeven bool, no
 	if long {
 		dist = avg - eff
 	}
+	tp, sl := levelsOf(s)
 	switch {
 	case dist > 0:
-		tp := s.PriceTakeProfit
-		if s.TrailingPriceTakeProfit != nil {
-			tp = *s.TrailingPriceTakeProfit
-		}
 		total := eff - tp
 		if long {
 			total = tp - eff
@@ -244,10 +235,6 @@ func (p Params) Watch(s *v1.Signal, reached v1.PartialLevels, breakeven bool, no
 		g.Breakeven = breakeven || p.breakevenReached(long, eff, avg)
 		addLevels(&g.Levels.ProfitLevels, progress(dist, total))
 	case dist < 0:
-		sl := s.PriceStopLoss
-		if s.TrailingPriceStopLoss != nil {
-			sl = *s.TrailingPriceStopLoss
-		}
 		total := sl - eff
 		if long {
 			total = eff - sl
@@ -267,11 +254,23 @@ func (p Params) Watch(s *v1.Signal, reached v1.PartialLevels, breakeven bool, no
 // breakevenReached: the price has moved past the entry by both sides' slippage and fees
 // and the threshold (ClientBreakeven's HANDLE_BREAKEVEN_FN).
 func (p Params) breakevenReached(long bool, priceOpen, avg float64) bool {
-	threshold := (p.PercentSlippage+p.PercentFee)*2 + p.BreakevenThreshold
+	threshold := float64((p.PercentSlippage+p.PercentFee)*2) + p.BreakevenThreshold
 	if long {
 		return avg >= priceOpen*(1+threshold/100)
 	}
 	return avg <= priceOpen*(1-threshold/100)
+}
+
+// levelsOf is the signal's take profit and stop loss, a trailing one in place of each.
+func levelsOf(s *v1.Signal) (tp, sl float64) {
+	tp, sl = s.PriceTakeProfit, s.PriceStopLoss
+	if s.TrailingPriceTakeProfit != nil {
+		tp = *s.TrailingPriceTakeProfit
+	}
+	if s.TrailingPriceStopLoss != nil {
+		sl = *s.TrailingPriceStopLoss
+	}
+	return tp, sl
 }
 
 // progress is GET_PROGRESS_PERCENT_FN.

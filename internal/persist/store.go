@@ -79,6 +79,9 @@ type Store[T any] struct {
 	name string
 	d    driver.Driver
 
+	// calls is held shared by every call in progress and exclusively by Close, which so
+	// waits for them: the driver is never used after its Close.
+	calls  sync.RWMutex
 	mu     sync.Mutex
 	inited bool
 	closed bool
@@ -115,9 +118,14 @@ func (s *Store[T]) Init(ctx context.Context, initial bool) (driver.InitReport, e
 	return report, nil
 }
 
-func (s *Store[T]) ready(ctx context.Context) error {
-	_, err := s.Init(ctx, false)
-	return err
+// begin starts a call: it holds off Close until release, and initializes the store.
+func (s *Store[T]) begin(ctx context.Context) (release func(), err error) {
+	s.calls.RLock()
+	if _, err := s.Init(ctx, false); err != nil {
+		s.calls.RUnlock()
+		return nil, err
+	}
+	return s.calls.RUnlock, nil
 }
 
 func (s *Store[T]) wrap(op, key string, err error) error {
@@ -139,9 +147,11 @@ func (s *Store[T]) ReadRevision(ctx context.Context, key string) (T, Revision, e
 	if err := ValidateKey(key); err != nil {
 		return v, "", s.wrap("read", key, err)
 	}
-	if err := s.ready(ctx); err != nil {
+	release, err := s.begin(ctx)
+	if err != nil {
 		return v, "", err
 	}
+	defer release()
 	e, err := s.d.Get(ctx, key)
 	if err != nil {
 		return v, "", s.wrap("read", key, err)
@@ -157,10 +167,12 @@ func (s *Store[T]) Has(ctx context.Context, key string) (bool, error) {
 	if err := ValidateKey(key); err != nil {
 		return false, s.wrap("has", key, err)
 	}
-	if err := s.ready(ctx); err != nil {
+	release, err := s.begin(ctx)
+	if err != nil {
 		return false, err
 	}
-	_, err := s.d.Get(ctx, key)
+	defer release()
+	_, err = s.d.Get(ctx, key)
 	switch {
 	case err == nil:
 		return true, nil
@@ -201,9 +213,11 @@ func (s *Store[T]) Write(ctx context.Context, key string, v T, opts ...WriteOpti
 	if err != nil {
 		return "", s.wrap("encode", key, err)
 	}
-	if err := s.ready(ctx); err != nil {
+	release, err := s.begin(ctx)
+	if err != nil {
 		return "", err
 	}
+	defer release()
 	rev, err := s.d.Put(ctx, key, data, precondition(opts))
 	if err != nil {
 		return "", s.wrap("write", key, err)
@@ -216,9 +230,11 @@ func (s *Store[T]) Remove(ctx context.Context, key string, opts ...WriteOption) 
 	if err := ValidateKey(key); err != nil {
 		return s.wrap("remove", key, err)
 	}
-	if err := s.ready(ctx); err != nil {
+	release, err := s.begin(ctx)
+	if err != nil {
 		return err
 	}
+	defer release()
 	if err := s.d.Delete(ctx, key, precondition(opts)); err != nil {
 		return s.wrap("remove", key, err)
 	}
@@ -227,9 +243,11 @@ func (s *Store[T]) Remove(ctx context.Context, key string, opts ...WriteOption) 
 
 // RemoveAll deletes every key.
 func (s *Store[T]) RemoveAll(ctx context.Context) error {
-	if err := s.ready(ctx); err != nil {
+	release, err := s.begin(ctx)
+	if err != nil {
 		return err
 	}
+	defer release()
 	if err := s.d.DeleteAll(ctx); err != nil {
 		return s.wrap("remove all", "", err)
 	}
@@ -238,9 +256,11 @@ func (s *Store[T]) RemoveAll(ctx context.Context) error {
 
 // SortedKeys lists the keys in backtest-kit's order (see CompareKeys).
 func (s *Store[T]) SortedKeys(ctx context.Context) ([]string, error) {
-	if err := s.ready(ctx); err != nil {
+	release, err := s.begin(ctx)
+	if err != nil {
 		return nil, err
 	}
+	defer release()
 	keys, err := s.d.Keys(ctx)
 	if err != nil {
 		return nil, s.wrap("keys", "", err)
@@ -290,10 +310,12 @@ func (s *Store[T]) Values(ctx context.Context) iter.Seq2[T, error] {
 func (s *Store[T]) snapshotValues(ctx context.Context, sn driver.Snapshotter) iter.Seq2[T, error] {
 	return func(yield func(T, error) bool) {
 		var zero T
-		if err := s.ready(ctx); err != nil {
+		release, err := s.begin(ctx)
+		if err != nil {
 			yield(zero, err)
 			return
 		}
+		defer release()
 		all, err := sn.Snapshot(ctx)
 		if err != nil {
 			yield(zero, s.wrap("snapshot", "", err))
@@ -349,10 +371,13 @@ func (s *Store[T]) Take(ctx context.Context, n int, keep func(T) bool) ([]T, err
 	return out, nil
 }
 
-// Close releases the driver. Every later call returns an error wrapping ErrClosed, and
-// the driver is closed once however often Close is called: the driver contract's
+// Close releases the driver once the calls in progress have returned. Every later call
+// returns an error wrapping ErrClosed, and the driver is closed once however often Close
+// is called: the driver contract's
 // promise about Close is kept here, for every backend.
 func (s *Store[T]) Close() error {
+	s.calls.Lock()
+	defer s.calls.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

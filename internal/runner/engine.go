@@ -193,7 +193,10 @@ func (e *Engine) Restore(ctx context.Context) error {
 			}
 			e.cfg.Log.Info("Finishing the action a previous run left inflight", "symbol", sym, "kind", a.Kind,
 				"candle", time.UnixMilli(a.Candle).UTC())
-			if err := e.apply(ctx, st, &a); err != nil {
+			if replay := e.replayable(st, &a); replay == nil {
+				e.cfg.Log.Info("The inflight progress is of a signal no longer stored; dropped", "symbol", sym,
+					"signal", a.Row.ID)
+			} else if err := e.apply(ctx, st, replay); err != nil {
 				return err
 			}
 			if err := e.commitCandle(ctx, st, time.UnixMilli(a.Candle).UTC()); err != nil {
@@ -214,6 +217,25 @@ func (e *Engine) Position() time.Time {
 		}
 	}
 	return pos
+}
+
+// replayable is the inflight action a as it can be finished now. A progress (levels)
+// action concerns the open signal as it was stored when it was decided; a signal closed or
+// replaced by hand since then drops it, and one edited by hand keeps the edit, taking only
+// the new _peak and _fall. Every other action is finished as it was decided.
+func (e *Engine) replayable(st *symbolState, a *action) *action {
+	if a.Kind != KindLevels {
+		return a
+	}
+	if st.active == nil || st.active.ID != a.Row.ID {
+		return nil
+	}
+	if a.Moved {
+		row := st.active.DeepCopy()
+		row.Peak, row.Fall = a.Row.Peak, a.Row.Fall
+		a.Row = row
+	}
+	return a
 }
 
 // mine drops a row of another strategy or exchange (a shared folder or object).
@@ -368,20 +390,27 @@ var errNoAverage = errors.New("not enough candles for the average price")
 // tickAt is the tick at the end of candle c: the candles before it are read from the
 // source (ClientExchange.getCandles needs all of them).
 func (e *Engine) tickAt(ctx context.Context, st *symbolState, c market.Candle) (tick, error) {
-	n := max(e.cfg.Rules.AvgPriceCandles, 1)
-	window := make([]market.Candle, 0, n)
-	for i := n - 1; i > 0; i-- {
-		prev, err := e.cfg.Source.Candle(ctx, st.key.Symbol, c.Time.Add(-time.Duration(i)*time.Minute))
-		if errors.Is(err, market.ErrNoData) {
-			return tick{}, fmt.Errorf("%w: %w", errNoAverage, err)
-		}
-		if err != nil {
-			return tick{}, err
-		}
-		window = append(window, prev)
+	window, err := e.window(ctx, st, c, max(e.cfg.Rules.AvgPriceCandles, 1)-1)
+	if errors.Is(err, market.ErrNoData) {
+		return tick{}, fmt.Errorf("%w: %w", errNoAverage, err)
 	}
-	window = append(window, c)
+	if err != nil {
+		return tick{}, err
+	}
 	return tick{candle: c, now: c.Time.Add(time.Minute).UnixMilli(), avg: live.AveragePrice(window)}, nil
+}
+
+// window is the n candles before c, oldest first, then c.
+func (e *Engine) window(ctx context.Context, st *symbolState, c market.Candle, n int) ([]market.Candle, error) {
+	out := make([]market.Candle, 0, n+1)
+	for i := n; i > 0; i-- {
+		prev, err := e.cfg.Source.Candle(ctx, st.key.Symbol, c.Time.Add(-time.Duration(i)*time.Minute))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, prev)
+	}
+	return append(out, c), nil
 }
 
 // decide is the candle's decision, following backtest-kit's live tick (ClientStrategy.tick):
@@ -427,16 +456,24 @@ func (e *Engine) decide(ctx context.Context, st *symbolState, c market.Candle) (
 func (e *Engine) watch(st *symbolState, t tick) (*action, error) {
 	s, ms, rules := st.active, t.candle.Time.UnixMilli(), e.cfg.Rules
 	if c := rules.CheckPending(s, t.now, t.avg, t.candle.Low, t.candle.High); c != nil {
-		pnl, err := rules.ProfitLoss(s, c.Price)
-		if err != nil {
-			return nil, err
+		a := &action{Kind: KindClose, Candle: ms, Row: s, Price: c.Price, Reason: c.Reason}
+		if pnl, err := rules.ProfitLoss(s, c.Price); err == nil {
+			a.PnL = &pnl
+		} else { // the close does not wait for its PnL: the ledger records it without one
+			e.cfg.Log.Warn("Cannot compute the PnL of a closing signal", "symbol", st.key.Symbol, "signal", s.ID,
+				"error", err.Error())
 		}
-		return &action{Kind: KindClose, Candle: ms, Row: s, Price: c.Price, Reason: c.Reason, PnL: &pnl}, nil
+		return a, nil
 	}
 	cur := st.partial[s.ID]
 	g, err := rules.Watch(s, cur, st.breakeven, t.now, t.avg)
-	if err != nil || !g.Changed(cur, st.breakeven) {
-		return nil, err
+	if err != nil { // the signal is still watched for its close; only its progress is not
+		e.cfg.Log.Warn("Cannot follow the progress of an open signal", "symbol", st.key.Symbol, "signal", s.ID,
+			"error", err.Error())
+		return nil, nil
+	}
+	if !g.Changed(cur, st.breakeven) {
+		return nil, nil
 	}
 	a := &action{Kind: KindLevels, Candle: ms, Row: s, Levels: v1.PartialData{s.ID: g.Levels}, Even: g.Breakeven}
 	if g.Peak != nil || g.Fall != nil {
@@ -451,15 +488,10 @@ func (e *Engine) watch(st *symbolState, t tick) (*action, error) {
 // would (live.Params.NewRow); one that breaks the signal rules is logged and skipped.
 func (e *Engine) propose(ctx context.Context, st *symbolState, t tick) (*action, error) {
 	c := t.candle
-	window := make([]market.Candle, 0, e.cfg.Strategy.Lookback()+1)
-	for i := e.cfg.Strategy.Lookback(); i > 0; i-- {
-		prev, err := e.cfg.Source.Candle(ctx, st.key.Symbol, c.Time.Add(-time.Duration(i)*time.Minute))
-		if err != nil {
-			return nil, err
-		}
-		window = append(window, prev)
+	window, err := e.window(ctx, st, c, e.cfg.Strategy.Lookback())
+	if err != nil {
+		return nil, err
 	}
-	window = append(window, c)
 	p, err := e.cfg.Strategy.Propose(ctx, st.key.Symbol, window)
 	if err != nil || p == nil {
 		return nil, err
@@ -532,6 +564,7 @@ func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
 			st.active, st.scheduled, st.partial, st.breakeven = s, nil, nil, false
 		}
 	case KindLevels:
+		levelsMoved := !sameLevels(st.partial[s.ID], a.Levels[s.ID])
 		if err = firstErr(
 			func() error {
 				if !a.Moved {
@@ -539,9 +572,14 @@ func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
 				}
 				return put(e.putSignal, s)()
 			},
-			func() error { return p.WritePartial(ctx, k, s.ID, a.Levels) },
 			func() error {
-				if !a.Even {
+				if !levelsMoved {
+					return nil
+				}
+				return p.WritePartial(ctx, k, s.ID, a.Levels)
+			},
+			func() error {
+				if !a.Even || st.breakeven {
 					return nil
 				}
 				return p.WriteBreakeven(ctx, k, s.ID, v1.BreakevenData{s.ID: {Reached: true}})
@@ -580,6 +618,11 @@ func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
 		"position", s.Position, "priceOpen", s.PriceOpen, "takeProfit", s.PriceTakeProfit, "stopLoss", s.PriceStopLoss,
 		"price", a.Price, "reason", a.Reason, "candle", time.UnixMilli(a.Candle).UTC())
 	return nil
+}
+
+// sameLevels reports whether two records of partial levels list the same levels.
+func sameLevels(a, b v1.PartialLevels) bool {
+	return slices.Equal(a.ProfitLevels, b.ProfitLevels) && slices.Equal(a.LossLevels, b.LossLevels)
 }
 
 func firstErr(steps ...func() error) error {

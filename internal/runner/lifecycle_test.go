@@ -18,12 +18,15 @@ package runner_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/live"
@@ -134,22 +137,39 @@ func TestLiveLifecycle(t *testing.T) {
 		script: script{4: limit(99, 101, 97)},
 		want:   []ev{{runner.KindSchedule, 4, 99, "", 0}, {runner.KindOpen, 6, 99, "", 0}},
 	}, {
+		// A cancel records the average price of its tick: ((4×100)×1 + 96×100) / 104.
 		name:    "the stop loss reached before the entry cancels it: price_reject",
 		candles: seq(flat(5, 100), []c{{97, 95, 96, 100}}),
 		script:  script{4: limit(99, 101, 97)},
-		want:    []ev{{runner.KindSchedule, 4, 99, "", 0}, {runner.KindCancel, 5, 0, live.CancelPriceReject, 0}},
+		want: []ev{{runner.KindSchedule, 4, 99, "", 0},
+			{runner.KindCancel, 5, 10000.0 / 104, live.CancelPriceReject, 0}},
 	}, {
 		// CHECK_SCHEDULED_SIGNAL_TIMEOUT_FN: CC_SCHEDULE_AWAIT_MINUTES after scheduledAt.
 		name:    "a limit entry never reached is cancelled after 120 minutes: timeout",
 		candles: flat(130, 100),
 		script:  script{4: limit(99, 101, 97)},
-		want:    []ev{{runner.KindSchedule, 4, 99, "", 0}, {runner.KindCancel, 4 + 120, 0, live.CancelTimeout, 0}},
+		want:    []ev{{runner.KindSchedule, 4, 99, "", 0}, {runner.KindCancel, 4 + 120, 100, live.CancelTimeout, 0}},
 	}, {
 		// GET_SIGNAL_FN: a limit the price has already passed opens at once, at the limit.
 		name:    "a limit entry already reached opens at once at the limit price",
 		candles: flat(6, 100),
 		script:  script{4: limit(100.2, 102, 98)},
 		want:    []ev{{runner.KindOpen, 4, 100.2, "", 0}},
+	}, {
+		// The short mirror: stop loss by the wick up, take profit by the average down.
+		name: "short: a wick down through take profit books nothing; a wick up to the stop loss closes at it",
+		candles: seq(flat(5, 2500),
+			[]c{{2500, 2440, 2500, 1}},  // 5: a wick below take profit 2450
+			[]c{{2541, 2499, 2500, 1}}), // 6: a wick up through stop loss 2540.25
+		script: script{4: {Position: v1.PositionShort, TakeProfit: 2450, StopLoss: 2540.25, Minutes: new(int64(60))}},
+		want: []ev{{runner.KindOpen, 4, 2500, "", 0},
+			{runner.KindClose, 6, 2540.25, live.CloseStopLoss, -2.0152368468468294}}, // backtest-kit
+	}, {
+		name:    "short: the average down to take profit closes at exactly TP",
+		candles: seq(flat(5, 2500), []c{{2445, 2435, 2440, 100}}),
+		script:  script{4: {Position: v1.PositionShort, TakeProfit: 2450, StopLoss: 2540.25, Minutes: new(int64(60))}},
+		want: []ev{{runner.KindOpen, 4, 2500, "", 0},
+			{runner.KindClose, 5, 2450, live.CloseTakeProfit, 1.605607607607615}}, // backtest-kit
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := runLifecycle(t, tc.candles, tc.script)
@@ -157,11 +177,7 @@ func TestLiveLifecycle(t *testing.T) {
 				t.Fatalf("ledger %v, want %v", got, tc.want)
 			}
 			for i, w := range tc.want {
-				g := got[i]
-				if w.kind == runner.KindCancel {
-					g.price = 0 // a cancel's price is the average of the moment; not what is checked here
-				}
-				if g != w {
+				if g := got[i]; g != w {
 					t.Errorf("event %d: got %+v, want %+v", i, g, w)
 				}
 			}
@@ -218,7 +234,7 @@ func runLifecycleState(t *testing.T, candles []c, s script) *domain.Persistence 
 // ClientBreakeven, RETURN_PENDING_SIGNAL_ACTIVE_FN's _peak) is what the store holds.
 func TestLiveProgressIsStored(t *testing.T) {
 	ctx := context.Background()
-	candles := seq(flat(5, 100), []c{{103.6, 103.4, 103.5, 100}})
+	candles := seq(flat(5, 100), []c{{103.75, 103.25, 103.5, 100}})
 	p := runLifecycleState(t, candles, script{4: {Position: v1.PositionLong, TakeProfit: 110, StopLoss: 95,
 		Minutes: new(int64(60))}})
 	k := domain.StrategyKey("X", "s", "e")
@@ -226,9 +242,7 @@ func TestLiveProgressIsStored(t *testing.T) {
 	if err != nil || sig == nil {
 		t.Fatalf("no open signal: %v", err)
 	}
-	avg := live.AveragePrice([]market.Candle{{High: 100, Low: 100, Close: 100, Volume: 1},
-		{High: 100, Low: 100, Close: 100, Volume: 1}, {High: 100, Low: 100, Close: 100, Volume: 1},
-		{High: 100, Low: 100, Close: 100, Volume: 1}, {High: 103.6, Low: 103.4, Close: 103.5, Volume: 100}})
+	const avg = (4*100 + 103.5*100) / 104.0 // typical prices, exact in binary: 100 ×1 four times, 103.5 ×100
 	if sig.Peak == nil || sig.Peak.Price != avg || sig.Peak.Timestamp != lifecycleT0.Add(6*time.Minute).UnixMilli() {
 		t.Errorf("_peak %+v: want the average %v at the tick", sig.Peak, avg)
 	}
@@ -243,5 +257,62 @@ func TestLiveProgressIsStored(t *testing.T) {
 	be, err := p.ReadBreakeven(ctx, k, sig.ID)
 	if err != nil || !be[sig.ID].Reached {
 		t.Errorf("breakeven %v, %v: 3 %% up is past the 0.6 %% threshold", be, err)
+	}
+}
+
+// TestInflightProgressOfARemovedSignalIsDropped: a progress write (new _peak) left inflight
+// by a killed runner does not bring back a signal a person removed while it was down, and
+// keeps a hand edit of one still there.
+func TestInflightProgressOfARemovedSignalIsDropped(t *testing.T) {
+	ctx := context.Background()
+	k := domain.StrategyKey("X", "s", "e")
+	for _, removed := range []bool{true, false} {
+		p := runLifecycleState(t, flat(6, 100), script{4: {Position: v1.PositionLong, TakeProfit: 110, StopLoss: 95,
+			Minutes: new(int64(60))}})
+		sig, err := p.ReadSignal(ctx, k)
+		if err != nil || sig == nil {
+			t.Fatalf("no open signal: %v", err)
+		}
+		// What a runner killed in the middle of a progress action leaves in the snapshot.
+		moved := sig.DeepCopy()
+		moved.Peak = &v1.PriceExtreme{Price: 104, Timestamp: sig.PendingAt + 60_000}
+		inflight, err := json.Marshal(map[string]any{"kind": runner.KindLevels, "candle": sig.PendingAt,
+			"row": moved, "moved": true, "levels": v1.PartialData{sig.ID: {ProfitLevels: []float64{10, 20, 30, 40},
+				LossLevels: []float64{}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap, err := p.ReadSnapshot(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.Extra["inflight"] = apiextensionsv1.JSON{Raw: inflight}
+		if err := p.WriteSnapshot(ctx, k, snap); err != nil {
+			t.Fatal(err)
+		}
+		edited := sig.DeepCopy()
+		edited.PriceTakeProfit = 111 // by hand, while the runner was down
+		if removed {
+			edited = nil
+		}
+		if err := p.WriteSignal(ctx, k, edited); err != nil {
+			t.Fatal(err)
+		}
+
+		e := runner.New(runner.Config{StrategyName: "s", ExchangeName: "e", Symbols: []string{"X"},
+			Source: market.Simulated{Seed: 1}, Strategy: script{}, Persist: p, Limits: v1.DefaultSignalLimits,
+			Start: lifecycleT0, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err := e.Restore(ctx); err != nil {
+			t.Fatal(err)
+		}
+		got, err := p.ReadSignal(ctx, k)
+		switch {
+		case err != nil:
+			t.Fatal(err)
+		case removed && got != nil:
+			t.Errorf("the removed signal came back: %+v", got)
+		case !removed && (got == nil || got.PriceTakeProfit != 111 || got.Peak == nil || got.Peak.Price != 104):
+			t.Errorf("want the hand edit kept and the new _peak written, got %+v", got)
+		}
 	}
 }

@@ -70,8 +70,10 @@ func FileFolder(d Domain, k Key) (string, error) {
 // MoveLegacyFolders renames the context folders earlier versions of this project wrote
 // (the context's key string escaped, "BTCUSDT%3Amy-strategy%3Abinance") to backtest-kit's
 // names, logging each move. A rename is atomic, so a crash leaves each folder under one
-// name or the other, and the next run moves the rest. A folder it cannot map (or whose new
-// name is taken) is reported and left as it is, never dropped. A folder another process
+// name or the other, and the next run moves the rest. A folder it cannot map is reported
+// and left as it is, never dropped. When today's name is taken by a folder that holds
+// values too (a downgrade and upgrade again), neither is touched and it returns
+// ErrFolderConflict: trading from either would drop the other's signals. A folder another process
 // still writes (its lock is held) is not moved: that is an error wrapping driver.ErrLocked,
 // as opening a folder another runner holds is. So is a domain folder it cannot read.
 func MoveLegacyFolders(baseDir string, log *slog.Logger) error {
@@ -103,6 +105,9 @@ func MoveLegacyFolders(baseDir string, log *slog.Logger) error {
 				continue
 			}
 			to := filepath.Join(dir, folder)
+			if err := clearEmptyTarget(to); err != nil {
+				return fmt.Errorf("moving %s: %w", from, err)
+			}
 			err = filestore.MoveDir(from, to)
 			if errors.Is(err, driver.ErrLocked) {
 				return fmt.Errorf("an earlier version's runner still writes %s: %w", from, err)
@@ -116,6 +121,29 @@ func MoveLegacyFolders(baseDir string, log *slog.Logger) error {
 		}
 	}
 	return nil
+}
+
+// ErrFolderConflict: an earlier version's folder and today's folder of one context both
+// hold state; which one to trade from is for a person to say.
+var ErrFolderConflict = errors.New("the context's state is in two folders")
+
+// clearEmptyTarget makes way for a move to to: a folder there that holds no value (only
+// its lock, or nothing) is removed; one that holds values is ErrFolderConflict.
+func clearEmptyTarget(to string) error {
+	entries, err := os.ReadDir(to)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != ".lock" {
+			return fmt.Errorf("%w: %s holds %s; keep the folder to trade from and remove the other", ErrFolderConflict,
+				to, e.Name())
+		}
+	}
+	return os.RemoveAll(to)
 }
 
 // legacyFolder maps an earlier version's folder name (the escaped Key.String) to FileFolder.

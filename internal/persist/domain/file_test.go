@@ -159,3 +159,24 @@ func TestFileBackendLeavesAFolderAnotherRunnerWrites(t *testing.T) {
 	g.Expect(domain.MoveLegacyFolders(base, slog.New(slog.NewTextHandler(io.Discard, nil)))).To(Succeed())
 	g.Expect(filepath.Join(base, "signal/BTCUSDT_trace-immediate_trace-exchange/BTCUSDT.json")).To(BeARegularFile())
 }
+
+// TestFileBackendRefusesStateInTwoFolders: when an earlier version's folder and today's
+// both hold values, neither is touched and the backend says so; an empty folder under
+// today's name (only its lock) makes way.
+func TestFileBackendRefusesStateInTwoFolders(t *testing.T) {
+	g := NewWithT(t)
+	base := t.TempDir()
+	old, today := "signal/BTCUSDT%3Atrace-immediate%3Atrace-exchange", "signal/BTCUSDT_trace-immediate_trace-exchange"
+	writeTree(t, base, map[string][]byte{old + "/BTCUSDT.json": fixture(t, "signal-opened.json"),
+		today + "/BTCUSDT.json": []byte("null")})
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	err := domain.MoveLegacyFolders(base, quiet)
+	g.Expect(errors.Is(err, domain.ErrFolderConflict)).To(BeTrue(), "got %v", err)
+	g.Expect(filepath.Join(base, old, "BTCUSDT.json")).To(BeARegularFile())
+	g.Expect(filepath.Join(base, today, "BTCUSDT.json")).To(BeARegularFile())
+
+	g.Expect(os.Remove(filepath.Join(base, today, "BTCUSDT.json"))).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(base, today, ".lock"), nil, 0o600)).To(Succeed())
+	g.Expect(domain.MoveLegacyFolders(base, quiet)).To(Succeed())
+	g.Expect(os.ReadFile(filepath.Join(base, today, "BTCUSDT.json"))).To(Equal(fixture(t, "signal-opened.json")))
+}

@@ -73,6 +73,9 @@ func (p *Persistence) ReadSymbols(ctx context.Context, strategyName, exchangeNam
 // lastClosed is the entry of k's live ledger closed last.
 func (p *Persistence) lastClosed(ctx context.Context, k Key) (*HistoryEntry, error) {
 	s, err := p.History.Store(ctx, k)
+	if apierrors.IsNotFound(err) {
+		return nil, nil // no ledger object yet: nothing closed
+	}
 	if err != nil {
 		return nil, err
 	}

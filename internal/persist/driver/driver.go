@@ -30,8 +30,8 @@ limitations under the License.
 //     effect. A write whose context ended may have been applied (a request already sent
 //     cannot be recalled): the driver wraps ErrUnknownOutcome too when it sent one whose
 //     answer it lost, and returns the context's error alone only when nothing was sent. A
-//     method that never waits (the file and memory stores) may finish without looking at
-//     its context.
+//     method that waits only on local work (the file store's disk and its shared flushes,
+//     the memory store) may finish without looking at its context.
 //   - Close. Close is called once, and no method is called after it: package persist's
 //     Store guarantees both, answering every later call with ErrClosed. A driver need not
 //     guard against use after Close itself.

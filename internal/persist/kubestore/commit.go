@@ -251,9 +251,14 @@ func (d *Driver) commit(batch []*op) {
 			lastErr = err
 		case err != nil && !transient(err) && !errors.Is(err, ctx.Err()):
 			for _, o := range live {
-				if !o.done {
-					o.finish("", d.wrapAPI("update", err))
+				if o.done {
+					continue
 				}
+				err := d.wrapAPI("update", err)
+				if o.maybeApplied { // an earlier update carrying it was sent and its answer lost
+					err = fmt.Errorf("%w: %w", driver.ErrUnknownOutcome, err)
+				}
+				o.finish("", err)
 			}
 			return
 		case err != nil:

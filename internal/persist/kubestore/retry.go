@@ -23,6 +23,7 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,9 +44,19 @@ func transient(err error) bool {
 			apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err)
 	}
 	if utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) || utilnet.IsProbableEOF(err) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.EPIPE) ||
-		errors.Is(err, net.ErrClosed) {
+		utilnet.IsHTTP2ConnectionLost(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
 		return true
+	}
+	// HTTP/2's own ways of losing a request, which it reports only as text: the server
+	// going away (GOAWAY, a restart or rollout), a stream refused or reset, an idle
+	// connection closed under the request.
+	msg := err.Error()
+	for _, lost := range []string{"GOAWAY", "REFUSED_STREAM", "stream error:", "server closed idle connection",
+		"http2: client connection force closed"} {
+		if strings.Contains(msg, lost) {
+			return true
+		}
 	}
 	if _, ok := errors.AsType[*net.OpError](err); ok {
 		return true // the connection failed: dial, read or write

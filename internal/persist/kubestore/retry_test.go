@@ -61,6 +61,11 @@ func TestTransientIsAnAllowList(t *testing.T) {
 		{"corrupt bookkeeping", fmt.Errorf("%w: entries: bad json", errCorrupt), false},
 		{"not owned", fmt.Errorf("configmap x: %w", driver.ErrNotOwned), false},
 		{"unknown", errors.New("something new"), false},
+		{"http2 connection lost", fmt.Errorf("Put: %w", errors.New("http2: client connection lost")), true},
+		{"http2 GOAWAY", &url.Error{Op: "Put", URL: "https://127.0.0.1:6443", Err: errors.New(
+			"http2: Transport received Server's graceful shutdown GOAWAY; some request body already written")}, true},
+		{"http2 stream refused", errors.New("stream error: stream ID 7; REFUSED_STREAM"), true},
+		{"idle connection closed", errors.New("http: server closed idle connection"), true},
 	} {
 		if got := transient(c.err); got != c.want {
 			t.Errorf("%s: transient(%v) = %v, want %v", c.name, c.err, got, c.want)

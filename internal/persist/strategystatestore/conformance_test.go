@@ -52,12 +52,33 @@ func (a asPartial) Get(ctx context.Context, key string) (driver.Entry, error) {
 	if err != nil {
 		return e, err
 	}
+	e.Value, err = carried(e.Value)
+	return e, err
+}
+
+// carried is the document a partial record carries.
+func carried(value []byte) ([]byte, error) {
 	var record map[string]json.RawMessage
-	if err := json.Unmarshal(e.Value, &record); err != nil || len(record) != 1 {
-		return e, fmt.Errorf("partial record %s is not a carried document: %v", e.Value, err)
+	if err := json.Unmarshal(value, &record); err != nil || len(record) != 1 {
+		return nil, fmt.Errorf("partial record %s is not a carried document: %v", value, err)
 	}
-	e.Value = []byte(slices.Collect(maps.Keys(record))[0])
-	return e, nil
+	return []byte(slices.Collect(maps.Keys(record))[0]), nil
+}
+
+// Snapshot translates like Get: the embedded driver's own Snapshot would be promoted, and
+// package persist reads whole stores with it.
+func (a asPartial) Snapshot(ctx context.Context) (map[string]driver.Entry, error) {
+	all, err := a.Driver.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for k, e := range all {
+		if e.Value, err = carried(e.Value); err != nil {
+			return nil, err
+		}
+		all[k] = e
+	}
+	return all, nil
 }
 
 func (a asPartial) Put(ctx context.Context, key string, value []byte, pre driver.Precondition) (driver.Revision, error) {
