@@ -1,0 +1,98 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/internal/persist/drivertest"
+	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+var pool *pgxpool.Pool
+
+// TestMain starts a PostgreSQL server of the test's own (testenv.StartPostgres).
+func TestMain(m *testing.M) {
+	ctx := context.Background()
+	pg, err := testenv.StartPostgres(ctx)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting PostgreSQL:", err)
+		os.Exit(1)
+	}
+	if pool, err = pgxpool.New(ctx, pg.URL); err != nil {
+		pg.Stop()
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	pool.Close()
+	pg.Stop()
+	os.Exit(code)
+}
+
+var stores atomic.Int64
+
+// TestConformance runs the one suite. Corrupt values are not a case: the server keeps only
+// JSON (jsonb), so nothing corrupt can be stored.
+func TestConformance(t *testing.T) {
+	name := map[driver.Driver]string{}
+	drivertest.RunConformanceTests(t, drivertest.Harness{
+		New: func(*testing.T) driver.Driver {
+			n := fmt.Sprintf("conformance-%d", stores.Add(1))
+			d := pgstore.New(pool, n, pgstore.Fencing{})
+			name[d] = n
+			return d
+		},
+		Reopen: func(_ *testing.T, d driver.Driver) driver.Driver {
+			return pgstore.New(pool, name[d], pgstore.Fencing{})
+		},
+		Fenced: func(_ *testing.T, d driver.Driver, writer string, token int64) driver.Driver {
+			return pgstore.New(pool, name[d], pgstore.Fencing{Writer: writer, Token: token})
+		},
+	})
+}
+
+// TestUnreachableServer: Init against a server that is not there fails within its context,
+// naming the backend, the store and the address.
+func TestUnreachableServer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	gone, err := pgxpool.New(ctx, "postgres://strategyops@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gone.Close()
+	start := time.Now()
+	_, err = pgstore.New(gone, "nowhere", pgstore.Fencing{}).Init(ctx, true)
+	if err == nil || !strings.Contains(err.Error(), "postgresql store nowhere") ||
+		!strings.Contains(err.Error(), "127.0.0.1") {
+		t.Fatalf("got %v, want an error naming the backend, store and address", err)
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Errorf("Init waited %s", waited)
+	}
+}
