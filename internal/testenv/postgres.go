@@ -24,105 +24,151 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Postgres is a PostgreSQL server a test started for itself: its own data folder in a
-// temporary directory, a free port on loopback, trust authentication. It dies with the
-// test process (parent-death signal) and is stopped by Stop.
+// temporary directory, a free port on loopback (TCP only), trust authentication. It dies
+// with the test process (parent-death signal) and is stopped by Stop.
 type Postgres struct {
 	// URL connects to its "postgres" database as the superuser "strategyops".
 	URL  string
 	Port int
 	dir  string
 	cmd  *exec.Cmd
+	done chan struct{} // closed when the server has exited
 }
 
 // ErrNoPostgres: the machine has no PostgreSQL server binaries.
 var ErrNoPostgres = errors.New("PostgreSQL is not installed (Debian: apt-get install postgresql)")
 
-// postgresBin finds a PostgreSQL program: on PATH, else in Debian's versioned folder.
-func postgresBin(name string) (string, error) {
-	if p, err := exec.LookPath(name); err == nil {
-		return p, nil
+// postgresBinDir is the folder of one PostgreSQL installation, holding both initdb and
+// postgres: the one on PATH, else the newest of Debian's versioned folders.
+func postgresBinDir() (string, error) {
+	if p, err := exec.LookPath("initdb"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		if dir := filepath.Dir(p); fileExists(filepath.Join(dir, "postgres")) {
+			return dir, nil
+		}
 	}
-	matches, _ := filepath.Glob(filepath.Join("/usr/lib/postgresql", "*", "bin", name))
-	if len(matches) == 0 {
-		return "", fmt.Errorf("%w: no %s", ErrNoPostgres, name)
+	matches, _ := filepath.Glob(filepath.Join("/usr/lib/postgresql", "*", "bin", "initdb"))
+	version := func(p string) int { v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(p)))); return v }
+	slices.SortFunc(matches, func(a, b string) int { return version(a) - version(b) })
+	for _, m := range slices.Backward(matches) {
+		if dir := filepath.Dir(m); fileExists(filepath.Join(dir, "postgres")) {
+			return dir, nil
+		}
 	}
-	return matches[len(matches)-1], nil
+	return "", ErrNoPostgres
 }
 
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
 // StartPostgres initializes a data folder and starts a server on it. PostgreSQL refuses to
-// run as root; as root, it runs as nobody.
+// run as root; as root, it runs as nobody, in a folder under /tmp (which nobody can reach).
 func StartPostgres(ctx context.Context) (*Postgres, error) {
-	initdb, err := postgresBin("initdb")
+	bin, err := postgresBinDir()
 	if err != nil {
 		return nil, err
 	}
-	postgres, err := postgresBin("postgres")
-	if err != nil {
-		return nil, err
+	root := os.Geteuid() == 0
+	parent := ""
+	if root {
+		parent = "/tmp"
 	}
-	dir, err := os.MkdirTemp("", "strategyops-postgres-")
+	dir, err := os.MkdirTemp(parent, "strategyops-postgres-")
 	if err != nil {
 		return nil, err
 	}
 	p := &Postgres{dir: dir}
-	data := filepath.Join(dir, "data")
+	fail := func(err error) (*Postgres, error) {
+		p.Stop()
+		return nil, err
+	}
 	if err := os.Chmod(dir, 0o755); err != nil {
-		return nil, err
+		return fail(err)
 	}
-	asUser := func(name string, args ...string) *exec.Cmd {
-		cmd := exec.CommandContext(ctx, name, args...)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-		if os.Geteuid() == 0 {
-			cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 65534, Gid: 65534} // nobody
+	attr := func() *syscall.SysProcAttr {
+		a := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		if root {
+			a.Credential = &syscall.Credential{Uid: 65534, Gid: 65534} // nobody
 		}
-		return cmd
+		return a
 	}
-	if os.Geteuid() == 0 {
+	if root {
 		if err := os.Chown(dir, 65534, 65534); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
-	out, err := asUser(initdb, "-D", data, "-U", "strategyops", "--auth=trust", "--no-sync", "-E", "UTF8").
-		CombinedOutput()
-	if err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, fmt.Errorf("initdb: %w: %s", err, out)
+	data := filepath.Join(dir, "data")
+	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "strategyops",
+		"--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C")
+	initdb.SysProcAttr = attr()
+	if out, err := initdb.CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("initdb: %w: %s", err, out))
 	}
-	if p.Port, err = freePort(); err != nil {
-		return nil, err
-	}
-	log, err := os.Create(filepath.Join(dir, "postgres.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer func() { _ = log.Close() }()
-	p.cmd = asUser(postgres, "-D", data, "-p", strconv.Itoa(p.Port), "-h", "127.0.0.1", "-k", dir,
-		"-c", "fsync=on", "-c", "max_connections=200")
-	p.cmd.Stdout, p.cmd.Stderr = log, log
-	if err := p.cmd.Start(); err != nil {
-		return nil, err
-	}
-	p.URL = fmt.Sprintf("postgres://strategyops@127.0.0.1:%d/postgres?sslmode=disable", p.Port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", p.Port), time.Second)
-		if err == nil {
-			_ = c.Close()
-			time.Sleep(200 * time.Millisecond) // accepting before it is ready for queries
+	for attempt := 0; ; attempt++ {
+		err := p.serve(ctx, bin, data, attr())
+		if err == nil || attempt == 2 || !strings.Contains(err.Error(), "could not bind") {
+			if err != nil {
+				return fail(err)
+			}
 			return p, nil
 		}
-		if time.Now().After(deadline) {
-			p.Stop()
-			logged, _ := os.ReadFile(filepath.Join(dir, "postgres.log"))
-			return nil, fmt.Errorf("postgres did not start on port %d: %s", p.Port, logged)
+	}
+}
+
+// serve starts the server on a free port and waits until it answers queries.
+func (p *Postgres) serve(ctx context.Context, bin, data string, attr *syscall.SysProcAttr) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	logPath := filepath.Join(p.dir, "postgres.log")
+	log, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = log.Close() }()
+	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
+		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200")
+	cmd.SysProcAttr, cmd.Stdout, cmd.Stderr = attr, log, log
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p.cmd, p.done, p.Port = cmd, make(chan struct{}), port
+	go func(done chan struct{}) { _ = cmd.Wait(); close(done) }(p.done)
+	p.URL = fmt.Sprintf("postgres://strategyops@127.0.0.1:%d/postgres?sslmode=disable", port)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		conn, err := pgconn.Connect(cctx, p.URL)
+		if err == nil {
+			err = conn.Ping(cctx)
+			_ = conn.Close(cctx)
 		}
-		time.Sleep(100 * time.Millisecond)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.done:
+			logged, _ := os.ReadFile(logPath)
+			return fmt.Errorf("postgres exited: %s", logged)
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			logged, _ := os.ReadFile(logPath)
+			return fmt.Errorf("postgres did not answer on port %d: %w: %s", port, err, logged)
+		}
 	}
 }
 
@@ -130,12 +176,11 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 func (p *Postgres) Stop() {
 	if p.cmd != nil && p.cmd.Process != nil {
 		_ = p.cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan struct{})
-		go func() { _ = p.cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-p.done:
 		case <-time.After(10 * time.Second):
 			_ = p.cmd.Process.Kill()
+			<-p.done
 		}
 	}
 	_ = os.RemoveAll(p.dir)

@@ -17,14 +17,16 @@ limitations under the License.
 // Package pgstore keeps stores in PostgreSQL: one row per key in one table shared by every
 // store, with the store's name in the key.
 //
-//   - Every write is one statement or one transaction. An unconditional write is an
-//     upsert; "only if absent" an insert that does nothing on a conflict; "only if at
-//     revision R" an update whose WHERE names R. Revisions come from one sequence, so a
+//   - Every write is one transaction. An unconditional write is an upsert; "only if
+//     absent" an insert that does nothing on a conflict; "only if at revision R" an update
+//     (or delete) whose WHERE names R. Revisions come from one sequence, so a
 //     key rewritten with the same value still gets a new one.
 //   - A driver opened with a fencing token locks the store's fencing row (SELECT … FOR
 //     UPDATE) inside the write's transaction, refuses the write (driver.ErrFenced) when a
 //     newer token — or the same token of another writer — is recorded, and records its own:
-//     the check and the write commit together.
+//     the check and the write commit together. A fenced writer's transactions end its
+//     session when it goes silent inside one for 10 s (idle_in_transaction_session_timeout),
+//     so a killed writer's lock does not stall the one taking over.
 //   - Values are jsonb: the server holds no value that is not JSON (so nothing corrupt is
 //     ever read back), and keeps the value, not its bytes (key order and spacing are its
 //     own).
@@ -39,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -47,7 +50,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
 )
 
-// Fencing names this writer and its token; the zero value writes unfenced.
+// Fencing names this writer and its token; a token of 0 or less writes unfenced.
 type Fencing struct {
 	Writer string
 	Token  int64
@@ -194,14 +197,6 @@ func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.P
 // Delete implements driver.Driver.
 func (d *Driver) Delete(ctx context.Context, key string, pre driver.Precondition) error {
 	return d.write(ctx, "delete", func(q querier) error {
-		var found bool
-		if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM strategyops_entries WHERE store = $1 AND key = $2)`,
-			d.store, key).Scan(&found); err != nil {
-			return err
-		}
-		if !found {
-			return driver.ErrNotFound
-		}
 		sql, args := `DELETE FROM strategyops_entries WHERE store = $1 AND key = $2`, []any{d.store, key}
 		if pre.IfRevision != "" {
 			want, err := strconv.ParseInt(string(pre.IfRevision), 10, 64)
@@ -211,10 +206,23 @@ func (d *Driver) Delete(ctx context.Context, key string, pre driver.Precondition
 			sql, args = sql+` AND revision = $3`, append(args, want)
 		}
 		tag, err := q.Exec(ctx, sql, args...)
-		if err == nil && tag.RowsAffected() == 0 {
-			return fmt.Errorf("%w: key %q", driver.ErrConflict, key)
+		if err != nil || tag.RowsAffected() > 0 {
+			return err
 		}
-		return err
+		if pre.IfRevision == "" {
+			return driver.ErrNotFound
+		}
+		// Nothing at that revision: absent, or at another one. A new statement sees the
+		// key as it is now.
+		var found bool
+		if err := q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM strategyops_entries WHERE store = $1 AND key = $2)`,
+			d.store, key).Scan(&found); err != nil {
+			return err
+		}
+		if !found {
+			return driver.ErrNotFound
+		}
+		return fmt.Errorf("%w: key %q", driver.ErrConflict, key)
 	})
 }
 
@@ -235,25 +243,52 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
+// abandonedAfter ends the session of a writer that went silent inside a write's
+// transaction (killed, cut off), so that the fencing row it locked is free for the writer
+// that takes over.
+const abandonedAfter = "10s"
+
 // write runs op in one transaction, after the fencing check when the driver is fenced.
 func (d *Driver) write(ctx context.Context, name string, op func(querier) error) error {
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
 		return d.wrap(name, err)
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	if d.fencing != (Fencing{}) {
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		_ = tx.Rollback(rctx)
+	}()
+	if d.fencing.Token > 0 {
+		if _, err := tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = '"+abandonedAfter+"'"); err != nil {
+			return d.wrap(name, err)
+		}
 		if err := d.fence(ctx, tx); err != nil {
 			return d.wrap(name, err)
 		}
 	}
 	if err := op(tx); err != nil {
-		return d.wrap(name, err)
+		return d.wrap(name, refused(err))
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return d.wrap(name, lostAnswer(err))
 	}
 	return nil
+}
+
+// refused is the contract's sentinel for a value PostgreSQL will not hold: not valid for
+// jsonb (a NUL in a string, 22P02, 22P05) or too large (54000).
+func refused(err error) error {
+	pgErr, ok := errors.AsType[*pgconn.PgError](err)
+	switch {
+	case !ok:
+		return err
+	case pgErr.Code == "22P02", pgErr.Code == "22P05":
+		return fmt.Errorf("%w: %w", driver.ErrInvalidValue, err)
+	case pgErr.Code == "54000":
+		return fmt.Errorf("%w: %w", driver.ErrTooLarge, err)
+	}
+	return err
 }
 
 // fence refuses a write when another writer holds the store (a newer token, or the same
@@ -282,9 +317,11 @@ func (d *Driver) fence(ctx context.Context, tx pgx.Tx) error {
 }
 
 // lostAnswer marks a commit whose answer never came: the server may have committed it.
-// An error the server sent (a PgError) is an answer.
+// An error the server sent (a PgError), a commit never sent (SafeToRetry: the context had
+// ended, the connection was gone) and a commit that rolled back are answers.
 func lostAnswer(err error) error {
-	if _, ok := errors.AsType[*pgconn.PgError](err); ok {
+	if _, ok := errors.AsType[*pgconn.PgError](err); ok || pgconn.SafeToRetry(err) ||
+		errors.Is(err, pgx.ErrTxCommitRollback) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", driver.ErrUnknownOutcome, err)

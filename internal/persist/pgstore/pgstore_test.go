@@ -18,6 +18,7 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/drivertest"
 	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
@@ -94,5 +96,29 @@ func TestUnreachableServer(t *testing.T) {
 	}
 	if waited := time.Since(start); waited > 5*time.Second {
 		t.Errorf("Init waited %s", waited)
+	}
+}
+
+// TestRefusedValueAndTokenZero: a value jsonb cannot hold (a NUL in a string) is
+// ErrInvalidValue and changes nothing; a token of 0 writes unfenced, as on every backend.
+func TestRefusedValueAndTokenZero(t *testing.T) {
+	ctx := t.Context()
+	s := persist.NewStore[string]("refused", pgstore.New(pool, "refused", pgstore.Fencing{}))
+	defer func() { _ = s.Close() }()
+	if _, err := s.Write(ctx, "k", "fine"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Write(ctx, "k", "a\x00b"); !errors.Is(err, persist.ErrInvalidValue) {
+		t.Fatalf("a NUL in a string: got %v, want ErrInvalidValue", err)
+	}
+	if v, err := s.Read(ctx, "k"); err != nil || v != "fine" {
+		t.Fatalf("after the refused write: %q, %v", v, err)
+	}
+	for _, writer := range []string{"a", "b"} {
+		zero := persist.NewStore[string]("zero", pgstore.New(pool, "refused", pgstore.Fencing{Writer: writer}))
+		if _, err := zero.Write(ctx, "k", writer); err != nil {
+			t.Fatalf("writer %s with token 0: %v", writer, err)
+		}
+		_ = zero.Close()
 	}
 }
