@@ -18,7 +18,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +27,7 @@ import (
 	"time"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/jsonx"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/runner"
 )
@@ -108,14 +108,14 @@ func history(t *testing.T, entries map[string][]*domain.HistoryEntry, p *domain.
 	return out
 }
 
-// sortedJSON is v's JSON with every object's keys sorted: a row read back from the API
-// server has its keys in another order than one written to a file, with the same values.
+// sortedJSON is v's JSON with every object's keys sorted (jsonx.Canonical): a row read
+// back from the API server has its keys in another order than one written to a file.
 func sortedJSON(v any) string {
-	data, _ := json.Marshal(v)
-	var generic any
-	_ = json.Unmarshal(data, &generic)
-	data, _ = json.Marshal(generic)
-	return string(data)
+	s, err := jsonx.Canonical(v)
+	if err != nil {
+		return err.Error()
+	}
+	return s
 }
 
 // reference runs the feed once, straight through, on the File backend in this process.

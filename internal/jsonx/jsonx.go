@@ -159,3 +159,19 @@ func InOrder(data []byte, order []string) ([]byte, error) {
 	buf.WriteByte('}')
 	return buf.Bytes(), nil
 }
+
+// Canonical is v's JSON with every object's members sorted by name: two values that differ
+// only in key order (a row read back from the API server, which sorts them, and one read
+// from a file) have the same Canonical.
+func Canonical(v any) (string, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	var generic any
+	if err := json.Unmarshal(data, &generic); err != nil {
+		return "", err
+	}
+	data, err = json.Marshal(generic)
+	return string(data), err
+}

@@ -28,6 +28,7 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
+	"github.com/strategyops/strategy-operator/internal/jsonx"
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
@@ -195,16 +196,9 @@ func same(a, b *v1.Signal) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return canonical(a) == canonical(b)
-}
-
-// canonical is v's JSON with every object's keys sorted.
-func canonical(v any) string {
-	var value any
-	if err := json.Unmarshal([]byte(jsonOf(v)), &value); err != nil {
-		return jsonOf(v)
-	}
-	return jsonOf(value)
+	ca, erra := jsonx.Canonical(a)
+	cb, errb := jsonx.Canonical(b)
+	return erra == nil && errb == nil && ca == cb
 }
 
 func changes(from, to *v1.Signal) string {

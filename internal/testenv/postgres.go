@@ -31,6 +31,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/strategyops/strategy-operator/internal/childproc"
 )
 
 // Postgres is a PostgreSQL server a test started for itself: its own data folder in a
@@ -97,7 +99,7 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 		return fail(err)
 	}
 	attr := func() *syscall.SysProcAttr {
-		a := &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+		a := childproc.SysProcAttr()
 		if root {
 			a.Credential = &syscall.Credential{Uid: 65534, Gid: 65534} // nobody
 		}

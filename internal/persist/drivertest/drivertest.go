@@ -80,6 +80,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"FencingOlderTokenRefused", testFencing, func(h Harness) bool { return h.Fenced != nil }},
 		{"FencingConcurrentTakeover", testFencingTakeover, func(h Harness) bool { return h.Fenced != nil }},
 		{"FencingSameTokenOtherWriter", testFencingSameToken, func(h Harness) bool { return h.Fenced != nil }},
+		{"FencingTokenZeroIsUnfenced", testFencingTokenZero, func(h Harness) bool { return h.Fenced != nil }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -468,6 +469,22 @@ func testFencingSameToken(t *testing.T, h Harness) {
 	ok(first.Write(ctx, "BTCUSDT", doc{Name: "a", Count: 2})).of(t)
 	_, err = second.Write(ctx, "BTCUSDT", doc{Name: "b"})
 	wantErr(t, err, persist.ErrFenced)
+}
+
+// testFencingTokenZero: a token of 0 writes unfenced, as the operator does: two such
+// writers never refuse each other, and a fenced writer leaves them writing.
+func testFencingTokenZero(t *testing.T, h Harness) {
+	ctx := t.Context()
+	base := open[doc](t, h)
+	a := fencedStore(t, h, base.Driver(), "operator-a", 0)
+	b := fencedStore(t, h, base.Driver(), "operator-b", 0)
+	ok(a.Write(ctx, "k", doc{Name: "a"})).of(t)
+	ok(b.Write(ctx, "k", doc{Name: "b"})).of(t)
+	runner := fencedStore(t, h, base.Driver(), "runner-a", 1)
+	ok(runner.Write(ctx, "k", doc{Name: "fenced"})).of(t)
+	ok(a.Write(ctx, "other", doc{Name: "a"})).of(t)
+	ok(runner.Write(ctx, "k", doc{Name: "fenced", Count: 1})).of(t)
+	wantValue(t, base, "k", doc{Name: "fenced", Count: 1})
 }
 
 // testFencingTakeover: while an old writer writes in a loop, a newer one takes over; from
