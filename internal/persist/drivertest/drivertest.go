@@ -480,11 +480,12 @@ func testFencingTokenZero(t *testing.T, h Harness) {
 	b := fencedStore(t, h, base.Driver(), "operator-b", 0)
 	ok(a.Write(ctx, "k", doc{Name: "a"})).of(t)
 	ok(b.Write(ctx, "k", doc{Name: "b"})).of(t)
-	runner := fencedStore(t, h, base.Driver(), "runner-a", 1)
-	ok(runner.Write(ctx, "k", doc{Name: "fenced"})).of(t)
+	fenced := doc{Name: "runner-a", Count: 1}
+	runner := fencedStore(t, h, base.Driver(), fenced.Name, 1)
+	ok(runner.Write(ctx, "k", doc{Name: fenced.Name})).of(t)
 	ok(a.Write(ctx, "other", doc{Name: "a"})).of(t)
-	ok(runner.Write(ctx, "k", doc{Name: "fenced", Count: 1})).of(t)
-	wantValue(t, base, "k", doc{Name: "fenced", Count: 1})
+	ok(runner.Write(ctx, "k", fenced)).of(t)
+	wantValue(t, base, "k", fenced)
 }
 
 // testFencingTakeover: while an old writer writes in a loop, a newer one takes over; from
