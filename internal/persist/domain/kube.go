@@ -224,15 +224,15 @@ func HighestToken(ctx context.Context, b Backend, contexts []Context) (int64, er
 		if err != nil {
 			return 0, err
 		}
-		kd, ok := drv.(*kubestore.Driver)
+		r, ok := drv.(driver.TokenRecorder)
 		if !ok {
 			return 0, fmt.Errorf("the %s store of %s records no fencing tokens", c.Domain, c.Key)
 		}
-		f, err := kd.RecordedFencing(ctx)
+		token, err := r.RecordedToken(ctx)
 		if err != nil {
 			return 0, err
 		}
-		highest = max(highest, f.Token)
+		highest = max(highest, token)
 	}
 	return highest, nil
 }

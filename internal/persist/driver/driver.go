@@ -137,3 +137,11 @@ type Snapshotter interface {
 	// Snapshot returns every stored key with its entry. It may return ErrNotOwned.
 	Snapshot(ctx context.Context) (map[string]Entry, error)
 }
+
+// TokenRecorder is a Driver that keeps the fencing token of the newest fenced writer on its
+// store and can tell it, so that a new writer can start above it.
+type TokenRecorder interface {
+	// RecordedToken returns the newest fencing token written to the store, 0 when no fenced
+	// writer has written.
+	RecordedToken(ctx context.Context) (int64, error)
+}

@@ -130,6 +130,12 @@ func (d *Driver) RecordedFencing(ctx context.Context) (Fencing, error) {
 	return Fencing{Writer: s.writer, Token: s.token}, nil
 }
 
+// RecordedToken implements driver.TokenRecorder.
+func (d *Driver) RecordedToken(ctx context.Context) (int64, error) {
+	f, err := d.RecordedFencing(ctx)
+	return f.Token, err
+}
+
 // apply applies o to s in memory. It finishes o when its outcome is decided without the
 // update (a failed precondition, a fenced or refused write, an op already applied by an
 // earlier attempt); otherwise o waits for the update. It reports whether s changed.

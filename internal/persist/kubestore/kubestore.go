@@ -150,8 +150,9 @@ type Driver struct {
 }
 
 var (
-	_ driver.Driver      = (*Driver)(nil)
-	_ driver.Snapshotter = (*Driver)(nil)
+	_ driver.Driver        = (*Driver)(nil)
+	_ driver.Snapshotter   = (*Driver)(nil)
+	_ driver.TokenRecorder = (*Driver)(nil)
 )
 
 // New returns a driver for the object name of layout's kind. c must read from the API

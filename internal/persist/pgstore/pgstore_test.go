@@ -29,13 +29,18 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strategyops/strategy-operator/internal/persist"
+	"github.com/strategyops/strategy-operator/internal/persist/dblayout"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/drivertest"
 	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
-var pool *pgxpool.Pool
+var (
+	pool  *pgxpool.Pool
+	pgURL string
+)
 
 // TestMain starts a PostgreSQL server of the test's own (testenv.StartPostgres).
 func TestMain(m *testing.M) {
@@ -45,6 +50,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "starting PostgreSQL:", err)
 		os.Exit(1)
 	}
+	pgURL = pg.URL
 	if pool, err = pgxpool.New(ctx, pg.URL); err != nil {
 		pg.Stop()
 		fmt.Fprintln(os.Stderr, err)
@@ -58,24 +64,36 @@ func TestMain(m *testing.M) {
 
 var stores atomic.Int64
 
-// TestConformance runs the one suite. Corrupt values are not a case: the server keeps only
-// JSON (jsonb), so nothing corrupt can be stored.
+// TestConformance runs the one suite on both kinds of table: this project's own (every
+// store in one table) and one of backtest-kit's (partial-items: a store per symbol,
+// strategy and exchange, a row per signal). Corrupt values are not a case: the server keeps
+// only JSON (jsonb), so nothing corrupt can be stored.
 func TestConformance(t *testing.T) {
-	name := map[driver.Driver]string{}
-	drivertest.RunConformanceTests(t, drivertest.Harness{
-		New: func(*testing.T) driver.Driver {
-			n := fmt.Sprintf("conformance-%d", stores.Add(1))
-			d := pgstore.New(pool, n, pgstore.Fencing{})
-			name[d] = n
-			return d
+	layouts := map[string]func(n string) dblayout.Layout{
+		"own": dblayout.Own,
+		"backtest-kit": func(n string) dblayout.Layout {
+			return domain.DatabaseLayout(domain.Partial, domain.StrategyKey("BTCUSDT", n, "binance"))
 		},
-		Reopen: func(_ *testing.T, d driver.Driver) driver.Driver {
-			return pgstore.New(pool, name[d], pgstore.Fencing{})
-		},
-		Fenced: func(_ *testing.T, d driver.Driver, writer string, token int64) driver.Driver {
-			return pgstore.New(pool, name[d], pgstore.Fencing{Writer: writer, Token: token})
-		},
-	})
+	}
+	for name, layout := range layouts {
+		t.Run(name, func(t *testing.T) {
+			of := map[driver.Driver]dblayout.Layout{}
+			drivertest.RunConformanceTests(t, drivertest.Harness{
+				New: func(*testing.T) driver.Driver {
+					l := layout(fmt.Sprintf("conformance-%d", stores.Add(1)))
+					d := pgstore.New(pool, l, pgstore.Fencing{})
+					of[d] = l
+					return d
+				},
+				Reopen: func(_ *testing.T, d driver.Driver) driver.Driver {
+					return pgstore.New(pool, of[d], pgstore.Fencing{})
+				},
+				Fenced: func(_ *testing.T, d driver.Driver, writer string, token int64) driver.Driver {
+					return pgstore.New(pool, of[d], pgstore.Fencing{Writer: writer, Token: token})
+				},
+			})
+		})
+	}
 }
 
 // TestUnreachableServer: Init against a server that is not there fails within its context,
@@ -89,7 +107,7 @@ func TestUnreachableServer(t *testing.T) {
 	}
 	defer gone.Close()
 	start := time.Now()
-	_, err = pgstore.New(gone, "nowhere", pgstore.Fencing{}).Init(ctx, true)
+	_, err = pgstore.New(gone, dblayout.Own("nowhere"), pgstore.Fencing{}).Init(ctx, true)
 	if err == nil || !strings.Contains(err.Error(), "postgresql store nowhere") ||
 		!strings.Contains(err.Error(), "127.0.0.1") {
 		t.Fatalf("got %v, want an error naming the backend, store and address", err)
@@ -103,7 +121,7 @@ func TestUnreachableServer(t *testing.T) {
 // and changes nothing.
 func TestRefusedValue(t *testing.T) {
 	ctx := t.Context()
-	s := persist.NewStore[string]("refused", pgstore.New(pool, "refused", pgstore.Fencing{}))
+	s := persist.NewStore[string]("refused", pgstore.New(pool, dblayout.Own("refused"), pgstore.Fencing{}))
 	defer func() { _ = s.Close() }()
 	if _, err := s.Write(ctx, "k", "fine"); err != nil {
 		t.Fatal(err)
