@@ -40,6 +40,7 @@ package driver
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // Sentinel errors. Drivers return them (wrapped or not) and callers test with errors.Is.
@@ -144,4 +145,28 @@ type TokenRecorder interface {
 	// RecordedToken returns the newest fencing token written to the store, 0 when no fenced
 	// writer has written.
 	RecordedToken(ctx context.Context) (int64, error)
+}
+
+// Fencing names a writer and its fencing token (a number that grows with each new holder
+// of the writer's lease). A token of 0 or less writes unfenced: such a writer (the
+// operator) records nothing and is never refused.
+type Fencing struct {
+	Writer string
+	Token  int64
+}
+
+// Against decides a write by f on a store whose newest fenced writer is writer, with
+// token (0 when none has written). It is refused (ErrFenced) when another writer holds the
+// store: one with a newer token, or one with the same token — a token names one holder of
+// the lease, so two writers with one token means one of them read the lease after losing
+// it. record says whether the write must record f as the store's newest writer.
+func (f Fencing) Against(writer string, token int64) (record bool, err error) {
+	switch {
+	case f.Token <= 0, token == f.Token && writer == f.Writer:
+		return false, nil
+	case token >= f.Token:
+		return false, fmt.Errorf("%w: writer %q has token %d, the store is at %d (writer %q)",
+			ErrFenced, f.Writer, f.Token, token, writer)
+	}
+	return true, nil
 }

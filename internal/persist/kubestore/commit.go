@@ -96,24 +96,17 @@ func (d *Driver) DeleteAll(ctx context.Context) error {
 }
 
 // fence records this writer's token, or refuses o when another writer holds the store
-// (an unfenced writer, such as the operator, records nothing and is never refused):
-// one with a newer token, or one with the same token (a token names one holder of the
-// Lease; two writers with one token means one of them read the Lease after losing it).
+// (driver.Fencing.Against).
 func (d *Driver) fence(s *state, o *op) (changed, refused bool) {
-	f := d.opts.Fencing
-	switch {
-	case f.Token <= 0:
-		return false, false
-	case s.token == f.Token && s.writer == f.Writer:
-		return false, false
-	case s.token >= f.Token:
-		o.finish("", fmt.Errorf("%w: writer %q has token %d, the store is at %d (writer %q)",
-			driver.ErrFenced, f.Writer, f.Token, s.token, s.writer))
+	record, err := d.opts.Fencing.Against(s.writer, s.token)
+	if err != nil {
+		o.finish("", err)
 		return false, true
-	default:
-		s.token, s.writer = f.Token, f.Writer
-		return true, false
 	}
+	if record {
+		s.token, s.writer = d.opts.Fencing.Token, d.opts.Fencing.Writer
+	}
+	return record, false
 }
 
 // RecordedFencing returns the writer and token last recorded on the object (the zero

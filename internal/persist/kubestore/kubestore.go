@@ -116,10 +116,7 @@ func (d *Driver) owned(obj client.Object) error {
 }
 
 // Fencing identifies a writer and its fencing token. The zero value writes unfenced.
-type Fencing struct {
-	Writer string
-	Token  int64
-}
+type Fencing = driver.Fencing
 
 // Options configures a Driver.
 type Options struct {

@@ -61,10 +61,7 @@ import (
 )
 
 // Fencing names this writer and its token; a token of 0 or less writes unfenced.
-type Fencing struct {
-	Writer string
-	Token  int64
-}
+type Fencing = driver.Fencing
 
 // Driver is one store in a PostgreSQL database.
 type Driver struct {
@@ -482,17 +479,15 @@ func (d *Driver) fence(ctx context.Context, tx pgx.Tx) error {
 		d.layout.Store).Scan(&writer, &token); err != nil {
 		return err
 	}
-	switch {
-	case token > d.fencing.Token, token == d.fencing.Token && writer != d.fencing.Writer:
-		return fmt.Errorf("%w: %s holds token %d (this writer %s has %d)", driver.ErrFenced, writer, token,
-			d.fencing.Writer, d.fencing.Token)
-	case token < d.fencing.Token:
-		_, err := tx.Exec(ctx, `UPDATE `+fencingTable+` SET writer = $2, token = $3 WHERE store = $1`,
-			d.layout.Store, d.fencing.Writer, d.fencing.Token)
+	record, err := d.fencing.Against(writer, token)
+	if !record || err != nil {
 		return err
 	}
-	return nil
+	_, err = tx.Exec(ctx, `UPDATE `+fencingTable+` SET writer = $2, token = $3 WHERE store = $1`,
+		d.layout.Store, d.fencing.Writer, d.fencing.Token)
+	return err
 }
+
 
 // lostAnswer marks a commit whose answer never came: the server may have committed it.
 // An error the server sent (a PgError), a commit never sent (SafeToRetry: the context had
