@@ -488,7 +488,6 @@ func (d *Driver) fence(ctx context.Context, tx pgx.Tx) error {
 	return err
 }
 
-
 // lostAnswer marks a commit whose answer never came: the server may have committed it.
 // An error the server sent (a PgError), a commit never sent (SafeToRetry: the context had
 // ended, the connection was gone) and a commit that rolled back are answers.
