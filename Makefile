@@ -78,8 +78,19 @@ test: verify-generated vet lint test-unit test-soak test-e2e ## The whole suite:
 # crash safety, so that package runs without it.
 RACE_FREE_PKGS := ./internal/runner/...
 
+# The database stores' tests start their own servers from Debian's packages; say how to get
+# them before a long run fails on their absence.
+.PHONY: test-servers
+test-servers: ## Check that the database servers the tests start (PostgreSQL, Redis) are installed.
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || command -v postgres >/dev/null 2>&1 || { \
+		echo "make test needs PostgreSQL's server: apt-get install --no-install-recommends postgresql" \
+			"(.ci/run installs it)" >&2; exit 1; }
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "make test needs Redis: apt-get install --no-install-recommends redis-server (.ci/run installs it)" >&2; \
+		exit 1; }
+
 .PHONY: test-unit
-test-unit: control-plane ## Unit and envtest suites on a real kube-apiserver and etcd.
+test-unit: control-plane test-servers ## Unit and envtest suites on a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $$(go list ./... | grep -v -e /internal/runner -e /test/soak) -count=1 -race -timeout 30m
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
 

@@ -43,6 +43,9 @@ type Postgres struct {
 	URL  string
 	Port int
 	dir  string
+	bin  string
+	data string
+	attr func() *syscall.SysProcAttr
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the server has exited
 }
@@ -117,8 +120,13 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return fail(fmt.Errorf("initdb: %w: %s", err, out))
 	}
+	p.bin, p.data, p.attr = bin, data, attr
 	for attempt := 0; ; attempt++ {
-		err := p.serve(ctx, bin, data, attr())
+		port, err := freePort()
+		if err != nil {
+			return fail(err)
+		}
+		err = p.serve(ctx, port)
 		if err == nil || attempt == 2 || !strings.Contains(err.Error(), "could not bind") {
 			if err != nil {
 				return fail(err)
@@ -128,21 +136,17 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	}
 }
 
-// serve starts the server on a free port and waits until it answers queries.
-func (p *Postgres) serve(ctx context.Context, bin, data string, attr *syscall.SysProcAttr) error {
-	port, err := freePort()
-	if err != nil {
-		return err
-	}
+// serve starts the server on port and waits until it answers queries.
+func (p *Postgres) serve(ctx context.Context, port int) error {
 	logPath := filepath.Join(p.dir, "postgres.log")
-	log, err := os.Create(logPath)
+	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = log.Close() }()
-	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data, "-p", strconv.Itoa(port),
+	cmd := exec.Command(filepath.Join(p.bin, "postgres"), "-D", p.data, "-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "max_connections=200")
-	cmd.SysProcAttr, cmd.Stdout, cmd.Stderr = attr, log, log
+	cmd.SysProcAttr, cmd.Stdout, cmd.Stderr = p.attr(), log, log
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -164,7 +168,7 @@ func (p *Postgres) serve(ctx context.Context, bin, data string, attr *syscall.Sy
 		select {
 		case <-p.done:
 			logged, _ := os.ReadFile(logPath)
-			return fmt.Errorf("postgres exited: %s", logged)
+			return fmt.Errorf("%w: %s", errExited, logged)
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -173,6 +177,32 @@ func (p *Postgres) serve(ctx context.Context, bin, data string, attr *syscall.Sy
 		}
 	}
 }
+
+// Kill ends the server's postmaster with SIGKILL (its backends follow it): what it had not
+// written to its write-ahead log is gone, and the next start recovers from the log.
+func (p *Postgres) Kill() {
+	if p.cmd != nil && p.cmd.Process != nil {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// Restart starts the server again on its data folder and port, after Kill or Stop. The
+// killed server's backends may hold its shared memory for a moment: a start refused for
+// that is tried again, for up to 10 s.
+func (p *Postgres) Restart(ctx context.Context) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := p.serve(ctx, p.Port)
+		if err == nil || !errors.Is(err, errExited) || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// errExited: the server exited while starting.
+var errExited = errors.New("postgres exited")
 
 // Stop stops the server (fast shutdown) and removes its folder.
 func (p *Postgres) Stop() {

@@ -23,14 +23,17 @@ import (
 	"sync"
 )
 
-// Proxy is a TCP proxy in front of the API server that a test can cut: Down drops every
-// open connection and refuses new ones until Up.
+// Proxy is a TCP proxy in front of a server (the API server, a database) that a test can
+// cut: Down drops every open connection and refuses new ones until Up; LoseReplies lets
+// requests through and drops the answers, as a connection that breaks after a request was
+// sent does.
 type Proxy struct {
 	ln     net.Listener
 	target string
 
 	mu    sync.Mutex
 	down  bool
+	mute  bool
 	conns map[net.Conn]struct{}
 	wg    sync.WaitGroup
 }
@@ -88,8 +91,37 @@ func (p *Proxy) forward(c net.Conn) {
 		done <- struct{}{}
 	}
 	go pipe(up, c)
-	go pipe(c, up)
+	go func() {
+		_, _ = io.Copy(c, replies{p, up})
+		done <- struct{}{}
+	}()
 	<-done
+}
+
+// replies reads a server's answers, dropping them while the proxy is muted.
+type replies struct {
+	p  *Proxy
+	up net.Conn
+}
+
+func (r replies) Read(b []byte) (int, error) {
+	for {
+		n, err := r.up.Read(b)
+		r.p.mu.Lock()
+		mute := r.p.mute
+		r.p.mu.Unlock()
+		if !mute || err != nil {
+			return n, err
+		}
+	}
+}
+
+// LoseReplies forwards requests but drops every answer until Up: a write sent now may be
+// applied, and its writer never hears.
+func (p *Proxy) LoseReplies() {
+	p.mu.Lock()
+	p.mute = true
+	p.mu.Unlock()
 }
 
 func (p *Proxy) drop(c net.Conn) {
@@ -109,10 +141,10 @@ func (p *Proxy) Down() {
 	}
 }
 
-// Up accepts connections again.
+// Up accepts connections again, and passes answers again.
 func (p *Proxy) Up() {
 	p.mu.Lock()
-	p.down = false
+	p.down, p.mute = false, false
 	p.mu.Unlock()
 }
 

@@ -1,0 +1,240 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package redisstore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/strategyops/strategy-operator/internal/persist"
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/internal/persist/drivertest"
+	"github.com/strategyops/strategy-operator/internal/persist/redisstore"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+var (
+	server *testenv.Redis
+	client *redis.Client
+)
+
+// TestMain starts a Redis server of the test's own (testenv.StartRedis).
+func TestMain(m *testing.M) {
+	var err error
+	if server, err = testenv.StartRedis(context.Background()); err != nil {
+		fmt.Fprintln(os.Stderr, "starting Redis:", err)
+		os.Exit(1)
+	}
+	if client, err = redisstore.Connect(server.URL); err != nil {
+		server.Stop()
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = client.Close()
+	server.Stop()
+	os.Exit(code)
+}
+
+var stores atomic.Int64
+
+func TestConformance(t *testing.T) {
+	name := map[driver.Driver]string{}
+	var mu sync.Mutex
+	open := func(n string, f redisstore.Fencing) driver.Driver {
+		nd := redisstore.New(client, n, f)
+		mu.Lock()
+		name[nd] = n
+		mu.Unlock()
+		return nd
+	}
+	of := func(d driver.Driver) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return name[d]
+	}
+	drivertest.RunConformanceTests(t, drivertest.Harness{
+		New: func(*testing.T) driver.Driver {
+			return open(fmt.Sprintf("conformance-%d", stores.Add(1)), redisstore.Fencing{})
+		},
+		Reopen: func(_ *testing.T, d driver.Driver) driver.Driver { return open(of(d), redisstore.Fencing{}) },
+		Corrupt: func(t *testing.T, d driver.Driver, key string) {
+			if err := client.HSet(t.Context(), "strategyops:{"+of(d)+"}:items", "v:"+key, "{not json").Err(); err != nil {
+				t.Fatal(err)
+			}
+		},
+		Fenced: func(_ *testing.T, d driver.Driver, writer string, token int64) driver.Driver {
+			return open(of(d), redisstore.Fencing{Writer: writer, Token: token})
+		},
+	})
+}
+
+// TestBadConnection: Init against no server, a wrong password or a retrying client fails
+// within its context, naming the backend, the store, the address and the cause.
+func TestBadConnection(t *testing.T) {
+	retrying := redis.NewClient(&redis.Options{Addr: server.Addr, Password: server.Password})
+	defer func() { _ = retrying.Close() }()
+	cases := []struct {
+		name, url string
+		client    *redis.Client
+		cause     string
+	}{
+		{"unreachable", "redis://127.0.0.1:1/0", nil, "connection refused"},
+		{"wrong password", "redis://:wrong@" + server.Addr + "/0", nil, "WRONGPASS"},
+		{"missing database", "redis://:" + server.Password + "@" + server.Addr + "/99", nil, "DB index"},
+		{"retrying client", "", retrying, "retries commands"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			cl := c.client
+			if cl == nil {
+				var err error
+				if cl, err = redisstore.Connect(c.url); err != nil {
+					t.Fatal(err)
+				}
+				defer func() { _ = cl.Close() }()
+			}
+			start := time.Now()
+			_, err := redisstore.New(cl, "nowhere", redisstore.Fencing{}).Init(ctx, true)
+			if err == nil || !strings.Contains(err.Error(), "redis store nowhere") ||
+				!strings.Contains(err.Error(), cl.Options().Addr) || !strings.Contains(err.Error(), c.cause) {
+				t.Fatalf("got %v, want an error naming the backend, store, address and %q", err, c.cause)
+			}
+			if waited := time.Since(start); waited > 4*time.Second {
+				t.Errorf("Init waited %s", waited)
+			}
+		})
+	}
+}
+
+// TestLostAnswer: the connection breaks after a write was sent. The write says
+// ErrUnknownOutcome, and reading the key tells: the server applied it.
+func TestLostAnswer(t *testing.T) {
+	proxy, err := testenv.NewProxy(server.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = proxy.Close() }()
+	cl, err := redisstore.Connect("redis://:" + server.Password + "@" + proxy.Addr() + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cl.Close() }()
+	s := persist.NewStore[string]("lost", redisstore.New(cl, "lost-answer", redisstore.Fencing{}))
+	defer func() { _ = s.Close() }()
+	if _, err := s.Write(t.Context(), "k", "before"); err != nil {
+		t.Fatal(err)
+	}
+	proxy.LoseReplies()
+	ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	_, err = s.Write(ctx, "k", "after")
+	cancel()
+	if !errors.Is(err, persist.ErrUnknownOutcome) {
+		t.Fatalf("a write whose answer was lost: %v, want ErrUnknownOutcome", err)
+	}
+	proxy.Down()
+	proxy.Up()
+	if v, err := s.Read(t.Context(), "k"); err != nil || v != "after" {
+		t.Fatalf("after the lost answer the key reads %q, %v; the server had applied the write", v, err)
+	}
+}
+
+// TestServerKilled: every write a SIGKILLed server acknowledged is there after it
+// restarts, under the settings the driver finds durable (append-only file, fsync always);
+// without the append-only file the same kill loses them, and the driver warned.
+func TestServerKilled(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		extra   []string
+		durable bool
+	}{
+		{"durable", nil, true},
+		{"appendonly off", []string{"--appendonly", "no"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx := t.Context()
+			srv, err := testenv.StartRedis(ctx, c.extra...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Stop()
+			cl, err := redisstore.Connect(srv.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = cl.Close() }()
+			var logged bytes.Buffer
+			d := redisstore.New(cl, "killed", redisstore.Fencing{Writer: "runner-0", Token: 1}).
+				WithLogger(slog.New(slog.NewTextHandler(&logged, nil)))
+			s := persist.NewStore[int]("killed", d)
+			defer func() { _ = s.Close() }()
+			if _, err := s.Init(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			if warned := strings.Contains(logged.String(), "may lose acknowledged writes"); warned == c.durable {
+				t.Fatalf("durable=%v but the driver's log says: %s", c.durable, logged.String())
+			}
+			const n = 200
+			var wg sync.WaitGroup
+			for i := range n {
+				wg.Go(func() {
+					if _, err := s.Write(ctx, fmt.Sprintf("key-%03d", i), i); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			srv.Kill()
+			if err := srv.Restart(ctx); err != nil {
+				t.Fatal(err)
+			}
+			keys, err := s.SortedKeys(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.durable && len(keys) != n {
+				t.Fatalf("after the kill %d of %d acknowledged writes are left", len(keys), n)
+			}
+			if !c.durable && len(keys) != 0 {
+				t.Fatalf("without the append-only file %d writes survived a kill; the test proves nothing", len(keys))
+			}
+			if c.durable {
+				for i, k := range keys {
+					if v, err := s.Read(ctx, k); err != nil || v != i {
+						t.Fatalf("%s reads %d, %v; want %d", k, v, err, i)
+					}
+				}
+				if token, err := d.RecordedToken(ctx); err != nil || token != 1 {
+					t.Fatalf("recorded token %d, %v; want 1", token, err)
+				}
+			}
+		})
+	}
+}
