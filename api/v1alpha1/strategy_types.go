@@ -24,7 +24,7 @@ import (
 )
 
 // PersistenceBackend names where a strategy keeps its crash state.
-// +kubebuilder:validation:Enum=File;ConfigMap;StrategyState
+// +kubebuilder:validation:Enum=File;ConfigMap;StrategyState;Redis;PostgreSQL
 type PersistenceBackend string
 
 const (
@@ -35,7 +35,50 @@ const (
 	// BackendStrategyState keeps state in StrategyState objects, one per strategy and symbol,
 	// readable with `kubectl get strategystates`.
 	BackendStrategyState PersistenceBackend = "StrategyState"
+	// BackendRedis keeps state in a Redis database: a hash per store.
+	BackendRedis PersistenceBackend = "Redis"
+	// BackendPostgreSQL keeps state in a PostgreSQL database, in the tables of backtest-kit's
+	// own PostgreSQL adapter (signal-items, risk-items, …), so a bot on that adapter reads it.
+	BackendPostgreSQL PersistenceBackend = "PostgreSQL"
 )
+
+// IsDatabase reports whether b keeps state in a database outside the cluster, reached with
+// a connection URL from a Secret.
+func (b PersistenceBackend) IsDatabase() bool { return b == BackendRedis || b == BackendPostgreSQL }
+
+// IsKube reports whether b keeps state in the API server (ConfigMap, StrategyState).
+func (b PersistenceBackend) IsKube() bool { return b == BackendConfigMap || b == BackendStrategyState }
+
+// ConnectionSecretLabel must be "true" on a Secret a Strategy names for its database URL:
+// whoever may label Secrets opts each one in, so that a user who may edit Strategies cannot
+// have the operator hand any other Secret of the namespace to a runner.
+const ConnectionSecretLabel = "trading.strategyops.dev/connection"
+
+// SecretKeyRef names one key of a Secret in the Strategy's namespace.
+type SecretKeyRef struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// key in the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +required
+	Key string `json:"key"`
+}
+
+// DatabasePersistence configures a database backend.
+type DatabasePersistence struct {
+	// urlSecretRef names the Secret key that holds the connection URL (redis://… or
+	// postgres://…, credentials included). The Secret must carry the label
+	// trading.strategyops.dev/connection: "true". The runner gets the URL from the Secret in
+	// its environment, never in its arguments.
+	// +required
+	URLSecretRef SecretKeyRef `json:"urlSecretRef"`
+}
 
 // RetentionPolicy says what happens to a strategy's persisted state when the Strategy is deleted.
 // +kubebuilder:validation:Enum=Retain;Delete
@@ -63,6 +106,8 @@ type FilePersistence struct {
 
 // PersistenceSpec selects and configures the persistence backend.
 // +kubebuilder:validation:XValidation:rule="!has(self.file) || self.backend == 'File'",message="persistence.file may only be set when persistence.backend is File"
+// +kubebuilder:validation:XValidation:rule="has(self.redis) == (has(self.backend) && self.backend == 'Redis')",message="persistence.redis is required when persistence.backend is Redis, and allowed only then"
+// +kubebuilder:validation:XValidation:rule="has(self.postgresql) == (has(self.backend) && self.backend == 'PostgreSQL')",message="persistence.postgresql is required when persistence.backend is PostgreSQL, and allowed only then"
 type PersistenceSpec struct {
 	// backend that stores the strategy's signals, schedule, snapshot, risk, partial and breakeven state.
 	// +kubebuilder:default=StrategyState
@@ -72,6 +117,25 @@ type PersistenceSpec struct {
 	// file configures the File backend.
 	// +optional
 	File *FilePersistence `json:"file,omitempty"`
+
+	// redis configures the Redis backend.
+	// +optional
+	Redis *DatabasePersistence `json:"redis,omitempty"`
+
+	// postgresql configures the PostgreSQL backend.
+	// +optional
+	PostgreSQL *DatabasePersistence `json:"postgresql,omitempty"`
+}
+
+// Database is the configuration of the database backend b, nil when it has none.
+func (p PersistenceSpec) Database(b PersistenceBackend) *DatabasePersistence {
+	switch b {
+	case BackendRedis:
+		return p.Redis
+	case BackendPostgreSQL:
+		return p.PostgreSQL
+	}
+	return nil
 }
 
 // HistorySpec bounds the signal ledger a strategy keeps in the cluster.
@@ -232,6 +296,16 @@ type StrategyStatus struct {
 	// the old copy until the operator removes them (after the move is recorded here).
 	// +optional
 	StaleBackend PersistenceBackend `json:"staleBackend,omitempty"`
+
+	// activeDatabase is the Secret key of the database the state lives in, when
+	// activeBackend is a database: a switch away (or to another Secret) reads the state
+	// from it after the spec names another.
+	// +optional
+	ActiveDatabase *SecretKeyRef `json:"activeDatabase,omitempty"`
+
+	// staleDatabase is the Secret key of the database of staleBackend, when it is one.
+	// +optional
+	StaleDatabase *SecretKeyRef `json:"staleDatabase,omitempty"`
 
 	// openSignals is the number of active signals found in the store; absent when the
 	// operator cannot read the store (File: the state is on the strategy's volume).

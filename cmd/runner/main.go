@@ -142,6 +142,15 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		b, _ := domain.KubeBackend(s.Backend, c, domain.KubeOptions{Namespace: s.Namespace, Fencing: f})
 		return b // s.Backend is ConfigMap or StrategyState here (settings checked it)
 	}
+	if s.Backend.IsDatabase() {
+		// The state lives in a database; the Lease (and the events) stay in the cluster.
+		db, err := domain.OpenDatabase(ctx, s.Backend, s.StoreURL)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		backend = db.Backend
+	}
 	recorded := func(ctx context.Context) (int64, error) {
 		return domain.HighestToken(ctx, backend(kubestore.Fencing{}),
 			domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols))

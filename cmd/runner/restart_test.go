@@ -30,6 +30,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/jsonx"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/runner"
+	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
 // The feed every run in this file trades: twelve simulated hours on two symbols.
@@ -44,20 +45,24 @@ var (
 type supervised struct {
 	restarts int
 	err      error
+	mu       sync.Mutex
 	lives    []*process
 }
 
-func supervise(ctx context.Context, kubeconfig string, args []string, done *sync.WaitGroup) *supervised {
+func supervise(ctx context.Context, kubeconfig string, args []string, done *sync.WaitGroup,
+	env ...string) *supervised {
 	sv := &supervised{}
 	done.Go(func() {
 		deadline := time.Now().Add(4 * time.Minute)
 		for time.Now().Before(deadline) {
-			p, err := launch(kubeconfig, args)
+			p, err := launch(kubeconfig, args, env...)
 			if err != nil {
 				sv.err = err
 				return
 			}
+			sv.mu.Lock()
 			sv.lives = append(sv.lives, p)
+			sv.mu.Unlock()
 			select {
 			case <-p.done:
 			case <-ctx.Done():
@@ -76,7 +81,17 @@ func supervise(ctx context.Context, kubeconfig string, args []string, done *sync
 	return sv
 }
 
+// killCurrent SIGKILLs the runner's current life (the supervisor starts another).
+func (sv *supervised) killCurrent() {
+	sv.mu.Lock()
+	p := sv.lives[len(sv.lives)-1]
+	sv.mu.Unlock()
+	p.kill()
+}
+
 func (sv *supervised) logs() string {
+	sv.mu.Lock()
+	defer sv.mu.Unlock()
 	var b strings.Builder
 	for i, p := range sv.lives {
 		fmt.Fprintf(&b, "--- life %d:\n%s", i+1, p.log())
@@ -130,6 +145,12 @@ func reference(t *testing.T, strategyName string) map[string]string {
 	}
 	p := domain.New(domain.FileBackend(dir))
 	defer func() { _ = p.Close() }()
+	return history(t, ledgers(t, p, strategyName), p, strategyName)
+}
+
+// ledgers reads every symbol's ledger from p.
+func ledgers(t *testing.T, p *domain.Persistence, strategyName string) map[string][]*domain.HistoryEntry {
+	t.Helper()
 	entries := map[string][]*domain.HistoryEntry{}
 	for _, sym := range restartSymbols {
 		store, err := p.History.Store(context.Background(), domain.StrategyKey(sym, strategyName, "simulated"))
@@ -143,7 +164,33 @@ func reference(t *testing.T, strategyName string) map[string]string {
 			entries[sym] = append(entries[sym], e)
 		}
 	}
-	return history(t, entries, p, strategyName)
+	return entries
+}
+
+// compare fails t unless got, a runner's ledger and final state on backend b, is the
+// uninterrupted run's, with enough closed signals to prove something.
+func compare(t *testing.T, b v1.PersistenceBackend, got, want map[string]string, sv *supervised) {
+	t.Helper()
+	closed := 0
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s: %s differs from the uninterrupted run:\n got  %s\n want %s", b, id, got[id], w)
+		}
+		if strings.Contains(w, `"kind":"closed"`) {
+			closed++
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%s: %d ledger entries, the uninterrupted run has %d", b, len(got), len(want))
+	}
+	if closed < 5 {
+		t.Errorf("%s: only %d signals closed in the feed: the comparison proves little", b, closed)
+	}
+	t.Logf("%s: %d signals (%d closed) as in the uninterrupted run; the runner was started again %d times",
+		b, len(want)-len(restartSymbols), closed, sv.restarts)
+	if t.Failed() {
+		t.Logf("%s runner lives:\n%s", b, sv.logs())
+	}
 }
 
 // TestTradingThroughControlPlaneRestarts: runners on ConfigMap and on StrategyState trade
@@ -206,26 +253,87 @@ func TestTradingThroughControlPlaneRestarts(t *testing.T) {
 		}
 		got := history(t, entries, p, name)
 		_ = p.Close()
-		closed := 0
-		for id, w := range want {
-			if got[id] != w {
-				t.Errorf("%s: %s differs from the uninterrupted run:\n got  %s\n want %s", b, id, got[id], w)
-			}
-			if strings.Contains(w, `"kind":"closed"`) {
-				closed++
-			}
+		compare(t, b, got, want, sv)
+	}
+}
+
+// TestTradingThroughDatabaseKills: runners on Redis and on PostgreSQL trade while their
+// database server is SIGKILLed and started again, and while the runners themselves are
+// SIGKILLed (and started again, as a kubelet would). Each ends with the ledger, open signal
+// and schedule of an uninterrupted run of the same feed.
+func TestTradingThroughDatabaseKills(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(ctx, t)
+	kubeconfig := env.Kubeconfig(t)
+	rs, err := testenv.StartRedis(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	pg, err := testenv.StartPostgres(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	type server interface {
+		Kill()
+		Restart(context.Context) error
+	}
+	backends := []struct {
+		b      v1.PersistenceBackend
+		name   string
+		url    string
+		server server
+	}{
+		{v1.BackendRedis, "restart-redis", rs.URL, rs},
+		{v1.BackendPostgreSQL, "restart-pg", pg.URL, pg},
+	}
+	var done sync.WaitGroup
+	stop, cancel := context.WithCancel(ctx)
+	t.Cleanup(func() { cancel(); done.Wait() })
+	runs := make([]*supervised, len(backends))
+	for i, c := range backends {
+		runs[i] = supervise(stop, kubeconfig, []string{"--strategy-name=" + c.name, "--exchange=simulated",
+			"--symbols=" + strings.Join(restartSymbols, ","), "--backend=" + string(c.b), "--namespace=" + ns,
+			"--lease=" + c.name + "-runner", "--start=" + restartStart.Format(time.RFC3339),
+			"--until=" + restartUntil.Format(time.RFC3339), "--speed=1200",
+			"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms"}, &done,
+			domain.StoreURLEnv+"="+c.url)
+	}
+	time.Sleep(8 * time.Second) // trading
+	for _, c := range backends {
+		c.server.Kill()
+	}
+	time.Sleep(2 * time.Second) // down
+	for _, c := range backends {
+		if err := c.server.Restart(ctx); err != nil {
+			t.Fatalf("starting the %s server again: %v", c.b, err)
 		}
-		if len(got) != len(want) {
-			t.Errorf("%s: %d ledger entries, the uninterrupted run has %d", b, len(got), len(want))
+	}
+	t.Log("the Redis and PostgreSQL servers were SIGKILLed and started again")
+	for range 2 {
+		time.Sleep(5 * time.Second)
+		for _, sv := range runs {
+			sv.killCurrent()
 		}
-		if closed < 5 {
-			t.Errorf("%s: only %d signals closed in the feed: the comparison proves little", b, closed)
+		t.Log("the runners were SIGKILLed")
+	}
+	done.Wait()
+
+	for i, c := range backends {
+		sv := runs[i]
+		if sv.err != nil {
+			t.Fatalf("%s runner: %v; its lives:\n%s", c.b, sv.err, sv.logs())
 		}
-		t.Logf("%s: %d signals (%d closed) as in the uninterrupted run; the runner was started again %d times",
-			b, len(want)-len(restartSymbols), closed, sv.restarts)
-		if t.Failed() {
-			t.Logf("%s runner lives:\n%s", b, sv.logs())
+		db, err := domain.OpenDatabase(ctx, c.b, c.url)
+		if err != nil {
+			t.Fatal(err)
 		}
+		p := domain.New(db.Backend(domain.NoFencing))
+		got := history(t, ledgers(t, p, c.name), p, c.name)
+		_ = p.Close()
+		db.Close()
+		compare(t, c.b, got, reference(t, c.name), sv)
 	}
 }
 

@@ -56,7 +56,7 @@ func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 		s.EffectiveUpdatePolicy() == v1.UpdateImmediate):
 		// Nothing that could strand a signal changed.
 	default:
-		live, err := r.liveSymbols(ctx, s, sc.active, prev)
+		live, err := r.liveSymbols(ctx, s, sc.activePlace(), prev)
 		if err != nil {
 			return err
 		}
@@ -124,12 +124,13 @@ func intersect(a, b []string) []string {
 
 // liveSymbols lists the symbols of the applied state prev that have an active or a
 // scheduled signal.
-func (r *StrategyReconciler) liveSymbols(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend,
+func (r *StrategyReconciler) liveSymbols(ctx context.Context, s *v1.Strategy, at place,
 	prev *v1.AppliedState) ([]string, error) {
-	backend, err := r.kubeBackend(s, b, false)
+	backend, closeState, err := r.openState(ctx, s, at, false)
 	if err != nil {
 		return nil, err
 	}
+	defer closeState()
 	p := domain.New(backend)
 	defer func() { _ = p.Close() }()
 	// A store object deleted by hand, made again later in this pass, is unknown (Missing):

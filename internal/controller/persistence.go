@@ -29,24 +29,16 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
-
-// kubeBackend is the domain backend of a Kubernetes persistence backend, for the operator's
-// own reads and writes of strategy state. create lets it create missing objects, which
-// then record s as their owner.
-func (r *StrategyReconciler) kubeBackend(s *v1.Strategy, b v1.PersistenceBackend, create bool) (domain.Backend, error) {
-	return domain.KubeBackend(b, r.StateClient, domain.KubeOptions{Namespace: s.Namespace, Create: create,
-		Labels: map[string]string{kubestore.LabelOwner: string(s.UID)}})
-}
 
 // ensureStateObjects creates the store objects the runner of s will use on b, so that the
 // runner needs no create permission.
 func (r *StrategyReconciler) ensureStateObjects(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) error {
-	backend, err := r.kubeBackend(s, b, true)
+	backend, closeState, err := r.openState(ctx, s, place{backend: b}, true)
 	if err != nil {
 		return err
 	}
+	defer closeState()
 	for _, o := range storeObjects(s, b) {
 		if err := domain.CreateObject(ctx, backend, o.Context.Domain, o.Context.Key); err != nil {
 			return err
@@ -66,13 +58,14 @@ type signalSummary struct {
 
 // readSignals reports what the symbols of s hold on b, and with ledger the signal closed
 // last (draining symbols included).
-func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend,
+func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, at place,
 	ledger bool) (signalSummary, error) {
 	var sum signalSummary
-	backend, err := r.kubeBackend(s, b, false)
+	backend, closeState, err := r.openState(ctx, s, at, false)
 	if err != nil {
 		return sum, err
 	}
+	defer closeState()
 	p := domain.New(backend)
 	defer func() { _ = p.Close() }()
 	symbols := slices.Clone(s.Spec.Symbols)
@@ -105,25 +98,38 @@ func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, b 
 	return sum, nil
 }
 
-// migrate copies the state of s from one Kubernetes backend to the other: signal,
-// schedule, snapshot, partial and breakeven of every symbol. Risk positions live in the
-// same ConfigMap on both. It runs only while no runner of s exists, and is idempotent, so
-// an interrupted migration is simply run again.
-func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, to v1.PersistenceBackend) error {
-	src, err := r.kubeBackend(s, from, false)
+// migrate copies the state of s from one place to another: signal, schedule, snapshot,
+// partial, breakeven and ledger of every symbol, and the risk positions (which live in the
+// same ConfigMap on both Kubernetes backends, so only a move to or from a database copies
+// them). It runs only while no runner of s exists, and is idempotent, so an interrupted
+// migration is simply run again.
+func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, to place) error {
+	src, closeSrc, err := r.openState(ctx, s, from, false)
 	if err != nil {
 		return err
 	}
-	dst, err := r.kubeBackend(s, to, true)
+	defer closeSrc()
+	dst, closeDst, err := r.openState(ctx, s, to, true)
 	if err != nil {
 		return err
 	}
+	defer closeDst()
 	in, out := domain.New(src), domain.New(dst)
 	defer func() { _ = errors.Join(in.Close(), out.Close()) }()
 	for _, sym := range s.Spec.Symbols {
 		k := strategyKey(s, sym)
 		if err := copySymbol(ctx, in, out, k); err != nil {
 			return fmt.Errorf("moving the state of %s from %s to %s: %w", sym, from, to, err)
+		}
+	}
+	if from.backend.IsDatabase() || to.backend.IsDatabase() {
+		rk := domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName)
+		positions, err := in.ReadRisk(ctx, rk)
+		if err == nil {
+			err = out.WriteRisk(ctx, rk, positions)
+		}
+		if err != nil {
+			return fmt.Errorf("moving the risk positions from %s to %s: %w", from, to, err)
 		}
 	}
 	return nil
@@ -191,7 +197,24 @@ func copyAll[T any](ctx context.Context, in, out *domain.Adapter[T], k domain.Ke
 // both Kubernetes backends and stay.
 func (r *StrategyReconciler) removeStale(ctx context.Context, sc *scope) error {
 	s, stale := sc.strategy, sc.before.StaleBackend
-	if stale == "" || sc.before.ActiveBackend != sc.active || stale == sc.active {
+	old := place{backend: stale, db: sc.before.StaleDatabase}
+	before := place{backend: sc.before.ActiveBackend, db: sc.before.ActiveDatabase}
+	if stale == "" || !before.same(sc.activePlace()) || old.same(sc.activePlace()) {
+		return nil
+	}
+	if stale.IsDatabase() {
+		if stale == sc.active {
+			// Two Secrets of one kind of database may name one server: deleting the old
+			// copy could delete the state itself. It stays.
+			r.event(s, corev1.EventTypeNormal, ReasonStaleRemoved, fmt.Sprintf("kept the old copy in %s: it may be "+
+				"the same database as %s; remove it by hand if it is not", old, sc.activePlace()))
+		} else {
+			if err := r.deleteDatabaseState(ctx, s, old, s.Spec.Symbols); err != nil {
+				return err
+			}
+			r.event(s, corev1.EventTypeNormal, ReasonStaleRemoved, "removed the old copy in "+old.String())
+		}
+		s.Status.StaleBackend, s.Status.StaleDatabase = "", nil
 		return nil
 	}
 	// The objects of the old backend that the new one does not use too (the risk and
@@ -213,7 +236,7 @@ func (r *StrategyReconciler) removeStale(ctx context.Context, sc *scope) error {
 	}
 	r.event(s, corev1.EventTypeNormal, ReasonStaleRemoved,
 		fmt.Sprintf("removed the %d objects of the old copy on %s", len(objs), stale))
-	s.Status.StaleBackend = ""
+	s.Status.StaleBackend, s.Status.StaleDatabase = "", nil
 	return nil
 }
 

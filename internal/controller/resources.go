@@ -113,11 +113,14 @@ func desiredRole(s *v1.Strategy, b v1.PersistenceBackend) *rbacv1.Role {
 		APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"},
 		ResourceNames: []string{LeaseName(s)}, Verbs: rwVerbs,
 	}}
-	if b == v1.BackendConfigMap || b == v1.BackendStrategyState {
+	if b.IsKube() {
 		rules = append(rules, rbacv1.PolicyRule{
 			APIGroups: []string{""}, Resources: []string{"configmaps"},
 			ResourceNames: configMapNames(s, b), Verbs: rwVerbs,
-		}, rbacv1.PolicyRule{
+		})
+	}
+	if b.IsKube() || b.IsDatabase() {
+		rules = append(rules, rbacv1.PolicyRule{
 			// The runner tells of hand edits of its state in Warning events on the Strategy.
 			APIGroups: []string{eventsv1.GroupName}, Resources: []string{"events"}, Verbs: []string{"create"},
 		})
@@ -187,15 +190,24 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []st
 
 // desiredPod is the strategy's single pod. Its name is fixed, so the API server itself
 // refuses a second one while the first exists.
-func desiredPod(s *v1.Strategy, b v1.PersistenceBackend, defaultImage string, draining []string) *corev1.Pod {
+func desiredPod(s *v1.Strategy, at place, defaultImage string, draining []string) *corev1.Pod {
+	b := at.backend
 	image := s.Spec.Image
 	if image == "" {
 		image = defaultImage
 	}
-	env := append([]corev1.EnvVar{
+	env := []corev1.EnvVar{
 		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
-	}, s.Spec.Env...)
+	}
+	if at.db != nil {
+		// The database URL comes from its Secret, never in the pod's spec or arguments.
+		env = append(env, corev1.EnvVar{Name: domain.StoreURLEnv, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: at.db.Name}, Key: at.db.Key},
+		}})
+	}
+	env = append(env, s.Spec.Env...)
 	container := corev1.Container{
 		Name: ContainerName, Image: image, Args: runnerArgs(s, b, draining), Env: env,
 		// The runner writes why it stopped there; a crash before it could leaves the log's tail.
@@ -251,10 +263,10 @@ func ParseBackends(list string) ([]v1.PersistenceBackend, error) {
 	for _, name := range splitList(list) {
 		b := v1.PersistenceBackend(name)
 		switch b {
-		case v1.BackendFile, v1.BackendConfigMap, v1.BackendStrategyState:
+		case v1.BackendFile, v1.BackendConfigMap, v1.BackendStrategyState, v1.BackendRedis, v1.BackendPostgreSQL:
 			out = append(out, b)
 		default:
-			return nil, fmt.Errorf("unknown backend %q: want File, ConfigMap or StrategyState", b)
+			return nil, fmt.Errorf("unknown backend %q: want File, ConfigMap, StrategyState, Redis or PostgreSQL", b)
 		}
 	}
 	if len(out) == 0 {

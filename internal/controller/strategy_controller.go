@@ -119,6 +119,8 @@ type scope struct {
 	before v1.StrategyStatus
 	// desired is spec.persistence.backend; active is where the state lives now.
 	desired, active v1.PersistenceBackend
+	// activeDB is the Secret key of active's database, when it is one.
+	activeDB *v1.SecretKeyRef
 	// draining are the symbols the runner watches but opens nothing on (see applySpec).
 	draining []string
 	// holdPod keeps the running pod while a spec change waits (updatePolicy WhenFlat).
@@ -137,6 +139,7 @@ type scope struct {
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=create;delete
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete;deletecollection
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -160,12 +163,18 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	if sc.active == "" {
 		sc.active = sc.desired
 	}
+	if sc.activeDB = s.Status.ActiveDatabase; sc.activeDB == nil && sc.active == sc.desired {
+		sc.activeDB = desiredPlace(&s, sc.desired).db // state not moved yet: where the spec says
+	}
 	patchBase := client.MergeFrom(s.DeepCopy())
 	defer func() {
 		if err == nil {
 			s.Status.ObservedGeneration = s.Generation
 		}
-		s.Status.ActiveBackend = sc.active
+		s.Status.ActiveBackend, s.Status.ActiveDatabase = sc.active, nil
+		if sc.active.IsDatabase() {
+			s.Status.ActiveDatabase = sc.activeDB
+		}
 		r.recordTransitions(sc)
 		if perr := r.Client.Status().Patch(ctx, &s, patchBase); perr != nil && !apierrors.IsNotFound(perr) {
 			err = errors.Join(err, perr)
@@ -185,6 +194,11 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 func (r *StrategyReconciler) selects(o client.Object) bool {
 	return r.Selector == nil || r.Selector.Matches(labels.Set(o.GetLabels()))
 }
+
+// activePlace is where the state lives now; desiredPlace where the spec wants it.
+func (sc *scope) activePlace() place { return place{backend: sc.active, db: sc.activeDB} }
+
+func (sc *scope) desiredPlace() place { return desiredPlace(sc.strategy, sc.desired) }
 
 func (r *StrategyReconciler) enabled(b v1.PersistenceBackend) bool {
 	return r.Backends == nil || slices.Contains(r.Backends, b)
@@ -215,7 +229,7 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		r.setStopped(sc, v1.StrategyFailed, ReasonBackendNotEnabled, "no pod runs: "+msg)
 		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
 	}
-	if sc.active != v1.BackendFile {
+	if sc.active.IsKube() {
 		done, err := r.moveLegacyObjects(ctx, sc, lease)
 		if err != nil {
 			setCondition(s, v1.ConditionDegraded, true, ReasonStateRenameFailed, err.Error())
@@ -227,7 +241,7 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 	}
-	if sc.active != sc.desired {
+	if !sc.activePlace().same(sc.desiredPlace()) {
 		if res, done, err := r.switchBackend(ctx, sc); !done || err != nil {
 			return res, err
 		}
@@ -237,19 +251,30 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	if err := r.ensureIdentity(ctx, s, sc.active); err != nil {
 		return ctrl.Result{}, err
 	}
-	if err := r.ensureStorage(ctx, s, sc.active); err != nil {
-		setCondition(s, v1.ConditionPersistenceReady, false, ReasonStorageFailed, err.Error())
+	if err := r.ensureStorage(ctx, s, sc.activePlace()); err != nil {
+		reason := ReasonStorageFailed
+		if sc.active.IsDatabase() {
+			reason = databaseReason(err)
+		}
+		setCondition(s, v1.ConditionPersistenceReady, false, reason, err.Error())
+		if sc.active.IsDatabase() {
+			// Not reachable now: tried again with backoff; a pod already running keeps
+			// retrying on its own.
+			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+		}
 		return ctrl.Result{}, err
 	}
 	if err := r.labelOwned(ctx, s, lease); err != nil {
 		return ctrl.Result{}, err
 	}
 	setCondition(s, v1.ConditionPersistenceReady, true, ReasonBackendReady,
-		fmt.Sprintf("state is kept on the %s backend", sc.active))
+		fmt.Sprintf("state is kept on the %s backend", sc.activePlace()))
 	if sc.active != v1.BackendFile {
 		if err := r.removeStale(ctx, sc); err != nil {
 			return ctrl.Result{}, err
 		}
+	}
+	if sc.active.IsKube() {
 		r.tendStorage(ctx, s, sc.active)
 	}
 	r.refreshOpenSignals(ctx, sc)
@@ -303,8 +328,9 @@ func (r *StrategyReconciler) ensureFinalizer(ctx context.Context, s *v1.Strategy
 // the move waits (for the old pod to go); the state only moves with no runner alive.
 func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl.Result, bool, error) {
 	s := sc.strategy
+	from, to := sc.activePlace(), sc.desiredPlace()
 	refuse := func(why string) (ctrl.Result, bool, error) {
-		msg := fmt.Sprintf("staying on %s: %s", sc.active, why)
+		msg := fmt.Sprintf("staying on %s: %s", from, why)
 		setCondition(s, v1.ConditionDegraded, true, ReasonBackendSwitchRefus, msg)
 		return ctrl.Result{}, true, nil // keep running on the active backend
 	}
@@ -313,7 +339,7 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 			"cannot read, so it cannot move open signals to %s; switch back to File", sc.desired))
 	}
 	if sc.desired == v1.BackendFile {
-		sum, err := r.readSignals(ctx, s, sc.active, false)
+		sum, err := r.readSignals(ctx, s, from, false)
 		if err != nil {
 			return ctrl.Result{}, false, err
 		}
@@ -330,15 +356,21 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 		return ctrl.Result{RequeueAfter: time.Second}, false, err
 	}
 	if sc.desired != v1.BackendFile {
-		if err := r.migrate(ctx, s, sc.active, sc.desired); err != nil {
+		if to.backend.IsDatabase() {
+			if err := r.checkDatabase(ctx, s, to); err != nil {
+				setCondition(s, v1.ConditionPersistenceReady, false, databaseReason(err), err.Error())
+				return refuse(fmt.Sprintf("cannot reach %s: %v", to, err))
+			}
+		}
+		if err := r.migrate(ctx, s, from, to); err != nil {
 			return ctrl.Result{}, false, err
 		}
 	}
-	r.event(s, corev1.EventTypeNormal, ReasonBackendSwitched, fmt.Sprintf("moved the state from %s to %s", sc.active, sc.desired))
+	r.event(s, corev1.EventTypeNormal, ReasonBackendSwitched, fmt.Sprintf("moved the state from %s to %s", from, to))
 	if sc.active != v1.BackendFile {
-		s.Status.StaleBackend = sc.active // removed once this switch is recorded
+		s.Status.StaleBackend, s.Status.StaleDatabase = from.backend, from.db // removed once this switch is recorded
 	}
-	sc.active = sc.desired
+	sc.active, sc.activeDB = to.backend, to.db
 	meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionDegraded)
 	return ctrl.Result{}, true, nil
 }
@@ -375,7 +407,11 @@ func (r *StrategyReconciler) ensureIdentity(ctx context.Context, s *v1.Strategy,
 // ensureStorage makes the PersistentVolumeClaim (File) or the store objects (ConfigMap,
 // StrategyState). None carries an owner reference: the state outlives the Strategy unless
 // retention is Delete.
-func (r *StrategyReconciler) ensureStorage(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) error {
+func (r *StrategyReconciler) ensureStorage(ctx context.Context, s *v1.Strategy, p place) error {
+	b := p.backend
+	if b.IsDatabase() {
+		return r.checkDatabase(ctx, s, p)
+	}
 	if b == v1.BackendFile {
 		claim := desiredClaim(s)
 		err := r.Client.Create(ctx, claim)
@@ -434,7 +470,7 @@ func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) 
 		sc.strategy.Status.OpenSignals, sc.strategy.Status.LastClosedSignal = nil, nil
 		return
 	}
-	sum, err := r.readSignals(ctx, sc.strategy, sc.active, true)
+	sum, err := r.readSignals(ctx, sc.strategy, sc.activePlace(), true)
 	if err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Could not read the strategy's signals")
 		return
@@ -477,7 +513,7 @@ func (r *StrategyReconciler) stopPod(ctx context.Context, s *v1.Strategy) error 
 // one that ended, is deleted, and the new one is created only once the old one is gone.
 func (r *StrategyReconciler) ensurePod(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.strategy
-	want := desiredPod(s, sc.active, r.RunnerImage, sc.draining)
+	want := desiredPod(s, sc.activePlace(), r.RunnerImage, sc.draining)
 	pod, err := r.getPod(ctx, s)
 	if err != nil {
 		return ctrl.Result{}, err
@@ -605,6 +641,11 @@ func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ct
 	}
 	if err := r.deleteState(ctx, s); err != nil {
 		return ctrl.Result{}, err
+	}
+	if sc.active.IsDatabase() {
+		if err := r.deleteDatabaseState(ctx, s, sc.activePlace(), s.Spec.Symbols); err != nil {
+			return ctrl.Result{}, err
+		}
 	}
 	if err := r.releaseClaim(ctx, s); err != nil {
 		return ctrl.Result{}, err

@@ -28,6 +28,7 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/live"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
 )
 
 // Settings are the runner's command line, as the operator writes it into the pod.
@@ -40,6 +41,10 @@ type Settings struct {
 	Draining                  []string
 	Backend                   v1.PersistenceBackend
 	Namespace, Lease, DataDir string
+	// StoreURL connects to the database of a database backend (Redis, PostgreSQL). It comes
+	// from the environment only (StoreURLEnv, set from a Secret), never from a flag, so
+	// that it shows in no process listing or pod spec.
+	StoreURL string
 	// Strategy is the built-in strategy to run, with its options.
 	Strategy        string
 	StrategyOptions map[string]string
@@ -92,7 +97,7 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.StringVar(&symbols, "symbols", getenv("SYMBOLS"), "comma-separated symbols, for example BTCUSDT,ETHUSDT (env SYMBOLS)")
 	fs.StringVar(&draining, "drain", getenv("DRAIN_SYMBOLS"),
 		"comma-separated symbols to watch until their signals close, opening none on them (env DRAIN_SYMBOLS)")
-	fs.StringVar(&backend, "backend", getenv("BACKEND"), "where state lives: File, ConfigMap or StrategyState (env BACKEND)")
+	fs.StringVar(&backend, "backend", getenv("BACKEND"), "where state lives: "+backendNames+" (env BACKEND; a database's URL in env "+StoreURLEnv+")")
 	fs.StringVar(&s.Namespace, "namespace", getenv("POD_NAMESPACE"), "namespace of the state objects and the Lease, for ConfigMap and StrategyState (env POD_NAMESPACE)")
 	fs.StringVar(&s.Lease, "lease", getenv("LEASE_NAME"), "Lease that makes this runner the strategy's only writer, for ConfigMap and StrategyState (env LEASE_NAME)")
 	fs.StringVar(&s.DataDir, "data-dir", getenv("DATA_DIR"), "folder of the File backend's state (env DATA_DIR)")
@@ -170,10 +175,17 @@ Usage: runner [flags]
 	case v1.BackendConfigMap, v1.BackendStrategyState:
 		need(s.Namespace, "namespace", "POD_NAMESPACE")
 		need(s.Lease, "lease", "LEASE_NAME")
+	case v1.BackendRedis, v1.BackendPostgreSQL:
+		need(s.Namespace, "namespace", "POD_NAMESPACE")
+		need(s.Lease, "lease", "LEASE_NAME")
+		if s.StoreURL = getenv(StoreURLEnv); s.StoreURL == "" {
+			problems = append(problems, fmt.Sprintf("the %s backend needs its connection URL in %s", s.Backend,
+				StoreURLEnv))
+		}
 	case "":
-		problems = append(problems, "--backend (or BACKEND) is required: File, ConfigMap or StrategyState")
+		problems = append(problems, "--backend (or BACKEND) is required: "+backendNames)
 	default:
-		problems = append(problems, fmt.Sprintf("--backend %q is not File, ConfigMap or StrategyState", backend))
+		problems = append(problems, fmt.Sprintf("--backend %q is not one of %s", backend, backendNames))
 	}
 	parse := func(v, flagName string, dst *time.Time) {
 		if v == "" {
@@ -215,6 +227,11 @@ Usage: runner [flags]
 	}
 	return s, nil
 }
+
+// StoreURLEnv is the environment variable that holds a database backend's connection URL.
+const StoreURLEnv = domain.StoreURLEnv
+
+const backendNames = "File, ConfigMap, StrategyState, Redis or PostgreSQL"
 
 // Getenv is os.Getenv, for ParseSettings.
 func Getenv(k string) string { return os.Getenv(k) }

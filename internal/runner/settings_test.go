@@ -73,7 +73,7 @@ func TestSettingsErrorsSayWhatIsMissing(t *testing.T) {
 		}
 	}
 	for args, want := range map[string]string{
-		"--backend=Floppy":                    `--backend "Floppy" is not File, ConfigMap or StrategyState`,
+		"--backend=Floppy":                    `--backend "Floppy" is not one of File, ConfigMap, StrategyState, Redis or PostgreSQL`,
 		"--speed=0":                           "--speed must be positive",
 		"--percent-slippage=-1":               "--percent-slippage must be a percentage from 0 to under 100, got -1",
 		"--schedule-await-minutes=0":          "--schedule-await-minutes must be positive, got 0",
@@ -82,6 +82,7 @@ func TestSettingsErrorsSayWhatIsMissing(t *testing.T) {
 		"--option nokey":                      `want KEY=VALUE, got "nokey"`,
 		"--symbols=BTCUSDT --drain=BTCUSDT":   "--drain: BTCUSDT is in --symbols too",
 		"--renew-deadline=20s":                "want 0 < --retry-period (2s) < --renew-deadline (20s) < --lease-duration (15s)",
+		"--backend=Redis":                     "the Redis backend needs its connection URL in STORE_URL",
 	} {
 		_, err := runner.ParseSettings(strings.Fields(args), noEnv, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -97,7 +98,7 @@ func TestHelpReadsWell(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, want := range []string{"runner runs one trading strategy", "-strategy-name", "env STRATEGY_NAME",
-		"File, ConfigMap or StrategyState", "-speed"} {
+		"File, ConfigMap, StrategyState, Redis or PostgreSQL", "-speed"} {
 		if !strings.Contains(usage.String(), want) {
 			t.Errorf("--help does not mention %q:\n%s", want, usage.String())
 		}

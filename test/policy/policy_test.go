@@ -172,6 +172,19 @@ func TestNoConfusedDeputy(t *testing.T) {
 		t.Fatalf("the editor added Secret db-creds to a Strategy: got %v", err)
 	}
 
+	// Nor name it as a database backend's URL.
+	redisBacked := strategyWithEnv(ns, "sneaky-redis")
+	redisBacked.Spec.Persistence = v1.PersistenceSpec{Backend: v1.BackendRedis,
+		Redis: &v1.DatabasePersistence{URLSecretRef: v1.SecretKeyRef{Name: "db-creds", Key: "url"}}}
+	err = editor.Create(ctx, redisBacked)
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), secretRefused) {
+		t.Fatalf("an editor who cannot read Secret db-creds named it as the Redis URL: got %v", err)
+	}
+	redisBacked.ResourceVersion = ""
+	if err := reader.Create(ctx, redisBacked); err != nil {
+		t.Fatalf("a user who may read db-creds could not name it as the Redis URL: %v", err)
+	}
+
 	allowed := strategyWithEnv(ns, "allowed", secretEnv("db-creds"), configMapEnv("settings"))
 	if err := reader.Create(ctx, allowed); err != nil {
 		t.Fatalf("a user who may read db-creds and settings was refused: %v", err)

@@ -18,12 +18,18 @@ package domain
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
 
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/dblayout"
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
+	"github.com/strategyops/strategy-operator/internal/persist/redisstore"
 )
 
 // DatabaseLayout is where context k of domain d lives in a database: the six crash-state
@@ -64,3 +70,87 @@ func PostgresBackend(pool *pgxpool.Pool, f pgstore.Fencing) Backend {
 		return pgstore.New(pool, DatabaseLayout(d, k), f), nil
 	}
 }
+
+// StoreURLEnv is the environment variable that holds a database backend's connection URL
+// in a runner's container (set from the Secret the Strategy names).
+const StoreURLEnv = "STORE_URL"
+
+// Database is an open connection to the database of a database backend (Redis,
+// PostgreSQL), shared by every store a Backend opens on it.
+type Database struct {
+	kind  v1.PersistenceBackend
+	pool  *pgxpool.Pool
+	redis *redis.Client
+}
+
+// ErrBadURL: a connection URL that is not one of the backend's. The error never repeats
+// the URL, which holds credentials.
+var ErrBadURL = errors.New("not a valid connection URL")
+
+// OpenDatabase connects to the database of backend b at url (nothing is sent before the
+// first call: see Check).
+func OpenDatabase(ctx context.Context, b v1.PersistenceBackend, url string) (*Database, error) {
+	db := &Database{kind: b}
+	switch b {
+	case v1.BackendPostgreSQL:
+		cfg, err := pgxpool.ParseConfig(url)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w (want postgres://user:password@host:port/database)", b, ErrBadURL)
+		}
+		if cfg.ConnConfig.ConnectTimeout == 0 {
+			cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+		}
+		if db.pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+			return nil, fmt.Errorf("%s: %w", b, err)
+		}
+	case v1.BackendRedis:
+		c, err := redisstore.Connect(url)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w (want redis://[user:password@]host:port/db)", b, ErrBadURL)
+		}
+		db.redis = c
+	default:
+		return nil, fmt.Errorf("%s is not a database backend", b)
+	}
+	return db, nil
+}
+
+// Backend is the domain backend of the database, writing under fencing f (none when its
+// token is 0).
+func (db *Database) Backend(f driver.Fencing) Backend {
+	return func(_ context.Context, d Domain, k Key) (driver.Driver, error) {
+		if db.pool != nil {
+			return pgstore.New(db.pool, DatabaseLayout(d, k), f), nil
+		}
+		return redisstore.New(db.redis, string(d)+" "+k.String(), f), nil
+	}
+}
+
+// Check connects, and prepares the database for the contexts (PostgreSQL's tables): an
+// error says what failed, naming the backend and the server's address.
+func (db *Database) Check(ctx context.Context, contexts []Context) error {
+	b := db.Backend(driver.Fencing{})
+	for _, c := range contexts {
+		d, err := b(ctx, c.Domain, c.Key)
+		if err != nil {
+			return err
+		}
+		if _, err := d.Init(ctx, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close closes the connections.
+func (db *Database) Close() {
+	if db.pool != nil {
+		db.pool.Close()
+	}
+	if db.redis != nil {
+		_ = db.redis.Close()
+	}
+}
+
+// NoFencing writes unfenced: the operator's own writes, tools.
+var NoFencing = driver.Fencing{}

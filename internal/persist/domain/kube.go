@@ -168,9 +168,12 @@ const (
 // StoreObjects lists the objects backend b keeps every context of a strategy in (see
 // StrategyContexts): on ConfigMap one per context; on StrategyState one StrategyState per
 // symbol for the symbol-keyed domains, and the ConfigMaps of the risk profile and of each
-// symbol's history. It is the one place that maps contexts to objects: the operator's
-// Role, pre-creation, migration and clean-up all follow it.
+// symbol's history; on any other backend none. It is the one place that maps contexts to
+// objects: the operator's Role, pre-creation, migration and clean-up all follow it.
 func StoreObjects(b v1.PersistenceBackend, strategyName, exchangeName string, symbols []string) []StoreObject {
+	if !b.IsKube() {
+		return nil // the volume's files, a database's rows
+	}
 	var out []StoreObject
 	seen := map[string]bool{}
 	for _, c := range StrategyContexts(strategyName, exchangeName, symbols) {

@@ -403,8 +403,8 @@ func (d *Driver) DeleteAll(ctx context.Context) error {
 func (d *Driver) RecordedToken(ctx context.Context) (int64, error) {
 	var token int64
 	err := d.pool.QueryRow(ctx, `SELECT token FROM `+fencingTable+` WHERE store = $1`, d.layout.Store).Scan(&token)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, nil
+	if pgErr, ok := errors.AsType[*pgconn.PgError](err); errors.Is(err, pgx.ErrNoRows) || ok && pgErr.Code == "42P01" {
+		return 0, nil // no fenced writer yet (not even the table, before the first Init)
 	}
 	return token, d.wrap("read fencing", err)
 }

@@ -1,0 +1,157 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+)
+
+const (
+	// ReasonConnectionFailed: the operator could not reach or prepare the database of a
+	// database backend.
+	ReasonConnectionFailed = "ConnectionFailed"
+	// ReasonSecretRefused: the Secret a Strategy names for its database URL is missing, lacks
+	// the key, or does not carry v1.ConnectionSecretLabel.
+	ReasonSecretRefused = "ConnectionSecretRefused"
+)
+
+// place is where a strategy's state lives: a backend, and for a database backend the
+// Secret key of its URL (two Secrets may name two servers).
+type place struct {
+	backend v1.PersistenceBackend
+	db      *v1.SecretKeyRef
+}
+
+func (p place) String() string {
+	if p.db == nil {
+		return string(p.backend)
+	}
+	return fmt.Sprintf("%s (Secret %s, key %s)", p.backend, p.db.Name, p.db.Key)
+}
+
+// same reports whether p and o are one place.
+func (p place) same(o place) bool {
+	return p.backend == o.backend && (p.db == nil) == (o.db == nil) && (p.db == nil || *p.db == *o.db)
+}
+
+// desiredPlace is where the spec of s says the state goes.
+func desiredPlace(s *v1.Strategy, b v1.PersistenceBackend) place {
+	p := place{backend: b}
+	if db := s.Spec.Persistence.Database(b); db != nil {
+		p.db = &db.URLSecretRef
+	}
+	return p
+}
+
+// errSecret marks an error about the connection Secret itself (ReasonSecretRefused).
+var errSecret = errors.New("connection secret refused")
+
+// databaseURL reads the URL at p.db. The Secret must carry v1.ConnectionSecretLabel: the
+// operator hands no other Secret to a runner. The error never holds the URL.
+func (r *StrategyReconciler) databaseURL(ctx context.Context, s *v1.Strategy, p place) (string, error) {
+	if p.db == nil {
+		return "", fmt.Errorf("%w: the %s backend names no Secret (spec.persistence)", errSecret, p.backend)
+	}
+	var secret corev1.Secret
+	err := r.StateClient.Get(ctx, objectKey(s, p.db.Name), &secret)
+	switch {
+	case apierrors.IsNotFound(err):
+		return "", fmt.Errorf("%w: Secret %s/%s does not exist", errSecret, s.Namespace, p.db.Name)
+	case err != nil:
+		return "", objectErr("reading", &secret, err)
+	case secret.Labels[v1.ConnectionSecretLabel] != "true":
+		return "", fmt.Errorf("%w: Secret %s/%s does not carry the label %s=true, which lets Strategies use it",
+			errSecret, s.Namespace, p.db.Name, v1.ConnectionSecretLabel)
+	}
+	url, ok := secret.Data[p.db.Key]
+	if !ok || len(url) == 0 {
+		return "", fmt.Errorf("%w: Secret %s/%s has no key %q", errSecret, s.Namespace, p.db.Name, p.db.Key)
+	}
+	return string(url), nil
+}
+
+// openState is the domain backend the operator reads and writes the state of s with at p,
+// and what closes it. On a Kubernetes backend, create lets it make missing objects, which
+// then record s as their owner.
+func (r *StrategyReconciler) openState(ctx context.Context, s *v1.Strategy, p place, create bool) (
+	domain.Backend, func(), error) {
+	if !p.backend.IsDatabase() {
+		b, err := domain.KubeBackend(p.backend, r.StateClient, domain.KubeOptions{Namespace: s.Namespace,
+			Create: create, Labels: map[string]string{kubestore.LabelOwner: string(s.UID)}})
+		return b, func() {}, err
+	}
+	url, err := r.databaseURL(ctx, s, p)
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := domain.OpenDatabase(ctx, p.backend, url)
+	if err != nil {
+		return nil, nil, err
+	}
+	return db.Backend(kubestore.Fencing{}), db.Close, nil
+}
+
+// checkDatabase connects to the database at p and prepares it for the contexts of s.
+func (r *StrategyReconciler) checkDatabase(ctx context.Context, s *v1.Strategy, p place) error {
+	url, err := r.databaseURL(ctx, s, p)
+	if err != nil {
+		return err
+	}
+	db, err := domain.OpenDatabase(ctx, p.backend, url)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return db.Check(ctx, domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols))
+}
+
+// databaseReason is the PersistenceReady reason for an error reaching the database.
+func databaseReason(err error) string {
+	if errors.Is(err, errSecret) {
+		return ReasonSecretRefused
+	}
+	return ReasonConnectionFailed
+}
+
+// deleteDatabaseState removes every row of the contexts of s at p (retention Delete, or the
+// stale copy after a switch).
+func (r *StrategyReconciler) deleteDatabaseState(ctx context.Context, s *v1.Strategy, p place,
+	symbols []string) error {
+	backend, closeDB, err := r.openState(ctx, s, p, false)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	var errs []error
+	for _, c := range domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, symbols) {
+		d, err := backend(ctx, c.Domain, c.Key)
+		if err == nil {
+			err = d.DeleteAll(ctx)
+		}
+		errs = append(errs, err)
+	}
+	return wrapErr("deleting the state of "+identityOf(s)+" in "+p.String(), errors.Join(errs...))
+}

@@ -1,0 +1,201 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/controller"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+// The database backends, against a Redis and a PostgreSQL server the suite starts.
+var _ = Describe("Database backends", Ordered, func() {
+	var redisURL, postgresURL string
+	BeforeAll(func(ctx SpecContext) {
+		r, err := testenv.StartRedis(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(r.Stop)
+		p, err := testenv.StartPostgres(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(p.Stop)
+		redisURL, postgresURL = r.URL, p.URL
+	})
+
+	var ctx context.Context
+	var ns string
+	BeforeEach(func() {
+		ctx = context.Background()
+		ns = newNamespace(ctx)
+	})
+
+	// connection makes a Secret holding url under key "url", labelled for Strategies when
+	// labelled is true.
+	connection := func(name, url string, labelled bool) v1.SecretKeyRef {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			StringData: map[string]string{"url": url}}
+		if labelled {
+			secret.Labels = map[string]string{v1.ConnectionSecretLabel: "true"}
+		}
+		Expect(direct.Create(ctx, secret)).To(Succeed())
+		return v1.SecretKeyRef{Name: name, Key: "url"}
+	}
+	on := func(s *v1.Strategy, b v1.PersistenceBackend, ref v1.SecretKeyRef) *v1.Strategy {
+		s.Spec.Persistence = v1.PersistenceSpec{Backend: b}
+		switch b {
+		case v1.BackendRedis:
+			s.Spec.Persistence.Redis = &v1.DatabasePersistence{URLSecretRef: ref}
+		case v1.BackendPostgreSQL:
+			s.Spec.Persistence.PostgreSQL = &v1.DatabasePersistence{URLSecretRef: ref}
+		}
+		return s
+	}
+	// stateIn reads and writes the state of s in the database at url, as the runner does.
+	stateIn := func(b v1.PersistenceBackend, url string) *domain.Persistence {
+		db, err := domain.OpenDatabase(ctx, b, url)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(db.Close)
+		return domain.New(db.Backend(domain.NoFencing))
+	}
+
+	It("runs a Redis strategy with the URL from its Secret in the runner's environment only", func() {
+		s := on(strategy(ns, "cached", "", "BTCUSDT"), v1.BackendRedis, connection("redis", redisURL, true))
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(condition(ctx, s, v1.ConditionPersistenceReady), timeout).
+			Should(haveStatus(metav1.ConditionTrue, controller.ReasonBackendReady))
+		pod := runnerPod(s)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		c := pod.Spec.Containers[0]
+		Expect(c.Args).To(ContainElement("--backend=Redis"))
+		Expect(c.Env).To(ContainElement(corev1.EnvVar{Name: domain.StoreURLEnv, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "redis"},
+				Key: "url"}}}))
+		spec, err := json.Marshal(pod.Spec)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(spec)).NotTo(ContainSubstring(redisURL), "the URL is in the pod's spec")
+
+		Expect(stateIn(v1.BackendRedis, redisURL).WriteSignal(ctx, key(s, "BTCUSDT"), openSignal(s, "BTCUSDT"))).
+			To(Succeed())
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.Suspend = true }) // a pass of its own reads the state again
+		Eventually(func() int32 { _ = get(ctx, s); return ptr.Deref(s.Status.OpenSignals, -1) }, timeout).
+			Should(Equal(int32(1)))
+		Expect(s.Status.ActiveDatabase).To(Equal(&v1.SecretKeyRef{Name: "redis", Key: "url"}))
+	})
+
+	It("refuses a Secret not labelled for Strategies, and says why", func() {
+		s := on(strategy(ns, "unlabelled", "", "BTCUSDT"), v1.BackendRedis, connection("other", redisURL, false))
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(condition(ctx, s, v1.ConditionPersistenceReady), timeout).Should(And(
+			haveStatus(metav1.ConditionFalse, controller.ReasonSecretRefused),
+			HaveField("Message", ContainSubstring(v1.ConnectionSecretLabel+"=true"))))
+		Consistently(func() bool { return apierrors.IsNotFound(get(ctx, runnerPod(s))) }, "2s").Should(BeTrue())
+	})
+
+	It("reports a database it cannot reach, naming the server and never the password", func() {
+		s := on(strategy(ns, "unreachable", "", "BTCUSDT"), v1.BackendPostgreSQL,
+			connection("pg", "postgres://trader:hunter2@127.0.0.1:1/strategies?connect_timeout=2", true))
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(condition(ctx, s, v1.ConditionPersistenceReady), timeout).Should(And(
+			haveStatus(metav1.ConditionFalse, controller.ReasonConnectionFailed),
+			HaveField("Message", And(ContainSubstring("127.0.0.1"), ContainSubstring("postgresql store"),
+				Not(ContainSubstring("hunter2"))))))
+		Expect(apierrors.IsNotFound(get(ctx, runnerPod(s)))).To(BeTrue())
+	})
+
+	It("moves an open signal from StrategyState to PostgreSQL, then to Redis, then back", func() {
+		s := strategy(ns, "traveller", v1.BackendStrategyState, "BTCUSDT", "ETHUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		sig := openSignal(s, "BTCUSDT")
+		levels := v1.PartialData{sig.ID: {ProfitLevels: []float64{10}, LossLevels: []float64{}}}
+		positions := testenv.FixtureValue[v1.RiskPositions](GinkgoT(), "risk-positions.json")
+		kube := stateOn(s, v1.BackendStrategyState)
+		Expect(kube.WriteSignal(ctx, key(s, "BTCUSDT"), sig)).To(Succeed())
+		Expect(kube.WritePartial(ctx, key(s, "BTCUSDT"), sig.ID, levels)).To(Succeed())
+		rk := domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName)
+		Expect(kube.WriteRisk(ctx, rk, positions)).To(Succeed())
+
+		holds := func(p *domain.Persistence, where string) {
+			got, err := p.ReadSignal(ctx, key(s, "BTCUSDT"))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(json.Marshal(got)).To(MatchJSON(mustJSON(sig)), "the signal in %s", where)
+			partial, err := p.ReadPartial(ctx, key(s, "BTCUSDT"), sig.ID)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(partial[sig.ID].ProfitLevels).To(Equal([]float64{10}), "the partial levels in %s", where)
+			risk, err := p.ReadRisk(ctx, rk)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(risk).To(HaveLen(len(positions)), "the risk positions in %s", where)
+		}
+		moveTo := func(b v1.PersistenceBackend, ref *v1.SecretKeyRef) {
+			change(ctx, s, func(s *v1.Strategy) {
+				s.Spec.Persistence = v1.PersistenceSpec{Backend: b}
+				if ref != nil {
+					on(s, b, *ref)
+				}
+			})
+			Eventually(func() string {
+				_ = get(ctx, s)
+				return fmt.Sprint(s.Status.ActiveBackend, s.Status.StaleBackend)
+			}, timeout).Should(Equal(string(b)), "the move to %s, and the removal of the old copy", b)
+			Eventually(func() []string { return runnerArgs(ctx, runnerPod(s)) }, timeout).
+				Should(ContainElement("--backend=" + string(b)))
+		}
+
+		pg := connection("pg", postgresURL, true)
+		moveTo(v1.BackendPostgreSQL, &pg)
+		holds(stateIn(v1.BackendPostgreSQL, postgresURL), "PostgreSQL")
+		Eventually(func() []v1.StrategyState {
+			var states v1.StrategyStateList
+			Expect(direct.List(ctx, &states, client.InNamespace(ns))).To(Succeed())
+			return states.Items
+		}, timeout).Should(BeEmpty(), "the old copy on StrategyState is removed once the move is recorded")
+		Eventually(func() int32 { _ = get(ctx, s); return ptr.Deref(s.Status.OpenSignals, -1) }, timeout).
+			Should(Equal(int32(1)))
+
+		rd := connection("redis", redisURL, true)
+		moveTo(v1.BackendRedis, &rd)
+		holds(stateIn(v1.BackendRedis, redisURL), "Redis")
+		gone, err := stateIn(v1.BackendPostgreSQL, postgresURL).ReadSignal(ctx, key(s, "BTCUSDT"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(gone).To(BeNil(), "the old copy in PostgreSQL is removed once the move is recorded")
+
+		moveTo(v1.BackendConfigMap, nil)
+		holds(stateOn(s, v1.BackendConfigMap), "ConfigMaps")
+		Expect(s.Status.ActiveDatabase).To(BeNil())
+	})
+
+	It("refuses a block that does not match the backend (CEL)", func() {
+		s := on(strategy(ns, "mismatch", "", "BTCUSDT"), v1.BackendRedis, v1.SecretKeyRef{Name: "x", Key: "url"})
+		s.Spec.Persistence.Backend = v1.BackendPostgreSQL
+		err := direct.Create(ctx, s)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+		Expect(err.Error()).To(And(ContainSubstring("persistence.redis is required when persistence.backend is Redis"),
+			ContainSubstring("persistence.postgresql is required when persistence.backend is PostgreSQL")))
+	})
+})
