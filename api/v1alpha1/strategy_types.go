@@ -262,6 +262,9 @@ const (
 	// ConditionDraining is True while removed symbols keep being watched until their
 	// signals close.
 	ConditionDraining = "Draining"
+	// ConditionStoreDurable says, on a database backend, whether a write the database
+	// acknowledged survives a crash of the database server (its persistence settings).
+	ConditionStoreDurable = "StoreDurable"
 )
 
 // StorageWarnPercent is how full a store object may get before StorageNearLimit is True.

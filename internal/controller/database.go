@@ -36,6 +36,10 @@ const (
 	// ReasonSecretRefused: the Secret a Strategy names for its database URL is missing, lacks
 	// the key, or does not carry v1.ConnectionSecretLabel.
 	ReasonSecretRefused = "ConnectionSecretRefused"
+	// ReasonWritesMayBeLost: the database's persistence settings let a crash lose writes it
+	// acknowledged (StoreDurable=False); ReasonDurable: they do not.
+	ReasonWritesMayBeLost = "WritesMayBeLost"
+	ReasonDurable         = "Durable"
 )
 
 // place is where a strategy's state lives: a backend, and for a database backend the
@@ -114,7 +118,8 @@ func (r *StrategyReconciler) openState(ctx context.Context, s *v1.Strategy, p pl
 	return db.Backend(kubestore.Fencing{}), db.Close, nil
 }
 
-// checkDatabase connects to the database at p and prepares it for the contexts of s.
+// checkDatabase connects to the database at p, prepares it for the contexts of s, and
+// reports in StoreDurable whether its persistence settings keep acknowledged writes.
 func (r *StrategyReconciler) checkDatabase(ctx context.Context, s *v1.Strategy, p place) error {
 	url, err := r.databaseURL(ctx, s, p)
 	if err != nil {
@@ -125,7 +130,22 @@ func (r *StrategyReconciler) checkDatabase(ctx context.Context, s *v1.Strategy, 
 		return err
 	}
 	defer db.Close()
-	return db.Check(ctx, domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols))
+	if err := db.Check(ctx, domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName,
+		s.Spec.Symbols)); err != nil {
+		return err
+	}
+	loss, err := db.Durability(ctx)
+	if err != nil {
+		return err
+	}
+	if loss != "" {
+		setCondition(s, v1.ConditionStoreDurable, false, ReasonWritesMayBeLost, fmt.Sprintf("%s may lose "+
+			"acknowledged writes: %s", p, loss))
+	} else {
+		setCondition(s, v1.ConditionStoreDurable, true, ReasonDurable, fmt.Sprintf("%s keeps every write "+
+			"it acknowledged through a crash of its server", p))
+	}
+	return nil
 }
 
 // databaseReason is the PersistenceReady reason for an error reaching the database.

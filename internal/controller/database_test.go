@@ -106,6 +106,20 @@ var _ = Describe("Database backends", Ordered, func() {
 		Eventually(func() int32 { _ = get(ctx, s); return ptr.Deref(s.Status.OpenSignals, -1) }, timeout).
 			Should(Equal(int32(1)))
 		Expect(s.Status.ActiveDatabase).To(Equal(&v1.SecretKeyRef{Name: "redis", Key: "url"}))
+		Expect(condition(ctx, s, v1.ConditionStoreDurable)()).To(haveStatus(metav1.ConditionTrue, controller.ReasonDurable))
+	})
+
+	It("warns in StoreDurable when the database may lose acknowledged writes", func(sctx SpecContext) {
+		volatile, err := testenv.StartRedis(sctx, "--appendonly", "no")
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(volatile.Stop)
+		s := on(strategy(ns, "volatile", "", "BTCUSDT"), v1.BackendRedis, connection("redis", volatile.URL, true))
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(condition(ctx, s, v1.ConditionStoreDurable), timeout).Should(And(
+			haveStatus(metav1.ConditionFalse, controller.ReasonWritesMayBeLost),
+			HaveField("Message", ContainSubstring("appendonly is off"))))
+		Expect(condition(ctx, s, v1.ConditionPersistenceReady)()).To(haveStatus(metav1.ConditionTrue,
+			controller.ReasonBackendReady))
 	})
 
 	It("refuses a Secret not labelled for Strategies, and says why", func() {

@@ -269,6 +269,9 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	}
 	setCondition(s, v1.ConditionPersistenceReady, true, ReasonBackendReady,
 		fmt.Sprintf("state is kept on the %s backend", sc.activePlace()))
+	if !sc.active.IsDatabase() {
+		meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionStoreDurable)
+	}
 	if sc.active != v1.BackendFile {
 		if err := r.removeStale(ctx, sc); err != nil {
 			return ctrl.Result{}, err

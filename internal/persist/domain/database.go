@@ -154,3 +154,27 @@ func (db *Database) Close() {
 
 // NoFencing writes unfenced: the operator's own writes, tools.
 var NoFencing = driver.Fencing{}
+
+// Durability reads the server's persistence settings and says which acknowledged writes a
+// crash of the server (or its machine) could lose; empty when none.
+func (db *Database) Durability(ctx context.Context) (string, error) {
+	if db.redis != nil {
+		d, err := redisstore.CheckDurability(ctx, db.redis)
+		if err != nil {
+			return "", fmt.Errorf("redis: reading the persistence settings: %w", err)
+		}
+		return d.Loss(), nil
+	}
+	var fsync, commit string
+	if err := db.pool.QueryRow(ctx, `SELECT current_setting('fsync'), current_setting('synchronous_commit')`).
+		Scan(&fsync, &commit); err != nil {
+		return "", fmt.Errorf("postgresql: reading the persistence settings: %w", err)
+	}
+	switch {
+	case fsync != "on":
+		return "anything, on a crash of the PostgreSQL server's machine (fsync is off)", nil
+	case commit == "off":
+		return "the last moments of writes, on a crash of the PostgreSQL server (synchronous_commit is off)", nil
+	}
+	return "", nil
+}
