@@ -23,6 +23,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,7 @@ import (
 	"time"
 
 	"github.com/strategyops/strategy-operator/internal/localcluster"
+	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
 func main() {
@@ -141,9 +143,20 @@ func run(assets, managerBin, runnerBin, samples, namespace string) error {
 		}
 	}()
 
+	stopServers, err := startDatabases(setup, cluster, namespace, dir)
+	if err != nil {
+		return err
+	}
+	defer stopServers()
+
 	step("applying " + samples)
 	started := time.Now().Truncate(time.Minute)
 	out, err := cluster.Kubectl(setup, "apply", "-n", namespace, "-k", samples)
+	for try := 0; err != nil && strings.Contains(err.Error(), "AlreadyExists") && try < 3; try++ {
+		// The operator made a sample's store object (a StrategyState) between kubectl's
+		// look and its create: applied again, the sample's content goes onto it.
+		out, err = cluster.Kubectl(setup, "apply", "-n", namespace, "-k", samples)
+	}
 	if err != nil {
 		return err
 	}
@@ -177,6 +190,67 @@ Press Ctrl-C to stop everything.
 }
 
 func step(msg string) { fmt.Printf("==> %s\n", msg) }
+
+// startDatabases starts the Redis and PostgreSQL servers of the database samples, each in a
+// folder of its own, and gives their URLs to the samples in labelled Secrets. A server
+// that is not installed is left out, with a word on how to get it: its sample then shows
+// why it cannot run (PersistenceReady=False).
+func startDatabases(ctx context.Context, cluster *localcluster.Cluster, namespace, dir string) (func(), error) {
+	var stops []func()
+	stop := func() {
+		if len(stops) > 0 {
+			step("stopping the database servers")
+		}
+		for _, s := range stops {
+			s()
+		}
+	}
+	servers := []struct {
+		name, secret string
+		start        func(context.Context) (url string, stop func(), err error)
+		missing      error
+	}{
+		{"Redis", "strategy-redis", func(ctx context.Context) (string, func(), error) {
+			r, err := testenv.StartRedis(ctx)
+			if err != nil {
+				return "", nil, err
+			}
+			return r.URL, r.Stop, nil
+		}, testenv.ErrNoRedis},
+		{"PostgreSQL", "strategy-postgresql", func(ctx context.Context) (string, func(), error) {
+			p, err := testenv.StartPostgres(ctx)
+			if err != nil {
+				return "", nil, err
+			}
+			return p.URL, p.Stop, nil
+		}, testenv.ErrNoPostgres},
+	}
+	for _, srv := range servers {
+		step("starting a " + srv.name + " server for the " + srv.name + " sample")
+		url, stopServer, err := srv.start(ctx)
+		if errors.Is(err, srv.missing) {
+			fmt.Fprintf(os.Stderr, "warning: %v; the %s sample will say it has no Secret\n", err, srv.name)
+			continue
+		}
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("starting %s: %w", srv.name, err)
+		}
+		stops = append(stops, stopServer)
+		secret := filepath.Join(dir, srv.secret+".yaml")
+		manifest := fmt.Sprintf("apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  labels:\n"+
+			"    trading.strategyops.dev/connection: \"true\"\nstringData:\n  url: %q\n", srv.secret, url)
+		if err := os.WriteFile(secret, []byte(manifest), 0o600); err != nil {
+			stop()
+			return nil, err
+		}
+		if _, err := cluster.Kubectl(ctx, "apply", "-n", namespace, "-f", secret); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	return stop, nil
+}
 
 // runDirPrefix names the folder each run keeps everything in (etcd's data, certificates,
 // logs), under the temporary folder.
