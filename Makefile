@@ -210,6 +210,20 @@ bench: control-plane build ## Run the benchmarks and print each figure beside it
 	@echo "StrategyState store on a real API server (median of $(BENCH_COUNT) runs):"
 	@go run ./hack/benchratio -in bin/bench-strategystate.txt \
 		-ratio 'StrategyState16Strategies/RawUpdateStrategyState16' -floor 'StrategyState16Strategies>=1000'
+	go test ./internal/persist/redisstore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-redis.txt
+	@echo
+	@echo "Redis store on a server the benchmark starts (append-only file, fsync always; median of $(BENCH_COUNT) runs):"
+	@go run ./hack/benchratio -in bin/bench-redis.txt \
+		-ratio 'StoreOneKey/RawSetOneKey>=0.8' \
+		-ratio 'Store16Strategies/RawSet16Strategies' -floor 'Store16Strategies>=1000' \
+		-ratio 'Store100Symbols/RawSet100Symbols'
+	go test ./internal/persist/pgstore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-postgresql.txt
+	@echo
+	@echo "PostgreSQL store on a server the benchmark starts (fsync, synchronous commit; median of $(BENCH_COUNT) runs):"
+	@go run ./hack/benchratio -in bin/bench-postgresql.txt \
+		-ratio 'StoreOneKey/RawUpsertOneKey>=0.8' \
+		-ratio 'Store16Strategies/RawUpsert16Strategies' -floor 'Store16Strategies>=1000' \
+		-ratio 'Store100Symbols/RawUpsert100Symbols'
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./test/scale -run '^$$' -bench . -benchtime 1x -count 1 | tee bin/bench-scale.txt
 	@echo
 	@echo "1,000 Strategies applied at once, the manager as its own process:"

@@ -19,23 +19,25 @@ limitations under the License.
 // its PostgreSQL adapter reads what a runner wrote, and the other way round), this
 // project's table for the rest.
 //
-//   - Every write is one transaction. An unconditional write is an upsert on the layout's
-//     unique fields; "only if absent" an insert that does nothing on a conflict; "only if
-//     at revision R" an update (or delete) whose WHERE names R. Revisions come from one
-//     sequence, so a key rewritten with the same value still gets a new one, and live in
-//     an extra column (dblayout.Revision) that backtest-kit's adapter neither reads nor
-//     writes: a row it wrote has none, and reads as revision 0.
-//   - A driver opened with a fencing token locks the store's fencing row (SELECT … FOR
-//     UPDATE) inside the write's transaction, refuses the write (driver.ErrFenced) when a
-//     newer token — or the same token of another writer — is recorded, and records its own:
-//     the check and the write commit together. A fenced writer's transactions end its
-//     session when it goes silent inside one for 10 s (idle_in_transaction_session_timeout),
-//     so a killed writer's lock does not stall the one taking over.
+//   - Every write is one statement, so one round trip, atomic on its own. An unconditional
+//     write is an upsert on the layout's unique fields; "only if absent" an insert that does
+//     nothing on a conflict; "only if at revision R" an update (or delete) whose WHERE names
+//     R. Revisions come from one sequence, so a key rewritten with the same value still gets
+//     a new one, and live in an extra column (dblayout.Revision) that backtest-kit's adapter
+//     neither reads nor writes: a row it wrote has none, and reads as revision 0.
+//   - A driver opened with a fencing token puts the fencing check in the same statement: an
+//     upsert of the store's fencing row, which locks it and keeps the newer of the recorded
+//     token and the writer's (driver.Fencing.Against's rule), and a guard that lets the
+//     write through only if the row then names this writer. The check, the record and the
+//     write commit together; a writer killed mid-statement holds nothing once its session
+//     ends. A refused write changes no entry (a newer writer's token is recorded even when
+//     its own write then fails its precondition).
 //   - Values are jsonb: the server holds no value that is not JSON (so nothing corrupt is
 //     ever read back), and keeps the value, not its bytes (key order and spacing are its
 //     own).
-//   - When the answer to a write is lost (the connection cut after the statement or the
-//     commit was sent), the write returns driver.ErrUnknownOutcome: read the key to know.
+//   - When the answer to a write is lost (the connection cut after the statement was sent),
+//     the write returns driver.ErrUnknownOutcome: read the key to know. Only a write that
+//     never got a connection is known not to have been sent.
 //
 // Init makes a missing table in the shape backtest-kit's adapter gives it (its columns, its
 // unique index), and adds the revision column to a table that lacks it, under an advisory
@@ -46,11 +48,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -157,23 +157,14 @@ func revision(n int64) driver.Revision { return driver.Revision(strconv.FormatIn
 
 // scope is the WHERE clause of the store's rows, and its arguments.
 func (d *Driver) scope() (string, []any) {
-	conds := make([]string, 0, len(d.layout.Scope))
-	args := make([]any, 0, len(d.layout.Scope)+3)
-	for i, f := range d.layout.Scope {
-		conds = append(conds, fmt.Sprintf("%s = $%d", ident(f.Name), i+1))
-		args = append(args, f.Value)
-	}
-	return strings.Join(conds, " AND "), args
+	var st statement
+	return d.where(&st, nil), st.args
 }
 
 // row is the WHERE clause of key's row, and its arguments.
 func (d *Driver) row(key string) (string, []any) {
-	where, args := d.scope()
-	if d.layout.KeyField == "" {
-		return where, args
-	}
-	args = append(args, key)
-	return fmt.Sprintf("%s AND %s = $%d", where, ident(d.layout.KeyField), len(args)), args
+	var st statement
+	return d.where(&st, &key), st.args
 }
 
 // keyColumn selects the key of each row.
@@ -252,152 +243,6 @@ func (d *Driver) Snapshot(ctx context.Context) (map[string]driver.Entry, error) 
 	return out, d.wrap("snapshot", rows.Err())
 }
 
-// parseRevision reads a revision this driver gave out.
-func parseRevision(key string, r driver.Revision) (int64, error) {
-	n, err := strconv.ParseInt(string(r), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%w: key %q: revision %q is not this store's", driver.ErrConflict, key, r)
-	}
-	return n, nil
-}
-
-// Put implements driver.Driver.
-func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.Precondition) (driver.Revision, error) {
-	if !d.layout.Holds(key) {
-		return "", d.wrap("put", fmt.Errorf("%w: %q: this store holds only %q", driver.ErrInvalidKey, key,
-			d.layout.Only))
-	}
-	var stored any = string(value)
-	if d.layout.NullableValue && string(value) == "null" {
-		stored = nil
-	}
-	var rev int64
-	err := d.write(ctx, "put", func(q querier) error {
-		var row pgx.Row
-		if pre.IfRevision != "" {
-			want, err := parseRevision(key, pre.IfRevision)
-			if err != nil {
-				return err
-			}
-			where, args := d.row(key)
-			set := d.value + " = $" + strconv.Itoa(len(args)+1) + "::text::jsonb"
-			args = append(args, stored)
-			if d.layout.When {
-				args = append(args, time.Now().UnixMilli())
-				set += `, "when" = $` + strconv.Itoa(len(args))
-			}
-			args = append(args, want)
-			row = q.QueryRow(ctx, `UPDATE `+d.table+` SET `+set+`, "updatedDate" = now(), `+d.revision+
-				` = nextval('strategyops_revision') WHERE `+where+` AND coalesce(`+d.revision+`, 0) = $`+
-				strconv.Itoa(len(args))+` RETURNING `+d.revision, args...)
-		} else {
-			row = q.QueryRow(ctx, d.insert(pre.IfAbsent), d.insertArgs(key, stored)...)
-		}
-		err := row.Scan(&rev)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("%w: key %q", driver.ErrConflict, key)
-		}
-		return err
-	})
-	if err != nil {
-		return "", err
-	}
-	return revision(rev), nil
-}
-
-// insert is the statement of an unconditional write (an upsert) or of an "only if absent"
-// one (an insert that does nothing when the row is there).
-func (d *Driver) insert(ifAbsent bool) string {
-	unique := d.layout.Unique()
-	cols := make([]string, 0, len(unique)+3)
-	params := make([]string, 0, len(unique)+3)
-	for i, f := range unique {
-		cols = append(cols, ident(f))
-		params = append(params, "$"+strconv.Itoa(i+1))
-	}
-	cols = append(cols, d.value)
-	params = append(params, "$"+strconv.Itoa(len(unique)+1)+"::text::jsonb")
-	update := []string{d.value + " = EXCLUDED." + d.value}
-	if d.layout.When {
-		cols = append(cols, `"when"`)
-		params = append(params, "$"+strconv.Itoa(len(unique)+2))
-		update = append(update, `"when" = EXCLUDED."when"`)
-	}
-	cols = append(cols, d.revision)
-	params = append(params, "nextval('strategyops_revision')")
-	update = append(update, `"updatedDate" = now()`, d.revision+" = EXCLUDED."+d.revision)
-	conflict := " DO NOTHING"
-	if !ifAbsent {
-		conflict = " DO UPDATE SET " + strings.Join(update, ", ")
-	}
-	quoted := make([]string, 0, len(unique))
-	for _, f := range unique {
-		quoted = append(quoted, ident(f))
-	}
-	return `INSERT INTO ` + d.table + ` (` + strings.Join(cols, ", ") + `) VALUES (` + strings.Join(params, ", ") +
-		`) ON CONFLICT (` + strings.Join(quoted, ", ") + `)` + conflict + ` RETURNING ` + d.revision
-}
-
-// insertArgs are the arguments of insert.
-func (d *Driver) insertArgs(key string, value any) []any {
-	_, args := d.scope()
-	if d.layout.KeyField != "" {
-		args = append(args, key)
-	}
-	args = append(args, value)
-	if d.layout.When {
-		args = append(args, time.Now().UnixMilli())
-	}
-	return args
-}
-
-// Delete implements driver.Driver.
-func (d *Driver) Delete(ctx context.Context, key string, pre driver.Precondition) error {
-	if !d.layout.Holds(key) {
-		return d.wrap("delete", driver.ErrNotFound)
-	}
-	return d.write(ctx, "delete", func(q querier) error {
-		where, args := d.row(key)
-		found := `SELECT EXISTS (SELECT 1 FROM ` + d.table + ` WHERE ` + where + `)`
-		existsArgs := slices.Clip(args)
-		sql := `DELETE FROM ` + d.table + ` WHERE ` + where
-		if pre.IfRevision != "" {
-			want, err := parseRevision(key, pre.IfRevision)
-			if err != nil {
-				return err
-			}
-			args = append(existsArgs, want)
-			sql += ` AND coalesce(` + d.revision + `, 0) = $` + strconv.Itoa(len(args))
-		}
-		tag, err := q.Exec(ctx, sql, args...)
-		if err != nil || tag.RowsAffected() > 0 {
-			return err
-		}
-		if pre.IfRevision == "" {
-			return driver.ErrNotFound
-		}
-		// Nothing at that revision: absent, or at another one. A new statement sees the
-		// key as it is now.
-		var there bool
-		if err := q.QueryRow(ctx, found, existsArgs...).Scan(&there); err != nil {
-			return err
-		}
-		if !there {
-			return driver.ErrNotFound
-		}
-		return fmt.Errorf("%w: key %q", driver.ErrConflict, key)
-	})
-}
-
-// DeleteAll implements driver.Driver.
-func (d *Driver) DeleteAll(ctx context.Context) error {
-	return d.write(ctx, "delete all", func(q querier) error {
-		where, args := d.scope()
-		_, err := q.Exec(ctx, `DELETE FROM `+d.table+` WHERE `+where, args...)
-		return err
-	})
-}
-
 // RecordedToken returns the newest fencing token written to this store (0 when no fenced
 // writer has written).
 func (d *Driver) RecordedToken(ctx context.Context) (int64, error) {
@@ -411,90 +256,3 @@ func (d *Driver) RecordedToken(ctx context.Context) (int64, error) {
 
 // Close implements driver.Driver; the pool stays open.
 func (d *Driver) Close() error { return nil }
-
-// querier is a connection or a transaction.
-type querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-// abandonedAfter ends the session of a writer that went silent inside a write's
-// transaction (killed, cut off), so that the fencing row it locked is free for the writer
-// that takes over.
-const abandonedAfter = "10s"
-
-// write runs op in one transaction, after the fencing check when the driver is fenced.
-func (d *Driver) write(ctx context.Context, name string, op func(querier) error) error {
-	tx, err := d.pool.Begin(ctx)
-	if err != nil {
-		return d.wrap(name, err)
-	}
-	defer func() {
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-		defer cancel()
-		_ = tx.Rollback(rctx)
-	}()
-	if d.fencing.Token > 0 {
-		if _, err := tx.Exec(ctx, "SET LOCAL idle_in_transaction_session_timeout = '"+abandonedAfter+"'"); err != nil {
-			return d.wrap(name, err)
-		}
-		if err := d.fence(ctx, tx); err != nil {
-			return d.wrap(name, err)
-		}
-	}
-	if err := op(tx); err != nil {
-		return d.wrap(name, refused(err))
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return d.wrap(name, lostAnswer(err))
-	}
-	return nil
-}
-
-// refused is the contract's sentinel for a value PostgreSQL will not hold: not valid for
-// jsonb (a NUL in a string, 22P02, 22P05) or too large (54000).
-func refused(err error) error {
-	pgErr, ok := errors.AsType[*pgconn.PgError](err)
-	switch {
-	case !ok:
-		return err
-	case pgErr.Code == "22P02", pgErr.Code == "22P05":
-		return fmt.Errorf("%w: %w", driver.ErrInvalidValue, err)
-	case pgErr.Code == "54000":
-		return fmt.Errorf("%w: %w", driver.ErrTooLarge, err)
-	}
-	return err
-}
-
-// fence refuses a write when another writer holds the store (a newer token, or the same
-// token recorded by another writer) and records this writer's token.
-func (d *Driver) fence(ctx context.Context, tx pgx.Tx) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO `+fencingTable+` (store, writer, token) VALUES ($1, $2, $3)
-		ON CONFLICT (store) DO NOTHING`, d.layout.Store, d.fencing.Writer, d.fencing.Token); err != nil {
-		return err
-	}
-	var writer string
-	var token int64
-	if err := tx.QueryRow(ctx, `SELECT writer, token FROM `+fencingTable+` WHERE store = $1 FOR UPDATE`,
-		d.layout.Store).Scan(&writer, &token); err != nil {
-		return err
-	}
-	record, err := d.fencing.Against(writer, token)
-	if !record || err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `UPDATE `+fencingTable+` SET writer = $2, token = $3 WHERE store = $1`,
-		d.layout.Store, d.fencing.Writer, d.fencing.Token)
-	return err
-}
-
-// lostAnswer marks a commit whose answer never came: the server may have committed it.
-// Only an error the server sent (a PgError) and a commit it rolled back are answers. Not
-// even pgx's "safe to retry" errors are: under connection cuts, a commit that failed with
-// "conn closed" was found applied (the linearizability suite's PostgreSQL histories).
-func lostAnswer(err error) error {
-	if _, ok := errors.AsType[*pgconn.PgError](err); ok || errors.Is(err, pgx.ErrTxCommitRollback) {
-		return err
-	}
-	return fmt.Errorf("%w: %w", driver.ErrUnknownOutcome, err)
-}

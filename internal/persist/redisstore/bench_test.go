@@ -1,0 +1,118 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/strategyops/strategy-operator/internal/persist"
+	"github.com/strategyops/strategy-operator/internal/persist/redisstore"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+// The benchmarks report writes/s against the test's own server, whose settings
+// (testenv.RedisSettings: append-only file, fsync on every write) the baselines share;
+// hack/benchratio prints each beside its baseline from the same run (make bench). Every
+// write stores a different value of about an open signal row's size.
+
+type row struct {
+	ID   string `json:"id"`
+	N    int    `json:"n"`
+	Note string `json:"note"`
+}
+
+var note = strings.Repeat("x", 1000)
+
+func benchRow(n int) row { return row{ID: "1af31ee8-c897-4000-a4dc-55369e459000", N: n, Note: note} }
+
+var benchStores int
+
+// benchStore is a fenced store of its own, as a runner writes.
+func benchStore(b *testing.B) *persist.Store[row] {
+	benchStores++
+	s := persist.NewStore[row]("bench", redisstore.New(client, fmt.Sprintf("bench-%d", benchStores),
+		redisstore.Fencing{Writer: "bench", Token: 1}))
+	if _, err := s.Init(context.Background(), true); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// rawWrite is the plainest durable write of the same bytes: SET, no revision, no fencing.
+func rawWrite(ctx context.Context, key string, n int) error {
+	return client.Set(ctx, key, fmt.Sprintf(`{"id":"1af31ee8-c897-4000-a4dc-55369e459000","n":%d,"note":%q}`, n, note), 0).Err()
+}
+
+func BenchmarkRawSetOneKey(b *testing.B) {
+	ctx := context.Background()
+	for n := 0; b.Loop(); n++ {
+		if err := rawWrite(ctx, "raw-one", n); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
+
+func BenchmarkStoreOneKey(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	for n := 0; b.Loop(); n++ {
+		if _, err := s.Write(ctx, "BTCUSDT", benchRow(n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "writes/s")
+}
+
+// BenchmarkRawSet16Strategies: the baseline of 16 writers at once, each its own key.
+func BenchmarkRawSet16Strategies(b *testing.B) {
+	ctx := context.Background()
+	testenv.ParallelWrites(b, 16, func(g, i int) error { return rawWrite(ctx, fmt.Sprintf("raw-%d", g), i) })
+}
+
+// BenchmarkStore16Strategies: 16 strategies, each its own store, writing at once.
+func BenchmarkStore16Strategies(b *testing.B) {
+	stores := make([]*persist.Store[row], 16)
+	for i := range stores {
+		stores[i] = benchStore(b)
+	}
+	ctx := context.Background()
+	testenv.ParallelWrites(b, len(stores), func(g, i int) error {
+		_, err := stores[g].Write(ctx, "BTCUSDT", benchRow(i))
+		return err
+	})
+}
+
+// BenchmarkStore100Symbols: one strategy's store, 100 symbols written at once.
+func BenchmarkStore100Symbols(b *testing.B) {
+	s := benchStore(b)
+	ctx := context.Background()
+	testenv.ParallelWrites(b, 100, func(g, i int) error {
+		_, err := s.Write(ctx, fmt.Sprintf("SYM%03d", g), benchRow(i))
+		return err
+	})
+}
+
+// BenchmarkRawSet100Symbols: the baseline of 100 writers at once, each its own key.
+func BenchmarkRawSet100Symbols(b *testing.B) {
+	ctx := context.Background()
+	testenv.ParallelWrites(b, 100, func(g, i int) error { return rawWrite(ctx, fmt.Sprintf("raw-sym-%d", g), i) })
+}
