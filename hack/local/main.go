@@ -225,6 +225,11 @@ func startDatabases(ctx context.Context, cluster *localcluster.Cluster, namespac
 			return p.URL, p.Stop, nil
 		}, testenv.ErrNoPostgres},
 	}
+	// Redis keeps its files in the run's folder, which goes with the run (PostgreSQL's must
+	// be one its unprivileged user can reach: under /tmp).
+	if err := os.Setenv("TMPDIR", dir); err != nil {
+		return nil, err
+	}
 	for _, srv := range servers {
 		step("starting a " + srv.name + " server for the " + srv.name + " sample")
 		url, stopServer, err := srv.start(ctx)

@@ -29,6 +29,7 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
@@ -136,6 +137,9 @@ var _ = Describe("kubectl on the API", func() {
 
 	It("applies the samples: each runner runs in its pod and its signals show in kubectl", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
+		// The database samples name these Secrets (make run-local makes them the same way).
+		connectionSecret(ctx, ns, "strategy-redis", v1.BackendRedis)
+		connectionSecret(ctx, ns, "strategy-postgresql", v1.BackendPostgreSQL)
 		_, err := cluster.Kubectl(ctx, "apply", "-n", ns, "-k", samples)
 		Expect(err).NotTo(HaveOccurred())
 
@@ -145,7 +149,7 @@ var _ = Describe("kubectl on the API", func() {
 			Expect(err).NotTo(HaveOccurred())
 			return strings.Fields(out)
 		}, 30*time.Second).Should(ConsistOf("pod/breakout-runner", "pod/momentum-configmap-runner",
-			"pod/momentum-file-runner"))
+			"pod/momentum-file-runner", "pod/momentum-redis-runner", "pod/momentum-postgresql-runner"))
 		_, err = cluster.Kubectl(ctx, "wait", "-n", ns, "--for=condition=Ready", "pods", "--all", "--timeout=60s")
 		Expect(err).NotTo(HaveOccurred())
 
@@ -160,9 +164,11 @@ var _ = Describe("kubectl on the API", func() {
 				backends[r["NAME"]] = r["BACKEND"]
 			}
 			Expect(backends).To(Equal(map[string]string{
-				"breakout":           "StrategyState",
-				"momentum-configmap": "ConfigMap",
-				"momentum-file":      "File",
+				"breakout":            "StrategyState",
+				"momentum-configmap":  "ConfigMap",
+				"momentum-file":       "File",
+				"momentum-redis":      "Redis",
+				"momentum-postgresql": "PostgreSQL",
 			}))
 			// The operator cannot read the File backend's volume: no count rather than 0.
 			Expect(rowNamed(rows, "momentum-file")).To(HaveKeyWithValue("OPEN SIGNALS", ""))
