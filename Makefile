@@ -217,6 +217,8 @@ bench: control-plane build ## Run the benchmarks and print each figure beside it
 		-ratio 'StoreOneKey/RawSetOneKey>=0.8' \
 		-ratio 'Store16Strategies/RawSet16Strategies' -floor 'Store16Strategies>=1000' \
 		-ratio 'Store100Symbols/RawSet100Symbols'
+	@go run ./hack/benchratio -in bin/bench-redis.txt -metric reads/s \
+		-ratio 'CachedReads1KiB/BareReads1KiB' -ratio 'CachedReads256KiB/BareReads256KiB'
 	go test ./internal/persist/pgstore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-postgresql.txt
 	@echo
 	@echo "PostgreSQL store on a server the benchmark starts (fsync, synchronous commit; median of $(BENCH_COUNT) runs):"

@@ -170,3 +170,12 @@ func (f Fencing) Against(writer string, token int64) (record bool, err error) {
 	}
 	return true, nil
 }
+
+// RevisionProber is a Driver that can tell a key's current revision without its value, in
+// one cheap round trip; a cache then checks that what it holds is still current without
+// transferring the value again (package cachestore).
+type RevisionProber interface {
+	// Revision returns the revision of the value at key, the one Get would return with it,
+	// or ErrNotFound when the key holds no value. It may return ErrNotOwned.
+	Revision(ctx context.Context, key string) (Revision, error)
+}

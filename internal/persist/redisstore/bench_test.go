@@ -23,6 +23,8 @@ import (
 	"testing"
 
 	"github.com/strategyops/strategy-operator/internal/persist"
+	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/redisstore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
@@ -116,3 +118,35 @@ func BenchmarkRawSet100Symbols(b *testing.B) {
 	ctx := context.Background()
 	testenv.ParallelWrites(b, 100, func(g, i int) error { return rawWrite(ctx, fmt.Sprintf("raw-sym-%d", g), i) })
 }
+
+// benchReads reads one key of size bytes over and over, through the bare driver or
+// through a cache in front of it (cachestore: a revision probe, then the cached value).
+func benchReads(b *testing.B, size int, cached bool) {
+	benchStores++
+	var d driver.Driver = redisstore.New(client, fmt.Sprintf("bench-reads-%d", benchStores), redisstore.Fencing{})
+	if cached {
+		var err error
+		if d, err = cachestore.New(d, cachestore.Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	if _, err := d.Init(ctx, true); err != nil {
+		b.Fatal(err)
+	}
+	value := fmt.Appendf(nil, `{"note":%q}`, strings.Repeat("x", size))
+	if _, err := d.Put(ctx, "BTCUSDT", value, driver.Precondition{}); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := d.Get(ctx, "BTCUSDT"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
+}
+
+func BenchmarkBareReads1KiB(b *testing.B)     { benchReads(b, 1<<10, false) }
+func BenchmarkCachedReads1KiB(b *testing.B)   { benchReads(b, 1<<10, true) }
+func BenchmarkBareReads256KiB(b *testing.B)   { benchReads(b, 256<<10, false) }
+func BenchmarkCachedReads256KiB(b *testing.B) { benchReads(b, 256<<10, true) }

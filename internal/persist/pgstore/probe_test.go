@@ -1,0 +1,71 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package pgstore_test
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/strategyops/strategy-operator/internal/persist/dblayout"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
+)
+
+// TestRevision: the probe tells the revision the latest Put returned, and ErrNotFound for
+// a key never written or deleted; on this project's own table and on one of backtest-kit's
+// with one key per store, where any other key is ErrNotFound too.
+func TestRevision(t *testing.T) {
+	signal := domain.DatabaseLayout(domain.Signal, domain.StrategyKey("BTCUSDT", "probe", "binance"))
+	layouts := map[string]struct {
+		layout dblayout.Layout
+		key    string
+	}{
+		"own":          {dblayout.Own("probe"), "k"},
+		"backtest-kit": {signal, signal.Only},
+	}
+	for name, c := range layouts {
+		t.Run(name, func(t *testing.T) {
+			ctx := t.Context()
+			d := pgstore.New(pool, c.layout, pgstore.Fencing{})
+			if _, err := d.Init(ctx, true); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Revision(ctx, c.key); !errors.Is(err, driver.ErrNotFound) {
+				t.Fatalf("absent key: %v, want ErrNotFound", err)
+			}
+			for _, v := range []string{`"a"`, `"b"`} {
+				put, err := d.Put(ctx, c.key, []byte(v), driver.Precondition{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got, err := d.Revision(ctx, c.key); err != nil || got != put {
+					t.Fatalf("after writing %s: revision %q, %v; Put returned %q", v, got, err, put)
+				}
+			}
+			if _, err := d.Revision(ctx, "ETHUSDT"); !errors.Is(err, driver.ErrNotFound) {
+				t.Fatalf("another key: %v, want ErrNotFound", err)
+			}
+			if err := d.Delete(ctx, c.key, driver.Precondition{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Revision(ctx, c.key); !errors.Is(err, driver.ErrNotFound) {
+				t.Fatalf("deleted key: %v, want ErrNotFound", err)
+			}
+		})
+	}
+}
