@@ -23,6 +23,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
@@ -166,7 +167,11 @@ func (r *StrategyReconciler) deleteDatabaseState(ctx context.Context, s *v1.Stra
 	}
 	defer closeDB()
 	var errs []error
-	for _, c := range domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, symbols) {
+	contexts := domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, symbols)
+	for _, sym := range symbols {
+		contexts = append(contexts, domain.Context{Domain: domain.HistoryArchive, Key: strategyKey(s, sym)})
+	}
+	for _, c := range contexts {
 		d, err := backend(ctx, c.Domain, c.Key)
 		if err == nil {
 			err = d.DeleteAll(ctx)
@@ -174,4 +179,30 @@ func (r *StrategyReconciler) deleteDatabaseState(ctx context.Context, s *v1.Stra
 		errs = append(errs, err)
 	}
 	return wrapErr("deleting the state of "+identityOf(s)+" in "+p.String(), errors.Join(errs...))
+}
+
+// tendDatabase keeps the live ledgers of s in its database bounded, as tendStorage does on
+// the Kubernetes backends: past spec.history.liveEntries, a symbol's oldest finished
+// signals move to its archive store (domain.ArchiveLedger). Best effort: a failure is
+// logged and tried again on the next pass.
+func (r *StrategyReconciler) tendDatabase(ctx context.Context, s *v1.Strategy, p place) {
+	log := ctrl.LoggerFrom(ctx)
+	backend, closeDB, err := r.openState(ctx, s, p, false)
+	if err != nil {
+		log.Error(err, "Could not open the database to archive the ledgers")
+		return
+	}
+	defer closeDB()
+	for _, sym := range s.Spec.Symbols {
+		actx, cancel := context.WithTimeout(ctx, archiveTimeout)
+		moved, err := domain.ArchiveLedger(actx, backend, strategyKey(s, sym), s.EffectiveLiveEntries())
+		cancel()
+		if err != nil {
+			log.Error(err, "Could not archive the history ledger; trying again on the next pass", "symbol", sym)
+		}
+		if moved > 0 {
+			r.event(s, corev1.EventTypeNormal, ReasonArchivedHistory,
+				fmt.Sprintf("moved %d finished signals of %s into its history archive in %s", moved, sym, p))
+		}
+	}
 }

@@ -204,6 +204,37 @@ var _ = Describe("Database backends", Ordered, func() {
 		Expect(s.Status.ActiveDatabase).To(BeNil())
 	})
 
+	It("keeps a live ledger in PostgreSQL bounded, moving its oldest finished signals to the archive", func() {
+		s := on(strategy(ns, "busy", "", "BTCUSDT"), v1.BackendPostgreSQL, connection("pg", postgresURL, true))
+		s.Spec.History.LiveEntries = 10
+		state := stateIn(v1.BackendPostgreSQL, postgresURL)
+		k := key(s, "BTCUSDT")
+		for i := range 12 {
+			id := fmt.Sprintf("done-%02d", i)
+			Expect(state.RecordHistory(ctx, k, nil, id, domain.HistoryEvent{Kind: "opened", At: int64(i) * 60_000})).
+				To(Succeed())
+			Expect(state.RecordHistory(ctx, k, nil, id, domain.HistoryEvent{Kind: domain.EventClosed,
+				At: int64(i)*60_000 + 30_000})).To(Succeed())
+		}
+		Expect(state.RecordHistory(ctx, k, nil, "still-open", domain.HistoryEvent{Kind: "opened", At: 0})).To(Succeed())
+
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		keys := func(d domain.Domain) []string {
+			db, err := domain.OpenDatabase(ctx, v1.BackendPostgreSQL, postgresURL)
+			Expect(err).NotTo(HaveOccurred())
+			defer db.Close()
+			drv, err := db.Backend(domain.NoFencing)(ctx, d, k)
+			Expect(err).NotTo(HaveOccurred())
+			got, err := drv.Keys(ctx)
+			Expect(err).NotTo(HaveOccurred())
+			return got
+		}
+		// 13 entries past a limit of 10: the 8 oldest finished move, 5 stay (the open one among them).
+		Eventually(func() []string { return keys(domain.HistoryArchive) }, timeout).Should(ConsistOf(
+			"done-00", "done-01", "done-02", "done-03", "done-04", "done-05", "done-06", "done-07"))
+		Expect(keys(domain.History)).To(ConsistOf("done-08", "done-09", "done-10", "done-11", "still-open"))
+	})
+
 	It("refuses a block that does not match the backend (CEL)", func() {
 		s := on(strategy(ns, "mismatch", "", "BTCUSDT"), v1.BackendRedis, v1.SecretKeyRef{Name: "x", Key: "url"})
 		s.Spec.Persistence.Backend = v1.BackendPostgreSQL

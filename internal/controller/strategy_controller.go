@@ -280,6 +280,9 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	if sc.active.IsKube() {
 		r.tendStorage(ctx, s, sc.active)
 	}
+	if sc.active.IsDatabase() {
+		r.tendDatabase(ctx, s, sc.activePlace())
+	}
 	r.refreshOpenSignals(ctx, sc)
 	if s.Spec.Suspend {
 		if err := r.stopPod(ctx, s); err != nil {

@@ -46,6 +46,10 @@ const (
 	// History is this project's ledger (not a backtest-kit domain): every signal by id,
 	// with what happened to it.
 	History Domain = "history"
+	// HistoryArchive holds, on a database backend, the finished signals moved out of the
+	// live ledger (ArchiveLedger); the Kubernetes backends seal them in archive ConfigMaps.
+	// It is not among Domains: only the operator's archiving and clean-up open it.
+	HistoryArchive Domain = "history-archive"
 )
 
 // Domains lists every domain.

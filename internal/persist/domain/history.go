@@ -134,7 +134,13 @@ type liveEntry struct {
 	rev driver.Revision
 }
 
-func liveEntries(ctx context.Context, d *kubestore.Driver) (map[string]liveEntry, error) {
+// snapshotDriver is a driver that reads a whole store at once (every live ledger's is).
+type snapshotDriver interface {
+	driver.Driver
+	driver.Snapshotter
+}
+
+func liveEntries(ctx context.Context, d snapshotDriver) (map[string]liveEntry, error) {
 	snap, err := d.Snapshot(ctx)
 	if err != nil {
 		return nil, err
@@ -143,7 +149,7 @@ func liveEntries(ctx context.Context, d *kubestore.Driver) (map[string]liveEntry
 	for key, e := range snap {
 		var h HistoryEntry
 		if err := json.Unmarshal(e.Value, &h); err != nil {
-			return nil, fmt.Errorf("history %s, key %s: %w", d.Name(), key, err)
+			return nil, fmt.Errorf("history ledger, key %s: %w", key, err)
 		}
 		out[key] = liveEntry{&h, e.Revision}
 	}
@@ -185,17 +191,7 @@ func ArchiveHistory(ctx context.Context, c client.Client, namespace string, k Ke
 		}
 		seq = last + 1
 	}
-	if len(entries) <= keep {
-		return 0, nil
-	}
-	finished := make([]*HistoryEntry, 0, len(entries))
-	for _, e := range entries {
-		if e.Finished() {
-			finished = append(finished, e.HistoryEntry)
-		}
-	}
-	slices.SortFunc(finished, byFirstEvent)
-	finished = finished[:min(len(finished), len(entries)-keep/2)]
+	finished := toArchive(entries, keep)
 	data, size := map[string]string{}, 0
 	var sealed []*HistoryEntry
 	for _, e := range finished {
@@ -232,7 +228,69 @@ func ArchiveHistory(ctx context.Context, c client.Client, namespace string, k Ke
 // sealed, each only at the revision read (concurrently, so that the driver carries them
 // in few updates), and returns how many it removed. An entry that differs from its sealed
 // copy (a replayed event) stays live.
-func removeArchived(ctx context.Context, live *kubestore.Driver, entries map[string]liveEntry,
+// toArchive are the entries a pass moves out of a live ledger that holds more than keep:
+// its oldest finished ones, leaving keep/2 (and every unfinished one).
+func toArchive(entries map[string]liveEntry, keep int) []*HistoryEntry {
+	if len(entries) <= keep {
+		return nil
+	}
+	finished := make([]*HistoryEntry, 0, len(entries))
+	for _, e := range entries {
+		if e.Finished() {
+			finished = append(finished, e.HistoryEntry)
+		}
+	}
+	slices.SortFunc(finished, byFirstEvent)
+	return finished[:min(len(finished), len(entries)-keep/2)]
+}
+
+// ArchiveLedger is ArchiveHistory on a database backend: once k's live ledger holds more
+// than keep entries, its oldest finished ones (leaving keep/2) move into k's archive store
+// (domain HistoryArchive, in the same database), so that the live ledger, which the
+// operator reads on every pass, stays bounded. Each entry is written to the archive before
+// it leaves the live ledger, and leaves only at the revision that was copied, so a crash
+// at any point loses nothing and the next pass finishes the move.
+func ArchiveLedger(ctx context.Context, b Backend, k Key, keep int) (int, error) {
+	open := func(d Domain) (snapshotDriver, error) {
+		drv, err := b(ctx, d, k)
+		if err != nil {
+			return nil, err
+		}
+		sd, ok := drv.(snapshotDriver)
+		if !ok {
+			return nil, fmt.Errorf("the %s store of %s cannot be read whole", d, k)
+		}
+		_, err = sd.Init(ctx, false)
+		return sd, err
+	}
+	live, err := open(History)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = live.Close() }()
+	entries, err := liveEntries(ctx, live)
+	if err != nil || len(entries) <= keep {
+		return 0, err
+	}
+	archive, err := open(HistoryArchive)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = archive.Close() }()
+	moving := toArchive(entries, keep)
+	for _, e := range moving {
+		raw, err := json.Marshal(e)
+		if err == nil {
+			_, err = archive.Put(ctx, e.ID, raw, driver.Precondition{})
+		}
+		if err != nil {
+			return 0, fmt.Errorf("archiving %s of %s: %w", e.ID, k, err)
+		}
+	}
+	return removeArchived(ctx, live, entries, moving)
+}
+
+func removeArchived(ctx context.Context, live driver.Driver, entries map[string]liveEntry,
 	sealed []*HistoryEntry) (int, error) {
 	var wg sync.WaitGroup
 	var removed atomic.Int64
