@@ -126,6 +126,8 @@ func intersect(a, b []string) []string {
 // scheduled signal.
 func (r *StrategyReconciler) liveSymbols(ctx context.Context, s *v1.Strategy, at place,
 	prev *v1.AppliedState) ([]string, error) {
+	ctx, cancel := withDeadline(ctx, at)
+	defer cancel()
 	backend, closeState, err := r.openState(ctx, s, at, false)
 	if err != nil {
 		return nil, err

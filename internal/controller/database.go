@@ -20,7 +20,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -122,6 +124,8 @@ func (r *StrategyReconciler) openState(ctx context.Context, s *v1.Strategy, p pl
 // checkDatabase connects to the database at p, prepares it for the contexts of s, and
 // reports in StoreDurable whether its persistence settings keep acknowledged writes.
 func (r *StrategyReconciler) checkDatabase(ctx context.Context, s *v1.Strategy, p place) error {
+	ctx, cancel := withDeadline(ctx, p)
+	defer cancel()
 	url, err := r.databaseURL(ctx, s, p)
 	if err != nil {
 		return err
@@ -157,20 +161,65 @@ func databaseReason(err error) string {
 	return ReasonConnectionFailed
 }
 
-// deleteDatabaseState removes every row of the contexts of s at p (retention Delete, or the
-// stale copy after a switch).
+// databaseTimeout bounds each of the operator's passes over a database (a connection that
+// went silent must not hold a reconcile worker); databaseRetry is how soon a strategy whose
+// database could not be used is tried again.
+const (
+	databaseTimeout = 30 * time.Second
+	databaseRetry   = 15 * time.Second
+)
+
+// withDeadline bounds ctx by databaseTimeout when p is a database.
+func withDeadline(ctx context.Context, p place) (context.Context, context.CancelFunc) {
+	if !p.backend.IsDatabase() {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, databaseTimeout)
+}
+
+// archiveContexts are the history archive stores of s's symbols (databases only).
+func archiveContexts(s *v1.Strategy) []domain.Context {
+	out := make([]domain.Context, 0, len(s.Spec.Symbols))
+	for _, sym := range s.Spec.Symbols {
+		out = append(out, domain.Context{Domain: domain.HistoryArchive, Key: strategyKey(s, sym)})
+	}
+	return out
+}
+
+// deleteOwnedDatabaseState removes the state of s at p for retention Delete, only if s owns
+// its state identity (its Lease names s): a Strategy refused as a duplicate deletes nothing
+// of the owner's. A Secret gone meanwhile (the namespace being deleted) gives up, with a
+// Warning event: the rows stay.
+func (r *StrategyReconciler) deleteOwnedDatabaseState(ctx context.Context, s *v1.Strategy, p place) error {
+	var lease coordinationv1.Lease
+	err := r.StateClient.Get(ctx, objectKey(s, LeaseName(s)), &lease)
+	if apierrors.IsNotFound(err) || err == nil && lease.Annotations[AnnotationOwnerUID] != string(s.UID) {
+		return nil
+	}
+	if err != nil {
+		return objectErr("reading", &lease, err)
+	}
+	err = r.deleteDatabaseState(ctx, s, p, append(domain.StrategyContexts(s.EffectiveStrategyName(),
+		s.Spec.ExchangeName, s.Spec.Symbols), archiveContexts(s)...))
+	if errors.Is(err, errSecret) {
+		r.event(s, corev1.EventTypeWarning, ReasonConnectionFailed, fmt.Sprintf("could not remove the state in %s, "+
+			"which stays: %v", p, err))
+		return nil
+	}
+	return err
+}
+
+// deleteDatabaseState removes every row of contexts at p.
 func (r *StrategyReconciler) deleteDatabaseState(ctx context.Context, s *v1.Strategy, p place,
-	symbols []string) error {
+	contexts []domain.Context) error {
+	ctx, cancel := withDeadline(ctx, p)
+	defer cancel()
 	backend, closeDB, err := r.openState(ctx, s, p, false)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
 	var errs []error
-	contexts := domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, symbols)
-	for _, sym := range symbols {
-		contexts = append(contexts, domain.Context{Domain: domain.HistoryArchive, Key: strategyKey(s, sym)})
-	}
 	for _, c := range contexts {
 		d, err := backend(ctx, c.Domain, c.Key)
 		if err == nil {

@@ -26,6 +26,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -142,7 +143,7 @@ var _ = Describe("Database backends", Ordered, func() {
 		Expect(apierrors.IsNotFound(get(ctx, runnerPod(s)))).To(BeTrue())
 	})
 
-	It("moves an open signal from StrategyState to PostgreSQL, then to Redis, then back", func() {
+	It("moves an open signal from StrategyState to PostgreSQL, then to Redis, then to ConfigMap", func() {
 		s := strategy(ns, "traveller", v1.BackendStrategyState, "BTCUSDT", "ETHUSDT")
 		Expect(direct.Create(ctx, s)).To(Succeed())
 		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
@@ -151,6 +152,8 @@ var _ = Describe("Database backends", Ordered, func() {
 		positions := testenv.FixtureValue[v1.RiskPositions](GinkgoT(), "risk-positions.json")
 		kube := stateOn(s, v1.BackendStrategyState)
 		Expect(kube.WriteSignal(ctx, key(s, "BTCUSDT"), sig)).To(Succeed())
+		Expect(kube.RecordHistory(ctx, key(s, "BTCUSDT"), sig, sig.ID, domain.HistoryEvent{Kind: "opened", At: 1})).
+			To(Succeed())
 		Expect(kube.WritePartial(ctx, key(s, "BTCUSDT"), sig.ID, levels)).To(Succeed())
 		rk := domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName)
 		Expect(kube.WriteRisk(ctx, rk, positions)).To(Succeed())
@@ -165,6 +168,11 @@ var _ = Describe("Database backends", Ordered, func() {
 			risk, err := p.ReadRisk(ctx, rk)
 			Expect(err).NotTo(HaveOccurred())
 			Expect(risk).To(HaveLen(len(positions)), "the risk positions in %s", where)
+			ledger, err := p.History.Store(ctx, key(s, "BTCUSDT"))
+			Expect(err).NotTo(HaveOccurred())
+			entry, err := ledger.Read(ctx, sig.ID)
+			Expect(err).NotTo(HaveOccurred(), "the ledger entry in %s", where)
+			Expect(entry.Events).To(HaveLen(1), "the ledger entry in %s", where)
 		}
 		moveTo := func(b v1.PersistenceBackend, ref *v1.SecretKeyRef) {
 			change(ctx, s, func(s *v1.Strategy) {
@@ -202,6 +210,31 @@ var _ = Describe("Database backends", Ordered, func() {
 		moveTo(v1.BackendConfigMap, nil)
 		holds(stateOn(s, v1.BackendConfigMap), "ConfigMaps")
 		Expect(s.Status.ActiveDatabase).To(BeNil())
+		gone, err = stateIn(v1.BackendRedis, redisURL).ReadSignal(ctx, key(s, "BTCUSDT"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(gone).To(BeNil(), "the old copy in Redis is removed once the move is recorded")
+	})
+
+	It("keeps trading where it is when the database it should move to cannot be reached", func() {
+		s := strategy(ns, "stayer", v1.BackendStrategyState, "BTCUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		pod := runnerPod(s)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		uid := pod.UID
+		Expect(stateOn(s, v1.BackendStrategyState).WriteSignal(ctx, key(s, "BTCUSDT"), openSignal(s, "BTCUSDT"))).
+			To(Succeed())
+
+		ref := connection("pg", "postgres://trader:hunter2@127.0.0.1:1/strategies?connect_timeout=2", true)
+		change(ctx, s, func(s *v1.Strategy) { on(s, v1.BackendPostgreSQL, ref) })
+		Eventually(condition(ctx, s, v1.ConditionDegraded), timeout).Should(And(
+			haveStatus(metav1.ConditionTrue, controller.ReasonBackendSwitchRefus),
+			HaveField("Message", And(ContainSubstring("cannot use PostgreSQL"), Not(ContainSubstring("hunter2"))))))
+		Consistently(func() types.UID { _ = get(ctx, pod); return pod.UID }, "3s").Should(Equal(uid),
+			"the runner was stopped for a move that cannot happen")
+		Expect(get(ctx, s)).To(Succeed())
+		Expect(s.Status.ActiveBackend).To(Equal(v1.BackendStrategyState))
+		Expect(condition(ctx, s, v1.ConditionPersistenceReady)()).To(haveStatus(metav1.ConditionTrue,
+			controller.ReasonBackendReady))
 	})
 
 	It("keeps a live ledger in PostgreSQL bounded, moving its oldest finished signals to the archive", func() {

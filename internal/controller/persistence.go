@@ -29,6 +29,7 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
 )
 
 // ensureStateObjects creates the store objects the runner of s will use on b, so that the
@@ -61,6 +62,8 @@ type signalSummary struct {
 func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, at place,
 	ledger bool) (signalSummary, error) {
 	var sum signalSummary
+	ctx, cancel := withDeadline(ctx, at)
+	defer cancel()
 	backend, closeState, err := r.openState(ctx, s, at, false)
 	if err != nil {
 		return sum, err
@@ -104,6 +107,11 @@ func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, at
 // them). It runs only while no runner of s exists, and is idempotent, so an interrupted
 // migration is simply run again.
 func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, to place) error {
+	if from.backend.IsDatabase() || to.backend.IsDatabase() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 4*databaseTimeout)
+		defer cancel()
+	}
 	src, closeSrc, err := r.openState(ctx, s, from, false)
 	if err != nil {
 		return err
@@ -120,6 +128,13 @@ func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, 
 		k := strategyKey(s, sym)
 		if err := copySymbol(ctx, in, out, k); err != nil {
 			return fmt.Errorf("moving the state of %s from %s to %s: %w", sym, from, to, err)
+		}
+	}
+	if from.backend.IsDatabase() && to.backend.IsDatabase() {
+		for _, c := range archiveContexts(s) {
+			if err := copyStore(ctx, src, dst, c); err != nil {
+				return fmt.Errorf("moving the history archive of %s from %s to %s: %w", c.Key.Symbol, from, to, err)
+			}
 		}
 	}
 	if from.backend.IsDatabase() || to.backend.IsDatabase() {
@@ -191,6 +206,38 @@ func copyAll[T any](ctx context.Context, in, out *domain.Adapter[T], k domain.Ke
 	return nil
 }
 
+// copyStore copies every entry of one store context, as stored.
+func copyStore(ctx context.Context, from, to domain.Backend, c domain.Context) error {
+	src, err := from(ctx, c.Domain, c.Key)
+	if err != nil {
+		return err
+	}
+	dst, err := to(ctx, c.Domain, c.Key)
+	if err != nil {
+		return err
+	}
+	if _, err := dst.Init(ctx, false); err != nil {
+		return err
+	}
+	keys, err := src.Keys(ctx)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		e, err := src.Get(ctx, k)
+		if errors.Is(err, driver.ErrNotFound) {
+			continue
+		}
+		if err == nil {
+			_, err = dst.Put(ctx, k, e.Value, driver.Precondition{})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // removeStale deletes the objects of the backend a switch moved the state away from, once
 // the switch is recorded in the status as read (so a crash before that leaves the source
 // whole for the move to run again). Risk positions and the history ledger are shared by
@@ -209,8 +256,18 @@ func (r *StrategyReconciler) removeStale(ctx context.Context, sc *scope) error {
 			r.event(s, corev1.EventTypeNormal, ReasonStaleRemoved, fmt.Sprintf("kept the old copy in %s: it may be "+
 				"the same database as %s; remove it by hand if it is not", old, sc.activePlace()))
 		} else {
-			if err := r.deleteDatabaseState(ctx, s, old, s.Spec.Symbols); err != nil {
-				return err
+			// The history archive moved only to another database; otherwise it stays
+			// where it is, whole (the Kubernetes backends seal their own archives).
+			contexts := domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols)
+			if sc.active.IsDatabase() {
+				contexts = append(contexts, archiveContexts(s)...)
+			}
+			if err := r.deleteDatabaseState(ctx, s, old, contexts); err != nil {
+				// Best effort: the old copy's database may be gone for good. The state
+				// lives on where it is now; the removal is tried again on the next pass.
+				r.event(s, corev1.EventTypeWarning, ReasonStaleRemoved, fmt.Sprintf("could not remove the old "+
+					"copy in %s yet: %v", old, err))
+				return nil
 			}
 			r.event(s, corev1.EventTypeNormal, ReasonStaleRemoved, "removed the old copy in "+old.String())
 		}

@@ -125,6 +125,9 @@ type scope struct {
 	draining []string
 	// holdPod keeps the running pod while a spec change waits (updatePolicy WhenFlat).
 	holdPod bool
+	// retryAfter, when set, brings the strategy back that soon even if the pass succeeds
+	// (a database that could not be reached).
+	retryAfter time.Duration
 }
 
 // The manager's permissions, exactly what this package uses (a test runs the controller
@@ -258,9 +261,9 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		}
 		setCondition(s, v1.ConditionPersistenceReady, false, reason, err.Error())
 		if sc.active.IsDatabase() {
-			// Not reachable now: tried again with backoff; a pod already running keeps
-			// retrying on its own.
-			return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+			// Not reachable now: tried again; a pod already running keeps retrying on its
+			// own.
+			return ctrl.Result{RequeueAfter: databaseRetry}, nil
 		}
 		return ctrl.Result{}, err
 	}
@@ -272,16 +275,8 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	if !sc.active.IsDatabase() {
 		meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionStoreDurable)
 	}
-	if sc.active != v1.BackendFile {
-		if err := r.removeStale(ctx, sc); err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	if sc.active.IsKube() {
-		r.tendStorage(ctx, s, sc.active)
-	}
-	if sc.active.IsDatabase() {
-		r.tendDatabase(ctx, s, sc.activePlace())
+	if err := r.tend(ctx, sc); err != nil {
+		return ctrl.Result{}, err
 	}
 	r.refreshOpenSignals(ctx, sc)
 	if s.Spec.Suspend {
@@ -298,7 +293,27 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		r.setStopped(sc, v1.StrategyFailed, ReasonImageNotAllowed, msg)
 		return ctrl.Result{}, nil
 	}
-	return r.ensurePod(ctx, sc)
+	res, err := r.ensurePod(ctx, sc)
+	if sc.retryAfter > 0 && (res.RequeueAfter == 0 || res.RequeueAfter > sc.retryAfter) {
+		res.RequeueAfter = sc.retryAfter
+	}
+	return res, err
+}
+
+// tend removes the stale copy a switch left and keeps the state where it lives bounded.
+func (r *StrategyReconciler) tend(ctx context.Context, sc *scope) error {
+	if sc.active == v1.BackendFile {
+		return nil
+	}
+	if err := r.removeStale(ctx, sc); err != nil {
+		return err
+	}
+	if sc.active.IsKube() {
+		r.tendStorage(ctx, sc.strategy, sc.active)
+	} else {
+		r.tendDatabase(ctx, sc.strategy, sc.activePlace())
+	}
+	return nil
 }
 
 // imageRefused says why spec.image may not run ("" when it may).
@@ -354,6 +369,14 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 				"cannot write them to the File backend's volume; switch when none is open", sum.open+sum.missing))
 		}
 	}
+	if to.backend.IsDatabase() {
+		// Before the runner stops: a database the operator cannot reach (or a Secret it may
+		// not use) keeps the strategy trading where it is, and is tried again.
+		if err := r.checkDatabase(ctx, s, to); err != nil {
+			sc.retryAfter = databaseRetry
+			return refuse(fmt.Sprintf("cannot use %s: %v", to, err))
+		}
+	}
 	if err := r.stopPod(ctx, s); err != nil {
 		return ctrl.Result{}, false, err
 	}
@@ -362,12 +385,6 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 		return ctrl.Result{RequeueAfter: time.Second}, false, err
 	}
 	if sc.desired != v1.BackendFile {
-		if to.backend.IsDatabase() {
-			if err := r.checkDatabase(ctx, s, to); err != nil {
-				setCondition(s, v1.ConditionPersistenceReady, false, databaseReason(err), err.Error())
-				return refuse(fmt.Sprintf("cannot reach %s: %v", to, err))
-			}
-		}
 		if err := r.migrate(ctx, s, from, to); err != nil {
 			return ctrl.Result{}, false, err
 		}
@@ -649,7 +666,7 @@ func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ct
 		return ctrl.Result{}, err
 	}
 	if sc.active.IsDatabase() {
-		if err := r.deleteDatabaseState(ctx, s, sc.activePlace(), s.Spec.Symbols); err != nil {
+		if err := r.deleteOwnedDatabaseState(ctx, s, sc.activePlace()); err != nil {
 			return ctrl.Result{}, err
 		}
 	}

@@ -279,15 +279,46 @@ func ArchiveLedger(ctx context.Context, b Backend, k Key, keep int) (int, error)
 	defer func() { _ = archive.Close() }()
 	moving := toArchive(entries, keep)
 	for _, e := range moving {
-		raw, err := json.Marshal(e)
-		if err == nil {
-			_, err = archive.Put(ctx, e.ID, raw, driver.Precondition{})
-		}
-		if err != nil {
+		if err := archiveEntry(ctx, archive, e); err != nil {
 			return 0, fmt.Errorf("archiving %s of %s: %w", e.ID, k, err)
 		}
 	}
 	return removeArchived(ctx, live, entries, moving)
+}
+
+// archiveEntry writes e into the archive store. An entry archived before (a pass
+// interrupted after the copy, and a replayed event written live since) keeps every event
+// either copy has: the archive never loses what it held.
+func archiveEntry(ctx context.Context, archive driver.Driver, e *HistoryEntry) error {
+	for {
+		merged, pre := e, driver.Precondition{IfAbsent: true}
+		old, err := archive.Get(ctx, e.ID)
+		switch {
+		case err == nil:
+			var had HistoryEntry
+			if err := json.Unmarshal(old.Value, &had); err != nil {
+				return err
+			}
+			for _, ev := range e.Events {
+				if !had.Has(ev.Kind) {
+					had.Events = append(had.Events, ev)
+				}
+			}
+			if e.Signal != nil {
+				had.Signal = e.Signal
+			}
+			merged, pre = &had, driver.Precondition{IfRevision: old.Revision}
+		case !errors.Is(err, driver.ErrNotFound):
+			return err
+		}
+		raw, err := json.Marshal(merged)
+		if err != nil {
+			return err
+		}
+		if _, err := archive.Put(ctx, e.ID, raw, pre); !errors.Is(err, driver.ErrConflict) {
+			return err
+		}
+	}
 }
 
 func removeArchived(ctx context.Context, live driver.Driver, entries map[string]liveEntry,
@@ -295,12 +326,15 @@ func removeArchived(ctx context.Context, live driver.Driver, entries map[string]
 	var wg sync.WaitGroup
 	var removed atomic.Int64
 	errs := make([]error, len(sealed))
+	slots := make(chan struct{}, 16) // deletes in flight at once
 	for i, e := range sealed {
 		le, ok := entries[e.ID]
 		if !ok || !sameEntry(le.HistoryEntry, e) {
 			continue
 		}
+		slots <- struct{}{}
 		wg.Go(func() {
+			defer func() { <-slots }()
 			err := live.Delete(ctx, e.ID, driver.Precondition{IfRevision: le.rev})
 			switch {
 			case err == nil:

@@ -25,13 +25,15 @@ limitations under the License.
 //     R. Revisions come from one sequence, so a key rewritten with the same value still gets
 //     a new one, and live in an extra column (dblayout.Revision) that backtest-kit's adapter
 //     neither reads nor writes: a row it wrote has none, and reads as revision 0.
-//   - A driver opened with a fencing token puts the fencing check in the same statement: an
-//     upsert of the store's fencing row, which locks it and keeps the newer of the recorded
-//     token and the writer's (driver.Fencing.Against's rule), and a guard that lets the
-//     write through only if the row then names this writer. The check, the record and the
-//     write commit together; a writer killed mid-statement holds nothing once its session
-//     ends. A refused write changes no entry (a newer writer's token is recorded even when
-//     its own write then fails its precondition).
+//   - A driver opened with a fencing token puts the fencing check in the same statement: it
+//     takes the store's fencing row FOR SHARE (writes of one holder run side by side; a
+//     takeover's update waits for them, and they see its newest version) and guards the
+//     write, which goes through only if the row names this writer. A new holder's first
+//     write upserts the row instead, keeping the newer of the recorded token and its own
+//     (driver.Fencing.Against's rule). Check, record and write commit together; a writer
+//     killed mid-statement holds nothing once its session ends. A refused write changes no
+//     entry (a new holder's token is recorded even when its write then fails its
+//     precondition).
 //   - Values are jsonb: the server holds no value that is not JSON (so nothing corrupt is
 //     ever read back), and keeps the value, not its bytes (key order and spacing are its
 //     own).
@@ -41,7 +43,7 @@ limitations under the License.
 //
 // Init makes a missing table in the shape backtest-kit's adapter gives it (its columns, its
 // unique index), and adds the revision column to a table that lacks it, under an advisory
-// lock.
+// lock; it runs no DDL when nothing is missing.
 package pgstore
 
 import (
@@ -50,7 +52,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -89,17 +90,20 @@ func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
 var fencingTable = ident(dblayout.FencingTable)
 
-// made remembers the tables Init has made or checked, per pool.
-var made sync.Map
-
-// Init makes the table when missing.
+// Init makes what the store needs when something is missing: the sequence, the fencing
+// table, the layout's table, its unique index and revision column. It looks first, in one
+// query, and changes nothing that is there: DDL on a table a bot shares (backtest-kit's)
+// would take a lock that stalls it, and needs privileges a writer may lack.
 func (d *Driver) Init(ctx context.Context, _ bool) (driver.InitReport, error) {
-	type madeKey struct {
-		pool  *pgxpool.Pool
-		table string
-	}
-	if _, ok := made.Load(madeKey{d.pool, d.layout.Table}); ok {
-		return driver.InitReport{}, nil
+	var ready bool
+	err := d.pool.QueryRow(ctx, `SELECT to_regclass('strategyops_revision') IS NOT NULL
+		AND to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL
+		AND to_regclass($3) IS NOT NULL
+		AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = $4
+			AND NOT attisdropped)`,
+		fencingTable, d.table, ident(d.layout.IndexName()), dblayout.Revision).Scan(&ready)
+	if err != nil || ready {
+		return driver.InitReport{}, d.wrap("init", err)
 	}
 	tx, err := d.pool.Begin(ctx)
 	if err != nil {
@@ -109,11 +113,7 @@ func (d *Driver) Init(ctx context.Context, _ bool) (driver.InitReport, error) {
 	if _, err := tx.Exec(ctx, d.schema()); err != nil {
 		return driver.InitReport{}, d.wrap("init", err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return driver.InitReport{}, d.wrap("init", err)
-	}
-	made.Store(madeKey{d.pool, d.layout.Table}, true)
-	return driver.InitReport{}, nil
+	return driver.InitReport{}, d.wrap("init", tx.Commit(ctx))
 }
 
 // schema makes the sequence, the fencing table and the layout's table (as backtest-kit's

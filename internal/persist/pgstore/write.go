@@ -136,15 +136,15 @@ func (d *Driver) send(ctx context.Context, op string, build func(st *statement, 
 	return out, nil
 }
 
-// answered classifies an error of a sent statement: the server's own refusals (a
-// PgError) are answers — jsonb refusing a value is driver.ErrInvalidValue, a value too
+// answered classifies an error of a sent statement: the server's own refusals of the
+// statement (a PgError that leaves the session alive) are answers — jsonb refusing a value is driver.ErrInvalidValue, a value too
 // large driver.ErrTooLarge; anything else lost the answer, and the statement may have been
 // applied (not even pgx's "safe to retry" errors are trusted: under connection cuts a
 // commit failing with "conn closed" was found applied).
 func answered(err error) error {
 	pgErr, ok := errors.AsType[*pgconn.PgError](err)
 	switch {
-	case !ok:
+	case !ok, lostSession(pgErr):
 		return fmt.Errorf("%w: %w", driver.ErrUnknownOutcome, err)
 	case pgErr.Code == "22P02", pgErr.Code == "22P05":
 		return fmt.Errorf("%w: %w", driver.ErrInvalidValue, err)
@@ -152,6 +152,20 @@ func answered(err error) error {
 		return fmt.Errorf("%w: %w", driver.ErrTooLarge, err)
 	}
 	return err
+}
+
+// lostSession reports a server error that ends the session or reports a failure of the
+// server itself (FATAL, PANIC; connection exceptions, operator intervention such as a
+// shutdown, system and internal errors): it may come after the statement committed.
+func lostSession(e *pgconn.PgError) bool {
+	if e.Severity == "FATAL" || e.Severity == "PANIC" {
+		return true
+	}
+	switch e.Code[:min(2, len(e.Code))] {
+	case "08", "57", "58", "XX":
+		return true
+	}
+	return false
 }
 
 // parseRevision reads a revision this driver gave out.

@@ -107,7 +107,8 @@ func (d *Driver) wrap(op string, err error) error {
 	return fmt.Errorf("redis store %s (%s): %s: %w", d.store, d.client.Options().Addr, op, err)
 }
 
-// checked remembers the clients whose durability Init has read.
+// checked remembers the servers (by address) whose durability Init has read and reported,
+// so that the many stores of one runner report it once.
 var checked sync.Map
 
 // Init checks that the server answers and that the client does not retry, reports the
@@ -117,7 +118,7 @@ func (d *Driver) Init(ctx context.Context, initial bool) (driver.InitReport, err
 		return driver.InitReport{}, d.wrap("init", errors.New("the client retries commands (MaxRetries > 0): "+
 			"a retried conditional write whose first answer was lost would report a conflict; use Connect"))
 	}
-	if _, done := checked.Load(d.client); !done {
+	if _, done := checked.Load(d.client.Options().Addr); !done {
 		dur, err := CheckDurability(ctx, d.client)
 		if err != nil {
 			return driver.InitReport{}, d.wrap("init", err)
@@ -126,7 +127,7 @@ func (d *Driver) Init(ctx context.Context, initial bool) (driver.InitReport, err
 			d.log.Warn("Redis may lose acknowledged writes", "addr", d.client.Options().Addr, "loss", loss,
 				"appendonly", dur.AppendOnly, "appendfsync", dur.AppendFsync)
 		}
-		checked.Store(d.client, true)
+		checked.Store(d.client.Options().Addr, true)
 	}
 	if !initial {
 		return driver.InitReport{}, nil
