@@ -371,6 +371,6 @@ func TestSamplesApply(t *testing.T) {
 	}
 	g := NewWithT(t)
 	g.Expect(kinds).To(HaveKeyWithValue("StrategyState", 1))
-	g.Expect(backends).To(Equal(map[string]bool{"File": true, "ConfigMap": true, "StrategyState": true}),
-		"one sample Strategy per backend")
+	g.Expect(backends).To(Equal(map[string]bool{"File": true, "ConfigMap": true, "StrategyState": true,
+		"Redis": true, "PostgreSQL": true}), "one sample Strategy per backend")
 }
