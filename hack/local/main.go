@@ -151,12 +151,7 @@ func run(assets, managerBin, runnerBin, samples, namespace string) error {
 
 	step("applying " + samples)
 	started := time.Now().Truncate(time.Minute)
-	out, err := cluster.Kubectl(setup, "apply", "-n", namespace, "-k", samples)
-	for try := 0; err != nil && strings.Contains(err.Error(), "AlreadyExists") && try < 3; try++ {
-		// The operator made a sample's store object (a StrategyState) between kubectl's
-		// look and its create: applied again, the sample's content goes onto it.
-		out, err = cluster.Kubectl(setup, "apply", "-n", namespace, "-k", samples)
-	}
+	out, err := cluster.ApplyKustomization(setup, namespace, samples)
 	if err != nil {
 		return err
 	}

@@ -168,6 +168,18 @@ func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
+// ApplyKustomization applies the kustomization at dir to namespace with kubectl. A run
+// that fails because an object appeared between kubectl's look and its create (the
+// operator made a sample's store object meanwhile) is applied again, up to three times, so
+// the kustomization's content goes onto it.
+func (c *Cluster) ApplyKustomization(ctx context.Context, namespace, dir string) (string, error) {
+	out, err := c.Kubectl(ctx, "apply", "-n", namespace, "-k", dir)
+	for try := 0; err != nil && strings.Contains(err.Error(), "AlreadyExists") && try < 3; try++ {
+		out, err = c.Kubectl(ctx, "apply", "-n", namespace, "-k", dir)
+	}
+	return out, err
+}
+
 // KubectlCommand is a kubectl command bound to the cluster's kubeconfig, not yet started.
 func (c *Cluster) KubectlCommand(ctx context.Context, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, c.KubectlPath, args...)

@@ -140,7 +140,7 @@ var _ = Describe("kubectl on the API", func() {
 		// The database samples name these Secrets (make run-local makes them the same way).
 		connectionSecret(ctx, ns, "strategy-redis", v1.BackendRedis)
 		connectionSecret(ctx, ns, "strategy-postgresql", v1.BackendPostgreSQL)
-		_, err := cluster.Kubectl(ctx, "apply", "-n", ns, "-k", samples)
+		_, err := cluster.ApplyKustomization(ctx, ns, samples)
 		Expect(err).NotTo(HaveOccurred())
 
 		By("the operator runs one pod per strategy, and the kubelet runs each")
