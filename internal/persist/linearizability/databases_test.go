@@ -121,32 +121,11 @@ func (r retryUnsent) Delete(ctx context.Context, key string, pre driver.Precondi
 	}
 }
 
-// dbCuts cuts connections as cuts does, but sparser: a database answers in well under a
-// millisecond, so the API server's pace of cuts would leave most of its calls unanswered
-// and the check vacuous. A cut drops one client's connections (now and then every
-// client's) for a few milliseconds, every 20–60 ms, until the clients are nearly done.
-func dbCuts(proxies []*testenv.Proxy) func(func() float64) (int, string) {
-	return func(progress func() float64) (int, string) {
-		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-		n := 0
-		for progress() < 0.9 {
-			time.Sleep(time.Duration(20+rng.IntN(40)) * time.Millisecond)
-			down := proxies[rng.IntN(len(proxies)):][:1]
-			if rng.IntN(8) == 0 {
-				down = proxies
-			}
-			for _, p := range down {
-				p.Down()
-			}
-			time.Sleep(time.Duration(1+rng.IntN(5)) * time.Millisecond)
-			for _, p := range down {
-				p.Up()
-			}
-			n++
-		}
-		return n, "connection cuts"
-	}
-}
+// databasePace is sparser than apiServerPace: a database answers in well under a
+// millisecond, so the API server's pace would leave most of its calls unanswered and the
+// check vacuous.
+var databasePace = pace{gap: 20 * time.Millisecond, gapSpread: 40 * time.Millisecond,
+	down: time.Millisecond, downSpread: 5 * time.Millisecond, allOneIn: 8}
 
 // proxies puts a proxy in front of addr for each client.
 func proxies(t *testing.T, addr string) []*testenv.Proxy {
@@ -210,7 +189,7 @@ func TestRedisConnectionCuts(t *testing.T) {
 	r := startRedis(t)
 	ps := proxies(t, r.Addr)
 	requireLinearizable(t, run{name: "redis, connection cuts", keys: dbKeys, ops: dbOps, timeout: dbTimeout,
-		drivers: redisDrivers(t, r, addrs(ps)), faults: dbCuts(ps)})
+		drivers: redisDrivers(t, r, addrs(ps)), faults: cuts(ps, databasePace)})
 }
 
 // TestRedisServerKill: separate Redis drivers while the server is SIGKILLed and started
@@ -257,7 +236,7 @@ func TestPostgresConnectionCuts(t *testing.T) {
 	p := startPostgres(t)
 	ps := proxies(t, fmt.Sprintf("127.0.0.1:%d", p.Port))
 	requireLinearizable(t, run{name: "postgresql, connection cuts", keys: dbKeys, ops: dbOps, timeout: dbTimeout,
-		drivers: postgresDrivers(t, addrs(ps)), faults: dbCuts(ps)})
+		drivers: postgresDrivers(t, addrs(ps)), faults: cuts(ps, databasePace)})
 }
 
 // TestPostgresServerKill: separate PostgreSQL drivers while the server is SIGKILLed and

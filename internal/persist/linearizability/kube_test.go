@@ -129,25 +129,35 @@ func strategyStates(t *testing.T, clients []client.Client) []driver.Driver {
 	return initAll(t, drivers)
 }
 
-// cuts drops connections at random moments until the clients are nearly done: mostly one
-// client's, sometimes every client's at once. Cuts are short and frequent, so that many
-// land between the API server applying an update and the client reading the answer.
-func cuts(proxies []*testenv.Proxy) func(func() float64) (int, string) {
+// pace is how cuts cut: a cut every gap (plus up to gapSpread), down for down (plus up to
+// downSpread), every client's connections at once one cut in allOneIn, else one client's.
+type pace struct {
+	gap, gapSpread, down, downSpread time.Duration
+	allOneIn                         int
+}
+
+// apiServerPace: short, frequent cuts, so that many land between the API server applying
+// an update and the client reading the answer.
+var apiServerPace = pace{gap: 2 * time.Millisecond, gapSpread: 20 * time.Millisecond,
+	down: time.Millisecond, downSpread: 30 * time.Millisecond, allOneIn: 4}
+
+// cuts drops connections at random moments, at pace p, until the clients are nearly done.
+func cuts(proxies []*testenv.Proxy, p pace) func(func() float64) (int, string) {
 	return func(progress func() float64) (int, string) {
 		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 		n := 0
 		for progress() < 0.9 {
-			time.Sleep(time.Duration(2+rng.IntN(20)) * time.Millisecond)
+			time.Sleep(p.gap + time.Duration(rng.Int64N(int64(p.gapSpread))))
 			down := proxies[rng.IntN(len(proxies)):][:1]
-			if rng.IntN(4) == 0 {
+			if rng.IntN(p.allOneIn) == 0 {
 				down = proxies
 			}
-			for _, p := range down {
-				p.Down()
+			for _, px := range down {
+				px.Down()
 			}
-			time.Sleep(time.Duration(1+rng.IntN(30)) * time.Millisecond)
-			for _, p := range down {
-				p.Up()
+			time.Sleep(p.down + time.Duration(rng.Int64N(int64(p.downSpread))))
+			for _, px := range down {
+				px.Up()
 			}
 			n++
 		}
@@ -160,14 +170,14 @@ func cuts(proxies []*testenv.Proxy) func(func() float64) (int, string) {
 func TestConfigMapConnectionCuts(t *testing.T) {
 	clients, proxies := proxiedClients(t, kubeClients)
 	requireLinearizable(t, run{name: "configmap, connection cuts", keys: kubeKeys, ops: kubeOps,
-		timeout: kubeTimeout, drivers: configMaps(t, clients), faults: cuts(proxies)})
+		timeout: kubeTimeout, drivers: configMaps(t, clients), faults: cuts(proxies, apiServerPace)})
 }
 
 // TestStrategyStateConnectionCuts: the same on the partial field of one StrategyState.
 func TestStrategyStateConnectionCuts(t *testing.T) {
 	clients, proxies := proxiedClients(t, kubeClients)
 	requireLinearizable(t, run{name: "strategystate partial, connection cuts", keys: []string{"s1", "s2", "s3", "s4"},
-		ops: kubeOps, timeout: kubeTimeout, drivers: strategyStates(t, clients), faults: cuts(proxies)})
+		ops: kubeOps, timeout: kubeTimeout, drivers: strategyStates(t, clients), faults: cuts(proxies, apiServerPace)})
 }
 
 // TestConfigMapAPIServerKill: separate ConfigMap drivers while the API server is SIGKILLed
