@@ -8,6 +8,8 @@ ETCD_VERSION ?= 3.6.16
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 KUSTOMIZE_VERSION ?= v5.7.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
+# The MongoDB-protocol server the tests start (hack/tools/ferretdb pins the same version).
+FERRETDB_VERSION ?= v1.24.2
 
 # Image of the manager, and the runner image the manager gives to strategies that name none.
 IMG ?= strategy-operator:dev
@@ -26,6 +28,7 @@ KUBECTL ?= $(ENVTEST_ASSETS)/kubectl
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+FERRETDB ?= $(LOCALBIN)/ferretdb-$(FERRETDB_VERSION)
 
 .PHONY: all
 all: build
@@ -68,6 +71,16 @@ lint: golangci-lint ## Run golangci-lint.
 control-plane: ## Build etcd, kube-apiserver, kube-controller-manager and kubectl from source (once).
 	@hack/build-control-plane.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
 
+.PHONY: ferretdb
+ferretdb: $(FERRETDB) ## Build the MongoDB-protocol test server (FerretDB over SQLite) from source (once).
+$(FERRETDB):
+	@got=$$(cd hack/tools/ferretdb && go list -m -f '{{.Version}}' github.com/FerretDB/FerretDB); \
+		[[ "$$got" == "$(FERRETDB_VERSION)" ]] || { \
+		echo "error: hack/tools/ferretdb requires FerretDB $$got but the Makefile pins $(FERRETDB_VERSION)" >&2; exit 1; }
+	@echo "building FerretDB $(FERRETDB_VERSION) into $(FERRETDB) (first time only)" >&2
+	cd hack/tools/ferretdb && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$(FERRETDB).tmp" .
+	mv "$(FERRETDB).tmp" "$(FERRETDB)"
+
 ##@ Test
 
 .PHONY: test
@@ -90,9 +103,9 @@ test-servers: ## Check that the database servers the tests start (PostgreSQL, Re
 		exit 1; }
 
 .PHONY: test-unit
-test-unit: control-plane test-servers ## Unit and envtest suites on a real kube-apiserver and etcd.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $$(go list ./... | grep -v -e /internal/runner -e /test/soak) -count=1 -race -timeout 30m
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
+test-unit: control-plane test-servers ferretdb ## Unit and envtest suites on a real kube-apiserver and etcd.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $$(go list ./... | grep -v -e /internal/runner -e /test/soak) -count=1 -race -timeout 30m
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
 
 # The soak drives one symbol through SOAK_SIGNALS signals per Kubernetes backend beside the
 # manager binary: make test runs 1,000, make soak 10,000 (about half an hour on 2 cores).

@@ -24,7 +24,7 @@ import (
 )
 
 // PersistenceBackend names where a strategy keeps its crash state.
-// +kubebuilder:validation:Enum=File;ConfigMap;StrategyState;Redis;PostgreSQL
+// +kubebuilder:validation:Enum=File;ConfigMap;StrategyState;Redis;PostgreSQL;MongoDB
 type PersistenceBackend string
 
 const (
@@ -40,11 +40,16 @@ const (
 	// BackendPostgreSQL keeps state in a PostgreSQL database, in the tables of backtest-kit's
 	// own PostgreSQL adapter (signal-items, risk-items, …), so a bot on that adapter reads it.
 	BackendPostgreSQL PersistenceBackend = "PostgreSQL"
+	// BackendMongoDB keeps state in a MongoDB database, in the collections of backtest-kit's
+	// own MongoDB package (signal-items, risk-items, …), so a bot on that package reads it.
+	BackendMongoDB PersistenceBackend = "MongoDB"
 )
 
 // IsDatabase reports whether b keeps state in a database outside the cluster, reached with
 // a connection URL from a Secret.
-func (b PersistenceBackend) IsDatabase() bool { return b == BackendRedis || b == BackendPostgreSQL }
+func (b PersistenceBackend) IsDatabase() bool {
+	return b == BackendRedis || b == BackendPostgreSQL || b == BackendMongoDB
+}
 
 // IsKube reports whether b keeps state in the API server (ConfigMap, StrategyState).
 func (b PersistenceBackend) IsKube() bool { return b == BackendConfigMap || b == BackendStrategyState }
@@ -108,6 +113,7 @@ type FilePersistence struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.file) || self.backend == 'File'",message="persistence.file may only be set when persistence.backend is File"
 // +kubebuilder:validation:XValidation:rule="has(self.redis) == (has(self.backend) && self.backend == 'Redis')",message="persistence.redis is required when persistence.backend is Redis, and allowed only then"
 // +kubebuilder:validation:XValidation:rule="has(self.postgresql) == (has(self.backend) && self.backend == 'PostgreSQL')",message="persistence.postgresql is required when persistence.backend is PostgreSQL, and allowed only then"
+// +kubebuilder:validation:XValidation:rule="has(self.mongodb) == (has(self.backend) && self.backend == 'MongoDB')",message="persistence.mongodb is required when persistence.backend is MongoDB, and allowed only then"
 type PersistenceSpec struct {
 	// backend that stores the strategy's signals, schedule, snapshot, risk, partial and breakeven state.
 	// +kubebuilder:default=StrategyState
@@ -125,6 +131,10 @@ type PersistenceSpec struct {
 	// postgresql configures the PostgreSQL backend.
 	// +optional
 	PostgreSQL *DatabasePersistence `json:"postgresql,omitempty"`
+
+	// mongodb configures the MongoDB backend.
+	// +optional
+	MongoDB *DatabasePersistence `json:"mongodb,omitempty"`
 }
 
 // Database is the configuration of the database backend b, nil when it has none.
@@ -134,6 +144,8 @@ func (p PersistenceSpec) Database(b PersistenceBackend) *DatabasePersistence {
 		return p.Redis
 	case BackendPostgreSQL:
 		return p.PostgreSQL
+	case BackendMongoDB:
+		return p.MongoDB
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func main() {
 		"If set, HTTP/2 will be enabled for the metrics and webhook servers")
 	flag.StringVar(&runnerImage, "runner-image", "strategy-runner:latest",
 		"The runner image of strategies whose spec names none.")
-	flag.StringVar(&backends, "backends", "File,ConfigMap,StrategyState,Redis,PostgreSQL",
+	flag.StringVar(&backends, "backends", "File,ConfigMap,StrategyState,Redis,PostgreSQL,MongoDB",
 		"The persistence backends this operator runs, comma-separated; a Strategy on another one gets "+
 			"PersistenceReady=False and no pod.")
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 8, "How many Strategies are reconciled at once.")

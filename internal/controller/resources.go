@@ -263,10 +263,11 @@ func ParseBackends(list string) ([]v1.PersistenceBackend, error) {
 	for _, name := range splitList(list) {
 		b := v1.PersistenceBackend(name)
 		switch b {
-		case v1.BackendFile, v1.BackendConfigMap, v1.BackendStrategyState, v1.BackendRedis, v1.BackendPostgreSQL:
+		case v1.BackendFile, v1.BackendConfigMap, v1.BackendStrategyState, v1.BackendRedis, v1.BackendPostgreSQL,
+			v1.BackendMongoDB:
 			out = append(out, b)
 		default:
-			return nil, fmt.Errorf("unknown backend %q: want File, ConfigMap, StrategyState, Redis or PostgreSQL", b)
+			return nil, fmt.Errorf("unknown backend %q: want File, ConfigMap, StrategyState, Redis, PostgreSQL or MongoDB", b)
 		}
 	}
 	if len(out) == 0 {

@@ -41,7 +41,7 @@ type Settings struct {
 	Draining                  []string
 	Backend                   v1.PersistenceBackend
 	Namespace, Lease, DataDir string
-	// StoreURL connects to the database of a database backend (Redis, PostgreSQL). It comes
+	// StoreURL connects to the database of a database backend (Redis, PostgreSQL, MongoDB). It comes
 	// from the environment only (StoreURLEnv, set from a Secret), never from a flag, so
 	// that it shows in no process listing or pod spec.
 	StoreURL string
@@ -175,7 +175,7 @@ Usage: runner [flags]
 	case v1.BackendConfigMap, v1.BackendStrategyState:
 		need(s.Namespace, "namespace", "POD_NAMESPACE")
 		need(s.Lease, "lease", "LEASE_NAME")
-	case v1.BackendRedis, v1.BackendPostgreSQL:
+	case v1.BackendRedis, v1.BackendPostgreSQL, v1.BackendMongoDB:
 		need(s.Namespace, "namespace", "POD_NAMESPACE")
 		need(s.Lease, "lease", "LEASE_NAME")
 		if s.StoreURL = getenv(StoreURLEnv); s.StoreURL == "" {
@@ -231,7 +231,7 @@ Usage: runner [flags]
 // StoreURLEnv is the environment variable that holds a database backend's connection URL.
 const StoreURLEnv = domain.StoreURLEnv
 
-const backendNames = "File, ConfigMap, StrategyState, Redis or PostgreSQL"
+const backendNames = "File, ConfigMap, StrategyState, Redis, PostgreSQL or MongoDB"
 
 // Getenv is os.Getenv, for ParseSettings.
 func Getenv(k string) string { return os.Getenv(k) }

@@ -73,7 +73,7 @@ func TestSettingsErrorsSayWhatIsMissing(t *testing.T) {
 		}
 	}
 	for args, want := range map[string]string{
-		"--backend=Floppy":                    `--backend "Floppy" is not one of File, ConfigMap, StrategyState, Redis or PostgreSQL`,
+		"--backend=Floppy":                    `--backend "Floppy" is not one of File, ConfigMap, StrategyState, Redis, PostgreSQL or MongoDB`,
 		"--speed=0":                           "--speed must be positive",
 		"--percent-slippage=-1":               "--percent-slippage must be a percentage from 0 to under 100, got -1",
 		"--schedule-await-minutes=0":          "--schedule-await-minutes must be positive, got 0",
@@ -98,7 +98,7 @@ func TestHelpReadsWell(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, want := range []string{"runner runs one trading strategy", "-strategy-name", "env STRATEGY_NAME",
-		"File, ConfigMap, StrategyState, Redis or PostgreSQL", "-speed"} {
+		"File, ConfigMap, StrategyState, Redis, PostgreSQL or MongoDB", "-speed"} {
 		if !strings.Contains(usage.String(), want) {
 			t.Errorf("--help does not mention %q:\n%s", want, usage.String())
 		}

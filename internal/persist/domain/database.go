@@ -24,10 +24,12 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/dblayout"
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/internal/persist/mongostore"
 	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
 	"github.com/strategyops/strategy-operator/internal/persist/redisstore"
 )
@@ -71,16 +73,27 @@ func PostgresBackend(pool *pgxpool.Pool, f pgstore.Fencing) Backend {
 	}
 }
 
+// MongoBackend keeps every context in the MongoDB database db, laid out by DatabaseLayout,
+// written under fencing f (none when its token is 0).
+func MongoBackend(db *mongo.Database, f mongostore.Fencing) Backend {
+	return func(_ context.Context, d Domain, k Key) (driver.Driver, error) {
+		return mongostore.New(db, DatabaseLayout(d, k), f), nil
+	}
+}
+
 // StoreURLEnv is the environment variable that holds a database backend's connection URL
 // in a runner's container (set from the Secret the Strategy names).
 const StoreURLEnv = "STORE_URL"
 
 // Database is an open connection to the database of a database backend (Redis,
-// PostgreSQL), shared by every store a Backend opens on it.
+// PostgreSQL, MongoDB), shared by every store a Backend opens on it.
 type Database struct {
 	kind  v1.PersistenceBackend
 	pool  *pgxpool.Pool
 	redis *redis.Client
+	mongo *mongo.Database
+	// mongoLoss is what the MongoDB URL's write concern could lose (mongostore.Durability).
+	mongoLoss string
 }
 
 // ErrBadURL: a connection URL that is not one of the backend's. The error never repeats
@@ -109,6 +122,12 @@ func OpenDatabase(ctx context.Context, b v1.PersistenceBackend, url string) (*Da
 			return nil, fmt.Errorf("%s: %w (want redis://[user:password@]host:port/db)", b, ErrBadURL)
 		}
 		db.redis = c
+	case v1.BackendMongoDB:
+		_, m, err := mongostore.Connect(url)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w (want mongodb://[user:password@]host:port/database)", b, ErrBadURL)
+		}
+		db.mongo, db.mongoLoss = m, mongostore.Durability(url)
 	default:
 		return nil, fmt.Errorf("%s is not a database backend", b)
 	}
@@ -119,8 +138,11 @@ func OpenDatabase(ctx context.Context, b v1.PersistenceBackend, url string) (*Da
 // token is 0).
 func (db *Database) Backend(f driver.Fencing) Backend {
 	return func(_ context.Context, d Domain, k Key) (driver.Driver, error) {
-		if db.pool != nil {
+		switch {
+		case db.pool != nil:
 			return pgstore.New(db.pool, DatabaseLayout(d, k), f), nil
+		case db.mongo != nil:
+			return mongostore.New(db.mongo, DatabaseLayout(d, k), f), nil
 		}
 		return redisstore.New(db.redis, string(d)+" "+k.String(), f), nil
 	}
@@ -150,6 +172,11 @@ func (db *Database) Close() {
 	if db.redis != nil {
 		_ = db.redis.Close()
 	}
+	if db.mongo != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = db.mongo.Client().Disconnect(ctx)
+	}
 }
 
 // NoFencing writes unfenced: the operator's own writes, tools.
@@ -164,6 +191,9 @@ func (db *Database) Durability(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("redis: reading the persistence settings: %w", err)
 		}
 		return d.Loss(), nil
+	}
+	if db.mongo != nil {
+		return db.mongoLoss, nil
 	}
 	var fsync, commit string
 	if err := db.pool.QueryRow(ctx, `SELECT current_setting('fsync'), current_setting('synchronous_commit')`).
