@@ -198,7 +198,7 @@ endef
 BENCH_COUNT ?= 3
 
 .PHONY: bench
-bench: control-plane build ## Run the benchmarks and print each figure beside its same-run baseline, as a ratio.
+bench: control-plane build ferretdb ## Run the benchmarks and print each figure beside its same-run baseline, as a ratio.
 	@mkdir -p bin
 	go test ./internal/persist/filestore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-filestore.txt
 	@echo
@@ -236,6 +236,13 @@ bench: control-plane build ## Run the benchmarks and print each figure beside it
 	@echo
 	@echo "PostgreSQL store on a server the benchmark starts (fsync, synchronous commit; median of $(BENCH_COUNT) runs):"
 	@go run ./hack/benchratio -in bin/bench-postgresql.txt \
+		-ratio 'StoreOneKey/RawUpsertOneKey>=0.8' \
+		-ratio 'Store16Strategies/RawUpsert16Strategies' -floor 'Store16Strategies>=1000' \
+		-ratio 'Store100Symbols/RawUpsert100Symbols'
+	FERRETDB="$(FERRETDB)" go test ./internal/persist/mongostore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-mongodb.txt
+	@echo
+	@echo "MongoDB store on FerretDB over PostgreSQL, servers the benchmark starts (fsync, synchronous commit; median of $(BENCH_COUNT) runs):"
+	@go run ./hack/benchratio -in bin/bench-mongodb.txt \
 		-ratio 'StoreOneKey/RawUpsertOneKey>=0.8' \
 		-ratio 'Store16Strategies/RawUpsert16Strategies' -floor 'Store16Strategies>=1000' \
 		-ratio 'Store100Symbols/RawUpsert100Symbols'

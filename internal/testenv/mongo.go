@@ -33,20 +33,26 @@ import (
 	"github.com/strategyops/strategy-operator/internal/childproc"
 )
 
-// Mongo is a MongoDB-protocol server a test started for itself: FerretDB over SQLite (built
-// from source into bin/ by make ferretdb), in its own folder, on a free port on loopback.
-// SQLite commits each write to its write-ahead log with a sync before FerretDB answers, so
-// an acknowledged write survives a SIGKILL of the server. It dies with the test process
-// (parent-death signal) and is stopped by Stop.
+// Mongo is a MongoDB-protocol server a test started for itself: FerretDB (built from source
+// into bin/ by make ferretdb) on a free port on loopback, keeping its data in a PostgreSQL
+// server of its own (StartPostgres; fsync and synchronous commit on, so an acknowledged write
+// survives a SIGKILL of both). PostgreSQL rather than SQLite because SQLite's one writer at a
+// time, with its sleeping lock waits, caps concurrent writes far below what the benchmarks
+// measure. Both die with the test process (parent-death signal) and are stopped by Stop.
 type Mongo struct {
-	// URL connects to the server; the database is the test's to name.
-	URL  string
 	Addr string
+	pg   *Postgres
 	dir  string
 	bin  string
 	cmd  *exec.Cmd
 	done chan struct{} // closed when the server has exited
 }
+
+// MongoMaxPool is the most connections URL lets a client open. FerretDB may hold two
+// PostgreSQL connections for one command (a query's, and an insert's for an upsert); with
+// more commands at once than its pool (150 here) holds halves, every command waits for a
+// connection another holds, forever.
+const MongoMaxPool = 40
 
 // ErrNoMongo: FerretDB has not been built.
 var ErrNoMongo = errors.New("the MongoDB-protocol test server is not built: run make ferretdb " +
@@ -85,11 +91,16 @@ func StartMongo(ctx context.Context) (*Mongo, error) {
 	if err != nil {
 		return nil, err
 	}
+	pg, err := StartPostgres(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the MongoDB-protocol server's PostgreSQL: %w", err)
+	}
 	dir, err := os.MkdirTemp("", "strategyops-mongo-")
 	if err != nil {
+		pg.Stop()
 		return nil, err
 	}
-	m := &Mongo{dir: dir, bin: bin}
+	m := &Mongo{dir: dir, bin: bin, pg: pg}
 	for attempt := 0; ; attempt++ {
 		port, err := freePort()
 		if err == nil {
@@ -97,7 +108,6 @@ func StartMongo(ctx context.Context) (*Mongo, error) {
 			err = m.serve(ctx)
 		}
 		if err == nil {
-			m.URL = "mongodb://" + m.Addr + "/"
 			return m, nil
 		}
 		if attempt == 2 || !strings.Contains(err.Error(), "address already in use") {
@@ -107,8 +117,13 @@ func StartMongo(ctx context.Context) (*Mongo, error) {
 	}
 }
 
-// serve starts the server on m.Addr and waits until it accepts connections (FerretDB opens
-// its SQLite folder before it listens).
+// URL connects to database db of the server, through at most MongoMaxPool connections.
+func (m *Mongo) URL(db string) string {
+	return "mongodb://" + m.Addr + "/" + db + "?maxPoolSize=" + strconv.Itoa(MongoMaxPool)
+}
+
+// serve starts the server on m.Addr and waits until it accepts connections (FerretDB connects
+// to PostgreSQL before it listens).
 func (m *Mongo) serve(ctx context.Context) error {
 	logPath := filepath.Join(m.dir, "ferretdb.log")
 	log, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -116,11 +131,7 @@ func (m *Mongo) serve(ctx context.Context) error {
 		return err
 	}
 	defer func() { _ = log.Close() }()
-	data := filepath.Join(m.dir, "data")
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return err
-	}
-	cmd := exec.Command(m.bin, "--dir", data, "--listen", m.Addr)
+	cmd := exec.Command(m.bin, "--postgresql-url", m.pg.URL+"&pool_max_conns=150", "--listen", m.Addr)
 	cmd.SysProcAttr, cmd.Stdout, cmd.Stderr = childproc.SysProcAttr(), log, log
 	if err := cmd.Start(); err != nil {
 		return err
@@ -152,16 +163,22 @@ func (m *Mongo) serve(ctx context.Context) error {
 	}
 }
 
-// Kill ends the server with SIGKILL.
+// Kill ends the server with SIGKILL: FerretDB, then its PostgreSQL.
 func (m *Mongo) Kill() {
 	if m.cmd != nil && m.cmd.Process != nil {
 		_ = m.cmd.Process.Kill()
 		<-m.done
 	}
+	m.pg.Kill()
 }
 
-// Restart starts the server again on its folder and address, after Kill or Stop.
-func (m *Mongo) Restart(ctx context.Context) error { return m.serve(ctx) }
+// Restart starts the server again on its data and address, after Kill.
+func (m *Mongo) Restart(ctx context.Context) error {
+	if err := m.pg.Restart(ctx); err != nil {
+		return err
+	}
+	return m.serve(ctx)
+}
 
 // Stop stops the server and removes its folder.
 func (m *Mongo) Stop() {
@@ -170,8 +187,10 @@ func (m *Mongo) Stop() {
 		select {
 		case <-m.done:
 		case <-time.After(10 * time.Second):
-			m.Kill()
+			_ = m.cmd.Process.Kill()
+			<-m.done
 		}
 	}
+	m.pg.Stop()
 	_ = os.RemoveAll(m.dir)
 }

@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "starting the MongoDB-protocol server:", err)
 		os.Exit(1)
 	}
-	if client, db, err = mongostore.Connect(server.URL + "strategyops"); err != nil {
+	if client, db, err = mongostore.Connect(server.URL("strategyops")); err != nil {
 		server.Stop()
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
@@ -163,7 +163,7 @@ func TestLostAnswer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = proxy.Close() }()
-	cl, pdb, err := mongostore.Connect("mongodb://" + proxy.Addr() + "/strategyops?directConnection=true")
+	cl, pdb, err := mongostore.Connect("mongodb://" + proxy.Addr() + "/strategyops?directConnection=true&maxPoolSize=4")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +202,7 @@ func TestServerKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Stop()
-	cl, kdb, err := mongostore.Connect(srv.URL + "strategyops")
+	cl, kdb, err := mongostore.Connect(srv.URL("strategyops"))
 	if err != nil {
 		t.Fatal(err)
 	}
