@@ -72,7 +72,7 @@ control-plane: ## Build etcd, kube-apiserver, kube-controller-manager and kubect
 	@hack/build-control-plane.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
 
 .PHONY: ferretdb
-ferretdb: $(FERRETDB) ## Build the MongoDB-protocol test server (FerretDB over SQLite) from source (once).
+ferretdb: $(FERRETDB) ## Build the MongoDB-protocol test server (FerretDB; the tests run it over PostgreSQL) from source (once).
 $(FERRETDB):
 	@got=$$(cd hack/tools/ferretdb && go list -m -f '{{.Version}}' github.com/FerretDB/FerretDB); \
 		[[ "$$got" == "$(FERRETDB_VERSION)" ]] || { \
@@ -120,8 +120,8 @@ soak: ## The soak at 10,000 signals per backend.
 	$(MAKE) test-soak SOAK_SIGNALS=10000
 
 .PHONY: test-e2e
-test-e2e: control-plane build ## End to end through real processes and the real kubectl.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" KUBECTL="$(KUBECTL)" go test -tags e2e ./test/e2e/ -count=1 -timeout 30m -v -ginkgo.v
+test-e2e: control-plane build ferretdb ## End to end through real processes and the real kubectl.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" KUBECTL="$(KUBECTL)" FERRETDB="$(FERRETDB)" go test -tags e2e ./test/e2e/ -count=1 -timeout 30m -v -ginkgo.v
 
 ##@ Build
 
@@ -132,8 +132,8 @@ build: ## Build the manager, the runner and run-local.
 	go build -o bin/run-local ./hack/local
 
 .PHONY: run-local
-run-local: control-plane build ## Start a local control plane, the manager and the samples, with their pods as local processes.
-	bin/run-local --assets "$(ENVTEST_ASSETS)" --manager bin/manager --runner bin/runner
+run-local: control-plane build ferretdb ## Start a local control plane, the manager and the samples, with their pods as local processes.
+	FERRETDB="$(FERRETDB)" bin/run-local --assets "$(ENVTEST_ASSETS)" --manager bin/manager --runner bin/runner
 
 .PHONY: docker-build
 docker-build: ## Build the manager image (needs a container engine).

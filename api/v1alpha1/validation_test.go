@@ -372,5 +372,5 @@ func TestSamplesApply(t *testing.T) {
 	g := NewWithT(t)
 	g.Expect(kinds).To(HaveKeyWithValue("StrategyState", 1))
 	g.Expect(backends).To(Equal(map[string]bool{"File": true, "ConfigMap": true, "StrategyState": true,
-		"Redis": true, "PostgreSQL": true}), "one sample Strategy per backend")
+		"Redis": true, "PostgreSQL": true, "MongoDB": true}), "one sample Strategy per backend")
 }

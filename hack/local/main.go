@@ -186,7 +186,7 @@ Press Ctrl-C to stop everything.
 
 func step(msg string) { fmt.Printf("==> %s\n", msg) }
 
-// startDatabases starts the Redis and PostgreSQL servers of the database samples, each in a
+// startDatabases starts the Redis, PostgreSQL and MongoDB servers of the database samples, each in a
 // folder of its own, and gives their URLs to the samples in labelled Secrets. A server
 // that is not installed is left out, with a word on how to get it: its sample then shows
 // why it cannot run (PersistenceReady=False).
@@ -219,6 +219,13 @@ func startDatabases(ctx context.Context, cluster *localcluster.Cluster, namespac
 			}
 			return p.URL, p.Stop, nil
 		}, testenv.ErrNoPostgres},
+		{"MongoDB", "strategy-mongodb", func(ctx context.Context) (string, func(), error) {
+			m, err := testenv.StartMongo(ctx)
+			if err != nil {
+				return "", nil, err
+			}
+			return m.URL("strategies"), m.Stop, nil
+		}, testenv.ErrNoMongo},
 	}
 	// Redis keeps its files in the run's folder, which goes with the run (PostgreSQL's must
 	// be one its unprivileged user can reach: under /tmp).

@@ -36,9 +36,10 @@ import (
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
-// The database backends, against a Redis and a PostgreSQL server the suite starts.
+// The database backends, against a Redis, a PostgreSQL and a MongoDB-protocol server the
+// suite starts.
 var _ = Describe("Database backends", Ordered, func() {
-	var redisURL, postgresURL string
+	var redisURL, postgresURL, mongoURL string
 	BeforeAll(func(ctx SpecContext) {
 		r, err := testenv.StartRedis(ctx)
 		Expect(err).NotTo(HaveOccurred())
@@ -46,7 +47,10 @@ var _ = Describe("Database backends", Ordered, func() {
 		p, err := testenv.StartPostgres(ctx)
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(p.Stop)
-		redisURL, postgresURL = r.URL, p.URL
+		m, err := testenv.StartMongo(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(m.Stop)
+		redisURL, postgresURL, mongoURL = r.URL, p.URL, m.URL("trading")
 	})
 
 	var ctx context.Context
@@ -74,6 +78,8 @@ var _ = Describe("Database backends", Ordered, func() {
 			s.Spec.Persistence.Redis = &v1.DatabasePersistence{URLSecretRef: ref}
 		case v1.BackendPostgreSQL:
 			s.Spec.Persistence.PostgreSQL = &v1.DatabasePersistence{URLSecretRef: ref}
+		case v1.BackendMongoDB:
+			s.Spec.Persistence.MongoDB = &v1.DatabasePersistence{URLSecretRef: ref}
 		}
 		return s
 	}
@@ -143,7 +149,7 @@ var _ = Describe("Database backends", Ordered, func() {
 		Expect(apierrors.IsNotFound(get(ctx, runnerPod(s)))).To(BeTrue())
 	})
 
-	It("moves an open signal from StrategyState to PostgreSQL, then to Redis, then to ConfigMap", func() {
+	It("moves an open signal from StrategyState to PostgreSQL, MongoDB, Redis, then ConfigMap", func() {
 		s := strategy(ns, "traveller", v1.BackendStrategyState, "BTCUSDT", "ETHUSDT")
 		Expect(direct.Create(ctx, s)).To(Succeed())
 		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
@@ -200,12 +206,19 @@ var _ = Describe("Database backends", Ordered, func() {
 		Eventually(func() int32 { _ = get(ctx, s); return ptr.Deref(s.Status.OpenSignals, -1) }, timeout).
 			Should(Equal(int32(1)))
 
-		rd := connection("redis", redisURL, true)
-		moveTo(v1.BackendRedis, &rd)
-		holds(stateIn(v1.BackendRedis, redisURL), "Redis")
+		mg := connection("mongo", mongoURL, true)
+		moveTo(v1.BackendMongoDB, &mg)
+		holds(stateIn(v1.BackendMongoDB, mongoURL), "MongoDB")
 		gone, err := stateIn(v1.BackendPostgreSQL, postgresURL).ReadSignal(ctx, key(s, "BTCUSDT"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(gone).To(BeNil(), "the old copy in PostgreSQL is removed once the move is recorded")
+
+		rd := connection("redis", redisURL, true)
+		moveTo(v1.BackendRedis, &rd)
+		holds(stateIn(v1.BackendRedis, redisURL), "Redis")
+		gone, err = stateIn(v1.BackendMongoDB, mongoURL).ReadSignal(ctx, key(s, "BTCUSDT"))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(gone).To(BeNil(), "the old copy in MongoDB is removed once the move is recorded")
 
 		moveTo(v1.BackendConfigMap, nil)
 		holds(stateOn(s, v1.BackendConfigMap), "ConfigMaps")
@@ -278,5 +291,10 @@ var _ = Describe("Database backends", Ordered, func() {
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 		Expect(err.Error()).To(And(ContainSubstring("persistence.redis is required when persistence.backend is Redis"),
 			ContainSubstring("persistence.postgresql is required when persistence.backend is PostgreSQL")))
+		m := on(strategy(ns, "mongo-without-block", "", "BTCUSDT"), v1.BackendMongoDB, v1.SecretKeyRef{Name: "x", Key: "url"})
+		m.Spec.Persistence.MongoDB = nil
+		err = direct.Create(ctx, m)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+		Expect(err.Error()).To(ContainSubstring("persistence.mongodb is required when persistence.backend is MongoDB"))
 	})
 })

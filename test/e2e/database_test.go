@@ -49,6 +49,11 @@ func connectionSecret(ctx context.Context, ns, name string, b v1.PersistenceBack
 		Expect(err).NotTo(HaveOccurred())
 		DeferCleanup(p.Stop)
 		url = p.URL
+	case v1.BackendMongoDB:
+		m, err := testenv.StartMongo(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(m.Stop)
+		url = m.URL("strategies")
 	}
 	kubectl(ctx, "create", "secret", "generic", name, "-n", ns, "--from-literal=url="+url)
 	kubectl(ctx, "label", "secret", name, "-n", ns, v1.ConnectionSecretLabel+"=true")

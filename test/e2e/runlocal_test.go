@@ -140,14 +140,15 @@ var _ = Describe("make run-local", func() {
 		Expect(out).To(MatchRegexp(`breakout-simulated-\w+ +breakout +\w+ +(Open|Scheduled) `))
 		Expect(out).To(MatchRegexp(`export KUBECONFIG=\S+/kubeconfig`))
 		for _, s := range []string{"breakout", "momentum-configmap", "momentum-file", "momentum-redis",
-			"momentum-postgresql"} {
+			"momentum-postgresql", "momentum-mongodb"} {
 			Expect(out).To(ContainSubstring("strategy.trading.strategyops.dev/" + s + " "))
 		}
 
 		By("Ctrl-C stops the runners, the manager and the control plane")
 		procs := descendants(cmd.Process.Pid)
-		Expect(len(procs)).To(BeNumerically(">=", 11),
-			"etcd, kube-apiserver, kube-controller-manager, the manager, five runners, Redis and PostgreSQL")
+		Expect(len(procs)).To(BeNumerically(">=", 14),
+			"etcd, kube-apiserver, kube-controller-manager, the manager, six runners, Redis, PostgreSQL, "+
+				"and FerretDB with its PostgreSQL")
 		Expect(cmd.Process.Signal(os.Interrupt)).To(Succeed())
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()

@@ -140,6 +140,7 @@ var _ = Describe("kubectl on the API", func() {
 		// The database samples name these Secrets (make run-local makes them the same way).
 		connectionSecret(ctx, ns, "strategy-redis", v1.BackendRedis)
 		connectionSecret(ctx, ns, "strategy-postgresql", v1.BackendPostgreSQL)
+		connectionSecret(ctx, ns, "strategy-mongodb", v1.BackendMongoDB)
 		_, err := cluster.ApplyKustomization(ctx, ns, samples)
 		Expect(err).NotTo(HaveOccurred())
 
@@ -149,7 +150,8 @@ var _ = Describe("kubectl on the API", func() {
 			Expect(err).NotTo(HaveOccurred())
 			return strings.Fields(out)
 		}, 30*time.Second).Should(ConsistOf("pod/breakout-runner", "pod/momentum-configmap-runner",
-			"pod/momentum-file-runner", "pod/momentum-redis-runner", "pod/momentum-postgresql-runner"))
+			"pod/momentum-file-runner", "pod/momentum-redis-runner", "pod/momentum-postgresql-runner",
+			"pod/momentum-mongodb-runner"))
 		_, err = cluster.Kubectl(ctx, "wait", "-n", ns, "--for=condition=Ready", "pods", "--all", "--timeout=60s")
 		Expect(err).NotTo(HaveOccurred())
 
@@ -169,6 +171,7 @@ var _ = Describe("kubectl on the API", func() {
 				"momentum-file":       "File",
 				"momentum-redis":      "Redis",
 				"momentum-postgresql": "PostgreSQL",
+				"momentum-mongodb":    "MongoDB",
 			}))
 			// The operator cannot read the File backend's volume: no count rather than 0.
 			Expect(rowNamed(rows, "momentum-file")).To(HaveKeyWithValue("OPEN SIGNALS", ""))
