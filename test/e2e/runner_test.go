@@ -68,16 +68,22 @@ func kubectl(ctx context.Context, args ...string) string {
 	return out
 }
 
-// waitRunning waits until the strategy's pod is Ready and returns its process id.
+// waitRunning waits until the strategy's pod is Ready, and not being deleted (a pod the
+// operator is replacing can still read Ready), and returns its process id.
 func waitRunning(ctx context.Context, ns, strategy string) int {
 	pod := "pod/" + strategy + "-runner"
-	Eventually(func() error {
-		_, err := cluster.Kubectl(ctx, "wait", "-n", ns, "--for=condition=Ready", pod, "--timeout=5s")
-		return err
-	}, 60*time.Second, time.Second).Should(Succeed())
-	id := kubectl(ctx, "get", "-n", ns, pod, "-o", "jsonpath={.status.containerStatuses[0].containerID}")
-	pid, err := strconv.Atoi(strings.TrimPrefix(id, "process://"))
-	Expect(err).NotTo(HaveOccurred(), "container id %q", id)
+	var pid int
+	Eventually(func(g Gomega) {
+		out, err := cluster.Kubectl(ctx, "get", "-n", ns, pod, "-o", `jsonpath={.metadata.deletionTimestamp}|`+
+			`{.status.conditions[?(@.type=="Ready")].status}|{.status.containerStatuses[0].containerID}`)
+		g.Expect(err).NotTo(HaveOccurred())
+		fields := strings.Split(out, "|")
+		g.Expect(fields).To(HaveLen(3), "kubectl printed %q", out)
+		g.Expect(fields[0]).To(BeEmpty(), "the pod is being deleted")
+		g.Expect(fields[1]).To(Equal("True"), "the pod is not Ready")
+		pid, err = strconv.Atoi(strings.TrimPrefix(fields[2], "process://"))
+		g.Expect(err).NotTo(HaveOccurred(), "container id %q", fields[2])
+	}, 60*time.Second, 500*time.Millisecond).Should(Succeed())
 	return pid
 }
 
