@@ -77,12 +77,56 @@ type SecretKeyRef struct {
 
 // DatabasePersistence configures a database backend.
 type DatabasePersistence struct {
-	// urlSecretRef names the Secret key that holds the connection URL (redis://… or
-	// postgres://…, credentials included). The Secret must carry the label
+	// urlSecretRef names the Secret key that holds the connection URL (redis://…,
+	// postgres://… or mongodb://…, credentials included). The Secret must carry the label
 	// trading.strategyops.dev/connection: "true". The runner gets the URL from the Secret in
 	// its environment, never in its arguments.
 	// +required
 	URLSecretRef SecretKeyRef `json:"urlSecretRef"`
+}
+
+// StoreCache configures the runner's read-through, write-through cache in front of a
+// database backend. Every cached read still asks the database for the key's revision (one
+// small round trip), so the cache never serves a value the database no longer holds; what
+// it saves is the transfer of the value.
+type StoreCache struct {
+	// maxEntries is the most keys the cache holds (10000 when unset).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	MaxEntries *int32 `json:"maxEntries,omitempty"`
+
+	// maxBytes is the most bytes of values the cache holds (64Mi when unset).
+	// +optional
+	MaxBytes *resource.Quantity `json:"maxBytes,omitempty"`
+}
+
+// StoreReplica is a database the runner copies the strategy's state to, asynchronously,
+// after the backend acknowledged each write: for analytics or disaster recovery. A replica
+// is never read by the runner; it is rebuilt from the backend whenever a runner starts, and
+// whenever its queue overflows.
+// +kubebuilder:validation:XValidation:rule="self.backend in ['Redis', 'PostgreSQL', 'MongoDB']",message="a replica's backend must be Redis, PostgreSQL or MongoDB"
+type StoreReplica struct {
+	// name of the replica, in the runner's replication metrics and logs.
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$`
+	// +required
+	Name string `json:"name"`
+
+	// backend of the replica: Redis, PostgreSQL or MongoDB.
+	// +required
+	Backend PersistenceBackend `json:"backend"`
+
+	// urlSecretRef names the Secret key that holds the replica's connection URL; the Secret
+	// must carry the label trading.strategyops.dev/connection: "true", as the backend's.
+	// +required
+	URLSecretRef SecretKeyRef `json:"urlSecretRef"`
+
+	// queueSize is the most changes waiting for the replica (1024 when unset); beyond it
+	// the replica is rebuilt from the backend.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	QueueSize *int32 `json:"queueSize,omitempty"`
 }
 
 // RetentionPolicy says what happens to a strategy's persisted state when the Strategy is deleted.
@@ -114,6 +158,7 @@ type FilePersistence struct {
 // +kubebuilder:validation:XValidation:rule="has(self.redis) == (has(self.backend) && self.backend == 'Redis')",message="persistence.redis is required when persistence.backend is Redis, and allowed only then"
 // +kubebuilder:validation:XValidation:rule="has(self.postgresql) == (has(self.backend) && self.backend == 'PostgreSQL')",message="persistence.postgresql is required when persistence.backend is PostgreSQL, and allowed only then"
 // +kubebuilder:validation:XValidation:rule="has(self.mongodb) == (has(self.backend) && self.backend == 'MongoDB')",message="persistence.mongodb is required when persistence.backend is MongoDB, and allowed only then"
+// +kubebuilder:validation:XValidation:rule="!has(self.cache) && !has(self.replicas) || has(self.backend) && self.backend in ['Redis', 'PostgreSQL', 'MongoDB']",message="persistence.cache and persistence.replicas need a database backend (Redis, PostgreSQL or MongoDB)"
 type PersistenceSpec struct {
 	// backend that stores the strategy's signals, schedule, snapshot, risk, partial and breakeven state.
 	// +kubebuilder:default=StrategyState
@@ -135,6 +180,18 @@ type PersistenceSpec struct {
 	// mongodb configures the MongoDB backend.
 	// +optional
 	MongoDB *DatabasePersistence `json:"mongodb,omitempty"`
+
+	// cache puts a read-through, write-through cache in the runner in front of a database
+	// backend.
+	// +optional
+	Cache *StoreCache `json:"cache,omitempty"`
+
+	// replicas are databases the runner copies the state to asynchronously.
+	// +listType=map
+	// +listMapKey=name
+	// +kubebuilder:validation:MaxItems=3
+	// +optional
+	Replicas []StoreReplica `json:"replicas,omitempty"`
 }
 
 // Database is the configuration of the database backend b, nil when it has none.

@@ -18,7 +18,9 @@ limitations under the License.
 // processes the candles it missed, and runs the signal lifecycle minute by minute. On the
 // ConfigMap and StrategyState backends it writes only while it holds the strategy's Lease,
 // fenced by a token bound to that holding; on the File backend the state folder's lock
-// makes it the only writer.
+// makes it the only writer. On a database backend it can also cache the state and copy it to
+// replicas; `runner rebuild-replicas` (with the same settings) copies every store of the
+// strategy to its replicas and waits.
 package main
 
 import (
@@ -58,7 +60,11 @@ import (
 )
 
 func main() {
-	s, err := runner.ParseSettings(os.Args[1:], runner.Getenv, os.Stderr)
+	args, rebuild := os.Args[1:], false
+	if len(args) > 0 && args[0] == "rebuild-replicas" {
+		args, rebuild = args[1:], true
+	}
+	s, err := runner.ParseSettings(args, runner.Getenv, os.Stderr)
 	if errors.Is(err, runner.ErrHelp) {
 		os.Exit(0)
 	}
@@ -71,6 +77,13 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if rebuild {
+		if err := rebuildReplicas(ctx, s, log); err != nil {
+			log.Error("Rebuilding the replicas failed", "error", err.Error())
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, s, log); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("Runner stopped", "error", err.Error())
 		terminationMessage(s.TerminationMessagePath, err.Error())
@@ -151,15 +164,84 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		defer db.Close()
 		backend = db.Backend
 	}
+	layers, closeReplicas, err := openLayers(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer closeReplicas()
 	recorded := func(ctx context.Context) (int64, error) {
 		return domain.HighestToken(ctx, backend(kubestore.Fencing{}),
 			domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols))
 	}
 	return leading(ctx, s, log, recorded, func(ctx context.Context, token int64, identity string) error {
-		p := domain.New(backend(kubestore.Fencing{Writer: identity, Token: token}))
+		f := kubestore.Fencing{Writer: identity, Token: token}
+		l := layers(f)
+		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
+		p := domain.New(l.Wrap(backend(f)))
 		defer func() { _ = p.Close() }()
+		if len(l.Replicas) > 0 {
+			if err := p.Open(ctx, domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)); err != nil {
+				return err
+			}
+		}
 		return loop(ctx, engine(p, warnings(c, s, log)), s, log, true)
 	})
+}
+
+// openLayers opens the replicas' databases and returns the layers of s (its cache and its
+// replicas, writing under the fencing given) and what closes the databases.
+func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (func(kubestore.Fencing) domain.Layers,
+	func(), error) {
+	var dbs []*domain.Database
+	closeAll := func() {
+		for _, db := range dbs {
+			db.Close()
+		}
+	}
+	for _, r := range s.Replicas {
+		db, err := domain.OpenDatabase(ctx, r.Backend, r.URL)
+		if err != nil {
+			closeAll()
+			return nil, nil, fmt.Errorf("replica %s: %w", r.Name, err)
+		}
+		dbs = append(dbs, db)
+	}
+	return func(f kubestore.Fencing) domain.Layers {
+		l := domain.Layers{Cache: s.Cache, Log: log}
+		for i, r := range s.Replicas {
+			l.Replicas = append(l.Replicas, domain.Replica{Name: r.Name, Backend: dbs[i].Backend(f), QueueSize: r.QueueSize})
+		}
+		return l
+	}, closeAll, nil
+}
+
+// rebuildReplicas copies every store of the strategy from its database backend to each of
+// its replicas (runner rebuild-replicas).
+func rebuildReplicas(ctx context.Context, s runner.Settings, log *slog.Logger) error {
+	if !s.Backend.IsDatabase() || len(s.Replicas) == 0 {
+		return errors.New("rebuild-replicas needs a database backend and --replicas")
+	}
+	db, err := domain.OpenDatabase(ctx, s.Backend, s.StoreURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	layers, closeReplicas, err := openLayers(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer closeReplicas()
+	names := make([]string, len(s.Replicas))
+	for i, r := range s.Replicas {
+		names[i] = r.Name
+	}
+	contexts := domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)
+	if err := domain.RebuildReplicas(ctx, layers(domain.NoFencing).Wrap(db.Backend(domain.NoFencing)), names,
+		contexts); err != nil {
+		return err
+	}
+	log.Info("Rebuilt the replicas from the backend", "replicas", names, "stores", len(contexts))
+	return nil
 }
 
 // loop restores, then processes every completed minute, until ctx ends or s.Until passes.

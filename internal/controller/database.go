@@ -126,6 +126,14 @@ func (r *StrategyReconciler) openState(ctx context.Context, s *v1.Strategy, p pl
 func (r *StrategyReconciler) checkDatabase(ctx context.Context, s *v1.Strategy, p place) error {
 	ctx, cancel := withDeadline(ctx, p)
 	defer cancel()
+	// A replica's Secret passes the same test as the backend's before any pod names it. Its
+	// server is not dialled: a replica that cannot be reached does not stop trading (the
+	// runner retries it, and rebuilds it once it answers).
+	for _, rep := range s.Spec.Persistence.Replicas {
+		if _, err := r.databaseURL(ctx, s, place{backend: rep.Backend, db: &rep.URLSecretRef}); err != nil {
+			return fmt.Errorf("replica %s: %w", rep.Name, err)
+		}
+	}
 	url, err := r.databaseURL(ctx, s, p)
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -37,6 +38,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
@@ -185,7 +187,44 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []st
 	if len(draining) > 0 {
 		args = append(args, "--drain="+strings.Join(draining, ","))
 	}
+	if b.IsDatabase() {
+		args = append(args, layerArgs(s.Spec.Persistence)...)
+	}
 	return append(args, s.Spec.Args...)
+}
+
+// layerArgs are the runner's flags for the cache and the replicas of p (their URLs come in
+// the environment: replicaEnv).
+func layerArgs(p v1.PersistenceSpec) []string {
+	var args []string
+	if c := p.Cache; c != nil {
+		entries := int32(cachestore.DefaultMaxEntries)
+		if c.MaxEntries != nil {
+			entries = *c.MaxEntries
+		}
+		args = append(args, "--cache-max-entries="+strconv.Itoa(int(entries)))
+		if c.MaxBytes != nil {
+			args = append(args, "--cache-max-bytes="+strconv.FormatInt(c.MaxBytes.Value(), 10))
+		}
+	}
+	if len(p.Replicas) > 0 {
+		specs := make([]string, 0, len(p.Replicas))
+		for _, rep := range p.Replicas {
+			spec := rep.Name + ":" + string(rep.Backend)
+			if rep.QueueSize != nil {
+				spec += ":" + strconv.Itoa(int(*rep.QueueSize))
+			}
+			specs = append(specs, spec)
+		}
+		args = append(args, "--replicas="+strings.Join(specs, ","))
+	}
+	return args
+}
+
+// secretEnv is an environment variable set from a Secret's key.
+func secretEnv(name string, ref v1.SecretKeyRef) corev1.EnvVar {
+	return corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+		LocalObjectReference: corev1.LocalObjectReference{Name: ref.Name}, Key: ref.Key}}}
 }
 
 // desiredPod is the strategy's single pod. Its name is fixed, so the API server itself
@@ -201,11 +240,11 @@ func desiredPod(s *v1.Strategy, at place, defaultImage string, draining []string
 		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 	}
 	if at.db != nil {
-		// The database URL comes from its Secret, never in the pod's spec or arguments.
-		env = append(env, corev1.EnvVar{Name: domain.StoreURLEnv, ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{
-				LocalObjectReference: corev1.LocalObjectReference{Name: at.db.Name}, Key: at.db.Key},
-		}})
+		// The database URLs come from their Secrets, never in the pod's spec or arguments.
+		env = append(env, secretEnv(domain.StoreURLEnv, *at.db))
+		for _, rep := range s.Spec.Persistence.Replicas {
+			env = append(env, secretEnv(domain.ReplicaURLEnv(rep.Name), rep.URLSecretRef))
+		}
 	}
 	env = append(env, s.Spec.Env...)
 	container := corev1.Container{

@@ -23,11 +23,13 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/live"
+	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 )
 
@@ -45,6 +47,10 @@ type Settings struct {
 	// from the environment only (StoreURLEnv, set from a Secret), never from a flag, so
 	// that it shows in no process listing or pod spec.
 	StoreURL string
+	// Cache, when not nil, puts a cache in front of a database backend's stores.
+	Cache *cachestore.Options
+	// Replicas are databases the state is copied to, asynchronously.
+	Replicas []Replica
 	// Strategy is the built-in strategy to run, with its options.
 	Strategy        string
 	StrategyOptions map[string]string
@@ -69,6 +75,15 @@ type Settings struct {
 	Rules live.Params
 }
 
+// Replica is a database the state is copied to (--replicas), its URL from the environment
+// (ReplicaURLEnv).
+type Replica struct {
+	Name      string
+	Backend   v1.PersistenceBackend
+	URL       string
+	QueueSize int
+}
+
 // ErrHelp: --help was asked for; the usage was written.
 var ErrHelp = flag.ErrHelp
 
@@ -91,7 +106,9 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	s := Settings{StrategyOptions: map[string]string{}}
 	fs := flag.NewFlagSet("runner", flag.ContinueOnError)
 	fs.SetOutput(usage)
-	var symbols, draining, backend, start, until string
+	var symbols, draining, backend, start, until, replicas string
+	var cacheEntries int
+	var cacheBytes int64
 	fs.StringVar(&s.StrategyName, "strategy-name", getenv("STRATEGY_NAME"), "name of the strategy in its persisted state (env STRATEGY_NAME)")
 	fs.StringVar(&s.ExchangeName, "exchange", getenv("EXCHANGE_NAME"), "exchange the strategy trades on (env EXCHANGE_NAME)")
 	fs.StringVar(&symbols, "symbols", getenv("SYMBOLS"), "comma-separated symbols, for example BTCUSDT,ETHUSDT (env SYMBOLS)")
@@ -100,6 +117,11 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.StringVar(&backend, "backend", getenv("BACKEND"), "where state lives: "+backendNames+" (env BACKEND; a database's URL in env "+StoreURLEnv+")")
 	fs.StringVar(&s.Namespace, "namespace", getenv("POD_NAMESPACE"), "namespace of the state objects and the Lease, for ConfigMap and StrategyState (env POD_NAMESPACE)")
 	fs.StringVar(&s.Lease, "lease", getenv("LEASE_NAME"), "Lease that makes this runner the strategy's only writer, for ConfigMap and StrategyState (env LEASE_NAME)")
+	fs.IntVar(&cacheEntries, "cache-max-entries", 0,
+		"put a cache of this many keys in front of a database backend's stores (0: no cache)")
+	fs.Int64Var(&cacheBytes, "cache-max-bytes", 0, "the most bytes of values the cache holds (0: 64 MiB)")
+	fs.StringVar(&replicas, "replicas", "", "databases to copy the state to: NAME:BACKEND[:QUEUE],… "+
+		"(Redis, PostgreSQL, MongoDB), each URL in env "+ReplicaURLEnv("NAME"))
 	fs.StringVar(&s.DataDir, "data-dir", getenv("DATA_DIR"), "folder of the File backend's state (env DATA_DIR)")
 	fs.StringVar(&s.Strategy, "strategy", "indicator", "built-in strategy: indicator (moving-average crossover) or scripted")
 	fs.Var(optionList(s.StrategyOptions), "option", "strategy option KEY=VALUE, repeatable (indicator: fast, slow, take-profit, stop-loss, minutes; scripted: file)")
@@ -197,6 +219,7 @@ Usage: runner [flags]
 		}
 		*dst = t.UTC()
 	}
+	problems = append(problems, s.parseLayers(cacheEntries, cacheBytes, replicas, getenv)...)
 	parse(start, "start", &s.Start)
 	parse(until, "until", &s.Until)
 	for _, r := range []struct {
@@ -227,6 +250,54 @@ Usage: runner [flags]
 	}
 	return s, nil
 }
+
+// parseLayers reads the cache and replica flags into s, and says what is wrong with them.
+func (s *Settings) parseLayers(cacheEntries int, cacheBytes int64, replicas string, getenv func(string) string) []string {
+	var problems []string
+	if (cacheEntries > 0 || len(replicas) > 0) && !s.Backend.IsDatabase() {
+		problems = append(problems, "--cache-max-entries and --replicas need a database backend (Redis, PostgreSQL, MongoDB)")
+	}
+	switch {
+	case cacheEntries < 0 || cacheBytes < 0:
+		problems = append(problems, "--cache-max-entries and --cache-max-bytes cannot be negative")
+	case cacheEntries > 0:
+		s.Cache = &cachestore.Options{MaxEntries: cacheEntries, MaxBytes: cacheBytes}
+	}
+	seen := map[string]bool{}
+	for _, spec := range splitList(replicas) {
+		parts := strings.Split(spec, ":")
+		r := Replica{Name: parts[0]}
+		if len(parts) > 1 {
+			r.Backend = v1.PersistenceBackend(parts[1])
+		}
+		if len(parts) == 3 {
+			n, err := strconv.Atoi(parts[2])
+			if err != nil || n <= 0 {
+				problems = append(problems, fmt.Sprintf("--replicas %q: the queue size must be a positive number", spec))
+			}
+			r.QueueSize = n
+		}
+		switch {
+		case len(parts) < 2 || len(parts) > 3 || r.Name == "":
+			problems = append(problems, fmt.Sprintf("--replicas %q: want NAME:BACKEND[:QUEUE]", spec))
+		case !r.Backend.IsDatabase():
+			problems = append(problems, fmt.Sprintf("--replicas %q: %q is not Redis, PostgreSQL or MongoDB", spec, parts[1]))
+		case seen[r.Name]:
+			problems = append(problems, fmt.Sprintf("--replicas: two replicas named %q", r.Name))
+		default:
+			if r.URL = getenv(ReplicaURLEnv(r.Name)); r.URL == "" {
+				problems = append(problems, fmt.Sprintf("--replicas: replica %q needs its connection URL in %s", r.Name,
+					ReplicaURLEnv(r.Name)))
+			}
+		}
+		seen[r.Name] = true
+		s.Replicas = append(s.Replicas, r)
+	}
+	return problems
+}
+
+// ReplicaURLEnv is the environment variable that holds replica name's connection URL.
+func ReplicaURLEnv(name string) string { return domain.ReplicaURLEnv(name) }
 
 // StoreURLEnv is the environment variable that holds a database backend's connection URL.
 const StoreURLEnv = domain.StoreURLEnv

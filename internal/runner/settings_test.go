@@ -73,16 +73,23 @@ func TestSettingsErrorsSayWhatIsMissing(t *testing.T) {
 		}
 	}
 	for args, want := range map[string]string{
-		"--backend=Floppy":                    `--backend "Floppy" is not one of File, ConfigMap, StrategyState, Redis, PostgreSQL or MongoDB`,
-		"--speed=0":                           "--speed must be positive",
-		"--percent-slippage=-1":               "--percent-slippage must be a percentage from 0 to under 100, got -1",
-		"--schedule-await-minutes=0":          "--schedule-await-minutes must be positive, got 0",
-		"--start=yesterday":                   `--start "yesterday" is not an RFC 3339 time`,
-		"--strategy-name=a --strategy-name=b": "flag --strategy-name is given twice",
-		"--option nokey":                      `want KEY=VALUE, got "nokey"`,
-		"--symbols=BTCUSDT --drain=BTCUSDT":   "--drain: BTCUSDT is in --symbols too",
-		"--renew-deadline=20s":                "want 0 < --retry-period (2s) < --renew-deadline (20s) < --lease-duration (15s)",
-		"--backend=Redis":                     "the Redis backend needs its connection URL in STORE_URL",
+		"--backend=Floppy":                                `--backend "Floppy" is not one of File, ConfigMap, StrategyState, Redis, PostgreSQL or MongoDB`,
+		"--speed=0":                                       "--speed must be positive",
+		"--percent-slippage=-1":                           "--percent-slippage must be a percentage from 0 to under 100, got -1",
+		"--schedule-await-minutes=0":                      "--schedule-await-minutes must be positive, got 0",
+		"--start=yesterday":                               `--start "yesterday" is not an RFC 3339 time`,
+		"--strategy-name=a --strategy-name=b":             "flag --strategy-name is given twice",
+		"--option nokey":                                  `want KEY=VALUE, got "nokey"`,
+		"--symbols=BTCUSDT --drain=BTCUSDT":               "--drain: BTCUSDT is in --symbols too",
+		"--renew-deadline=20s":                            "want 0 < --retry-period (2s) < --renew-deadline (20s) < --lease-duration (15s)",
+		"--backend=Redis":                                 "the Redis backend needs its connection URL in STORE_URL",
+		"--backend=ConfigMap --replicas=copy:Redis":       "--cache-max-entries and --replicas need a database backend",
+		"--backend=Redis --replicas=copy":                 `--replicas "copy": want NAME:BACKEND[:QUEUE]`,
+		"--backend=Redis --replicas=copy:File":            `--replicas "copy:File": "File" is not Redis, PostgreSQL or MongoDB`,
+		"--backend=Redis --replicas=copy:Redis:0":         `--replicas "copy:Redis:0": the queue size must be a positive number`,
+		"--backend=Redis --replicas=dr-copy:Redis":        `replica "dr-copy" needs its connection URL in STORE_REPLICA_DR_COPY_URL`,
+		"--backend=Redis --replicas=a:Redis,a:PostgreSQL": `--replicas: two replicas named "a"`,
+		"--backend=Redis --cache-max-entries=-1":          "--cache-max-entries and --cache-max-bytes cannot be negative",
 	} {
 		_, err := runner.ParseSettings(strings.Fields(args), noEnv, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -102,5 +109,25 @@ func TestHelpReadsWell(t *testing.T) {
 		if !strings.Contains(usage.String(), want) {
 			t.Errorf("--help does not mention %q:\n%s", want, usage.String())
 		}
+	}
+}
+
+// TestLayerSettings: the cache and the replicas, their URLs from the environment.
+func TestLayerSettings(t *testing.T) {
+	env := map[string]string{"STORE_URL": "redis://r/0", "STORE_REPLICA_COPY_URL": "postgres://p/db",
+		"STORE_REPLICA_DR_URL": "mongodb://m/db"}
+	s, err := runner.ParseSettings([]string{"--strategy-name=s", "--exchange=e", "--symbols=BTCUSDT",
+		"--backend=Redis", "--namespace=ns", "--lease=l", "--cache-max-entries=50", "--cache-max-bytes=4096",
+		"--replicas=copy:PostgreSQL,dr:MongoDB:10"}, func(k string) string { return env[k] }, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Cache == nil || s.Cache.MaxEntries != 50 || s.Cache.MaxBytes != 4096 {
+		t.Errorf("cache %+v, want 50 entries and 4096 bytes", s.Cache)
+	}
+	want := []runner.Replica{{Name: "copy", Backend: "PostgreSQL", URL: "postgres://p/db"},
+		{Name: "dr", Backend: "MongoDB", URL: "mongodb://m/db", QueueSize: 10}}
+	if !slices.Equal(s.Replicas, want) {
+		t.Errorf("replicas %+v, want %+v", s.Replicas, want)
 	}
 }

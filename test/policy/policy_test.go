@@ -185,6 +185,27 @@ func TestNoConfusedDeputy(t *testing.T) {
 		t.Fatalf("a user who may read db-creds could not name it as the Redis URL: %v", err)
 	}
 
+	// Nor as a MongoDB URL; and a replica's URL is checked as the backend's (the reader may
+	// read db-creds, not replica-creds).
+	for _, c := range []struct {
+		name, secret string
+		as           client.Client
+		persistence  v1.PersistenceSpec
+	}{
+		{"sneaky-mongo", "db-creds", editor, v1.PersistenceSpec{Backend: v1.BackendMongoDB,
+			MongoDB: &v1.DatabasePersistence{URLSecretRef: v1.SecretKeyRef{Name: "db-creds", Key: "url"}}}},
+		{"sneaky-replica", "replica-creds", reader, v1.PersistenceSpec{Backend: v1.BackendRedis,
+			Redis: &v1.DatabasePersistence{URLSecretRef: v1.SecretKeyRef{Name: "db-creds", Key: "url"}},
+			Replicas: []v1.StoreReplica{{Name: "copy", Backend: v1.BackendPostgreSQL,
+				URLSecretRef: v1.SecretKeyRef{Name: "replica-creds", Key: "url"}}}}},
+	} {
+		sneaky := strategyWithEnv(ns, c.name)
+		sneaky.Spec.Persistence = c.persistence
+		if err := c.as.Create(ctx, sneaky); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), c.secret) {
+			t.Fatalf("%s: a user who cannot read Secret %s named it: got %v", c.name, c.secret, err)
+		}
+	}
+
 	allowed := strategyWithEnv(ns, "allowed", secretEnv("db-creds"), configMapEnv("settings"))
 	if err := reader.Create(ctx, allowed); err != nil {
 		t.Fatalf("a user who may read db-creds and settings was refused: %v", err)

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -84,6 +85,12 @@ func MongoBackend(db *mongo.Database, f mongostore.Fencing) Backend {
 // StoreURLEnv is the environment variable that holds a database backend's connection URL
 // in a runner's container (set from the Secret the Strategy names).
 const StoreURLEnv = "STORE_URL"
+
+// ReplicaURLEnv is the environment variable that holds the connection URL of the replica
+// named name (a DNS label) in a runner's container: STORE_REPLICA_<NAME>_URL.
+func ReplicaURLEnv(name string) string {
+	return "STORE_REPLICA_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_URL"
+}
 
 // Database is an open connection to the database of a database backend (Redis,
 // PostgreSQL, MongoDB), shared by every store a Backend opens on it.

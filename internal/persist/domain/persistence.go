@@ -19,6 +19,7 @@ package domain
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/strategyops/strategy-operator/internal/persist"
 
@@ -91,6 +92,37 @@ func New(b Backend) *Persistence {
 func (p *Persistence) Use(b Backend) error {
 	return errors.Join(p.Signal.Use(b), p.Schedule.Use(b), p.Strategy.Use(b),
 		p.Risk.Use(b), p.Partial.Use(b), p.Breakeven.Use(b), p.History.Use(b))
+}
+
+// Open opens (and initialises) the store of every context now, rather than at its first
+// use: a runner's start does, so that the layers of its backend (Layers.RebuildOnOpen)
+// start on every store.
+func (p *Persistence) Open(ctx context.Context, contexts []Context) error {
+	var err error
+	for _, c := range contexts {
+		switch c.Domain {
+		case Signal:
+			_, err = p.Signal.Store(ctx, c.Key)
+		case Schedule:
+			_, err = p.Schedule.Store(ctx, c.Key)
+		case Strategy:
+			_, err = p.Strategy.Store(ctx, c.Key)
+		case Risk:
+			_, err = p.Risk.Store(ctx, c.Key)
+		case Partial:
+			_, err = p.Partial.Store(ctx, c.Key)
+		case Breakeven:
+			_, err = p.Breakeven.Store(ctx, c.Key)
+		case History:
+			_, err = p.History.Store(ctx, c.Key)
+		default:
+			err = fmt.Errorf("domain %q is not one of the crash state's", c.Domain)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close closes every store.

@@ -1,0 +1,152 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/jsonx"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+// storeContents reads every entry of every store of the strategy at url, as canonical JSON
+// by domain, context and key.
+func storeContents(t *testing.T, b v1.PersistenceBackend, url, strategyName string) map[string]string {
+	t.Helper()
+	ctx := t.Context()
+	db, err := domain.OpenDatabase(ctx, b, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	backend := db.Backend(domain.NoFencing)
+	out := map[string]string{}
+	for _, c := range domain.StrategyContexts(strategyName, "simulated", restartSymbols) {
+		drv, err := backend(ctx, c.Domain, c.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := drv.Init(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		keys, err := drv.Keys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			e, err := drv.Get(ctx, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v any
+			if err := json.Unmarshal(e.Value, &v); err != nil {
+				t.Fatal(err)
+			}
+			canon, err := jsonx.Canonical(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[fmt.Sprintf("%s %s %s", c.Domain, c.Key, k)] = canon
+		}
+		_ = drv.Close()
+	}
+	return out
+}
+
+// wipe removes every store of the strategy at url.
+func wipe(t *testing.T, b v1.PersistenceBackend, url, strategyName string) {
+	t.Helper()
+	ctx := t.Context()
+	db, err := domain.OpenDatabase(ctx, b, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, c := range domain.StrategyContexts(strategyName, "simulated", restartSymbols) {
+		drv, err := db.Backend(domain.NoFencing)(ctx, c.Domain, c.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := drv.DeleteAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestReplicasFollowTheBackend: a runner on Redis, with a cache and a PostgreSQL replica,
+// trades; the replica then holds what Redis holds. A replica that lost everything is made
+// whole again by runner rebuild-replicas, and by the next runner's start.
+func TestReplicasFollowTheBackend(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(ctx, t)
+	kubeconfig := env.Kubeconfig(t)
+	rs, err := testenv.StartRedis(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	pg, err := testenv.StartPostgres(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	const name = "replicated"
+	args := []string{"--strategy-name=" + name, "--exchange=simulated", "--symbols=" + strings.Join(restartSymbols, ","),
+		"--backend=Redis", "--namespace=" + ns, "--lease=" + name + "-runner",
+		"--start=" + restartStart.Format(time.RFC3339), "--until=" + restartStart.Add(6*time.Hour).Format(time.RFC3339),
+		"--speed=3600", "--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms",
+		"--cache-max-entries=100", "--replicas=copy:PostgreSQL"}
+	urls := []string{domain.StoreURLEnv + "=" + rs.URL, domain.ReplicaURLEnv("copy") + "=" + pg.URL}
+
+	run := func(what string, args []string) {
+		t.Helper()
+		p := startProcess(t, kubeconfig, args, urls...)
+		if code := p.exit(t, 2*time.Minute); code != 0 {
+			t.Fatalf("%s exited %d; its log:\n%s", what, code, p.log())
+		}
+	}
+	same := func(when string) {
+		t.Helper()
+		primary := storeContents(t, v1.BackendRedis, rs.URL, name)
+		if len(primary) == 0 {
+			t.Fatal("the runner left nothing in Redis")
+		}
+		if replica := storeContents(t, v1.BackendPostgreSQL, pg.URL, name); !maps.Equal(replica, primary) {
+			t.Fatalf("%s: the replica holds %d entries, Redis %d; they differ:\nreplica %v\nprimary %v", when,
+				len(replica), len(primary), replica, primary)
+		}
+	}
+
+	run("the runner", args)
+	same("after the run")
+
+	wipe(t, v1.BackendPostgreSQL, pg.URL, name)
+	run("runner rebuild-replicas", append([]string{"rebuild-replicas"}, args...))
+	same("after runner rebuild-replicas")
+
+	wipe(t, v1.BackendPostgreSQL, pg.URL, name)
+	run("the runner's next start", args) // --until has passed: it restores, and stops
+	same("after the next start")
+}

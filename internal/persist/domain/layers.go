@@ -1,0 +1,133 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package domain
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/internal/persist/replicastore"
+)
+
+// Layers are the patterns a Strategy may put around its database backend: a cache in
+// front of each store (package cachestore) and replicas behind it (package replicastore).
+type Layers struct {
+	// Cache, when not nil, bounds the cache in front of each store.
+	Cache *cachestore.Options
+	// Replicas are copied each store's changes, asynchronously.
+	Replicas []Replica
+	// RebuildOnOpen rebuilds each replica of a store from the store when it is opened, without
+	// waiting: a runner's start, after which a replica may have missed the changes a killed
+	// runner had queued for it.
+	RebuildOnOpen bool
+	// Log receives the replicas' failures and recoveries (slog.Default() when nil).
+	Log *slog.Logger
+}
+
+// Replica is a backend the stores are copied to.
+type Replica struct {
+	// Name names the replica in the metrics and logs.
+	Name    string
+	Backend Backend
+	// QueueSize is the most changes waiting (replicastore.DefaultQueueSize when 0).
+	QueueSize int
+}
+
+// Empty reports whether l adds nothing to a backend.
+func (l Layers) Empty() bool { return l.Cache == nil && len(l.Replicas) == 0 }
+
+// Wrap returns primary with l's layers around each store it opens: the primary's store,
+// under the cache when there is one, copied to the replicas. Closing a store closes the
+// cache (and the primary's store under it) and stops the replication; the replicas' stores
+// and the primary's store without a cache hold nothing of their own (the connections
+// belong to the Database) and are left to the collector.
+func (l Layers) Wrap(primary Backend) Backend {
+	if l.Empty() {
+		return primary
+	}
+	return func(ctx context.Context, d Domain, k Key) (driver.Driver, error) {
+		drv, err := primary(ctx, d, k)
+		if err != nil {
+			return nil, err
+		}
+		if l.Cache != nil {
+			if drv, err = cachestore.New(drv, *l.Cache); err != nil {
+				return nil, err
+			}
+		}
+		if len(l.Replicas) == 0 {
+			return drv, nil
+		}
+		replicas := make([]replicastore.Replica, 0, len(l.Replicas))
+		queue := 0
+		for _, r := range l.Replicas {
+			rd, err := r.Backend(ctx, d, k)
+			if err != nil {
+				return nil, fmt.Errorf("replica %s: %w", r.Name, err)
+			}
+			replicas = append(replicas, replicastore.Replica{Name: r.Name, Driver: rd})
+			queue = max(queue, r.QueueSize)
+		}
+		rd, err := replicastore.New(drv, replicas, replicastore.Options{QueueSize: queue, Logger: l.Log})
+		if err != nil {
+			return nil, err
+		}
+		if l.RebuildOnOpen {
+			for _, r := range l.Replicas {
+				// Returns once the copy is made, or when the store is closed first.
+				go func() { _ = rd.Rebuild(context.Background(), r.Name) }()
+			}
+		}
+		return rd, nil
+	}
+}
+
+// RebuildReplicas copies every context's store of b (a backend wrapped with replicas) to
+// each of its replicas, waiting for each copy: the replica then holds what the store held
+// when its copy began. It writes the stores as the operator does, unfenced, so run it
+// while no runner writes.
+func RebuildReplicas(ctx context.Context, b Backend, names []string, contexts []Context) error {
+	var errs []error
+	for _, c := range contexts {
+		drv, err := b(ctx, c.Domain, c.Key)
+		if err != nil {
+			return err
+		}
+		rd, ok := drv.(replicastore.Driver)
+		if !ok {
+			_ = drv.Close()
+			return errors.New("the backend has no replicas")
+		}
+		if _, err := drv.Init(ctx, false); err != nil {
+			_ = drv.Close()
+			return fmt.Errorf("%s %s: %w", c.Domain, c.Key, err)
+		}
+		for _, name := range names {
+			if err := rd.Rebuild(ctx, name); err != nil {
+				errs = append(errs, fmt.Errorf("%s %s: %w", c.Domain, c.Key, err))
+			}
+		}
+		if err := drv.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("%s %s: %w", c.Domain, c.Key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
