@@ -116,6 +116,35 @@ var _ = Describe("Database backends", Ordered, func() {
 		Expect(condition(ctx, s, v1.ConditionStoreDurable)()).To(haveStatus(metav1.ConditionTrue, controller.ReasonDurable))
 	})
 
+	It("gives the runner its cache and replicas, each replica's URL from its own labelled Secret", func() {
+		s := on(strategy(ns, "layered", "", "BTCUSDT"), v1.BackendRedis, connection("redis", redisURL, true))
+		s.Spec.Persistence.Cache = &v1.StoreCache{MaxEntries: ptr.To[int32](500)}
+		s.Spec.Persistence.Replicas = []v1.StoreReplica{{Name: "analytics", Backend: v1.BackendPostgreSQL,
+			URLSecretRef: connection("pg", postgresURL, true), QueueSize: ptr.To[int32](64)}}
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		pod := runnerPod(s)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		c := pod.Spec.Containers[0]
+		Expect(c.Args).To(ContainElements("--cache-max-entries=500", "--replicas=analytics:PostgreSQL:64"))
+		Expect(c.Env).To(ContainElement(corev1.EnvVar{Name: "STORE_REPLICA_ANALYTICS_URL",
+			ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+				LocalObjectReference: corev1.LocalObjectReference{Name: "pg"}, Key: "url"}}}))
+		spec, err := json.Marshal(pod.Spec)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(string(spec)).NotTo(ContainSubstring(postgresURL), "the replica's URL is in the pod's spec")
+
+		By("a replica whose Secret is not labelled for Strategies keeps the runner from starting")
+		unlabelled := on(strategy(ns, "layered-unlabelled", "", "BTCUSDT"), v1.BackendRedis,
+			v1.SecretKeyRef{Name: "redis", Key: "url"})
+		unlabelled.Spec.Persistence.Replicas = []v1.StoreReplica{{Name: "copy", Backend: v1.BackendPostgreSQL,
+			URLSecretRef: connection("pg-other", postgresURL, false)}}
+		Expect(direct.Create(ctx, unlabelled)).To(Succeed())
+		Eventually(condition(ctx, unlabelled, v1.ConditionPersistenceReady), timeout).Should(And(
+			haveStatus(metav1.ConditionFalse, controller.ReasonSecretRefused),
+			HaveField("Message", And(ContainSubstring("replica copy"), ContainSubstring("pg-other")))))
+		Consistently(func() bool { return apierrors.IsNotFound(get(ctx, runnerPod(unlabelled))) }, "2s").Should(BeTrue())
+	})
+
 	It("warns in StoreDurable when the database may lose acknowledged writes", func(sctx SpecContext) {
 		volatile, err := testenv.StartRedis(sctx, "--appendonly", "no")
 		Expect(err).NotTo(HaveOccurred())
@@ -291,6 +320,11 @@ var _ = Describe("Database backends", Ordered, func() {
 		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
 		Expect(err.Error()).To(And(ContainSubstring("persistence.redis is required when persistence.backend is Redis"),
 			ContainSubstring("persistence.postgresql is required when persistence.backend is PostgreSQL")))
+		kube := strategy(ns, "cached-kube", v1.BackendStrategyState, "BTCUSDT")
+		kube.Spec.Persistence.Cache = &v1.StoreCache{}
+		err = direct.Create(ctx, kube)
+		Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+		Expect(err.Error()).To(ContainSubstring("persistence.cache and persistence.replicas need a database backend"))
 		m := on(strategy(ns, "mongo-without-block", "", "BTCUSDT"), v1.BackendMongoDB, v1.SecretKeyRef{Name: "x", Key: "url"})
 		m.Spec.Persistence.MongoDB = nil
 		err = direct.Create(ctx, m)
