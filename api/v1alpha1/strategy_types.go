@@ -90,13 +90,15 @@ type DatabasePersistence struct {
 // small round trip), so the cache never serves a value the database no longer holds; what
 // it saves is the transfer of the value.
 type StoreCache struct {
-	// maxEntries is the most keys the cache holds (10000 when unset).
+	// maxEntries is the most keys the cache holds for each store (a store per kind and
+	// symbol; 10000 when unset).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000
 	// +optional
 	MaxEntries *int32 `json:"maxEntries,omitempty"`
 
-	// maxBytes is the most bytes of values the cache holds (64Mi when unset).
+	// maxBytes is the most bytes of values the cache holds for each store (64Mi when unset).
+	// +kubebuilder:validation:XValidation:rule="quantity(self).isGreaterThan(quantity('0'))",message="maxBytes must be positive"
 	// +optional
 	MaxBytes *resource.Quantity `json:"maxBytes,omitempty"`
 }

@@ -27,6 +27,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/yaml"
@@ -280,6 +281,19 @@ func TestStrategyValidation(t *testing.T) {
 		g.Expect(s.EffectiveStrategyName()).To(Equal("defaults"))
 	})
 
+	t.Run("a cache of 64Mi, or of 1024 bytes", func(t *testing.T) {
+		g := NewWithT(t)
+		for i, q := range []string{"64Mi", "1024"} {
+			s := strategy(fmt.Sprintf("cache-%d", i), func(s *v1.Strategy) {
+				s.Spec.Persistence = v1.PersistenceSpec{Backend: v1.BackendRedis,
+					Cache:    &v1.StoreCache{MaxBytes: new(resource.MustParse(q))},
+					Redis:    &v1.DatabasePersistence{URLSecretRef: v1.SecretKeyRef{Name: "r", Key: "url"}},
+					Replicas: []v1.StoreReplica{{Name: "copy", Backend: v1.BackendMongoDB, URLSecretRef: v1.SecretKeyRef{Name: "m", Key: "url"}}}}
+			})
+			g.Expect(env.Client.Create(ctx, s)).To(Succeed())
+		}
+	})
+
 	t.Run("file size defaults", func(t *testing.T) {
 		g := NewWithT(t)
 		s := strategy("file-default", func(s *v1.Strategy) {
@@ -305,6 +319,22 @@ func TestStrategyValidation(t *testing.T) {
 		}, "persistence.file may only be set when persistence.backend is File"},
 		{"retention", func(s *v1.Strategy) { s.Spec.Retention = "Forever" }, `spec.retention: Unsupported value`},
 		{"symbol with a space", func(s *v1.Strategy) { s.Spec.Symbols = []string{"BTC USDT"} }, "spec.symbols[0]"},
+		{"a cache of no bytes", func(s *v1.Strategy) {
+			s.Spec.Persistence = v1.PersistenceSpec{Backend: v1.BackendRedis, Cache: &v1.StoreCache{MaxBytes: new(resource.MustParse("-1"))},
+				Redis: &v1.DatabasePersistence{URLSecretRef: v1.SecretKeyRef{Name: "r", Key: "url"}}}
+		}, "maxBytes must be positive"},
+		{"a replica on a Kubernetes backend", func(s *v1.Strategy) {
+			s.Spec.Persistence = v1.PersistenceSpec{Backend: v1.BackendRedis,
+				Redis: &v1.DatabasePersistence{URLSecretRef: v1.SecretKeyRef{Name: "r", Key: "url"}},
+				Replicas: []v1.StoreReplica{{Name: "copy", Backend: v1.BackendConfigMap,
+					URLSecretRef: v1.SecretKeyRef{Name: "r", Key: "url"}}}}
+		}, "a replica's backend must be Redis, PostgreSQL or MongoDB"},
+		{"a replica name that is no DNS label", func(s *v1.Strategy) {
+			s.Spec.Persistence = v1.PersistenceSpec{Backend: v1.BackendRedis,
+				Redis: &v1.DatabasePersistence{URLSecretRef: v1.SecretKeyRef{Name: "r", Key: "url"}},
+				Replicas: []v1.StoreReplica{{Name: "Copy_1", Backend: v1.BackendPostgreSQL,
+					URLSecretRef: v1.SecretKeyRef{Name: "r", Key: "url"}}}}
+		}, "spec.persistence.replicas[0].name"},
 	}
 	for i, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {

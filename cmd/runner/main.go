@@ -175,7 +175,7 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 	}
 	return leading(ctx, s, log, recorded, func(ctx context.Context, token int64, identity string) error {
 		f := kubestore.Fencing{Writer: identity, Token: token}
-		l := layers(f)
+		l := layers
 		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
 		p := domain.New(l.Wrap(backend(f)))
 		defer func() { _ = p.Close() }()
@@ -189,9 +189,12 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 }
 
 // openLayers opens the replicas' databases and returns the layers of s (its cache and its
-// replicas, writing under the fencing given) and what closes the databases.
-func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (func(kubestore.Fencing) domain.Layers,
-	func(), error) {
+// replicas) and what closes the databases. Replicas are written unfenced: a fencing token
+// starts above what the backend recorded, not a replica (which may hold a higher one, from
+// before the Lease was made again), and a replica refusing every copy would go stale
+// unseen. A deposed runner's last copies may land on a replica after the next runner's
+// rebuild; the key's next write, or the next start, sets it right.
+func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (domain.Layers, func(), error) {
 	var dbs []*domain.Database
 	closeAll := func() {
 		for _, db := range dbs {
@@ -202,17 +205,16 @@ func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (func(
 		db, err := domain.OpenDatabase(ctx, r.Backend, r.URL)
 		if err != nil {
 			closeAll()
-			return nil, nil, fmt.Errorf("replica %s: %w", r.Name, err)
+			return domain.Layers{}, nil, fmt.Errorf("replica %s: %w", r.Name, err)
 		}
 		dbs = append(dbs, db)
 	}
-	return func(f kubestore.Fencing) domain.Layers {
-		l := domain.Layers{Cache: s.Cache, Log: log}
-		for i, r := range s.Replicas {
-			l.Replicas = append(l.Replicas, domain.Replica{Name: r.Name, Backend: dbs[i].Backend(f), QueueSize: r.QueueSize})
-		}
-		return l
-	}, closeAll, nil
+	l := domain.Layers{Cache: s.Cache, Log: log}
+	for i, r := range s.Replicas {
+		l.Replicas = append(l.Replicas, domain.Replica{Name: r.Name, Backend: dbs[i].Backend(domain.NoFencing),
+			QueueSize: r.QueueSize})
+	}
+	return l, closeAll, nil
 }
 
 // rebuildReplicas copies every store of the strategy from its database backend to each of
@@ -236,7 +238,7 @@ func rebuildReplicas(ctx context.Context, s runner.Settings, log *slog.Logger) e
 		names[i] = r.Name
 	}
 	contexts := domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)
-	if err := domain.RebuildReplicas(ctx, layers(domain.NoFencing).Wrap(db.Backend(domain.NoFencing)), names,
+	if err := domain.RebuildReplicas(ctx, layers.Wrap(db.Backend(domain.NoFencing)), names,
 		contexts); err != nil {
 		return err
 	}

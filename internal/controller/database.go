@@ -130,7 +130,14 @@ func (r *StrategyReconciler) checkDatabase(ctx context.Context, s *v1.Strategy, 
 	// server is not dialled: a replica that cannot be reached does not stop trading (the
 	// runner retries it, and rebuilds it once it answers).
 	for _, rep := range s.Spec.Persistence.Replicas {
-		if _, err := r.databaseURL(ctx, s, place{backend: rep.Backend, db: &rep.URLSecretRef}); err != nil {
+		url, err := r.databaseURL(ctx, s, place{backend: rep.Backend, db: &rep.URLSecretRef})
+		if err == nil {
+			var db *domain.Database
+			if db, err = domain.OpenDatabase(ctx, rep.Backend, url); err == nil { // a URL the runner can parse
+				db.Close()
+			}
+		}
+		if err != nil {
 			return fmt.Errorf("replica %s: %w", rep.Name, err)
 		}
 	}

@@ -34,9 +34,9 @@ type Layers struct {
 	Cache *cachestore.Options
 	// Replicas are copied each store's changes, asynchronously.
 	Replicas []Replica
-	// RebuildOnOpen rebuilds each replica of a store from the store when it is opened, without
-	// waiting: a runner's start, after which a replica may have missed the changes a killed
-	// runner had queued for it.
+	// RebuildOnOpen makes each replica of a store owe a rebuild from the store when it is
+	// opened (replicastore.Options.RebuildAtStart): a runner's start, after which a replica
+	// may have missed the changes a killed runner had queued for it.
 	RebuildOnOpen bool
 	// Log receives the replicas' failures and recoveries (slog.Default() when nil).
 	Log *slog.Logger
@@ -55,10 +55,11 @@ type Replica struct {
 func (l Layers) Empty() bool { return l.Cache == nil && len(l.Replicas) == 0 }
 
 // Wrap returns primary with l's layers around each store it opens: the primary's store,
-// under the cache when there is one, copied to the replicas. Closing a store closes the
-// cache (and the primary's store under it) and stops the replication; the replicas' stores
-// and the primary's store without a cache hold nothing of their own (the connections
-// belong to the Database) and are left to the collector.
+// under the cache when there is one, copied to the replicas. Closing a store with replicas
+// stops the replication and closes no driver (replicastore's rule); the drivers of the
+// database backends, the only ones layers go with, hold nothing of their own (the
+// connections belong to the Database) and are left to the collector. A store with a cache
+// and no replica closes the cache, which closes the store under it.
 func (l Layers) Wrap(primary Backend) Backend {
 	if l.Empty() {
 		return primary
@@ -77,24 +78,18 @@ func (l Layers) Wrap(primary Backend) Backend {
 			return drv, nil
 		}
 		replicas := make([]replicastore.Replica, 0, len(l.Replicas))
-		queue := 0
 		for _, r := range l.Replicas {
 			rd, err := r.Backend(ctx, d, k)
 			if err != nil {
+				_ = drv.Close()
 				return nil, fmt.Errorf("replica %s: %w", r.Name, err)
 			}
-			replicas = append(replicas, replicastore.Replica{Name: r.Name, Driver: rd})
-			queue = max(queue, r.QueueSize)
+			replicas = append(replicas, replicastore.Replica{Name: r.Name, Driver: rd, QueueSize: r.QueueSize})
 		}
-		rd, err := replicastore.New(drv, replicas, replicastore.Options{QueueSize: queue, Logger: l.Log})
+		rd, err := replicastore.New(drv, replicas, replicastore.Options{Logger: l.Log, RebuildAtStart: l.RebuildOnOpen})
 		if err != nil {
+			_ = drv.Close()
 			return nil, err
-		}
-		if l.RebuildOnOpen {
-			for _, r := range l.Replicas {
-				// Returns once the copy is made, or when the store is closed first.
-				go func() { _ = rd.Rebuild(context.Background(), r.Name) }()
-			}
 		}
 		return rd, nil
 	}

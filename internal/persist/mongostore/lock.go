@@ -16,23 +16,55 @@ limitations under the License.
 
 package mongostore
 
-import "hash/maphash"
+import (
+	"context"
+	"fmt"
+	"sync"
 
-// locks are the process's store write locks: a fixed set that stores share by hash, so
-// that memory stays the same however many stores a process opens (two stores sharing a
-// lock only wait for each other).
-var (
-	locks    [256]chan struct{}
-	lockSeed = maphash.MakeSeed()
+	"go.mongodb.org/mongo-driver/v2/mongo"
 )
 
-func init() {
-	for i := range locks {
-		locks[i] = make(chan struct{}, 1)
-	}
+// storeLocks are the process's store write locks, one per client and store while some
+// driver waits for it or holds it: a map that holds only the locks in use, so that it does
+// not grow with the stores a process has opened, and stores of two servers (a backend and
+// its replica) never wait for each other.
+var storeLocks = struct {
+	sync.Mutex
+	held map[string]*storeLock
+}{held: map[string]*storeLock{}}
+
+type storeLock struct {
+	ch    chan struct{} // holds a token while the lock is taken
+	users int           // drivers holding or waiting
 }
 
-// storeLock is the write lock of store in database db.
-func storeLock(db, store string) chan struct{} {
-	return locks[maphash.String(lockSeed, db+"\x00"+store)%uint64(len(locks))]
+// lockKey names the lock of store in db, through client.
+func lockKey(db *mongo.Database, store string) string {
+	return fmt.Sprintf("%p\x00%s\x00%s", db.Client(), db.Name(), store)
+}
+
+// acquire takes the lock named key, or gives up when ctx ends; release gives it back.
+func acquire(ctx context.Context, key string) (release func(), err error) {
+	storeLocks.Lock()
+	l := storeLocks.held[key]
+	if l == nil {
+		l = &storeLock{ch: make(chan struct{}, 1)}
+		storeLocks.held[key] = l
+	}
+	l.users++
+	storeLocks.Unlock()
+	leave := func() {
+		storeLocks.Lock()
+		if l.users--; l.users == 0 {
+			delete(storeLocks.held, key)
+		}
+		storeLocks.Unlock()
+	}
+	select {
+	case l.ch <- struct{}{}:
+		return func() { <-l.ch; leave() }, nil
+	case <-ctx.Done():
+		leave()
+		return nil, ctx.Err()
+	}
 }

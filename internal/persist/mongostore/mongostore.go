@@ -36,7 +36,7 @@ limitations under the License.
 //     transaction, so one narrow case is not atomic: an old holder's creation of a key the
 //     new holder has never written, sent in the instant of the takeover, may land.
 //   - Within a process, writes to one store run one at a time (a lock shared by every
-//     driver of the process, keyed by database and store). MongoDB would not need it; the
+//     driver of the process on one client, keyed by database and store). MongoDB would not need it; the
 //     MongoDB-protocol server the tests use, FerretDB 1.24, does: it applies an update by
 //     reading the matching documents and then writing them, so two conditional updates of
 //     one document can both succeed. With FerretDB, writers in different processes are
@@ -92,7 +92,7 @@ type Driver struct {
 	fences  *mongo.Collection
 	layout  dblayout.Layout
 	fencing Fencing
-	lock    chan struct{} // this store's write lock within the process
+	lock    string // names this store's write lock within the process
 
 	// recorded: this driver has found its writer recorded as the store's holder (guarded by
 	// lock).
@@ -113,7 +113,7 @@ var (
 // leaves it connected).
 func New(db *mongo.Database, l dblayout.Layout, f Fencing) *Driver {
 	return &Driver{db: db, items: db.Collection(l.Table), fences: db.Collection(dblayout.FencingTable),
-		layout: l, fencing: f, lock: storeLock(db.Name(), l.Store)}
+		layout: l, fencing: f, lock: lockKey(db, l.Store)}
 }
 
 // DefaultDatabase is the database Connect uses when the URL names none.
@@ -121,8 +121,8 @@ const DefaultDatabase = "strategyops"
 
 // Connect makes a client for url and returns the database the URL names (DefaultDatabase
 // when it names none). It turns off retried writes (see the package comment) and, unless the
-// URL says otherwise, asks for writes acknowledged by a majority and journaled. It does not
-// dial: Init finds an unreachable server.
+// URL says otherwise, asks for writes acknowledged by a majority and journaled. An
+// unreachable server is found by the first call (Init), not here.
 func Connect(url string) (*mongo.Client, *mongo.Database, error) {
 	opts := options.Client().ApplyURI(url).SetRetryWrites(false)
 	if opts.WriteConcern == nil {
@@ -162,7 +162,11 @@ func (d *Driver) Init(ctx context.Context, _ bool) (driver.InitReport, error) {
 	}
 	var missing []mongo.IndexModel
 	for _, want := range d.wantIndexes() {
-		if !slices.ContainsFunc(have, func(k bson.D) bool { return sameKeys(k, want.Keys.(bson.D)) }) {
+		keys := want.Keys.(bson.D)
+		if want.Options != nil {
+			keys = append(bson.D{{Key: "unique", Value: true}}, keys...)
+		}
+		if !slices.ContainsFunc(have, func(k bson.D) bool { return sameKeys(k, keys) }) {
 			missing = append(missing, want)
 		}
 	}
@@ -182,13 +186,17 @@ func (d *Driver) indexes(ctx context.Context) ([]bson.D, error) {
 		return nil, err
 	}
 	var specs []struct {
-		Key bson.D `bson:"key"`
+		Key    bson.D `bson:"key"`
+		Unique bool   `bson:"unique"`
 	}
 	if err := cur.All(ctx, &specs); err != nil {
 		return nil, err
 	}
 	out := make([]bson.D, 0, len(specs))
 	for _, s := range specs {
+		if s.Unique { // a unique index is told apart from a plain one on the same fields
+			s.Key = append(bson.D{{Key: "unique", Value: true}}, s.Key...)
+		}
 		out = append(out, s.Key)
 	}
 	return out, nil
@@ -362,8 +370,8 @@ func (d *Driver) RecordedToken(ctx context.Context) (int64, error) {
 // Close implements driver.Driver; the client stays connected.
 func (d *Driver) Close() error { return nil }
 
-// Durability says which acknowledged writes a crash of the server could lose under the write
-// concern Connect uses for url; empty when none (journaled, or the server's default).
+// Durability says which acknowledged writes a crash could lose under the write concern
+// Connect uses for url; empty when none (Connect's default: majority, journaled).
 func Durability(url string) string {
 	wc := options.Client().ApplyURI(url).WriteConcern
 	switch {
@@ -371,8 +379,12 @@ func Durability(url string) string {
 		return ""
 	case !wc.Acknowledged():
 		return "any write: the write concern (w=0) does not wait for the server"
-	case wc.Journal != nil && !*wc.Journal:
-		return "the last moments of writes, on a crash of the MongoDB server (the write concern says j=false)"
+	case wc.Journal == nil || !*wc.Journal:
+		return "the last moments of writes, on a crash of the MongoDB server: the write concern does not " +
+			"ask for j=true (the journal is committed every 100 ms by default)"
+	case wc.W != "majority":
+		return "writes not yet on a majority of the replica set, on a failover: the write concern does not " +
+			"ask for w=majority"
 	}
 	return ""
 }

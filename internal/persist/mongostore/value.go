@@ -18,7 +18,9 @@ package mongostore
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
@@ -28,6 +30,15 @@ import (
 // toBSON turns a JSON value into the BSON value stored for it: objects become documents
 // (their keys in order), numbers int32, int64 or double as they are written.
 func toBSON(value []byte) (any, error) {
+	var plain any
+	if err := json.Unmarshal(value, &plain); err != nil {
+		return nil, fmt.Errorf("%w: %w", driver.ErrInvalidValue, err)
+	}
+	// Extended JSON would read {"$date": …} or {"$numberLong": …} as a date or a number:
+	// such a value is the caller's object, which MongoDB cannot keep as it is.
+	if name, ok := dollarName(plain); ok {
+		return nil, fmt.Errorf("%w: field %q: MongoDB field names cannot start with $", driver.ErrInvalidValue, name)
+	}
 	var wrapped bson.D
 	doc := make([]byte, 0, len(value)+6)
 	doc = append(append(append(doc, `{"v":`...), value...), '}')
@@ -38,6 +49,28 @@ func toBSON(value []byte) (any, error) {
 		return nil, fmt.Errorf("%w: not one JSON value", driver.ErrInvalidValue)
 	}
 	return wrapped[0].Value, nil
+}
+
+// dollarName finds a field name starting with "$" anywhere in a decoded JSON value.
+func dollarName(v any) (string, bool) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if strings.HasPrefix(k, "$") {
+				return k, true
+			}
+			if name, ok := dollarName(e); ok {
+				return name, true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if name, ok := dollarName(e); ok {
+				return name, true
+			}
+		}
+	}
+	return "", false
 }
 
 // toJSON writes a stored BSON value as JSON (MongoDB's relaxed extended JSON, which is

@@ -36,18 +36,6 @@ import (
 // majority of the replica set, after its journal is on disk.
 var durable = &writeconcern.WriteConcern{W: "majority", Journal: new(true)}
 
-// acquire takes the store's write lock, or gives up when ctx ends.
-func (d *Driver) acquire(ctx context.Context) error {
-	select {
-	case d.lock <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-func (d *Driver) release() { <-d.lock }
-
 // answered classifies the error of a write command. The server's own refusal is an answer:
 // a duplicate key stays as it is (callers test it), a document over the size limit is
 // driver.ErrTooLarge, one the server cannot store driver.ErrInvalidValue. A write that found
@@ -102,13 +90,22 @@ func (d *Driver) holder(ctx context.Context) (string, int64, error) {
 // admit decides whether this driver's writer may write, and records it as the store's
 // holder when it is new: it updates the fencing record (conditioned on the record it read,
 // so that of two new holders only one records at a time) and then raises every document of
-// the store to its token. With force, it reads the record even when it has recorded before.
-// Called with the store's lock held; unfenced drivers are always admitted.
+// the store to its token. The raise is made again until it succeeds once (a record whose
+// raise failed names this writer already). With force, it reads the record even when it
+// has recorded before. Called with the store's lock held; unfenced drivers are always
+// admitted.
 func (d *Driver) admit(ctx context.Context, force bool) error {
 	if d.fencing.Token <= 0 || d.recorded && !force {
 		return nil
 	}
-	for {
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			select { // another writer recorded meanwhile: decide again, after a breath
+			case <-time.After(time.Duration(min(attempt, 10)) * 5 * time.Millisecond):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
 		writer, token, err := d.holder(ctx)
 		if err != nil {
 			return err
@@ -119,8 +116,7 @@ func (d *Driver) admit(ctx context.Context, force bool) error {
 			return err
 		}
 		if !record {
-			d.recorded = true
-			return nil
+			return d.raise(ctx)
 		}
 		set := bson.D{{Key: "writer", Value: d.fencing.Writer}, {Key: "token", Value: d.fencing.Token}}
 		var res *mongo.UpdateResult
@@ -139,16 +135,32 @@ func (d *Driver) admit(ctx context.Context, force bool) error {
 		if err != nil {
 			return answered(err)
 		}
-		raise := bson.D{{Key: opSet, Value: bson.D{{Key: tokenField, Value: d.fencing.Token},
-			{Key: writerField, Value: d.fencing.Writer}}}}
-		if _, err := d.items.UpdateMany(ctx, append(d.scope(nil), bson.E{Key: "$or", Value: bson.A{
-			bson.D{{Key: tokenField, Value: bson.D{{Key: opExist, Value: false}}}},
-			bson.D{{Key: tokenField, Value: bson.D{{Key: "$lt", Value: d.fencing.Token}}}},
-		}}), raise); err != nil {
-			return answered(err)
-		}
-		d.recorded = true
+		d.recorded = false // recorded, not raised yet
+		return d.raise(ctx)
+	}
+}
+
+// raise gives every document of the store that an older writer (or none) wrote this
+// driver's token, once per driver: a write of an older holder then matches none of them.
+func (d *Driver) raise(ctx context.Context) error {
+	if d.recorded {
 		return nil
+	}
+	set := bson.D{{Key: opSet, Value: bson.D{{Key: tokenField, Value: d.fencing.Token},
+		{Key: writerField, Value: d.fencing.Writer}}}}
+	if _, err := d.items.UpdateMany(ctx, append(d.scope(nil), bson.E{Key: "$or", Value: older(d.fencing.Token)}),
+		set); err != nil {
+		return answered(err)
+	}
+	d.recorded = true
+	return nil
+}
+
+// older are the conditions of a document no writer with token or a newer one has written.
+func older(token int64) bson.A {
+	return bson.A{
+		bson.D{{Key: tokenField, Value: bson.D{{Key: opExist, Value: false}}}},
+		bson.D{{Key: tokenField, Value: bson.D{{Key: "$lt", Value: token}}}},
 	}
 }
 
@@ -158,11 +170,8 @@ func (d *Driver) admitted() bson.D {
 	if d.fencing.Token <= 0 {
 		return nil
 	}
-	return bson.D{{Key: "$or", Value: bson.A{
-		bson.D{{Key: tokenField, Value: bson.D{{Key: opExist, Value: false}}}},
-		bson.D{{Key: tokenField, Value: bson.D{{Key: "$lt", Value: d.fencing.Token}}}},
-		bson.D{{Key: tokenField, Value: d.fencing.Token}, {Key: writerField, Value: d.fencing.Writer}},
-	}}}
+	return bson.D{{Key: "$or", Value: append(older(d.fencing.Token),
+		bson.D{{Key: tokenField, Value: d.fencing.Token}, {Key: writerField, Value: d.fencing.Writer}})}}
 }
 
 // atRevision is the filter condition of a document at revision r ("0": one this driver
@@ -219,10 +228,11 @@ func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.P
 		}
 		filter = append(filter, at)
 	}
-	if err := d.acquire(ctx); err != nil {
+	release, err := acquire(ctx, d.lock)
+	if err != nil {
 		return "", d.wrap("put", err)
 	}
-	defer d.release()
+	defer release()
 	if err := d.admit(ctx, false); err != nil {
 		return "", d.wrap("put", err)
 	}
@@ -312,10 +322,11 @@ func (d *Driver) Delete(ctx context.Context, key string, pre driver.Precondition
 		}
 		filter = append(filter, at)
 	}
-	if err := d.acquire(ctx); err != nil {
+	release, err := acquire(ctx, d.lock)
+	if err != nil {
 		return d.wrap("delete", err)
 	}
-	defer d.release()
+	defer release()
 	if err := d.admit(ctx, false); err != nil {
 		return d.wrap("delete", err)
 	}
@@ -335,10 +346,11 @@ func (d *Driver) Delete(ctx context.Context, key string, pre driver.Precondition
 
 // DeleteAll implements driver.Driver.
 func (d *Driver) DeleteAll(ctx context.Context) error {
-	if err := d.acquire(ctx); err != nil {
+	release, err := acquire(ctx, d.lock)
+	if err != nil {
 		return d.wrap("delete all", err)
 	}
-	defer d.release()
+	defer release()
 	if err := d.admit(ctx, true); err != nil {
 		return d.wrap("delete all", err)
 	}

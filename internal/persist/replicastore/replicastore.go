@@ -95,6 +95,8 @@ const stripes = 256
 type Replica struct {
 	Name   string
 	Driver driver.Driver
+	// QueueSize is the most changes queued for this replica (Options.QueueSize when 0).
+	QueueSize int
 }
 
 // Options tune the replication; a field of 0 takes its default.
@@ -107,6 +109,10 @@ type Options struct {
 	CloseTimeout time.Duration
 	// Logger receives a replica's failures and recoveries (slog.Default()).
 	Logger *slog.Logger
+	// RebuildAtStart makes every replica owe a rebuild from the start: its goroutine copies
+	// the primary's state once the primary's Init has succeeded (a writer's start, after
+	// which a replica may lack what an earlier writer had queued for it).
+	RebuildAtStart bool
 }
 
 // Driver is the driver New returns: the primary's, copied to the replicas.
@@ -208,7 +214,15 @@ func New(primary driver.Driver, replicas []Replica, opts Options) (Driver, error
 			return nil, fmt.Errorf("replicastore: two replicas named %q", r.Name)
 		}
 		names[r.Name] = true
-		d.replicas = append(d.replicas, &replica{Replica: r, size: opts.QueueSize, wake: make(chan struct{}, 1)})
+		size := r.QueueSize
+		if size <= 0 {
+			size = opts.QueueSize
+		}
+		rep := &replica{Replica: r, size: size, wake: make(chan struct{}, 1)}
+		if opts.RebuildAtStart {
+			rep.owe(time.Now())
+		}
+		d.replicas = append(d.replicas, rep)
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	for _, r := range d.replicas {
