@@ -20,7 +20,8 @@ limitations under the License.
 // fenced by a token bound to that holding; on the File backend the state folder's lock
 // makes it the only writer. On a database backend it can also cache the state and copy it to
 // replicas; `runner rebuild-replicas` (with the same settings) copies every store of the
-// strategy to its replicas and waits.
+// strategy to its replicas and waits. `runner exec -- <command…>` runs a process of the
+// user's, in any language, as the strategy: see exec.go.
 package main
 
 import (
@@ -59,10 +60,24 @@ import (
 	"github.com/strategyops/strategy-operator/internal/strategy"
 )
 
+// The runner's subcommands: runner exec -- <command…>, runner rebuild-replicas.
+const (
+	modeExec    = "exec"
+	modeRebuild = "rebuild-replicas"
+)
+
 func main() {
-	args, rebuild := os.Args[1:], false
-	if len(args) > 0 && args[0] == "rebuild-replicas" {
-		args, rebuild = args[1:], true
+	args, mode := os.Args[1:], ""
+	if len(args) > 0 && (args[0] == modeRebuild || args[0] == modeExec) {
+		args, mode = args[1:], args[0]
+	}
+	var command []string
+	if mode == modeExec {
+		var err error
+		if args, command, err = splitExec(args); err != nil {
+			fmt.Fprintln(os.Stderr, "runner:", err)
+			os.Exit(2)
+		}
 	}
 	s, err := runner.ParseSettings(args, runner.Getenv, os.Stderr)
 	if errors.Is(err, runner.ErrHelp) {
@@ -77,7 +92,17 @@ func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if rebuild {
+	switch mode {
+	case modeExec:
+		code, err := runExec(ctx, s, command, log)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("Runner stopped", "error", err.Error(), "exitCode", code)
+			terminationMessage(s.TerminationMessagePath, err.Error())
+			os.Exit(1)
+		}
+		log.Info("The strategy's process exited", "exitCode", code)
+		os.Exit(max(code, 0))
+	case modeRebuild:
 		if err := rebuildReplicas(ctx, s, log); err != nil {
 			log.Error("Rebuilding the replicas failed", "error", err.Error())
 			os.Exit(1)
@@ -140,6 +165,24 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		defer func() { _ = p.Close() }()
 		return loop(ctx, engine(p, nil), s, log, false) // the folder's lock keeps others out
 	}
+	return withState(ctx, s, log, func(ctx context.Context, b domain.Backend, c client.Client) error {
+		p := domain.New(b)
+		defer func() { _ = p.Close() }()
+		if len(s.Replicas) > 0 {
+			if err := p.Open(ctx, domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)); err != nil {
+				return err
+			}
+		}
+		return loop(ctx, engine(p, warnings(c, s, log)), s, log, true)
+	})
+}
+
+// withState runs work with the state of s, on a Kubernetes or database backend, while this
+// process holds the strategy's Lease: b writes with the fencing token of this holding,
+// under the cache and replicas of s (each replica rebuilt at the start), and c is the
+// cluster's client. See leading for when work's context ends.
+func withState(ctx context.Context, s runner.Settings, log *slog.Logger,
+	work func(ctx context.Context, b domain.Backend, c client.Client) error) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return err
@@ -177,14 +220,7 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		f := kubestore.Fencing{Writer: identity, Token: token}
 		l := layers
 		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
-		p := domain.New(l.Wrap(backend(f)))
-		defer func() { _ = p.Close() }()
-		if len(l.Replicas) > 0 {
-			if err := p.Open(ctx, domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)); err != nil {
-				return err
-			}
-		}
-		return loop(ctx, engine(p, warnings(c, s, log)), s, log, true)
+		return work(ctx, l.Wrap(backend(f)), c)
 	})
 }
 

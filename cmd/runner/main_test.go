@@ -59,6 +59,9 @@ const stallEnv = "RUNNER_TEST_STALL_AFTER_ACQUIRE"
 var env *testenv.Environment
 
 func TestMain(m *testing.M) {
+	if os.Getenv(asChildEnv) != "" && os.Getenv(StateSocketEnv) != "" { // runner exec started it
+		childMain(os.Getenv(asChildEnv))
+	}
 	if os.Getenv(asMainEnv) == "1" {
 		if os.Getenv(stallEnv) == "1" {
 			afterAcquire = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGSTOP) }

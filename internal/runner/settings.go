@@ -64,6 +64,8 @@ type Settings struct {
 	Until time.Time
 	// LeaseDuration, RenewDeadline and RetryPeriod time the leader election on the Lease.
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// GracePeriod is how long runner exec's process has between SIGTERM and SIGKILL.
+	GracePeriod time.Duration
 	// TerminationMessagePath is where a fatal error is written for the pod's status.
 	TerminationMessagePath string
 	// StrategyObject is the Strategy the runner's Warning events are about.
@@ -133,6 +135,9 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.DurationVar(&s.LeaseDuration, "lease-duration", 15*time.Second, "how long another runner waits before taking over a Lease that is not renewed")
 	fs.DurationVar(&s.RenewDeadline, "renew-deadline", 10*time.Second, "how long the holder keeps retrying to renew the Lease before it stops trading")
 	fs.DurationVar(&s.RetryPeriod, "retry-period", 2*time.Second, "how often runners try to acquire or renew the Lease")
+	fs.DurationVar(&s.GracePeriod, "grace-period", 0, "runner exec: how long the process has between "+
+		"SIGTERM and SIGKILL; under --lease-duration minus --renew-deadline, so that it is gone before another "+
+		"runner can take the Lease (default: half of that)")
 	fs.StringVar(&s.StrategyObject, "strategy-object", getenv("STRATEGY_OBJECT"),
 		"the Strategy object to report hand edits of the state to, as Warning events (env STRATEGY_OBJECT)")
 	fs.DurationVar(&s.FollowPeriod, "follow-period", 5*time.Second,
@@ -154,7 +159,12 @@ backend, processes the candles it missed, then follows the market minute by minu
 The operator starts it with the settings below; run by hand, each can also come from its
 environment variable.
 
-Usage: runner [flags]
+Usage:
+  runner [flags]                        run a built-in strategy
+  runner exec [flags] -- <command…>     run your own process as the strategy: it gets the state
+                                        API on the Unix socket in $STRATEGYOPS_STATE_SOCKET, and
+                                        runs only while this runner holds the Lease
+  runner rebuild-replicas [flags]       copy every store to the --replicas, and wait
 
 `)
 		fs.PrintDefaults()
@@ -241,14 +251,29 @@ Usage: runner [flags]
 	if s.FollowPeriod <= 0 {
 		problems = append(problems, fmt.Sprintf("--follow-period must be positive, got %s", s.FollowPeriod))
 	}
-	if s.RetryPeriod <= 0 || s.RenewDeadline <= s.RetryPeriod || s.LeaseDuration <= s.RenewDeadline {
-		problems = append(problems, fmt.Sprintf("want 0 < --retry-period (%s) < --renew-deadline (%s) < --lease-duration (%s)",
-			s.RetryPeriod, s.RenewDeadline, s.LeaseDuration))
-	}
+	problems = append(problems, s.checkTiming()...)
 	if len(problems) > 0 {
 		return s, errors.New(strings.Join(problems, "\n"))
 	}
 	return s, nil
+}
+
+// checkTiming checks the Lease's timing and the grace period (defaulting it), and says what
+// is wrong with them.
+func (s *Settings) checkTiming() []string {
+	var problems []string
+	if s.RetryPeriod <= 0 || s.RenewDeadline <= s.RetryPeriod || s.LeaseDuration <= s.RenewDeadline {
+		problems = append(problems, fmt.Sprintf("want 0 < --retry-period (%s) < --renew-deadline (%s) < --lease-duration (%s)",
+			s.RetryPeriod, s.RenewDeadline, s.LeaseDuration))
+	}
+	if s.GracePeriod == 0 {
+		s.GracePeriod = (s.LeaseDuration - s.RenewDeadline) / 2
+	}
+	if s.GracePeriod <= 0 || s.GracePeriod >= s.LeaseDuration-s.RenewDeadline {
+		problems = append(problems, fmt.Sprintf("want 0 < --grace-period (%s) < --lease-duration minus "+
+			"--renew-deadline (%s)", s.GracePeriod, s.LeaseDuration-s.RenewDeadline))
+	}
+	return problems
 }
 
 // parseLayers reads the cache and replica flags into s, and says what is wrong with them.
