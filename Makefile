@@ -246,6 +246,11 @@ bench: control-plane build ferretdb ## Run the benchmarks and print each figure 
 		-ratio 'StoreOneKey/RawUpsertOneKey>=0.8' \
 		-ratio 'Store16Strategies/RawUpsert16Strategies' -floor 'Store16Strategies>=1000' \
 		-ratio 'Store100Symbols/RawUpsert100Symbols'
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./pkg/stateapi -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-endpoint.txt
+	@echo
+	@echo "runner exec's state API (HTTP on a Unix socket) beside the same write in-process (median of $(BENCH_COUNT) runs):"
+	@go run ./hack/benchratio -in bin/bench-endpoint.txt \
+		-ratio 'EndpointFile/InProcessFile>=0.8' -ratio 'EndpointConfigMap/InProcessConfigMap>=0.9'
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./test/scale -run '^$$' -bench . -benchtime 1x -count 1 | tee bin/bench-scale.txt
 	@echo
 	@echo "1,000 Strategies applied at once, the manager as its own process:"
