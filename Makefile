@@ -71,6 +71,12 @@ lint: golangci-lint ## Run golangci-lint.
 control-plane: ## Build etcd, kube-apiserver, kube-controller-manager and kubectl from source (once).
 	@hack/build-control-plane.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
 
+.PHONY: sdk-ts
+sdk-ts: ## Install and build the backtest-kit adapter package (sdk/backtest-kit: npm ci, tsc).
+	@command -v npm >/dev/null 2>&1 || { echo "make test needs Node.js 20 and npm (Debian: apt-get install nodejs npm;" \
+		".ci/run installs them)" >&2; exit 1; }
+	cd sdk/backtest-kit && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent
+
 .PHONY: ferretdb
 ferretdb: $(FERRETDB) ## Build the MongoDB-protocol test server (FerretDB; the tests run it over PostgreSQL) from source (once).
 $(FERRETDB):
@@ -103,7 +109,7 @@ test-servers: ## Check that the database servers the tests start (PostgreSQL, Re
 		exit 1; }
 
 .PHONY: test-unit
-test-unit: control-plane test-servers ferretdb ## Unit and envtest suites on a real kube-apiserver and etcd.
+test-unit: control-plane test-servers ferretdb sdk-ts ## Unit and envtest suites on a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $$(go list ./... | grep -v -e /internal/runner -e /test/soak) -count=1 -race -timeout 30m
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
 

@@ -27,7 +27,8 @@ limitations under the License.
 // kind is signal, schedule, strategy, risk, partial or breakeven; the context is named by
 // backtest-kit's parts as query parameters: symbol, strategyName and exchangeName (risk:
 // riskName and exchangeName). A strategy's server serves its own contexts only (its
-// strategy and exchange, its symbols).
+// strategy and exchange, its symbols, and its risk profile, named after the strategy as
+// the operator provisions it).
 //
 // Answers: 200 with the value or the keys; 204 for a write (201 for one made with
 // If-None-Match: *) with the new revision in its ETag, and for a removal.
@@ -194,6 +195,9 @@ func (s *Server) context(d domain.Domain, r *http.Request) (domain.Key, error) {
 	case k.ExchangeName != s.cfg.ExchangeName:
 		return k, fmt.Errorf("%w: exchangeName %q is not this strategy's (%q)", errForeign, k.ExchangeName,
 			s.cfg.ExchangeName)
+	case d == domain.Risk && k.RiskName != s.cfg.StrategyName:
+		return k, fmt.Errorf("%w: riskName %q is not this strategy's risk profile, which is named after it (%q)",
+			errForeign, k.RiskName, s.cfg.StrategyName)
 	case d != domain.Risk && k.StrategyName != s.cfg.StrategyName:
 		return k, fmt.Errorf("%w: strategyName %q is not this strategy's (%q)", errForeign, k.StrategyName,
 			s.cfg.StrategyName)

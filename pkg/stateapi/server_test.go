@@ -192,6 +192,8 @@ func TestBadRequests(t *testing.T) {
 			"strategyName, exchangeName must not be empty"},
 		{"another strategy", "PUT", srv.URL + "/v1/signal/BTCUSDT?symbol=BTCUSDT&strategyName=other&exchangeName=trace-exchange",
 			"null", nil, 403, `strategyName \"other\" is not this strategy's`},
+		{"another risk profile", "PUT", srv.URL + "/v1/risk/positions?riskName=other&exchangeName=trace-exchange",
+			"[]", nil, 403, `riskName \"other\" is not this strategy's risk profile`},
 		{"another symbol", "PUT", srv.URL + "/v1/signal/ETHUSDT?symbol=ETHUSDT&strategyName=trace-immediate&exchangeName=trace-exchange",
 			"null", nil, 403, `symbol \"ETHUSDT\" is not one of this strategy's`},
 		{"not JSON", "PUT", url, "{", nil, 400, "the body is not JSON"},

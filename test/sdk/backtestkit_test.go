@@ -1,0 +1,257 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Package sdk_test runs the backtest-kit adapter package (sdk/backtest-kit) as a user's
+// process under a real runner exec, on the File backend and on ConfigMaps of a real API
+// server.
+package sdk_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/childproc"
+	"github.com/strategyops/strategy-operator/internal/jsonx"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+var (
+	env    *testenv.Environment
+	runner string // the runner binary, built for the tests
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "strategyops-sdk-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	runner = filepath.Join(dir, "runner")
+	build := exec.Command("go", "build", "-o", runner, "./cmd/runner")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building the runner: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	testenv.RunMain(m, &env)
+}
+
+const (
+	strategyName, exchangeName, symbol = "trace-immediate", "trace-exchange", "BTCUSDT"
+	leaseName                          = "trace-runner"
+)
+
+var key = domain.StrategyKey(symbol, strategyName, exchangeName)
+
+// pkg is the adapter package, built (make sdk-ts).
+func pkg(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(testenv.RepoRoot(), "sdk", "backtest-kit")
+	if _, err := os.Stat(filepath.Join(dir, "dist", "test", "adapters.test.js")); err != nil {
+		t.Fatalf("the adapter package is not built: run make sdk-ts (%v)", err)
+	}
+	return dir
+}
+
+// runExec runs runner exec with flags and the command, and returns its exit code and output.
+func runExec(t *testing.T, flags []string, command []string, extraEnv ...string) (int, string) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), runner, append(append(append([]string{"exec",
+		"--strategy-name=" + strategyName, "--exchange=" + exchangeName, "--symbols=" + symbol}, flags...), "--"),
+		command...)...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), append([]string{"FIXTURES=" + filepath.Join(testenv.RepoRoot(), "test",
+		"fixtures", "backtest-kit")}, extraEnv...)...)
+	cmd.SysProcAttr = childproc.SysProcAttr()
+	err := cmd.Run()
+	if _, exited := err.(*exec.ExitError); err != nil && !exited {
+		t.Fatal(err)
+	}
+	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+func nodeTests(t *testing.T) []string {
+	return []string{"node", "--test", filepath.Join(pkg(t), "dist", "test")}
+}
+
+// TestAdaptersOnFile: the package's tests pass as runner exec's process on the File backend,
+// and what they wrote is in backtest-kit's own files.
+func TestAdaptersOnFile(t *testing.T) {
+	dir := t.TempDir()
+	code, out := runExec(t, []string{"--backend=File", "--data-dir=" + dir}, nodeTests(t))
+	if code != 0 {
+		t.Fatalf("the package's tests failed under runner exec (exit %d):\n%s", code, out)
+	}
+	written, err := os.ReadFile(filepath.Join(dir, "signal", "BTCUSDT_trace-immediate_trace-exchange", "BTCUSDT.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !same(t, written, testenv.FixtureAsWritten(t, "signal-opened.json")) {
+		t.Fatalf("backtest-kit's signal file holds %s", written)
+	}
+}
+
+func same(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	cx, err1 := jsonx.Canonical(x)
+	cy, err2 := jsonx.Canonical(y)
+	return err1 == nil && err2 == nil && cx == cy
+}
+
+// configMapNamespace is a namespace with the ConfigMaps the operator would make for the
+// strategy, and the runner's flags for it.
+func configMapNamespace(ctx context.Context, t *testing.T) (string, []string) {
+	t.Helper()
+	ns := env.Namespace(ctx, t)
+	backend := domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns, Create: true})
+	for _, c := range domain.StrategyContexts(strategyName, exchangeName, []string{symbol}) {
+		if err := domain.CreateObject(ctx, backend, c.Domain, c.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ns, []string{"--backend=ConfigMap", "--namespace=" + ns, "--lease=" + leaseName,
+		"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms"}
+}
+
+// TestAdaptersOnConfigMaps: the package's tests pass as runner exec's process on ConfigMaps,
+// under the Lease, and the signal is in the strategy's ConfigMap.
+func TestAdaptersOnConfigMaps(t *testing.T) {
+	ctx := t.Context()
+	ns, flags := configMapNamespace(ctx, t)
+	code, out := runExec(t, flags, nodeTests(t), "KUBECONFIG="+env.Kubeconfig(t))
+	if code != 0 {
+		t.Fatalf("the package's tests failed under runner exec (exit %d):\n%s", code, out)
+	}
+	p := domain.New(domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns}))
+	defer func() { _ = p.Close() }()
+	sig, err := p.ReadSignal(ctx, key)
+	if err != nil || sig == nil {
+		t.Fatalf("the signal in the ConfigMap: %v, %v", sig, err)
+	}
+	got, _ := json.Marshal(sig)
+	if !same(t, got, testenv.FixtureAsWritten(t, "signal-opened.json")) {
+		t.Fatalf("the ConfigMap's signal is %s", got)
+	}
+}
+
+// writer is a bot's process that writes its strategy snapshot through the adapter every 20
+// ms, saying whether each write landed.
+const writer = `
+import { StrategyAdapter } from "%s";
+const [symbol] = process.env.STRATEGYOPS_SYMBOLS.split(",");
+const s = new StrategyAdapter(symbol, process.env.STRATEGYOPS_STRATEGY_NAME, process.env.STRATEGYOPS_EXCHANGE_NAME);
+await s.waitForInit(true);
+for (let n = 1; ; n++) {
+  try { await s.writeStrategyData({ retryOpenCount: n }); console.log("wrote", n); }
+  catch (e) { console.log("refused:", e.code ?? e.message); }
+  await new Promise((r) => setTimeout(r, 20));
+}
+`
+
+// TestFencedOffBot: a bot writing through the adapter loses the Lease to another runner,
+// which writes with its newer token: the old bot's writes are refused, and runner exec
+// stops it and exits non-zero.
+func TestFencedOffBot(t *testing.T) {
+	ctx := t.Context()
+	ns, flags := configMapNamespace(ctx, t)
+	script := fmt.Sprintf(writer, filepath.Join(pkg(t), "dist", "src", "index.js"))
+	done := make(chan struct{})
+	var code int
+	var out string
+	go func() {
+		defer close(done)
+		code, out = runExec(t, append(flags, "--grace-period=500ms"),
+			[]string{"node", "--input-type=module", "-e", script}, "KUBECONFIG="+env.Kubeconfig(t))
+	}()
+	snapshot := func() int64 {
+		p := domain.New(domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns}))
+		defer func() { _ = p.Close() }()
+		snap, err := p.ReadSnapshot(ctx, key)
+		if err != nil || snap == nil {
+			return 0
+		}
+		return snap.RetryOpenCount
+	}
+	for deadline := time.Now().Add(30 * time.Second); snapshot() < 5; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the bot did not write")
+		}
+	}
+	thief := domain.New(domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns,
+		Fencing: kubestore.Fencing{Writer: "thief", Token: steal(ctx, t, ns)}}))
+	defer func() { _ = thief.Close() }()
+	if err := thief.WriteSnapshot(ctx, key, &v1.StrategySnapshot{RetryOpenCount: -1}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("runner exec did not stop after losing the Lease")
+	}
+	if code == 0 || !strings.Contains(out, "refused: fenced") {
+		t.Fatalf("runner exec exited %d; the bot's writes were not refused as fenced:\n%s", code, out)
+	}
+	if now := snapshot(); now != -1 {
+		t.Fatalf("the snapshot holds %d, not the new holder's -1: an old write landed after it", now)
+	}
+}
+
+// steal makes the Lease another holder's, as a runner that took over would, and returns the
+// fencing token that holder would take.
+func steal(ctx context.Context, t *testing.T, ns string) int64 {
+	t.Helper()
+	var transitions int32
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var lease coordinationv1.Lease
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: leaseName}, &lease); err != nil {
+			return err
+		}
+		transitions = ptr.Deref(lease.Spec.LeaseTransitions, 0) + 1
+		lease.Spec.HolderIdentity = new("thief")
+		lease.Spec.LeaseTransitions = new(transitions)
+		lease.Spec.LeaseDurationSeconds = ptr.To[int32](3600)
+		lease.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now()}
+		lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
+		return env.Client.Update(ctx, &lease)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return int64(transitions) + 1
+}
