@@ -110,7 +110,7 @@ test-servers: ## Check that the database servers the tests start (PostgreSQL, Re
 
 .PHONY: test-unit
 test-unit: control-plane test-servers ferretdb sdk-ts ## Unit and envtest suites on a real kube-apiserver and etcd.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $$(go list ./... | grep -v -e /internal/runner -e /test/soak) -count=1 -race -timeout 30m
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $$(go list ./... | grep -v -e '/internal/runner$$' -e /test/soak) -count=1 -race -timeout 30m
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
 
 # The soak drives one symbol through SOAK_SIGNALS signals per Kubernetes backend beside the
@@ -132,9 +132,10 @@ test-e2e: control-plane build ferretdb ## End to end through real processes and 
 ##@ Build
 
 .PHONY: build
-build: ## Build the manager, the runner and run-local.
+build: ## Build the manager, the runner, the Go SDK's example strategy and run-local.
 	go build -o bin/manager ./cmd/manager
 	go build -o bin/runner ./cmd/runner
+	go build -o bin/go-strategy ./examples/go-strategy
 	go build -o bin/run-local ./hack/local
 
 .PHONY: run-local

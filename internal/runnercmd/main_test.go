@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package main
+package runnercmd
 
 import (
 	"bytes"
@@ -48,7 +48,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
-// asMainEnv makes the test binary run main() instead of the tests, so that the lease
+// asMainEnv makes the test binary run Main() instead of the tests, so that the lease
 // tests drive the runner as separate processes they can signal.
 const asMainEnv = "RUNNER_TEST_AS_MAIN"
 
@@ -66,7 +66,7 @@ func TestMain(m *testing.M) {
 		if os.Getenv(stallEnv) == "1" {
 			afterAcquire = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGSTOP) }
 		}
-		main()
+		Main()
 		os.Exit(0)
 	}
 	testenv.RunMain(m, &env)
