@@ -256,6 +256,14 @@ type StrategySpec struct {
 	// +optional
 	Args []string `json:"args,omitempty"`
 
+	// command is a process of your own, in any language, to run as the strategy under
+	// `runner exec`: the runner takes the Lease, serves the strategy's state to the process on
+	// a Unix socket (STRATEGYOPS_STATE_SOCKET) and stops it when the Lease is lost. The image
+	// must hold the runner at /usr/local/bin/runner (see the README's Dockerfile lines).
+	// +kubebuilder:validation:MaxItems=64
+	// +optional
+	Command []string `json:"command,omitempty"`
+
 	// env added to the runner container.
 	// +optional
 	Env []corev1.EnvVar `json:"env,omitempty"`

@@ -130,7 +130,7 @@ func run(assets, managerBin, runnerBin, samples, namespace string) error {
 	defer func() { _ = kubeletLog.Close() }()
 	kubeletCtx, stopKubelet := context.WithCancel(context.Background())
 	_, kubeletDone, err := cluster.StartKubelet(kubeletCtx,
-		map[string]string{localcluster.RunnerImage: runnerBin}, slog.New(slog.NewTextHandler(kubeletLog, nil)))
+		localcluster.Images(filepath.Dir(runnerBin)), slog.New(slog.NewTextHandler(kubeletLog, nil)))
 	if err != nil {
 		stopKubelet()
 		return err

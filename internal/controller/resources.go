@@ -167,6 +167,10 @@ func desiredClaim(s *v1.Strategy) *corev1.PersistentVolumeClaim {
 	}
 }
 
+// RunnerPath is where an image that runs a process of the user's (spec.command) holds the
+// runner.
+const RunnerPath = "/usr/local/bin/runner"
+
 // runnerArgs are the runner's command-line flags for s on backend b. spec.args come last
 // (for example --strategy=indicator, the built-in strategy logic to run); the runner is
 // to refuse a flag given twice, so that they cannot override these.
@@ -259,6 +263,11 @@ func desiredPod(s *v1.Strategy, at place, defaultImage string, draining []string
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		},
+	}
+	if len(s.Spec.Command) > 0 {
+		// The user's process, under runner exec: the runner first, in the user's image.
+		container.Command = []string{RunnerPath}
+		container.Args = append(append(append([]string{"exec"}, container.Args...), "--"), s.Spec.Command...)
 	}
 	if s.Spec.Resources != nil {
 		container.Resources = *s.Spec.Resources

@@ -173,6 +173,22 @@ var _ = Describe("Strategy controller", func() {
 		Expect(role.Rules).To(HaveLen(1), "a File runner needs only its Lease")
 	})
 
+	It("runs a process of the user's under runner exec, in the user's image", func() {
+		s := strategy(ns, "own-process", v1.BackendConfigMap, "BTCUSDT")
+		s.Spec.Image = "registry.example.com/bots/node-bot:v1"
+		s.Spec.Command = []string{"node", "bot.js", "--live"}
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		pod := runnerPod(s)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		c := pod.Spec.Containers[0]
+		Expect(c.Image).To(Equal("registry.example.com/bots/node-bot:v1"))
+		Expect(c.Command).To(Equal([]string{controller.RunnerPath}))
+		Expect(c.Args[0]).To(Equal("exec"))
+		Expect(c.Args).To(ContainElements("--backend=ConfigMap", "--symbols=BTCUSDT"))
+		Expect(c.Args[len(c.Args)-4:]).To(Equal([]string{"--", "node", "bot.js", "--live"}),
+			"the runner's flags, then the user's command after --")
+	})
+
 	It("replaces the pod on a spec change, the new one only once the old one is gone", func() {
 		s := strategy(ns, "changing", v1.BackendStrategyState, "BTCUSDT")
 		Expect(direct.Create(ctx, s)).To(Succeed())

@@ -130,10 +130,18 @@ func (c *Cluster) Stop() error {
 // kubelet runs as the runner binary.
 const RunnerImage = "strategy-runner"
 
-// Images are the images the local kubelet can run from this repository's bin/: the runner
-// image is bin/runner.
-func Images(root string) map[string]string {
-	return map[string]string{RunnerImage: filepath.Join(root, "bin", "runner")}
+// GoStrategyImage is the name of the Go SDK's example strategy image (examples/go-strategy).
+const GoStrategyImage = "go-strategy"
+
+// NodeBotImage is the name of the exec sample's image (a Node.js runtime with the runner at
+// /usr/local/bin/runner), which the local kubelet runs as bin/runner with the local node.
+const NodeBotImage = "node-bot"
+
+// Images are the images the local kubelet can run from the folder bin: the runner image
+// (and the exec sample's) is bin/runner, the example strategy's bin/go-strategy.
+func Images(bin string) map[string]string {
+	return map[string]string{RunnerImage: filepath.Join(bin, "runner"), NodeBotImage: filepath.Join(bin, "runner"),
+		GoStrategyImage: filepath.Join(bin, "go-strategy")}
 }
 
 // StartKubelet runs the cluster's pods as local processes (see podprocess) on node

@@ -78,7 +78,7 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	Expect(err).NotTo(HaveOccurred())
 	var kubeletCtx context.Context
 	kubeletCtx, stopKubelet = context.WithCancel(context.Background())
-	kubelet, kubeletDone, err = cluster.StartKubelet(kubeletCtx, localcluster.Images(root),
+	kubelet, kubeletDone, err = cluster.StartKubelet(kubeletCtx, localcluster.Images(filepath.Join(root, "bin")),
 		slog.New(slog.NewTextHandler(kl, nil)))
 	Expect(err).NotTo(HaveOccurred())
 }, NodeTimeout(3*time.Minute))

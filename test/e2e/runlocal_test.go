@@ -140,14 +140,14 @@ var _ = Describe("make run-local", func() {
 		Expect(out).To(MatchRegexp(`breakout-simulated-\w+ +breakout +\w+ +(Open|Scheduled) `))
 		Expect(out).To(MatchRegexp(`export KUBECONFIG=\S+/kubeconfig`))
 		for _, s := range []string{"breakout", "momentum-configmap", "momentum-file", "momentum-redis",
-			"momentum-postgresql", "momentum-mongodb"} {
+			"momentum-postgresql", "momentum-mongodb", "breakout-go-sdk", "node-bot"} {
 			Expect(out).To(ContainSubstring("strategy.trading.strategyops.dev/" + s + " "))
 		}
 
 		By("Ctrl-C stops the runners, the manager and the control plane")
 		procs := descendants(cmd.Process.Pid)
-		Expect(len(procs)).To(BeNumerically(">=", 14),
-			"etcd, kube-apiserver, kube-controller-manager, the manager, six runners, Redis, PostgreSQL, "+
+		Expect(len(procs)).To(BeNumerically(">=", 17),
+			"etcd, kube-apiserver, kube-controller-manager, the manager, eight runners and a Node process, Redis, PostgreSQL, "+
 				"and FerretDB with its PostgreSQL")
 		Expect(cmd.Process.Signal(os.Interrupt)).To(Succeed())
 		done := make(chan error, 1)

@@ -151,7 +151,8 @@ var _ = Describe("kubectl on the API", func() {
 			return strings.Fields(out)
 		}, 30*time.Second).Should(ConsistOf("pod/breakout-runner", "pod/momentum-configmap-runner",
 			"pod/momentum-file-runner", "pod/momentum-redis-runner", "pod/momentum-postgresql-runner",
-			"pod/momentum-mongodb-runner"))
+			"pod/momentum-mongodb-runner", "pod/breakout-go-sdk-runner",
+			"pod/node-bot-runner"))
 		_, err = cluster.Kubectl(ctx, "wait", "-n", ns, "--for=condition=Ready", "pods", "--all", "--timeout=60s")
 		Expect(err).NotTo(HaveOccurred())
 
@@ -172,6 +173,8 @@ var _ = Describe("kubectl on the API", func() {
 				"momentum-redis":      "Redis",
 				"momentum-postgresql": "PostgreSQL",
 				"momentum-mongodb":    "MongoDB",
+				"breakout-go-sdk":     "StrategyState",
+				"node-bot":            "StrategyState",
 			}))
 			// The operator cannot read the File backend's volume: no count rather than 0.
 			Expect(rowNamed(rows, "momentum-file")).To(HaveKeyWithValue("OPEN SIGNALS", ""))
@@ -185,7 +188,9 @@ var _ = Describe("kubectl on the API", func() {
 			g.Expect(err).NotTo(HaveOccurred())
 			_, rows := table(out)
 			g.Expect(column(rows, "NAME")).To(ConsistOf("breakout-simulated-btcusdt", "breakout-simulated-ethusdt",
-				"breakout-simulated-solusdt"))
+				"breakout-simulated-solusdt", "breakout-go-sdk-simulated-adausdt", "node-bot-simulated-dogeusdt"))
+			g.Expect(rowNamed(rows, "node-bot-simulated-dogeusdt")).To(SatisfyAll(HaveKeyWithValue("PHASE", "Open"),
+				HaveKeyWithValue("SIGNAL", HavePrefix("node-bot-DOGEUSDT-"))), "the Node process's signal")
 			g.Expect(rows).To(ContainElement(SatisfyAll(
 				HaveKeyWithValue("PHASE", BeElementOf("Open", "Scheduled")),
 				HaveKeyWithValue("SIGNAL", HavePrefix("breakout-")), // the sample's own signal has a uuid
