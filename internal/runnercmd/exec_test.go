@@ -143,7 +143,7 @@ func TestExecLeaseLost(t *testing.T) {
 			t.Fatalf("the process did not write; the log:\n%s", p.log())
 		}
 	}
-	steal(ctx, t, ns)
+	env.StealLease(ctx, t, ns, leaseName)
 	start := time.Now()
 	if code := p.exit(t, 10*time.Second); code == 0 {
 		t.Fatalf("runner exec exited 0 after losing the Lease; its log:\n%s", p.log())

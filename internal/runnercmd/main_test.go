@@ -36,7 +36,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -187,30 +186,6 @@ func (p *process) kill() {
 
 func token(fields map[string]any) int64 { return int64(fields["fencingToken"].(float64)) }
 
-// steal makes the Lease another holder's, as a runner that took over would.
-func steal(ctx context.Context, t *testing.T, ns string) int64 {
-	t.Helper()
-	var transitions int32
-	// The holder renews every retry period: read again and retry when its renewal wins.
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var lease coordinationv1.Lease
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: leaseName}, &lease); err != nil {
-			return err
-		}
-		transitions = ptr.Deref(lease.Spec.LeaseTransitions, 0) + 1
-		lease.Spec.HolderIdentity = new("thief")
-		lease.Spec.LeaseTransitions = new(transitions)
-		lease.Spec.LeaseDurationSeconds = ptr.To[int32](3600)
-		lease.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now()}
-		lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
-		return env.Client.Update(ctx, &lease)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int64(transitions) + 1
-}
-
 // TestOneWriterPerLease: of two runners of one strategy only the Lease holder trades; on
 // SIGTERM it stops cleanly and releases the Lease, and the other takes over at once with a
 // larger fencing token; a runner whose Lease was taken is refused its next write and
@@ -252,7 +227,7 @@ func TestOneWriterPerLease(t *testing.T) {
 	// Another writer takes the Lease and writes with its larger token: B's next write is
 	// refused, and B stops at once with a non-zero exit.
 	thief := domain.New(domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns,
-		Fencing: kubestore.Fencing{Writer: "thief", Token: steal(ctx, t, ns)}}))
+		Fencing: kubestore.Fencing{Writer: "thief", Token: env.StealLease(ctx, t, ns, leaseName)}}))
 	defer func() { _ = thief.Close() }()
 	if err := thief.WriteSnapshot(ctx, leaseKey, &v1.StrategySnapshot{}); err != nil {
 		t.Fatal(err)
@@ -448,7 +423,7 @@ func TestLeaseLostStopsTrading(t *testing.T) {
 	ns := leaseNamespace(ctx, t)
 	r := startRunner(t, env.Kubeconfig(t), ns)
 	r.waitLog(t, "Acquired the lease", 20*time.Second)
-	steal(ctx, t, ns)
+	env.StealLease(ctx, t, ns, leaseName)
 	if code := r.exit(t, 6*time.Second); code == 0 {
 		t.Fatalf("the runner exited 0 after losing its Lease; its log:\n%s", r.log())
 	}

@@ -31,12 +31,6 @@ import (
 	"testing"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/childproc"
 	"github.com/strategyops/strategy-operator/internal/jsonx"
@@ -214,7 +208,7 @@ func TestFencedOffBot(t *testing.T) {
 		}
 	}
 	thief := domain.New(domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns,
-		Fencing: kubestore.Fencing{Writer: "thief", Token: steal(ctx, t, ns)}}))
+		Fencing: kubestore.Fencing{Writer: "thief", Token: env.StealLease(ctx, t, ns, leaseName)}}))
 	defer func() { _ = thief.Close() }()
 	if err := thief.WriteSnapshot(ctx, key, &v1.StrategySnapshot{RetryOpenCount: -1}); err != nil {
 		t.Fatal(err)
@@ -230,28 +224,4 @@ func TestFencedOffBot(t *testing.T) {
 	if now := snapshot(); now != -1 {
 		t.Fatalf("the snapshot holds %d, not the new holder's -1: an old write landed after it", now)
 	}
-}
-
-// steal makes the Lease another holder's, as a runner that took over would, and returns the
-// fencing token that holder would take.
-func steal(ctx context.Context, t *testing.T, ns string) int64 {
-	t.Helper()
-	var transitions int32
-	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
-		var lease coordinationv1.Lease
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: leaseName}, &lease); err != nil {
-			return err
-		}
-		transitions = ptr.Deref(lease.Spec.LeaseTransitions, 0) + 1
-		lease.Spec.HolderIdentity = new("thief")
-		lease.Spec.LeaseTransitions = new(transitions)
-		lease.Spec.LeaseDurationSeconds = ptr.To[int32](3600)
-		lease.Spec.AcquireTime = &metav1.MicroTime{Time: time.Now()}
-		lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
-		return env.Client.Update(ctx, &lease)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return int64(transitions) + 1
 }
