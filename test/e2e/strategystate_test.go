@@ -188,8 +188,8 @@ var _ = Describe("kubectl on the API", func() {
 			g.Expect(err).NotTo(HaveOccurred())
 			_, rows := table(out)
 			g.Expect(column(rows, "NAME")).To(ConsistOf("breakout-simulated-btcusdt", "breakout-simulated-ethusdt",
-				"breakout-simulated-solusdt", "breakout-go-sdk-simulated-adausdt", "node-bot-simulated-dogeusdt"))
-			g.Expect(rowNamed(rows, "node-bot-simulated-dogeusdt")).To(SatisfyAll(HaveKeyWithValue("PHASE", "Open"),
+				"breakout-simulated-solusdt", stateName("breakout-go-sdk", "ADAUSDT"), stateName("node-bot", "DOGEUSDT")))
+			g.Expect(rowNamed(rows, stateName("node-bot", "DOGEUSDT"))).To(SatisfyAll(HaveKeyWithValue("PHASE", "Open"),
 				HaveKeyWithValue("SIGNAL", HavePrefix("node-bot-DOGEUSDT-"))), "the Node process's signal")
 			g.Expect(rows).To(ContainElement(SatisfyAll(
 				HaveKeyWithValue("PHASE", BeElementOf("Open", "Scheduled")),
