@@ -45,10 +45,11 @@ func startMongo(t *testing.T) *testenv.Mongo {
 }
 
 // mongoDrivers opens one driver per address (each its own client) on one store, in
-// backtest-kit's partial-items collection. The drivers share the process's store lock
-// (see package mongostore): on the test server, FerretDB, whose conditional updates are not
-// atomic, these histories check what a connection cut or a server kill does to one process's
-// writes, not writers of separate processes racing.
+// backtest-kit's partial-items collection. The clients reach one server through their
+// proxies, so they share one store lock (mongostore.SharedLock), as one process's writers
+// do: on the test server, FerretDB, whose conditional updates are not atomic, these
+// histories check what a connection cut or a server kill does to one process's writes, not
+// writers of separate processes racing.
 func mongoDrivers(t *testing.T, addrs []string) []driver.Driver {
 	t.Helper()
 	l := domain.DatabaseLayout(domain.Partial, domain.StrategyKey("BTCUSDT", "linearizability", "e"))
@@ -60,7 +61,7 @@ func mongoDrivers(t *testing.T, addrs []string) []driver.Driver {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = c.Disconnect(context.Background()) })
-		drivers[i] = retryUnsent{mongostore.New(db, l, mongostore.Fencing{})}
+		drivers[i] = retryUnsent{mongostore.New(db, l, mongostore.Fencing{}, mongostore.SharedLock("histories"))}
 	}
 	return initAll(t, drivers)
 }

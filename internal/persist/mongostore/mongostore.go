@@ -36,7 +36,8 @@ limitations under the License.
 //     transaction, so one narrow case is not atomic: an old holder's creation of a key the
 //     new holder has never written, sent in the instant of the takeover, may land.
 //   - Within a process, writes to one store run one at a time (a lock shared by every
-//     driver of the process on one client, keyed by database and store). MongoDB would not need it; the
+//     driver of the process on one client, keyed by database and store; SharedLock shares
+//     it across clients). MongoDB would not need it; the
 //     MongoDB-protocol server the tests use, FerretDB 1.24, does: it applies an update by
 //     reading the matching documents and then writing them, so two conditional updates of
 //     one document can both succeed. With FerretDB, writers in different processes are
@@ -109,11 +110,25 @@ var (
 	_ driver.RevisionProber = (*Driver)(nil)
 )
 
+// Option tunes a Driver.
+type Option func(*Driver)
+
+// SharedLock makes the drivers given the same name share their stores' write locks across
+// clients: writers of one process that reach one server through several clients (or
+// addresses) and must not race on FerretDB. Without it, the lock is the client's.
+func SharedLock(name string) Option {
+	return func(d *Driver) { d.lock = "shared\x00" + name + "\x00" + d.db.Name() + "\x00" + d.layout.Store }
+}
+
 // New returns the driver of the store l places in db; the client is the caller's (Close
 // leaves it connected).
-func New(db *mongo.Database, l dblayout.Layout, f Fencing) *Driver {
-	return &Driver{db: db, items: db.Collection(l.Table), fences: db.Collection(dblayout.FencingTable),
+func New(db *mongo.Database, l dblayout.Layout, f Fencing, opts ...Option) *Driver {
+	d := &Driver{db: db, items: db.Collection(l.Table), fences: db.Collection(dblayout.FencingTable),
 		layout: l, fencing: f, lock: lockKey(db, l.Store)}
+	for _, o := range opts {
+		o(d)
+	}
+	return d
 }
 
 // DefaultDatabase is the database Connect uses when the URL names none.
