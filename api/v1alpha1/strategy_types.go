@@ -224,6 +224,8 @@ type HistorySpec struct {
 const DefaultLiveEntries = 100
 
 // StrategySpec is what to run: which strategy, on which exchange and symbols, and where its state lives.
+// +kubebuilder:validation:XValidation:rule="!has(self.command) || has(self.image)",message="spec.command needs spec.image: an image of yours with your runtime and the runner at /usr/local/bin/runner"
+// +kubebuilder:validation:XValidation:rule="!has(self.args) || !self.args.exists(a, a == '--')",message="spec.args cannot hold --, which would end the runner's flags"
 type StrategySpec struct {
 	// strategyName is the strategy's name inside its persisted state. Defaults to the object's name.
 	// +kubebuilder:validation:MaxLength=63

@@ -319,6 +319,10 @@ func TestStrategyValidation(t *testing.T) {
 		}, "persistence.file may only be set when persistence.backend is File"},
 		{"retention", func(s *v1.Strategy) { s.Spec.Retention = "Forever" }, `spec.retention: Unsupported value`},
 		{"symbol with a space", func(s *v1.Strategy) { s.Spec.Symbols = []string{"BTC USDT"} }, "spec.symbols[0]"},
+		{"a command without an image", func(s *v1.Strategy) { s.Spec.Command = []string{"node", "bot.js"} },
+			"spec.command needs spec.image"},
+		{"-- in args", func(s *v1.Strategy) { s.Spec.Args = []string{"--speed=2", "--", "sh"} },
+			"spec.args cannot hold --"},
 		{"a cache of no bytes", func(s *v1.Strategy) {
 			s.Spec.Persistence = v1.PersistenceSpec{Backend: v1.BackendRedis, Cache: &v1.StoreCache{MaxBytes: new(resource.MustParse("-1"))},
 				Redis: &v1.DatabasePersistence{URLSecretRef: v1.SecretKeyRef{Name: "r", Key: "url"}}}

@@ -287,6 +287,14 @@ func desiredPod(s *v1.Strategy, at place, defaultImage string, draining []string
 		}}}
 		pod.Spec.Containers[0].VolumeMounts = []corev1.VolumeMount{{Name: "state", MountPath: DataDir}}
 	}
+	if len(s.Spec.Command) > 0 {
+		// The root filesystem is read-only: runner exec's socket, and the process's own files,
+		// go to a writable /tmp.
+		pod.Spec.Volumes = append(pod.Spec.Volumes, corev1.Volume{Name: "tmp",
+			VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}})
+		pod.Spec.Containers[0].VolumeMounts = append(pod.Spec.Containers[0].VolumeMounts,
+			corev1.VolumeMount{Name: "tmp", MountPath: "/tmp"})
+	}
 	pod.Annotations = map[string]string{AnnotationTemplateHash: templateHash(pod)}
 	return pod
 }

@@ -187,6 +187,8 @@ var _ = Describe("Strategy controller", func() {
 		Expect(c.Args).To(ContainElements("--backend=ConfigMap", "--symbols=BTCUSDT"))
 		Expect(c.Args[len(c.Args)-4:]).To(Equal([]string{"--", "node", "bot.js", "--live"}),
 			"the runner's flags, then the user's command after --")
+		Expect(c.VolumeMounts).To(ContainElement(HaveField("MountPath", "/tmp")),
+			"runner exec's socket needs a writable folder under a read-only root filesystem")
 	})
 
 	It("replaces the pod on a spec change, the new one only once the old one is gone", func() {

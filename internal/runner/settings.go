@@ -136,8 +136,8 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.DurationVar(&s.RenewDeadline, "renew-deadline", 10*time.Second, "how long the holder keeps retrying to renew the Lease before it stops trading")
 	fs.DurationVar(&s.RetryPeriod, "retry-period", 2*time.Second, "how often runners try to acquire or renew the Lease")
 	fs.DurationVar(&s.GracePeriod, "grace-period", 0, "runner exec: how long the process has between "+
-		"SIGTERM and SIGKILL; under --lease-duration minus --renew-deadline, so that it is gone before another "+
-		"runner can take the Lease (default: half of that)")
+		"SIGTERM and SIGKILL; under --lease-duration minus --renew-deadline minus --retry-period, so that it is "+
+		"gone before another runner can take the Lease (default: half of that)")
 	fs.StringVar(&s.StrategyObject, "strategy-object", getenv("STRATEGY_OBJECT"),
 		"the Strategy object to report hand edits of the state to, as Warning events (env STRATEGY_OBJECT)")
 	fs.DurationVar(&s.FollowPeriod, "follow-period", 5*time.Second,
@@ -266,12 +266,16 @@ func (s *Settings) checkTiming() []string {
 		problems = append(problems, fmt.Sprintf("want 0 < --retry-period (%s) < --renew-deadline (%s) < --lease-duration (%s)",
 			s.RetryPeriod, s.RenewDeadline, s.LeaseDuration))
 	}
+	// A holder notices a lost Lease up to a retry period and a renew deadline after its last
+	// renewal; another runner can take it a lease duration after. The process must be gone
+	// in between.
+	margin := s.LeaseDuration - s.RenewDeadline - s.RetryPeriod
 	if s.GracePeriod == 0 {
-		s.GracePeriod = (s.LeaseDuration - s.RenewDeadline) / 2
+		s.GracePeriod = margin / 2
 	}
-	if s.GracePeriod <= 0 || s.GracePeriod >= s.LeaseDuration-s.RenewDeadline {
+	if s.GracePeriod <= 0 || s.GracePeriod >= margin {
 		problems = append(problems, fmt.Sprintf("want 0 < --grace-period (%s) < --lease-duration minus "+
-			"--renew-deadline (%s)", s.GracePeriod, s.LeaseDuration-s.RenewDeadline))
+			"--renew-deadline minus --retry-period (%s)", s.GracePeriod, margin))
 	}
 	return problems
 }

@@ -67,77 +67,119 @@ func splitExec(args []string) (flags, command []string, err error) {
 }
 
 // runExec runs command as the strategy: it takes the Lease (on a Kubernetes or database
-// backend), serves the state API on a Unix socket in a folder only this user may enter,
-// and starts command with the socket's path in its environment (StateSocketEnv) and without
-// the database URLs of the runner's (its state goes through the API, under the fencing
-// token). It returns the command's exit code once it exits. When the Lease is lost, or the
-// runner is told to stop, it stops serving, sends the command SIGTERM, and SIGKILL after
-// s.GracePeriod.
+// backend; on File, the folders' locks), serves the state API on a Unix socket in a folder
+// only this user may enter, and starts command with the socket's path in its environment
+// (StateSocketEnv) and without the database URLs of the runner's (its state goes through
+// the API, under the fencing token). It returns the command's exit status once it exits.
+//
+//   - When the Lease is lost, it stops serving at once (requests under way finish first),
+//     sends the command's process group SIGTERM, and SIGKILL after s.GracePeriod, which
+//     ends before another runner can take the Lease.
+//   - When the runner is told to stop (ctx ends), it sends the group SIGTERM and keeps
+//     serving, holding the Lease, until the command exits or s.GracePeriod has passed.
 func runExec(ctx context.Context, s runner.Settings, command []string, log *slog.Logger) (int, error) {
 	code := -1
-	serve := func(ctx context.Context, b domain.Backend, _ client.Client) error {
+	serve := func(leadCtx context.Context, b domain.Backend, _ client.Client) error {
 		var err error
-		code, err = serveChild(ctx, s, b, command, log)
+		code, err = serveChild(leadCtx, ctx, s, b, command, log)
 		return err
 	}
 	var err error
 	if s.Backend == v1.BackendFile {
-		err = serve(ctx, domain.FileBackend(s.DataDir), nil) // the folder's lock keeps others out
+		err = serve(context.WithoutCancel(ctx), domain.FileBackend(s.DataDir), nil) // the folders' locks keep others out
 	} else {
 		err = withState(ctx, s, log, serve)
 	}
 	return code, err
 }
 
-// serveChild serves the state API over b and runs command until it exits, or until ctx ends.
-func serveChild(ctx context.Context, s runner.Settings, b domain.Backend, command []string,
+// serveChild serves the state API over b and runs command until it exits, the Lease is
+// lost (leadCtx ends) or the runner is told to stop (stopCtx ends).
+func serveChild(leadCtx, stopCtx context.Context, s runner.Settings, b domain.Backend, command []string,
 	log *slog.Logger) (int, error) {
 	dir, err := os.MkdirTemp("", "strategyops-state-") // mode 0700: this user's alone
 	if err != nil {
 		return -1, err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
+	api := stateapi.New(stateapi.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
+		Symbols: s.Symbols, Backend: b, Limits: v1.DefaultSignalLimits})
+	defer func() { _ = api.Close() }()
+	// Every store is opened before the process starts: on File, a second runner on the
+	// same folders finds them locked now, not at its process's first write.
+	if err := api.Open(leadCtx); err != nil {
+		return -1, fmt.Errorf("opening the strategy's stores: %w", err)
+	}
 	socket := filepath.Join(dir, "state.sock")
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
 		return -1, err
 	}
-	api := stateapi.New(stateapi.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
-		Symbols: s.Symbols, Backend: b, Limits: v1.DefaultSignalLimits})
-	defer func() { _ = api.Close() }()
 	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	defer func() { _ = srv.Close() }()
+	stopServing := func() {
+		// Requests under way finish (their writes are fenced) before the stores close.
+		ctx, cancel := context.WithTimeout(context.Background(), s.GracePeriod)
+		defer cancel()
+		if srv.Shutdown(ctx) != nil {
+			_ = srv.Close()
+		}
+	}
+	defer stopServing()
 
+	if err := undumpable(); err != nil {
+		return -1, fmt.Errorf("hiding the runner's environment from the process: %w", err)
+	}
 	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(childEnv(os.Environ()), StateSocketEnv+"="+socket, StrategyNameEnv+"="+s.StrategyName,
 		ExchangeNameEnv+"="+s.ExchangeName, SymbolsEnv+"="+strings.Join(s.Symbols, ","))
-	cmd.SysProcAttr = childproc.SysProcAttr() // it dies with the runner, whatever kills the runner
+	cmd.SysProcAttr = childproc.SysProcAttr() // its own process group, and it dies with the runner
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("starting %s: %w", command[0], err)
 	}
-	log.Info("Started the strategy's process", "command", command[0], "pid", cmd.Process.Pid, "socket", socket)
+	pid := cmd.Process.Pid
+	log.Info("Started the strategy's process", "command", command[0], "pid", pid, "socket", socket)
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
+	group := func(sig syscall.Signal) { _ = syscall.Kill(-pid, sig) } // the process and its children
+	// stop sends the group SIGTERM, then SIGKILL after the grace period, and returns once
+	// the process has exited; lost, when not nil, ends serving at once if the Lease goes.
+	stop := func(lost <-chan struct{}) {
+		log.Info("Stopping the strategy's process", "pid", pid, "gracePeriod", s.GracePeriod.String())
+		group(syscall.SIGTERM)
+		grace := time.After(s.GracePeriod)
+		for {
+			select {
+			case <-done:
+				group(syscall.SIGKILL) // what it left behind in its group
+				return
+			case <-lost:
+				stopServing()
+				lost = nil
+			case <-grace:
+				log.Warn("The strategy's process did not stop within the grace period; killing it", "pid", pid)
+				group(syscall.SIGKILL)
+				<-done
+				return
+			}
+		}
+	}
 	select {
 	case <-done:
+		group(syscall.SIGKILL)
 		return exitStatus(cmd.ProcessState), nil
-	case <-ctx.Done():
+	case <-leadCtx.Done():
+		// The Lease is lost: no write of the process lands from now on, and it is gone
+		// before another runner can take the Lease.
+		stopServing()
+		stop(nil)
+		return exitStatus(cmd.ProcessState), leadCtx.Err()
+	case <-stopCtx.Done():
+		// Told to stop: the process gets its grace period, still served, still leading.
+		stop(leadCtx.Done())
+		return exitStatus(cmd.ProcessState), stopCtx.Err()
 	}
-	// The Lease is lost, or the runner was told to stop: no write of the process lands from
-	// now on, and it is stopped before another runner can take the Lease.
-	_ = srv.Close()
-	log.Info("Stopping the strategy's process", "pid", cmd.Process.Pid, "gracePeriod", s.GracePeriod.String())
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(s.GracePeriod):
-		log.Warn("The strategy's process did not stop within the grace period; killing it", "pid", cmd.Process.Pid)
-		_ = cmd.Process.Kill()
-		<-done
-	}
-	return exitStatus(cmd.ProcessState), ctx.Err()
 }
 
 // exitStatus is a process's exit code, or 128 + the signal that ended it, as a shell says.

@@ -140,6 +140,7 @@ func terminationMessage(path, msg string) {
 }
 
 func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
+	ctx0 := ctx
 	strat, err := strategy.New(s.Strategy, s.StrategyOptions)
 	if err != nil {
 		return err
@@ -168,7 +169,10 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		defer func() { _ = p.Close() }()
 		return loop(ctx, engine(p, nil), s, log, false) // the folder's lock keeps others out
 	}
-	return withState(ctx, s, log, func(ctx context.Context, b domain.Backend, c client.Client) error {
+	return withState(ctx, s, log, func(leadCtx context.Context, b domain.Backend, c client.Client) error {
+		ctx, cancel := context.WithCancel(leadCtx) // the work stops on the Lease's loss, and on ctx's end
+		defer cancel()
+		defer context.AfterFunc(ctx0, cancel)()
 		p := domain.New(b)
 		defer func() { _ = p.Close() }()
 		if len(s.Replicas) > 0 {
@@ -183,7 +187,8 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 // withState runs work with the state of s, on a Kubernetes or database backend, while this
 // process holds the strategy's Lease: b writes with the fencing token of this holding,
 // under the cache and replicas of s (each replica rebuilt at the start), and c is the
-// cluster's client. See leading for when work's context ends.
+// cluster's client. work's context ends when the Lease is lost, not when ctx ends: work
+// watches ctx itself, and the Lease is released once work has returned.
 func withState(ctx context.Context, s runner.Settings, log *slog.Logger,
 	work func(ctx context.Context, b domain.Backend, c client.Client) error) error {
 	cfg, err := ctrl.GetConfig()
@@ -374,10 +379,19 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger, recorded 
 		Client:     cs.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
 	}
-	workCtx, cancel := context.WithCancel(ctx)
+	// The elector runs until the work has returned, not until ctx ends: a runner told to
+	// stop keeps the Lease while its work stops (runner exec's process in its grace
+	// period), and releases it after. Before the work began, ctx's end stops the elector.
+	electorCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	result := make(chan error, 1)
 	var started atomic.Bool // the work began
+	stopWaiting := context.AfterFunc(ctx, func() {
+		if !started.Load() {
+			cancel()
+		}
+	})
+	defer stopWaiting()
 	elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 		Lock: lock, LeaseDuration: s.LeaseDuration, RenewDeadline: s.RenewDeadline, RetryPeriod: s.RetryPeriod,
 		ReleaseOnCancel: true, Name: s.Lease,
@@ -401,7 +415,7 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger, recorded 
 	if err != nil {
 		return err
 	}
-	elector.Run(workCtx) // returns once this runner no longer leads, without waiting for the work
+	elector.Run(electorCtx) // returns once this runner no longer leads, without waiting for the work
 	cancel()
 	if !started.Load() {
 		return ctx.Err() // never led: stopped before acquiring

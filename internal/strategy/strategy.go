@@ -55,8 +55,14 @@ type Factory func(opts map[string]string) (Strategy, error)
 
 var registry = map[string]Factory{}
 
-// Register makes a strategy available by name.
-func Register(name string, f Factory) { registry[name] = f }
+// Register makes a strategy available by name. A name already taken, or empty, panics: a
+// program's strategy must not silently replace a built-in one.
+func Register(name string, f Factory) {
+	if _, taken := registry[name]; taken || name == "" || f == nil {
+		panic(fmt.Sprintf("strategy.Register: the name %q is empty or taken, or its factory is nil", name))
+	}
+	registry[name] = f
+}
 
 // Names lists the registered strategies.
 func Names() []string {

@@ -41,6 +41,7 @@ limitations under the License.
 package stateapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,6 +99,27 @@ func New(cfg Config) *Server {
 			"GET /v1/{kind}/, GET, PUT or DELETE /v1/{kind}/{key}", r.Method, r.URL.Path))
 	})
 	return s
+}
+
+// Open opens (and initialises) every store the server serves: each kind of each of the
+// strategy's symbols, and its risk profile. A store that cannot be opened (a File folder
+// another process holds: persist.ErrLocked) is an error.
+func (s *Server) Open(ctx context.Context) error {
+	for d, a := range s.stores {
+		keys := []domain.Key{domain.RiskKey(s.cfg.StrategyName, s.cfg.ExchangeName)}
+		if d != domain.Risk {
+			keys = keys[:0]
+			for _, sym := range s.cfg.Symbols {
+				keys = append(keys, domain.StrategyKey(sym, s.cfg.StrategyName, s.cfg.ExchangeName))
+			}
+		}
+		for _, k := range keys {
+			if _, err := a.Store(ctx, k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // ServeHTTP implements http.Handler.

@@ -81,6 +81,15 @@ func pkg(t *testing.T) string {
 // runExec runs runner exec with flags and the command, and returns its exit code and output.
 func runExec(t *testing.T, flags []string, command []string, extraEnv ...string) (int, string) {
 	t.Helper()
+	code, out, err := execute(t, flags, command, extraEnv...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return code, out
+}
+
+// execute is runExec for any goroutine: it returns an error rather than failing t.
+func execute(t *testing.T, flags []string, command []string, extraEnv ...string) (int, string, error) {
 	cmd := exec.CommandContext(t.Context(), runner, append(append(append([]string{"exec",
 		"--strategy-name=" + strategyName, "--exchange=" + exchangeName, "--symbols=" + symbol}, flags...), "--"),
 		command...)...)
@@ -91,13 +100,13 @@ func runExec(t *testing.T, flags []string, command []string, extraEnv ...string)
 	cmd.SysProcAttr = childproc.SysProcAttr()
 	err := cmd.Run()
 	if _, exited := err.(*exec.ExitError); err != nil && !exited {
-		t.Fatal(err)
+		return -1, out.String(), err
 	}
-	return cmd.ProcessState.ExitCode(), out.String()
+	return cmd.ProcessState.ExitCode(), out.String(), nil
 }
 
 func nodeTests(t *testing.T) []string {
-	return []string{"node", "--test", filepath.Join(pkg(t), "dist", "test")}
+	return []string{"node", "--test", filepath.Join(pkg(t), "dist", "test", "adapters.test.js")}
 }
 
 // TestAdaptersOnFile: the package's tests pass as runner exec's process on the File backend,
@@ -140,7 +149,7 @@ func configMapNamespace(ctx context.Context, t *testing.T) (string, []string) {
 		}
 	}
 	return ns, []string{"--backend=ConfigMap", "--namespace=" + ns, "--lease=" + leaseName,
-		"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms"}
+		"--lease-duration=6s", "--renew-deadline=3s", "--retry-period=500ms"}
 }
 
 // TestAdaptersOnConfigMaps: the package's tests pass as runner exec's process on ConfigMaps,
@@ -188,9 +197,10 @@ func TestFencedOffBot(t *testing.T) {
 	done := make(chan struct{})
 	var code int
 	var out string
+	var runErr error
 	go func() {
 		defer close(done)
-		code, out = runExec(t, append(flags, "--grace-period=500ms"),
+		code, out, runErr = execute(t, append(flags, "--grace-period=500ms"),
 			[]string{"node", "--input-type=module", "-e", script}, "KUBECONFIG="+env.Kubeconfig(t))
 	}()
 	snapshot := func() int64 {
@@ -217,6 +227,9 @@ func TestFencedOffBot(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("runner exec did not stop after losing the Lease")
+	}
+	if runErr != nil {
+		t.Fatal(runErr)
 	}
 	if code == 0 || !strings.Contains(out, "refused: fenced") {
 		t.Fatalf("runner exec exited %d; the bot's writes were not refused as fenced:\n%s", code, out)

@@ -32,11 +32,22 @@ abstract class StrategyScoped {
   async waitForInit(_initial: boolean): Promise<void> {}
 }
 
+/**
+ * A row as read back: JSON keeps an unbounded lifetime (minuteEstimatedTime: Infinity) as
+ * null, and backtest-kit's own reader restores it.
+ */
+function restored(row: SignalRow | null): SignalRow | null {
+  if (row && row.minuteEstimatedTime === null) {
+    return { ...row, minuteEstimatedTime: Infinity };
+  }
+  return row;
+}
+
 /** The active signal of a symbol (backtest-kit's IPersistSignalInstance). */
 export class SignalAdapter extends StrategyScoped {
   async readSignalData(): Promise<SignalRow | null> {
     const e = await client().get("signal", this.ctx, (this.ctx as { symbol: string }).symbol);
-    return (e?.value as SignalRow | null) ?? null;
+    return restored((e?.value as SignalRow | null) ?? null);
   }
   async writeSignalData(row: SignalRow | null): Promise<void> {
     await client().put("signal", this.ctx, (this.ctx as { symbol: string }).symbol, row);
@@ -47,7 +58,7 @@ export class SignalAdapter extends StrategyScoped {
 export class ScheduleAdapter extends StrategyScoped {
   async readScheduleData(): Promise<SignalRow | null> {
     const e = await client().get("schedule", this.ctx, (this.ctx as { symbol: string }).symbol);
-    return (e?.value as SignalRow | null) ?? null;
+    return restored((e?.value as SignalRow | null) ?? null);
   }
   async writeScheduleData(row: SignalRow | null): Promise<void> {
     await client().put("schedule", this.ctx, (this.ctx as { symbol: string }).symbol, row);

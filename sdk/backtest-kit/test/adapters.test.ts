@@ -80,6 +80,14 @@ test("a signal row that breaks backtest-kit's rules is refused, and the stored o
   assert.deepEqual(await signal.readSignalData(), fixture("signal-opened.json"));
 });
 
+test("an unbounded lifetime (Infinity, kept as null) reads back as Infinity", async () => {
+  const signal = new SignalAdapter(symbol, strategyName, exchangeName);
+  const row = { ...(fixture("signal-opened.json") as Record<string, unknown>), minuteEstimatedTime: Infinity };
+  await signal.writeSignalData(row);
+  assert.equal((await signal.readSignalData())?.minuteEstimatedTime, Infinity);
+  await signal.writeSignalData(fixture("signal-opened.json") as Record<string, unknown>);
+});
+
 test("another strategy's context is refused", async () => {
   const other = new SignalAdapter(symbol, "someone-else", exchangeName);
   await assert.rejects(other.writeSignalData(null), (e: unknown) => e instanceof StateError && e.status === 403);
