@@ -142,7 +142,10 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (*process, error) 
 	if err != nil {
 		return nil, err
 	}
-	environ = append(environ, "HOSTNAME="+pod.Name, "PATH="+os.Getenv("PATH"), "HOME="+dir)
+	// The pod's values name paths inside the container (translated to the mounts' folders);
+	// what this kubelet adds names its own folders, which a mount (an emptyDir at /tmp, with
+	// this kubelet's folder under /tmp) must not redirect.
+	environ = append(paths.translateAll(environ), "HOSTNAME="+pod.Name, "PATH="+os.Getenv("PATH"), "HOME="+dir)
 	if ptr.Deref(pod.Spec.AutomountServiceAccountToken, true) {
 		if err := k.writeCredentials(ctx, pod); err != nil {
 			return nil, fmt.Errorf("ServiceAccount %s token: %w", pod.Spec.ServiceAccountName, err)
@@ -158,7 +161,7 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (*process, error) 
 	}
 	defer func() { _ = logFile.Close() }()
 	cmd := exec.Command(bin, paths.translateAll(args)...)
-	cmd.Env = paths.translateAll(environ)
+	cmd.Env = environ
 	cmd.Dir = dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A process group of its own, so that signals reach all of it, and killed if this
