@@ -370,17 +370,19 @@ var _ = Describe("Strategy controller", func() {
 				Expect(p.RecordHistory(ctx, k, nil, id, ev)).To(Succeed())
 			}
 		}
-		// One pass, or two if the periodic refresh caught the writes half done.
+		// One pass, or two if a pass caught the writes half done: the second may come only
+		// with the periodic refresh (30 s), past the usual timeout.
+		refreshed := timeout + 30*time.Second
 		Eventually(func() (int, error) {
 			var list corev1.ConfigMapList
 			err := direct.List(ctx, &list, client.InNamespace(ns), client.HasLabels{domain.LabelArchive})
 			return len(list.Items), err
-		}, timeout).Should(BeNumerically(">=", 1))
-		Eventually(func() ([]*domain.HistoryEntry, error) { return domain.ReadHistory(ctx, direct, ns, k) }, timeout).
+		}, refreshed).Should(BeNumerically(">=", 1))
+		Eventually(func() ([]*domain.HistoryEntry, error) { return domain.ReadHistory(ctx, direct, ns, k) }, refreshed).
 			Should(HaveLen(25))
 		live, err := p.History.Store(ctx, k)
 		Expect(err).NotTo(HaveOccurred())
-		Eventually(func() (int, error) { keys, err := live.SortedKeys(ctx); return len(keys), err }, timeout).
+		Eventually(func() (int, error) { keys, err := live.SortedKeys(ctx); return len(keys), err }, refreshed).
 			Should(BeNumerically("<=", 10), "the live ledger is back within its limit")
 
 		By("the risk ConfigMap passes 75 % of its size limit")
