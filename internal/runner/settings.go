@@ -123,7 +123,7 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 		"put a cache of this many keys in front of a database backend's stores (0: no cache)")
 	fs.Int64Var(&cacheBytes, "cache-max-bytes", 0, "the most bytes of values the cache holds (0: 64 MiB)")
 	fs.StringVar(&replicas, "replicas", "", "databases to copy the state to: NAME:BACKEND[:QUEUE],… "+
-		"(Redis, PostgreSQL, MongoDB), each URL in env "+ReplicaURLEnv("NAME"))
+		"(Redis, PostgreSQL, MongoDB), each URL in env "+domain.ReplicaURLEnv("NAME"))
 	fs.StringVar(&s.DataDir, "data-dir", getenv("DATA_DIR"), "folder of the File backend's state (env DATA_DIR)")
 	fs.StringVar(&s.Strategy, "strategy", "indicator", "built-in strategy: indicator (moving-average crossover) or scripted")
 	fs.Var(optionList(s.StrategyOptions), "option", "strategy option KEY=VALUE, repeatable (indicator: fast, slow, take-profit, stop-loss, minutes; scripted: file)")
@@ -314,9 +314,9 @@ func (s *Settings) parseLayers(cacheEntries int, cacheBytes int64, replicas stri
 		case seen[r.Name]:
 			problems = append(problems, fmt.Sprintf("--replicas: two replicas named %q", r.Name))
 		default:
-			if r.URL = getenv(ReplicaURLEnv(r.Name)); r.URL == "" {
+			if r.URL = getenv(domain.ReplicaURLEnv(r.Name)); r.URL == "" {
 				problems = append(problems, fmt.Sprintf("--replicas: replica %q needs its connection URL in %s", r.Name,
-					ReplicaURLEnv(r.Name)))
+					domain.ReplicaURLEnv(r.Name)))
 			}
 		}
 		seen[r.Name] = true
@@ -324,9 +324,6 @@ func (s *Settings) parseLayers(cacheEntries int, cacheBytes int64, replicas stri
 	}
 	return problems
 }
-
-// ReplicaURLEnv is the environment variable that holds replica name's connection URL.
-func ReplicaURLEnv(name string) string { return domain.ReplicaURLEnv(name) }
 
 // StoreURLEnv is the environment variable that holds a database backend's connection URL.
 const StoreURLEnv = domain.StoreURLEnv

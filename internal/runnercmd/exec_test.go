@@ -20,7 +20,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,6 +30,7 @@ import (
 	"time"
 
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/pkg/stateapi"
 )
 
 // asChildEnv makes the test binary the user's process of runner exec (a process that has
@@ -42,10 +42,7 @@ const asChildEnv = "RUNNER_TEST_AS_CHILD"
 // childMain is the user's process: a client of the state API on its socket.
 func childMain(mode string) {
 	socket := os.Getenv(StateSocketEnv)
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", socket)
-	}}}
+	c := stateapi.UnixClient(socket)
 	q := url.Values{"symbol": {strings.Split(os.Getenv(SymbolsEnv), ",")[0]},
 		"strategyName": {os.Getenv(StrategyNameEnv)}, "exchangeName": {os.Getenv(ExchangeNameEnv)}}
 	write := func(n int) int {

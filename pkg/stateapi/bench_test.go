@@ -74,10 +74,7 @@ func throughEndpoint(b *testing.B, backend domain.Backend) {
 	srv := &http.Server{Handler: s}
 	go func() { _ = srv.Serve(ln) }()
 	b.Cleanup(func() { _ = srv.Close(); _ = s.Close() })
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", socket)
-	}}}
+	c := stateapi.UnixClient(socket)
 	url := "http://state/v1/strategy/strategy?symbol=BTCUSDT&strategyName=bench&exchangeName=simulated"
 	for n := 0; b.Loop(); n++ {
 		req, err := http.NewRequest(http.MethodPut, url, strings.NewReader(string(snapshot(n))))

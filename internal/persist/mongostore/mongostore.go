@@ -62,11 +62,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/strategyops/strategy-operator/internal/persist/dblayout"
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
@@ -139,27 +139,23 @@ const DefaultDatabase = "strategyops"
 // URL says otherwise, asks for writes acknowledged by a majority and journaled. An
 // unreachable server is found by the first call (Init), not here.
 func Connect(url string) (*mongo.Client, *mongo.Database, error) {
+	cs, err := connstring.Parse(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mongodb: %w", err)
+	}
 	opts := options.Client().ApplyURI(url).SetRetryWrites(false)
 	if opts.WriteConcern == nil {
 		opts.SetWriteConcern(durable)
 	}
 	name := DefaultDatabase
-	if cs := connectionDatabase(url); cs != "" {
-		name = cs
+	if cs.Database != "" {
+		name = cs.Database
 	}
 	client, err := mongo.Connect(opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("mongodb: %w", err)
 	}
 	return client, client.Database(name), nil
-}
-
-// connectionDatabase is the database path of a mongodb:// URL, "" when it has none.
-func connectionDatabase(url string) string {
-	_, rest, _ := strings.Cut(url, "://")
-	_, path, _ := strings.Cut(rest, "/")
-	name, _, _ := strings.Cut(path, "?")
-	return name
 }
 
 // Init implements driver.Driver: it asks which server it talks to, and makes the layout's
