@@ -208,38 +208,16 @@ func TestServerKilled(t *testing.T) {
 	}
 	defer func() { _ = cl.Disconnect(context.Background()) }()
 	d := mongostore.New(kdb, dblayout.Own("killed"), mongostore.Fencing{Writer: "runner-0", Token: 1})
-	s := persist.NewStore[int]("killed", d)
-	defer func() { _ = s.Close() }()
-	if _, err := s.Init(ctx, true); err != nil {
+	if _, err := d.Init(ctx, true); err != nil {
 		t.Fatal(err)
 	}
 	const n = 200
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			if _, err := s.Write(ctx, fmt.Sprintf("key-%03d", i), i); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	wg.Wait()
-	srv.Kill()
-	if err := srv.Restart(ctx); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := s.SortedKeys(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(keys) != n {
-		t.Fatalf("after the kill %d of %d acknowledged writes are left", len(keys), n)
-	}
-	for i, k := range keys {
-		if v, err := s.Read(ctx, k); err != nil || v != i {
-			t.Fatalf("%s reads %d, %v; want %d", k, v, err, i)
+	if left := drivertest.WritesAfterKill(t, d, 1, n, func() {
+		srv.Kill()
+		if err := srv.Restart(ctx); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if token, err := d.RecordedToken(ctx); err != nil || token != 1 {
-		t.Fatalf("recorded token %d, %v; want 1", token, err)
+	}); left != n {
+		t.Fatalf("after the kill %d of %d acknowledged writes are left", left, n)
 	}
 }

@@ -193,47 +193,24 @@ func TestServerKilled(t *testing.T) {
 			var logged bytes.Buffer
 			d := redisstore.New(cl, "killed", redisstore.Fencing{Writer: "runner-0", Token: 1}).
 				WithLogger(slog.New(slog.NewTextHandler(&logged, nil)))
-			s := persist.NewStore[int]("killed", d)
-			defer func() { _ = s.Close() }()
-			if _, err := s.Init(ctx, true); err != nil {
+			if _, err := d.Init(ctx, true); err != nil {
 				t.Fatal(err)
 			}
 			if warned := strings.Contains(logged.String(), "may lose acknowledged writes"); warned == c.durable {
 				t.Fatalf("durable=%v but the driver's log says: %s", c.durable, logged.String())
 			}
 			const n = 200
-			var wg sync.WaitGroup
-			for i := range n {
-				wg.Go(func() {
-					if _, err := s.Write(ctx, fmt.Sprintf("key-%03d", i), i); err != nil {
-						t.Error(err)
-					}
-				})
-			}
-			wg.Wait()
-			srv.Kill()
-			if err := srv.Restart(ctx); err != nil {
-				t.Fatal(err)
-			}
-			keys, err := s.SortedKeys(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.durable && len(keys) != n {
-				t.Fatalf("after the kill %d of %d acknowledged writes are left", len(keys), n)
-			}
-			if !c.durable && len(keys) != 0 {
-				t.Fatalf("without the append-only file %d writes survived a kill; the test proves nothing", len(keys))
-			}
-			if c.durable {
-				for i, k := range keys {
-					if v, err := s.Read(ctx, k); err != nil || v != i {
-						t.Fatalf("%s reads %d, %v; want %d", k, v, err, i)
-					}
+			left := drivertest.WritesAfterKill(t, d, 1, n, func() {
+				srv.Kill()
+				if err := srv.Restart(ctx); err != nil {
+					t.Fatal(err)
 				}
-				if token, err := d.RecordedToken(ctx); err != nil || token != 1 {
-					t.Fatalf("recorded token %d, %v; want 1", token, err)
-				}
+			})
+			if c.durable && left != n {
+				t.Fatalf("after the kill %d of %d acknowledged writes are left", left, n)
+			}
+			if !c.durable && left != 0 {
+				t.Fatalf("without the append-only file %d writes survived a kill; the test proves nothing", left)
 			}
 		})
 	}
