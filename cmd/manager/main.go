@@ -19,6 +19,7 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
 
 	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
@@ -36,6 +37,7 @@ import (
 
 	"github.com/strategyops/strategy-operator/internal/controller"
 	"github.com/strategyops/strategy-operator/internal/scheme"
+	"github.com/strategyops/strategy-operator/internal/version"
 	// +kubebuilder:scaffold:imports
 )
 
@@ -91,7 +93,12 @@ func main() {
 		Development: true,
 	}
 	opts.BindFlags(flag.CommandLine)
+	printVersion := flag.Bool("version", false, "Print the version and exit.")
 	flag.Parse()
+	if *printVersion {
+		fmt.Println(version.String("manager"))
+		os.Exit(0)
+	}
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&opts)))
 

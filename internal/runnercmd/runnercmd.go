@@ -33,6 +33,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -59,6 +60,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/scheme"
 	"github.com/strategyops/strategy-operator/internal/strategy"
+	"github.com/strategyops/strategy-operator/internal/version"
 )
 
 // The runner's subcommands: runner exec -- <command…>, runner rebuild-replicas.
@@ -71,6 +73,10 @@ const (
 // (package strategy's built-ins, and any a program registered before), and exits.
 func Main() {
 	args, mode := os.Args[1:], ""
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		fmt.Println(version.String(filepath.Base(os.Args[0])))
+		os.Exit(0)
+	}
 	if len(args) > 0 && (args[0] == modeRebuild || args[0] == modeExec) {
 		args, mode = args[1:], args[0]
 	}
