@@ -10,6 +10,8 @@ KUSTOMIZE_VERSION ?= v5.7.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
 # The MongoDB-protocol server the tests start (hack/tools/ferretdb pins the same version).
 FERRETDB_VERSION ?= v1.24.2
+# The Helm CLI the e2e suite installs the chart with, built from the module proxy.
+HELM_VERSION ?= v4.3.1
 
 ##@ Release
 # The version stamped into the binaries (--version) and the images' tag; the commit and the
@@ -41,6 +43,7 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 FERRETDB ?= $(LOCALBIN)/ferretdb-$(FERRETDB_VERSION)
+HELM ?= $(LOCALBIN)/helm
 
 .PHONY: all
 all: build
@@ -61,9 +64,21 @@ manifests: controller-gen ## Generate the CRDs and the manager's ClusterRole.
 generate: controller-gen ## Generate DeepCopy methods.
 	"$(CONTROLLER_GEN)" object:headerFile="hack/boilerplate.go.txt" paths="./..."
 
+.PHONY: chart
+chart: manifests kustomize ## Write the Helm chart dist/chart from config/ (hack/chart): never edit it by hand.
+	hack/kustomize-overlay.sh bin/chart-overlay chart-manager-image:placeholder chart-runner-image:placeholder "$(KUSTOMIZE)"
+	"$(KUSTOMIZE)" build bin/chart-overlay > bin/chart-default.yaml
+	mkdir -p bin/chart-prometheus
+	printf 'namespace: strategy-operator-system\nnamePrefix: strategy-operator-\nresources:\n- ../../config/prometheus\n' \
+		> bin/chart-prometheus/kustomization.yaml
+	"$(KUSTOMIZE)" build bin/chart-prometheus > bin/chart-prometheus.yaml
+	go run ./hack/chart --in bin/chart-default.yaml --prometheus bin/chart-prometheus.yaml --out dist/chart
+
 .PHONY: verify-generated
-verify-generated: manifests generate ## Fail when generated files differ from what is committed.
-	@git diff --exit-code -- api config || { echo "generated files are stale: run 'make manifests generate' and commit" >&2; exit 1; }
+verify-generated: manifests generate chart ## Fail when generated files differ from what is committed.
+	@git diff --exit-code -- api config dist || { echo "generated files are stale: run 'make manifests generate chart' and commit" >&2; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- api config dist); [ -z "$$untracked" ] || { \
+		echo "generated files not committed: $$untracked" >&2; exit 1; }
 
 .PHONY: fmt
 fmt: ## Run go fmt.
@@ -138,8 +153,8 @@ soak: ## The soak at 10,000 signals per backend.
 	$(MAKE) test-soak SOAK_SIGNALS=10000
 
 .PHONY: test-e2e
-test-e2e: control-plane build ferretdb ## End to end through real processes and the real kubectl.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" KUBECTL="$(KUBECTL)" FERRETDB="$(FERRETDB)" go test -tags e2e ./test/e2e/ -count=1 -timeout 30m -v -ginkgo.v
+test-e2e: control-plane build images ferretdb kustomize controller-gen helm ## End to end through real processes, kubectl and helm.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" KUBECTL="$(KUBECTL)" FERRETDB="$(FERRETDB)" HELM="$(HELM)" go test -tags e2e ./test/e2e/ -count=1 -timeout 30m -v -ginkgo.v
 
 ##@ Build
 
@@ -155,8 +170,10 @@ images: ## Build the manager, runner and example-strategy images for PLATFORMS i
 		--source-date-epoch "$(SOURCE_DATE_EPOCH)" --out bin/images $(if $(REGISTRY),--registry "$(REGISTRY)")
 
 .PHONY: run-local
-run-local: control-plane build ferretdb ## Start a local control plane, the manager and the samples, with their pods as local processes.
-	FERRETDB="$(FERRETDB)" bin/run-local --assets "$(ENVTEST_ASSETS)" --manager bin/manager --runner bin/runner
+run-local: control-plane build images ferretdb kustomize controller-gen ## Start a local control plane, a registry with the images, the operator and the samples; pods run as local processes.
+	hack/kustomize-overlay.sh bin/overlay "strategy-operator:$(VERSION)" "strategy-runner:$(VERSION)" "$(KUSTOMIZE)"
+	"$(KUSTOMIZE)" build bin/overlay > bin/run-local.yaml
+	FERRETDB="$(FERRETDB)" bin/run-local --assets "$(ENVTEST_ASSETS)" --install bin/run-local.yaml --images bin/images
 
 .PHONY: docker-build
 docker-build: ## Build the manager and runner images with a container engine (make images needs none).
@@ -164,10 +181,10 @@ docker-build: ## Build the manager and runner images with a container engine (ma
 	$(CONTAINER_TOOL) build --target runner --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -t $(RUNNER_IMG) .
 
 .PHONY: build-installer
-build-installer: manifests kustomize ## Write dist/install.yaml with the CRDs and the manager.
+build-installer: manifests kustomize ## Write dist/install.yaml: the CRDs, RBAC, policies and the manager (IMG, RUNNER_IMG).
+	hack/kustomize-overlay.sh bin/overlay "$(IMG)" "$(RUNNER_IMG)" "$(KUSTOMIZE)"
 	mkdir -p dist
-	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
-	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+	"$(KUSTOMIZE)" build bin/overlay > dist/install.yaml
 
 ##@ Deployment
 
@@ -180,12 +197,12 @@ uninstall: manifests ## Remove the CRDs from the cluster of the current kubeconf
 	"$(KUBECTL)" delete --ignore-not-found -k config/crd
 
 .PHONY: deploy
-deploy: manifests kustomize ## Deploy the manager to the cluster of the current kubeconfig.
-	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
-	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" apply -f -
+deploy: manifests kustomize ## Deploy the manager (IMG, RUNNER_IMG) to the cluster of the current kubeconfig.
+	hack/kustomize-overlay.sh bin/overlay "$(IMG)" "$(RUNNER_IMG)" "$(KUSTOMIZE)"
+	"$(KUSTOMIZE)" build bin/overlay | "$(KUBECTL)" apply --server-side --force-conflicts -f -
 
 .PHONY: undeploy
-undeploy: kustomize ## Remove the manager from the cluster of the current kubeconfig.
+undeploy: kustomize ## Remove the manager, and the CRDs with every Strategy and state, from the cluster of the current kubeconfig.
 	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" delete --ignore-not-found -f -
 
 ##@ Dependencies
@@ -200,6 +217,10 @@ controller-gen: $(LOCALBIN) ## Install controller-gen into bin/ if necessary.
 .PHONY: kustomize
 kustomize: $(LOCALBIN) ## Install kustomize into bin/ if necessary.
 	$(call go-install-tool,$(KUSTOMIZE),sigs.k8s.io/kustomize/kustomize/v5,$(KUSTOMIZE_VERSION))
+
+.PHONY: helm
+helm: $(LOCALBIN) ## Install the Helm CLI into bin/ if necessary.
+	$(call go-install-tool,$(HELM),helm.sh/helm/v4/cmd/helm,$(HELM_VERSION))
 
 .PHONY: golangci-lint
 golangci-lint: $(LOCALBIN) ## Install golangci-lint into bin/ if necessary.

@@ -183,6 +183,9 @@ func main() {
 		HealthProbeBindAddress: probeAddr,
 		LeaderElection:         enableLeaderElection,
 		LeaderElectionID:       "strategy-operator.strategyops.dev",
+		// In a pod, the namespace comes from the downward API (config/manager); empty means
+		// the ServiceAccount's namespace file, or an error outside a cluster.
+		LeaderElectionNamespace: os.Getenv("POD_NAMESPACE"),
 		// LeaderElectionReleaseOnCancel defines if the leader should step down voluntarily
 		// when the Manager ends. This requires the binary to immediately end when the
 		// Manager is stopped, otherwise, this setting is unsafe. Setting this significantly

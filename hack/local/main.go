@@ -15,8 +15,9 @@ limitations under the License.
 */
 
 // Command local runs strategy-operator on this machine for a person to try: a real etcd,
-// kube-apiserver and kube-controller-manager, the CRDs, the manager, the samples, and a
-// kubelet that runs the strategies' pods as local processes of bin/runner. It prints how
+// kube-apiserver and kube-controller-manager, a registry holding the images make images
+// built, a kubelet that pulls them and runs pods as local processes, the operator installed
+// from its manifest (the manager a pod of its image), and the samples. It prints how
 // to reach the cluster with kubectl, shows the strategy states once a signal is live, and
 // stops everything on Ctrl-C.
 package main
@@ -41,8 +42,9 @@ import (
 
 func main() {
 	assets := flag.String("assets", "", "folder with etcd, kube-apiserver and kubectl (make control-plane builds it)")
-	manager := flag.String("manager", "bin/manager", "manager binary to run")
-	runnerBin := flag.String("runner", "bin/runner", "runner binary that stands for the runner image")
+	install := flag.String("install", "bin/run-local.yaml",
+		"manifest that installs the operator (make run-local renders config/default into it)")
+	images := flag.String("images", "bin/images", "OCI image layout with the images (make images writes it)")
 	samples := flag.String("samples", "config/samples", "kustomization applied once the manager runs")
 	namespace := flag.String("namespace", "default", "namespace the samples go to")
 	flag.Parse()
@@ -50,13 +52,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "error: --assets is required (the folder 'make control-plane' prints)")
 		os.Exit(2)
 	}
-	if err := run(*assets, *manager, *runnerBin, *samples, *namespace); err != nil {
+	if err := run(*assets, *install, *images, *samples, *namespace); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
 
-func run(assets, managerBin, runnerBin, samples, namespace string) error {
+func run(assets, install, imageLayout, samples, namespace string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	// Output piped into a reader that died first (make run-local | tee, then Ctrl-C) must
@@ -89,37 +91,13 @@ func run(assets, managerBin, runnerBin, samples, namespace string) error {
 	setup, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
-	step("installing the CRDs and the admission policies")
-	if err := cluster.InstallCRDs(setup, "config/crd"); err != nil {
-		return err
-	}
-	if _, err := cluster.Kubectl(setup, "apply", "-k", "config/policy"); err != nil {
-		return err
-	}
-
-	step("starting the manager (log: " + filepath.Join(dir, "manager.log") + ")")
-	logFile, err := os.Create(filepath.Join(dir, "manager.log"))
+	step("serving the images of " + imageLayout + " from a local registry")
+	reg, err := localcluster.StartRegistry(setup, imageLayout, dir)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = logFile.Close() }()
-	mgr, err := cluster.StartManager(managerBin, logFile)
-	if err != nil {
-		return err
-	}
-	var exitErr error
-	exited := make(chan struct{})
-	go func() { exitErr = mgr.Wait(); close(exited) }()
-	defer func() {
-		step("stopping the manager")
-		_ = mgr.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = mgr.Process.Kill()
-			<-exited
-		}
-	}()
+	defer func() { _ = reg.Stop() }()
+	fmt.Printf("registry %s holds %s\n", reg.Host, strings.Join(reg.Images, ", "))
 
 	podLogs := filepath.Join(dir, "kubelet", "logs")
 	step("starting the kubelet that runs pods as local processes (pod logs: " + podLogs + ")")
@@ -130,7 +108,7 @@ func run(assets, managerBin, runnerBin, samples, namespace string) error {
 	defer func() { _ = kubeletLog.Close() }()
 	kubeletCtx, stopKubelet := context.WithCancel(context.Background())
 	_, kubeletDone, err := cluster.StartKubelet(kubeletCtx,
-		localcluster.Images(filepath.Dir(runnerBin)), slog.New(slog.NewTextHandler(kubeletLog, nil)))
+		reg.Host, slog.New(slog.NewTextHandler(kubeletLog, nil)))
 	if err != nil {
 		stopKubelet()
 		return err
@@ -142,6 +120,19 @@ func run(assets, managerBin, runnerBin, samples, namespace string) error {
 			fmt.Fprintln(os.Stderr, "warning: the kubelet:", err)
 		}
 	}()
+
+	step("installing the operator from " + install + ": the manager runs from its image, as its own ServiceAccount")
+	if _, err := cluster.Kubectl(setup, "apply", "--server-side", "-f", install); err != nil {
+		return err
+	}
+	if _, err := cluster.Kubectl(setup, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd", "-l", "app.kubernetes.io/part-of=strategy-operator"); err != nil {
+		return err
+	}
+	if _, err := cluster.Kubectl(setup, "rollout", "status", "-n", "strategy-operator-system",
+		"deployment/strategy-operator-controller-manager", "--timeout=120s"); err != nil {
+		return err
+	}
 
 	stopServers, err := startDatabases(setup, cluster, namespace, dir)
 	if err != nil {
@@ -175,13 +166,9 @@ strategy-operator is running on a local control plane. In another terminal:
 Press Ctrl-C to stop everything.
 `, cluster.Kubeconfig, cluster.KubectlPath)
 
-	select {
-	case <-ctx.Done():
-		fmt.Println()
-		return nil
-	case <-exited:
-		return fmt.Errorf("the manager exited: %v (see its log)", exitErr)
-	}
+	<-ctx.Done()
+	fmt.Println()
+	return nil
 }
 
 func step(msg string) { fmt.Printf("==> %s\n", msg) }

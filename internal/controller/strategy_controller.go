@@ -69,6 +69,9 @@ const (
 	ReasonRunnerFailing = "RunnerFailing"
 	// ReasonImageNotAllowed: spec.image is outside the operator's --allowed-images.
 	ReasonImageNotAllowed = "ImageNotAllowed"
+	// ReasonImagePullFailed: the node cannot pull the runner's image (ErrImagePull,
+	// ImagePullBackOff, InvalidImageName); the message carries the node's account.
+	ReasonImagePullFailed = "ImagePullFailed"
 	// ReasonStaleRemoved is the event of the old copy's removal after a switch.
 	ReasonStaleRemoved = "StaleStateRemoved"
 )
@@ -587,10 +590,15 @@ func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 		return
 	}
 	ready := pod.Status.Phase == corev1.PodRunning && podReady(pod)
-	switch {
+	switch waiting := containerWaiting(pod); {
 	case ready:
 		s.Status.Phase = v1.StrategyRunning
 		setCondition(s, v1.ConditionReady, true, ReasonRunning, fmt.Sprintf("pod %s is running", pod.Name))
+	case waiting != nil && imagePullReasons[waiting.Reason]:
+		s.Status.Phase = v1.StrategyPending
+		setCondition(s, v1.ConditionReady, false, ReasonImagePullFailed,
+			fmt.Sprintf("pod %s cannot pull image %s (%s): %s", pod.Name, pod.Spec.Containers[0].Image,
+				waiting.Reason, waiting.Message))
 	default:
 		s.Status.Phase = v1.StrategyPending
 		setCondition(s, v1.ConditionReady, false, ReasonPodPending, fmt.Sprintf("pod %s is %s", pod.Name, podPhase(pod)))
@@ -623,6 +631,18 @@ func runnerFailure(pod *corev1.Pod) (msg string, failing bool) {
 		return m, true
 	}
 	return fmt.Sprintf("exited with code %d (%s)", last.ExitCode, last.Reason), true
+}
+
+// imagePullReasons are the waiting reasons of a container whose image a node cannot get.
+var imagePullReasons = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
+	"ErrImageNeverPull": true}
+
+// containerWaiting is why the runner container waits to start, if it does.
+func containerWaiting(pod *corev1.Pod) *corev1.ContainerStateWaiting {
+	if len(pod.Status.ContainerStatuses) == 0 {
+		return nil
+	}
+	return pod.Status.ContainerStatuses[0].State.Waiting
 }
 
 func podPhase(pod *corev1.Pod) string {

@@ -54,7 +54,7 @@ type Cluster struct {
 
 // controllers are the kube-controller-manager controllers the local cluster runs: owner
 // references and namespace deletion work as on a real cluster.
-const controllers = "garbage-collector-controller,namespace-controller"
+const controllers = "garbage-collector-controller,namespace-controller,deployment-controller,replicaset-controller"
 
 // Start starts etcd, kube-apiserver and kube-controller-manager from the binaries in
 // assets and writes an administrator's kubeconfig and the controller manager's log into dir.
@@ -126,34 +126,12 @@ func (c *Cluster) Stop() error {
 	return c.env.Stop()
 }
 
-// RunnerImage is the name of the runner image (any registry and tag), which the local
-// kubelet runs as the runner binary.
-const RunnerImage = "strategy-runner"
-
-// GoStrategyImage is the name of the Go SDK's example strategy image (examples/go-strategy).
-const GoStrategyImage = "go-strategy"
-
-// NodeBotImage is the name of the exec sample's image (a Node.js runtime with the runner at
-// /usr/local/bin/runner), which the local kubelet runs as bin/runner with the local node.
-const NodeBotImage = "node-bot"
-
-// Images are the images the local kubelet can run from the folder bin: the runner image
-// (and the exec sample's) is bin/runner, the example strategy's bin/go-strategy.
-func Images(bin string) map[string]string {
-	return map[string]string{RunnerImage: filepath.Join(bin, "runner"), NodeBotImage: filepath.Join(bin, "runner"),
-		GoStrategyImage: filepath.Join(bin, "go-strategy")}
-}
-
 // StartKubelet runs the cluster's pods as local processes (see podprocess) on node
-// "local" until ctx ends; the returned channel yields its result once every process has
-// stopped. Pod logs go under dir/kubelet/logs.
-func (c *Cluster) StartKubelet(ctx context.Context, images map[string]string, log *slog.Logger) (*podprocess.Kubelet, <-chan error, error) {
-	for name, bin := range images {
-		if _, err := os.Stat(bin); err != nil {
-			return nil, nil, fmt.Errorf("executable of image %s: %w (run 'make build')", name, err)
-		}
-	}
-	k, err := podprocess.New(podprocess.Config{REST: c.Config, NodeName: "local", Images: images,
+// "local" until ctx ends, pulling every image from the registry mirror (host:port); the
+// returned channel yields its result once every process has stopped. Pod logs go under
+// dir/kubelet/logs.
+func (c *Cluster) StartKubelet(ctx context.Context, mirror string, log *slog.Logger) (*podprocess.Kubelet, <-chan error, error) {
+	k, err := podprocess.New(podprocess.Config{REST: c.Config, NodeName: "local", Mirror: mirror,
 		Dir: filepath.Join(c.dir, "kubelet"), Log: log})
 	if err != nil {
 		return nil, nil, err

@@ -43,7 +43,7 @@ func (m mounts) translate(s string) string {
 	}
 	for _, mt := range m {
 		if value == mt.at || strings.HasPrefix(value, strings.TrimSuffix(mt.at, "/")+"/") {
-			return prefix + mt.local + strings.TrimPrefix(value, mt.at)
+			return prefix + filepath.Join(mt.local, strings.TrimPrefix(value, mt.at))
 		}
 	}
 	return s
@@ -112,6 +112,8 @@ func (k *Kubelet) envValue(ctx context.Context, pod *corev1.Pod, e corev1.EnvVar
 	switch {
 	case src == nil:
 		return e.Value, nil
+	case src.FieldRef != nil && src.FieldRef.FieldPath == "status.podIP":
+		return k.podIP(pod.UID), nil
 	case src.FieldRef != nil:
 		return podField(pod, src.FieldRef.FieldPath)
 	case src.ConfigMapKeyRef != nil:
@@ -157,7 +159,7 @@ func podField(pod *corev1.Pod, path string) (string, error) {
 		return pod.Spec.NodeName, nil
 	case "spec.serviceAccountName":
 		return pod.Spec.ServiceAccountName, nil
-	case "status.hostIP", "status.podIP":
+	case "status.hostIP":
 		return localhost, nil
 	}
 	for prefix, m := range map[string]map[string]string{"metadata.labels": pod.Labels, "metadata.annotations": pod.Annotations} {

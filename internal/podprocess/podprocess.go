@@ -16,16 +16,25 @@ limitations under the License.
 
 // Package podprocess is a kubelet for a machine with no container runtime: it runs the
 // pods of a local control plane as processes. It binds pending pods to its node (there is
-// no scheduler), starts each pod's single container from a local executable that stands
-// for the container's image, with what the Pod says (command and args, environment, a
-// ServiceAccount token bound to the pod), reports the container's state back into the
-// pod's status, restarts it by the pod's restart policy, and finishes a pod's deletion
-// once its process has stopped. `make run-local` and the e2e suite use it so that the
-// runner pods the operator makes run for real.
+// no scheduler), pulls each pod's image from a registry and unpacks it into a folder,
+// starts the pod's single container from it with what the Pod says (command and args,
+// environment with $(VAR) references, volumes, a ServiceAccount token bound to the pod, a
+// loopback address of its own as the pod IP), reports the container's state back into the
+// pod's status (ErrImagePull and ImagePullBackOff included), restarts it by the pod's
+// restart policy, and finishes a pod's deletion once its process has stopped. `make
+// run-local` and the e2e suite use it so that the images a cluster would run run here.
+//
+// What it does not do that a real kubelet does: no namespaces or cgroups (every process
+// sees this machine's file system and network, runs as this kubelet's user, and a bare
+// command the image lacks is found on this machine's PATH), no resource limits, no probes
+// (a running container counts as ready), and only emptyDir and persistentVolumeClaim
+// volumes; paths are redirected into the image and the volumes by rewriting the command
+// line and environment, not by mounts.
 package podprocess
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -54,9 +63,10 @@ type Config struct {
 	REST *rest.Config
 	// NodeName is the node this kubelet registers and runs pods on.
 	NodeName string
-	// Images maps an image name, without registry, tag or digest (strategy-runner for
-	// ghcr.io/strategyops/strategy-runner:v1), to the executable that stands for it.
-	Images map[string]string
+	// Mirror is a registry (host:port) to pull every image from, whatever registry its
+	// reference names, as a container runtime's mirror does: strategy-runner:v1 is pulled
+	// as Mirror/library/strategy-runner:v1. Empty pulls from the named registries.
+	Mirror string
 	// Dir holds the pods' logs, tokens and volumes.
 	Dir string
 	// Log receives one line per pod and container event.
@@ -76,6 +86,12 @@ type Kubelet struct {
 	mu      sync.Mutex
 	running map[types.UID]*podRun
 	wg      sync.WaitGroup
+
+	imagesMu sync.Mutex
+	images   map[string]pulledImage // by the reference the pod names
+
+	ipsMu sync.Mutex
+	ips   map[types.UID]string // each running pod's loopback address
 }
 
 // podRun is one pod's supervisor.
@@ -94,7 +110,8 @@ func New(cfg Config) (*Kubelet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Kubelet{cfg: cfg, client: cs, running: map[types.UID]*podRun{}}, nil
+	return &Kubelet{cfg: cfg, client: cs, running: map[types.UID]*podRun{}, images: map[string]pulledImage{},
+		ips: map[types.UID]string{}}, nil
 }
 
 // LogDir holds one log file per pod, namespace_name.log.
@@ -281,9 +298,49 @@ func (k *Kubelet) finish(ctx context.Context, pod *corev1.Pod) {
 	}()
 }
 
+// waitingReason is how a pod's status names why its container could not start.
+func waitingReason(err error) string {
+	for _, e := range []error{ErrImagePull, ErrInvalidImageName, ErrImageNeverPull} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "CreateContainerConfigError"
+}
+
+// podIP is the pod's own loopback address (127.0.0.2 onwards), kept while its supervisor
+// runs: processes that bind their pod IP do not collide with other pods'.
+func (k *Kubelet) podIP(uid types.UID) string {
+	k.ipsMu.Lock()
+	defer k.ipsMu.Unlock()
+	if ip, ok := k.ips[uid]; ok {
+		return ip
+	}
+	used := map[string]bool{}
+	for _, ip := range k.ips {
+		used[ip] = true
+	}
+	for n := 2; n < 1<<16; n++ {
+		ip := fmt.Sprintf("127.0.%d.%d", n/256, n%256)
+		if n%256 != 0 && n%256 != 255 && !used[ip] {
+			k.ips[uid] = ip
+			return ip
+		}
+	}
+	return localhost
+}
+
+func (k *Kubelet) releaseIP(uid types.UID) {
+	k.ipsMu.Lock()
+	defer k.ipsMu.Unlock()
+	delete(k.ips, uid)
+}
+
 // supervise runs the pod's container until ctx ends, restarting it by the restart policy.
 func (k *Kubelet) supervise(ctx context.Context, pod *corev1.Pod) {
 	log := k.cfg.Log.With("pod", pod.Namespace+"/"+pod.Name)
+	k.podIP(pod.UID)
+	defer k.releaseIP(pod.UID)
 	c := pod.Spec.Containers[0]
 	var last *corev1.ContainerStateTerminated
 	restarts := int32(0)
@@ -295,8 +352,19 @@ func (k *Kubelet) supervise(ctx context.Context, pod *corev1.Pod) {
 				return
 			}
 			log.Error("Cannot start the container", "error", err.Error())
+			reason := waitingReason(err)
 			k.report(pod, c, "", restarts, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
-				Reason: "CreateContainerConfigError", Message: err.Error()}}, last)
+				Reason: reason, Message: err.Error()}}, last)
+			if reason == ErrImagePull.Error() {
+				// As kubelet: the pull failed, and the next try waits for its back-off.
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(min(backoff, time.Second)):
+				}
+				k.report(pod, c, "", restarts, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{
+					Reason: "ImagePullBackOff", Message: "Back-off pulling image \"" + c.Image + "\": " + err.Error()}}, last)
+			}
 		} else {
 			started := time.Now()
 			log.Info("Started the container", "container", c.Name, "pid", proc.cmd.Process.Pid, "restarts", restarts)

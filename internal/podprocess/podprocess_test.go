@@ -17,25 +17,183 @@ limitations under the License.
 package podprocess
 
 import (
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/registry"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/strategyops/strategy-operator/internal/ociimage"
 )
 
-func TestExecutableIgnoresRegistryTagAndDigest(t *testing.T) {
-	k := &Kubelet{cfg: Config{Images: map[string]string{"strategy-runner": "/opt/bin/runner"}}}
-	for _, image := range []string{"strategy-runner", "strategy-runner:dev", "localhost:5000/strategy-runner:v1",
-		"ghcr.io/strategyops/strategy-runner@sha256:abc", "ghcr.io/strategyops/strategy-runner:v1@sha256:abc"} {
-		bin, err := k.executable(image)
-		if err != nil || bin != "/opt/bin/runner" {
-			t.Errorf("%s: got %q, %v", image, bin, err)
+func TestMirrorKeepsRepositoryTagAndDigest(t *testing.T) {
+	for image, want := range map[string]string{
+		"strategy-runner:dev":                       "127.0.0.1:5000/library/strategy-runner:dev",
+		"strategy-runner":                           "127.0.0.1:5000/library/strategy-runner:latest",
+		"ghcr.io/strategyops/strategy-runner:v1":    "127.0.0.1:5000/strategyops/strategy-runner:v1",
+		"ghcr.io/strategyops/strategy-runner@" + dg: "127.0.0.1:5000/strategyops/strategy-runner@" + dg,
+	} {
+		ref, err := MirrorRef("127.0.0.1:5000", image)
+		if err != nil || ref.String() != want {
+			t.Errorf("%s: got %v, %v; want %s", image, ref, err, want)
 		}
 	}
-	_, err := k.executable("localhost:5000/other:v1")
-	if err == nil || !strings.Contains(err.Error(), "localhost:5000/other:v1") || !strings.Contains(err.Error(), "strategy-runner") {
-		t.Errorf("an unknown image: got %v, want an error naming it and the known images", err)
+	if _, err := MirrorRef("127.0.0.1:5000", "Bad Name"); !errors.Is(err, ErrInvalidImageName) {
+		t.Errorf("an invalid reference: got %v, want ErrInvalidImageName", err)
+	}
+}
+
+const dg = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+func TestExpandAsKubelet(t *testing.T) {
+	vars := map[string]string{"POD_IP": "127.0.0.7", "EMPTY": ""}
+	for in, want := range map[string]string{
+		"--metrics-bind-address=$(POD_IP):8080": "--metrics-bind-address=127.0.0.7:8080",
+		"$(POD_IP)$(EMPTY)/x":                   "127.0.0.7/x",
+		"$$(POD_IP)":                            "$(POD_IP)",
+		"$(UNDEFINED) stays":                    "$(UNDEFINED) stays",
+		"price $5 and $(":                       "price $5 and $(",
+		"no references":                         "no references",
+	} {
+		if got := expand(in, vars); got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestCommandLineAsKubelet(t *testing.T) {
+	img := v1.Config{Entrypoint: []string{"/usr/local/bin/runner"}, Cmd: []string{"--help"}}
+	for _, tc := range []struct {
+		c    corev1.Container
+		want string
+	}{
+		{corev1.Container{}, "/usr/local/bin/runner --help"},
+		{corev1.Container{Args: []string{"--speed=60"}}, "/usr/local/bin/runner --speed=60"},
+		{corev1.Container{Command: []string{"/manager"}}, "/manager"},
+		{corev1.Container{Command: []string{"/manager"}, Args: []string{"--leader-elect"}}, "/manager --leader-elect"},
+	} {
+		if got := strings.Join(commandLine(tc.c, img), " "); got != tc.want {
+			t.Errorf("%+v: got %q, want %q", tc.c, got, tc.want)
+		}
+	}
+}
+
+func TestRunAsNonRootIsChecked(t *testing.T) {
+	nonRoot := &corev1.Pod{Spec: corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}}}
+	c := corev1.Container{}
+	for user, ok := range map[string]bool{"65532:65532": true, "1000": true, "": false, "0": false, "root": false, "nonroot": false} {
+		err := checkNonRoot(nonRoot, c, user)
+		if (err == nil) != ok || (err != nil && !errors.Is(err, ErrRunAsRoot)) {
+			t.Errorf("image user %q: got %v, want allowed %v", user, err, ok)
+		}
+	}
+	if err := checkNonRoot(&corev1.Pod{}, c, ""); err != nil {
+		t.Errorf("without runAsNonRoot, root is allowed: got %v", err)
+	}
+	c.SecurityContext = &corev1.SecurityContext{RunAsUser: ptr.To[int64](1000)}
+	if err := checkNonRoot(nonRoot, c, "root"); err != nil {
+		t.Errorf("the container's runAsUser 1000 overrides the image's root: got %v", err)
+	}
+}
+
+func TestPullUnpacksAndFollowsThePolicy(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	bin := filepath.Join(t.TempDir(), "runner")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	build := func(version string) v1.ImageIndex {
+		idx, err := ociimage.Build(ociimage.Spec{Ref: "strategy-runner:dev", Entrypoint: "/usr/local/bin/runner",
+			Binaries: map[string]string{"linux/" + runtime.GOARCH: bin}, CACertificates: []byte("ca"), Version: version})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return idx
+	}
+	push := func(idx v1.ImageIndex) {
+		ref, err := MirrorRef(host, "strategy-runner:dev")
+		if err == nil {
+			err = remote.WriteIndex(ref, idx, remote.WithContext(t.Context()))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	push(build("v1"))
+	k := &Kubelet{cfg: Config{Mirror: host, Dir: t.TempDir(), NodeName: "local", Log: slog.New(slog.DiscardHandler)},
+		images: map[string]pulledImage{}}
+
+	c := corev1.Container{Image: "strategy-runner:dev"}
+	first, err := k.pull(t.Context(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(first.rootfs, "usr/local/bin/runner"))
+	if err != nil || fi.Mode().Perm() != 0o755 {
+		t.Fatalf("unpacked entrypoint: %v, %v", fi, err)
+	}
+	if fi, err := os.Stat(filepath.Join(first.rootfs, "tmp")); err != nil || fi.Mode()&os.ModeSticky == 0 {
+		t.Errorf("unpacked /tmp: %v, %v; want sticky", fi, err)
+	}
+	if first.config.User != "65532:65532" || k.imageID(c.Image) != first.digest {
+		t.Errorf("config user %q, image ID %q (digest %s)", first.config.User, k.imageID(c.Image), first.digest)
+	}
+
+	push(build("v2"))
+	if again, err := k.pull(t.Context(), c); err != nil || again.digest != first.digest {
+		t.Errorf("IfNotPresent with the image present: got %s, %v; want the first %s unchanged", again.digest, err, first.digest)
+	}
+	c.ImagePullPolicy = corev1.PullAlways
+	if newer, err := k.pull(t.Context(), c); err != nil || newer.digest == first.digest {
+		t.Errorf("Always after a push: got %s, %v; want a new digest", newer.digest, err)
+	}
+
+	for _, tc := range []struct {
+		c    corev1.Container
+		want error
+	}{
+		{corev1.Container{Image: "missing:dev"}, ErrImagePull},
+		{corev1.Container{Image: "missing:dev", ImagePullPolicy: corev1.PullNever}, ErrImageNeverPull},
+		{corev1.Container{Image: "UPPER:case"}, ErrInvalidImageName},
+	} {
+		_, err := k.pull(t.Context(), tc.c)
+		if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.c.Image) || waitingReason(err) != tc.want.Error() {
+			t.Errorf("%s (%s): got %v, want %v naming the image", tc.c.Image, tc.c.ImagePullPolicy, err, tc.want)
+		}
+	}
+}
+
+func TestLookPathPrefersTheImage(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "usr/local/bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "usr/local/bin/sh"), nil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m := mounts{{at: "/", local: root}}
+	if got, err := lookPath("sh", "/usr/local/bin:/bin", m); err != nil || got != filepath.Join(root, "usr/local/bin/sh") {
+		t.Errorf("a command the image has: got %q, %v", got, err)
+	}
+	if got, err := lookPath("/usr/local/bin/sh", "", m); err != nil || got != filepath.Join(root, "usr/local/bin/sh") {
+		t.Errorf("an absolute command: got %q, %v", got, err)
+	}
+	if _, err := lookPath("/bin/nothing-here", "", m); err == nil || !strings.Contains(err.Error(), "/bin/nothing-here") {
+		t.Errorf("an absolute command the image lacks: got %v", err)
 	}
 }
 
@@ -47,6 +205,7 @@ func TestMountPathsBecomeLocalFolders(t *testing.T) {
 		"DATA_DIR=/data/x":    "DATA_DIR=/tmp/d/x",
 		"/data/cache/y":       "/tmp/c/y",
 		"/database":           "/database",
+		"/data/":              "/tmp/d",
 		"--market=simulated":  "--market=simulated",
 		"--data-dir=/dataset": "--data-dir=/dataset",
 	} {

@@ -17,17 +17,21 @@ limitations under the License.
 package podprocess
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -104,14 +108,17 @@ func (p *process) wait(ctx context.Context, pod *corev1.Pod) *corev1.ContainerSt
 
 func containerID(cmd *exec.Cmd) string { return fmt.Sprintf("process://%d", cmd.Process.Pid) }
 
-// start starts the pod's container as a process.
+// start starts the pod's container as a process of its image.
 func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (*process, error) {
 	if len(pod.Spec.Containers) != 1 || len(pod.Spec.InitContainers) > 0 {
 		return nil, errors.New("the process kubelet runs pods of exactly one container and no init containers")
 	}
 	c := pod.Spec.Containers[0]
-	bin, err := k.executable(c.Image)
+	img, err := k.pull(ctx, c)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkNonRoot(pod, c, img.config.User); err != nil {
 		return nil, err
 	}
 	dir := k.podDir(pod.Namespace, pod.Name)
@@ -130,28 +137,45 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (*process, error) 
 	if c.TerminationMessagePath != "" {
 		paths = append(mounts{{filepath.Clean(c.TerminationMessagePath), termination}}, paths...)
 	}
-	args := c.Args
-	if len(c.Command) > 0 {
-		if filepath.Base(c.Command[0]) != filepath.Base(bin) {
-			return nil, fmt.Errorf("container %q: command %q is not the entrypoint of image %s (%s)",
-				c.Name, c.Command[0], c.Image, filepath.Base(bin))
-		}
-		args = append(slices.Clone(c.Command[1:]), c.Args...)
-	}
-	environ, err := k.environment(ctx, pod, c)
+	// Every other path the container names is in its image.
+	paths = append(paths, struct{ at, local string }{"/", img.rootfs})
+	podEnv, err := k.environment(ctx, pod, c)
 	if err != nil {
 		return nil, err
 	}
-	// The pod's values name paths inside the container (translated to the mounts' folders);
-	// what this kubelet adds names its own folders, which a mount (an emptyDir at /tmp, with
-	// this kubelet's folder under /tmp) must not redirect.
-	environ = append(paths.translateAll(environ), "HOSTNAME="+pod.Name, "PATH="+os.Getenv("PATH"), "HOME="+dir)
+	// The image's variables, then the pod's over them; $(NAME) in the pod's values and in
+	// the command refers to the variables before it.
+	vars := map[string]string{}
+	var environ []string
+	for _, e := range append(slices.Clone(img.config.Env), podEnv...) {
+		n, v, _ := strings.Cut(e, "=")
+		v = expand(v, vars)
+		vars[n] = v
+		environ = append(environ, n+"="+v)
+	}
+	argv := commandLine(c, img.config)
+	if len(argv) == 0 {
+		return nil, fmt.Errorf("container %q: neither the pod nor image %s gives a command", c.Name, c.Image)
+	}
+	for i := range argv {
+		argv[i] = expand(argv[i], vars)
+	}
+	bin, err := lookPath(argv[0], vars["PATH"], paths)
+	if err != nil {
+		return nil, fmt.Errorf("container %q, image %s: %w", c.Name, c.Image, err)
+	}
+	// The pod's values name paths inside the container (translated to the mounts' folders
+	// and the image's); what this kubelet adds names its own folders, which a mount (an
+	// emptyDir at /tmp, with this kubelet's folder under /tmp) must not redirect.
+	environ = append(paths.translateAll(environ), "HOSTNAME="+pod.Name, "HOME="+dir,
+		"PATH="+processPath(vars["PATH"], paths))
 	if ptr.Deref(pod.Spec.AutomountServiceAccountToken, true) {
 		if err := k.writeCredentials(ctx, pod); err != nil {
 			return nil, fmt.Errorf("ServiceAccount %s token: %w", pod.Spec.ServiceAccountName, err)
 		}
 		environ = append(environ, "KUBECONFIG="+k.Kubeconfig(pod.Namespace, pod.Name))
 	}
+	workDir := cmp.Or(c.WorkingDir, img.config.WorkingDir, "/")
 	if err := os.MkdirAll(filepath.Dir(k.LogPath(pod.Namespace, pod.Name)), 0o700); err != nil {
 		return nil, err
 	}
@@ -160,9 +184,10 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (*process, error) 
 		return nil, err
 	}
 	defer func() { _ = logFile.Close() }()
-	cmd := exec.Command(bin, paths.translateAll(args)...)
+	cmd := exec.Command(bin, paths.translateAll(argv[1:])...)
+	cmd.Args[0] = argv[0]
 	cmd.Env = environ
-	cmd.Dir = dir
+	cmd.Dir = paths.translate(workDir)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// A process group of its own, so that signals reach all of it, and killed if this
 	// kubelet dies, so that no runner outlives it.
@@ -180,24 +205,124 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (*process, error) 
 	return p, nil
 }
 
-// executable is the local executable that stands for image.
-func (k *Kubelet) executable(image string) (string, error) {
-	name := image
-	if i := strings.IndexByte(name, '@'); i >= 0 {
-		name = name[:i]
+// commandLine is what the container runs, as kubelet decides it: the pod's command
+// replaces the image's entrypoint (and then its cmd), the pod's args replace the image's cmd.
+func commandLine(c corev1.Container, img v1.Config) []string {
+	switch {
+	case len(c.Command) > 0:
+		return append(slices.Clone(c.Command), c.Args...)
+	case len(c.Args) > 0:
+		return append(slices.Clone(img.Entrypoint), c.Args...)
+	default:
+		return append(slices.Clone(img.Entrypoint), img.Cmd...)
 	}
-	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
-		name = name[:i]
+}
+
+// expand replaces $(NAME) by the variable's value as kubelet does: $$ is a literal $, and
+// a reference to a variable not defined stays as written.
+func expand(s string, vars map[string]string) string {
+	if !strings.Contains(s, "$") {
+		return s
 	}
-	name = name[strings.LastIndexByte(name, '/')+1:]
-	bin, ok := k.cfg.Images[name]
-	if !ok {
-		known := make([]string, 0, len(k.cfg.Images))
-		for n := range k.cfg.Images {
-			known = append(known, n)
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] != '$' || i+1 == len(s):
+			b.WriteByte(s[i])
+		case s[i+1] == '$':
+			b.WriteByte('$')
+			i++
+		case s[i+1] == '(':
+			end := strings.IndexByte(s[i+2:], ')')
+			if end < 0 {
+				b.WriteString(s[i:])
+				return b.String()
+			}
+			ref := s[i+2 : i+2+end]
+			if v, ok := vars[ref]; ok {
+				b.WriteString(v)
+			} else {
+				b.WriteString(s[i : i+3+end])
+			}
+			i += 2 + end
+		default:
+			b.WriteByte('$')
 		}
-		slices.Sort(known)
-		return "", fmt.Errorf("no local executable stands for image %s (known images: %s)", image, strings.Join(known, ", "))
 	}
-	return filepath.Abs(bin)
+	return b.String()
+}
+
+// lookPath finds the executable of the container's command: an absolute path in the image
+// (or a mount), a bare name on the image's PATH, and then on this machine's PATH (the
+// process kubelet has no mount namespace, so a runtime the host has, like node, is found
+// there when the image lacks it).
+func lookPath(command, imagePath string, m mounts) (string, error) {
+	if strings.Contains(command, "/") {
+		if !path.IsAbs(command) {
+			return "", fmt.Errorf("command %q: a relative path is not supported by the process kubelet", command)
+		}
+		local := m.translate(command)
+		if fi, err := os.Stat(local); err != nil || fi.IsDir() {
+			return "", fmt.Errorf("command %s: no such executable in the image", command)
+		}
+		return local, nil
+	}
+	bin, err := exec.LookPath(command)
+	for _, dir := range filepath.SplitList(imagePath) {
+		local := filepath.Join(m.translate(dir), command)
+		if fi, statErr := os.Stat(local); statErr == nil && !fi.IsDir() {
+			return local, nil
+		}
+	}
+	if err != nil {
+		return "", fmt.Errorf("command %q: not found on the image's PATH %s, nor on the node's", command, imagePath)
+	}
+	return bin, nil
+}
+
+// processPath is the PATH the process gets: the image's folders, then this machine's.
+func processPath(imagePath string, m mounts) string {
+	var dirs []string
+	for _, dir := range filepath.SplitList(imagePath) {
+		dirs = append(dirs, m.translate(dir))
+	}
+	return strings.Join(append(dirs, os.Getenv("PATH")), string(filepath.ListSeparator))
+}
+
+// ErrRunAsRoot: the pod asks for a non-root user and the container would run as root.
+var ErrRunAsRoot = errors.New("container has runAsNonRoot and image will run as root")
+
+// checkNonRoot refuses to start a container that must not run as root but would, as
+// kubelet does: the pod's user, else the image's, must be a non-zero number.
+func checkNonRoot(pod *corev1.Pod, c corev1.Container, imageUser string) error {
+	nonRoot, uid := false, (*int64)(nil)
+	if sc := pod.Spec.SecurityContext; sc != nil {
+		nonRoot, uid = ptr.Deref(sc.RunAsNonRoot, false), sc.RunAsUser
+	}
+	if sc := c.SecurityContext; sc != nil {
+		if sc.RunAsNonRoot != nil {
+			nonRoot = *sc.RunAsNonRoot
+		}
+		if sc.RunAsUser != nil {
+			uid = sc.RunAsUser
+		}
+	}
+	if !nonRoot {
+		return nil
+	}
+	if uid != nil {
+		if *uid == 0 {
+			return fmt.Errorf("%w (pod's runAsUser 0)", ErrRunAsRoot)
+		}
+		return nil
+	}
+	user, _, _ := strings.Cut(imageUser, ":")
+	n, err := strconv.ParseInt(user, 10, 64)
+	switch {
+	case user == "" || user == "root" || (err == nil && n == 0):
+		return fmt.Errorf("%w (image user %q)", ErrRunAsRoot, imageUser)
+	case err != nil:
+		return fmt.Errorf("%w: image has non-numeric user (%s), cannot verify user is non-root", ErrRunAsRoot, user)
+	}
+	return nil
 }

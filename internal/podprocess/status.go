@@ -33,7 +33,7 @@ func (k *Kubelet) report(pod *corev1.Pod, c corev1.Container, id string, restart
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ready := state.Running != nil
-	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: "process://" + c.Image, RestartCount: restarts,
+	cs := corev1.ContainerStatus{Name: c.Name, Image: c.Image, ImageID: k.imageID(c.Image), RestartCount: restarts,
 		Ready: ready, Started: new(ready), State: state, ContainerID: id}
 	if last != nil {
 		cs.LastTerminationState = corev1.ContainerState{Terminated: last}
@@ -57,8 +57,9 @@ func (k *Kubelet) report(pod *corev1.Pod, c corev1.Container, id string, restart
 		}
 		now := metav1.Now()
 		cur.Status.Phase = phase
-		cur.Status.HostIP, cur.Status.PodIP = localhost, localhost
-		cur.Status.PodIPs = []corev1.PodIP{{IP: localhost}}
+		ip := k.podIP(pod.UID)
+		cur.Status.HostIP, cur.Status.PodIP = localhost, ip
+		cur.Status.HostIPs, cur.Status.PodIPs = []corev1.HostIP{{IP: localhost}}, []corev1.PodIP{{IP: ip}}
 		if cur.Status.StartTime == nil {
 			cur.Status.StartTime = &now
 		}

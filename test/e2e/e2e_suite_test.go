@@ -16,8 +16,9 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package e2e drives strategy-operator the way its users do: a real etcd and
-// kube-apiserver, the manager binary, and the real kubectl.
+// Package e2e drives strategy-operator the way its users do: a real etcd, kube-apiserver
+// and kube-controller-manager, the operator installed with make deploy, its images pulled
+// from a registry and run by a kubelet, and the real kubectl.
 package e2e
 
 import (
@@ -26,7 +27,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,8 +40,7 @@ import (
 
 var (
 	cluster     *localcluster.Cluster
-	manager     *exec.Cmd
-	managerLog  string
+	registry    *localcluster.Registry
 	kubelet     *podprocess.Kubelet
 	kubeletLog  string
 	stopKubelet context.CancelFunc
@@ -57,40 +56,55 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	root := testenv.RepoRoot()
 	dir := GinkgoT().TempDir()
 
-	By("starting etcd and kube-apiserver")
+	By("starting etcd, kube-apiserver and kube-controller-manager")
 	var err error
 	cluster, err = localcluster.Start(testenv.BinaryDir(), dir)
 	Expect(err).NotTo(HaveOccurred())
 
-	By("installing the CRDs with kubectl")
-	Expect(cluster.InstallCRDs(ctx, filepath.Join(root, "config", "crd"))).To(Succeed())
-
-	By("starting the manager")
-	managerLog = filepath.Join(dir, "manager.log")
-	logFile, err := os.Create(managerLog)
-	Expect(err).NotTo(HaveOccurred())
-	manager, err = cluster.StartManager(filepath.Join(root, "bin", "manager"), logFile)
+	By("serving the images make images built from a local registry")
+	registry, err = localcluster.StartRegistry(ctx, filepath.Join(root, "bin", "images"), dir)
 	Expect(err).NotTo(HaveOccurred())
 
-	By("starting the kubelet that runs the runner pods as processes of bin/runner")
+	By("starting the kubelet that pulls the pods' images from it and runs them as processes")
 	kubeletLog = filepath.Join(dir, "kubelet.log")
 	kl, err := os.Create(kubeletLog)
 	Expect(err).NotTo(HaveOccurred())
 	var kubeletCtx context.Context
 	kubeletCtx, stopKubelet = context.WithCancel(context.Background())
-	kubelet, kubeletDone, err = cluster.StartKubelet(kubeletCtx, localcluster.Images(filepath.Join(root, "bin")),
-		slog.New(slog.NewTextHandler(kl, nil)))
+	kubelet, kubeletDone, err = cluster.StartKubelet(kubeletCtx, registry.Host, slog.New(slog.NewTextHandler(kl, nil)))
 	Expect(err).NotTo(HaveOccurred())
-}, NodeTimeout(3*time.Minute))
+
+	By("writing dist/install.yaml with make build-installer; a server-side dry run accepts it")
+	makeTarget(ctx, root, "build-installer")
+	_, err = cluster.Kubectl(ctx, "apply", "--server-side", "--dry-run=server", "-f", filepath.Join(root, "dist", "install.yaml"))
+	Expect(err).NotTo(HaveOccurred())
+
+	By("installing the operator with make deploy: CRDs, RBAC, policies, the manager from its image")
+	makeTarget(ctx, root, "deploy")
+	_, err = cluster.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s",
+		"crd", "-l", "app.kubernetes.io/part-of=strategy-operator")
+	Expect(err).NotTo(HaveOccurred())
+	_, err = cluster.Kubectl(ctx, "rollout", "status", "-n", operatorNamespace, managerDeployment, "--timeout=120s")
+	Expect(err).NotTo(HaveOccurred())
+}, NodeTimeout(4*time.Minute))
+
+// makeTarget runs make target in root for the local cluster, with the images make images
+// tagged: the manager's and the runner's of this version.
+func makeTarget(ctx context.Context, root, target string) {
+	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", root, target,
+		"IMG=strategy-operator:dev", "RUNNER_IMG="+localcluster.RunnerImage+":dev", "KUBECTL="+cluster.KubectlPath)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig, "KUBECTL_KUBERC=false", "MAKEFLAGS=")
+	out, err := cmd.CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), "make %s: %s", target, out)
+}
 
 var _ = AfterSuite(func() {
 	if stopKubelet != nil {
 		stopKubelet()
 		Expect(<-kubeletDone).To(Succeed())
 	}
-	if manager != nil && manager.Process != nil {
-		_ = manager.Process.Signal(syscall.SIGTERM)
-		_ = manager.Wait()
+	if registry != nil {
+		Expect(registry.Stop()).To(Succeed())
 	}
 	if cluster != nil {
 		Expect(cluster.Stop()).To(Succeed())
@@ -102,16 +116,14 @@ var _ = ReportAfterEach(func(report SpecReport) {
 	if !report.Failed() || cluster == nil {
 		return
 	}
-	for name, path := range map[string]string{"manager log": managerLog, "kubelet log": kubeletLog} {
-		if data, err := os.ReadFile(path); err == nil {
-			AddReportEntry(name, string(data))
-		}
+	if data, err := os.ReadFile(kubeletLog); err == nil {
+		AddReportEntry("kubelet log", string(data))
 	}
 	if kubelet != nil {
 		logs, _ := filepath.Glob(filepath.Join(kubelet.LogDir(), "*.log"))
 		for _, path := range logs {
 			if data, err := os.ReadFile(path); err == nil {
-				AddReportEntry("runner log "+filepath.Base(path), string(data))
+				AddReportEntry("pod log "+filepath.Base(path), string(data))
 			}
 		}
 	}

@@ -74,7 +74,7 @@ func descendants(pid int) []int {
 func startRunLocal(stdout *os.File) (*exec.Cmd, io.Reader) {
 	root := testenv.RepoRoot()
 	cmd := exec.Command(filepath.Join(root, "bin", "run-local"), "--assets", testenv.BinaryDir(),
-		"--manager", filepath.Join(root, "bin", "manager"), "--runner", filepath.Join(root, "bin", "runner"))
+		"--install", filepath.Join(root, "dist", "install.yaml"), "--images", filepath.Join(root, "bin", "images"))
 	cmd.Dir = root
 	cmd.SysProcAttr = childproc.SysProcAttr() // dies with the suite
 	var out io.Reader

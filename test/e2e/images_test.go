@@ -1,0 +1,90 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/strategyops/strategy-operator/internal/controller"
+	"github.com/strategyops/strategy-operator/internal/localcluster"
+)
+
+var _ = Describe("Images", func() {
+	It("runs a pod's image pulled from the registry, and says so when the image cannot be pulled", func(ctx SpecContext) {
+		ns := "images"
+		kubectl(ctx, "create", "namespace", ns)
+		DeferCleanup(func(ctx SpecContext) { _, _ = cluster.Kubectl(ctx, "delete", "namespace", ns, "--wait=false") })
+
+		By("a Strategy whose image the registry does not have")
+		strategy := func(image string) string {
+			return fmt.Sprintf(`apiVersion: trading.strategyops.dev/v1alpha1
+kind: Strategy
+metadata: {name: pulled}
+spec:
+  exchangeName: simulated
+  symbols: [XRPUSDT]
+  image: %s
+  args: [--strategy=indicator, --speed=60]
+  persistence: {backend: StrategyState}
+  retention: Delete
+`, image)
+		}
+		apply := func(manifest string) {
+			cmd := cluster.KubectlCommand(ctx, "apply", "-n", ns, "-f", "-")
+			cmd.Stdin = strings.NewReader(manifest)
+			out, err := cmd.CombinedOutput()
+			Expect(err).NotTo(HaveOccurred(), string(out))
+		}
+		apply(strategy("strategy-runner:no-such-tag"))
+		Eventually(func(g Gomega) {
+			out, err := cluster.Kubectl(ctx, "get", "pod", "pulled-runner", "-n", ns, "-o",
+				"jsonpath={.status.phase}|{.status.containerStatuses[0].state.waiting.reason}|"+
+					"{.status.containerStatuses[0].state.waiting.message}")
+			g.Expect(err).NotTo(HaveOccurred())
+			f := strings.SplitN(out, "|", 3)
+			g.Expect(f).To(HaveLen(3), "kubectl printed %q", out)
+			g.Expect(f[0]).To(Equal("Pending"))
+			g.Expect(f[1]).To(BeElementOf("ErrImagePull", "ImagePullBackOff"))
+			g.Expect(f[2]).To(ContainSubstring("strategy-runner:no-such-tag"))
+		}, 60*time.Second, 500*time.Millisecond).Should(Succeed())
+		Eventually(func() string {
+			out, _ := cluster.Kubectl(ctx, "get", "strategy", "pulled", "-n", ns, "-o",
+				`jsonpath={.status.conditions[?(@.type=="Ready")].reason}|{.status.conditions[?(@.type=="Ready")].message}`)
+			return out
+		}, 60*time.Second, 500*time.Millisecond).Should(And(HavePrefix(controller.ReasonImagePullFailed+"|"),
+			ContainSubstring("strategy-runner:no-such-tag")))
+
+		By("the image fixed, the pod runs the image's runner binary, unpacked from its layers")
+		apply(strategy(localcluster.RunnerImage + ":dev"))
+		pid := waitRunning(ctx, ns, "pulled")
+		exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+		Expect(err).NotTo(HaveOccurred())
+		Expect(exe).To(HaveSuffix(filepath.Join("usr", "local", "bin", "runner")))
+		Expect(exe).To(ContainSubstring(filepath.Join("kubelet", "images")), "the runner is the image's, not bin/runner")
+		imageID := kubectl(ctx, "get", "pod", "pulled-runner", "-n", ns, "-o", "jsonpath={.status.containerStatuses[0].imageID}")
+		Expect(imageID).To(HavePrefix("sha256:"))
+		Expect(exe).To(ContainSubstring(strings.TrimPrefix(imageID, "sha256:")), "the process runs the digest the status names")
+	})
+})
