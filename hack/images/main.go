@@ -60,13 +60,20 @@ func main() {
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, strings.Split(*platforms, ","), *version, *commit, time.Unix(*epoch, 0).UTC(), *out, *registry, *ca); err != nil {
+	stamp := stamp{version: *version, commit: *commit, created: time.Unix(*epoch, 0).UTC()}
+	if err := run(ctx, strings.Split(*platforms, ","), stamp, *out, *registry, *ca); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, platforms []string, version, commit string, created time.Time, out, registry, caFile string) error {
+// stamp is what every binary and image of one build carries.
+type stamp struct {
+	version, commit string
+	created         time.Time
+}
+
+func run(ctx context.Context, platforms []string, st stamp, out, registry, caFile string) error {
 	ca, err := os.ReadFile(caFile)
 	if err != nil {
 		return fmt.Errorf("CA certificates for the images (Debian: apt-get install ca-certificates): %w", err)
@@ -74,7 +81,7 @@ func run(ctx context.Context, platforms []string, version, commit string, create
 	buildDir := filepath.Join(filepath.Dir(out), "images-build")
 	binaries := map[string]map[string]string{} // image name → platform → binary
 	for _, platform := range platforms {
-		dir, err := compile(ctx, platform, version, commit, buildDir)
+		dir, err := compile(ctx, platform, st, buildDir)
 		if err != nil {
 			return err
 		}
@@ -87,9 +94,9 @@ func run(ctx context.Context, platforms []string, version, commit string, create
 	}
 	images := map[string]v1.ImageIndex{}
 	for _, t := range targets {
-		ref := t.name + ":" + version
+		ref := t.name + ":" + st.version
 		idx, err := ociimage.Build(ociimage.Spec{Ref: ref, Entrypoint: t.entrypoint, Binaries: binaries[t.name],
-			CACertificates: ca, Version: version, Commit: commit, Created: created})
+			CACertificates: ca, Version: st.version, Commit: st.commit, Created: st.created})
 		if err != nil {
 			return err
 		}
@@ -116,14 +123,14 @@ func run(ctx context.Context, platforms []string, version, commit string, create
 }
 
 // compile builds every target's binary for platform into one folder, static and stamped.
-func compile(ctx context.Context, platform, version, commit, buildDir string) (string, error) {
+func compile(ctx context.Context, platform string, st stamp, buildDir string) (string, error) {
 	goos, goarch, ok := strings.Cut(platform, "/")
 	if !ok {
 		return "", fmt.Errorf("platform %q: want os/arch, for example linux/arm64", platform)
 	}
 	dir := filepath.Join(buildDir, goos+"_"+goarch)
 	args := []string{"build", "-trimpath", "-o", dir + "/", "-ldflags",
-		fmt.Sprintf("-s -w -X %s.Version=%s -X %s.Commit=%s", versionPkg, version, versionPkg, commit)}
+		fmt.Sprintf("-s -w -X %s.Version=%s -X %s.Commit=%s", versionPkg, st.version, versionPkg, st.commit)}
 	for _, t := range targets {
 		args = append(args, t.pkg)
 	}

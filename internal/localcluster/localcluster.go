@@ -26,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,7 +132,10 @@ func (c *Cluster) Stop() error {
 // returned channel yields its result once every process has stopped. Pod logs go under
 // dir/kubelet/logs.
 func (c *Cluster) StartKubelet(ctx context.Context, mirror string, log *slog.Logger) (*podprocess.Kubelet, <-chan error, error) {
-	k, err := podprocess.New(podprocess.Config{REST: c.Config, NodeName: "local", Mirror: mirror,
+	// A pod range of its own, apart from other local clusters' on this machine (by chance:
+	// one of 65,024 /24 ranges).
+	cidr := fmt.Sprintf("127.%d.%d.0/24", 1+rand.IntN(254), rand.IntN(256))
+	k, err := podprocess.New(podprocess.Config{REST: c.Config, NodeName: "local", Mirror: mirror, PodCIDR: cidr,
 		Dir: filepath.Join(c.dir, "kubelet"), Log: log})
 	if err != nil {
 		return nil, nil, err

@@ -33,10 +33,12 @@ limitations under the License.
 package podprocess
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"path/filepath"
 	"sync"
 	"time"
@@ -67,6 +69,9 @@ type Config struct {
 	// reference names, as a container runtime's mirror does: strategy-runner:v1 is pulled
 	// as Mirror/library/strategy-runner:v1. Empty pulls from the named registries.
 	Mirror string
+	// PodCIDR is the loopback range (inside 127.0.0.0/8, all of which is local on Linux)
+	// that pod IPs come from; kubelets on one machine need ranges apart. Empty: 127.0.0.0/16.
+	PodCIDR string
 	// Dir holds the pods' logs, tokens and volumes.
 	Dir string
 	// Log receives one line per pod and container event.
@@ -90,8 +95,9 @@ type Kubelet struct {
 	imagesMu sync.Mutex
 	images   map[string]pulledImage // by the reference the pod names
 
-	ipsMu sync.Mutex
-	ips   map[types.UID]string // each running pod's loopback address
+	podCIDR netip.Prefix
+	ipsMu   sync.Mutex
+	ips     map[types.UID]string // each running pod's loopback address
 }
 
 // podRun is one pod's supervisor.
@@ -110,8 +116,12 @@ func New(cfg Config) (*Kubelet, error) {
 	if err != nil {
 		return nil, err
 	}
+	cidr, err := netip.ParsePrefix(cmp.Or(cfg.PodCIDR, "127.0.0.0/16"))
+	if err != nil || !cidr.Addr().Is4() || !cidr.Addr().IsLoopback() {
+		return nil, fmt.Errorf("PodCIDR %q: want a range inside 127.0.0.0/8", cfg.PodCIDR)
+	}
 	return &Kubelet{cfg: cfg, client: cs, running: map[types.UID]*podRun{}, images: map[string]pulledImage{},
-		ips: map[types.UID]string{}}, nil
+		ips: map[types.UID]string{}, podCIDR: cidr.Masked()}, nil
 }
 
 // LogDir holds one log file per pod, namespace_name.log.
@@ -191,6 +201,7 @@ func (k *Kubelet) registerNode(ctx context.Context) error {
 	node := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, Labels: map[string]string{
 			corev1.LabelHostname: k.cfg.NodeName, "node.kubernetes.io/process-kubelet": "true"}},
+		Spec: corev1.NodeSpec{PodCIDR: k.podCIDR.String(), PodCIDRs: []string{k.podCIDR.String()}},
 	}
 	if _, err := k.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
@@ -308,7 +319,7 @@ func waitingReason(err error) string {
 	return "CreateContainerConfigError"
 }
 
-// podIP is the pod's own loopback address (127.0.0.2 onwards), kept while its supervisor
+// podIP is the pod's own loopback address from the pod range, kept while its supervisor
 // runs: processes that bind their pod IP do not collide with other pods'.
 func (k *Kubelet) podIP(uid types.UID) string {
 	k.ipsMu.Lock()
@@ -320,9 +331,9 @@ func (k *Kubelet) podIP(uid types.UID) string {
 	for _, ip := range k.ips {
 		used[ip] = true
 	}
-	for n := 2; n < 1<<16; n++ {
-		ip := fmt.Sprintf("127.0.%d.%d", n/256, n%256)
-		if n%256 != 0 && n%256 != 255 && !used[ip] {
+	for a := k.podCIDR.Addr().Next(); k.podCIDR.Contains(a); a = a.Next() {
+		last := a.As4()[3]
+		if ip := a.String(); last != 0 && last != 1 && last != 255 && !used[ip] {
 			k.ips[uid] = ip
 			return ip
 		}

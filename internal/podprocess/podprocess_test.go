@@ -22,6 +22,7 @@ import (
 	"log"
 	"log/slog"
 	"net/http/httptest"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -33,6 +34,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
 	"github.com/strategyops/strategy-operator/internal/ociimage"
@@ -91,7 +94,7 @@ func TestCommandLineAsKubelet(t *testing.T) {
 }
 
 func TestRunAsNonRootIsChecked(t *testing.T) {
-	nonRoot := &corev1.Pod{Spec: corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true)}}}
+	nonRoot := &corev1.Pod{Spec: corev1.PodSpec{SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: new(true)}}}
 	c := corev1.Container{}
 	for user, ok := range map[string]bool{"65532:65532": true, "1000": true, "": false, "0": false, "root": false, "nonroot": false} {
 		err := checkNonRoot(nonRoot, c, user)
@@ -224,5 +227,21 @@ func TestPodFields(t *testing.T) {
 	}
 	if _, err := podField(pod, "status.phase"); err == nil || !strings.Contains(err.Error(), "status.phase") {
 		t.Errorf("an unsupported field: got %v", err)
+	}
+}
+
+func TestPodIPsComeFromThePodRange(t *testing.T) {
+	k := &Kubelet{ips: map[types.UID]string{}, podCIDR: netip.MustParsePrefix("127.9.8.0/24")}
+	a, b := k.podIP("a"), k.podIP("b")
+	if a != "127.9.8.2" || b != "127.9.8.3" || k.podIP("a") != a {
+		t.Errorf("got %s and %s (again %s), want 127.9.8.2 and 127.9.8.3, stable", a, b, k.podIP("a"))
+	}
+	k.releaseIP("a")
+	if c := k.podIP("c"); c != a {
+		t.Errorf("after a's release c got %s, want a's %s again", c, a)
+	}
+	if _, err := New(Config{REST: &rest.Config{Host: "https://127.0.0.1:1"}, PodCIDR: "10.0.0.0/24"}); err == nil ||
+		!strings.Contains(err.Error(), "10.0.0.0/24") {
+		t.Errorf("a range outside the loopback: got %v, want an error naming it", err)
 	}
 }

@@ -32,7 +32,7 @@ const (
 	operatorNamespace = "strategy-operator-system"
 	managerDeployment = "deployment/strategy-operator-controller-manager"
 	// acquiredLease is what controller-runtime's leader election logs on winning.
-	acquiredLease = "successfully acquired lease"
+	acquiredLease = "Successfully acquired lease"
 )
 
 // managerPods are the manager's pods by name, with their containers' process ids.
@@ -76,60 +76,62 @@ var _ = Describe("The operator installed with make deploy", Ordered, func() {
 			environ, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
 			Expect(err).NotTo(HaveOccurred())
 			Expect(string(environ)).To(ContainSubstring("KUBECONFIG=" + kubelet.Kubeconfig(operatorNamespace, name)))
-			Expect(string(environ)).NotTo(ContainSubstring(cluster.Kubeconfig), "the administrator's kubeconfig reached the manager")
+			Expect(string(environ)).NotTo(ContainSubstring(cluster.Kubeconfig),
+				"the administrator's kubeconfig reached the manager")
 			Expect(kubectl(ctx, "get", "pod", name, "-n", operatorNamespace, "-o",
 				`jsonpath={.spec.containers[0].args}`)).To(ContainSubstring("--runner-image=strategy-runner:dev"))
 		}
 	})
 
-	It("hands over to the second replica within the lease time when the leader is killed, and no strategy restarts", func(ctx SpecContext) {
-		ns := "failover"
-		kubectl(ctx, "create", "namespace", ns)
-		DeferCleanup(func(ctx SpecContext) { _, _ = cluster.Kubectl(ctx, "delete", "namespace", ns, "--wait=false") })
+	It("hands over to the second replica within the lease time when the leader dies; no strategy restarts",
+		func(ctx SpecContext) {
+			ns := "failover"
+			kubectl(ctx, "create", "namespace", ns)
+			DeferCleanup(func(ctx SpecContext) { _, _ = cluster.Kubectl(ctx, "delete", "namespace", ns, "--wait=false") })
 
-		By("two replicas, one of them the leader")
-		kubectl(ctx, "scale", "-n", operatorNamespace, managerDeployment, "--replicas=2")
-		DeferCleanup(func(ctx SpecContext) {
-			_, _ = cluster.Kubectl(ctx, "scale", "-n", operatorNamespace, managerDeployment, "--replicas=1")
-		})
-		kubectl(ctx, "rollout", "status", "-n", operatorNamespace, managerDeployment, "--timeout=120s")
-		var pods map[string]int
-		Eventually(func(g Gomega) {
-			pods = managerPods(ctx)
-			g.Expect(pods).To(HaveLen(2))
-			g.Expect(leaders(pods)).To(HaveLen(1))
-		}, 60*time.Second, 500*time.Millisecond).Should(Succeed())
-		leader := leaders(pods)[0]
+			By("two replicas, one of them the leader")
+			kubectl(ctx, "scale", "-n", operatorNamespace, managerDeployment, "--replicas=2")
+			DeferCleanup(func(ctx SpecContext) {
+				_, _ = cluster.Kubectl(ctx, "scale", "-n", operatorNamespace, managerDeployment, "--replicas=1")
+			})
+			kubectl(ctx, "rollout", "status", "-n", operatorNamespace, managerDeployment, "--timeout=120s")
+			var pods map[string]int
+			Eventually(func(g Gomega) {
+				pods = managerPods(ctx)
+				g.Expect(pods).To(HaveLen(2))
+				g.Expect(leaders(pods)).To(HaveLen(1))
+			}, 60*time.Second, 500*time.Millisecond).Should(Succeed())
+			leader := leaders(pods)[0]
 
-		By("a strategy trading under the leader")
-		applyStrategy(ctx, ns, "steady", "StrategyState", "Delete", []string{"LTCUSDT"})
-		waitRunning(ctx, ns, "steady")
-		runnerUID := kubectl(ctx, "get", "pod", "steady-runner", "-n", ns, "-o", "jsonpath={.metadata.uid}")
+			By("a strategy trading under the leader")
+			applyStrategy(ctx, ns, "steady", "StrategyState", "Delete", []string{"LTCUSDT"})
+			waitRunning(ctx, ns, "steady")
+			runnerUID := kubectl(ctx, "get", "pod", "steady-runner", "-n", ns, "-o", "jsonpath={.metadata.uid}")
 
-		By("SIGKILL to the leader's process")
-		killed := time.Now()
-		Expect(syscall.Kill(pods[leader], syscall.SIGKILL)).To(Succeed())
-		var standby string
-		for name := range pods {
-			if name != leader {
-				standby = name
+			By("SIGKILL to the leader's process")
+			killed := time.Now()
+			Expect(syscall.Kill(pods[leader], syscall.SIGKILL)).To(Succeed())
+			var standby string
+			for name := range pods {
+				if name != leader {
+					standby = name
+				}
 			}
-		}
-		Eventually(func() []string { return leaders(map[string]int{standby: 0}) }, 30*time.Second, 200*time.Millisecond).
-			Should(ConsistOf(standby))
-		handOver := time.Since(killed)
-		AddReportEntry("manager leader hand-over", handOver.String())
-		GinkgoWriter.Printf("manager leader hand-over after SIGKILL: %s\n", handOver)
-		// controller-runtime's defaults: a 15 s lease, retried every 2 s.
-		Expect(handOver).To(BeNumerically("<", 15*time.Second+2*time.Second+3*time.Second))
+			Eventually(func() []string { return leaders(map[string]int{standby: 0}) }, 30*time.Second, 200*time.Millisecond).
+				Should(ConsistOf(standby))
+			handOver := time.Since(killed)
+			AddReportEntry("manager leader hand-over", handOver.String())
+			GinkgoWriter.Printf("manager leader hand-over after SIGKILL: %s\n", handOver)
+			// controller-runtime's defaults: a 15 s lease, retried every 2 s.
+			Expect(handOver).To(BeNumerically("<", 15*time.Second+2*time.Second+3*time.Second))
 
-		By("the new leader reconciles: a new strategy gets its runner; the old one kept its pod")
-		applyStrategy(ctx, ns, "after", "StrategyState", "Delete", []string{"DOTUSDT"})
-		waitRunning(ctx, ns, "after")
-		Expect(kubectl(ctx, "get", "pod", "steady-runner", "-n", ns, "-o", "jsonpath={.metadata.uid}")).To(Equal(runnerUID))
-		Expect(kubectl(ctx, "get", "pod", "steady-runner", "-n", ns, "-o",
-			"jsonpath={.status.containerStatuses[0].restartCount}")).To(Equal("0"))
-		Expect(strings.Fields(kubectl(ctx, "get", "pods", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}"))).
-			To(ConsistOf("steady-runner", "after-runner"), "one runner per strategy")
-	})
+			By("the new leader reconciles: a new strategy gets its runner; the old one kept its pod")
+			applyStrategy(ctx, ns, "after", "StrategyState", "Delete", []string{"DOTUSDT"})
+			waitRunning(ctx, ns, "after")
+			Expect(kubectl(ctx, "get", "pod", "steady-runner", "-n", ns, "-o", "jsonpath={.metadata.uid}")).To(Equal(runnerUID))
+			Expect(kubectl(ctx, "get", "pod", "steady-runner", "-n", ns, "-o",
+				"jsonpath={.status.containerStatuses[0].restartCount}")).To(Equal("0"))
+			Expect(strings.Fields(kubectl(ctx, "get", "pods", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}"))).
+				To(ConsistOf("steady-runner", "after-runner"), "one runner per strategy")
+		})
 })

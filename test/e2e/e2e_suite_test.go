@@ -76,7 +76,11 @@ var _ = BeforeSuite(func(ctx context.Context) {
 
 	By("writing dist/install.yaml with make build-installer; a server-side dry run accepts it")
 	makeTarget(ctx, root, "build-installer")
-	_, err = cluster.Kubectl(ctx, "apply", "--server-side", "--dry-run=server", "-f", filepath.Join(root, "dist", "install.yaml"))
+	// A dry run creates nothing, so the namespace its objects go to must exist already.
+	_, err = cluster.Kubectl(ctx, "create", "namespace", operatorNamespace)
+	Expect(err).NotTo(HaveOccurred())
+	_, err = cluster.Kubectl(ctx, "apply", "--server-side", "--dry-run=server", "-f",
+		filepath.Join(root, "dist", "install.yaml"))
 	Expect(err).NotTo(HaveOccurred())
 
 	By("installing the operator with make deploy: CRDs, RBAC, policies, the manager from its image")

@@ -33,7 +33,7 @@ import (
 )
 
 var _ = Describe("The operator installed with Helm", func() {
-	It("installs, upgrades with a changed value and uninstalls; state with retention Retain survives", func(ctx SpecContext) {
+	It("installs, upgrades with a changed value and uninstalls; Retain state survives", func(ctx SpecContext) {
 		root := testenv.RepoRoot()
 		helmBin := os.Getenv("HELM")
 		Expect(helmBin).NotTo(BeEmpty(), "HELM must name the helm binary (make test-e2e builds it)")
@@ -48,15 +48,14 @@ var _ = Describe("The operator installed with Helm", func() {
 		Expect(err).NotTo(HaveOccurred())
 		_, done, err := c.StartKubelet(kubeletCtx, registry.Host, slog.New(slog.NewTextHandler(log, nil)))
 		Expect(err).NotTo(HaveOccurred())
-		DeferCleanup(func() { stop(); <-done })
+		DeferCleanup(func() error { stop(); return <-done })
 
-		helm := func(args ...string) string {
+		helm := func(args ...string) {
 			cmd := exec.CommandContext(ctx, helmBin, args...)
 			cmd.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig, "HELM_CACHE_HOME="+filepath.Join(dir, "helm-cache"),
 				"HELM_CONFIG_HOME="+filepath.Join(dir, "helm-config"), "HELM_DATA_HOME="+filepath.Join(dir, "helm-data"))
 			out, err := cmd.CombinedOutput()
 			Expect(err).NotTo(HaveOccurred(), "helm %s: %s", strings.Join(args, " "), out)
-			return string(out)
 		}
 		kc := func(args ...string) string {
 			out, err := c.Kubectl(ctx, args...)

@@ -83,8 +83,10 @@ spec:
 		Expect(err).NotTo(HaveOccurred())
 		Expect(exe).To(HaveSuffix(filepath.Join("usr", "local", "bin", "runner")))
 		Expect(exe).To(ContainSubstring(filepath.Join("kubelet", "images")), "the runner is the image's, not bin/runner")
-		imageID := kubectl(ctx, "get", "pod", "pulled-runner", "-n", ns, "-o", "jsonpath={.status.containerStatuses[0].imageID}")
+		imageID := kubectl(ctx, "get", "pod", "pulled-runner", "-n", ns, "-o",
+			"jsonpath={.status.containerStatuses[0].imageID}")
 		Expect(imageID).To(HavePrefix("sha256:"))
-		Expect(exe).To(ContainSubstring(strings.TrimPrefix(imageID, "sha256:")), "the process runs the digest the status names")
+		Expect(exe).To(ContainSubstring(strings.TrimPrefix(imageID, "sha256:")),
+			"the process runs the digest the status names")
 	})
 })
