@@ -65,6 +65,9 @@ var _ = Describe("The operator installed with Helm", func() {
 		chart := filepath.Join(root, "dist", "chart")
 		release := []string{"strategy-operator", chart, "-n", operatorNamespace}
 
+		By("helm lint finds nothing wrong with the chart")
+		helm("lint", "--strict", chart)
+
 		By("helm install")
 		helm(append([]string{"install"}, append(release, "--create-namespace",
 			"--set", "manager.image.tag=dev", "--set", "runner.image.tag=dev")...)...)
