@@ -54,6 +54,15 @@ var (
 		Help: "How full a store object is after its last write: the larger of its data and its annotations, " +
 			"each as a fraction of the API server's limit.",
 	}, []string{labelBackend, "namespace", "object"})
+	objectBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strategyops_store_object_bytes",
+		Help: "Bytes of a store object's data (a ConfigMap's data, a StrategyState's spec) after its last write, " +
+			"against strategyops_store_object_limit_bytes.",
+	}, []string{labelBackend, "namespace", "object"})
+	objectLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strategyops_store_object_limit_bytes",
+		Help: "The most bytes of data the API server lets a store object hold.",
+	}, []string{labelBackend, "namespace", "object"})
 	batchSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "strategyops_store_group_commit_batch_size",
 		Help:    "Operations carried by one group-committed update.",
@@ -62,7 +71,8 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(operations, latency, conflictsRetried, fencedWrites, usage, batchSize)
+	crmetrics.Registry.MustRegister(operations, latency, conflictsRetried, fencedWrites, usage, objectBytes, objectLimit,
+		batchSize)
 }
 
 // result is the label value for err.
@@ -101,4 +111,10 @@ func Batch(backend string, n int) { batchSize.WithLabelValues(backend).Observe(f
 // Usage records how full a store object is (0 to 1) after a write.
 func Usage(backend, namespace, object string, ratio float64) {
 	usage.WithLabelValues(backend, namespace, object).Set(ratio)
+}
+
+// Size records the bytes of a store object's data after a write, and its limit.
+func Size(backend, namespace, object string, used, limit int) {
+	objectBytes.WithLabelValues(backend, namespace, object).Set(float64(used))
+	objectLimit.WithLabelValues(backend, namespace, object).Set(float64(limit))
 }
