@@ -148,6 +148,12 @@ func terminationMessage(path, msg string) {
 
 func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 	ctx0 := ctx
+	// Served first: a liveness probe must find the runner alive while it loads its market.
+	m, stopServing, err := observe(s, log)
+	if err != nil {
+		return err
+	}
+	defer stopServing()
 	strat, err := strategy.New(s.Strategy, s.StrategyOptions)
 	if err != nil {
 		return err
@@ -166,11 +172,6 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		log.Info("Draining symbols removed from the strategy: watching their signals until they close, opening none",
 			"symbols", s.Draining)
 	}
-	m, stopServing, err := observe(s, log)
-	if err != nil {
-		return err
-	}
-	defer stopServing()
 	observer := m.Engine(s.Symbols)
 	engine := func(p *domain.Persistence, notify func(runner.Notice)) *runner.Engine {
 		return runner.New(runner.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
