@@ -203,13 +203,13 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 // addresses of s (none by default); stop ends serving.
 func observe(s runner.Settings, log *slog.Logger) (m *runnermetrics.Metrics, stop func(), err error) {
 	m = runnermetrics.New(s.StrategyName)
-	stop, err = m.Serve(s.MetricsBindAddress, s.HealthProbeBindAddress, log)
+	stopServing, err := m.Serve(s.MetricsBindAddress, s.HealthProbeBindAddress, log)
 	if err != nil {
 		return nil, nil, err
 	}
 	return m, func() {
 		m.SetPhase(runnermetrics.PhaseStopping)
-		stop()
+		stopServing()
 	}, nil
 }
 
