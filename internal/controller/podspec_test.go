@@ -75,12 +75,12 @@ var _ = Describe("Runner pod spec", func() {
 		Expect(c.StartupProbe).To(BeNil())
 		Expect(c.SecurityContext).To(Equal(&corev1.SecurityContext{
 			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-			RunAsNonRoot:             ptr.To(true),
-			ReadOnlyRootFilesystem:   ptr.To(true),
-			AllowPrivilegeEscalation: ptr.To(false),
+			RunAsNonRoot:             new(true),
+			ReadOnlyRootFilesystem:   new(true),
+			AllowPrivilegeEscalation: new(false),
 			SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 		}))
-		Expect(pod.Spec.SecurityContext.RunAsNonRoot).To(Equal(ptr.To(true)))
+		Expect(pod.Spec.SecurityContext.RunAsNonRoot).To(Equal(new(true)))
 		Expect(pod.Spec.SecurityContext.SeccompProfile).To(Equal(
 			&corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}))
 	}
@@ -101,7 +101,7 @@ var _ = Describe("Runner pod spec", func() {
 			corev1.ResourceCPU: "100m", corev1.ResourceMemory: "128Mi"}))
 		Expect(quantities(c.Resources.Limits)).To(Equal(map[corev1.ResourceName]string{
 			corev1.ResourceMemory: "512Mi"}))
-		Expect(pod.Spec.SecurityContext).To(Equal(&corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true),
+		Expect(pod.Spec.SecurityContext).To(Equal(&corev1.PodSecurityContext{RunAsNonRoot: new(true),
 			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}}),
 			"no volume to own: no fsGroup")
 		Expect(c.VolumeMounts).To(BeEmpty(), "the runner writes nothing to its filesystem on ConfigMap")

@@ -104,8 +104,8 @@ func runnerResources(s *v1.Strategy) corev1.ResourceRequirements {
 // (a standby runner is alive): liveness restarts only a runner that stopped answering for
 // a minute. /readyz answers once it trades under the Lease.
 func runnerProbes() (liveness, readiness *corev1.Probe) {
-	get := func(path string) corev1.ProbeHandler {
-		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path,
+	get := func(urlPath string) corev1.ProbeHandler {
+		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: urlPath,
 			Port: intstr.FromString(HealthPortName), Scheme: corev1.URISchemeHTTP}}
 	}
 	liveness = &corev1.Probe{ProbeHandler: get("/healthz"), InitialDelaySeconds: 5, PeriodSeconds: 10,

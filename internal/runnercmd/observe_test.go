@@ -84,8 +84,9 @@ var familyLine = regexp.MustCompile(`(?m)^# TYPE (\S+) `)
 
 // families are the metric names a /metrics body has.
 func families(body string) []string {
-	var out []string
-	for _, m := range familyLine.FindAllStringSubmatch(body, -1) {
+	matches := familyLine.FindAllStringSubmatch(body, -1)
+	out := make([]string, 0, len(matches))
+	for _, m := range matches {
 		out = append(out, m[1])
 	}
 	return out

@@ -28,8 +28,12 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
 )
 
-// labelBackend names the backend a series is about.
-const labelBackend = "backend"
+// Label names: the backend a series is about, and a store object's namespace and name.
+const (
+	labelBackend   = "backend"
+	labelNamespace = "namespace"
+	labelObject    = "object"
+)
 
 var (
 	operations = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -53,16 +57,16 @@ var (
 		Name: "strategyops_store_object_usage_ratio",
 		Help: "How full a store object is after its last write: the larger of its data and its annotations, " +
 			"each as a fraction of the API server's limit.",
-	}, []string{labelBackend, "namespace", "object"})
+	}, []string{labelBackend, labelNamespace, labelObject})
 	objectBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "strategyops_store_object_bytes",
 		Help: "Bytes of a store object's data (a ConfigMap's data, a StrategyState's spec) after its last write, " +
 			"against strategyops_store_object_limit_bytes.",
-	}, []string{labelBackend, "namespace", "object"})
+	}, []string{labelBackend, labelNamespace, labelObject})
 	objectLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "strategyops_store_object_limit_bytes",
 		Help: "The most bytes of data the API server lets a store object hold.",
-	}, []string{labelBackend, "namespace", "object"})
+	}, []string{labelBackend, labelNamespace, labelObject})
 	batchSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "strategyops_store_group_commit_batch_size",
 		Help:    "Operations carried by one group-committed update.",
