@@ -33,6 +33,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -58,6 +59,61 @@ const (
 	// ContainerName is the runner container's name.
 	ContainerName = "runner"
 )
+
+// What the runner's pod serves, and how the kubelet probes it: the runner binds to the pod's
+// own IP (env PodIPEnv), which a kubelet running every pod on one host (internal/podprocess)
+// keeps apart from the other pods'.
+const (
+	// PodIPEnv holds the pod's IP (fieldRef status.podIP); the runner's bind addresses use it.
+	PodIPEnv = "POD_IP"
+	// MetricsPortName serves /metrics on MetricsPort; HealthPortName /healthz and /readyz
+	// on HealthPort.
+	MetricsPortName = "metrics"
+	MetricsPort     = 8080
+	HealthPortName  = "health"
+	HealthPort      = 8081
+	// RunnerFSGroup owns the File backend's volume: the group of the runner image's
+	// non-root user (ociimage.NonRootUID), and a supplemental group of any user of an image
+	// of the user's, so that either can write the state.
+	RunnerFSGroup int64 = 65532
+)
+
+// The runner's resources when the Strategy names none (spec.resources): a runner is one
+// small Go process, or one under runner exec with a process of the user's beside it.
+var (
+	DefaultRunnerCPURequest    = resource.MustParse("100m")
+	DefaultRunnerMemoryRequest = resource.MustParse("128Mi")
+	DefaultRunnerMemoryLimit   = resource.MustParse("512Mi")
+)
+
+// runnerResources are the resources of the Strategy's runner: spec.resources as given,
+// or the defaults.
+func runnerResources(s *v1.Strategy) corev1.ResourceRequirements {
+	if s.Spec.Resources != nil {
+		return *s.Spec.Resources.DeepCopy()
+	}
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: DefaultRunnerCPURequest,
+			corev1.ResourceMemory: DefaultRunnerMemoryRequest},
+		Limits: corev1.ResourceList{corev1.ResourceMemory: DefaultRunnerMemoryLimit},
+	}
+}
+
+// runnerProbes are the runner container's liveness and readiness probes. /healthz answers
+// from the runner's first moment, through its restore and while it waits for the Lease
+// (a standby runner is alive): liveness restarts only a runner that stopped answering for
+// a minute. /readyz answers once it trades under the Lease.
+func runnerProbes() (liveness, readiness *corev1.Probe) {
+	get := func(urlPath string) corev1.ProbeHandler {
+		return corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: urlPath,
+			Port: intstr.FromString(HealthPortName), Scheme: corev1.URISchemeHTTP}}
+	}
+	liveness = &corev1.Probe{ProbeHandler: get("/healthz"), InitialDelaySeconds: 5, PeriodSeconds: 10,
+		TimeoutSeconds: 5, FailureThreshold: 6, SuccessThreshold: 1}
+	readiness = &corev1.Probe{ProbeHandler: get("/readyz"), PeriodSeconds: 5, TimeoutSeconds: 3,
+		FailureThreshold: 2, SuccessThreshold: 1}
+	return liveness, readiness
+}
 
 // RunnerName names the pod, ServiceAccount, Role and RoleBinding of a strategy.
 func RunnerName(s *v1.Strategy) string { return kubestore.DerivedName(s.Name, "runner") }
@@ -175,7 +231,7 @@ const RunnerPath = "/usr/local/bin/runner"
 // (for example --strategy=indicator, the built-in strategy logic to run); the runner is
 // to refuse a flag given twice, so that they cannot override these.
 func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []string {
-	args := make([]string, 0, 9+len(s.Spec.Args))
+	args := make([]string, 0, 11+len(s.Spec.Args))
 	trading := slices.DeleteFunc(slices.Clone(s.Spec.Symbols), func(sym string) bool { return slices.Contains(draining, sym) })
 	args = append(args,
 		"--strategy-name="+s.EffectiveStrategyName(),
@@ -187,6 +243,8 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []st
 		"--strategy-object="+s.Name,
 		"--data-dir="+DataDir,
 		"--termination-message-path="+corev1.TerminationMessagePathDefault,
+		fmt.Sprintf("--metrics-bind-address=$(%s):%d", PodIPEnv, MetricsPort),
+		fmt.Sprintf("--health-probe-bind-address=$(%s):%d", PodIPEnv, HealthPort),
 	)
 	if len(draining) > 0 {
 		args = append(args, "--drain="+strings.Join(draining, ","))
@@ -240,6 +298,8 @@ func desiredPod(s *v1.Strategy, at place, defaultImage string, draining []string
 		image = defaultImage
 	}
 	env := []corev1.EnvVar{
+		// First: the runner's arguments, and any variable after it, may use $(POD_IP).
+		{Name: PodIPEnv, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
 		{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
 		{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 	}
@@ -251,8 +311,16 @@ func desiredPod(s *v1.Strategy, at place, defaultImage string, draining []string
 		}
 	}
 	env = append(env, s.Spec.Env...)
+	liveness, readiness := runnerProbes()
 	container := corev1.Container{
 		Name: ContainerName, Image: image, Args: runnerArgs(s, b, draining), Env: env,
+		Ports: []corev1.ContainerPort{
+			{Name: MetricsPortName, ContainerPort: MetricsPort, Protocol: corev1.ProtocolTCP},
+			{Name: HealthPortName, ContainerPort: HealthPort, Protocol: corev1.ProtocolTCP},
+		},
+		LivenessProbe:  liveness,
+		ReadinessProbe: readiness,
+		Resources:      runnerResources(s),
 		// The runner writes why it stopped there; a crash before it could leaves the log's tail.
 		TerminationMessagePath:   corev1.TerminationMessagePathDefault,
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
@@ -269,9 +337,6 @@ func desiredPod(s *v1.Strategy, at place, defaultImage string, draining []string
 		container.Command = []string{RunnerPath}
 		container.Args = append(append(append([]string{"exec"}, container.Args...), "--"), s.Spec.Command...)
 	}
-	if s.Spec.Resources != nil {
-		container.Resources = *s.Spec.Resources
-	}
 	pod := &corev1.Pod{
 		ObjectMeta: objectMeta(s, RunnerName(s)),
 		Spec: corev1.PodSpec{
@@ -279,9 +344,17 @@ func desiredPod(s *v1.Strategy, at place, defaultImage string, draining []string
 			RestartPolicy:                 corev1.RestartPolicyAlways,
 			TerminationGracePeriodSeconds: ptr.To[int64](30),
 			Containers:                    []corev1.Container{container},
+			SecurityContext: &corev1.PodSecurityContext{
+				RunAsNonRoot:   new(true),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			},
 		},
 	}
 	if b == v1.BackendFile {
+		// The state's volume is the group's to write, for whichever non-root user runs; its
+		// ownership is changed only when its root's differs, not file by file at every start.
+		pod.Spec.SecurityContext.FSGroup = new(RunnerFSGroup)
+		pod.Spec.SecurityContext.FSGroupChangePolicy = ptr.To(corev1.FSGroupChangeOnRootMismatch)
 		pod.Spec.Volumes = []corev1.Volume{{Name: "state", VolumeSource: corev1.VolumeSource{
 			PersistentVolumeClaim: &corev1.PersistentVolumeClaimVolumeSource{ClaimName: DataClaimName(s)},
 		}}}

@@ -76,6 +76,8 @@ type Config struct {
 	Limits   v1.SignalLimits
 	// Notify hears what Follow noticed (besides the log).
 	Notify func(Notice)
+	// Observer hears the engine's progress (the runner's metrics); nil hears nothing.
+	Observer Observer
 	// Rules are backtest-kit's settings the lifecycle follows (live.Defaults() when zero).
 	Rules live.Params
 	// Start is the first candle of a symbol that has no state yet.
@@ -128,6 +130,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
 	}
 	return &Engine{cfg: cfg, states: map[string]*symbolState{}}
 }
@@ -203,6 +208,7 @@ func (e *Engine) Restore(ctx context.Context) error {
 				return err
 			}
 		}
+		e.report(st)
 	}
 	return nil
 }
@@ -260,6 +266,7 @@ func (e *Engine) Step(ctx context.Context, now time.Time) (int, error) {
 			if err := e.candle(ctx, st, t); err != nil {
 				return n, fmt.Errorf("%s at %s: %w", sym, t.Format(time.RFC3339), err)
 			}
+			e.cfg.Observer.Processed(sym, t)
 			n++
 		}
 	}
@@ -277,7 +284,11 @@ func (e *Engine) candle(ctx context.Context, st *symbolState, t time.Time) error
 	}
 	for changed := 0; a != nil; changed++ {
 		err := e.act(ctx, st, a)
-		if !errors.Is(err, errStoreChanged) || changed == maxStoreChanges {
+		storeChanged := errors.Is(err, errStoreChanged)
+		if storeChanged {
+			e.cfg.Observer.StoreChanged(st.key.Symbol)
+		}
+		if !storeChanged || changed == maxStoreChanges {
 			if err != nil {
 				return err
 			}
@@ -363,6 +374,7 @@ func (e *Engine) commitCandle(ctx context.Context, st *symbolState, t time.Time)
 		return err
 	}
 	st.last = t
+	e.report(st)
 	return nil
 }
 
@@ -613,6 +625,9 @@ func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
 	}
 	if err != nil {
 		return err
+	}
+	if a.Kind != KindLevels {
+		e.cfg.Observer.Recorded(k.Symbol, ev)
 	}
 	e.cfg.Log.Info("Signal "+a.Kind, "strategy", e.cfg.StrategyName, "symbol", k.Symbol, "signal", s.ID,
 		"position", s.Position, "priceOpen", s.PriceOpen, "takeProfit", s.PriceTakeProfit, "stopLoss", s.PriceStopLoss,

@@ -21,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -75,6 +76,9 @@ type Settings struct {
 	FollowPeriod time.Duration
 	// Rules are backtest-kit's settings the lifecycle follows: fees, slippage, timeouts.
 	Rules live.Params
+	// MetricsBindAddress serves /metrics, HealthProbeBindAddress /healthz and /readyz
+	// (host:port; "0": not served).
+	MetricsBindAddress, HealthProbeBindAddress string
 }
 
 // Replica is a database the state is copied to (--replicas), its URL from the environment
@@ -153,6 +157,10 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 		"minutes a scheduled signal waits for its entry price before it is cancelled (CC_SCHEDULE_AWAIT_MINUTES)")
 	fs.StringVar(&s.TerminationMessagePath, "termination-message-path", "",
 		"file the container's termination message is read from: the runner writes a fatal error there")
+	fs.StringVar(&s.MetricsBindAddress, "metrics-bind-address", "0",
+		"host:port to serve Prometheus metrics on, at /metrics (0: not served)")
+	fs.StringVar(&s.HealthProbeBindAddress, "health-probe-bind-address", "0",
+		"host:port to serve /healthz (alive) and /readyz (restored and trading under the Lease) on (0: not served)")
 	fs.Usage = func() {
 		_, _ = fmt.Fprintf(usage, `runner runs one trading strategy: it restores every open signal from the persistence
 backend, processes the candles it missed, then follows the market minute by minute.
@@ -252,6 +260,12 @@ Usage:
 		problems = append(problems, fmt.Sprintf("--follow-period must be positive, got %s", s.FollowPeriod))
 	}
 	problems = append(problems, s.checkTiming()...)
+	for _, a := range [][2]string{{"metrics-bind-address", s.MetricsBindAddress},
+		{"health-probe-bind-address", s.HealthProbeBindAddress}} {
+		if _, _, err := net.SplitHostPort(a[1]); a[1] != "0" && err != nil {
+			problems = append(problems, fmt.Sprintf("--%s %q: want host:port, or 0 to serve nothing", a[0], a[1]))
+		}
+	}
 	if len(problems) > 0 {
 		return s, errors.New(strings.Join(problems, "\n"))
 	}

@@ -90,6 +90,8 @@ func TestSettingsErrorsSayWhatIsMissing(t *testing.T) {
 		"--backend=Redis --replicas=dr-copy:Redis":        `replica "dr-copy" needs its connection URL in STORE_REPLICA_DR_COPY_URL`,
 		"--backend=Redis --replicas=a:Redis,a:PostgreSQL": `--replicas: two replicas named "a"`,
 		"--backend=Redis --cache-max-entries=-1":          "--cache-max-entries and --cache-max-bytes cannot be negative",
+		"--metrics-bind-address=8080":                     `--metrics-bind-address "8080": want host:port, or 0`,
+		"--health-probe-bind-address=$(POD_IP)":           `--health-probe-bind-address "$(POD_IP)": want host:port`,
 	} {
 		_, err := runner.ParseSettings(strings.Fields(args), noEnv, &bytes.Buffer{})
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -129,5 +131,25 @@ func TestLayerSettings(t *testing.T) {
 		{Name: "dr", Backend: "MongoDB", URL: "mongodb://m/db", QueueSize: 10}}
 	if !slices.Equal(s.Replicas, want) {
 		t.Errorf("replicas %+v, want %+v", s.Replicas, want)
+	}
+}
+
+// TestObservabilitySettings: metrics and probes are off unless an address is given.
+func TestObservabilitySettings(t *testing.T) {
+	base := []string{"--strategy-name=s", "--exchange=e", "--symbols=BTCUSDT", "--backend=File", "--data-dir=/d"}
+	s, err := runner.ParseSettings(base, noEnv, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MetricsBindAddress != "0" || s.HealthProbeBindAddress != "0" {
+		t.Errorf("by default: metrics %q, probes %q; want both 0 (off)", s.MetricsBindAddress, s.HealthProbeBindAddress)
+	}
+	s, err = runner.ParseSettings(append(base, "--metrics-bind-address=10.0.0.7:8080",
+		"--health-probe-bind-address=:8081"), noEnv, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.MetricsBindAddress != "10.0.0.7:8080" || s.HealthProbeBindAddress != ":8081" {
+		t.Errorf("metrics %q, probes %q", s.MetricsBindAddress, s.HealthProbeBindAddress)
 	}
 }

@@ -36,6 +36,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/childproc"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/runner"
+	"github.com/strategyops/strategy-operator/internal/runnermetrics"
 	"github.com/strategyops/strategy-operator/pkg/stateapi"
 )
 
@@ -78,25 +79,30 @@ func splitExec(args []string) (flags, command []string, err error) {
 //   - When the runner is told to stop (ctx ends), it sends the group SIGTERM and keeps
 //     serving, holding the Lease, until the command exits or s.GracePeriod has passed.
 func runExec(ctx context.Context, s runner.Settings, command []string, log *slog.Logger) (int, error) {
+	m, stopServing, err := observe(s, log)
+	if err != nil {
+		return -1, err
+	}
+	defer stopServing()
 	code := -1
 	serve := func(leadCtx context.Context, b domain.Backend, _ client.Client) error {
 		var err error
-		code, err = serveChild(leadCtx, ctx, s, b, command, log)
+		code, err = serveChild(leadCtx, ctx, s, b, command, m, log)
 		return err
 	}
-	var err error
 	if s.Backend == v1.BackendFile {
 		err = serve(context.WithoutCancel(ctx), domain.FileBackend(s.DataDir), nil) // the folders' locks keep others out
 	} else {
-		err = withState(ctx, s, log, serve)
+		err = withState(ctx, s, log, m, serve)
 	}
 	return code, err
 }
 
 // serveChild serves the state API over b and runs command until it exits, the Lease is
-// lost (leadCtx ends) or the runner is told to stop (stopCtx ends).
+// lost (leadCtx ends) or the runner is told to stop (stopCtx ends). m hears when the
+// process runs (the runner is then ready).
 func serveChild(leadCtx, stopCtx context.Context, s runner.Settings, b domain.Backend, command []string,
-	log *slog.Logger) (int, error) {
+	m *runnermetrics.Metrics, log *slog.Logger) (int, error) {
 	dir, err := os.MkdirTemp("", "strategyops-state-") // mode 0700: this user's alone
 	if err != nil {
 		return -1, err
@@ -107,8 +113,12 @@ func serveChild(leadCtx, stopCtx context.Context, s runner.Settings, b domain.Ba
 	defer func() { _ = api.Close() }()
 	// Every store is opened before the process starts: on File, a second runner on the
 	// same folders finds them locked now, not at its process's first write.
+	m.SetPhase(runnermetrics.PhaseRestoring)
 	if err := api.Open(leadCtx); err != nil {
 		return -1, fmt.Errorf("opening the strategy's stores: %w", err)
+	}
+	if s.Backend == v1.BackendFile {
+		m.Leading(true, 0) // the folders' locks, taken by the opening
 	}
 	socket := filepath.Join(dir, "state.sock")
 	ln, err := net.Listen("unix", socket)
@@ -140,6 +150,7 @@ func serveChild(leadCtx, stopCtx context.Context, s runner.Settings, b domain.Ba
 	}
 	pid := cmd.Process.Pid
 	log.Info("Started the strategy's process", "command", command[0], "pid", pid, "socket", socket)
+	m.SetPhase(runnermetrics.PhaseTrading)
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
 	group := func(sig syscall.Signal) { _ = syscall.Kill(-pid, sig) } // the process and its children

@@ -58,6 +58,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
+	"github.com/strategyops/strategy-operator/internal/runnermetrics"
 	"github.com/strategyops/strategy-operator/internal/scheme"
 	"github.com/strategyops/strategy-operator/internal/strategy"
 	"github.com/strategyops/strategy-operator/internal/version"
@@ -147,6 +148,12 @@ func terminationMessage(path, msg string) {
 
 func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 	ctx0 := ctx
+	// Served first: a liveness probe must find the runner alive while it loads its market.
+	m, stopServing, err := observe(s, log)
+	if err != nil {
+		return err
+	}
+	defer stopServing()
 	strat, err := strategy.New(s.Strategy, s.StrategyOptions)
 	if err != nil {
 		return err
@@ -165,17 +172,19 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		log.Info("Draining symbols removed from the strategy: watching their signals until they close, opening none",
 			"symbols", s.Draining)
 	}
+	observer := m.Engine(s.Symbols)
 	engine := func(p *domain.Persistence, notify func(runner.Notice)) *runner.Engine {
 		return runner.New(runner.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
 			Symbols: s.Symbols, Draining: s.Draining, Source: source, Strategy: strat, Persist: p,
-			Limits: v1.DefaultSignalLimits, Rules: s.Rules, Start: start, Log: log, Notify: notify})
+			Limits: v1.DefaultSignalLimits, Rules: s.Rules, Start: start, Log: log, Notify: notify,
+			Observer: observer})
 	}
 	if s.Backend == v1.BackendFile {
 		p := domain.New(domain.FileBackend(s.DataDir))
 		defer func() { _ = p.Close() }()
-		return loop(ctx, engine(p, nil), s, log, false) // the folder's lock keeps others out
+		return loop(ctx, engine(p, nil), s, log, m, false) // the folder's lock keeps others out
 	}
-	return withState(ctx, s, log, func(leadCtx context.Context, b domain.Backend, c client.Client) error {
+	return withState(ctx, s, log, m, func(leadCtx context.Context, b domain.Backend, c client.Client) error {
 		ctx, cancel := context.WithCancel(leadCtx) // the work stops on the Lease's loss, and on ctx's end
 		defer cancel()
 		defer context.AfterFunc(ctx0, cancel)()
@@ -186,16 +195,31 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 				return err
 			}
 		}
-		return loop(ctx, engine(p, warnings(c, s, log)), s, log, true)
+		return loop(ctx, engine(p, warnings(c, s, log)), s, log, m, true)
 	})
+}
+
+// observe returns the runner's metrics and serves them, with its health probes, on the
+// addresses of s (none by default); stop ends serving.
+func observe(s runner.Settings, log *slog.Logger) (m *runnermetrics.Metrics, stop func(), err error) {
+	m = runnermetrics.New(s.StrategyName)
+	stopServing, err := m.Serve(s.MetricsBindAddress, s.HealthProbeBindAddress, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return m, func() {
+		m.SetPhase(runnermetrics.PhaseStopping)
+		stopServing()
+	}, nil
 }
 
 // withState runs work with the state of s, on a Kubernetes or database backend, while this
 // process holds the strategy's Lease: b writes with the fencing token of this holding,
 // under the cache and replicas of s (each replica rebuilt at the start), and c is the
 // cluster's client. work's context ends when the Lease is lost, not when ctx ends: work
-// watches ctx itself, and the Lease is released once work has returned.
-func withState(ctx context.Context, s runner.Settings, log *slog.Logger,
+// watches ctx itself, and the Lease is released once work has returned. m hears about the
+// Lease.
+func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runnermetrics.Metrics,
 	work func(ctx context.Context, b domain.Backend, c client.Client) error) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -230,7 +254,7 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger,
 		return domain.HighestToken(ctx, backend(kubestore.Fencing{}),
 			domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols))
 	}
-	return leading(ctx, s, log, recorded, func(ctx context.Context, token int64, identity string) error {
+	return leading(ctx, s, log, m, recorded, func(ctx context.Context, token int64, identity string) error {
 		f := kubestore.Fencing{Writer: identity, Token: token}
 		l := layers
 		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
@@ -299,10 +323,16 @@ func rebuildReplicas(ctx context.Context, s runner.Settings, log *slog.Logger) e
 // loop restores, then processes every completed minute, until ctx ends or s.Until passes.
 // loop runs the engine's candles as the clock reaches them; with follow it also reads the
 // open signals back from the store every FollowPeriod (see Engine.Follow).
-func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Logger, follow bool) error {
+func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Logger, m *runnermetrics.Metrics,
+	follow bool) error {
+	m.SetPhase(runnermetrics.PhaseRestoring)
 	if err := e.Restore(ctx); err != nil {
 		return fmt.Errorf("restoring: %w", err)
 	}
+	if s.Backend == v1.BackendFile {
+		m.Leading(true, 0) // the folder's lock, taken by the restore
+	}
+	m.SetPhase(runnermetrics.PhaseTrading)
 	until := s.Until
 	var clk clock.Clock = clock.Real{}
 	if s.Speed != 1 {
@@ -362,8 +392,10 @@ var errNotHolder = errors.New("the Lease is no longer held by this runner")
 
 // leading runs work only while this process holds the strategy's Lease, with a fencing
 // token bound to this holder (see fencingToken). Losing the Lease stops the work at once
-// and returns an error; a cancelled ctx releases the Lease.
-func leading(ctx context.Context, s runner.Settings, log *slog.Logger, recorded func(context.Context) (int64, error),
+// and returns an error; a cancelled ctx releases the Lease. m hears the holding and its
+// token.
+func leading(ctx context.Context, s runner.Settings, log *slog.Logger, m *runnermetrics.Metrics,
+	recorded func(context.Context) (int64, error),
 	work func(ctx context.Context, token int64, identity string) error) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -408,7 +440,10 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger, recorded 
 				token, err := fencingToken(leadCtx, leases, s.Lease, identity, recorded)
 				if err == nil {
 					log.Info("Acquired the lease", "lease", s.Lease, "identity", identity, "fencingToken", token)
+					m.Leading(true, token)
 					err = work(leadCtx, token, identity)
+					m.Leading(false, 0)
+					m.SetPhase(runnermetrics.PhaseStopping)
 				} else {
 					err = fmt.Errorf("taking a fencing token: %w", err)
 				}
@@ -421,6 +456,7 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger, recorded 
 	if err != nil {
 		return err
 	}
+	m.SetPhase(runnermetrics.PhaseStandby)
 	elector.Run(electorCtx) // returns once this runner no longer leads, without waiting for the work
 	cancel()
 	if !started.Load() {

@@ -60,8 +60,10 @@ type state struct {
 	recent []applied
 	token  int64
 	writer string
-	// usage is how full the object is (0 to 1) as store last left it.
-	usage float64
+	// usage is how full the object is (0 to 1) as store last left it; dataBytes and
+	// dataLimit are its data's size and limit (0: the layout does not tell).
+	usage                float64
+	dataBytes, dataLimit int
 }
 
 // errCorrupt: the object's bookkeeping cannot be read; retrying will not help.
@@ -126,6 +128,7 @@ func (s *state) store(layout Layout) error {
 	if sz, ok := layout.(Sizer); ok {
 		used, limit := sz.Size(s.obj)
 		s.usage = max(s.usage, float64(used)/float64(limit))
+		s.dataBytes, s.dataLimit = used, limit
 	}
 	ann[AnnotationUsage] = strconv.Itoa(int(s.usage * 100))
 	s.obj.SetAnnotations(ann)

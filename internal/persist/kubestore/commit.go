@@ -354,6 +354,9 @@ func (d *Driver) attempt(ctx context.Context, ops []*op) (retry bool, err error)
 	}
 	d.last = s
 	metrics.Usage(d.layout.Name(), d.name.Namespace, d.name.Name, s.usage)
+	if s.dataLimit > 0 {
+		metrics.Size(d.layout.Name(), d.name.Namespace, d.name.Name, s.dataBytes, s.dataLimit)
+	}
 	for _, o := range carried {
 		o.finish(o.rev, nil)
 	}

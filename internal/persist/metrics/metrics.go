@@ -28,8 +28,12 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/driver"
 )
 
-// labelBackend names the backend a series is about.
-const labelBackend = "backend"
+// Label names: the backend a series is about, and a store object's namespace and name.
+const (
+	labelBackend   = "backend"
+	labelNamespace = "namespace"
+	labelObject    = "object"
+)
 
 var (
 	operations = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -53,7 +57,16 @@ var (
 		Name: "strategyops_store_object_usage_ratio",
 		Help: "How full a store object is after its last write: the larger of its data and its annotations, " +
 			"each as a fraction of the API server's limit.",
-	}, []string{labelBackend, "namespace", "object"})
+	}, []string{labelBackend, labelNamespace, labelObject})
+	objectBytes = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strategyops_store_object_bytes",
+		Help: "Bytes of a store object's data (a ConfigMap's data, a StrategyState's spec) after its last write, " +
+			"against strategyops_store_object_limit_bytes.",
+	}, []string{labelBackend, labelNamespace, labelObject})
+	objectLimit = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "strategyops_store_object_limit_bytes",
+		Help: "The most bytes of data the API server lets a store object hold.",
+	}, []string{labelBackend, labelNamespace, labelObject})
 	batchSize = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "strategyops_store_group_commit_batch_size",
 		Help:    "Operations carried by one group-committed update.",
@@ -62,7 +75,8 @@ var (
 )
 
 func init() {
-	crmetrics.Registry.MustRegister(operations, latency, conflictsRetried, fencedWrites, usage, batchSize)
+	crmetrics.Registry.MustRegister(operations, latency, conflictsRetried, fencedWrites, usage, objectBytes, objectLimit,
+		batchSize)
 }
 
 // result is the label value for err.
@@ -101,4 +115,10 @@ func Batch(backend string, n int) { batchSize.WithLabelValues(backend).Observe(f
 // Usage records how full a store object is (0 to 1) after a write.
 func Usage(backend, namespace, object string, ratio float64) {
 	usage.WithLabelValues(backend, namespace, object).Set(ratio)
+}
+
+// Size records the bytes of a store object's data after a write, and its limit.
+func Size(backend, namespace, object string, used, limit int) {
+	objectBytes.WithLabelValues(backend, namespace, object).Set(float64(used))
+	objectLimit.WithLabelValues(backend, namespace, object).Set(float64(limit))
 }
