@@ -172,7 +172,8 @@ func template(o object, wrapAll string) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	text := expressions(string(data))
+	// Braces of config/'s own (alert rules are Prometheus templates) stay text for Helm.
+	text := expressions(helmLiteral.Replace(string(data)))
 	if wrap != "" {
 		text = "{{- if " + wrap + " }}\n" + text + "{{- end }}\n"
 	}
@@ -200,6 +201,8 @@ func deployment(o object) error {
 	c["args"] = append(args, "__EXTRA_ARGS__")
 	return nil
 }
+
+var helmLiteral = strings.NewReplacer("{{", `{{ "{{" }}`, "}}", `{{ "}}" }}`)
 
 var resourcesLine = regexp.MustCompile(`(?m)^( *)resources: __RESOURCES__$`)
 var extraArgsLine = regexp.MustCompile(`(?m)^( *)- __EXTRA_ARGS__$`)

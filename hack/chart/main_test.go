@@ -106,9 +106,10 @@ metadata: {name: strategies.trading.strategyops.dev}
 	if !errors.Is(err, ErrUnknownKind) {
 		t.Errorf("a Secret: got %v, want ErrUnknownKind", err)
 	}
-	_, text, err = template(parse(t, "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: x}\n"),
-		".Values.prometheus.enable")
-	if err != nil || !strings.Contains(text, "{{- if .Values.prometheus.enable }}") {
+	_, text, err = template(parse(t, "apiVersion: monitoring.coreos.com/v1\nkind: PrometheusRule\nmetadata: {name: x}\n"+
+		"spec: {summary: 'Strategy {{ $labels.strategy }} stalled'}\n"), ".Values.prometheus.enable")
+	if err != nil || !strings.Contains(text, "{{- if .Values.prometheus.enable }}") ||
+		!strings.Contains(text, `Strategy {{ "{{" }} $labels.strategy {{ "}}" }} stalled`) {
 		t.Errorf("a PrometheusRule: %v\n%s", err, text)
 	}
 }

@@ -17,7 +17,10 @@ limitations under the License.
 package e2e
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -26,6 +29,7 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/strategyops/strategy-operator/internal/controller"
 	"github.com/strategyops/strategy-operator/internal/localcluster"
@@ -88,5 +92,42 @@ spec:
 		Expect(imageID).To(HavePrefix("sha256:"))
 		Expect(exe).To(ContainSubstring(strings.TrimPrefix(imageID, "sha256:")),
 			"the process runs the digest the status names")
+
+		By("the pod is as the operator made it: probes, resources, a restricted securityContext")
+		var pod corev1.Pod
+		podJSON := kubectl(ctx, "get", "pod", "pulled-runner", "-n", ns, "-o", "json")
+		Expect(json.Unmarshal([]byte(podJSON), &pod)).To(Succeed())
+		c := pod.Spec.Containers[0]
+		Expect(c.LivenessProbe).NotTo(BeNil())
+		Expect(c.LivenessProbe.HTTPGet.Path).To(Equal("/healthz"))
+		Expect(c.ReadinessProbe).NotTo(BeNil())
+		Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
+		Expect(c.Resources.Requests).To(HaveKey(corev1.ResourceCPU))
+		Expect(c.Resources.Requests).To(HaveKey(corev1.ResourceMemory))
+		Expect(c.Resources.Limits).To(HaveKey(corev1.ResourceMemory))
+		Expect(pod.Spec.SecurityContext.RunAsNonRoot).To(HaveValue(BeTrue()))
+		Expect(pod.Spec.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+		Expect(c.SecurityContext.ReadOnlyRootFilesystem).To(HaveValue(BeTrue()))
+		Expect(c.SecurityContext.AllowPrivilegeEscalation).To(HaveValue(BeFalse()))
+		Expect(c.SecurityContext.Capabilities.Drop).To(ContainElement(corev1.Capability("ALL")))
+
+		By("its endpoints on the pod IP: alive, ready under the Lease, and metrics that say it trades")
+		get := func(g Gomega, port int32, path string) string {
+			resp, err := http.Get(fmt.Sprintf("http://%s:%d%s", pod.Status.PodIP, port, path))
+			g.Expect(err).NotTo(HaveOccurred())
+			defer func() { _ = resp.Body.Close() }()
+			body, err := io.ReadAll(resp.Body)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "%s: %s", path, body)
+			return string(body)
+		}
+		Expect(pod.Status.PodIP).NotTo(Equal("127.0.0.1"), "each pod has an address of its own")
+		Eventually(func(g Gomega) {
+			get(g, controller.HealthPort, "/healthz")
+			get(g, controller.HealthPort, "/readyz")
+			metrics := get(g, controller.MetricsPort, "/metrics")
+			g.Expect(metrics).To(MatchRegexp(`(?m)^strategyops_runner_seconds_since_last_candle\{[^}]*symbol="XRPUSDT"[^}]*\} `))
+			g.Expect(metrics).To(MatchRegexp(`(?m)^strategyops_runner_fencing_token\{[^}]*\} [1-9]`))
+		}, 60*time.Second, time.Second).Should(Succeed())
 	})
 })
