@@ -137,7 +137,7 @@ var _ = Describe("make run-local", func() {
 		}()
 		var out string
 		Eventually(printed, 3*time.Minute).Should(Receive(&out))
-		Expect(out).To(MatchRegexp(`breakout-simulated-\w+ +breakout +\w+ +(Open|Scheduled) `))
+		Expect(out).To(MatchRegexp(`(?m)^strategystate\S+ +\S+ +\w+ +(Open|Scheduled) `))
 		Expect(out).To(MatchRegexp(`export KUBECONFIG=\S+/kubeconfig`))
 		for _, s := range []string{"breakout", "momentum-configmap", "momentum-file", "momentum-redis",
 			"momentum-postgresql", "momentum-mongodb", "breakout-go-sdk", "node-bot"} {
