@@ -76,11 +76,17 @@ func appliedIdentity(s *v1.Strategy) (strategyName, exchangeName string) {
 	return s.EffectiveStrategyName(), s.Spec.ExchangeName
 }
 
+// appliedLabel is the strategy label value of the applied identity of s.
+func appliedLabel(s *v1.Strategy) string {
+	name, _ := appliedIdentity(s)
+	return kubestore.LabelValue(name)
+}
+
 func identityLabels(s *v1.Strategy) map[string]string {
 	return map[string]string{
-		"app.kubernetes.io/managed-by": "strategy-operator",
-		kubestore.LabelStrategy:        kubestore.LabelValue(s.EffectiveStrategyName()),
-		kubestore.LabelExchange:        kubestore.LabelValue(s.Spec.ExchangeName),
+		LabelManagedBy:          ManagedBy,
+		kubestore.LabelStrategy: kubestore.LabelValue(s.EffectiveStrategyName()),
+		kubestore.LabelExchange: kubestore.LabelValue(s.Spec.ExchangeName),
 	}
 }
 
@@ -176,8 +182,8 @@ func (r *StrategyReconciler) owns(ctx context.Context, s *v1.Strategy, name, uid
 
 // firstClaimant is the oldest live Strategy of the identity of s (by creation, then name).
 func (r *StrategyReconciler) firstClaimant(ctx context.Context, s *v1.Strategy) (string, error) {
-	var list v1.StrategyList
-	if err := r.Client.List(ctx, &list, client.InNamespace(s.Namespace)); err != nil {
+	list, err := r.strategiesNamed(ctx, s.Namespace, appliedLabel(s))
+	if err != nil {
 		return "", err
 	}
 	first := s
@@ -199,27 +205,9 @@ func (r *StrategyReconciler) labelOwned(ctx context.Context, s *v1.Strategy, lea
 	if lease.Annotations[AnnotationLabelled] == string(s.UID) {
 		return nil
 	}
-	var objs []client.Object
-	var cms metav1.PartialObjectMetadataList
-	cms.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMapList"))
-	if err := r.StateClient.List(ctx, &cms, client.InNamespace(s.Namespace),
-		client.MatchingLabels{kubestore.LabelExchange: kubestore.LabelValue(s.Spec.ExchangeName)}); err != nil {
+	objs, err := r.identityObjects(ctx, s)
+	if err != nil {
 		return err
-	}
-	for i := range cms.Items {
-		if ofIdentity(s, cms.Items[i].Annotations[configmapstore.AnnotationContext]) {
-			objs = append(objs, &cms.Items[i])
-		}
-	}
-	var states v1.StrategyStateList
-	if err := r.StateClient.List(ctx, &states, client.InNamespace(s.Namespace)); err != nil {
-		return err
-	}
-	for i := range states.Items {
-		st := &states.Items[i]
-		if st.Spec.StrategyName == s.EffectiveStrategyName() && st.Spec.ExchangeName == s.Spec.ExchangeName {
-			objs = append(objs, st)
-		}
 	}
 	for _, obj := range objs {
 		if obj.GetLabels()[kubestore.LabelOwner] == string(s.UID) {
@@ -234,6 +222,49 @@ func (r *StrategyReconciler) labelOwned(ctx context.Context, s *v1.Strategy, lea
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, AnnotationLabelled, s.UID)
 	return objectErr("recording the relabelling on", lease,
 		r.StateClient.Patch(ctx, lease, client.RawPatch(types.MergePatchType, []byte(patch))))
+}
+
+// identityObjects lists the store objects of the identity of s by their labels, within
+// its namespace (from the manager's cache): its ConfigMaps by their strategy or risk
+// label, its StrategyStates by their strategy label, each checked against what it records
+// of its identity, since label values of two names can coincide (a StrategyState read at
+// the API server for its spec). A StrategyState of s made by hand without labels is read
+// by its name.
+func (r *StrategyReconciler) identityObjects(ctx context.Context, s *v1.Strategy) ([]client.Object, error) {
+	name, exchange := kubestore.LabelValue(s.EffectiveStrategyName()), kubestore.LabelValue(s.Spec.ExchangeName)
+	var objs []client.Object
+	cms, err := r.storeObjectsNamed(ctx, configMapMetadata(), s.Namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	for i := range cms {
+		if cms[i].Labels[kubestore.LabelExchange] == exchange &&
+			ofIdentity(s, cms[i].Annotations[configmapstore.AnnotationContext]) {
+			objs = append(objs, &cms[i])
+		}
+	}
+	states, err := r.storeObjectsNamed(ctx, stateMetadata(), s.Namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	names := stateNames(s)
+	for i := range states {
+		if states[i].Labels[kubestore.LabelExchange] == exchange && !slices.Contains(names, states[i].Name) {
+			names = append(names, states[i].Name)
+		}
+	}
+	for _, n := range names {
+		var st v1.StrategyState
+		err := r.StateClient.Get(ctx, objectKey(s, n), &st)
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return nil, err
+		case st.Spec.StrategyName == s.EffectiveStrategyName() && st.Spec.ExchangeName == s.Spec.ExchangeName:
+			objs = append(objs, &st)
+		}
+	}
+	return objs, nil
 }
 
 // ofIdentity reports whether a ConfigMap's recorded store context (domain "/" key) is of
@@ -286,8 +317,8 @@ func (r *StrategyReconciler) siblings(ctx context.Context, obj client.Object) []
 	if !ok {
 		return nil
 	}
-	var list v1.StrategyList
-	if err := r.Client.List(ctx, &list, client.InNamespace(s.Namespace)); err != nil {
+	list, err := r.strategiesNamed(ctx, s.Namespace, appliedLabel(s))
+	if err != nil {
 		return nil
 	}
 	var out []reconcile.Request

@@ -36,7 +36,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
@@ -436,17 +435,4 @@ func splitList(list string) []string {
 		}
 	}
 	return out
-}
-
-// CacheOptions limits the manager's cache (and so its watches and the permissions they
-// need) to namespaces; none means the whole cluster.
-func CacheOptions(namespaces []string) cache.Options {
-	if len(namespaces) == 0 {
-		return cache.Options{}
-	}
-	byNamespace := make(map[string]cache.Config, len(namespaces))
-	for _, ns := range namespaces {
-		byNamespace[ns] = cache.Config{}
-	}
-	return cache.Options{DefaultNamespaces: byNamespace}
 }

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -66,8 +65,7 @@ func (r *StrategyReconciler) tendStorage(ctx context.Context, s *v1.Strategy, b 
 	}
 	var near []string
 	for _, name := range configMapNames(s, b) {
-		cm := &metav1.PartialObjectMetadata{}
-		cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+		cm := configMapMetadata()
 		if err := r.Client.Get(ctx, objectKey(s, name), cm); err != nil {
 			continue // not cached yet, or deleted: ensureStorage makes it again
 		}
@@ -90,9 +88,9 @@ func (r *StrategyReconciler) tendStorage(ctx context.Context, s *v1.Strategy, b 
 	}
 	if b == v1.BackendStrategyState {
 		for _, name := range stateNames(s) {
-			var st v1.StrategyState
-			if err := r.Client.Get(ctx, objectKey(s, name), &st); err == nil {
-				near = nearLimit(near, &st)
+			st := stateMetadata()
+			if err := r.Client.Get(ctx, objectKey(s, name), st); err == nil {
+				near = nearLimit(near, st)
 			}
 		}
 	}

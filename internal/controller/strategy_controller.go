@@ -113,6 +113,10 @@ type StrategyReconciler struct {
 	Selector labels.Selector
 	// MaxConcurrentReconciles is how many Strategies are reconciled at once (default 1).
 	MaxConcurrentReconciles int
+
+	// indexed: SetupWithManager registered the field indexes of Strategies on the
+	// manager's cache, which Client reads (listStrategies).
+	indexed bool
 }
 
 // scope is what one reconcile of one Strategy works with.
@@ -418,11 +422,17 @@ func (r *StrategyReconciler) ensureIdentity(ctx context.Context, s *v1.Strategy,
 	}
 	for _, o := range objs {
 		want := o.obj.GetLabels()
-		_, err := controllerutil.CreateOrUpdate(ctx, r.Client, o.obj, func() error {
+		mutate := func() error {
 			o.mutate(o.obj)
 			o.obj.SetLabels(want)
 			return controllerutil.SetControllerReference(s, o.obj, r.Scheme)
-		})
+		}
+		_, err := controllerutil.CreateOrUpdate(ctx, r.Client, o.obj, mutate)
+		if apierrors.IsAlreadyExists(err) {
+			// Not in the cache: made moments ago, or without the operator's labels (the
+			// cache holds only labelled ones), which this update gives it.
+			_, err = controllerutil.CreateOrUpdate(ctx, r.StateClient, o.obj, mutate)
+		}
 		if err != nil {
 			return fmt.Errorf("%T %s: %w", o.obj, o.obj.GetName(), err)
 		}
@@ -474,15 +484,13 @@ func (r *StrategyReconciler) stateObjectsCached(ctx context.Context, s *v1.Strat
 		return err == nil, err
 	}
 	for _, name := range configMapNames(s, b) {
-		cm := &metav1.PartialObjectMetadata{}
-		cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
-		if ok, err := exists(cm, name); !ok {
+		if ok, err := exists(configMapMetadata(), name); !ok {
 			return false, err
 		}
 	}
 	if b == v1.BackendStrategyState {
 		for _, name := range stateNames(s) {
-			if ok, err := exists(&v1.StrategyState{}, name); !ok {
+			if ok, err := exists(stateMetadata(), name); !ok {
 				return false, err
 			}
 		}
@@ -516,12 +524,19 @@ func (r *StrategyReconciler) getPod(ctx context.Context, s *v1.Strategy) (*corev
 	return &pod, err
 }
 
+// podGone reports whether the runner pod of s is gone. A direct read: the cache may still
+// hold a pod that is gone, or miss one just made, or one made without the operator's
+// labels (by hand), which the cache never holds; such a pod is deleted here, as stopPod
+// would have.
 func (r *StrategyReconciler) podGone(ctx context.Context, s *v1.Strategy) (bool, error) {
-	// A direct read: the cache may still hold a pod that is gone, or miss one just made.
 	var pod corev1.Pod
 	err := r.StateClient.Get(ctx, objectKey(s, RunnerName(s)), &pod)
 	if apierrors.IsNotFound(err) {
 		return true, nil
+	}
+	if err == nil && pod.DeletionTimestamp.IsZero() && !managed(&pod) {
+		r.event(s, corev1.EventTypeNormal, ReasonStoppingPod, fmt.Sprintf("deleting pod %s", pod.Name))
+		err = objectErr("deleting", &pod, client.IgnoreNotFound(r.StateClient.Delete(ctx, &pod)))
 	}
 	return false, err
 }
@@ -809,6 +824,10 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	case r.RunnerImage == "":
 		return errors.New("strategy controller: a default runner image is required")
 	}
+	if err := indexCache(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return fmt.Errorf("strategy controller: %w", err)
+	}
+	r.indexed = true
 	selected := predicate.NewPredicateFuncs(r.selects)
 	// A Lease of a state identity matters when it changes hands or goes, not when renewed.
 	claimChanges := predicate.Funcs{
@@ -832,10 +851,10 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&corev1.ServiceAccount{}).
 		Owns(&rbacv1.Role{}).
 		Owns(&rbacv1.RoleBinding{}).
-		Watches(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState),
+		WatchesMetadata(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState),
 			builder.WithPredicates(claimChanges)).
 		Watches(&v1.Strategy{}, handler.EnqueueRequestsFromMapFunc(r.siblings), builder.WithPredicates(released)).
-		Watches(&v1.StrategyState{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState)).
+		WatchesMetadata(&v1.StrategyState{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState)).
 		WatchesMetadata(&corev1.ConfigMap{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState),
 			builder.WithPredicates(storeObjectEvents)).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
@@ -853,8 +872,8 @@ func (r *StrategyReconciler) strategiesOfState(ctx context.Context, obj client.O
 	if !ok {
 		return nil
 	}
-	var list v1.StrategyList
-	if err := r.Client.List(ctx, &list, client.InNamespace(obj.GetNamespace())); err != nil {
+	list, err := r.strategiesNamed(ctx, obj.GetNamespace(), name)
+	if err != nil {
 		return nil
 	}
 	var out []reconcile.Request

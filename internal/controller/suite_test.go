@@ -77,9 +77,13 @@ var _ = BeforeSuite(func() {
 	asManager := managerUser(context.Background(), "strategy-operator-manager")
 	stateClient, err := client.New(asManager, client.Options{Scheme: testenv.Scheme()})
 	Expect(err).NotTo(HaveOccurred())
+	// The manager's own cache and client options (cmd/manager): what the cache leaves out
+	// must not be missed.
 	mgr, err := ctrl.NewManager(asManager, ctrl.Options{
 		Scheme:  testenv.Scheme(),
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   controller.CacheOptions(nil),
+		Client:  controller.ClientOptions(),
 	})
 	Expect(err).NotTo(HaveOccurred())
 	selector, err := labels.Parse("!" + unmanagedLabel)

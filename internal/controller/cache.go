@@ -1,0 +1,271 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"errors"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+)
+
+// What the manager caches. It watches what it makes, and keeps of it only what it reads:
+//
+//   - Strategies: whole (they are the operator's input), without managed fields and
+//     kubectl's copy of the last applied spec.
+//   - the runner's Pod, ServiceAccount, Role and RoleBinding, and the identity's Lease:
+//     only those labelled managed-by strategy-operator (every version has labelled them);
+//     Pods without their spec (read only for their status and template hash), Leases as
+//     metadata with their owner annotation and strategy label only. One without the label
+//     (made by hand) is read at the API server where it matters: ensureIdentity, podGone.
+//   - store objects: ConfigMaps that carry a store domain, StrategyStates that carry a
+//     strategy name, both as metadata only, with only the labels and annotations the
+//     operator reads (the stores' contents, revisions and recent writes are read at the
+//     API server, StateClient).
+//   - never Secrets or PersistentVolumeClaims (ClientOptions): the manager may only get
+//     Secrets by name, and only creates and deletes claims.
+//
+// Strategies and store objects are indexed by strategy name (indexStrategyName), so that
+// no event or pass lists a whole namespace. Each kind is limited to --watch-namespaces
+// when set.
+
+// LabelManagedBy and ManagedBy mark every object the operator makes for a Strategy
+// besides its store objects (which kubestore labels).
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	ManagedBy      = "strategy-operator"
+)
+
+// managedSelector selects the objects the operator makes (LabelManagedBy).
+var managedSelector = labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy})
+
+// hasLabel selects the objects that carry key, whatever its value.
+func hasLabel(key string) labels.Selector {
+	req, err := labels.NewRequirement(key, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant key
+	}
+	return labels.NewSelector().Add(*req)
+}
+
+// CacheOptions are the manager's cache options: the kinds above, each as little of it as
+// the operator reads, limited to namespaces when there are any (else the whole cluster).
+func CacheOptions(namespaces []string) cache.Options {
+	opts := cache.Options{
+		DefaultTransform: cache.TransformStripManagedFields(),
+		ByObject: map[client.Object]cache.ByObject{
+			&v1.Strategy{}:           {Transform: stripStrategy},
+			&corev1.Pod{}:            {Label: managedSelector, Transform: stripPod},
+			&corev1.ServiceAccount{}: {Label: managedSelector},
+			&rbacv1.Role{}:           {Label: managedSelector},
+			&rbacv1.RoleBinding{}:    {Label: managedSelector},
+			// The identity's owner, and the strategy name its events map to.
+			&coordinationv1.Lease{}: {Label: managedSelector,
+				Transform: keepOnly([]string{kubestore.LabelStrategy}, []string{AnnotationOwnerUID})},
+			// Store objects: what storeObjectEvents, strategiesOfState, tendStorage and
+			// labelOwned read.
+			// Their other annotations (per-key revisions, recent writes) can be large.
+			&corev1.ConfigMap{}: {Label: hasLabel(kubestore.LabelDomain), Transform: keepOnly(
+				[]string{kubestore.LabelDomain, kubestore.LabelStrategy, kubestore.LabelRisk, kubestore.LabelExchange,
+					kubestore.LabelOwner},
+				[]string{kubestore.AnnotationKeys, kubestore.AnnotationUsage, configmapstore.AnnotationContext})},
+			&v1.StrategyState{}: {Label: hasLabel(kubestore.LabelStrategy), Transform: keepOnly(
+				[]string{kubestore.LabelStrategy, kubestore.LabelExchange, kubestore.LabelOwner},
+				[]string{kubestore.AnnotationUsage})},
+		},
+	}
+	if len(namespaces) > 0 {
+		opts.DefaultNamespaces = make(map[string]cache.Config, len(namespaces))
+		for _, ns := range namespaces {
+			opts.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	return opts
+}
+
+// ClientOptions are the manager's client options: Secrets and PersistentVolumeClaims are
+// read at the API server, never through an informer (which would list and watch them all).
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{
+		DisableFor: []client.Object{&corev1.Secret{}, &corev1.PersistentVolumeClaim{}},
+	}}
+}
+
+// stripMeta drops what no reader of the cache uses: managed fields and kubectl's copy of
+// the last applied object.
+func stripMeta(obj any) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return
+	}
+	m.SetManagedFields(nil)
+	if a := m.GetAnnotations(); a != nil {
+		if _, ok := a[corev1.LastAppliedConfigAnnotation]; ok {
+			delete(a, corev1.LastAppliedConfigAnnotation)
+			m.SetAnnotations(a)
+		}
+	}
+}
+
+func stripStrategy(obj any) (any, error) {
+	stripMeta(obj)
+	return obj, nil
+}
+
+// keepOnly keeps of an object's metadata its identity and the labels and annotations
+// named, no owner references or managed fields: for the kinds the operator only maps to
+// Strategies and reads a few annotations of.
+func keepOnly(labelKeys, annotationKeys []string) toolscache.TransformFunc {
+	pick := func(from map[string]string, keys []string) map[string]string {
+		var out map[string]string
+		for _, k := range keys {
+			if v, ok := from[k]; ok {
+				if out == nil {
+					out = make(map[string]string, len(keys))
+				}
+				out[k] = v
+			}
+		}
+		return out
+	}
+	return func(obj any) (any, error) {
+		m, err := meta.Accessor(obj)
+		if err != nil {
+			return obj, nil //nolint:nilerr // not an object (a tombstone): left as it is
+		}
+		m.SetLabels(pick(m.GetLabels(), labelKeys))
+		m.SetAnnotations(pick(m.GetAnnotations(), annotationKeys))
+		m.SetOwnerReferences(nil)
+		m.SetManagedFields(nil)
+		return obj, nil
+	}
+}
+
+// stripPod keeps a runner pod's metadata and status: the operator compares pods by their
+// template hash annotation and never reads a spec from the cache (nor updates a pod).
+func stripPod(obj any) (any, error) {
+	stripMeta(obj)
+	if pod, ok := obj.(*corev1.Pod); ok {
+		pod.Spec = corev1.PodSpec{}
+	}
+	return obj, nil
+}
+
+// indexStrategyName indexes the cached Strategies and store objects by the strategy label
+// value (kubestore.LabelValue of a strategy name), so that an event or a pass lists the
+// few objects of one strategy name instead of every one of its namespace. A Strategy
+// answers to its spec's strategy name and its applied one; a store object to its
+// strategy (or risk) label.
+const indexStrategyName = "trading.strategyops.dev/strategy-name"
+
+func strategyNameValues(obj client.Object) []string {
+	s, ok := obj.(*v1.Strategy)
+	if !ok {
+		return nil
+	}
+	applied, _ := appliedIdentity(s)
+	spec, app := kubestore.LabelValue(s.EffectiveStrategyName()), kubestore.LabelValue(applied)
+	if spec == app {
+		return []string{spec}
+	}
+	return []string{spec, app}
+}
+
+func storeNameValues(obj client.Object) []string {
+	l := obj.GetLabels()
+	if v, ok := l[kubestore.LabelStrategy]; ok {
+		return []string{v}
+	}
+	if v, ok := l[kubestore.LabelRisk]; ok {
+		return []string{v}
+	}
+	return nil
+}
+
+// indexCache registers the field indexes on the manager's cache.
+func indexCache(ctx context.Context, indexer client.FieldIndexer) error {
+	return errors.Join(
+		indexer.IndexField(ctx, &v1.Strategy{}, indexStrategyName, strategyNameValues),
+		indexer.IndexField(ctx, configMapMetadata(), indexStrategyName, storeNameValues),
+		indexer.IndexField(ctx, stateMetadata(), indexStrategyName, storeNameValues),
+	)
+}
+
+// strategiesNamed lists the Strategies of a namespace that answer to the strategy label
+// value name: by the cache's index when SetupWithManager registered it, else all of them
+// (a caller filters what it lists either way).
+func (r *StrategyReconciler) strategiesNamed(ctx context.Context, namespace, name string) (*v1.StrategyList, error) {
+	opts := []client.ListOption{client.InNamespace(namespace)}
+	if r.indexed {
+		opts = append(opts, client.MatchingFields{indexStrategyName: name})
+	}
+	var list v1.StrategyList
+	return &list, r.Client.List(ctx, &list, opts...)
+}
+
+// storeObjectsNamed lists the metadata of the store objects of kind (ConfigMap or
+// StrategyState) in a namespace whose strategy or risk label is name: from the cache's
+// index when SetupWithManager registered it, else at the API server.
+func (r *StrategyReconciler) storeObjectsNamed(ctx context.Context, kind *metav1.PartialObjectMetadata,
+	namespace, name string) ([]metav1.PartialObjectMetadata, error) {
+	list := &metav1.PartialObjectMetadataList{}
+	list.SetGroupVersionKind(kind.GroupVersionKind().GroupVersion().WithKind(kind.Kind + "List"))
+	if r.indexed {
+		err := r.Client.List(ctx, list, client.InNamespace(namespace), client.MatchingFields{indexStrategyName: name})
+		return list.Items, err
+	}
+	var out []metav1.PartialObjectMetadata
+	for _, key := range []string{kubestore.LabelStrategy, kubestore.LabelRisk} {
+		if err := r.StateClient.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{key: name}); err != nil {
+			return nil, err
+		}
+		out = append(out, list.Items...)
+	}
+	return out, nil
+}
+
+// configMapMetadata and stateMetadata are the kinds the cache holds as metadata only, to
+// read from it.
+func configMapMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+	return m
+}
+
+func stateMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(v1.GroupVersion.WithKind("StrategyState"))
+	return m
+}
+
+// managed reports whether obj carries LabelManagedBy (the cache can hold it).
+func managed(obj client.Object) bool {
+	return managedSelector.Matches(labels.Set(obj.GetLabels()))
+}
