@@ -605,15 +605,15 @@ func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 		return
 	}
 	ready := pod.Status.Phase == corev1.PodRunning && podReady(pod)
-	switch waiting := containerWaiting(pod); {
+	switch cs := runnerStatus(pod); {
 	case ready:
 		s.Status.Phase = v1.StrategyRunning
 		setCondition(s, v1.ConditionReady, true, ReasonRunning, fmt.Sprintf("pod %s is running", pod.Name))
-	case waiting != nil && imagePullReasons[waiting.Reason]:
+	case cs != nil && cs.State.Waiting != nil && imagePullReasons[cs.State.Waiting.Reason]:
 		s.Status.Phase = v1.StrategyPending
 		setCondition(s, v1.ConditionReady, false, ReasonImagePullFailed,
-			fmt.Sprintf("pod %s cannot pull image %s (%s): %s", pod.Name, pod.Spec.Containers[0].Image,
-				waiting.Reason, waiting.Message))
+			fmt.Sprintf("pod %s cannot pull image %s (%s): %s", pod.Name, cs.Image,
+				cs.State.Waiting.Reason, cs.State.Waiting.Message))
 	default:
 		s.Status.Phase = v1.StrategyPending
 		setCondition(s, v1.ConditionReady, false, ReasonPodPending, fmt.Sprintf("pod %s is %s", pod.Name, podPhase(pod)))
@@ -652,12 +652,13 @@ func runnerFailure(pod *corev1.Pod) (msg string, failing bool) {
 var imagePullReasons = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true, "InvalidImageName": true,
 	"ErrImageNeverPull": true}
 
-// containerWaiting is why the runner container waits to start, if it does.
-func containerWaiting(pod *corev1.Pod) *corev1.ContainerStateWaiting {
+// runnerStatus is the runner container's status, if the node has reported one (the
+// cache keeps a pod's status, not its spec).
+func runnerStatus(pod *corev1.Pod) *corev1.ContainerStatus {
 	if len(pod.Status.ContainerStatuses) == 0 {
 		return nil
 	}
-	return pod.Status.ContainerStatuses[0].State.Waiting
+	return &pod.Status.ContainerStatuses[0]
 }
 
 func podPhase(pod *corev1.Pod) string {
