@@ -26,6 +26,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -43,6 +44,9 @@ var (
 	// ErrImageNeverPull: the policy is Never and the image is not on the node.
 	ErrImageNeverPull = errors.New("ErrImageNeverPull")
 )
+
+// pullTimeout bounds one pull, so that a registry that hangs does not hold the others.
+const pullTimeout = 5 * time.Minute
 
 // pulledImage is an image unpacked on this node.
 type pulledImage struct {
@@ -87,9 +91,13 @@ func (k *Kubelet) pull(ctx context.Context, c corev1.Container) (pulledImage, er
 	if err != nil {
 		return pulledImage{}, err
 	}
+	// One pull at a time (two pods of one image unpack it once); the map has a lock of its
+	// own, so that status reports do not wait for a pull.
+	k.pullMu.Lock()
+	defer k.pullMu.Unlock()
 	k.imagesMu.Lock()
-	defer k.imagesMu.Unlock()
 	have, ok := k.images[c.Image]
+	k.imagesMu.Unlock()
 	policy := c.ImagePullPolicy
 	if policy == "" {
 		policy = corev1.PullIfNotPresent
@@ -105,6 +113,8 @@ func (k *Kubelet) pull(ctx context.Context, c corev1.Container) (pulledImage, er
 			ErrImageNeverPull, c.Image, k.cfg.NodeName)
 	}
 	platform := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	ctx, cancel := context.WithTimeout(ctx, pullTimeout)
+	defer cancel()
 	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithPlatform(platform))
 	if err != nil {
 		return pulledImage{}, fmt.Errorf("%w: pulling %s (from %s) for %s: %w", ErrImagePull, c.Image, ref, platform.String(), err)
@@ -128,7 +138,9 @@ func (k *Kubelet) pull(ctx context.Context, c corev1.Container) (pulledImage, er
 		k.cfg.Log.Info("Pulled an image", "image", c.Image, "from", ref.String(), "digest", digest.String())
 	}
 	p := pulledImage{digest: digest.String(), rootfs: rootfs, config: cf.Config}
+	k.imagesMu.Lock()
 	k.images[c.Image] = p
+	k.imagesMu.Unlock()
 	return p, nil
 }
 
@@ -144,7 +156,9 @@ func (k *Kubelet) imageID(image string) string {
 }
 
 // unpack writes the image's file system (its layers applied in order, whiteouts
-// honoured) into dir, through a temporary folder so that dir is whole or absent.
+// honoured) into dir, through a temporary folder so that dir is whole or absent. Every
+// entry is written through an os.Root of the folder, so no name, symbolic link or hard link
+// in a layer reaches outside it.
 func unpack(img v1.Image, dir string) error {
 	tmp := dir + ".unpacking"
 	if err := os.RemoveAll(tmp); err != nil {
@@ -153,6 +167,11 @@ func unpack(img v1.Image, dir string) error {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return err
 	}
+	root, err := os.OpenRoot(tmp)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }()
 	rc := mutate.Extract(img)
 	defer func() { _ = rc.Close() }()
 	tr := tar.NewReader(rc)
@@ -164,23 +183,22 @@ func unpack(img v1.Image, dir string) error {
 		if err != nil {
 			return err
 		}
-		if err := writeEntry(tmp, h, tr); err != nil {
-			return err
+		if err := writeEntry(root, h, tr); err != nil {
+			return fmt.Errorf("layer entry %q: %w", h.Name, err)
 		}
 	}
 	return os.Rename(tmp, dir)
 }
 
-func writeEntry(root string, h *tar.Header, r io.Reader) error {
+func writeEntry(root *os.Root, h *tar.Header, r io.Reader) error {
 	rel := filepath.Clean(strings.TrimPrefix(h.Name, "/"))
 	if rel == "." {
 		return nil
 	}
 	if !filepath.IsLocal(rel) {
-		return fmt.Errorf("layer entry %q leaves the image's root", h.Name)
+		return errors.New("leaves the image's root")
 	}
-	path := filepath.Join(root, rel)
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	if err := root.MkdirAll(filepath.Dir(rel), 0o755); err != nil {
 		return err
 	}
 	mode := os.FileMode(h.Mode).Perm()
@@ -189,12 +207,13 @@ func writeEntry(root string, h *tar.Header, r io.Reader) error {
 	}
 	switch h.Typeflag {
 	case tar.TypeDir:
-		if err := os.MkdirAll(path, 0o755); err != nil {
+		if err := root.MkdirAll(rel, 0o755); err != nil {
 			return err
 		}
-		return os.Chmod(path, mode)
+		// Kept writable by its owner, this kubelet, so that later entries can go in.
+		return root.Chmod(rel, mode|0o700)
 	case tar.TypeReg:
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+		f, err := root.OpenFile(rel, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
 		if err != nil {
 			return err
 		}
@@ -204,13 +223,9 @@ func writeEntry(root string, h *tar.Header, r io.Reader) error {
 		}
 		return f.Close()
 	case tar.TypeSymlink:
-		return os.Symlink(h.Linkname, path)
+		return root.Symlink(h.Linkname, rel)
 	case tar.TypeLink:
-		target := filepath.Clean(strings.TrimPrefix(h.Linkname, "/"))
-		if !filepath.IsLocal(target) {
-			return fmt.Errorf("layer entry %q links outside the image's root", h.Name)
-		}
-		return os.Link(filepath.Join(root, target), path)
+		return root.Link(filepath.Clean(strings.TrimPrefix(h.Linkname, "/")), rel)
 	default:
 		return nil // devices and fifos have no place in a process's image
 	}

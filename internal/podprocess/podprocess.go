@@ -92,6 +92,7 @@ type Kubelet struct {
 	running map[types.UID]*podRun
 	wg      sync.WaitGroup
 
+	pullMu   sync.Mutex
 	imagesMu sync.Mutex
 	images   map[string]pulledImage // by the reference the pod names
 

@@ -17,6 +17,8 @@ limitations under the License.
 package podprocess
 
 import (
+	"archive/tar"
+	"bytes"
 	"errors"
 	"io"
 	"log"
@@ -31,7 +33,10 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -243,5 +248,57 @@ func TestPodIPsComeFromThePodRange(t *testing.T) {
 	if _, err := New(Config{REST: &rest.Config{Host: "https://127.0.0.1:1"}, PodCIDR: "10.0.0.0/24"}); err == nil ||
 		!strings.Contains(err.Error(), "10.0.0.0/24") {
 		t.Errorf("a range outside the loopback: got %v, want an error naming it", err)
+	}
+}
+
+// evilImage is an image of one layer whose entries try to write outside the image's folder.
+func evilImage(t *testing.T, entries func(tw *tar.Writer)) v1.Image {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	entries(tw)
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func TestUnpackStaysInTheImagesFolder(t *testing.T) {
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	if err := os.WriteFile(victim, []byte("host file"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, entries := range map[string]func(tw *tar.Writer){
+		"a file through a symbolic link to a host folder": func(tw *tar.Writer) {
+			_ = tw.WriteHeader(&tar.Header{Name: "/a", Typeflag: tar.TypeSymlink, Linkname: outside, Mode: 0o777})
+			_ = tw.WriteHeader(&tar.Header{Name: "a/victim", Typeflag: tar.TypeReg, Mode: 0o644, Size: 4})
+			_, _ = tw.Write([]byte("evil"))
+		},
+		"a hard link to a host file through a symbolic link": func(tw *tar.Writer) {
+			_ = tw.WriteHeader(&tar.Header{Name: "/b", Typeflag: tar.TypeSymlink, Linkname: outside, Mode: 0o777})
+			_ = tw.WriteHeader(&tar.Header{Name: "c", Typeflag: tar.TypeLink, Linkname: "b/victim"})
+		},
+		"a name with ..": func(tw *tar.Writer) {
+			_ = tw.WriteHeader(&tar.Header{Name: "../../victim", Typeflag: tar.TypeReg, Mode: 0o644, Size: 4})
+			_, _ = tw.Write([]byte("evil"))
+		},
+	} {
+		err := unpack(evilImage(t, entries), filepath.Join(t.TempDir(), "rootfs"))
+		if err == nil && strings.Contains(name, "symbolic link") {
+			t.Errorf("%s: unpacked without an error", name)
+		}
+		if data, _ := os.ReadFile(victim); string(data) != "host file" {
+			t.Fatalf("%s: the host file now holds %q", name, data)
+		}
 	}
 }
