@@ -72,7 +72,8 @@ chart: manifests kustomize ## Write the Helm chart dist/chart from config/ (hack
 	printf 'namespace: strategy-operator-system\nnamePrefix: strategy-operator-\nresources:\n- ../../config/prometheus\n' \
 		> bin/chart-prometheus/kustomization.yaml
 	"$(KUSTOMIZE)" build bin/chart-prometheus > bin/chart-prometheus.yaml
-	go run ./hack/chart --in bin/chart-default.yaml --prometheus bin/chart-prometheus.yaml --out dist/chart
+	go run ./hack/chart --in bin/chart-default.yaml --prometheus bin/chart-prometheus.yaml --out dist/chart \
+		--app-version "$(VERSION)"
 
 .PHONY: verify-generated
 verify-generated: manifests generate chart ## Fail when generated files differ from what is committed.

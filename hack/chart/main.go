@@ -30,6 +30,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -195,6 +196,9 @@ func deployment(o object) error {
 		return fmt.Errorf("the manager's image is %v, want the placeholder %s (render config/ with it)", c["image"],
 			managerImagePlaceholder)
 	}
+	if !slices.Contains(c["args"].([]any), any("--runner-image="+runnerImagePlaceholder)) {
+		return fmt.Errorf("the manager's args lack --runner-image=%s (render config/ with it)", runnerImagePlaceholder)
+	}
 	c["imagePullPolicy"] = "__PULL_POLICY__"
 	c["resources"] = "__RESOURCES__"
 	args, _ := c["args"].([]any)
@@ -217,8 +221,8 @@ func expressions(s string) string {
 		`image: "{{ .Values.manager.image.repository }}:{{ .Values.manager.image.tag | default .Chart.AppVersion }}"`)
 	s = strings.ReplaceAll(s, "--runner-image="+runnerImagePlaceholder,
 		`--runner-image={{ .Values.runner.image.repository }}:{{ .Values.runner.image.tag | default .Chart.AppVersion }}`)
-	s = strings.ReplaceAll(s, "--metrics-bind-address=$(POD_IP):8443",
-		"--metrics-bind-address={{ if .Values.metrics.enable }}$(POD_IP):8443{{ else }}0{{ end }}")
+	s = strings.ReplaceAll(s, "--metrics-bind-address=[$(POD_IP)]:8443",
+		"--metrics-bind-address={{ if .Values.metrics.enable }}[$(POD_IP)]:8443{{ else }}0{{ end }}")
 	s = strings.ReplaceAll(s, "replicas: __REPLICAS__", "replicas: {{ .Values.manager.replicas }}")
 	s = strings.ReplaceAll(s, "imagePullPolicy: __PULL_POLICY__",
 		"imagePullPolicy: {{ .Values.manager.image.pullPolicy }}")

@@ -46,7 +46,7 @@ spec:
       containers:
       - name: manager
         image: chart-manager-image:placeholder
-        args: [--metrics-bind-address=$(POD_IP):8443, --leader-elect, --runner-image=chart-runner-image:placeholder]
+        args: ["--metrics-bind-address=[$(POD_IP)]:8443", --leader-elect, --runner-image=chart-runner-image:placeholder]
         resources: {limits: {memory: 384Mi}}
 `
 
@@ -65,7 +65,7 @@ func TestTheManagerDeploymentTakesItsValues(t *testing.T) {
 		`image: "{{ .Values.manager.image.repository }}:{{ .Values.manager.image.tag | default .Chart.AppVersion }}"`,
 		"imagePullPolicy: {{ .Values.manager.image.pullPolicy }}",
 		"- --runner-image={{ .Values.runner.image.repository }}:{{ .Values.runner.image.tag | default .Chart.AppVersion }}",
-		"- --metrics-bind-address={{ if .Values.metrics.enable }}$(POD_IP):8443{{ else }}0{{ end }}",
+		"- --metrics-bind-address={{ if .Values.metrics.enable }}[$(POD_IP)]:8443{{ else }}0{{ end }}",
 		"        - --backends={{ join \",\" .Values.backends }}\n        {{- range .Values.manager.args }}",
 		"        resources: {{- toYaml .Values.manager.resources | nindent 10 }}",
 	} {
@@ -82,6 +82,10 @@ func TestTheManagerMustUseThePlaceholderImage(t *testing.T) {
 	doc := strings.Replace(deploymentDoc, "chart-manager-image:placeholder", "strategy-operator:dev", 1)
 	if _, _, err := template(parse(t, doc), ""); err == nil || !strings.Contains(err.Error(), "placeholder") {
 		t.Errorf("a manager rendered with a real image: got %v, want an error asking for the placeholder", err)
+	}
+	doc = strings.Replace(deploymentDoc, ", --runner-image=chart-runner-image:placeholder", "", 1)
+	if _, _, err := template(parse(t, doc), ""); err == nil || !strings.Contains(err.Error(), "--runner-image") {
+		t.Errorf("a manager without the runner image: got %v, want an error naming --runner-image", err)
 	}
 }
 

@@ -61,8 +61,8 @@ var _ = Describe("Runner pod spec", func() {
 		Expect(c.Env[0]).To(Equal(corev1.EnvVar{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{
 			FieldRef: &corev1.ObjectFieldSelector{APIVersion: "v1", FieldPath: "status.podIP"}}}),
 			"POD_IP comes first: the arguments, and any variable after it, may use $(POD_IP)")
-		Expect(c.Args).To(ContainElements("--metrics-bind-address=$(POD_IP):8080",
-			"--health-probe-bind-address=$(POD_IP):8081"))
+		Expect(c.Args).To(ContainElements("--metrics-bind-address=[$(POD_IP)]:8080",
+			"--health-probe-bind-address=[$(POD_IP)]:8081"))
 		Expect(c.Ports).To(Equal([]corev1.ContainerPort{
 			{Name: "metrics", ContainerPort: 8080, Protocol: corev1.ProtocolTCP},
 			{Name: "health", ContainerPort: 8081, Protocol: corev1.ProtocolTCP},
@@ -138,7 +138,7 @@ var _ = Describe("Runner pod spec", func() {
 		pod := created(s)
 		observable(pod)
 		c := pod.Spec.Containers[0]
-		Expect(c.Args[:slices.Index(c.Args, "--")]).To(ContainElement("--metrics-bind-address=$(POD_IP):8080"),
+		Expect(c.Args[:slices.Index(c.Args, "--")]).To(ContainElement("--metrics-bind-address=[$(POD_IP)]:8080"),
 			"the flags are the runner's, before the user's command")
 		Expect(c.VolumeMounts).To(Equal([]corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}))
 		Expect(pod.Spec.Volumes).To(ContainElement(And(HaveField("Name", "tmp"),

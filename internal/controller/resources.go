@@ -242,8 +242,8 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []st
 		"--strategy-object="+s.Name,
 		"--data-dir="+DataDir,
 		"--termination-message-path="+corev1.TerminationMessagePathDefault,
-		fmt.Sprintf("--metrics-bind-address=$(%s):%d", PodIPEnv, MetricsPort),
-		fmt.Sprintf("--health-probe-bind-address=$(%s):%d", PodIPEnv, HealthPort),
+		fmt.Sprintf("--metrics-bind-address=[$(%s)]:%d", PodIPEnv, MetricsPort),
+		fmt.Sprintf("--health-probe-bind-address=[$(%s)]:%d", PodIPEnv, HealthPort),
 	)
 	if len(draining) > 0 {
 		args = append(args, "--drain="+strings.Join(draining, ","))

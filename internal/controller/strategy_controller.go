@@ -594,6 +594,14 @@ func (r *StrategyReconciler) ensurePod(ctx context.Context, sc *scope) (ctrl.Res
 func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 	s := sc.strategy
 	s.Status.PodName = pod.Name
+	// A node that cannot get the image says so before any earlier failure of the runner.
+	if cs := runnerStatus(pod); cs != nil && cs.State.Waiting != nil && imagePullReasons[cs.State.Waiting.Reason] {
+		s.Status.Phase = v1.StrategyPending
+		setCondition(s, v1.ConditionReady, false, ReasonImagePullFailed,
+			fmt.Sprintf("pod %s cannot pull image %s (%s): %s", pod.Name, cs.Image,
+				cs.State.Waiting.Reason, cs.State.Waiting.Message))
+		return
+	}
 	if msg, failing := runnerFailure(pod); failing {
 		// One reason from the first failure until the runner has run stableAfter again,
 		// so that a crash loop does not flap Ready with every restart; the Degraded message
@@ -605,15 +613,10 @@ func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 		return
 	}
 	ready := pod.Status.Phase == corev1.PodRunning && podReady(pod)
-	switch cs := runnerStatus(pod); {
+	switch {
 	case ready:
 		s.Status.Phase = v1.StrategyRunning
 		setCondition(s, v1.ConditionReady, true, ReasonRunning, fmt.Sprintf("pod %s is running", pod.Name))
-	case cs != nil && cs.State.Waiting != nil && imagePullReasons[cs.State.Waiting.Reason]:
-		s.Status.Phase = v1.StrategyPending
-		setCondition(s, v1.ConditionReady, false, ReasonImagePullFailed,
-			fmt.Sprintf("pod %s cannot pull image %s (%s): %s", pod.Name, cs.Image,
-				cs.State.Waiting.Reason, cs.State.Waiting.Message))
 	default:
 		s.Status.Phase = v1.StrategyPending
 		setCondition(s, v1.ConditionReady, false, ReasonPodPending, fmt.Sprintf("pod %s is %s", pod.Name, podPhase(pod)))

@@ -35,7 +35,7 @@ import (
 )
 
 var _ = Describe("The operator installed with Helm", func() {
-	It("installs, upgrades with a changed value and uninstalls; Retain state survives", func(ctx SpecContext) {
+	It("installs, upgrades with a changed value and uninstalls; Retain state survives both", func(ctx SpecContext) {
 		root := testenv.RepoRoot()
 		helmBin := os.Getenv("HELM")
 		Expect(helmBin).NotTo(BeEmpty(), "HELM must name the helm binary (make test-e2e builds it)")
@@ -91,6 +91,16 @@ spec:
   args: [--strategy=indicator, --speed=600, --option=fast=2, --option=slow=3]
   persistence: {backend: StrategyState}
   retention: Retain
+---
+apiVersion: trading.strategyops.dev/v1alpha1
+kind: Strategy
+metadata: {name: dropped}
+spec:
+  exchangeName: simulated
+  symbols: [BNBUSDT]
+  args: [--strategy=indicator, --speed=60]
+  persistence: {backend: StrategyState}
+  retention: Delete
 `)
 		out, err := cmd.CombinedOutput()
 		Expect(err).NotTo(HaveOccurred(), string(out))
@@ -100,6 +110,11 @@ spec:
 			signal, _ = c.Kubectl(ctx, "get", "-n", ns, state, "-o", "jsonpath={.spec.signal.id}")
 			return signal
 		}, 3*time.Minute, time.Second).ShouldNot(BeEmpty(), "the runner opened no signal")
+		dropped := "strategystate/" + stateName("dropped", "BNBUSDT")
+		Eventually(func() error {
+			_, err := c.Kubectl(ctx, "get", "-n", ns, dropped)
+			return err
+		}, 60*time.Second, time.Second).Should(Succeed())
 		runnerUID := kc("get", "pod", "kept-runner", "-n", ns, "-o", "jsonpath={.metadata.uid}")
 		stateUID := kc("get", "-n", ns, state, "-o", "jsonpath={.metadata.uid}")
 
@@ -109,7 +124,15 @@ spec:
 		kc("rollout", "status", "-n", operatorNamespace, managerDeployment, "--timeout=120s")
 		Expect(kc("get", "pod", "kept-runner", "-n", ns, "-o", "jsonpath={.metadata.uid}")).To(Equal(runnerUID))
 
-		By("helm uninstall: the manager goes, the CRDs, the Strategy and its state stay")
+		By("both strategies deleted under the upgraded operator: Retain keeps its state, Delete does not")
+		kc("delete", "strategy", "kept", "dropped", "-n", ns, "--timeout=120s")
+		Eventually(func() error {
+			_, err := c.Kubectl(ctx, "get", "-n", ns, dropped)
+			return err
+		}, 60*time.Second, time.Second).Should(MatchError(ContainSubstring("NotFound")), "the Delete strategy's state stayed")
+		Expect(kc("get", "-n", ns, state, "-o", "jsonpath={.metadata.uid}")).To(Equal(stateUID))
+
+		By("helm uninstall: the manager goes, the CRDs and the Retain state stay")
 		helm("uninstall", "strategy-operator", "-n", operatorNamespace, "--wait")
 		Eventually(func() string {
 			out, _ := c.Kubectl(ctx, "get", "pods", "-n", operatorNamespace, "-o", "name")
@@ -118,7 +141,6 @@ spec:
 		_, err = c.Kubectl(ctx, "get", "-n", operatorNamespace, managerDeployment)
 		Expect(err).To(MatchError(ContainSubstring("NotFound")))
 		kc("get", "crd", "strategies.trading.strategyops.dev", "strategystates.trading.strategyops.dev")
-		kc("get", "strategy", "kept", "-n", ns)
 		Expect(kc("get", "-n", ns, state, "-o", "jsonpath={.metadata.uid} {.spec.strategyName}")).
 			To(Equal(stateUID+" kept"), "the state object was replaced or emptied")
 	})
