@@ -45,7 +45,7 @@ var _ = Describe("A runner image the node cannot pull", func() {
 		pod.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: controller.ContainerName,
 			Image: "registry.example.com/runner:v9", RestartCount: 2,
 			LastTerminationState: corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{ExitCode: 1}},
-			State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: why}}}}
+			State:                corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ImagePullBackOff", Message: why}}}}
 		Expect(direct.Status().Update(ctx, pod)).To(Succeed())
 		Eventually(condition(ctx, s, v1.ConditionReady), 30*time.Second).
 			Should(And(haveStatus(metav1.ConditionFalse, controller.ReasonImagePullFailed),
