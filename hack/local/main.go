@@ -88,7 +88,7 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 		}
 	}()
 	// Commands below must finish even when Ctrl-C arrives while they run.
-	setup, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	setup, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
 	step("serving the images of " + imageLayout + " from a local registry")

@@ -339,6 +339,8 @@ func (k *Kubelet) podIP(uid types.UID) string {
 			return ip
 		}
 	}
+	k.cfg.Log.Error("The pod range is exhausted: the pod shares the node's address, and its ports may collide",
+		"podCIDR", k.podCIDR.String(), "pods", len(k.ips))
 	return localhost
 }
 
