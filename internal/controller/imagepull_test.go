@@ -51,7 +51,11 @@ var _ = Describe("A runner image the node cannot pull", func() {
 			Should(And(haveStatus(metav1.ConditionFalse, controller.ReasonImagePullFailed),
 				HaveField("Message", And(ContainSubstring("registry.example.com/runner:v9"), ContainSubstring(why)))))
 
-		By("pulled and running")
+		By("pulled and running (for longer than a recovering runner must)")
+		Expect(get(ctx, pod)).To(Succeed())
+		pod.Status.ContainerStatuses[0].State = corev1.ContainerState{Running: &corev1.ContainerStateRunning{
+			StartedAt: metav1.NewTime(time.Now().Add(-time.Hour))}}
+		Expect(direct.Status().Update(ctx, pod)).To(Succeed())
 		markRunning(ctx, pod)
 		Eventually(condition(ctx, s, v1.ConditionReady), 30*time.Second).
 			Should(haveStatus(metav1.ConditionTrue, controller.ReasonRunning))
