@@ -61,8 +61,11 @@ func BenchmarkScale10000States(b *testing.B) { benchScale(b, 5000, 2) }
 // (default 1) and is skipped without them.
 func BenchmarkScale(b *testing.B) {
 	n, err := envInt("SCALE_STRATEGIES", 0)
-	if err != nil || n == 0 {
-		b.Skip("SCALE_STRATEGIES (and SCALE_SYMBOLS) set no size", err)
+	switch {
+	case err != nil || n < 0:
+		b.Fatalf("SCALE_STRATEGIES: want a number of Strategies: %v", err)
+	case n == 0:
+		b.Skip("a size of one's own: set SCALE_STRATEGIES (and SCALE_SYMBOLS); make bench runs the named sizes")
 	}
 	syms, err := envInt("SCALE_SYMBOLS", 1)
 	if err != nil || syms < 1 || syms > len(symbols) {
