@@ -776,10 +776,17 @@ func setCondition(s *v1.Strategy, t string, ok bool, reason, msg string) {
 	})
 }
 
-// recordTransitions emits an event for every condition that changed in this pass.
+// recordTransitions emits an event for every condition that changed in this pass, except
+// one that first appears in the state it keeps while all is well (quietAtFirst): a new
+// Strategy tells of its pod and of becoming Ready, not of six things not wrong.
+// Every event is kept by the event broadcaster for series aggregation for six minutes or
+// more, so events that say nothing cost memory that grows with the Strategies applied.
 func (r *StrategyReconciler) recordTransitions(sc *scope) {
 	for _, c := range sc.strategy.Status.Conditions {
 		old := meta.FindStatusCondition(sc.before.Conditions, c.Type)
+		if old == nil && quietAtFirst(c) {
+			continue
+		}
 		// Degraded speaks again when what is wrong changes (a runner failing differently).
 		if old != nil && old.Status == c.Status && old.Reason == c.Reason &&
 			(c.Type != v1.ConditionDegraded || old.Message == c.Message) {
@@ -795,6 +802,22 @@ func (r *StrategyReconciler) recordTransitions(sc *scope) {
 		}
 		r.eventAs(sc.strategy, kind, c.Reason, conditionAction(c), fmt.Sprintf("%s=%s: %s", c.Type, c.Status, c.Message))
 	}
+}
+
+// quietAtFirst reports whether c is in the state its type keeps while all is well:
+// Degraded, StorageNearLimit and Draining False; PersistenceReady, UpToDate and
+// StoreDurable True; Ready False only while the new pod starts (the CreatedPod event
+// told of it). Any later change of these is an event.
+func quietAtFirst(c metav1.Condition) bool {
+	switch c.Type {
+	case v1.ConditionDegraded, v1.ConditionStorageNearLimit, v1.ConditionDraining:
+		return c.Status == metav1.ConditionFalse
+	case v1.ConditionPersistenceReady, v1.ConditionUpToDate, v1.ConditionStoreDurable:
+		return c.Status == metav1.ConditionTrue
+	case v1.ConditionReady:
+		return c.Status == metav1.ConditionFalse && c.Reason == ReasonPodPending
+	}
+	return false
 }
 
 // conditionAction is the action of a condition's event. events.k8s.io merges the events

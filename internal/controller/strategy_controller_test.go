@@ -149,10 +149,20 @@ var _ = Describe("Strategy controller", func() {
 		}, 45*time.Second).Should(HaveValue(Equal(v1.ClosedSignal{ID: sig.ID, Symbol: "BTCUSDT", Reason: "take_profit",
 			ClosedAt: metav1.NewTime(closedAt), PnL: &pnl})))
 
-		By("every transition was an event")
+		By("the pod and becoming Ready were events; the conditions that first appeared as all is well were not")
 		var evs eventsv1List
 		Eventually(func() []string { return eventReasons(ctx, ns, &evs) }, timeout).
-			Should(ContainElements(controller.ReasonBackendReady, controller.ReasonRunning, controller.ReasonCreatedPod))
+			Should(ContainElements(controller.ReasonRunning, controller.ReasonCreatedPod))
+		var notes []string
+		for _, e := range evs.Items {
+			if e.Regarding.Name == s.Name {
+				notes = append(notes, e.Note)
+			}
+		}
+		Expect(notes).To(ContainElement(HavePrefix(v1.ConditionReady + "=True")))
+		Expect(notes).NotTo(ContainElement(Or(HavePrefix(v1.ConditionDegraded+"="), HavePrefix(v1.ConditionUpToDate+"="),
+			HavePrefix(v1.ConditionStorageNearLimit+"="), HavePrefix(v1.ConditionPersistenceReady+"="),
+			HavePrefix(v1.ConditionReady+"=False"))))
 	})
 
 	It("gives a File strategy a volume mounted at the data folder", func() {
