@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"sync"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -79,13 +80,13 @@ func hasLabel(key string) labels.Selector {
 // the operator reads, limited to namespaces when there are any (else the whole cluster).
 func CacheOptions(namespaces []string) cache.Options {
 	opts := cache.Options{
-		DefaultTransform: cache.TransformStripManagedFields(),
+		DefaultTransform: compact,
 		ByObject: map[client.Object]cache.ByObject{
-			&v1.Strategy{}:           {Transform: stripStrategy},
+			&v1.Strategy{}:           {Transform: compact},
 			&corev1.Pod{}:            {Label: managedSelector, Transform: stripPod},
-			&corev1.ServiceAccount{}: {Label: managedSelector},
-			&rbacv1.Role{}:           {Label: managedSelector},
-			&rbacv1.RoleBinding{}:    {Label: managedSelector},
+			&corev1.ServiceAccount{}: {Label: managedSelector, Transform: compact},
+			&rbacv1.Role{}:           {Label: managedSelector, Transform: compact},
+			&rbacv1.RoleBinding{}:    {Label: managedSelector, Transform: compact},
 			// The identity's owner, and the strategy name its events map to.
 			&coordinationv1.Lease{}: {Label: managedSelector,
 				Transform: keepOnly([]string{kubestore.LabelStrategy}, []string{AnnotationOwnerUID})},
@@ -118,12 +119,13 @@ func ClientOptions() client.Options {
 	}}
 }
 
-// stripMeta drops what no reader of the cache uses: managed fields and kubectl's copy of
-// the last applied object.
-func stripMeta(obj any) {
+// compact drops what no reader of the cache uses (managed fields and kubectl's copy of the
+// last applied object) and shares the strings that recur across cached objects (interned).
+// The cache hands out deep copies, so no reader can change a shared string's object.
+func compact(obj any) (any, error) {
 	m, err := meta.Accessor(obj)
 	if err != nil {
-		return
+		return obj, nil //nolint:nilerr // not an object (a tombstone): left as it is
 	}
 	m.SetManagedFields(nil)
 	if a := m.GetAnnotations(); a != nil {
@@ -132,10 +134,25 @@ func stripMeta(obj any) {
 			m.SetAnnotations(a)
 		}
 	}
-}
-
-func stripStrategy(obj any) (any, error) {
-	stripMeta(obj)
+	internMeta(m)
+	switch o := obj.(type) {
+	case *rbacv1.Role:
+		for i := range o.Rules {
+			r := &o.Rules[i]
+			for _, list := range [][]string{r.APIGroups, r.Resources, r.Verbs} {
+				for j := range list {
+					list[j] = cachedStrings.intern(list[j])
+				}
+			}
+		}
+	case *rbacv1.RoleBinding:
+		o.RoleRef.APIGroup, o.RoleRef.Kind = cachedStrings.intern(o.RoleRef.APIGroup), cachedStrings.intern(o.RoleRef.Kind)
+		for i := range o.Subjects {
+			sub := &o.Subjects[i]
+			sub.Kind, sub.APIGroup = cachedStrings.intern(sub.Kind), cachedStrings.intern(sub.APIGroup)
+			sub.Namespace = cachedStrings.intern(sub.Namespace)
+		}
+	}
 	return obj, nil
 }
 
@@ -164,6 +181,7 @@ func keepOnly(labelKeys, annotationKeys []string) toolscache.TransformFunc {
 		m.SetAnnotations(pick(m.GetAnnotations(), annotationKeys))
 		m.SetOwnerReferences(nil)
 		m.SetManagedFields(nil)
+		internMeta(m)
 		return obj, nil
 	}
 }
@@ -171,11 +189,66 @@ func keepOnly(labelKeys, annotationKeys []string) toolscache.TransformFunc {
 // stripPod keeps a runner pod's metadata and status: the operator compares pods by their
 // template hash annotation and never reads a spec from the cache (nor updates a pod).
 func stripPod(obj any) (any, error) {
-	stripMeta(obj)
 	if pod, ok := obj.(*corev1.Pod); ok {
 		pod.Spec = corev1.PodSpec{}
 	}
-	return obj, nil
+	return compact(obj)
+}
+
+// cachedStrings are the strings cached objects share: label keys and values, annotation
+// keys, namespaces, owner kinds, RBAC verbs. Each of thousands of objects would otherwise
+// hold its own copy of each, as decoding makes them.
+var cachedStrings = newInterner(4096, 64)
+
+// interner keeps one copy of each string it is given, up to max strings of up to maxLen
+// bytes each; past that it hands strings back as they are, so it never grows further.
+type interner struct {
+	mu     sync.Mutex
+	seen   map[string]string
+	max    int
+	maxLen int
+}
+
+func newInterner(maxStrings, maxLen int) *interner {
+	return &interner{seen: map[string]string{}, max: maxStrings, maxLen: maxLen}
+}
+
+func (in *interner) intern(s string) string {
+	if s == "" || len(s) > in.maxLen {
+		return s
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.seen[s]; ok {
+		return v
+	}
+	if len(in.seen) < in.max {
+		in.seen[s] = s
+	}
+	return s
+}
+
+// internMap gives m's keys (and values, when values is set) the interned copies, in place:
+// assigning to a string key that is there stores the key given too, and does not grow m.
+func (in *interner) internMap(m map[string]string, values bool) {
+	for k, v := range m {
+		if values {
+			v = in.intern(v)
+		}
+		m[in.intern(k)] = v
+	}
+}
+
+// internMeta shares the recurring strings of an object's metadata: its namespace, label
+// keys and values, annotation keys (values are often large and unique), and owners' kinds.
+func internMeta(m metav1.Object) {
+	m.SetNamespace(cachedStrings.intern(m.GetNamespace()))
+	cachedStrings.internMap(m.GetLabels(), true)
+	cachedStrings.internMap(m.GetAnnotations(), false)
+	refs := m.GetOwnerReferences()
+	for i := range refs {
+		refs[i].APIVersion, refs[i].Kind = cachedStrings.intern(refs[i].APIVersion), cachedStrings.intern(refs[i].Kind)
+	}
 }
 
 // indexStrategyName indexes the cached Strategies and store objects by the strategy label
