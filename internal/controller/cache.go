@@ -19,6 +19,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -51,7 +52,7 @@ import (
 //     operator reads (the stores' contents, revisions and recent writes are read at the
 //     API server, StateClient).
 //   - never Secrets or PersistentVolumeClaims (ClientOptions): the manager may only get
-//     Secrets by name, and only creates and deletes claims.
+//     Secrets and claims by name (a claim only to see whose it is).
 //
 // Strategies and store objects are indexed by strategy name (indexStrategyName), so that
 // no event or pass lists a whole namespace. Each kind is limited to --watch-namespaces
@@ -136,6 +137,16 @@ func compact(obj any) (any, error) {
 	}
 	internMeta(m)
 	switch o := obj.(type) {
+	case *v1.Strategy:
+		o.Spec.ExchangeName = cachedStrings.intern(o.Spec.ExchangeName)
+		for i := range o.Spec.Symbols {
+			o.Spec.Symbols[i] = cachedStrings.intern(o.Spec.Symbols[i])
+		}
+		for i := range o.Status.Conditions {
+			c := &o.Status.Conditions[i]
+			c.Type, c.Reason = cachedStrings.intern(c.Type), cachedStrings.intern(c.Reason)
+			c.Status = metav1.ConditionStatus(cachedStrings.intern(string(c.Status)))
+		}
 	case *rbacv1.Role:
 		for i := range o.Rules {
 			r := &o.Rules[i]
@@ -282,13 +293,55 @@ func storeNameValues(obj client.Object) []string {
 	return nil
 }
 
-// indexCache registers the field indexes on the manager's cache.
-func indexCache(ctx context.Context, indexer client.FieldIndexer) error {
-	return errors.Join(
-		indexer.IndexField(ctx, &v1.Strategy{}, indexStrategyName, strategyNameValues),
-		indexer.IndexField(ctx, configMapMetadata(), indexStrategyName, storeNameValues),
-		indexer.IndexField(ctx, stateMetadata(), indexStrategyName, storeNameValues),
-	)
+// indexCache registers the strategy-name index on the manager's cache, by namespace only.
+//
+// client.FieldIndexer would index every object twice: under its namespace and value, and
+// under its value across namespaces, for lists the operator never makes (it lists within
+// one namespace). Each key is a small map of its own, so the second half cost several MB
+// at 10,000 StrategyStates. The index is registered under the name and keys the cache's
+// reader looks up for a field selector within a namespace (controller-runtime's
+// "field:<field>" and "<namespace>/<value>"), so lists use it through
+// client.MatchingFields as before; a list across namespaces finds nothing, and every list
+// through it fails (no such index) should that naming change.
+func indexCache(ctx context.Context, informers cache.Informers) error {
+	var errs []error
+	for _, idx := range []struct {
+		kind   string
+		obj    client.Object
+		values func(client.Object) []string
+	}{
+		{"Strategies", &v1.Strategy{}, strategyNameValues},
+		{"ConfigMaps", configMapMetadata(), storeNameValues},
+		{"StrategyStates", stateMetadata(), storeNameValues},
+	} {
+		inf, err := informers.GetInformer(ctx, idx.obj)
+		if err == nil {
+			err = inf.AddIndexers(toolscache.Indexers{fieldIndexName: namespacedKeys(idx.values)})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("indexing %s by strategy name: %w", idx.kind, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// fieldIndexName is the name the cache's reader looks indexStrategyName up by.
+const fieldIndexName = "field:" + indexStrategyName
+
+// namespacedKeys are an object's index keys: each of its values within its namespace.
+func namespacedKeys(values func(client.Object) []string) toolscache.IndexFunc {
+	return func(raw any) ([]string, error) {
+		obj, ok := raw.(client.Object)
+		if !ok {
+			return nil, fmt.Errorf("indexing %T: not an object", raw)
+		}
+		vals := values(obj)
+		keys := make([]string, len(vals))
+		for i, v := range vals {
+			keys[i] = obj.GetNamespace() + "/" + v
+		}
+		return keys, nil
+	}
 }
 
 // strategiesNamed lists the Strategies of a namespace that answer to the strategy label

@@ -23,6 +23,8 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 )
 
 // fresh is a copy of s in memory of its own, as decoding an object makes it.
@@ -91,5 +93,29 @@ func TestCompactSharesTheStringsOfCachedObjects(t *testing.T) {
 	}
 	if a.Annotations["note"] != "kept as it is" || a.Name != "s1-runner" {
 		t.Errorf("compact changed what it keeps: %v %q", a.Annotations, a.Name)
+	}
+}
+
+func TestCompactSharesAStrategysRecurringStrings(t *testing.T) {
+	strategy := func() *v1.Strategy {
+		return &v1.Strategy{
+			Spec: v1.StrategySpec{ExchangeName: fresh("binance"), Symbols: []string{fresh("BTCUSDT")}},
+			Status: v1.StrategyStatus{Conditions: []metav1.Condition{{Type: fresh(v1.ConditionReady),
+				Status: metav1.ConditionStatus(fresh("True")), Reason: fresh("Running"), Message: fresh("pod s1-runner runs")}}},
+		}
+	}
+	a, b := strategy(), strategy()
+	for _, s := range []*v1.Strategy{a, b} {
+		if _, err := compact(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ca, cb := a.Status.Conditions[0], b.Status.Conditions[0]
+	if !same(a.Spec.ExchangeName, b.Spec.ExchangeName) || !same(a.Spec.Symbols[0], b.Spec.Symbols[0]) ||
+		!same(ca.Reason, cb.Reason) || !same(string(ca.Status), string(cb.Status)) || !same(ca.Type, cb.Type) {
+		t.Error("two cached Strategies each keep their own exchange, symbol or condition strings")
+	}
+	if ca.Message != "pod s1-runner runs" {
+		t.Errorf("compact changed a condition's message: %q", ca.Message)
 	}
 }
