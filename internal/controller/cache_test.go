@@ -22,6 +22,8 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -34,7 +36,7 @@ import (
 
 // The manager caches only the objects that carry its labels (controller.CacheOptions).
 var _ = Describe("Objects the cache leaves out", func() {
-	It("still finds a runner's objects and store objects made without the operator's labels", func() {
+	It("leaves objects of the runner's names that someone else made alone, and runs once they are gone", func() {
 		ctx := context.Background()
 		ns := newNamespace(ctx)
 		s := strategy(ns, "unlabelled", v1.BackendStrategyState, "BTCUSDT")
@@ -55,18 +57,58 @@ var _ = Describe("Objects the cache leaves out", func() {
 		}
 		Expect(direct.Create(ctx, s)).To(Succeed())
 
-		By("the ServiceAccount becomes the Strategy's, labelled; the pod is replaced by the runner's")
-		Eventually(func() []metav1.OwnerReference { _ = get(ctx, sa); return sa.OwnerReferences }, timeout).
-			Should(ContainElement(HaveField("UID", s.UID)))
-		Expect(sa.Labels).To(HaveKeyWithValue(controller.LabelManagedBy, controller.ManagedBy))
-		Eventually(func() []corev1.Container { _ = get(ctx, pod); return pod.Spec.Containers }, timeout).
+		By("the Strategy stops, Failed with reason NameTaken, and the ServiceAccount is left as it was")
+		Eventually(condition(ctx, s, v1.ConditionReady), timeout).Should(And(
+			haveStatus(metav1.ConditionFalse, controller.ReasonNameTaken),
+			HaveField("Message", ContainSubstring("ServiceAccount "+name))))
+		Expect(condition(ctx, s, v1.ConditionDegraded)()).To(haveStatus(metav1.ConditionTrue, controller.ReasonNameTaken))
+		Consistently(func() *corev1.ServiceAccount { _ = get(ctx, sa); return sa }, "2s").Should(And(
+			HaveField("OwnerReferences", BeEmpty()), HaveField("Labels", BeEmpty())))
+
+		By("with the ServiceAccount gone, the pod is in the way, and is not deleted")
+		Expect(direct.Delete(ctx, sa)).To(Succeed())
+		Eventually(func() string { return condition(ctx, s, v1.ConditionReady)().Message }, 3*timeout).
+			Should(ContainSubstring("Pod " + name))
+		Expect(get(ctx, pod)).To(Succeed())
+		Expect(pod.Spec.Containers).To(ConsistOf(HaveField("Image", "someone/else:latest")))
+
+		By("with the pod gone too, the runner's objects are made and it runs")
+		Expect(direct.Delete(ctx, pod, client.GracePeriodSeconds(0))).To(Succeed())
+		Eventually(func() []corev1.Container { _ = get(ctx, pod); return pod.Spec.Containers }, 3*timeout).
 			Should(ConsistOf(HaveField("Image", runnerImage)))
 		Expect(pod.Labels).To(HaveKeyWithValue(controller.LabelManagedBy, controller.ManagedBy))
+		Expect(get(ctx, sa)).To(Succeed())
+		Expect(sa.OwnerReferences).To(ContainElement(HaveField("UID", s.UID)))
 		Eventually(condition(ctx, s, v1.ConditionPersistenceReady), timeout).
 			Should(haveStatus(metav1.ConditionTrue, controller.ReasonBackendReady))
 
-		By("the StrategyState records its owner")
+		By("the StrategyState made by hand is the Strategy's state, and records its owner")
 		Eventually(func() map[string]string { _ = get(ctx, state); return state.Labels }, timeout).
 			Should(HaveKeyWithValue(kubestore.LabelOwner, string(s.UID)))
+	})
+
+	It("does not mount a claim of the data volume's name that someone else made", func() {
+		ctx := context.Background()
+		ns := newNamespace(ctx)
+		s := strategy(ns, "files-taken", v1.BackendFile, "BTCUSDT")
+		s.Spec.Retention = v1.DeleteState
+		claim := &corev1.PersistentVolumeClaim{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controller.DataClaimName(s)},
+			Spec: corev1.PersistentVolumeClaimSpec{AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				Resources: corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceStorage: resource.MustParse("1Gi")}}},
+		}
+		Expect(direct.Create(ctx, claim)).To(Succeed())
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(condition(ctx, s, v1.ConditionReady), timeout).Should(And(
+			haveStatus(metav1.ConditionFalse, controller.ReasonNameTaken),
+			HaveField("Message", ContainSubstring("PersistentVolumeClaim "+claim.Name))))
+		Consistently(func() error { return get(ctx, runnerPod(s)) }, "2s").ShouldNot(Succeed(), "a runner pod was made")
+
+		By("deleting the Strategy (retention Delete) leaves the claim alone")
+		Expect(direct.Delete(ctx, s)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(get(ctx, s)) }, timeout).Should(BeTrue())
+		Expect(get(ctx, claim)).To(Succeed())
+		Expect(claim.DeletionTimestamp).To(BeNil())
 	})
 })

@@ -69,6 +69,11 @@ const (
 	ReasonRunnerFailing = "RunnerFailing"
 	// ReasonImageNotAllowed: spec.image is outside the operator's --allowed-images.
 	ReasonImageNotAllowed = "ImageNotAllowed"
+	// ReasonNameTaken: an object of one of the runner's names (its ServiceAccount, Role,
+	// RoleBinding, pod or volume claim) exists and was not made by the operator for this
+	// Strategy. The operator neither changes nor deletes it, and runs nothing until it is
+	// gone.
+	ReasonNameTaken = "NameTaken"
 	// ReasonImagePullFailed: the node cannot pull the runner's image (ErrImagePull,
 	// ImagePullBackOff, InvalidImageName); the message carries the node's account.
 	ReasonImagePullFailed = "ImagePullFailed"
@@ -147,7 +152,7 @@ type scope struct {
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategystates,verbs=get;list;watch;create;update;patch;delete;deletecollection
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;delete
-// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=create;delete
+// +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;create;delete
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete;deletecollection
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
@@ -259,9 +264,12 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionDegraded)
 	}
 	if err := r.ensureIdentity(ctx, s, sc.active); err != nil {
-		return ctrl.Result{}, err
+		return r.stopIfNameTaken(ctx, sc, err)
 	}
 	if err := r.ensureStorage(ctx, s, sc.activePlace()); err != nil {
+		if errors.Is(err, errNameTaken) {
+			return r.stopIfNameTaken(ctx, sc, err)
+		}
 		reason := ReasonStorageFailed
 		if sc.active.IsDatabase() {
 			reason = databaseReason(err)
@@ -301,6 +309,9 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		return ctrl.Result{}, nil
 	}
 	res, err := r.ensurePod(ctx, sc)
+	if errors.Is(err, errNameTaken) {
+		return r.stopIfNameTaken(ctx, sc, err)
+	}
 	if sc.retryAfter > 0 && (res.RequeueAfter == 0 || res.RequeueAfter > sc.retryAfter) {
 		res.RequeueAfter = sc.retryAfter
 	}
@@ -427,11 +438,24 @@ func (r *StrategyReconciler) ensureIdentity(ctx context.Context, s *v1.Strategy,
 			o.obj.SetLabels(want)
 			return controllerutil.SetControllerReference(s, o.obj, r.Scheme)
 		}
-		_, err := controllerutil.CreateOrUpdate(ctx, r.Client, o.obj, mutate)
+		// An object that exists is changed only if it is the operator's (ours); someone
+		// else's is left as it is: CreateOrUpdate sees no change and writes nothing.
+		taken := false
+		mutateOurs := func() error {
+			if o.obj.GetResourceVersion() != "" && !ours(s, o.obj) {
+				taken = true
+				return nil
+			}
+			return mutate()
+		}
+		_, err := controllerutil.CreateOrUpdate(ctx, r.Client, o.obj, mutateOurs)
 		if apierrors.IsAlreadyExists(err) {
-			// Not in the cache: made moments ago, or without the operator's labels (the
-			// cache holds only labelled ones), which this update gives it.
-			_, err = controllerutil.CreateOrUpdate(ctx, r.StateClient, o.obj, mutate)
+			// Not in the cache: made moments ago, or by someone else without the operator's
+			// labels (the cache holds only labelled ones).
+			_, err = controllerutil.CreateOrUpdate(ctx, r.StateClient, o.obj, mutateOurs)
+		}
+		if err == nil && taken {
+			return nameTaken(o.obj)
 		}
 		if err != nil {
 			return fmt.Errorf("%T %s: %w", o.obj, o.obj.GetName(), err)
@@ -452,6 +476,14 @@ func (r *StrategyReconciler) ensureStorage(ctx context.Context, s *v1.Strategy, 
 		claim := desiredClaim(s)
 		err := r.Client.Create(ctx, claim)
 		if apierrors.IsAlreadyExists(err) {
+			// Kept from before (retention Retain), or someone else's: the runner mounts only
+			// a claim the operator made for a Strategy of this name.
+			if err := r.StateClient.Get(ctx, client.ObjectKeyFromObject(claim), claim); err != nil {
+				return objectErr("reading", claim, err)
+			}
+			if !ours(s, claim) {
+				return nameTaken(claim)
+			}
 			return nil
 		}
 		return err
@@ -518,27 +550,63 @@ func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) 
 func (r *StrategyReconciler) getPod(ctx context.Context, s *v1.Strategy) (*corev1.Pod, error) {
 	var pod corev1.Pod
 	err := r.Client.Get(ctx, objectKey(s, RunnerName(s)), &pod)
-	if apierrors.IsNotFound(err) {
+	if apierrors.IsNotFound(err) || (err == nil && !ours(s, &pod)) {
 		return nil, nil
 	}
 	return &pod, err
 }
 
 // podGone reports whether the runner pod of s is gone. A direct read: the cache may still
-// hold a pod that is gone, or miss one just made, or one made without the operator's
-// labels (by hand), which the cache never holds; such a pod is deleted here, as stopPod
-// would have.
+// hold a pod that is gone, or miss one just made. A pod of the runner's name that is not
+// the operator's (ours) is not a runner of s: it counts as gone, and is left alone
+// (ensurePod then cannot create the runner's, and says why).
 func (r *StrategyReconciler) podGone(ctx context.Context, s *v1.Strategy) (bool, error) {
 	var pod corev1.Pod
 	err := r.StateClient.Get(ctx, objectKey(s, RunnerName(s)), &pod)
-	if apierrors.IsNotFound(err) {
+	if apierrors.IsNotFound(err) || (err == nil && !ours(s, &pod)) {
 		return true, nil
 	}
-	if err == nil && pod.DeletionTimestamp.IsZero() && !managed(&pod) {
-		r.event(s, corev1.EventTypeNormal, ReasonStoppingPod, fmt.Sprintf("deleting pod %s", pod.Name))
-		err = objectErr("deleting", &pod, client.IgnoreNotFound(r.StateClient.Delete(ctx, &pod)))
-	}
 	return false, err
+}
+
+// errNameTaken: an object of one of the runner's names exists, made by someone else.
+var errNameTaken = errors.New("name taken")
+
+// nameTaken is errNameTaken for obj, saying what to do.
+func nameTaken(obj client.Object) error {
+	kind := reflect.TypeOf(obj).Elem().Name()
+	return fmt.Errorf("%w: %s %s exists and was not made by strategy-operator for this Strategy; "+
+		"it is left alone, and the strategy runs once it is deleted or renamed", errNameTaken, kind, obj.GetName())
+}
+
+// ours reports whether obj, found under one of the runner's names of s, is the operator's
+// to change or delete for s: controlled by s, or labelled by the operator for a Strategy
+// of this name (an earlier one of the same name, or a claim kept by retention Retain).
+// Anything else someone else made, and the operator neither rewrites nor deletes it: a
+// user who may create Strategies must not reach, through a Strategy's names, a Role, a
+// binding, a pod or a claim they could not change themselves.
+func ours(s *v1.Strategy, obj client.Object) bool {
+	return metav1.IsControlledBy(obj, s) ||
+		(managed(obj) && obj.GetLabels()[LabelStrategyObject] == kubestore.LabelValue(s.Name))
+}
+
+// nameTakenRetry is how often a Strategy stopped for a name taken is looked at again: the
+// object in the way, without the operator's labels, is not in the cache, and its deletion
+// wakes nothing.
+const nameTakenRetry = 10 * time.Second
+
+// stopIfNameTaken stops the strategy, Failed with reason NameTaken, when err says an object
+// of the runner's names is someone else's; any other err is returned as it is.
+func (r *StrategyReconciler) stopIfNameTaken(ctx context.Context, sc *scope, err error) (ctrl.Result, error) {
+	if !errors.Is(err, errNameTaken) {
+		return ctrl.Result{}, err
+	}
+	if err := r.stopPod(ctx, sc.strategy); err != nil {
+		return ctrl.Result{}, err
+	}
+	setCondition(sc.strategy, v1.ConditionDegraded, true, ReasonNameTaken, err.Error())
+	r.setStopped(sc, v1.StrategyFailed, ReasonNameTaken, err.Error())
+	return ctrl.Result{RequeueAfter: nameTakenRetry}, nil
 }
 
 func (r *StrategyReconciler) stopPod(ctx context.Context, s *v1.Strategy) error {
@@ -582,6 +650,10 @@ func (r *StrategyReconciler) ensurePod(ctx context.Context, sc *scope) (ctrl.Res
 	}
 	if err := r.Client.Create(ctx, want); err != nil {
 		if apierrors.IsAlreadyExists(err) {
+			var cur corev1.Pod
+			if err := r.StateClient.Get(ctx, client.ObjectKeyFromObject(want), &cur); err == nil && !ours(s, &cur) {
+				return ctrl.Result{}, nameTaken(&cur)
+			}
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 		return ctrl.Result{}, objectErr("creating", want, err)
@@ -724,15 +796,25 @@ func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ct
 func (r *StrategyReconciler) deleteState(ctx context.Context, s *v1.Strategy) error {
 	owned := client.MatchingLabels{kubestore.LabelOwner: string(s.UID)}
 	in := client.InNamespace(s.Namespace)
-	claim := &corev1.PersistentVolumeClaim{}
-	claim.Name, claim.Namespace = DataClaimName(s), s.Namespace
 	return errors.Join(
 		wrapErr("deleting the ConfigMaps of the state of "+identityOf(s),
 			r.StateClient.DeleteAllOf(ctx, &corev1.ConfigMap{}, in, owned)),
 		wrapErr("deleting the StrategyStates of the state of "+identityOf(s),
 			r.StateClient.DeleteAllOf(ctx, &v1.StrategyState{}, in, owned)),
-		objectErr("deleting", claim, client.IgnoreNotFound(r.StateClient.Delete(ctx, claim))),
+		r.deleteClaim(ctx, s),
 	)
+}
+
+// deleteClaim deletes the data volume's claim of s if there is one and it is the
+// operator's (ours): a claim of that name someone else made is left alone.
+func (r *StrategyReconciler) deleteClaim(ctx context.Context, s *v1.Strategy) error {
+	claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: DataClaimName(s)}}
+	err := r.StateClient.Get(ctx, client.ObjectKeyFromObject(claim), claim)
+	if err != nil || !ours(s, claim) {
+		return objectErr("reading", claim, client.IgnoreNotFound(err))
+	}
+	return objectErr("deleting", claim, client.IgnoreNotFound(r.StateClient.Delete(ctx, claim,
+		client.Preconditions{UID: &claim.UID})))
 }
 
 // releaseClaim deletes the identity's Lease when s owns it and its state is gone: the next
@@ -851,7 +933,7 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	case r.RunnerImage == "":
 		return errors.New("strategy controller: a default runner image is required")
 	}
-	if err := indexCache(context.Background(), mgr.GetFieldIndexer()); err != nil {
+	if err := indexCache(context.Background(), mgr.GetCache()); err != nil {
 		return fmt.Errorf("strategy controller: %w", err)
 	}
 	r.indexed = true
