@@ -31,16 +31,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/localcluster"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
+
+// The local cluster's envtest logs through controller-runtime's logger; the figures are
+// what the benchmark prints.
+func init() { ctrllog.SetLogger(logr.Discard()) }
 
 // symbols are the symbols the Strategies trade, the first n of them each.
 var symbols = []string{"BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "AVAXUSDT"}
