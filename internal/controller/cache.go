@@ -239,23 +239,32 @@ func (in *interner) intern(s string) string {
 	return s
 }
 
-// internMap gives m's keys (and values, when values is set) the interned copies, in place:
-// assigning to a string key that is there stores the key given too, and does not grow m.
-func (in *interner) internMap(m map[string]string, values bool) {
+// internMap gives m's keys, and the values of the keys sharedValue says, the interned
+// copies, in place: assigning to a string key that is there stores the key given too, and
+// does not grow m.
+func (in *interner) internMap(m map[string]string, sharedValue func(key string) bool) {
 	for k, v := range m {
-		if values {
+		if sharedValue(k) {
 			v = in.intern(v)
 		}
 		m[in.intern(k)] = v
 	}
 }
 
+// labelsOwnValues are the label keys whose values are an object's own (a Strategy's name,
+// a strategy name, an owner's UID): interned, they would fill the interner with strings
+// that recur a few times at most, and leave no room for those that recur everywhere.
+var labelsOwnValues = map[string]bool{
+	LabelStrategyObject: true, kubestore.LabelStrategy: true, kubestore.LabelRisk: true, kubestore.LabelOwner: true,
+}
+
 // internMeta shares the recurring strings of an object's metadata: its namespace, label
-// keys and values, annotation keys (values are often large and unique), and owners' kinds.
+// keys and the values that recur (managed-by, the exchange, the store domain), annotation
+// keys (their values are often large and unique), and owners' kinds.
 func internMeta(m metav1.Object) {
 	m.SetNamespace(cachedStrings.intern(m.GetNamespace()))
-	cachedStrings.internMap(m.GetLabels(), true)
-	cachedStrings.internMap(m.GetAnnotations(), false)
+	cachedStrings.internMap(m.GetLabels(), func(key string) bool { return !labelsOwnValues[key] })
+	cachedStrings.internMap(m.GetAnnotations(), func(string) bool { return false })
 	refs := m.GetOwnerReferences()
 	for i := range refs {
 		refs[i].APIVersion, refs[i].Kind = cachedStrings.intern(refs[i].APIVersion), cachedStrings.intern(refs[i].Kind)

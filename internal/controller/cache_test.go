@@ -22,9 +22,11 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
@@ -85,6 +87,51 @@ var _ = Describe("Objects the cache leaves out", func() {
 		By("the StrategyState made by hand is the Strategy's state, and records its owner")
 		Eventually(func() map[string]string { _ = get(ctx, state); return state.Labels }, timeout).
 			Should(HaveKeyWithValue(kubestore.LabelOwner, string(s.UID)))
+	})
+
+	It("replaces its runner pod when the pod's labels are taken off (the cache no longer holds it)", func() {
+		ctx := context.Background()
+		ns := newNamespace(ctx)
+		s := strategy(ns, "relabelled", v1.BackendConfigMap, "BTCUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		pod := runnerPod(s)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		uid := pod.UID
+		Expect(direct.Patch(ctx, pod, client.RawPatch(types.MergePatchType,
+			[]byte(`{"metadata":{"labels":{"`+controller.LabelManagedBy+`":null}}}`)))).To(Succeed())
+		Eventually(func() types.UID { _ = get(ctx, pod); return pod.UID }, timeout).ShouldNot(Equal(uid))
+		Expect(pod.Labels).To(HaveKeyWithValue(controller.LabelManagedBy, controller.ManagedBy))
+	})
+
+	It("mounts again the claim it kept for a deleted Strategy of the same name (retention Retain)", func() {
+		ctx := context.Background()
+		ns := newNamespace(ctx)
+		s := strategy(ns, "kept", v1.BackendFile, "BTCUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		claim := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: controller.DataClaimName(s)}}
+		Eventually(func() error { return get(ctx, claim) }, timeout).Should(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+
+		By("the Strategy is deleted; its runner's objects go (the garbage collector's work, done here by hand)")
+		Expect(direct.Delete(ctx, s)).To(Succeed())
+		Eventually(func() bool { return apierrors.IsNotFound(get(ctx, s)) }, timeout).Should(BeTrue())
+		name := controller.RunnerName(s)
+		for _, obj := range []client.Object{runnerPod(s), &corev1.ServiceAccount{}, &rbacv1.Role{}, &rbacv1.RoleBinding{}} {
+			obj.SetNamespace(ns)
+			obj.SetName(name)
+			Expect(client.IgnoreNotFound(direct.Delete(ctx, obj, client.GracePeriodSeconds(0)))).To(Succeed())
+		}
+
+		By("a new Strategy of the name mounts the claim kept")
+		again := strategy(ns, "kept", v1.BackendFile, "BTCUSDT")
+		Expect(direct.Create(ctx, again)).To(Succeed())
+		pod := runnerPod(again)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		Expect(pod.Spec.Volumes).To(ContainElement(HaveField("VolumeSource.PersistentVolumeClaim.ClaimName", claim.Name)))
+		uid := claim.UID
+		Expect(get(ctx, claim)).To(Succeed())
+		Expect(claim.UID).To(Equal(uid))
+		Expect(condition(ctx, again, v1.ConditionReady)().Reason).NotTo(Equal(controller.ReasonNameTaken))
 	})
 
 	It("does not mount a claim of the data volume's name that someone else made", func() {

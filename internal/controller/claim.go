@@ -292,7 +292,8 @@ func (r *StrategyReconciler) standDown(ctx context.Context, sc *scope, owner str
 	for _, obj := range []client.Object{&rbacv1.RoleBinding{}, &rbacv1.Role{}, &corev1.ServiceAccount{}} {
 		err := r.Client.Get(ctx, objectKey(s, RunnerName(s)), obj)
 		if err == nil && metav1.IsControlledBy(obj, s) {
-			err = r.Client.Delete(ctx, obj)
+			uid := obj.GetUID() // this one, not another made under its name since the cache read it
+			err = r.Client.Delete(ctx, obj, client.Preconditions{UID: &uid})
 		}
 		if client.IgnoreNotFound(err) != nil {
 			return reconcile.Result{}, err

@@ -56,7 +56,7 @@ func TestCompactSharesTheStringsOfCachedObjects(t *testing.T) {
 	role := func() *rbacv1.Role {
 		return &rbacv1.Role{
 			ObjectMeta: metav1.ObjectMeta{Namespace: fresh("trading"), Name: fresh("s1-runner"),
-				Labels:          map[string]string{fresh(LabelManagedBy): fresh(ManagedBy)},
+				Labels:          map[string]string{fresh(LabelManagedBy): fresh(ManagedBy), LabelStrategyObject: fresh("s1-own-value")},
 				Annotations:     map[string]string{fresh("note"): fresh("kept as it is")},
 				ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 				OwnerReferences: []metav1.OwnerReference{{APIVersion: fresh("trading.strategyops.dev/v1alpha1"), Kind: fresh("Strategy")}}},
@@ -75,7 +75,9 @@ func TestCompactSharesTheStringsOfCachedObjects(t *testing.T) {
 	}
 	key := func(m map[string]string) string {
 		for k := range m {
-			return k
+			if k == LabelManagedBy {
+				return k
+			}
 		}
 		return ""
 	}
@@ -90,6 +92,9 @@ func TestCompactSharesTheStringsOfCachedObjects(t *testing.T) {
 		if !same(pair[0], pair[1]) {
 			t.Errorf("two cached Roles each keep their own %s %q", what, pair[0])
 		}
+	}
+	if _, kept := cachedStrings.seen["s1-own-value"]; kept || same(a.Labels[LabelStrategyObject], b.Labels[LabelStrategyObject]) {
+		t.Error("a label value of the object's own (its Strategy's name) went into the interner")
 	}
 	if a.Annotations["note"] != "kept as it is" || a.Name != "s1-runner" {
 		t.Errorf("compact changed what it keeps: %v %q", a.Annotations, a.Name)

@@ -421,47 +421,54 @@ func (r *StrategyReconciler) ensureIdentity(ctx context.Context, s *v1.Strategy,
 	role := desiredRole(s, b)
 	binding := desiredRoleBinding(s)
 	objs := []struct {
-		obj    client.Object
-		mutate func(existing client.Object)
+		want     client.Object
+		copySpec func(dst client.Object)
 	}{
 		{desiredServiceAccount(s), func(client.Object) {}},
-		{&rbacv1.Role{ObjectMeta: role.ObjectMeta}, func(o client.Object) { o.(*rbacv1.Role).Rules = role.Rules }},
-		{&rbacv1.RoleBinding{ObjectMeta: binding.ObjectMeta}, func(o client.Object) {
+		{role, func(o client.Object) { o.(*rbacv1.Role).Rules = role.Rules }},
+		{binding, func(o client.Object) {
 			rb := o.(*rbacv1.RoleBinding)
 			rb.RoleRef, rb.Subjects = binding.RoleRef, binding.Subjects
 		}},
 	}
 	for _, o := range objs {
-		want := o.obj.GetLabels()
-		mutate := func() error {
-			o.mutate(o.obj)
-			o.obj.SetLabels(want)
-			return controllerutil.SetControllerReference(s, o.obj, r.Scheme)
-		}
-		// An object that exists is changed only if it is the operator's (ours); someone
-		// else's is left as it is: CreateOrUpdate sees no change and writes nothing.
-		taken := false
-		mutateOurs := func() error {
-			if o.obj.GetResourceVersion() != "" && !ours(s, o.obj) {
-				taken = true
-				return nil
-			}
-			return mutate()
-		}
-		_, err := controllerutil.CreateOrUpdate(ctx, r.Client, o.obj, mutateOurs)
+		err := r.ensureOurs(ctx, r.Client, s, o.want, o.copySpec)
 		if apierrors.IsAlreadyExists(err) {
 			// Not in the cache: made moments ago, or by someone else without the operator's
 			// labels (the cache holds only labelled ones).
-			_, err = controllerutil.CreateOrUpdate(ctx, r.StateClient, o.obj, mutateOurs)
-		}
-		if err == nil && taken {
-			return nameTaken(o.obj)
+			err = r.ensureOurs(ctx, r.StateClient, s, o.want, o.copySpec)
 		}
 		if err != nil {
-			return fmt.Errorf("%T %s: %w", o.obj, o.obj.GetName(), err)
+			return fmt.Errorf("%T %s: %w", o.want, o.want.GetName(), err)
 		}
 	}
 	return nil
+}
+
+// ensureOurs creates want through c, or brings the object of its name to it (copySpec, its
+// labels, s as its controller) when that object is the operator's (ours). Someone else's
+// is left as it is (CreateOrUpdate sees no change and writes nothing): errNameTaken.
+func (r *StrategyReconciler) ensureOurs(ctx context.Context, c client.Client, s *v1.Strategy, want client.Object,
+	copySpec func(dst client.Object)) error {
+	// Only the name goes in: what CreateOrUpdate reads is then all the object has, whatever
+	// the decoder keeps of what it decodes into.
+	obj := reflect.New(reflect.TypeOf(want).Elem()).Interface().(client.Object)
+	obj.SetNamespace(want.GetNamespace())
+	obj.SetName(want.GetName())
+	taken := false
+	_, err := controllerutil.CreateOrUpdate(ctx, c, obj, func() error {
+		if obj.GetResourceVersion() != "" && !ours(s, obj) {
+			taken = true
+			return nil
+		}
+		copySpec(obj)
+		obj.SetLabels(want.GetLabels())
+		return controllerutil.SetControllerReference(s, obj, r.Scheme)
+	})
+	if err == nil && taken {
+		return nameTaken(obj)
+	}
+	return err
 }
 
 // ensureStorage makes the PersistentVolumeClaim (File) or the store objects (ConfigMap,
@@ -557,14 +564,21 @@ func (r *StrategyReconciler) getPod(ctx context.Context, s *v1.Strategy) (*corev
 }
 
 // podGone reports whether the runner pod of s is gone. A direct read: the cache may still
-// hold a pod that is gone, or miss one just made. A pod of the runner's name that is not
-// the operator's (ours) is not a runner of s: it counts as gone, and is left alone
-// (ensurePod then cannot create the runner's, and says why).
+// hold a pod that is gone, or miss one just made, or one of s whose labels were taken
+// off (the cache holds only labelled ones), which is deleted here, as stopPod would have.
+// A pod of the runner's name that is not the operator's (ours) is not a runner of s: it
+// counts as gone, and is left alone (ensurePod then cannot create the runner's, and says
+// why).
 func (r *StrategyReconciler) podGone(ctx context.Context, s *v1.Strategy) (bool, error) {
 	var pod corev1.Pod
 	err := r.StateClient.Get(ctx, objectKey(s, RunnerName(s)), &pod)
 	if apierrors.IsNotFound(err) || (err == nil && !ours(s, &pod)) {
 		return true, nil
+	}
+	if err == nil && pod.DeletionTimestamp.IsZero() && !managed(&pod) {
+		r.event(s, corev1.EventTypeNormal, ReasonStoppingPod, fmt.Sprintf("deleting pod %s", pod.Name))
+		err = objectErr("deleting", &pod, client.IgnoreNotFound(r.StateClient.Delete(ctx, &pod,
+			client.Preconditions{UID: &pod.UID})))
 	}
 	return false, err
 }
@@ -576,7 +590,7 @@ var errNameTaken = errors.New("name taken")
 func nameTaken(obj client.Object) error {
 	kind := reflect.TypeOf(obj).Elem().Name()
 	return fmt.Errorf("%w: %s %s exists and was not made by strategy-operator for this Strategy; "+
-		"it is left alone, and the strategy runs once it is deleted or renamed", errNameTaken, kind, obj.GetName())
+		"it is left alone, and the strategy runs once it is deleted", errNameTaken, kind, obj.GetName())
 }
 
 // ours reports whether obj, found under one of the runner's names of s, is the operator's
@@ -615,7 +629,8 @@ func (r *StrategyReconciler) stopPod(ctx context.Context, s *v1.Strategy) error 
 		return err
 	}
 	r.event(s, corev1.EventTypeNormal, ReasonStoppingPod, fmt.Sprintf("deleting pod %s", pod.Name))
-	return objectErr("deleting", pod, client.IgnoreNotFound(r.Client.Delete(ctx, pod)))
+	// This pod, not another made under its name since the cache read it.
+	return objectErr("deleting", pod, client.IgnoreNotFound(r.Client.Delete(ctx, pod, client.Preconditions{UID: &pod.UID})))
 }
 
 // ensurePod keeps exactly one pod of the current template. A pod of an older template, or
@@ -887,9 +902,9 @@ func (r *StrategyReconciler) recordTransitions(sc *scope) {
 }
 
 // quietAtFirst reports whether c is in the state its type keeps while all is well:
-// Degraded, StorageNearLimit and Draining False; PersistenceReady, UpToDate and
-// StoreDurable True; Ready False only while the new pod starts (the CreatedPod event
-// told of it). Any later change of these is an event.
+// StorageNearLimit False (Degraded and Draining are removed rather than False);
+// PersistenceReady, UpToDate and StoreDurable True; Ready False only while the new pod
+// starts (the CreatedPod event told of it). Any later change of these is an event.
 func quietAtFirst(c metav1.Condition) bool {
 	switch c.Type {
 	case v1.ConditionDegraded, v1.ConditionStorageNearLimit, v1.ConditionDraining:

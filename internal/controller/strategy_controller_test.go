@@ -160,9 +160,8 @@ var _ = Describe("Strategy controller", func() {
 			}
 		}
 		Expect(notes).To(ContainElement(HavePrefix(v1.ConditionReady + "=True")))
-		Expect(notes).NotTo(ContainElement(Or(HavePrefix(v1.ConditionDegraded+"="), HavePrefix(v1.ConditionUpToDate+"="),
-			HavePrefix(v1.ConditionStorageNearLimit+"="), HavePrefix(v1.ConditionPersistenceReady+"="),
-			HavePrefix(v1.ConditionReady+"=False"))))
+		Expect(notes).NotTo(ContainElement(Or(HavePrefix(v1.ConditionUpToDate+"="), HavePrefix(v1.ConditionStorageNearLimit+"="),
+			HavePrefix(v1.ConditionPersistenceReady+"="), HavePrefix(v1.ConditionReady+"=False"))))
 	})
 
 	It("gives a File strategy a volume mounted at the data folder", func() {
