@@ -588,9 +588,8 @@ var errNameTaken = errors.New("name taken")
 
 // nameTaken is errNameTaken for obj, saying what to do.
 func nameTaken(obj client.Object) error {
-	kind := reflect.TypeOf(obj).Elem().Name()
 	return fmt.Errorf("%w: %s %s exists and was not made by strategy-operator for this Strategy; "+
-		"it is left alone, and the strategy runs once it is deleted", errNameTaken, kind, obj.GetName())
+		"it is left alone, and the strategy runs once it is deleted", errNameTaken, kindOf(obj), obj.GetName())
 }
 
 // ours reports whether obj, found under one of the runner's names of s, is the operator's
@@ -851,9 +850,11 @@ func objectErr(doing string, obj client.Object, err error) error {
 	if err == nil {
 		return nil
 	}
-	kind := reflect.TypeOf(obj).Elem().Name()
-	return fmt.Errorf("%s %s %s/%s: %w", doing, kind, obj.GetNamespace(), obj.GetName(), err)
+	return fmt.Errorf("%s %s %s/%s: %w", doing, kindOf(obj), obj.GetNamespace(), obj.GetName(), err)
 }
+
+// kindOf is the kind of a typed object, as its Go type names it (Pod, Role).
+func kindOf(obj client.Object) string { return reflect.TypeOf(obj).Elem().Name() }
 
 // wrapErr prefixes err with what was being done; nil stays nil.
 func wrapErr(doing string, err error) error {

@@ -111,10 +111,11 @@ spec:
 			return signal
 		}, 3*time.Minute, time.Second).ShouldNot(BeEmpty(), "the runner opened no signal")
 		dropped := "strategystate/" + stateName("dropped", "BNBUSDT")
-		Eventually(func() error {
+		getDropped := func() error {
 			_, err := c.Kubectl(ctx, "get", "-n", ns, dropped)
 			return err
-		}, 60*time.Second, time.Second).Should(Succeed())
+		}
+		Eventually(getDropped, 60*time.Second, time.Second).Should(Succeed())
 		runnerUID := kc("get", "pod", "kept-runner", "-n", ns, "-o", "jsonpath={.metadata.uid}")
 		stateUID := kc("get", "-n", ns, state, "-o", "jsonpath={.metadata.uid}")
 
@@ -126,10 +127,8 @@ spec:
 
 		By("both strategies deleted under the upgraded operator: Retain keeps its state, Delete does not")
 		kc("delete", "strategy", "kept", "dropped", "-n", ns, "--timeout=120s")
-		Eventually(func() error {
-			_, err := c.Kubectl(ctx, "get", "-n", ns, dropped)
-			return err
-		}, 60*time.Second, time.Second).Should(MatchError(ContainSubstring("NotFound")), "the Delete strategy's state stayed")
+		Eventually(getDropped, 60*time.Second, time.Second).Should(MatchError(ContainSubstring("NotFound")),
+			"the Delete strategy's state stayed")
 		Expect(kc("get", "-n", ns, state, "-o", "jsonpath={.metadata.uid}")).To(Equal(stateUID))
 
 		By("helm uninstall: the manager goes, the CRDs and the Retain state stay")
