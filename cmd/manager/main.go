@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"flag"
 	"fmt"
@@ -58,7 +59,7 @@ func main() {
 	var secureMetrics bool
 	var enableHTTP2 bool
 	var tlsOpts []func(*tls.Config)
-	var runnerImage, backends, selector, watchNamespaces, allowedImages string
+	var runnerImage, backends, selector, watchNamespaces, allowedImages, clusterName string
 	var concurrency int
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
@@ -95,6 +96,9 @@ func main() {
 			"permissions only there (see config/namespaced).")
 	flag.StringVar(&selector, "strategy-selector", "",
 		"A label selector: run only the Strategies it matches (for example to run two operators side by side).")
+	flag.StringVar(&clusterName, "cluster-name", "",
+		"This cluster's name in the owner records of the database backends, which other clusters may share "+
+			"(default: the UID of the kube-system namespace). Give each cluster its own.")
 	opts := zap.Options{
 		Development: true,
 	}
@@ -240,6 +244,11 @@ func main() {
 		setupLog.Error(err, "Invalid --strategy-selector")
 		os.Exit(1)
 	}
+	cluster, err := controller.ClusterIdentity(context.Background(), stateClient, clusterName)
+	if err != nil {
+		setupLog.Error(err, "This cluster has no name in the databases' owner records: a database's owner is then "+
+			"taken over only when a Strategy's annotation orders it; set --cluster-name")
+	}
 	if err := (&controller.StrategyReconciler{
 		Client:        mgr.GetClient(),
 		StateClient:   stateClient,
@@ -249,6 +258,7 @@ func main() {
 		AllowedImages: images,
 		Backends:      enabled,
 		Selector:      strategySelector,
+		Cluster:       cluster,
 
 		MaxConcurrentReconciles: concurrency,
 	}).SetupWithManager(mgr); err != nil {

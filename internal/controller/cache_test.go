@@ -69,7 +69,7 @@ var _ = Describe("Objects the cache leaves out", func() {
 
 		By("with the ServiceAccount gone, the pod is in the way, and is not deleted")
 		Expect(direct.Delete(ctx, sa)).To(Succeed())
-		Eventually(func() string { return condition(ctx, s, v1.ConditionReady)().Message }, 3*timeout).
+		Eventually(message(ctx, s, v1.ConditionReady), 3*timeout).
 			Should(ContainSubstring("Pod " + name))
 		Expect(get(ctx, pod)).To(Succeed())
 		Expect(pod.Spec.Containers).To(ConsistOf(HaveField("Image", "someone/else:latest")))
@@ -131,7 +131,9 @@ var _ = Describe("Objects the cache leaves out", func() {
 		uid := claim.UID
 		Expect(get(ctx, claim)).To(Succeed())
 		Expect(claim.UID).To(Equal(uid))
-		Expect(condition(ctx, again, v1.ConditionReady)().Reason).NotTo(Equal(controller.ReasonNameTaken))
+		// The pod's status reaches the Strategy in a pass of its own: wait for a Ready condition.
+		Eventually(condition(ctx, again, v1.ConditionReady), timeout).Should(And(Not(BeNil()),
+			Not(HaveField("Reason", controller.ReasonNameTaken))))
 	})
 
 	It("does not mount a claim of the data volume's name that someone else made", func() {

@@ -281,10 +281,10 @@ func ofIdentity(s *v1.Strategy, storeContext string) bool {
 	return strings.HasSuffix(key, ":"+s.EffectiveStrategyName()+":"+s.Spec.ExchangeName)
 }
 
-// standDown keeps a Strategy whose identity another owns from acting: no pod, no runner
-// identity, no store objects (it made none; those it made before an owner was recorded
-// are left to the owner).
-func (r *StrategyReconciler) standDown(ctx context.Context, sc *scope, owner string) (reconcile.Result, error) {
+// standDown keeps a Strategy whose identity another owns (owner says which) from acting:
+// no pod, no runner identity, no store objects (it made none; those it made before an
+// owner was recorded are left to the owner). remedy says what would let it run.
+func (r *StrategyReconciler) standDown(ctx context.Context, sc *scope, owner, remedy string) (reconcile.Result, error) {
 	s := sc.strategy
 	if err := r.stopPod(ctx, s); err != nil {
 		return reconcile.Result{}, err
@@ -299,8 +299,7 @@ func (r *StrategyReconciler) standDown(ctx context.Context, sc *scope, owner str
 			return reconcile.Result{}, err
 		}
 	}
-	msg := fmt.Sprintf("the state of %s belongs to Strategy %s, so this one runs nothing; delete one of them "+
-		"or give this one another strategyName or exchangeName", identityOf(s), owner)
+	msg := fmt.Sprintf("the state of %s belongs to %s, so this one runs nothing; %s", identityOf(s), owner, remedy)
 	setCondition(s, v1.ConditionPersistenceReady, false, ReasonStateClaimed, msg)
 	r.setStopped(sc, v1.StrategyPending, ReasonStateClaimed, msg)
 	// It applies nothing, and reads nothing of the owner's state: next time its spec is

@@ -110,19 +110,25 @@ func (r *StrategyReconciler) openState(ctx context.Context, s *v1.Strategy, p pl
 			Create: create, Labels: map[string]string{kubestore.LabelOwner: string(s.UID)}})
 		return b, func() {}, err
 	}
-	url, err := r.databaseURL(ctx, s, p)
+	db, err := r.openDatabase(ctx, s, p)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := domain.OpenDatabase(ctx, p.backend, url)
-	if err != nil {
-		return nil, nil, err
-	}
-	return db.Backend(kubestore.Fencing{}), db.Close, nil
+	return db.Backend(domain.NoFencing), db.Close, nil
 }
 
-// checkDatabase connects to the database at p, prepares it for the contexts of s, and
-// reports in StoreDurable whether its persistence settings keep acknowledged writes.
+// openDatabase connects to the database at p with the URL of its Secret.
+func (r *StrategyReconciler) openDatabase(ctx context.Context, s *v1.Strategy, p place) (*domain.Database, error) {
+	url, err := r.databaseURL(ctx, s, p)
+	if err != nil {
+		return nil, err
+	}
+	return domain.OpenDatabase(ctx, p.backend, url)
+}
+
+// checkDatabase connects to the database at p, prepares it for the contexts of s, makes s
+// the owner recorded there (claimDatabase: an *ownedError when another is), and reports
+// in StoreDurable whether its persistence settings keep acknowledged writes.
 func (r *StrategyReconciler) checkDatabase(ctx context.Context, s *v1.Strategy, p place) error {
 	ctx, cancel := withDeadline(ctx, p)
 	defer cancel()
@@ -141,17 +147,16 @@ func (r *StrategyReconciler) checkDatabase(ctx context.Context, s *v1.Strategy, 
 			return fmt.Errorf("replica %s: %w", rep.Name, err)
 		}
 	}
-	url, err := r.databaseURL(ctx, s, p)
-	if err != nil {
-		return err
-	}
-	db, err := domain.OpenDatabase(ctx, p.backend, url)
+	db, err := r.openDatabase(ctx, s, p)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	if err := db.Check(ctx, domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName,
 		s.Spec.Symbols)); err != nil {
+		return err
+	}
+	if err := r.claimDatabase(ctx, s, db, p); err != nil {
 		return err
 	}
 	loss, err := db.Durability(ctx)
@@ -222,27 +227,6 @@ func (r *StrategyReconciler) deleteOwnedDatabaseState(ctx context.Context, s *v1
 		return nil
 	}
 	return err
-}
-
-// deleteDatabaseState removes every row of contexts at p.
-func (r *StrategyReconciler) deleteDatabaseState(ctx context.Context, s *v1.Strategy, p place,
-	contexts []domain.Context) error {
-	ctx, cancel := withDeadline(ctx, p)
-	defer cancel()
-	backend, closeDB, err := r.openState(ctx, s, p, false)
-	if err != nil {
-		return err
-	}
-	defer closeDB()
-	var errs []error
-	for _, c := range contexts {
-		d, err := backend(ctx, c.Domain, c.Key)
-		if err == nil {
-			err = d.DeleteAll(ctx)
-		}
-		errs = append(errs, err)
-	}
-	return wrapErr("deleting the state of "+identityOf(s)+" in "+p.String(), errors.Join(errs...))
 }
 
 // tendDatabase keeps the live ledgers of s in its database bounded, as tendStorage does on

@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -62,14 +63,17 @@ var _ = Describe("Database backends", Ordered, func() {
 
 	// connection makes a Secret holding url under key "url", labelled for Strategies when
 	// labelled is true.
-	connection := func(name, url string, labelled bool) v1.SecretKeyRef {
-		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+	connectionIn := func(namespace, name, url string, labelled bool) v1.SecretKeyRef {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
 			StringData: map[string]string{"url": url}}
 		if labelled {
 			secret.Labels = map[string]string{v1.ConnectionSecretLabel: "true"}
 		}
 		Expect(direct.Create(ctx, secret)).To(Succeed())
 		return v1.SecretKeyRef{Name: name, Key: "url"}
+	}
+	connection := func(name, url string, labelled bool) v1.SecretKeyRef {
+		return connectionIn(ns, name, url, labelled)
 	}
 	on := func(s *v1.Strategy, b v1.PersistenceBackend, ref v1.SecretKeyRef) *v1.Strategy {
 		s.Spec.Persistence = v1.PersistenceSpec{Backend: b}
@@ -312,6 +316,96 @@ var _ = Describe("Database backends", Ordered, func() {
 		Eventually(func() []string { return keys(domain.History) }, timeout).Should(ConsistOf(
 			"done-08", "done-09", "done-10", "done-11", "still-open"))
 	})
+
+	// One database may be shared by Strategies of many namespaces (and clusters), and its
+	// rows are keyed as backtest-kit keys them, by strategy and exchange: the database
+	// records which Strategy owns them, and no other uses or deletes them unless ordered to.
+	for _, b := range []v1.PersistenceBackend{v1.BackendRedis, v1.BackendPostgreSQL, v1.BackendMongoDB} {
+		It("gives a state identity in "+string(b)+" to one Strategy across namespaces, and hands it over only when "+
+			"ordered", func() {
+			url := map[v1.PersistenceBackend]string{v1.BackendRedis: redisURL, v1.BackendPostgreSQL: postgresURL,
+				v1.BackendMongoDB: mongoURL}[b]
+			other := newNamespace(ctx)
+			shared := func(namespace, name string) *v1.Strategy {
+				s := on(strategy(namespace, name, "", "BTCUSDT"), b, connectionIn(namespace, name, url, true))
+				s.Spec.StrategyName = "shared-" + strings.ToLower(string(b))
+				return s
+			}
+			owner := shared(ns, "owner")
+			Expect(direct.Create(ctx, owner)).To(Succeed())
+			Eventually(condition(ctx, owner, v1.ConditionPersistenceReady), timeout).
+				Should(haveStatus(metav1.ConditionTrue, controller.ReasonBackendReady))
+			Eventually(func() error { return get(ctx, runnerPod(owner)) }, timeout).Should(Succeed())
+			state := stateIn(b, url)
+			Expect(state.WriteSignal(ctx, key(owner, "BTCUSDT"), openSignal(owner, "BTCUSDT"))).To(Succeed())
+			db, err := domain.OpenDatabase(ctx, b, url)
+			Expect(err).NotTo(HaveOccurred())
+			DeferCleanup(db.Close)
+			recorded := func() string {
+				o, _, found, err := db.ReadOwner(ctx, owner.Spec.StrategyName, owner.Spec.ExchangeName)
+				Expect(err).NotTo(HaveOccurred())
+				if !found {
+					return ""
+				}
+				return o.Namespace + "/" + o.Name + "/" + o.UID
+			}
+			Expect(recorded()).To(Equal(ns + "/owner/" + string(owner.UID)))
+			refused := func(s *v1.Strategy) {
+				Eventually(condition(ctx, s, v1.ConditionPersistenceReady), timeout).Should(And(
+					haveStatus(metav1.ConditionFalse, controller.ReasonStateClaimed),
+					HaveField("Message", And(ContainSubstring("Strategy "+ns+"/owner"),
+						ContainSubstring(controller.AnnotationTakeOverFrom+"="+string(owner.UID))))))
+				Consistently(func() bool { return apierrors.IsNotFound(get(ctx, runnerPod(s))) }, "2s").
+					Should(BeTrue(), "a runner pod was made for a Strategy that does not own its state")
+			}
+
+			By("a Strategy of another namespace on the same rows is refused, and its retention Delete deletes nothing")
+			intruder := shared(other, "intruder")
+			intruder.Spec.Retention = v1.DeleteState
+			Expect(direct.Create(ctx, intruder)).To(Succeed())
+			refused(intruder)
+			Expect(direct.Delete(ctx, intruder)).To(Succeed())
+			Eventually(func() bool { return apierrors.IsNotFound(get(ctx, intruder)) }, timeout).Should(BeTrue())
+			Expect(state.ReadSignal(ctx, key(owner, "BTCUSDT"))).NotTo(BeNil(), "the owner's signal was deleted")
+			Expect(recorded()).To(Equal(ns + "/owner/" + string(owner.UID)))
+
+			By("the owner deleted with retention Retain: its record stays, and another namespace still needs the order")
+			Expect(direct.Delete(ctx, owner)).To(Succeed())
+			Eventually(func() bool { return apierrors.IsNotFound(get(ctx, owner)) }, timeout).Should(BeTrue())
+			heir := shared(other, "heir")
+			heir.Spec.Retention = v1.DeleteState
+			Expect(direct.Create(ctx, heir)).To(Succeed())
+			refused(heir)
+
+			By("ordered by the annotation, it takes the state over and runs with the owner's open signal")
+			change(ctx, heir, func(s *v1.Strategy) {
+				s.Annotations = map[string]string{controller.AnnotationTakeOverFrom: string(owner.UID)}
+			})
+			Eventually(condition(ctx, heir, v1.ConditionPersistenceReady), timeout).
+				Should(haveStatus(metav1.ConditionTrue, controller.ReasonBackendReady))
+			Eventually(func() error { return get(ctx, runnerPod(heir)) }, timeout).Should(Succeed())
+			Expect(recorded()).To(Equal(other + "/heir/" + string(heir.UID)))
+			Eventually(func() int32 { _ = get(ctx, heir); return ptr.Deref(heir.Status.OpenSignals, -1) }, timeout).
+				Should(Equal(int32(1)))
+
+			By("the new owner's retention Delete removes the rows and the record")
+			Expect(direct.Delete(ctx, heir)).To(Succeed())
+			Eventually(func() bool { return apierrors.IsNotFound(get(ctx, heir)) }, timeout).Should(BeTrue())
+			Expect(state.ReadSignal(ctx, key(owner, "BTCUSDT"))).To(BeNil())
+			Expect(recorded()).To(BeEmpty())
+
+			By("with no owner recorded, the first Strategy takes it; one of its own namespace takes over when it is gone")
+			first := shared(ns, "first")
+			Expect(direct.Create(ctx, first)).To(Succeed())
+			Eventually(recorded, timeout).Should(Equal(ns + "/first/" + string(first.UID)))
+			Expect(direct.Delete(ctx, first)).To(Succeed())
+			Eventually(func() bool { return apierrors.IsNotFound(get(ctx, first)) }, timeout).Should(BeTrue())
+			next := shared(ns, "next")
+			Expect(direct.Create(ctx, next)).To(Succeed())
+			Eventually(recorded, timeout).Should(Equal(ns + "/next/" + string(next.UID)))
+			Eventually(func() error { return get(ctx, runnerPod(next)) }, timeout).Should(Succeed())
+		})
+	}
 
 	It("refuses a block that does not match the backend (CEL)", func() {
 		s := on(strategy(ns, "mismatch", "", "BTCUSDT"), v1.BackendRedis, v1.SecretKeyRef{Name: "x", Key: "url"})

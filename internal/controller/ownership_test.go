@@ -75,9 +75,9 @@ var _ = Describe("One state, one owner", func() {
 		hostile.Spec.StrategyName, hostile.Spec.Suspend, hostile.Spec.Retention = "shared", true, v1.DeleteState
 		for _, s := range []*v1.Strategy{copyOf, hostile} {
 			Expect(direct.Create(ctx, s)).To(Succeed())
-			Eventually(condition(ctx, s, v1.ConditionReady), timeout).
-				Should(haveStatus(metav1.ConditionFalse, controller.ReasonStateClaimed))
-			Expect(condition(ctx, s, v1.ConditionReady)().Message).To(ContainSubstring("Strategy owner"))
+			Eventually(condition(ctx, s, v1.ConditionReady), timeout).Should(And(
+				haveStatus(metav1.ConditionFalse, controller.ReasonStateClaimed),
+				HaveField("Message", ContainSubstring("Strategy owner"))))
 		}
 		Consistently(func() bool { return apierrors.IsNotFound(get(ctx, runnerPod(copyOf))) }, 3*time.Second).
 			Should(BeTrue(), "no second pod")

@@ -112,6 +112,9 @@ type StrategyReconciler struct {
 	// path.Match patterns ("registry.example.com/strategies/*"); RunnerImage always is.
 	// Empty allows any image.
 	AllowedImages []string
+	// Cluster names this operator's cluster in the owner records of databases
+	// (ClusterIdentity); empty: owners recorded there are taken over only when ordered.
+	Cluster string
 	// Backends are the persistence backends this operator runs; nil means all.
 	Backends []v1.PersistenceBackend
 	// Selector limits the Strategies this operator runs (by their labels); nil means all.
@@ -155,6 +158,7 @@ type scope struct {
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;create;delete
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;patch;delete;deletecollection
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get
 // +kubebuilder:rbac:groups=coordination.k8s.io,resources=leases,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
@@ -233,7 +237,8 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		return ctrl.Result{}, err
 	}
 	if lease == nil {
-		return r.standDown(ctx, sc, owner)
+		return r.standDown(ctx, sc, "Strategy "+owner, "delete one of them or give this one another strategyName "+
+			"or exchangeName")
 	}
 	if !r.enabled(sc.desired) {
 		msg := fmt.Sprintf("this operator does not run the %s backend (enabled: %v)", sc.desired, r.Backends)
@@ -269,6 +274,9 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	if err := r.ensureStorage(ctx, s, sc.activePlace()); err != nil {
 		if errors.Is(err, errNameTaken) {
 			return r.stopIfNameTaken(ctx, sc, err)
+		}
+		if errors.Is(err, errOwnedElsewhere) {
+			return r.standDownOwned(ctx, sc, err)
 		}
 		reason := ReasonStorageFailed
 		if sc.active.IsDatabase() {

@@ -397,10 +397,9 @@ var _ = Describe("Strategy controller", func() {
 		By("the risk ConfigMap passes 75 % of its size limit")
 		big := v1.RiskPositions{{Key: strings.Repeat("x", configmapstore.MaxDataBytes*8/10)}}
 		Expect(p.WriteRisk(ctx, domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName), big)).To(Succeed())
-		Eventually(condition(ctx, s, v1.ConditionStorageNearLimit), timeout).
-			Should(haveStatus(metav1.ConditionTrue, controller.ReasonObjectNearLimit))
 		risk := domain.ConfigMapName(domain.Risk, domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName))
-		Expect(condition(ctx, s, v1.ConditionStorageNearLimit)().Message).To(ContainSubstring(risk))
+		Eventually(condition(ctx, s, v1.ConditionStorageNearLimit), timeout).Should(And(
+			haveStatus(metav1.ConditionTrue, controller.ReasonObjectNearLimit), HaveField("Message", ContainSubstring(risk))))
 		var events eventsv1List
 		Eventually(func() []string { return eventReasons(ctx, ns, &events) }, timeout).
 			Should(ContainElements(controller.ReasonArchivedHistory, controller.ReasonObjectNearLimit))
@@ -439,9 +438,8 @@ var _ = Describe("Strategy controller", func() {
 
 		By("the runner fails, is restarted, and fails again the same way")
 		setStatus(1, backOff, failure)
-		Eventually(condition(ctx, s, v1.ConditionDegraded), timeout).
-			Should(haveStatus(metav1.ConditionTrue, controller.ReasonRunnerFailing))
-		Expect(condition(ctx, s, v1.ConditionDegraded)().Message).To(Equal(failure))
+		Eventually(condition(ctx, s, v1.ConditionDegraded), timeout).Should(And(
+			haveStatus(metav1.ConditionTrue, controller.ReasonRunnerFailing), HaveField("Message", failure)))
 		cur := s.DeepCopy()
 		Expect(get(ctx, cur)).To(Succeed())
 		Expect(cur.Status.Phase).To(Equal(v1.StrategyFailed))
@@ -454,7 +452,7 @@ var _ = Describe("Strategy controller", func() {
 
 		By("it fails differently: one more Warning, naming the new failure")
 		setStatus(5, backOff, "invalid settings: --speed must be positive, got -1")
-		Eventually(func() string { return condition(ctx, s, v1.ConditionDegraded)().Message }, timeout).
+		Eventually(message(ctx, s, v1.ConditionDegraded), timeout).
 			Should(ContainSubstring("--speed must be positive"))
 		// A Degraded Warning for each distinct failure (a stale cache may repeat one).
 		var events eventsv1List

@@ -95,6 +95,7 @@ var _ = BeforeSuite(func() {
 		Recorder:    mgr.GetEventRecorder("strategy-operator"),
 		RunnerImage: runnerImage,
 		Selector:    selector,
+		Cluster:     "envtest",
 	}).SetupWithManager(mgr)).To(Succeed())
 
 	var ctx context.Context
@@ -151,6 +152,17 @@ func condition(ctx context.Context, s *v1.Strategy, t string) func() *metav1.Con
 			}
 		}
 		return nil
+	}
+}
+
+// message returns the message of a Strategy's condition of type t, reading it fresh; empty
+// while there is no such condition.
+func message(ctx context.Context, s *v1.Strategy, t string) func() string {
+	return func() string {
+		if c := condition(ctx, s, t)(); c != nil {
+			return c.Message
+		}
+		return ""
 	}
 }
 

@@ -72,8 +72,8 @@ var _ = Describe("Spec changes never strand a trade", func() {
 
 		change(ctx, s, func(s *v1.Strategy) { s.Spec.Symbols = []string{"BTCUSDT"} })
 		Eventually(args(s), timeout).Should(ContainElements("--symbols=BTCUSDT", "--drain=ETHUSDT"))
-		Eventually(condition(ctx, s, v1.ConditionDraining), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonDraining))
-		Expect(condition(ctx, s, v1.ConditionDraining)().Message).To(ContainSubstring("ETHUSDT"))
+		Eventually(condition(ctx, s, v1.ConditionDraining), timeout).Should(And(
+			haveStatus(metav1.ConditionTrue, controller.ReasonDraining), HaveField("Message", ContainSubstring("ETHUSDT"))))
 		Expect(roleNames(s)).To(ContainElement(ethSignal), "the runner may still write the drained symbol's state")
 		Eventually(func() *int32 { _ = get(ctx, s); return s.Status.OpenSignals }, timeout).Should(HaveValue(BeEquivalentTo(1)))
 
@@ -90,10 +90,9 @@ var _ = Describe("Spec changes never strand a trade", func() {
 		k := key(s, "BTCUSDT")
 
 		change(ctx, s, func(s *v1.Strategy) { s.Spec.StrategyName = "renamed" })
-		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).
-			Should(haveStatus(metav1.ConditionFalse, controller.ReasonIdentityChangeRefused))
-		Expect(condition(ctx, s, v1.ConditionUpToDate)().Message).To(And(ContainSubstring("BTCUSDT"),
-			ContainSubstring("Set them back, or let the signals close")))
+		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).Should(And(
+			haveStatus(metav1.ConditionFalse, controller.ReasonIdentityChangeRefused),
+			HaveField("Message", And(ContainSubstring("BTCUSDT"), ContainSubstring("Set them back, or let the signals close")))))
 		Consistently(args(s), 3*time.Second).Should(ContainElement("--strategy-name=ident"), "the runner keeps watching it")
 		var evs eventsv1List
 		Eventually(func() []string { return eventReasons(ctx, ns, &evs) }, timeout).

@@ -145,14 +145,25 @@ func OpenDatabase(ctx context.Context, b v1.PersistenceBackend, url string) (*Da
 // token is 0).
 func (db *Database) Backend(f driver.Fencing) Backend {
 	return func(_ context.Context, d Domain, k Key) (driver.Driver, error) {
-		switch {
-		case db.pool != nil:
-			return pgstore.New(db.pool, DatabaseLayout(d, k), f), nil
-		case db.mongo != nil:
-			return mongostore.New(db.mongo, DatabaseLayout(d, k), f), nil
-		}
-		return redisstore.New(db.redis, string(d)+" "+k.String(), f), nil
+		return db.store(DatabaseLayout(d, k), f), nil
 	}
+}
+
+// store is the driver of the store laid out by l, written under fencing f. Redis keeps
+// every store under its name alone.
+func (db *Database) store(l dblayout.Layout, f driver.Fencing) driver.Driver {
+	switch {
+	case db.pool != nil:
+		return pgstore.New(db.pool, l, f)
+	case db.mongo != nil:
+		return mongostore.New(db.mongo, l, f)
+	}
+	return redisstore.New(db.redis, l.Store, f)
+}
+
+// ownStore is the driver of the store named name in this project's own table.
+func (db *Database) ownStore(name string, f driver.Fencing) driver.Driver {
+	return db.store(dblayout.Own(name), f)
 }
 
 // Check connects, and prepares the database for the contexts (PostgreSQL's tables): an

@@ -53,10 +53,11 @@ type server interface {
 
 // serverKills SIGKILLs the server at a random point of each half of the history and
 // starts it again on its folder and port.
-func serverKills(t *testing.T, name string, s server) func(func() float64) (int, string) {
-	return func(progress func() float64) (int, string) {
+func serverKills(t *testing.T, name string, s server) func(func() float64) faults {
+	return func(progress func() float64) faults {
 		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
 		var down time.Duration
+		var outages []time.Duration
 		for n, half := range []float64{0, 0.5} {
 			for at := half + 0.1 + 0.3*rng.Float64(); progress() < at; {
 				time.Sleep(time.Millisecond)
@@ -65,11 +66,13 @@ func serverKills(t *testing.T, name string, s server) func(func() float64) (int,
 			s.Kill()
 			if err := s.Restart(context.Background()); err != nil {
 				t.Errorf("restarting %s: %v", name, err)
-				return n + 1, name + " kills (the restart failed)"
+				return faults{n: n + 1, kind: name + " kills (the restart failed)", outages: outages}
 			}
+			outages = append(outages, time.Since(start))
 			down += time.Since(start)
 		}
-		return 2, fmt.Sprintf("%s SIGKILLs, down %s in all", name, down.Round(time.Millisecond))
+		return faults{n: 2, kind: fmt.Sprintf("%s SIGKILLs, down %s in all", name, down.Round(time.Millisecond)),
+			outages: outages}
 	}
 }
 

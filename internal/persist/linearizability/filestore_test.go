@@ -132,7 +132,7 @@ func TestFileStoreSIGKILL(t *testing.T) {
 		runAndKill(t, fmt.Sprintf("%d:%s:%s", gen, dir, path), time.Duration(50+rng.IntN(250))*time.Millisecond)
 	}
 	ops := append(readJournal(t, path), finalReads(t, dir, fileKills*fileClients)...)
-	verify(t, "filestore, SIGKILL of the writer", fileClients, ops, faults{fileKills, "SIGKILLs of the writer"},
+	verify(t, "filestore, SIGKILL of the writer", fileClients, ops, faults{n: fileKills, kind: "SIGKILLs of the writer"},
 		time.Since(start))
 }
 

@@ -142,10 +142,10 @@ var apiServerPace = pace{gap: 2 * time.Millisecond, gapSpread: 20 * time.Millise
 	down: time.Millisecond, downSpread: 30 * time.Millisecond, allOneIn: 4}
 
 // cuts drops connections at random moments, at pace p, until the clients are nearly done.
-func cuts(proxies []*testenv.Proxy, p pace) func(func() float64) (int, string) {
-	return func(progress func() float64) (int, string) {
+func cuts(proxies []*testenv.Proxy, p pace) func(func() float64) faults {
+	return func(progress func() float64) faults {
 		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-		n := 0
+		n, cut := 0, 0
 		for progress() < 0.9 {
 			time.Sleep(p.gap + time.Duration(rng.Int64N(int64(p.gapSpread))))
 			down := proxies[rng.IntN(len(proxies)):][:1]
@@ -159,9 +159,9 @@ func cuts(proxies []*testenv.Proxy, p pace) func(func() float64) (int, string) {
 			for _, px := range down {
 				px.Up()
 			}
-			n++
+			n, cut = n+1, cut+len(down)
 		}
-		return n, "connection cuts"
+		return faults{n: n, kind: "connection cuts", cut: cut}
 	}
 }
 
@@ -204,10 +204,11 @@ func directClients(t *testing.T) []client.Client {
 
 // apiserverKills SIGKILLs the API server at a random point of each half of the history
 // and restarts it through envtest, which keeps its port, certificates and etcd.
-func apiserverKills(t *testing.T) func(func() float64) (int, string) {
-	return func(progress func() float64) (int, string) {
+func apiserverKills(t *testing.T) func(func() float64) faults {
+	return func(progress func() float64) faults {
 		rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
 		var down time.Duration
+		var outages []time.Duration
 		for n, half := range []float64{0, 0.5} {
 			for at := half + 0.1 + 0.3*rng.Float64(); progress() < at; {
 				time.Sleep(5 * time.Millisecond)
@@ -215,14 +216,16 @@ func apiserverKills(t *testing.T) func(func() float64) (int, string) {
 			start := time.Now()
 			if err := env.KillAPIServer(); err != nil {
 				t.Error(err)
-				return n, "API server kills"
+				return faults{n: n, kind: "API server kills", outages: outages}
 			}
 			if err := env.StartAPIServer(); err != nil {
 				t.Errorf("restarting the API server: %v", err)
-				return n + 1, "API server kills (the restart failed)"
+				return faults{n: n + 1, kind: "API server kills (the restart failed)", outages: outages}
 			}
+			outages = append(outages, time.Since(start))
 			down += time.Since(start)
 		}
-		return 2, fmt.Sprintf("API server SIGKILLs, down %s in all", down.Round(time.Millisecond))
+		return faults{n: 2, kind: fmt.Sprintf("API server SIGKILLs, down %s in all", down.Round(time.Millisecond)),
+			outages: outages}
 	}
 }
