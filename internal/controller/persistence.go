@@ -24,7 +24,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
@@ -304,4 +306,57 @@ func emptyObject(o domain.StoreObject, namespace string) client.Object {
 		return &v1.StrategyState{ObjectMeta: meta}
 	}
 	return &corev1.ConfigMap{ObjectMeta: meta}
+}
+
+// switchBackend moves a strategy's state to its newly chosen backend. done is false while
+// the move waits (for the old pod to go); the state only moves with no runner alive.
+func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl.Result, bool, error) {
+	s := sc.strategy
+	from, to := sc.activePlace(), sc.desiredPlace()
+	refuse := func(why string) (ctrl.Result, bool, error) {
+		msg := fmt.Sprintf("staying on %s: %s", from, why)
+		setCondition(s, v1.ConditionDegraded, true, ReasonBackendSwitchRefus, msg)
+		return ctrl.Result{}, true, nil // keep running on the active backend
+	}
+	if sc.active == v1.BackendFile {
+		return refuse(fmt.Sprintf("the File backend's state is on the strategy's volume, which the operator "+
+			"cannot read, so it cannot move open signals to %s; switch back to File", sc.desired))
+	}
+	if sc.desired == v1.BackendFile {
+		sum, err := r.readSignals(ctx, s, from, false)
+		if err != nil {
+			return ctrl.Result{}, false, err
+		}
+		if sum.open+sum.missing > 0 {
+			return refuse(fmt.Sprintf("%d signals are open (or their store objects missing) and the operator "+
+				"cannot write them to the File backend's volume; switch when none is open", sum.open+sum.missing))
+		}
+	}
+	if to.backend.IsDatabase() {
+		// Before the runner stops: a database the operator cannot reach (or a Secret it may
+		// not use) keeps the strategy trading where it is, and is tried again.
+		if err := r.checkDatabase(ctx, s, to); err != nil {
+			sc.retryAfter = databaseRetry
+			return refuse(fmt.Sprintf("cannot use %s: %v", to, err))
+		}
+	}
+	if err := r.stopPod(ctx, s); err != nil {
+		return ctrl.Result{}, false, err
+	}
+	if gone, err := r.podGone(ctx, s); err != nil || !gone {
+		setCondition(s, v1.ConditionReady, false, ReasonPodReplacing, "waiting for the old pod to stop before moving the state")
+		return ctrl.Result{RequeueAfter: time.Second}, false, err
+	}
+	if sc.desired != v1.BackendFile {
+		if err := r.migrate(ctx, s, from, to); err != nil {
+			return ctrl.Result{}, false, err
+		}
+	}
+	r.event(s, corev1.EventTypeNormal, ReasonBackendSwitched, fmt.Sprintf("moved the state from %s to %s", from, to))
+	if sc.active != v1.BackendFile {
+		s.Status.StaleBackend, s.Status.StaleDatabase = from.backend, from.db // removed once this switch is recorded
+	}
+	sc.active, sc.activeDB = to.backend, to.db
+	meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionDegraded)
+	return ctrl.Result{}, true, nil
 }

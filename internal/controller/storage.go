@@ -25,6 +25,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -150,4 +153,86 @@ var storeObjectEvents = predicate.Funcs{
 		}
 		return false
 	},
+}
+
+// tend removes the stale copy a switch left and keeps the state where it lives bounded.
+func (r *StrategyReconciler) tend(ctx context.Context, sc *scope) error {
+	if sc.active == v1.BackendFile {
+		return nil
+	}
+	if err := r.removeStale(ctx, sc); err != nil {
+		return err
+	}
+	if sc.active.IsKube() {
+		r.tendStorage(ctx, sc.strategy, sc.active)
+	} else {
+		r.tendDatabase(ctx, sc.strategy, sc.activePlace())
+	}
+	return nil
+}
+
+// ensureStorage makes the PersistentVolumeClaim (File) or the store objects (ConfigMap,
+// StrategyState). None carries an owner reference: the state outlives the Strategy unless
+// retention is Delete.
+func (r *StrategyReconciler) ensureStorage(ctx context.Context, s *v1.Strategy, p place) error {
+	b := p.backend
+	if b.IsDatabase() {
+		return r.checkDatabase(ctx, s, p)
+	}
+	if b == v1.BackendFile {
+		claim := desiredClaim(s)
+		err := r.Client.Create(ctx, claim)
+		if apierrors.IsAlreadyExists(err) {
+			// Kept from before (retention Retain), or someone else's: the runner mounts only
+			// a claim the operator made for a Strategy of this name.
+			if err := r.StateClient.Get(ctx, client.ObjectKeyFromObject(claim), claim); err != nil {
+				return objectErr("reading", claim, err)
+			}
+			if !ours(s, claim) {
+				return nameTaken(claim)
+			}
+			return nil
+		}
+		return err
+	}
+	cond := meta.FindStatusCondition(s.Status.Conditions, v1.ConditionPersistenceReady)
+	if cond != nil && cond.Status == metav1.ConditionTrue && s.Status.ObservedGeneration == s.Generation &&
+		s.Status.ActiveBackend == b {
+		// Made when this generation was first reconciled: make them again only if one was
+		// deleted since (the runner cannot create them). The cache answers this.
+		all, err := r.stateObjectsCached(ctx, s, b)
+		if err != nil || all {
+			return err
+		}
+		r.event(s, corev1.EventTypeWarning, ReasonStateObjectMissing, "a store object was deleted; making it again")
+	}
+	return r.ensureStateObjects(ctx, s, b)
+}
+
+// stateObjectsCached reports whether the manager's cache holds every store object of s on b.
+func (r *StrategyReconciler) stateObjectsCached(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) (bool, error) {
+	exists := func(obj client.Object, name string) (bool, error) {
+		err := r.Client.Get(ctx, objectKey(s, name), obj)
+		if apierrors.IsNotFound(err) {
+			// The cache may not have seen an object made moments ago: ask the API server.
+			err = r.StateClient.Get(ctx, objectKey(s, name), obj)
+		}
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	for _, name := range configMapNames(s, b) {
+		if ok, err := exists(configMapMetadata(), name); !ok {
+			return false, err
+		}
+	}
+	if b == v1.BackendStrategyState {
+		for _, name := range stateNames(s) {
+			if ok, err := exists(stateMetadata(), name); !ok {
+				return false, err
+			}
+		}
+	}
+	return true, nil
 }
