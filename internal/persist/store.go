@@ -50,6 +50,7 @@ var (
 	ErrNotOwned       = driver.ErrNotOwned
 	ErrInvalidValue   = driver.ErrInvalidValue
 	ErrClosed         = driver.ErrClosed
+	ErrGone           = driver.ErrGone
 )
 
 // Revision identifies one stored version of a key; see driver.Revision.

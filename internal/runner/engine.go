@@ -43,7 +43,6 @@ import (
 	"github.com/strategyops/strategy-operator/internal/market"
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/strategy"
 )
 
@@ -157,7 +156,8 @@ func (e *Engine) Restore(ctx context.Context) error {
 		if st.scheduled, st.scheduleRev, err = readRevision(ctx, p.Schedule, st.key); err != nil {
 			return err
 		}
-		st.signalInc, st.scheduleInc = kubestore.RevisionIncarnation(st.signalRev), kubestore.RevisionIncarnation(st.scheduleRev)
+		st.signalInc = revisionIncarnation(ctx, p.Signal, st.key, st.signalRev)
+		st.scheduleInc = revisionIncarnation(ctx, p.Schedule, st.key, st.scheduleRev)
 		activeID := "" // the stored row's, even one skipped below: its levels are not ours to drop
 		if st.active != nil {
 			activeID = st.active.ID
@@ -322,17 +322,18 @@ var errStoreChanged = errors.New("the store changed under the runner")
 // putSignal writes the open signal (nil: none) at the revision last seen, and records
 // the new one.
 func (e *Engine) putSignal(ctx context.Context, st *symbolState, s *v1.Signal) error {
-	return put(ctx, e.cfg.Persist.WriteSignalAt, st.key, s, &st.signalRev, &st.signalInc)
+	return put(ctx, e.cfg.Persist.Signal, e.cfg.Persist.WriteSignalAt, st.key, s, &st.signalRev, &st.signalInc)
 }
 
 // putSchedule is putSignal for the scheduled signal.
 func (e *Engine) putSchedule(ctx context.Context, st *symbolState, s *v1.Signal) error {
-	return put(ctx, e.cfg.Persist.WriteScheduleAt, st.key, s, &st.scheduleRev, &st.scheduleInc)
+	return put(ctx, e.cfg.Persist.Schedule, e.cfg.Persist.WriteScheduleAt, st.key, s, &st.scheduleRev, &st.scheduleInc)
 }
 
 type writeAt func(context.Context, domain.Key, *v1.Signal, persist.Revision) (persist.Revision, error)
 
-func put(ctx context.Context, write writeAt, k domain.Key, s *v1.Signal, rev *persist.Revision, inc *string) error {
+func put(ctx context.Context, a *domain.Adapter[*v1.Signal], write writeAt, k domain.Key, s *v1.Signal,
+	rev *persist.Revision, inc *string) error {
 	next, err := write(ctx, k, s, *rev)
 	if errors.Is(err, persist.ErrConflict) {
 		return fmt.Errorf("%w: %w", errStoreChanged, err)
@@ -341,7 +342,7 @@ func put(ctx context.Context, write writeAt, k domain.Key, s *v1.Signal, rev *pe
 		return err
 	}
 	*rev = next
-	if i := kubestore.RevisionIncarnation(next); i != "" {
+	if i := revisionIncarnation(ctx, a, k, next); i != "" {
 		*inc = i
 	}
 	return nil

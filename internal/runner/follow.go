@@ -26,12 +26,11 @@ import (
 	"strings"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/strategyops/strategy-operator/internal/jsonx"
 	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
 )
 
 // Reasons of what Follow notices: each is a Warning event on the Strategy.
@@ -58,11 +57,6 @@ const kindCancelOpen = "cancel-open"
 // Notice is a change in the store the engine did not make, and what it did about it.
 type Notice struct {
 	Symbol, Reason, Message string
-}
-
-// incarnated stores name the object they are kept in (kubestore.Driver).
-type incarnated interface {
-	Incarnation(ctx context.Context) (string, error)
 }
 
 // Follow reads every open and scheduled signal back from the store and handles a change
@@ -114,7 +108,7 @@ func (e *Engine) follow(ctx context.Context, st *symbolState, sk signalKey, all 
 		return nil
 	}
 	stored, rev, err := readRevision(ctx, sk.store, st.key)
-	if apierrors.IsNotFound(err) {
+	if errors.Is(err, persist.ErrGone) {
 		// The object is gone; the operator makes it again, and the next pass writes the
 		// engine's state back into it. Until then the state is kept here.
 		e.cfg.Log.Warn("A store object is missing; keeping the state until the operator makes it again",
@@ -132,7 +126,7 @@ func (e *Engine) follow(ctx context.Context, st *symbolState, sk signalKey, all 
 	switch {
 	case same(stored, held):
 		if rev != "" {
-			*sk.inc = kubestore.RevisionIncarnation(rev)
+			*sk.inc = revisionIncarnation(ctx, sk.store, st.key, rev)
 		}
 		return nil
 	case held == nil:
@@ -168,7 +162,7 @@ func (e *Engine) follow(ctx context.Context, st *symbolState, sk signalKey, all 
 	}
 	e.notify(st, NoticeEditAdopted, fmt.Sprintf("adopted a hand edit of %s %s of %s: %s", what, held.ID, st.key.Symbol,
 		changes(held, stored)))
-	*sk.held, *sk.inc = stored, kubestore.RevisionIncarnation(rev)
+	*sk.held, *sk.inc = stored, revisionIncarnation(ctx, sk.store, st.key, rev)
 	if sk.held != &st.active {
 		return nil
 	}
@@ -279,14 +273,28 @@ func readRevision(ctx context.Context, a *domain.Adapter[*v1.Signal], k domain.K
 	return v, rev, err
 }
 
-// incarnation names the object that holds k's store ("" for stores that have none).
+// incarnation names the object that holds k's store as it is now ("" for stores kept in
+// no such object: driver.Incarnator).
 func incarnation(ctx context.Context, a *domain.Adapter[*v1.Signal], k domain.Key) (string, error) {
 	s, err := a.Store(ctx, k)
 	if err != nil {
 		return "", err
 	}
-	if d, ok := s.Driver().(incarnated); ok {
+	if d, ok := s.Driver().(driver.Incarnator); ok {
 		return d.Incarnation(ctx)
 	}
 	return "", nil
+}
+
+// revisionIncarnation names the object that held k's store when rev was read from it, as
+// incarnation does.
+func revisionIncarnation(ctx context.Context, a *domain.Adapter[*v1.Signal], k domain.Key, rev persist.Revision) string {
+	s, err := a.Store(ctx, k) // memoized: opened already to read or write rev
+	if err != nil {
+		return ""
+	}
+	if d, ok := s.Driver().(driver.Incarnator); ok {
+		return d.RevisionIncarnation(rev)
+	}
+	return ""
 }

@@ -27,6 +27,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
@@ -35,6 +36,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/strategy"
+	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
 func TestFollowTheStoreConfigMap(t *testing.T) {
@@ -45,8 +47,48 @@ func TestFollowTheStoreStrategyState(t *testing.T) {
 	testFollow(t, v1.BackendStrategyState)
 }
 
-// followFixture is an engine trading one symbol on a Kubernetes backend, and a user who
-// edits its state by hand, as kubectl would.
+func TestFollowTheStoreRedis(t *testing.T) {
+	testFollow(t, v1.BackendRedis)
+}
+
+func TestFollowTheStorePostgreSQL(t *testing.T) {
+	testFollow(t, v1.BackendPostgreSQL)
+}
+
+func TestFollowTheStoreMongoDB(t *testing.T) {
+	testFollow(t, v1.BackendMongoDB)
+}
+
+// databaseURL starts a server of database backend b for t and returns its URL.
+func databaseURL(t *testing.T, b v1.PersistenceBackend) string {
+	t.Helper()
+	ctx := t.Context()
+	switch b {
+	case v1.BackendRedis:
+		r, err := testenv.StartRedis(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Stop)
+		return r.URL
+	case v1.BackendPostgreSQL:
+		p, err := testenv.StartPostgres(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(p.Stop)
+		return p.URL
+	}
+	m, err := testenv.StartMongo(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m.URL("follow")
+}
+
+// followFixture is an engine trading one symbol, and a user who edits its state by hand,
+// as kubectl (or a database client) would.
 type followFixture struct {
 	ctx      context.Context
 	ns       string
@@ -65,17 +107,25 @@ func newFollowFixture(t *testing.T, b v1.PersistenceBackend) *followFixture {
 	ctx := context.Background()
 	f := &followFixture{ctx: ctx, ns: env.Namespace(ctx, t), backend: b, at: t0,
 		k: domain.StrategyKey(followSymbol, "crossover", "simulated")}
-	kube := func(create bool) domain.Backend {
+	open := func(create bool) domain.Backend {
 		opts := domain.KubeOptions{Namespace: f.ns, Create: create}
 		if b == v1.BackendConfigMap {
 			return domain.ConfigMapBackend(env.Client, opts)
 		}
 		return domain.StrategyStateBackend(env.Client, opts)
 	}
-	f.operator = kube(true)
+	if b.IsDatabase() {
+		db, err := domain.OpenDatabase(ctx, b, databaseURL(t, b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		open = func(bool) domain.Backend { return db.Backend(domain.NoFencing) }
+	}
+	f.operator = open(true)
 	f.makeObjects(t)
-	f.user = domain.New(kube(false))
-	p := domain.New(kube(false))
+	f.user = domain.New(open(false))
+	p := domain.New(open(false))
 	t.Cleanup(func() { _ = f.user.Close(); _ = p.Close() })
 	s, err := strategy.New("indicator", map[string]string{"fast": "5", "slow": "20"})
 	if err != nil {
@@ -172,7 +222,9 @@ func testFollow(t *testing.T, b v1.PersistenceBackend) {
 		}
 	})
 	t.Run("an invalid edit is refused", func(t *testing.T) { f.refusesInvalid(t, open) })
-	t.Run("a deleted store object is written back", func(t *testing.T) { f.writesBack(t, open) })
+	if !b.IsDatabase() { // a database keeps no store object to delete
+		t.Run("a deleted store object is written back", func(t *testing.T) { f.writesBack(t, open) })
+	}
 	t.Run("a signal removed by hand is cancelled", func(t *testing.T) { f.cancels(t, open) })
 	t.Run("a signal written by hand is found by the next conditional write", func(t *testing.T) { f.conflicts(t, open) })
 }
@@ -181,10 +233,13 @@ func (f *followFixture) adopts(t *testing.T, open *v1.Signal) *v1.Signal {
 	edited := *open
 	edited.PriceTakeProfit = open.PriceOpen + (open.PriceTakeProfit-open.PriceOpen)*1.1
 	edited.PriceStopLoss = open.PriceOpen + (open.PriceStopLoss-open.PriceOpen)*1.1
+	minutes := ptr.Deref(open.MinuteEstimatedTime, 600) + 30
+	edited.MinuteEstimatedTime = &minutes
 	f.write(t, &edited)
 	f.follow(t, runner.NoticeEditAdopted)
-	if got := f.stored(t); got.PriceTakeProfit != edited.PriceTakeProfit {
-		t.Fatalf("the edit was overwritten: take profit %v", got.PriceTakeProfit)
+	if got := f.stored(t); got.PriceTakeProfit != edited.PriceTakeProfit || ptr.Deref(got.MinuteEstimatedTime, 0) != minutes {
+		t.Fatalf("the edit was overwritten: take profit %v, minuteEstimatedTime %v", got.PriceTakeProfit,
+			ptr.Deref(got.MinuteEstimatedTime, 0))
 	}
 	r := f.risk(t)
 	if len(r) != 1 || r[0].Position.PriceTakeProfit != edited.PriceTakeProfit ||

@@ -173,6 +173,9 @@ Usage:
                                         API on the Unix socket in $STRATEGYOPS_STATE_SOCKET, and
                                         runs only while this runner holds the Lease
   runner rebuild-replicas [flags]       copy every store to the --replicas, and wait
+  runner restore-from-replica NAME [flags]
+                                        copy every store back from the replica NAME, after the
+                                        backend lost state the replica kept
 
 `)
 		fs.PrintDefaults()

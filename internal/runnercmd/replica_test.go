@@ -150,3 +150,76 @@ func TestReplicasFollowTheBackend(t *testing.T) {
 	run("the runner's next start", args) // --until has passed: it restores, and stops
 	same("after the next start")
 }
+
+// TestReplicaKeepsWhatThePrimaryLost: Redis without its append-only file is SIGKILLed and
+// comes back empty. The runner's next start finds the PostgreSQL replica ahead of it
+// (domain.ErrPrimaryBehind), refuses to trade and leaves the replica whole; runner
+// restore-from-replica brings the state back, and the runner then resumes on it.
+func TestReplicaKeepsWhatThePrimaryLost(t *testing.T) {
+	ctx := context.Background()
+	ns := env.Namespace(ctx, t)
+	kubeconfig := env.Kubeconfig(t)
+	rs, err := testenv.StartRedis(ctx, "--appendonly", "no") // nothing survives a restart
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	pg, err := testenv.StartPostgres(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	const name = "rescued"
+	args := []string{"--strategy-name=" + name, "--exchange=simulated", "--symbols=" + strings.Join(restartSymbols, ","),
+		"--backend=Redis", "--namespace=" + ns, "--lease=" + name + "-runner",
+		"--start=" + restartStart.Format(time.RFC3339), "--until=" + restartStart.Add(6*time.Hour).Format(time.RFC3339),
+		"--speed=3600", "--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms",
+		"--replicas=copy:PostgreSQL"}
+	urls := []string{domain.StoreURLEnv + "=" + rs.URL, domain.ReplicaURLEnv("copy") + "=" + pg.URL}
+	run := func(what string, args []string) {
+		t.Helper()
+		p := startProcess(t, kubeconfig, args, urls...)
+		if code := p.exit(t, 2*time.Minute); code != 0 {
+			t.Fatalf("%s exited %d; its log:\n%s", what, code, p.log())
+		}
+	}
+	holds := func(where string, url string, b v1.PersistenceBackend, want map[string]string) {
+		t.Helper()
+		if got := storeContents(t, b, url, name); !maps.Equal(got, want) {
+			t.Fatalf("%s holds %d entries, want %d:\ngot  %v\nwant %v", where, len(got), len(want), got, want)
+		}
+	}
+
+	run("the runner", args)
+	before := storeContents(t, v1.BackendRedis, rs.URL, name)
+	open := 0
+	for k := range before {
+		if strings.HasPrefix(k, string(domain.Signal)+" ") {
+			open++
+		}
+	}
+	if open == 0 {
+		t.Fatalf("no signal is open at the end of the run; the test needs one: %v", before)
+	}
+	holds("the replica after the run", pg.URL, v1.BackendPostgreSQL, before)
+
+	rs.Kill()
+	if err := rs.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	holds("Redis after its restart", rs.URL, v1.BackendRedis, map[string]string{})
+
+	p := startProcess(t, kubeconfig, args, urls...)
+	if code := p.exit(t, 2*time.Minute); code == 0 || !strings.Contains(p.log(), domain.ErrPrimaryBehind.Error()) {
+		t.Fatalf("the runner started on a backend behind its replica (exit %d); its log:\n%s", code, p.log())
+	}
+	holds("the replica after the refused start", pg.URL, v1.BackendPostgreSQL, before)
+	holds("Redis after the refused start", rs.URL, v1.BackendRedis, map[string]string{})
+
+	run("runner restore-from-replica", append([]string{"restore-from-replica", "copy"}, args...))
+	holds("Redis after the restore", rs.URL, v1.BackendRedis, before)
+
+	run("the runner's next start", args) // --until has passed: it restores the same state, and stops
+	holds("Redis after the next start", rs.URL, v1.BackendRedis, before)
+	holds("the replica after the next start", pg.URL, v1.BackendPostgreSQL, before)
+}

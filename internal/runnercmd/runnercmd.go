@@ -21,7 +21,8 @@ limitations under the License.
 // fenced by a token bound to that holding; on the File backend the state folder's lock
 // makes it the only writer. On a database backend it can also cache the state and copy it to
 // replicas; `runner rebuild-replicas` (with the same settings) copies every store of the
-// strategy to its replicas and waits. `runner exec -- <command…>` runs a process of the
+// strategy to its replicas and waits, and `runner restore-from-replica NAME` copies them
+// back from one, after the backend lost state the replica kept. `runner exec -- <command…>` runs a process of the
 // user's, in any language, as the strategy: see exec.go.
 package runnercmd
 
@@ -34,6 +35,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -56,6 +58,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/clock"
 	"github.com/strategyops/strategy-operator/internal/market"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/runnermetrics"
@@ -64,10 +67,12 @@ import (
 	"github.com/strategyops/strategy-operator/internal/version"
 )
 
-// The runner's subcommands: runner exec -- <command…>, runner rebuild-replicas.
+// The runner's subcommands: runner exec -- <command…>, runner rebuild-replicas, runner
+// restore-from-replica NAME.
 const (
 	modeExec    = "exec"
 	modeRebuild = "rebuild-replicas"
+	modeRestore = "restore-from-replica"
 )
 
 // Main runs the runner on the process's arguments, with the strategies registered
@@ -78,8 +83,16 @@ func Main() {
 		fmt.Println(version.String(filepath.Base(os.Args[0])))
 		os.Exit(0)
 	}
-	if len(args) > 0 && (args[0] == modeRebuild || args[0] == modeExec) {
+	if len(args) > 0 && (args[0] == modeRebuild || args[0] == modeExec || args[0] == modeRestore) {
 		args, mode = args[1:], args[0]
+	}
+	var replica string
+	if mode == modeRestore {
+		if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+			fmt.Fprintln(os.Stderr, "runner: restore-from-replica needs the replica's name: runner restore-from-replica NAME [flags]")
+			os.Exit(2)
+		}
+		args, replica = args[1:], args[0]
 	}
 	var command []string
 	if mode == modeExec {
@@ -115,6 +128,12 @@ func Main() {
 	case modeRebuild:
 		if err := rebuildReplicas(ctx, s, log); err != nil {
 			log.Error("Rebuilding the replicas failed", "error", err.Error())
+			os.Exit(1)
+		}
+		return
+	case modeRestore:
+		if err := restoreFromReplica(ctx, s, replica, log); err != nil {
+			log.Error("Restoring the backend from the replica failed", "error", err.Error())
 			os.Exit(1)
 		}
 		return
@@ -250,25 +269,31 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		return err
 	}
 	defer closeReplicas()
+	contexts := domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)
 	recorded := func(ctx context.Context) (int64, error) {
-		return domain.HighestToken(ctx, backend(kubestore.Fencing{}),
-			domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols))
+		return domain.HighestToken(ctx, backend(kubestore.Fencing{}), contexts)
 	}
 	return leading(ctx, s, log, m, recorded, func(ctx context.Context, token int64, identity string) error {
 		f := kubestore.Fencing{Writer: identity, Token: token}
-		l := layers
+		l := layers(f)
+		// Before anything is written: a replica ahead of the backend holds what the backend
+		// lost, and trading here would build on the loss.
+		if err := domain.CheckReplicas(ctx, backend(kubestore.Fencing{}), l.Replicas, contexts, log); err != nil {
+			return err
+		}
 		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
 		return work(ctx, l.Wrap(backend(f)), c)
 	})
 }
 
 // openLayers opens the replicas' databases and returns the layers of s (its cache and its
-// replicas) and what closes the databases. Replicas are written unfenced: a fencing token
-// starts above what the backend recorded, not a replica (which may hold a higher one, from
-// before the Lease was made again), and a replica refusing every copy would go stale
-// unseen. A deposed runner's last copies may land on a replica after the next runner's
-// rebuild; the key's next write, or the next start, sets it right.
-func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (domain.Layers, func(), error) {
+// replicas) for a writer fenced by f, and what closes the databases. Replicas are written
+// under the writer's fencing, as the backend is: a deposed runner's last copies are
+// refused, and each replica records the newest token it was written with, so that a
+// replica holding what the backend lost is seen (domain.CheckReplicas) instead of being
+// rebuilt from it.
+func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (func(driver.Fencing) domain.Layers, func(),
+	error) {
 	var dbs []*domain.Database
 	closeAll := func() {
 		for _, db := range dbs {
@@ -279,16 +304,18 @@ func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (domai
 		db, err := domain.OpenDatabase(ctx, r.Backend, r.URL)
 		if err != nil {
 			closeAll()
-			return domain.Layers{}, nil, fmt.Errorf("replica %s: %w", r.Name, err)
+			return nil, nil, fmt.Errorf("replica %s: %w", r.Name, err)
 		}
 		dbs = append(dbs, db)
 	}
-	l := domain.Layers{Cache: s.Cache, Log: log}
-	for i, r := range s.Replicas {
-		l.Replicas = append(l.Replicas, domain.Replica{Name: r.Name, Backend: dbs[i].Backend(domain.NoFencing),
-			QueueSize: r.QueueSize})
-	}
-	return l, closeAll, nil
+	return func(f driver.Fencing) domain.Layers {
+		l := domain.Layers{Cache: s.Cache, Log: log}
+		for i, r := range s.Replicas {
+			l.Replicas = append(l.Replicas, domain.Replica{Name: r.Name, Backend: dbs[i].Backend(f),
+				QueueSize: r.QueueSize})
+		}
+		return l
+	}, closeAll, nil
 }
 
 // rebuildReplicas copies every store of the strategy from its database backend to each of
@@ -312,11 +339,38 @@ func rebuildReplicas(ctx context.Context, s runner.Settings, log *slog.Logger) e
 		names[i] = r.Name
 	}
 	contexts := domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)
-	if err := domain.RebuildReplicas(ctx, layers.Wrap(db.Backend(domain.NoFencing)), names,
+	if err := domain.RebuildReplicas(ctx, layers(domain.NoFencing).Wrap(db.Backend(domain.NoFencing)), names,
 		contexts); err != nil {
 		return err
 	}
 	log.Info("Rebuilt the replicas from the backend", "replicas", names, "stores", len(contexts))
+	return nil
+}
+
+// restoreFromReplica makes the database backend hold what the replica named holds, for
+// every store of the strategy (runner restore-from-replica NAME): the way back after the
+// backend lost state that a replica kept (domain.ErrPrimaryBehind).
+func restoreFromReplica(ctx context.Context, s runner.Settings, name string, log *slog.Logger) error {
+	i := slices.IndexFunc(s.Replicas, func(r runner.Replica) bool { return r.Name == name })
+	if !s.Backend.IsDatabase() || i < 0 {
+		return fmt.Errorf("restore-from-replica needs a database backend and a replica named %q among --replicas", name)
+	}
+	db, err := domain.OpenDatabase(ctx, s.Backend, s.StoreURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	layers, closeReplicas, err := openLayers(ctx, s, log)
+	if err != nil {
+		return err
+	}
+	defer closeReplicas()
+	contexts := domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)
+	n, err := domain.RestoreFromReplica(ctx, db.Backend, layers(domain.NoFencing).Replicas[i], contexts)
+	if err != nil {
+		return err
+	}
+	log.Info("Restored the backend from the replica", "replica", name, "stores", len(contexts), "entries", n)
 	return nil
 }
 

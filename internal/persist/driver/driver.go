@@ -69,6 +69,9 @@ var (
 	ErrInvalidValue = errors.New("invalid value")
 	// ErrClosed: the driver has been closed.
 	ErrClosed = errors.New("store closed")
+	// ErrGone: the object that holds the store does not exist now (it was deleted; whoever
+	// makes it makes it again). Nothing was read or changed. Only an Incarnator returns it.
+	ErrGone = errors.New("the store's object is gone")
 )
 
 // Revision identifies one stored version of one key. It is opaque to callers; the only
@@ -169,6 +172,17 @@ func (f Fencing) Against(writer string, token int64) (record bool, err error) {
 			ErrFenced, f.Writer, f.Token, token, writer)
 	}
 	return true, nil
+}
+
+// Incarnator is a Driver whose store lives in one object that can be deleted and made
+// again (a Kubernetes object): each making is an incarnation, and a revision read from one
+// incarnation is never one of another. A store that lives in no such object has a single
+// incarnation, "".
+type Incarnator interface {
+	// Incarnation names the object as it exists now (ErrGone when it does not).
+	Incarnation(ctx context.Context) (string, error)
+	// RevisionIncarnation names the incarnation revision r was read from.
+	RevisionIncarnation(r Revision) string
 }
 
 // RevisionProber is a Driver that can tell a key's current revision without its value, in

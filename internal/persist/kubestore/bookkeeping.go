@@ -166,8 +166,8 @@ func (s *state) revision(m entryMeta) driver.Revision {
 	return driver.Revision(fmt.Sprintf("%s.%d", s.obj.GetUID(), m.Rev))
 }
 
-// RevisionIncarnation is the Incarnation of the object a revision was read from.
-func RevisionIncarnation(r driver.Revision) string {
+// revisionIncarnation is the Incarnation of the object a revision was read from.
+func revisionIncarnation(r driver.Revision) string {
 	inc, _, _ := strings.Cut(string(r), ".")
 	return inc
 }

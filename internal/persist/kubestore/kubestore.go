@@ -172,6 +172,9 @@ func (d *Driver) get(ctx context.Context) (client.Object, error) {
 }
 
 func (d *Driver) wrapAPI(op string, err error) error {
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%s %s: %s: %w: %w", d.layout.Name(), d.name, op, driver.ErrGone, err)
+	}
 	return fmt.Errorf("%s %s: %s: %w", d.layout.Name(), d.name, op, err)
 }
 
@@ -302,6 +305,9 @@ func (d *Driver) Incarnation(ctx context.Context) (string, error) {
 	}
 	return string(obj.GetUID()), nil
 }
+
+// RevisionIncarnation implements driver.Incarnator: the UID of the object r was read from.
+func (d *Driver) RevisionIncarnation(r driver.Revision) string { return revisionIncarnation(r) }
 
 // Close implements driver.Driver; the driver holds nothing.
 func (d *Driver) Close() error { return nil }

@@ -113,7 +113,18 @@ type Options struct {
 	// the primary's state once the primary's Init has succeeded (a writer's start, after
 	// which a replica may lack what an earlier writer had queued for it).
 	RebuildAtStart bool
+	// Floor, when set, is the fencing token the primary recorded before this driver wrote
+	// anything. A rebuild never empties a replica that records a newer token than Floor
+	// (driver.TokenRecorder): the replica holds writes the primary lost, and its rebuild
+	// fails with ErrPrimaryBehind, again at each retry, leaving the replica whole to restore
+	// the primary from.
+	Floor *int64
 }
+
+// ErrPrimaryBehind: a replica records writes of a newer fencing token than the primary
+// had: the primary lost state (a server restarted without its data) that the replica still
+// holds.
+var ErrPrimaryBehind = errors.New("the primary is behind a replica")
 
 // Driver is the driver New returns: the primary's, copied to the replicas.
 type Driver interface {
@@ -136,6 +147,7 @@ type replicated struct {
 	replicas     []*replica
 	closeTimeout time.Duration
 	log          *slog.Logger
+	floor        *int64 // Options.Floor
 
 	// order is held shared by the writes of one key, and exclusively by DeleteAll; keys
 	// holds a key's stripe from its write on the primary to its queueing.
@@ -203,7 +215,7 @@ func New(primary driver.Driver, replicas []Replica, opts Options) (Driver, error
 		opts.Logger = slog.Default()
 	}
 	d := &replicated{primary: primary, closeTimeout: opts.CloseTimeout, log: opts.Logger, seed: maphash.MakeSeed(),
-		inited: make(chan struct{}), stopping: make(chan struct{})}
+		inited: make(chan struct{}), stopping: make(chan struct{}), floor: opts.Floor}
 	d.snapshotter, _ = primary.(driver.Snapshotter)
 	names := map[string]bool{}
 	for _, r := range replicas {
@@ -656,8 +668,18 @@ func ignoreNotFound(err error) error {
 }
 
 // copyTo makes a replica hold the primary's state: it reads the primary, empties the
-// replica and writes every entry.
+// replica and writes every entry; a replica ahead of the floor is left whole.
 func (d *replicated) copyTo(ctx context.Context, to driver.Driver) error {
+	if tr, ok := to.(driver.TokenRecorder); ok && d.floor != nil {
+		token, err := tr.RecordedToken(ctx)
+		if err != nil {
+			return fmt.Errorf("read the replica's fencing token: %w", err)
+		}
+		if token > *d.floor {
+			return fmt.Errorf("%w: the replica records fencing token %d, the primary had %d: not rebuilt, so as "+
+				"not to lose what only the replica holds", ErrPrimaryBehind, token, *d.floor)
+		}
+	}
 	state, err := d.state(ctx)
 	if err != nil {
 		return fmt.Errorf("read the primary: %w", err)

@@ -466,6 +466,46 @@ func TestRebuild(t *testing.T) {
 	}
 }
 
+// tokened is a memstore replica that records fencing token token.
+type tokened struct {
+	*memstore.Driver
+	token int64
+}
+
+func (r tokened) RecordedToken(context.Context) (int64, error) { return r.token, nil }
+
+// TestRebuildKeepsAReplicaAheadOfTheFloor: a replica that records a newer fencing token
+// than the primary had when the driver opened holds what the primary lost: its rebuild
+// fails (ErrPrimaryBehind, retried) and never empties it; one at or below the floor is
+// rebuilt.
+func TestRebuildKeepsAReplicaAheadOfTheFloor(t *testing.T) {
+	ctx := t.Context()
+	primary := memstore.New() // restarted empty
+	ahead, level := tokened{memstore.New(), 7}, tokened{memstore.New(), 3}
+	for _, r := range []tokened{ahead, level} {
+		if _, err := r.Put(ctx, "BTCUSDT", []byte(`"open signal"`), driver.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	floor := int64(3)
+	d := open(t, primary, replicastore.Options{RebuildAtStart: true, Floor: &floor},
+		replicastore.Replica{Name: "ahead", Driver: ahead}, replicastore.Replica{Name: "level", Driver: level})
+	if err := d.Rebuild(ctx, "level"); err != nil {
+		t.Fatal(err)
+	}
+	if got := contents(t, level); len(got) != 0 {
+		t.Fatalf("the replica at the floor was not rebuilt from the empty primary: %v", got)
+	}
+	wait, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := d.Rebuild(wait, "ahead"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("the rebuild of the replica ahead of the floor finished: %v", err)
+	}
+	if got := contents(t, ahead); got["BTCUSDT"] != `"open signal"` {
+		t.Fatalf("the replica ahead of the floor was emptied: %v", got)
+	}
+}
+
 // lossy is a primary whose writes are applied but answer ErrUnknownOutcome while lose is
 // set.
 type lossy struct {
