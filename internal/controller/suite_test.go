@@ -182,7 +182,11 @@ func runnerPod(s *v1.Strategy) *corev1.Pod {
 	return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: controller.RunnerName(s)}}
 }
 
-const timeout = 20 * time.Second
+// timeout is how long a spec waits for the operator to act. Passing specs wait far less;
+// on a machine whose cores another process keeps busy a pass can wait behind the periodic
+// refreshes of every Strategy the suite made (envtest deletes no namespace, so they all
+// live on) on the one worker, so the bound is generous.
+const timeout = 60 * time.Second
 
 type eventsv1List = eventsv1.EventList
 
