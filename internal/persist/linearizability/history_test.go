@@ -251,6 +251,9 @@ func (f faults) String() string {
 	if f.n == 0 {
 		return "none"
 	}
+	if f.cut > 0 {
+		return fmt.Sprintf("%d %s (%d clients cut off)", f.n, f.kind, f.cut)
+	}
 	return fmt.Sprintf("%d %s", f.n, f.kind)
 }
 
