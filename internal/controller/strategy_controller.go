@@ -62,6 +62,10 @@ const (
 	ReasonDeleting           = "Deleting"
 	// ReasonRunnerFailing: the runner exits with an error and is restarted, again and again.
 	ReasonRunnerFailing = "RunnerFailing"
+	// ReasonPrimaryBehindReplica: the runner refuses to trade because a replica holds newer
+	// state than the backend, which lost it (domain.ErrPrimaryBehind); runner
+	// restore-from-replica brings it back.
+	ReasonPrimaryBehindReplica = "PrimaryBehindReplica"
 	// ReasonImageNotAllowed: spec.image is outside the operator's --allowed-images.
 	ReasonImageNotAllowed = "ImageNotAllowed"
 	// ReasonNameTaken: an object of one of the runner's names (its ServiceAccount, Role,

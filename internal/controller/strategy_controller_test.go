@@ -471,6 +471,14 @@ var _ = Describe("Strategy controller", func() {
 			"Degraded=True: " + failure,
 		}))
 
+		By("its backend lost state a replica holds: the reason says so")
+		behind := domain.ErrPrimaryBehind.Error() + ": replica copy records fencing token 4, the backend only 0"
+		setStatus(6, backOff, behind)
+		Eventually(condition(ctx, s, v1.ConditionDegraded), timeout).Should(And(
+			haveStatus(metav1.ConditionTrue, controller.ReasonPrimaryBehindReplica), HaveField("Message", behind)))
+		Expect(condition(ctx, s, v1.ConditionReady)()).To(haveStatus(metav1.ConditionFalse,
+			controller.ReasonPrimaryBehindReplica))
+
 		By("it runs long enough: Running and Ready, no longer Degraded")
 		setStatus(5, corev1.ContainerState{Running: &corev1.ContainerStateRunning{
 			StartedAt: metav1.NewTime(time.Now().Add(-time.Minute))}}, "invalid settings: --speed must be positive, got -1")

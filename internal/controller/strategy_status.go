@@ -30,6 +30,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
 )
 
 func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) {
@@ -64,10 +65,14 @@ func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 		// One reason from the first failure until the runner has run stableAfter again,
 		// so that a crash loop does not flap Ready with every restart; the Degraded message
 		// changes (with a Warning) only when the runner fails differently.
+		reason := ReasonRunnerFailing
+		if strings.Contains(msg, domain.ErrPrimaryBehind.Error()) {
+			reason = ReasonPrimaryBehindReplica
+		}
 		s.Status.Phase = v1.StrategyFailed
-		setCondition(s, v1.ConditionReady, false, ReasonRunnerFailing,
+		setCondition(s, v1.ConditionReady, false, reason,
 			fmt.Sprintf("the runner of pod %s keeps failing: %s", pod.Name, msg))
-		setCondition(s, v1.ConditionDegraded, true, ReasonRunnerFailing, msg)
+		setCondition(s, v1.ConditionDegraded, true, reason, msg)
 		return
 	}
 	ready := pod.Status.Phase == corev1.PodRunning && podReady(pod)

@@ -166,8 +166,8 @@ func CheckReplicas(ctx context.Context, primary Backend, replicas []Replica, con
 		}
 		if theirs > ours {
 			return fmt.Errorf("%w: replica %s records fencing token %d, the backend only %d: the backend lost state "+
-				"the replica holds; restore it with runner restore-from-replica --replica=%s (and the runner's "+
-				"settings)", ErrPrimaryBehind, r.Name, theirs, ours, r.Name)
+				"the replica holds; restore it with runner restore-from-replica %s (with the runner's settings, "+
+				"while no runner of the strategy runs)", ErrPrimaryBehind, r.Name, theirs, ours, r.Name)
 		}
 	}
 	return nil
