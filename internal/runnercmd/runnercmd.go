@@ -255,6 +255,7 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		b, _ := domain.KubeBackend(s.Backend, c, domain.KubeOptions{Namespace: s.Namespace, Fencing: f})
 		return b // s.Backend is ConfigMap or StrategyState here (settings checked it)
 	}
+	owned := func(context.Context) error { return nil }
 	if s.Backend.IsDatabase() {
 		// The state lives in a database; the Lease (and the events) stay in the cluster.
 		db, err := domain.OpenDatabase(ctx, s.Backend, s.StoreURL)
@@ -263,6 +264,11 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		}
 		defer db.Close()
 		backend = db.Backend
+		if s.StrategyObject != "" { // the operator's runner: its Strategy must own the rows
+			owned = func(ctx context.Context) error {
+				return db.CheckOwner(ctx, s.StrategyName, s.ExchangeName, s.Namespace, s.StrategyObject)
+			}
+		}
 	}
 	layers, closeReplicas, err := openLayers(ctx, s, log)
 	if err != nil {
@@ -275,6 +281,9 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 	}
 	return leading(ctx, s, log, m, recorded, func(ctx context.Context, token int64, identity string) error {
 		f := kubestore.Fencing{Writer: identity, Token: token}
+		if err := owned(ctx); err != nil {
+			return err
+		}
 		l := layers(f)
 		// Before anything is written: a replica ahead of the backend holds what the backend
 		// lost, and trading here would build on the loss.

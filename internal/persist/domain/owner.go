@@ -120,3 +120,19 @@ func (db *Database) ReleaseOwner(ctx context.Context, strategyName, exchangeName
 	}
 	return nil
 }
+
+// CheckOwner fails with driver.ErrNotOwned, naming the owner, when the database records
+// another Strategy than namespace/name as the owner of the identity: a runner then refuses
+// to write. None recorded passes: the operator records one before it starts a runner, and
+// a runner started by hand writes where it is told.
+func (db *Database) CheckOwner(ctx context.Context, strategyName, exchangeName, namespace, name string) error {
+	o, _, found, err := db.ReadOwner(ctx, strategyName, exchangeName)
+	switch {
+	case err != nil:
+		return err
+	case found && (o.Namespace != namespace || o.Name != name):
+		return fmt.Errorf("%w: the database records %s as the owner of %s:%s, not Strategy %s/%s", driver.ErrNotOwned,
+			o, strategyName, exchangeName, namespace, name)
+	}
+	return nil
+}
