@@ -140,6 +140,7 @@ test-servers: ## Check that the database servers the tests start (PostgreSQL, Re
 test-unit: control-plane test-servers ferretdb sdk-ts ## Unit and envtest suites on a real kube-apiserver and etcd.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $$(go list ./... | grep -v -e '/internal/runner$$' -e /test/soak) -count=1 -race -timeout 30m
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
+	cd examples/store-driver && go vet ./... && go test ./... -count=1 -race -v
 
 # The soak drives one symbol through SOAK_SIGNALS signals per Kubernetes backend beside the
 # manager binary: make test runs 1,000, make soak 10,000 (about half an hour on 2 cores).

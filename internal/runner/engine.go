@@ -41,9 +41,9 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/live"
 	"github.com/strategyops/strategy-operator/internal/market"
-	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/strategy"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
 )
 
 // Snapshot fields this package keeps beside backtest-kit's (Extra survives every backend).

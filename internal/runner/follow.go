@@ -28,9 +28,9 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 
 	"github.com/strategyops/strategy-operator/internal/jsonx"
-	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // Reasons of what Follow notices: each is a Warning event on the Strategy.

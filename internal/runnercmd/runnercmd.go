@@ -58,13 +58,13 @@ import (
 	"github.com/strategyops/strategy-operator/internal/clock"
 	"github.com/strategyops/strategy-operator/internal/market"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/runnermetrics"
 	"github.com/strategyops/strategy-operator/internal/scheme"
 	"github.com/strategyops/strategy-operator/internal/strategy"
 	"github.com/strategyops/strategy-operator/internal/version"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // The runner's subcommands: runner exec -- <command…>, runner rebuild-replicas, runner

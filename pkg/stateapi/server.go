@@ -51,8 +51,8 @@ import (
 	"strings"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
-	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
 )
 
 // DefaultMaxBody is the largest request body a Server accepts when Config leaves it 0.

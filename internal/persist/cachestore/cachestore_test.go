@@ -32,10 +32,10 @@ import (
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
-	"github.com/strategyops/strategy-operator/internal/persist/drivertest"
 	lin "github.com/strategyops/strategy-operator/internal/persist/linearizability"
 	"github.com/strategyops/strategy-operator/internal/persist/memstore"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/drivertest"
 )
 
 // counting is a memstore that counts the reads that transfer a value.

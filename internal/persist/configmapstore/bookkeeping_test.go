@@ -26,8 +26,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // TestBookkeepingFollowsTheKeys: the driver's bookkeeping shrinks back when keys are

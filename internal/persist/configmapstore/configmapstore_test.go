@@ -26,10 +26,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
-	"github.com/strategyops/strategy-operator/internal/persist/drivertest"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/drivertest"
 )
 
 // env is one real kube-apiserver and etcd for the package.

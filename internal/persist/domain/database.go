@@ -29,10 +29,10 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/dblayout"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/mongostore"
 	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
 	"github.com/strategyops/strategy-operator/internal/persist/redisstore"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // DatabaseLayout is where context k of domain d lives in a database: the six crash-state

@@ -27,9 +27,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/memstore"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // Domain names one kind of crash state.

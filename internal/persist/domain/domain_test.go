@@ -31,9 +31,9 @@ import (
 	. "github.com/onsi/gomega"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
-	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
 )
 
 func fixture(t *testing.T, name string) []byte { return testenv.Fixture(t, name) }

@@ -26,8 +26,8 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/filestore"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // FileBackend keeps each context in baseDir/<domain>/<folder>/, one JSON file per entity,

@@ -29,9 +29,9 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/filestore"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
 )
 
 // writeTree lays out files at literal paths under base.

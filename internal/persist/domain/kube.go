@@ -27,9 +27,9 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // KubeOptions configure the Kubernetes backends.

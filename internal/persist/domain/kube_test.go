@@ -24,10 +24,10 @@ import (
 	. "github.com/onsi/gomega"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
-	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
 )
 
 var env *testenv.Environment

@@ -23,8 +23,8 @@ import (
 	"log/slog"
 
 	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/replicastore"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // Layers are the patterns a Strategy may put around its database backend: a cache in

@@ -22,7 +22,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // A database keeps its rows as backtest-kit keys them (symbol, strategy name, exchange),

@@ -21,7 +21,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 )

@@ -25,8 +25,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/filestore"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
 )
 
 // The benchmarks report writes/s; hack/benchratio prints each store figure beside the raw

@@ -32,9 +32,9 @@ import (
 	"time"
 
 	"github.com/strategyops/strategy-operator/internal/childproc"
-	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/filestore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
 )
 
 // The crash test runs this test binary again as a writer child (crashChildEnv names its

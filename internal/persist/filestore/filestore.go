@@ -45,8 +45,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/keyname"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 const (

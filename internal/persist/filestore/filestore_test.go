@@ -25,10 +25,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
-	"github.com/strategyops/strategy-operator/internal/persist/drivertest"
 	"github.com/strategyops/strategy-operator/internal/persist/filestore"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/drivertest"
 )
 
 func TestConformance(t *testing.T) {

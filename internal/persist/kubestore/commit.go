@@ -27,8 +27,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/metrics"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 type opKind int

@@ -44,8 +44,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/strategyops/strategy-operator/internal/groupcommit"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/metrics"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // Annotations the driver keeps on its object.

@@ -27,10 +27,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strategyops/strategy-operator/internal/persist/dblayout"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
 	"github.com/strategyops/strategy-operator/internal/persist/redisstore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 const (

@@ -32,8 +32,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	lin "github.com/strategyops/strategy-operator/internal/persist/linearizability"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 const (

@@ -38,7 +38,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // Kind is an operation of the contract.

@@ -21,8 +21,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	lin "github.com/strategyops/strategy-operator/internal/persist/linearizability"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // op is a call on key "k" by client c from call to ret (never: unknown).

@@ -24,8 +24,8 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/filestore"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // dropsIfRevision turns conditional writes into unconditional ones: a lost update.

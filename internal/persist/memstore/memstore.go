@@ -24,7 +24,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 type entry struct {

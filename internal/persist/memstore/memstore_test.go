@@ -19,9 +19,9 @@ package memstore_test
 import (
 	"testing"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
-	"github.com/strategyops/strategy-operator/internal/persist/drivertest"
 	"github.com/strategyops/strategy-operator/internal/persist/memstore"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/drivertest"
 )
 
 func TestConformance(t *testing.T) {

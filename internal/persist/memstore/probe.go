@@ -19,7 +19,7 @@ package memstore
 import (
 	"context"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 var _ driver.RevisionProber = (*Driver)(nil)

@@ -69,7 +69,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/connstring"
 
 	"github.com/strategyops/strategy-operator/internal/persist/dblayout"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // Fencing names this writer and its token; a token of 0 or less writes unfenced.

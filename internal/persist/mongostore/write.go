@@ -29,7 +29,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/strategyops/strategy-operator/internal/persist/dblayout"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // durable is the write concern Connect asks for when the URL names none: acknowledged by a

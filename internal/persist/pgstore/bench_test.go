@@ -23,10 +23,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
 )
 
 // The benchmarks report writes/s against the test's own server (default settings: fsync

@@ -58,7 +58,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/strategyops/strategy-operator/internal/persist/dblayout"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // Fencing names this writer and its token; a token of 0 or less writes unfenced.

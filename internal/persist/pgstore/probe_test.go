@@ -22,8 +22,8 @@ import (
 
 	"github.com/strategyops/strategy-operator/internal/persist/dblayout"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // TestRevision: the probe tells the revision the latest Put returned, and ErrNotFound for

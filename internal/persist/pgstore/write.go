@@ -26,7 +26,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // statement builds one write: its SQL and arguments, numbered as they are added.

@@ -22,11 +22,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/redisstore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // The benchmarks report writes/s against the test's own server, whose settings

@@ -20,8 +20,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/redisstore"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // TestRevision: the probe tells the revision the latest Put returned, and ErrNotFound for

@@ -51,7 +51,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // Fencing names this writer and its token; a token of 0 or less writes unfenced.

@@ -31,11 +31,11 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
-	"github.com/strategyops/strategy-operator/internal/persist/drivertest"
 	"github.com/strategyops/strategy-operator/internal/persist/redisstore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
+	"github.com/strategyops/strategy-operator/pkg/store/drivertest"
 )
 
 var (

@@ -25,10 +25,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
-	"github.com/strategyops/strategy-operator/internal/persist"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	sss "github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
 )
 
 func fixtureSignal(t *testing.T, name string) *v1.Signal {

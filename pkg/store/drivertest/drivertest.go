@@ -26,8 +26,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/pkg/store"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // Harness tells the suite how to make stores of one backend. Optional functions left nil
@@ -92,9 +92,9 @@ func RunConformanceTests(t *testing.T, h Harness) {
 	}
 }
 
-func open[T any](t *testing.T, h Harness) *persist.Store[T] {
+func open[T any](t *testing.T, h Harness) *store.Store[T] {
 	t.Helper()
-	s := persist.NewStore[T]("conformance", h.New(t))
+	s := store.NewStore[T]("conformance", h.New(t))
 	t.Cleanup(func() { _ = s.Close() })
 	if _, err := s.Init(t.Context(), true); err != nil {
 		t.Fatalf("init: %v", err)
@@ -125,7 +125,7 @@ func wantErr(t *testing.T, err, target error) {
 	}
 }
 
-func wantValue(t *testing.T, s *persist.Store[doc], key string, want doc) {
+func wantValue(t *testing.T, s *store.Store[doc], key string, want doc) {
 	t.Helper()
 	got := ok(s.Read(t.Context(), key)).of(t)
 	if got != want {
@@ -165,11 +165,11 @@ func testNotFound(t *testing.T, h Harness) {
 	ctx := t.Context()
 	s := open[doc](t, h)
 	_, err := s.Read(ctx, "missing")
-	wantErr(t, err, persist.ErrNotFound)
+	wantErr(t, err, store.ErrNotFound)
 	if !strings.Contains(err.Error(), `"missing"`) {
 		t.Fatalf("error %q does not name the key", err)
 	}
-	wantErr(t, s.Remove(ctx, "missing"), persist.ErrNotFound)
+	wantErr(t, s.Remove(ctx, "missing"), store.ErrNotFound)
 }
 
 func testNull(t *testing.T, h Harness) {
@@ -231,23 +231,23 @@ func testFilterTake(t *testing.T, h Harness) {
 func testConditional(t *testing.T, h Harness) {
 	ctx := t.Context()
 	s := open[doc](t, h)
-	r1 := ok(s.Write(ctx, "k", doc{Count: 1}, persist.IfAbsent())).of(t)
-	_, err := s.Write(ctx, "k", doc{Count: 99}, persist.IfAbsent())
-	wantErr(t, err, persist.ErrConflict)
+	r1 := ok(s.Write(ctx, "k", doc{Count: 1}, store.IfAbsent())).of(t)
+	_, err := s.Write(ctx, "k", doc{Count: 99}, store.IfAbsent())
+	wantErr(t, err, store.ErrConflict)
 	wantValue(t, s, "k", doc{Count: 1})
 
-	r2 := ok(s.Write(ctx, "k", doc{Count: 2}, persist.IfRevision(r1))).of(t)
-	_, err = s.Write(ctx, "k", doc{Count: 99}, persist.IfRevision(r1))
-	wantErr(t, err, persist.ErrConflict)
+	r2 := ok(s.Write(ctx, "k", doc{Count: 2}, store.IfRevision(r1))).of(t)
+	_, err = s.Write(ctx, "k", doc{Count: 99}, store.IfRevision(r1))
+	wantErr(t, err, store.ErrConflict)
 	wantValue(t, s, "k", doc{Count: 2})
 
-	wantErr(t, s.Remove(ctx, "k", persist.IfRevision(r1)), persist.ErrConflict)
+	wantErr(t, s.Remove(ctx, "k", store.IfRevision(r1)), store.ErrConflict)
 	wantValue(t, s, "k", doc{Count: 2})
-	if err := s.Remove(ctx, "k", persist.IfRevision(r2)); err != nil {
+	if err := s.Remove(ctx, "k", store.IfRevision(r2)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = s.Write(ctx, "k", doc{Count: 3}, persist.IfRevision(r2))
-	wantErr(t, err, persist.ErrConflict)
+	_, err = s.Write(ctx, "k", doc{Count: 3}, store.IfRevision(r2))
+	wantErr(t, err, store.ErrConflict)
 	if ok(s.Has(ctx, "k")).of(t) {
 		t.Fatal("a conflicting write stored a value")
 	}
@@ -281,8 +281,8 @@ func testConcurrentCAS(t *testing.T, h Harness) {
 				return err
 			}
 			v.Count++
-			_, err = s.Write(ctx, "counter", v, persist.IfRevision(rev))
-			if !errors.Is(err, persist.ErrConflict) {
+			_, err = s.Write(ctx, "counter", v, store.IfRevision(rev))
+			if !errors.Is(err, store.ErrConflict) {
 				return err // nil: this increment is in
 			}
 		}
@@ -312,7 +312,7 @@ func testKeys(t *testing.T, h Harness) {
 	ctx := t.Context()
 	s := open[doc](t, h)
 	keys := []string{"BTC/USDT", "..", ".", ".hidden", "a b", "100%", "ключ", "UPPER", "upper",
-		"x:y", strings.Repeat("k", persist.MaxKeyLength), "1af31ee8-c897-4000-a4dc-55369e459000"}
+		"x:y", strings.Repeat("k", store.MaxKeyLength), "1af31ee8-c897-4000-a4dc-55369e459000"}
 	for i, k := range keys {
 		ok(s.Write(ctx, k, doc{Count: i})).of(t)
 	}
@@ -336,11 +336,11 @@ func testKeys(t *testing.T, h Harness) {
 func testBadKeys(t *testing.T, h Harness) {
 	ctx := t.Context()
 	s := open[doc](t, h)
-	for _, k := range []string{"", strings.Repeat("k", persist.MaxKeyLength+1), "bad\xff", "nul\x00"} {
+	for _, k := range []string{"", strings.Repeat("k", store.MaxKeyLength+1), "bad\xff", "nul\x00"} {
 		_, err := s.Write(ctx, k, doc{})
-		wantErr(t, err, persist.ErrInvalidKey)
+		wantErr(t, err, store.ErrInvalidKey)
 		_, err = s.Read(ctx, k)
-		wantErr(t, err, persist.ErrInvalidKey)
+		wantErr(t, err, store.ErrInvalidKey)
 	}
 	if n := len(ok(s.SortedKeys(ctx)).of(t)); n != 0 {
 		t.Fatalf("a refused key left %d entries", n)
@@ -362,7 +362,7 @@ func testSizeLimit(t *testing.T, h Harness) {
 		return
 	}
 	_, err := s.Write(ctx, "big", doc{Blob: strings.Repeat("y", limit+1)})
-	wantErr(t, err, persist.ErrTooLarge)
+	wantErr(t, err, store.ErrTooLarge)
 	if !strings.Contains(err.Error(), `"big"`) {
 		t.Fatalf("error %q does not name the key", err)
 	}
@@ -383,12 +383,12 @@ func testRemoveAll(t *testing.T, h Harness) {
 	}
 }
 
-func reopen(t *testing.T, h Harness, d driver.Driver) (*persist.Store[doc], driver.InitReport) {
+func reopen(t *testing.T, h Harness, d driver.Driver) (*store.Store[doc], driver.InitReport) {
 	t.Helper()
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	s := persist.NewStore[doc]("conformance", h.Reopen(t, d))
+	s := store.NewStore[doc]("conformance", h.Reopen(t, d))
 	t.Cleanup(func() { _ = s.Close() })
 	report, err := s.Init(context.Background(), true)
 	if err != nil {
@@ -399,7 +399,7 @@ func reopen(t *testing.T, h Harness, d driver.Driver) (*persist.Store[doc], driv
 
 func testReopen(t *testing.T, h Harness) {
 	ctx := t.Context()
-	s := persist.NewStore[doc]("conformance", h.New(t))
+	s := store.NewStore[doc]("conformance", h.New(t))
 	ok(s.Write(ctx, "kept", doc{Name: "survives"})).of(t)
 	s2, _ := reopen(t, h, s.Driver())
 	wantValue(t, s2, "kept", doc{Name: "survives"})
@@ -407,7 +407,7 @@ func testReopen(t *testing.T, h Harness) {
 
 func testCorrupt(t *testing.T, h Harness) {
 	ctx := t.Context()
-	s := persist.NewStore[doc]("conformance", h.New(t))
+	s := store.NewStore[doc]("conformance", h.New(t))
 	ok(s.Write(ctx, "good", doc{Name: "good"})).of(t)
 	ok(s.Write(ctx, "bad", doc{Name: "bad"})).of(t)
 	h.Corrupt(t, s.Driver(), "bad")
@@ -417,12 +417,12 @@ func testCorrupt(t *testing.T, h Harness) {
 	}
 	wantValue(t, s2, "good", doc{Name: "good"})
 	_, err := s2.Read(ctx, "bad")
-	wantErr(t, err, persist.ErrNotFound)
+	wantErr(t, err, store.ErrNotFound)
 }
 
-func fencedStore(t *testing.T, h Harness, d driver.Driver, writer string, token int64) *persist.Store[doc] {
+func fencedStore(t *testing.T, h Harness, d driver.Driver, writer string, token int64) *store.Store[doc] {
 	t.Helper()
-	s := persist.NewStore[doc]("conformance-"+writer, h.Fenced(t, d, writer, token))
+	s := store.NewStore[doc]("conformance-"+writer, h.Fenced(t, d, writer, token))
 	t.Cleanup(func() { _ = s.Close() })
 	ok(s.Init(t.Context(), true)).of(t)
 	return s
@@ -438,11 +438,11 @@ func testFencing(t *testing.T, h Harness) {
 	ok(newer.Write(ctx, "BTCUSDT", doc{Name: "b", Count: 2})).of(t)
 
 	_, err := old.Write(ctx, "BTCUSDT", doc{Name: "a", Count: 3})
-	wantErr(t, err, persist.ErrFenced)
+	wantErr(t, err, store.ErrFenced)
 	_, err = old.Write(ctx, "ETHUSDT", doc{Name: "a"})
-	wantErr(t, err, persist.ErrFenced)
-	wantErr(t, old.Remove(ctx, "BTCUSDT"), persist.ErrFenced)
-	wantErr(t, old.RemoveAll(ctx), persist.ErrFenced)
+	wantErr(t, err, store.ErrFenced)
+	wantErr(t, old.Remove(ctx, "BTCUSDT"), store.ErrFenced)
+	wantErr(t, old.RemoveAll(ctx), store.ErrFenced)
 	wantValue(t, newer, "BTCUSDT", doc{Name: "b", Count: 2})
 	if ok(newer.Has(ctx, "ETHUSDT")).of(t) {
 		t.Fatal("a fenced write stored a value")
@@ -460,15 +460,15 @@ func testFencingSameToken(t *testing.T, h Harness) {
 	ok(first.Write(ctx, "BTCUSDT", doc{Name: "a"})).of(t)
 	second := fencedStore(t, h, base.Driver(), "runner-b", 3)
 	_, err := second.Write(ctx, "BTCUSDT", doc{Name: "b"})
-	wantErr(t, err, persist.ErrFenced)
-	wantErr(t, second.Remove(ctx, "BTCUSDT"), persist.ErrFenced)
+	wantErr(t, err, store.ErrFenced)
+	wantErr(t, second.Remove(ctx, "BTCUSDT"), store.ErrFenced)
 	ok(first.Write(ctx, "BTCUSDT", doc{Name: "a", Count: 1})).of(t)
 	wantValue(t, base, "BTCUSDT", doc{Name: "a", Count: 1})
 	// An unfenced writer (the operator tending the store) changes no one's standing.
 	ok(base.Write(ctx, "ETHUSDT", doc{Name: "operator"})).of(t)
 	ok(first.Write(ctx, "BTCUSDT", doc{Name: "a", Count: 2})).of(t)
 	_, err = second.Write(ctx, "BTCUSDT", doc{Name: "b"})
-	wantErr(t, err, persist.ErrFenced)
+	wantErr(t, err, store.ErrFenced)
 }
 
 // testFencingTokenZero: a token of 0 writes unfenced, as the operator does: two such
@@ -505,7 +505,7 @@ func testFencingTakeover(t *testing.T, h Harness) {
 			default:
 			}
 			_, err := old.Write(ctx, "k", doc{Name: "old", Count: i})
-			if errors.Is(err, persist.ErrFenced) {
+			if errors.Is(err, store.ErrFenced) {
 				return // deposed, as it should be
 			}
 			if err != nil {
@@ -523,7 +523,7 @@ func testFencingTakeover(t *testing.T, h Harness) {
 	wg.Wait()
 	wantValue(t, newer, "k", newDoc)
 	_, err := old.Write(ctx, "k", doc{Name: "old"})
-	wantErr(t, err, persist.ErrFenced)
+	wantErr(t, err, store.ErrFenced)
 }
 
 // inParallel runs op(g, i) for i < each in each of n goroutines and fails t with every

@@ -21,8 +21,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
+	"github.com/strategyops/strategy-operator/pkg/store"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // WritesAfterKill is a database store's crash case: it writes n values at once through d,
@@ -32,7 +32,7 @@ import (
 func WritesAfterKill(t *testing.T, d driver.Driver, token int64, n int, kill func()) int {
 	t.Helper()
 	ctx := t.Context()
-	s := persist.NewStore[int]("killed", d)
+	s := store.NewStore[int]("killed", d)
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Go(func() {

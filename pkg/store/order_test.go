@@ -14,25 +14,25 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package persist_test
+package store_test
 
 import (
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
+	"github.com/strategyops/strategy-operator/pkg/store"
 )
 
 func TestCompareKeysIsNumericAware(t *testing.T) {
 	keys := []string{"10", "b", "2", "B", "a10", "a2", "1", "007", "a", ""}
-	slices.SortFunc(keys, persist.CompareKeys)
+	slices.SortFunc(keys, store.CompareKeys)
 	want := []string{"", "1", "2", "007", "10", "a", "a2", "a10", "B", "b"}
 	if !slices.Equal(keys, want) {
 		t.Fatalf("sorted %q, want %q", keys, want)
 	}
 	for _, k := range keys {
-		if persist.CompareKeys(k, k) != 0 {
+		if store.CompareKeys(k, k) != 0 {
 			t.Fatalf("%q does not equal itself", k)
 		}
 	}
@@ -44,7 +44,7 @@ func TestValidateKeyNamesTheProblem(t *testing.T) {
 		"bad\xff":  "not UTF-8",
 		"nul\x00x": "NUL",
 	} {
-		err := persist.ValidateKey(key)
+		err := store.ValidateKey(key)
 		if err == nil || !strings.Contains(err.Error(), "invalid key") || !strings.Contains(err.Error(), want) {
 			t.Errorf("ValidateKey(%q) = %v, want it to say %q", key, err, want)
 		}

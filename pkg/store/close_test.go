@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package persist_test
+package store_test
 
 import (
 	"context"
@@ -22,9 +22,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/strategyops/strategy-operator/internal/persist"
-	"github.com/strategyops/strategy-operator/internal/persist/driver"
 	"github.com/strategyops/strategy-operator/internal/persist/memstore"
+	"github.com/strategyops/strategy-operator/pkg/store"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // slowGet is a memory driver whose Get waits to be let go, and which counts its Closes.
@@ -47,7 +47,7 @@ func (d *slowGet) Close() error { d.closes++; return nil }
 func TestCloseWaitsAndThenRefuses(t *testing.T) {
 	ctx := context.Background()
 	d := &slowGet{Driver: memstore.New(), entered: make(chan struct{}), letGo: make(chan struct{})}
-	s := persist.NewStore[int]("test", d)
+	s := store.NewStore[int]("test", d)
 	if _, err := s.Write(ctx, "k", 1); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestCloseWaitsAndThenRefuses(t *testing.T) {
 	if err := s.Close(); err != nil || d.closes != 1 {
 		t.Fatalf("a second Close: %v; the driver was closed %d times, want 1", err, d.closes)
 	}
-	if _, err := s.Write(ctx, "k", 2); !errors.Is(err, persist.ErrClosed) {
+	if _, err := s.Write(ctx, "k", 2); !errors.Is(err, store.ErrClosed) {
 		t.Fatalf("a Write after Close: got %v, want ErrClosed", err)
 	}
 }
