@@ -124,6 +124,13 @@ func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, 
 		return err
 	}
 	defer closeDst()
+	if to.backend.IsDatabase() {
+		var closeFenced func()
+		if dst, closeFenced, err = r.carryFencing(ctx, s, src, to); err != nil {
+			return err
+		}
+		defer closeFenced()
+	}
 	in, out := domain.New(src), domain.New(dst)
 	defer func() { _ = errors.Join(in.Close(), out.Close()) }()
 	for _, sym := range s.Spec.Symbols {
@@ -134,7 +141,7 @@ func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, 
 	}
 	if from.backend.IsDatabase() && to.backend.IsDatabase() {
 		for _, c := range archiveContexts(s) {
-			if err := copyStore(ctx, src, dst, c); err != nil {
+			if _, err := domain.CopyStore(ctx, src, dst, c, false); err != nil {
 				return fmt.Errorf("moving the history archive of %s from %s to %s: %w", c.Key.Symbol, from, to, err)
 			}
 		}
@@ -150,6 +157,29 @@ func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, 
 		}
 	}
 	return nil
+}
+
+// carryFencing opens the database at to for the move, fenced one above the newest token
+// either place recorded in the stores of s: the state arrives with its fencing floor, so a
+// runner that once held a higher token cannot write there, and replicas, which record the
+// tokens of the changes copied to them, are not ahead of the state's new home.
+func (r *StrategyReconciler) carryFencing(ctx context.Context, s *v1.Strategy, from domain.Backend, to place) (
+	domain.Backend, func(), error) {
+	contexts := domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols)
+	theirs, err := domain.HighestToken(ctx, from, contexts)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the fencing tokens of the state to move: %w", err)
+	}
+	db, err := r.openDatabase(ctx, s, to)
+	if err != nil {
+		return nil, nil, err
+	}
+	ours, err := domain.HighestToken(ctx, db.Backend(domain.NoFencing), contexts)
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("reading the fencing tokens in %s: %w", to, err)
+	}
+	return db.Backend(driver.Fencing{Writer: "strategy-operator/move", Token: max(theirs, ours) + 1}), db.Close, nil
 }
 
 func copySymbol(ctx context.Context, in, out *domain.Persistence, k domain.Key) error {
@@ -202,38 +232,6 @@ func copyAll[T any](ctx context.Context, in, out *domain.Adapter[T], k domain.Ke
 			return err
 		}
 		if _, err := dst.Write(ctx, v, val); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// copyStore copies every entry of one store context, as stored.
-func copyStore(ctx context.Context, from, to domain.Backend, c domain.Context) error {
-	src, err := from(ctx, c.Domain, c.Key)
-	if err != nil {
-		return err
-	}
-	dst, err := to(ctx, c.Domain, c.Key)
-	if err != nil {
-		return err
-	}
-	if _, err := dst.Init(ctx, false); err != nil {
-		return err
-	}
-	keys, err := src.Keys(ctx)
-	if err != nil {
-		return err
-	}
-	for _, k := range keys {
-		e, err := src.Get(ctx, k)
-		if errors.Is(err, driver.ErrNotFound) {
-			continue
-		}
-		if err == nil {
-			_, err = dst.Put(ctx, k, e.Value, driver.Precondition{})
-		}
-		if err != nil {
 			return err
 		}
 	}

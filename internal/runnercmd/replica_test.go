@@ -216,10 +216,19 @@ func TestReplicaKeepsWhatThePrimaryLost(t *testing.T) {
 	holds("the replica after the refused start", pg.URL, v1.BackendPostgreSQL, before)
 	holds("Redis after the refused start", rs.URL, v1.BackendRedis, map[string]string{})
 
-	run("runner restore-from-replica", append([]string{"restore-from-replica", "copy"}, args...))
+	restore := append([]string{"restore-from-replica", "copy"}, args...)
+	run("runner restore-from-replica", restore)
 	holds("Redis after the restore", rs.URL, v1.BackendRedis, before)
+	p = startProcess(t, kubeconfig, restore, urls...)
+	if code := p.exit(t, 2*time.Minute); code == 0 || !strings.Contains(p.log(), domain.ErrNotBehind.Error()) {
+		t.Fatalf("a second restore, from a replica no longer ahead, ran (exit %d); its log:\n%s", code, p.log())
+	}
 
-	run("the runner's next start", args) // --until has passed: it restores the same state, and stops
-	holds("Redis after the next start", rs.URL, v1.BackendRedis, before)
-	holds("the replica after the next start", pg.URL, v1.BackendPostgreSQL, before)
+	// --until has passed: each start restores the same state, rebuilds the replica, and
+	// stops; a start that writes nothing leaves the next one free to start too.
+	for _, start := range []string{"the runner's next start", "the start after it"} {
+		run(start, args)
+		holds("Redis after "+start, rs.URL, v1.BackendRedis, before)
+		holds("the replica after "+start, pg.URL, v1.BackendPostgreSQL, before)
+	}
 }

@@ -287,20 +287,23 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		l := layers(f)
 		// Before anything is written: a replica ahead of the backend holds what the backend
 		// lost, and trading here would build on the loss.
-		if err := domain.CheckReplicas(ctx, backend(kubestore.Fencing{}), l.Replicas, contexts, log); err != nil {
+		floor, err := domain.CheckReplicas(ctx, backend(kubestore.Fencing{}), l.Replicas, contexts, log)
+		if err != nil {
 			return err
 		}
+		l.Floor = &floor
 		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
 		return work(ctx, l.Wrap(backend(f)), c)
 	})
 }
 
 // openLayers opens the replicas' databases and returns the layers of s (its cache and its
-// replicas) for a writer fenced by f, and what closes the databases. Replicas are written
-// under the writer's fencing, as the backend is: a deposed runner's last copies are
-// refused, and each replica records the newest token it was written with, so that a
-// replica holding what the backend lost is seen (domain.CheckReplicas) instead of being
-// rebuilt from it.
+// replicas) for a writer fenced by f, and what closes the databases. A replica's changes
+// are written under the writer's fencing, as the backend's are: a deposed runner's last
+// changes are refused, and the replica records the token of each change the backend
+// recorded first, so that a replica holding what the backend lost is seen
+// (domain.CheckReplicas) instead of being rebuilt from it. Its rebuilds write unfenced:
+// they record nothing the backend has not.
 func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (func(driver.Fencing) domain.Layers, func(),
 	error) {
 	var dbs []*domain.Database
@@ -321,7 +324,7 @@ func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (func(
 		l := domain.Layers{Cache: s.Cache, Log: log}
 		for i, r := range s.Replicas {
 			l.Replicas = append(l.Replicas, domain.Replica{Name: r.Name, Backend: dbs[i].Backend(f),
-				QueueSize: r.QueueSize})
+				Copier: dbs[i].Backend(domain.NoFencing), QueueSize: r.QueueSize})
 		}
 		return l
 	}, closeAll, nil
@@ -348,8 +351,13 @@ func rebuildReplicas(ctx context.Context, s runner.Settings, log *slog.Logger) e
 		names[i] = r.Name
 	}
 	contexts := domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)
-	if err := domain.RebuildReplicas(ctx, layers(domain.NoFencing).Wrap(db.Backend(domain.NoFencing)), names,
-		contexts); err != nil {
+	l := layers(domain.NoFencing)
+	floor, err := domain.CheckReplicas(ctx, db.Backend(domain.NoFencing), l.Replicas, contexts, log)
+	if err != nil {
+		return err // a replica ahead of the backend is not rebuilt from it
+	}
+	l.Floor = &floor
+	if err := domain.RebuildReplicas(ctx, l.Wrap(db.Backend(domain.NoFencing)), names, contexts); err != nil {
 		return err
 	}
 	log.Info("Rebuilt the replicas from the backend", "replicas", names, "stores", len(contexts))

@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 
 	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
 	"github.com/strategyops/strategy-operator/internal/persist/replicastore"
@@ -36,10 +38,12 @@ type Layers struct {
 	Replicas []Replica
 	// RebuildOnOpen makes each replica of a store owe a rebuild from the store when it is
 	// opened (replicastore.Options.RebuildAtStart): a runner's start, after which a replica
-	// may have missed the changes a killed runner had queued for it. The store's fencing
-	// token as it is opened is the rebuild's floor (replicastore.Options.Floor): a replica
-	// with a newer one is never emptied.
+	// may have missed the changes a killed runner had queued for it.
 	RebuildOnOpen bool
+	// Floor, when set, is the newest fencing token the backend recorded in any store of
+	// the strategy before this writer started (CheckReplicas reads it): no rebuild empties
+	// a replica that records a newer one (replicastore.Options.Floor).
+	Floor *int64
 	// Log receives the replicas' failures and recoveries (slog.Default() when nil).
 	Log *slog.Logger
 }
@@ -47,8 +51,10 @@ type Layers struct {
 // Replica is a backend the stores are copied to.
 type Replica struct {
 	// Name names the replica in the metrics and logs.
-	Name    string
-	Backend Backend
+	Name string
+	// Backend writes the changes, under the writer's fencing; Copier, when set, the
+	// rebuilds, unfenced (replicastore.Replica.Copier).
+	Backend, Copier Backend
 	// QueueSize is the most changes waiting (replicastore.DefaultQueueSize when 0).
 	QueueSize int
 }
@@ -71,15 +77,6 @@ func (l Layers) Wrap(primary Backend) Backend {
 		if err != nil {
 			return nil, err
 		}
-		var floor *int64
-		if tr, ok := drv.(driver.TokenRecorder); ok && l.RebuildOnOpen && len(l.Replicas) > 0 {
-			token, err := tr.RecordedToken(ctx)
-			if err != nil {
-				_ = drv.Close()
-				return nil, err
-			}
-			floor = &token
-		}
 		if l.Cache != nil {
 			if drv, err = cachestore.New(drv, *l.Cache); err != nil {
 				return nil, err
@@ -90,15 +87,19 @@ func (l Layers) Wrap(primary Backend) Backend {
 		}
 		replicas := make([]replicastore.Replica, 0, len(l.Replicas))
 		for _, r := range l.Replicas {
-			rd, err := r.Backend(ctx, d, k)
+			rep := replicastore.Replica{Name: r.Name, QueueSize: r.QueueSize}
+			rep.Driver, err = r.Backend(ctx, d, k)
+			if err == nil && r.Copier != nil {
+				rep.Copier, err = r.Copier(ctx, d, k)
+			}
 			if err != nil {
 				_ = drv.Close()
 				return nil, fmt.Errorf("replica %s: %w", r.Name, err)
 			}
-			replicas = append(replicas, replicastore.Replica{Name: r.Name, Driver: rd, QueueSize: r.QueueSize})
+			replicas = append(replicas, rep)
 		}
 		rd, err := replicastore.New(drv, replicas, replicastore.Options{Logger: l.Log, RebuildAtStart: l.RebuildOnOpen,
-			Floor: floor})
+			Floor: l.Floor})
 		if err != nil {
 			_ = drv.Close()
 			return nil, err
@@ -144,18 +145,19 @@ func RebuildReplicas(ctx context.Context, b Backend, names []string, contexts []
 var ErrPrimaryBehind = replicastore.ErrPrimaryBehind
 
 // CheckReplicas compares the newest fencing token each replica recorded in the stores of
-// contexts with the backend's, before a writer starts: a replica ahead of the backend fails
-// with ErrPrimaryBehind, naming it; trading on the backend would build on lost state, and
-// rebuilding the replica would destroy the only copy. A replica that cannot be read is
-// logged and skipped (it does not stop trading); its rebuild, with the backend's tokens as
-// its floor, still leaves it whole if it is ahead.
-func CheckReplicas(ctx context.Context, primary Backend, replicas []Replica, contexts []Context, log *slog.Logger) error {
-	if len(replicas) == 0 {
-		return nil
-	}
+// contexts with the backend's, before a writer starts, and returns the backend's: the
+// floor of the replicas' rebuilds (Layers.Floor). A replica records a token only with a
+// change the backend recorded it with first, so a replica ahead of the backend holds what
+// the backend lost (a server restarted without its data): that fails with
+// ErrPrimaryBehind, naming it, since trading on would build on the loss and rebuilding the
+// replica would destroy the only copy. A replica that cannot be read is logged and
+// skipped (it does not stop trading); its rebuild, under the floor, still leaves it whole
+// if it is ahead.
+func CheckReplicas(ctx context.Context, primary Backend, replicas []Replica, contexts []Context, log *slog.Logger) (
+	int64, error) {
 	ours, err := HighestToken(ctx, primary, contexts)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	for _, r := range replicas {
 		theirs, err := HighestToken(ctx, r.Backend, contexts)
@@ -165,19 +167,26 @@ func CheckReplicas(ctx context.Context, primary Backend, replicas []Replica, con
 			continue
 		}
 		if theirs > ours {
-			return fmt.Errorf("%w: replica %s records fencing token %d, the backend only %d: the backend lost state "+
-				"the replica holds; restore it with runner restore-from-replica %s (with the runner's settings, "+
-				"while no runner of the strategy runs)", ErrPrimaryBehind, r.Name, theirs, ours, r.Name)
+			return ours, fmt.Errorf("%w: replica %s records fencing token %d, the backend only %d: the backend lost "+
+				"state the replica holds; restore it with runner restore-from-replica %s (with the runner's settings, "+
+				"the Strategy suspended)", ErrPrimaryBehind, r.Name, theirs, ours, r.Name)
 		}
 	}
-	return nil
+	return ours, nil
 }
 
+// ErrNotBehind: restoring from a replica that is not ahead of the backend would take the
+// backend back to the replica's older state.
+var ErrNotBehind = errors.New("the backend is not behind the replica")
+
 // RestoreFromReplica makes the stores of contexts in the backend hold what they hold in
-// replica r: each is emptied, then written with the replica's entries, under a fencing
-// token one above the newest any store of the replica or the backend recorded, so that
-// the next writer starts above it and the replica is no longer ahead. Run it while no
-// runner writes.
+// replica r, which must be ahead of it (ErrNotBehind otherwise). It copies unfenced first,
+// every entry and the removal of every key the replica lacks, and only then records a
+// fencing token one above the newest either side holds, in every store (a fenced write of
+// a value just copied, or a fenced clearing of a store left empty): until that last pass
+// the backend stays behind and a runner still refuses to start, so an interrupted restore
+// is run again; after it, the next writer starts above the token and the replica is no
+// longer ahead. Run it while no runner of the strategy runs (suspend the Strategy).
 func RestoreFromReplica(ctx context.Context, primary func(driver.Fencing) Backend, r Replica,
 	contexts []Context) (entries int, err error) {
 	theirs, err := HighestToken(ctx, r.Backend, contexts)
@@ -188,56 +197,97 @@ func RestoreFromReplica(ctx context.Context, primary func(driver.Fencing) Backen
 	if err != nil {
 		return 0, err
 	}
-	to := primary(driver.Fencing{Writer: "restore-from-replica/" + r.Name, Token: max(theirs, ours) + 1})
+	if theirs <= ours {
+		return 0, fmt.Errorf("%w: replica %s records fencing token %d, the backend %d", ErrNotBehind, r.Name, theirs,
+			ours)
+	}
+	copied := make(map[Context]map[string][]byte, len(contexts))
 	for _, c := range contexts {
-		n, err := restoreStore(ctx, r.Backend, to, c)
+		state, err := CopyStore(ctx, r.Backend, primary(driver.Fencing{}), c, true)
 		if err != nil {
 			return entries, fmt.Errorf("%s %s: %w", c.Domain, c.Key, err)
 		}
-		entries += n
+		copied[c], entries = state, entries+len(state)
+	}
+	fenced := primary(driver.Fencing{Writer: "restore-from-replica/" + r.Name, Token: max(theirs, ours) + 1})
+	for _, c := range contexts {
+		if err := recordToken(ctx, fenced, c, copied[c]); err != nil {
+			return entries, fmt.Errorf("%s %s: recording the fencing token: %w", c.Domain, c.Key, err)
+		}
 	}
 	return entries, nil
 }
 
-// restoreStore copies one store from one backend to another, replacing what it held.
-func restoreStore(ctx context.Context, from, to Backend, c Context) (int, error) {
+// recordToken makes the store of c record its driver's fencing token without changing what
+// it holds, state: one value written again, or, when it holds none, a clearing.
+func recordToken(ctx context.Context, b Backend, c Context, state map[string][]byte) error {
+	d, err := b(ctx, c.Domain, c.Key)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Close() }()
+	if _, err := d.Init(ctx, false); err != nil {
+		return err
+	}
+	if len(state) == 0 {
+		return d.DeleteAll(ctx)
+	}
+	k := slices.Min(slices.Collect(maps.Keys(state)))
+	_, err = d.Put(ctx, k, state[k], driver.Precondition{})
+	return err
+}
+
+// CopyStore makes the store of c in to hold every entry the store of c in from holds, as
+// stored, and, when exact, nothing else; it returns what it copied. Writes are
+// unconditional: run it while nobody else writes the store in to.
+func CopyStore(ctx context.Context, from, to Backend, c Context, exact bool) (map[string][]byte, error) {
 	src, err := from(ctx, c.Domain, c.Key)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer func() { _ = src.Close() }()
 	dst, err := to(ctx, c.Domain, c.Key)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	defer func() { _ = dst.Close() }()
 	for _, d := range []driver.Driver{src, dst} {
 		if _, err := d.Init(ctx, false); err != nil {
-			return 0, err
+			return nil, err
 		}
 	}
 	keys, err := src.Keys(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	state := make(map[string][]byte, len(keys))
 	for _, k := range keys {
 		e, err := src.Get(ctx, k)
 		switch {
 		case errors.Is(err, driver.ErrNotFound):
+			continue
 		case err != nil:
-			return 0, err
-		default:
-			state[k] = e.Value
+			return nil, err
+		}
+		if _, err := dst.Put(ctx, k, e.Value, driver.Precondition{}); err != nil {
+			return nil, err
+		}
+		state[k] = e.Value
+	}
+	if !exact {
+		return state, nil
+	}
+	have, err := dst.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range have {
+		if _, ok := state[k]; ok {
+			continue
+		}
+		if err := dst.Delete(ctx, k, driver.Precondition{}); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			return nil, err
 		}
 	}
-	if err := dst.DeleteAll(ctx); err != nil {
-		return 0, err
-	}
-	for k, v := range state {
-		if _, err := dst.Put(ctx, k, v, driver.Precondition{}); err != nil {
-			return 0, err
-		}
-	}
-	return len(state), nil
+	return state, nil
 }

@@ -95,6 +95,10 @@ const stripes = 256
 type Replica struct {
 	Name   string
 	Driver driver.Driver
+	// Copier, when set, is the driver rebuilds write with (Driver when nil): the same store,
+	// written unfenced, so that a replica records a fencing token only with a change the
+	// primary recorded it with first, never more than the primary holds.
+	Copier driver.Driver
 	// QueueSize is the most changes queued for this replica (Options.QueueSize when 0).
 	QueueSize int
 }
@@ -113,11 +117,11 @@ type Options struct {
 	// the primary's state once the primary's Init has succeeded (a writer's start, after
 	// which a replica may lack what an earlier writer had queued for it).
 	RebuildAtStart bool
-	// Floor, when set, is the fencing token the primary recorded before this driver wrote
-	// anything. A rebuild never empties a replica that records a newer token than Floor
-	// (driver.TokenRecorder): the replica holds writes the primary lost, and its rebuild
-	// fails with ErrPrimaryBehind, again at each retry, leaving the replica whole to restore
-	// the primary from.
+	// Floor, when set, is the newest fencing token the primary recorded before this writer
+	// wrote anything. A rebuild never empties a replica that records a newer token than
+	// Floor (driver.TokenRecorder): the replica holds writes the primary lost, and its
+	// rebuild fails with ErrPrimaryBehind, again at each retry, leaving the replica whole
+	// to restore the primary from.
 	Floor *int64
 }
 
@@ -570,6 +574,9 @@ func (d *replicated) run(r *replica) {
 	}
 	if !d.retry(r, "initialize", nil, func(ctx context.Context) error {
 		_, err := r.Driver.Init(ctx, d.initial)
+		if err == nil && r.Copier != nil {
+			_, err = r.Copier.Init(ctx, d.initial)
+		}
 		return err
 	}) {
 		return
@@ -580,7 +587,7 @@ func (d *replicated) run(r *replica) {
 			return
 		}
 		if t.rebuild {
-			if !d.retry(r, "rebuild", nil, func(ctx context.Context) error { return d.copyTo(ctx, r.Driver) }) {
+			if !d.retry(r, "rebuild", nil, func(ctx context.Context) error { return d.copyTo(ctx, r) }) {
 				return
 			}
 			r.mu.Lock()
@@ -668,9 +675,14 @@ func ignoreNotFound(err error) error {
 }
 
 // copyTo makes a replica hold the primary's state: it reads the primary, empties the
-// replica and writes every entry; a replica ahead of the floor is left whole.
-func (d *replicated) copyTo(ctx context.Context, to driver.Driver) error {
-	if tr, ok := to.(driver.TokenRecorder); ok && d.floor != nil {
+// replica and writes every entry (with its Copier); a replica ahead of the floor is left
+// whole.
+func (d *replicated) copyTo(ctx context.Context, r *replica) error {
+	to := r.Driver
+	if r.Copier != nil {
+		to = r.Copier
+	}
+	if tr, ok := r.Driver.(driver.TokenRecorder); ok && d.floor != nil {
 		token, err := tr.RecordedToken(ctx)
 		if err != nil {
 			return fmt.Errorf("read the replica's fencing token: %w", err)
