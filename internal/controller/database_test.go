@@ -231,6 +231,13 @@ var _ = Describe("Database backends", Ordered, func() {
 		pg := connection("pg", postgresURL, true)
 		moveTo(v1.BackendPostgreSQL, &pg)
 		holds(stateIn(v1.BackendPostgreSQL, postgresURL), "PostgreSQL")
+		db, err := domain.OpenDatabase(ctx, v1.BackendPostgreSQL, postgresURL)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(db.Close)
+		floor, err := domain.HighestToken(ctx, db.Backend(domain.NoFencing),
+			domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols))
+		Expect(err).NotTo(HaveOccurred())
+		Expect(floor).To(BeNumerically(">", 0), "the move records no fencing floor in the state's new home")
 		Eventually(func() []v1.StrategyState {
 			var states v1.StrategyStateList
 			Expect(direct.List(ctx, &states, client.InNamespace(ns))).To(Succeed())
@@ -364,6 +371,13 @@ var _ = Describe("Database backends", Ordered, func() {
 			intruder.Spec.Retention = v1.DeleteState
 			Expect(direct.Create(ctx, intruder)).To(Succeed())
 			refused(intruder)
+
+			By("an order to take over from an owner of this cluster that still exists is refused too")
+			change(ctx, intruder, func(s *v1.Strategy) {
+				s.Annotations = map[string]string{controller.AnnotationTakeOverFrom: string(owner.UID)}
+			})
+			Consistently(recorded, "3s").Should(Equal(ns+"/owner/"+string(owner.UID)), "a live owner lost its state")
+			refused(intruder)
 			Expect(direct.Delete(ctx, intruder)).To(Succeed())
 			Eventually(func() bool { return apierrors.IsNotFound(get(ctx, intruder)) }, timeout).Should(BeTrue())
 			Expect(state.ReadSignal(ctx, key(owner, "BTCUSDT"))).NotTo(BeNil(), "the owner's signal was deleted")
@@ -404,6 +418,21 @@ var _ = Describe("Database backends", Ordered, func() {
 			Expect(direct.Create(ctx, next)).To(Succeed())
 			Eventually(recorded, timeout).Should(Equal(ns + "/next/" + string(next.UID)))
 			Eventually(func() error { return get(ctx, runnerPod(next)) }, timeout).Should(Succeed())
+
+			By("an owner of another cluster, which this operator cannot see, is taken over only by order")
+			foreign := domain.Owner{Cluster: "elsewhere", Namespace: ns, Name: "abroad", UID: "uid-elsewhere"}
+			adopter := shared(ns, "adopter")
+			adopter.Spec.StrategyName += "-abroad"
+			Expect(db.RecordOwner(ctx, adopter.Spec.StrategyName, adopter.Spec.ExchangeName, foreign, "")).To(Succeed())
+			Expect(direct.Create(ctx, adopter)).To(Succeed())
+			Eventually(condition(ctx, adopter, v1.ConditionPersistenceReady), timeout).Should(And(
+				haveStatus(metav1.ConditionFalse, controller.ReasonStateClaimed),
+				HaveField("Message", ContainSubstring("of cluster elsewhere"))))
+			change(ctx, adopter, func(s *v1.Strategy) {
+				s.Annotations = map[string]string{controller.AnnotationTakeOverFrom: foreign.UID}
+			})
+			Eventually(condition(ctx, adopter, v1.ConditionPersistenceReady), timeout).
+				Should(haveStatus(metav1.ConditionTrue, controller.ReasonBackendReady))
 		})
 	}
 

@@ -22,20 +22,24 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // The Lease elects one owner of a state identity within a namespace; a database is shared
 // beyond it (other namespaces, other clusters), so a database also records the identity's
 // owner beside its rows (domain.Owner). A Strategy uses a database only once it is the
 // recorded owner there. It becomes the owner where none is recorded; in place of an owner
-// of its own cluster and namespace that is gone (as the Lease is taken over); or, from any
-// other owner, only when a person orders it with AnnotationTakeOverFrom.
+// of its own cluster and namespace that is gone (as the Lease is taken over); or when a
+// person orders it with AnnotationTakeOverFrom, from an owner of another namespace of its
+// cluster that is gone, or from an owner of another cluster (which it cannot see). Never
+// from an owner of its cluster that still exists, nor from one deleting the state.
 
 // AnnotationTakeOverFrom, set on a Strategy to the UID of the owner a database records for
 // its state identity, makes it take the identity over from that owner: for an owner in
@@ -74,30 +78,54 @@ func (r *StrategyReconciler) claimDatabase(ctx context.Context, s *v1.Strategy, 
 		if cur == me {
 			return nil
 		}
-		return db.RecordOwner(ctx, name, exchange, me, rev) // the cluster's name changed
-	case s.Annotations[AnnotationTakeOverFrom] == cur.UID:
-		if err := db.RecordOwner(ctx, name, exchange, me, rev); err != nil {
-			return err
-		}
-		r.event(s, corev1.EventTypeNormal, ReasonClaimedState, fmt.Sprintf("took over the state of %s in %s from "+
-			"%s, as the annotation %s ordered", identityOf(s), p, cur, AnnotationTakeOverFrom))
-		return nil
-	case r.Cluster != "" && cur.Cluster == r.Cluster && cur.Namespace == s.Namespace:
-		alive, err := r.owns(ctx, s, cur.Name, cur.UID)
-		if err != nil {
-			return err
-		}
-		if alive {
-			break
-		}
-		if err := db.RecordOwner(ctx, name, exchange, me, rev); err != nil {
-			return err
-		}
-		r.event(s, corev1.EventTypeNormal, ReasonClaimedState, fmt.Sprintf("took over the state of %s in %s, "+
-			"whose owner %s is gone", identityOf(s), p, cur))
-		return nil
+		return db.RecordOwner(ctx, name, exchange, me, rev) // the cluster's name changed, or a release was cut short
+	case cur.Releasing:
+		return &ownedError{owner: cur, at: p}
 	}
-	return &ownedError{owner: cur, at: p}
+	ordered := s.Annotations[AnnotationTakeOverFrom] == cur.UID
+	if r.Cluster == "" || cur.Cluster != r.Cluster {
+		if !ordered { // another cluster's owner, or one this operator cannot place: only by order
+			return &ownedError{owner: cur, at: p}
+		}
+		return r.takeOver(ctx, s, db, p, me, cur, rev, "as the annotation "+AnnotationTakeOverFrom+" ordered")
+	}
+	alive, err := r.ownerAlive(ctx, name, exchange, cur)
+	switch {
+	case err != nil:
+		return err
+	case alive, cur.Namespace != s.Namespace && !ordered:
+		return &ownedError{owner: cur, at: p}
+	}
+	return r.takeOver(ctx, s, db, p, me, cur, rev, "whose owner is gone")
+}
+
+// takeOver records me in place of cur, read at rev, and says so.
+func (r *StrategyReconciler) takeOver(ctx context.Context, s *v1.Strategy, db *domain.Database, p place,
+	me, cur domain.Owner, rev driver.Revision, why string) error {
+	if err := db.RecordOwner(ctx, s.EffectiveStrategyName(), s.Spec.ExchangeName, me, rev); err != nil {
+		return err
+	}
+	r.event(s, corev1.EventTypeNormal, ReasonClaimedState, fmt.Sprintf("took over the state of %s in %s from %s, %s",
+		identityOf(s), p, cur, why))
+	return nil
+}
+
+// ownerAlive reports whether the owner o, of this cluster, still exists and still names the
+// identity (strategy name and exchange), reading the API server. An owner in a namespace
+// the operator may not read counts as alive: it cannot tell.
+func (r *StrategyReconciler) ownerAlive(ctx context.Context, name, exchange string, o domain.Owner) (bool, error) {
+	var st v1.Strategy
+	err := r.StateClient.Get(ctx, types.NamespacedName{Namespace: o.Namespace, Name: o.Name}, &st)
+	switch {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case apierrors.IsForbidden(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	}
+	n, e := appliedIdentity(&st)
+	return string(st.UID) == o.UID && n == name && e == exchange, nil
 }
 
 // standDownOwned stands s down for the owner its database records (err, an *ownedError),
@@ -114,7 +142,9 @@ func (r *StrategyReconciler) standDownOwned(ctx context.Context, sc *scope, err 
 
 // deleteDatabaseState removes every row of contexts at p, and then the owner record, when
 // s is the owner the database records (or none is recorded: state from before owners were
-// recorded there). The state of another owner is left whole, with a Warning event.
+// recorded there). It marks the record releasing first, so that nobody takes the state
+// over while its rows go. The state of another owner, or under a record that names no
+// owner, is left whole, with a Warning event.
 func (r *StrategyReconciler) deleteDatabaseState(ctx context.Context, s *v1.Strategy, p place,
 	contexts []domain.Context) error {
 	ctx, cancel := withDeadline(ctx, p)
@@ -126,6 +156,11 @@ func (r *StrategyReconciler) deleteDatabaseState(ctx context.Context, s *v1.Stra
 	defer db.Close()
 	name, exchange := s.EffectiveStrategyName(), s.Spec.ExchangeName
 	owner, rev, found, err := db.ReadOwner(ctx, name, exchange)
+	if errors.Is(err, driver.ErrInvalidValue) {
+		r.event(s, corev1.EventTypeWarning, ReasonStateClaimed, fmt.Sprintf("left the state of %s in %s whole: %v",
+			identityOf(s), p, err))
+		return nil
+	}
 	if err != nil {
 		return wrapErr("reading the owner of the state of "+identityOf(s)+" in "+p.String(), err)
 	}
@@ -133,6 +168,16 @@ func (r *StrategyReconciler) deleteDatabaseState(ctx context.Context, s *v1.Stra
 		r.event(s, corev1.EventTypeWarning, ReasonStateClaimed, fmt.Sprintf("left the state of %s in %s whole: "+
 			"it belongs to %s", identityOf(s), p, owner))
 		return nil
+	}
+	releasing := domain.Owner{Cluster: r.Cluster, Namespace: s.Namespace, Name: s.Name, UID: string(s.UID),
+		Releasing: true}
+	if owner != releasing {
+		if err := db.RecordOwner(ctx, name, exchange, releasing, rev); err != nil {
+			return err // changed meanwhile: read again on the next pass
+		}
+		if _, rev, _, err = db.ReadOwner(ctx, name, exchange); err != nil {
+			return err
+		}
 	}
 	backend := db.Backend(domain.NoFencing)
 	var errs []error
@@ -143,7 +188,7 @@ func (r *StrategyReconciler) deleteDatabaseState(ctx context.Context, s *v1.Stra
 		}
 		errs = append(errs, err)
 	}
-	if err := errors.Join(errs...); err != nil || !found {
+	if err := errors.Join(errs...); err != nil {
 		return wrapErr("deleting the state of "+identityOf(s)+" in "+p.String(), err)
 	}
 	return db.ReleaseOwner(ctx, name, exchange, rev)

@@ -40,6 +40,9 @@ type Owner struct {
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
 	UID       string `json:"uid"`
+	// Releasing: the owner is deleting the state, and then the record; nobody takes the
+	// state over meanwhile.
+	Releasing bool `json:"releasing,omitempty"`
 }
 
 func (o Owner) String() string {
