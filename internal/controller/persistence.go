@@ -299,11 +299,11 @@ func (r *StrategyReconciler) removeStale(ctx context.Context, sc *scope) error {
 
 // emptyObject is a typed object of o's kind and name, to read or delete.
 func emptyObject(o domain.StoreObject, namespace string) client.Object {
-	meta := metav1.ObjectMeta{Namespace: namespace, Name: o.Name}
+	om := metav1.ObjectMeta{Namespace: namespace, Name: o.Name}
 	if o.Kind == domain.KindStrategyState {
-		return &v1.StrategyState{ObjectMeta: meta}
+		return &v1.StrategyState{ObjectMeta: om}
 	}
-	return &corev1.ConfigMap{ObjectMeta: meta}
+	return &corev1.ConfigMap{ObjectMeta: om}
 }
 
 // switchBackend moves a strategy's state to its newly chosen backend. done is false while

@@ -18,6 +18,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -169,6 +170,27 @@ func (r *StrategyReconciler) tend(ctx context.Context, sc *scope) error {
 		r.tendDatabase(ctx, sc.strategy, sc.activePlace())
 	}
 	return nil
+}
+
+// storageFailed stops or retries a strategy whose storage could not be made ready (err):
+// a name someone else holds, state another Strategy owns, or a backend that failed.
+func (r *StrategyReconciler) storageFailed(ctx context.Context, sc *scope, err error) (ctrl.Result, error) {
+	switch {
+	case errors.Is(err, errNameTaken):
+		return r.stopIfNameTaken(ctx, sc, err)
+	case errors.Is(err, errOwnedElsewhere):
+		return r.standDownOwned(ctx, sc, err)
+	}
+	reason := ReasonStorageFailed
+	if sc.active.IsDatabase() {
+		reason = databaseReason(err)
+	}
+	setCondition(sc.strategy, v1.ConditionPersistenceReady, false, reason, err.Error())
+	if sc.active.IsDatabase() {
+		// Not reachable now: tried again; a pod already running keeps retrying on its own.
+		return ctrl.Result{RequeueAfter: databaseRetry}, nil
+	}
+	return ctrl.Result{}, err
 }
 
 // ensureStorage makes the PersistentVolumeClaim (File) or the store objects (ConfigMap,

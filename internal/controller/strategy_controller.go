@@ -271,23 +271,7 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		return r.stopIfNameTaken(ctx, sc, err)
 	}
 	if err := r.ensureStorage(ctx, s, sc.activePlace()); err != nil {
-		if errors.Is(err, errNameTaken) {
-			return r.stopIfNameTaken(ctx, sc, err)
-		}
-		if errors.Is(err, errOwnedElsewhere) {
-			return r.standDownOwned(ctx, sc, err)
-		}
-		reason := ReasonStorageFailed
-		if sc.active.IsDatabase() {
-			reason = databaseReason(err)
-		}
-		setCondition(s, v1.ConditionPersistenceReady, false, reason, err.Error())
-		if sc.active.IsDatabase() {
-			// Not reachable now: tried again; a pod already running keeps retrying on its
-			// own.
-			return ctrl.Result{RequeueAfter: databaseRetry}, nil
-		}
-		return ctrl.Result{}, err
+		return r.storageFailed(ctx, sc, err)
 	}
 	if err := r.labelOwned(ctx, s, lease); err != nil {
 		return ctrl.Result{}, err
