@@ -603,7 +603,7 @@ func (d *replicated) run(r *replica) {
 			return !r.owed.IsZero()
 		}
 		if !d.retry(r, "apply a change", superseded, func(ctx context.Context) error {
-			return d.apply(ctx, r.Driver, t.change)
+			return d.apply(ctx, r, t.change)
 		}) {
 			return
 		}
@@ -645,8 +645,11 @@ func (d *replicated) retry(r *replica, what string, abandon func() bool, attempt
 	}
 }
 
-// apply makes c on a replica, unconditionally.
-func (d *replicated) apply(ctx context.Context, to driver.Driver, c change) error {
+// apply makes c on a replica, unconditionally: a write the primary acknowledged with the
+// replica's driver, a copy of the key as the primary holds it (a write whose outcome was
+// lost, which the primary may not have recorded) with its Copier.
+func (d *replicated) apply(ctx context.Context, r *replica, c change) error {
+	to := r.Driver
 	switch c.op {
 	case opPut:
 		_, err := to.Put(ctx, c.key, c.value, driver.Precondition{})
@@ -655,6 +658,9 @@ func (d *replicated) apply(ctx context.Context, to driver.Driver, c change) erro
 		return ignoreNotFound(to.Delete(ctx, c.key, driver.Precondition{}))
 	case opDeleteAll:
 		return to.DeleteAll(ctx)
+	}
+	if r.Copier != nil {
+		to = r.Copier
 	}
 	e, err := d.primary.Get(ctx, c.key)
 	if errors.Is(err, driver.ErrNotFound) {
