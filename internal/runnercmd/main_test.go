@@ -475,3 +475,25 @@ func TestFileRunStopsAtUntilAndResumes(t *testing.T) {
 		}
 	}
 }
+
+// startRedis starts a Redis server for t (testenv.StartRedis, with extra settings).
+func startRedis(t *testing.T, extra ...string) *testenv.Redis {
+	t.Helper()
+	rs, err := testenv.StartRedis(t.Context(), extra...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rs.Stop)
+	return rs
+}
+
+// startPostgres starts a PostgreSQL server for t.
+func startPostgres(t *testing.T) *testenv.Postgres {
+	t.Helper()
+	pg, err := testenv.StartPostgres(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	return pg
+}

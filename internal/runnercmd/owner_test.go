@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
 // TestRunnerWritesOnlyRowsItsStrategyOwns: on a database whose owner record names another
@@ -33,11 +32,7 @@ func TestRunnerWritesOnlyRowsItsStrategyOwns(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(ctx, t)
 	kubeconfig := env.Kubeconfig(t)
-	rs, err := testenv.StartRedis(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Stop)
+	rs := startRedis(t)
 	db, err := domain.OpenDatabase(ctx, "Redis", rs.URL)
 	if err != nil {
 		t.Fatal(err)

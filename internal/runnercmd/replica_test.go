@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -95,38 +96,53 @@ func wipe(t *testing.T, b v1.PersistenceBackend, url, strategyName string) {
 	}
 }
 
+// replicated is a runner of one strategy on a Redis server, with a PostgreSQL replica
+// named copy: its arguments and environment, and its servers.
+type replicated struct {
+	rs         *testenv.Redis
+	pg         *testenv.Postgres
+	kubeconfig string
+	args, urls []string
+}
+
+// newReplicated starts the servers (Redis with redisSettings) of a replicated runner of
+// strategy name, which trades six simulated hours in six seconds.
+func newReplicated(t *testing.T, name string, redisSettings ...string) *replicated {
+	ns := env.Namespace(t.Context(), t)
+	r := &replicated{rs: startRedis(t, redisSettings...), pg: startPostgres(t), kubeconfig: env.Kubeconfig(t)}
+	r.args = []string{"--strategy-name=" + name, "--exchange=simulated",
+		"--symbols=" + strings.Join(restartSymbols, ","), "--backend=Redis", "--namespace=" + ns,
+		"--lease=" + name + "-runner", "--start=" + restartStart.Format(time.RFC3339),
+		"--until=" + restartStart.Add(6*time.Hour).Format(time.RFC3339), "--speed=3600", "--lease-duration=4s",
+		"--renew-deadline=3s", "--retry-period=500ms", "--replicas=copy:PostgreSQL"}
+	r.urls = []string{domain.StoreURLEnv + "=" + r.rs.URL, domain.ReplicaURLEnv("copy") + "=" + r.pg.URL}
+	return r
+}
+
+// start starts the runner (or one of its tools) with args.
+func (r *replicated) start(t *testing.T, args []string) *process {
+	t.Helper()
+	return startProcess(t, r.kubeconfig, args, r.urls...)
+}
+
+// run runs the runner (or a tool) with args, which must exit 0.
+func (r *replicated) run(t *testing.T, what string, args []string) {
+	t.Helper()
+	p := r.start(t, args)
+	if code := p.exit(t, 2*time.Minute); code != 0 {
+		t.Fatalf("%s exited %d; its log:\n%s", what, code, p.log())
+	}
+}
+
 // TestReplicasFollowTheBackend: a runner on Redis, with a cache and a PostgreSQL replica,
 // trades; the replica then holds what Redis holds. A replica that lost everything is made
 // whole again by runner rebuild-replicas, and by the next runner's start.
 func TestReplicasFollowTheBackend(t *testing.T) {
-	ctx := context.Background()
-	ns := env.Namespace(ctx, t)
-	kubeconfig := env.Kubeconfig(t)
-	rs, err := testenv.StartRedis(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Stop)
-	pg, err := testenv.StartPostgres(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
 	const name = "replicated"
-	args := []string{"--strategy-name=" + name, "--exchange=simulated", "--symbols=" + strings.Join(restartSymbols, ","),
-		"--backend=Redis", "--namespace=" + ns, "--lease=" + name + "-runner",
-		"--start=" + restartStart.Format(time.RFC3339), "--until=" + restartStart.Add(6*time.Hour).Format(time.RFC3339),
-		"--speed=3600", "--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms",
-		"--cache-max-entries=100", "--replicas=copy:PostgreSQL"}
-	urls := []string{domain.StoreURLEnv + "=" + rs.URL, domain.ReplicaURLEnv("copy") + "=" + pg.URL}
-
-	run := func(what string, args []string) {
-		t.Helper()
-		p := startProcess(t, kubeconfig, args, urls...)
-		if code := p.exit(t, 2*time.Minute); code != 0 {
-			t.Fatalf("%s exited %d; its log:\n%s", what, code, p.log())
-		}
-	}
+	r := newReplicated(t, name)
+	rs, pg := r.rs, r.pg
+	args := append(slices.Clone(r.args), "--cache-max-entries=100")
+	run := func(what string, args []string) { t.Helper(); r.run(t, what, args) }
 	same := func(when string) {
 		t.Helper()
 		primary := storeContents(t, v1.BackendRedis, rs.URL, name)
@@ -157,32 +173,10 @@ func TestReplicasFollowTheBackend(t *testing.T) {
 // restore-from-replica brings the state back, and the runner then resumes on it.
 func TestReplicaKeepsWhatThePrimaryLost(t *testing.T) {
 	ctx := context.Background()
-	ns := env.Namespace(ctx, t)
-	kubeconfig := env.Kubeconfig(t)
-	rs, err := testenv.StartRedis(ctx, "--appendonly", "no") // nothing survives a restart
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Stop)
-	pg, err := testenv.StartPostgres(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
 	const name = "rescued"
-	args := []string{"--strategy-name=" + name, "--exchange=simulated", "--symbols=" + strings.Join(restartSymbols, ","),
-		"--backend=Redis", "--namespace=" + ns, "--lease=" + name + "-runner",
-		"--start=" + restartStart.Format(time.RFC3339), "--until=" + restartStart.Add(6*time.Hour).Format(time.RFC3339),
-		"--speed=3600", "--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms",
-		"--replicas=copy:PostgreSQL"}
-	urls := []string{domain.StoreURLEnv + "=" + rs.URL, domain.ReplicaURLEnv("copy") + "=" + pg.URL}
-	run := func(what string, args []string) {
-		t.Helper()
-		p := startProcess(t, kubeconfig, args, urls...)
-		if code := p.exit(t, 2*time.Minute); code != 0 {
-			t.Fatalf("%s exited %d; its log:\n%s", what, code, p.log())
-		}
-	}
+	r := newReplicated(t, name, "--appendonly", "no") // nothing survives a restart
+	rs, pg, args := r.rs, r.pg, r.args
+	run := func(what string, args []string) { t.Helper(); r.run(t, what, args) }
 	holds := func(where string, url string, b v1.PersistenceBackend, want map[string]string) {
 		t.Helper()
 		if got := storeContents(t, b, url, name); !maps.Equal(got, want) {
@@ -209,7 +203,7 @@ func TestReplicaKeepsWhatThePrimaryLost(t *testing.T) {
 	}
 	holds("Redis after its restart", rs.URL, v1.BackendRedis, map[string]string{})
 
-	p := startProcess(t, kubeconfig, args, urls...)
+	p := r.start(t, args)
 	if code := p.exit(t, 2*time.Minute); code == 0 || !strings.Contains(p.log(), domain.ErrPrimaryBehind.Error()) {
 		t.Fatalf("the runner started on a backend behind its replica (exit %d); its log:\n%s", code, p.log())
 	}
@@ -219,7 +213,7 @@ func TestReplicaKeepsWhatThePrimaryLost(t *testing.T) {
 	restore := append([]string{"restore-from-replica", "copy"}, args...)
 	run("runner restore-from-replica", restore)
 	holds("Redis after the restore", rs.URL, v1.BackendRedis, before)
-	p = startProcess(t, kubeconfig, restore, urls...)
+	p = r.start(t, restore)
 	if code := p.exit(t, 2*time.Minute); code == 0 || !strings.Contains(p.log(), domain.ErrNotBehind.Error()) {
 		t.Fatalf("a second restore, from a replica no longer ahead, ran (exit %d); its log:\n%s", code, p.log())
 	}

@@ -30,7 +30,6 @@ import (
 	"github.com/strategyops/strategy-operator/internal/jsonx"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/runner"
-	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
 // The feed every run in this file trades: twelve simulated hours on two symbols.
@@ -265,16 +264,7 @@ func TestTradingThroughDatabaseKills(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(ctx, t)
 	kubeconfig := env.Kubeconfig(t)
-	rs, err := testenv.StartRedis(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(rs.Stop)
-	pg, err := testenv.StartPostgres(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pg.Stop)
+	rs, pg := startRedis(t), startPostgres(t)
 	type server interface {
 		Kill()
 		Restart(context.Context) error

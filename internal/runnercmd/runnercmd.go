@@ -330,12 +330,10 @@ func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (func(
 	}, closeAll, nil
 }
 
-// rebuildReplicas copies every store of the strategy from its database backend to each of
-// its replicas (runner rebuild-replicas).
-func rebuildReplicas(ctx context.Context, s runner.Settings, log *slog.Logger) error {
-	if !s.Backend.IsDatabase() || len(s.Replicas) == 0 {
-		return errors.New("rebuild-replicas needs a database backend and --replicas")
-	}
+// withReplicas opens the database backend of s and its replicas for a tool run by hand
+// (rebuild-replicas, restore-from-replica), and calls work with them, unfenced.
+func withReplicas(ctx context.Context, s runner.Settings, log *slog.Logger,
+	work func(db *domain.Database, l domain.Layers, contexts []domain.Context) error) error {
 	db, err := domain.OpenDatabase(ctx, s.Backend, s.StoreURL)
 	if err != nil {
 		return err
@@ -346,12 +344,26 @@ func rebuildReplicas(ctx context.Context, s runner.Settings, log *slog.Logger) e
 		return err
 	}
 	defer closeReplicas()
-	names := make([]string, len(s.Replicas))
-	for i, r := range s.Replicas {
+	return work(db, layers(domain.NoFencing), domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols))
+}
+
+// rebuildReplicas copies every store of the strategy from its database backend to each of
+// its replicas (runner rebuild-replicas).
+func rebuildReplicas(ctx context.Context, s runner.Settings, log *slog.Logger) error {
+	if !s.Backend.IsDatabase() || len(s.Replicas) == 0 {
+		return errors.New("rebuild-replicas needs a database backend and --replicas")
+	}
+	return withReplicas(ctx, s, log, func(db *domain.Database, l domain.Layers, contexts []domain.Context) error {
+		return rebuild(ctx, db, l, contexts, log)
+	})
+}
+
+func rebuild(ctx context.Context, db *domain.Database, l domain.Layers, contexts []domain.Context,
+	log *slog.Logger) error {
+	names := make([]string, len(l.Replicas))
+	for i, r := range l.Replicas {
 		names[i] = r.Name
 	}
-	contexts := domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)
-	l := layers(domain.NoFencing)
 	floor, err := domain.CheckReplicas(ctx, db.Backend(domain.NoFencing), l.Replicas, contexts, log)
 	if err != nil {
 		return err // a replica ahead of the backend is not rebuilt from it
@@ -372,23 +384,14 @@ func restoreFromReplica(ctx context.Context, s runner.Settings, name string, log
 	if !s.Backend.IsDatabase() || i < 0 {
 		return fmt.Errorf("restore-from-replica needs a database backend and a replica named %q among --replicas", name)
 	}
-	db, err := domain.OpenDatabase(ctx, s.Backend, s.StoreURL)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	layers, closeReplicas, err := openLayers(ctx, s, log)
-	if err != nil {
-		return err
-	}
-	defer closeReplicas()
-	contexts := domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)
-	n, err := domain.RestoreFromReplica(ctx, db.Backend, layers(domain.NoFencing).Replicas[i], contexts)
-	if err != nil {
-		return err
-	}
-	log.Info("Restored the backend from the replica", "replica", name, "stores", len(contexts), "entries", n)
-	return nil
+	return withReplicas(ctx, s, log, func(db *domain.Database, l domain.Layers, contexts []domain.Context) error {
+		n, err := domain.RestoreFromReplica(ctx, db.Backend, l.Replicas[i], contexts)
+		if err != nil {
+			return err
+		}
+		log.Info("Restored the backend from the replica", "replica", name, "stores", len(contexts), "entries", n)
+		return nil
+	})
 }
 
 // loop restores, then processes every completed minute, until ctx ends or s.Until passes.
