@@ -39,7 +39,8 @@ import (
 // of its own cluster and namespace that is gone (as the Lease is taken over); or when a
 // person orders it with AnnotationTakeOverFrom, from an owner of another namespace of its
 // cluster that is gone, or from an owner of another cluster (which it cannot see). Never
-// from an owner of its cluster that still exists, nor from one deleting the state.
+// from an owner of its cluster that still exists, which includes one deleting the state
+// (its record marked releasing meanwhile).
 
 // AnnotationTakeOverFrom, set on a Strategy to the UID of the owner a database records for
 // its state identity, makes it take the identity over from that owner: for an owner in
@@ -79,8 +80,6 @@ func (r *StrategyReconciler) claimDatabase(ctx context.Context, s *v1.Strategy, 
 			return nil
 		}
 		return db.RecordOwner(ctx, name, exchange, me, rev) // the cluster's name changed, or a release was cut short
-	case cur.Releasing:
-		return &ownedError{owner: cur, at: p}
 	}
 	ordered := s.Annotations[AnnotationTakeOverFrom] == cur.UID
 	if r.Cluster == "" || cur.Cluster != r.Cluster {
@@ -124,8 +123,10 @@ func (r *StrategyReconciler) ownerAlive(ctx context.Context, name, exchange stri
 	case err != nil:
 		return false, err
 	}
+	// The identity it applies, or the one its spec names (recorded before it is applied).
 	n, e := appliedIdentity(&st)
-	return string(st.UID) == o.UID && n == name && e == exchange, nil
+	names := n == name && e == exchange || st.EffectiveStrategyName() == name && st.Spec.ExchangeName == exchange
+	return string(st.UID) == o.UID && names, nil
 }
 
 // standDownOwned stands s down for the owner its database records (err, an *ownedError),

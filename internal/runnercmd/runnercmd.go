@@ -287,11 +287,9 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		l := layers(f)
 		// Before anything is written: a replica ahead of the backend holds what the backend
 		// lost, and trading here would build on the loss.
-		floor, err := domain.CheckReplicas(ctx, backend(kubestore.Fencing{}), l.Replicas, contexts, log)
-		if err != nil {
+		if err := domain.CheckReplicas(ctx, backend(kubestore.Fencing{}), l.Replicas, contexts, log); err != nil {
 			return err
 		}
-		l.Floor = &floor
 		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
 		return work(ctx, l.Wrap(backend(f)), c)
 	})
@@ -321,7 +319,7 @@ func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (func(
 		dbs = append(dbs, db)
 	}
 	return func(f driver.Fencing) domain.Layers {
-		l := domain.Layers{Cache: s.Cache, Log: log}
+		l := domain.Layers{Cache: s.Cache, Log: log, Token: f.Token}
 		for i, r := range s.Replicas {
 			l.Replicas = append(l.Replicas, domain.Replica{Name: r.Name, Backend: dbs[i].Backend(f),
 				Copier: dbs[i].Backend(domain.NoFencing), QueueSize: r.QueueSize})
@@ -364,11 +362,9 @@ func rebuild(ctx context.Context, db *domain.Database, l domain.Layers, contexts
 	for i, r := range l.Replicas {
 		names[i] = r.Name
 	}
-	floor, err := domain.CheckReplicas(ctx, db.Backend(domain.NoFencing), l.Replicas, contexts, log)
-	if err != nil {
+	if err := domain.CheckReplicas(ctx, db.Backend(domain.NoFencing), l.Replicas, contexts, log); err != nil {
 		return err // a replica ahead of the backend is not rebuilt from it
 	}
-	l.Floor = &floor
 	if err := domain.RebuildReplicas(ctx, l.Wrap(db.Backend(domain.NoFencing)), names, contexts); err != nil {
 		return err
 	}
@@ -384,6 +380,13 @@ func restoreFromReplica(ctx context.Context, s runner.Settings, name string, log
 	if !s.Backend.IsDatabase() || i < 0 {
 		return fmt.Errorf("restore-from-replica needs a database backend and a replica named %q among --replicas", name)
 	}
+	switch holder, err := leaseHolder(ctx, s); {
+	case err != nil:
+		return fmt.Errorf("cannot tell whether a runner holds the Lease %s, so restoring nothing: %w", s.Lease, err)
+	case holder != "":
+		return fmt.Errorf("runner %s holds the Lease %s: suspend the Strategy (spec.suspend) and restore once it "+
+			"has stopped", holder, s.Lease)
+	}
 	return withReplicas(ctx, s, log, func(db *domain.Database, l domain.Layers, contexts []domain.Context) error {
 		n, err := domain.RestoreFromReplica(ctx, db.Backend, l.Replicas[i], contexts)
 		if err != nil {
@@ -392,6 +395,32 @@ func restoreFromReplica(ctx context.Context, s runner.Settings, name string, log
 		log.Info("Restored the backend from the replica", "replica", name, "stores", len(contexts), "entries", n)
 		return nil
 	})
+}
+
+// leaseHolder is the runner that holds the strategy's Lease now: "" when none does (no
+// holder, or a renewal older than the Lease's duration).
+func leaseHolder(ctx context.Context, s runner.Settings) (string, error) {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return "", err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return "", err
+	}
+	lease, err := cs.CoordinationV1().Leases(s.Namespace).Get(ctx, s.Lease, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	holder, renewed := ptr.Deref(lease.Spec.HolderIdentity, ""), lease.Spec.RenewTime
+	held := time.Duration(ptr.Deref(lease.Spec.LeaseDurationSeconds, 0)) * time.Second
+	if holder == "" || renewed == nil || time.Since(renewed.Time) > held {
+		return "", nil
+	}
+	return holder, nil
 }
 
 // loop restores, then processes every completed minute, until ctx ends or s.Until passes.

@@ -40,10 +40,10 @@ type Layers struct {
 	// opened (replicastore.Options.RebuildAtStart): a runner's start, after which a replica
 	// may have missed the changes a killed runner had queued for it.
 	RebuildOnOpen bool
-	// Floor, when set, is the newest fencing token the backend recorded in any store of
-	// the strategy before this writer started (CheckReplicas reads it): no rebuild empties
-	// a replica that records a newer one (replicastore.Options.Floor).
-	Floor *int64
+	// Token is the fencing token of the writer (0 unfenced). Each store's token as it is
+	// opened is the floor of its replicas' rebuilds: none empties a replica that records a
+	// newer token than the floor other than Token (replicastore.Options.Floor).
+	Token int64
 	// Log receives the replicas' failures and recoveries (slog.Default() when nil).
 	Log *slog.Logger
 }
@@ -77,6 +77,15 @@ func (l Layers) Wrap(primary Backend) Backend {
 		if err != nil {
 			return nil, err
 		}
+		var floor *int64
+		if tr, ok := drv.(driver.TokenRecorder); ok && len(l.Replicas) > 0 {
+			token, err := tr.RecordedToken(ctx)
+			if err != nil {
+				_ = drv.Close()
+				return nil, err
+			}
+			floor = &token
+		}
 		if l.Cache != nil {
 			if drv, err = cachestore.New(drv, *l.Cache); err != nil {
 				return nil, err
@@ -99,7 +108,7 @@ func (l Layers) Wrap(primary Backend) Backend {
 			replicas = append(replicas, rep)
 		}
 		rd, err := replicastore.New(drv, replicas, replicastore.Options{Logger: l.Log, RebuildAtStart: l.RebuildOnOpen,
-			Floor: l.Floor})
+			Floor: floor, Token: l.Token})
 		if err != nil {
 			_ = drv.Close()
 			return nil, err
@@ -144,73 +153,95 @@ func RebuildReplicas(ctx context.Context, b Backend, names []string, contexts []
 // backend lost state (a server restarted without its data) that the replica still holds.
 var ErrPrimaryBehind = replicastore.ErrPrimaryBehind
 
-// CheckReplicas compares the newest fencing token each replica recorded in the stores of
-// contexts with the backend's, before a writer starts, and returns the backend's: the
-// floor of the replicas' rebuilds (Layers.Floor). A replica records a token only with a
-// change the backend recorded it with first, so a replica ahead of the backend holds what
-// the backend lost (a server restarted without its data): that fails with
-// ErrPrimaryBehind, naming it, since trading on would build on the loss and rebuilding the
-// replica would destroy the only copy. A replica that cannot be read is logged and
-// skipped (it does not stop trading); its rebuild, under the floor, still leaves it whole
-// if it is ahead.
-func CheckReplicas(ctx context.Context, primary Backend, replicas []Replica, contexts []Context, log *slog.Logger) (
-	int64, error) {
-	ours, err := HighestToken(ctx, primary, contexts)
-	if err != nil {
-		return 0, err
-	}
+// CheckReplicas compares, store by store, the fencing token each replica recorded with
+// the backend's, before a writer starts. A replica records a token only with a change the
+// backend recorded it with first (its rebuilds copy unfenced), so a replica store ahead of
+// the backend's holds what the backend lost (a server restarted without its data): that
+// fails with ErrPrimaryBehind, naming the replica and the store, since trading on would
+// build on the loss and rebuilding the replica would destroy the only copy. A replica
+// that cannot be read is logged and skipped (it does not stop trading); its rebuilds,
+// under each store's floor, still leave it whole if it is ahead.
+func CheckReplicas(ctx context.Context, primary Backend, replicas []Replica, contexts []Context, log *slog.Logger) error {
 	for _, r := range replicas {
-		theirs, err := HighestToken(ctx, r.Backend, contexts)
+		c, theirs, ours, err := ahead(ctx, r.Backend, primary, contexts)
 		if err != nil {
 			log.Warn("Could not compare a replica with the backend; its rebuild will check it", "replica", r.Name,
 				"error", err.Error())
 			continue
 		}
 		if theirs > ours {
-			return ours, fmt.Errorf("%w: replica %s records fencing token %d, the backend only %d: the backend lost "+
-				"state the replica holds; restore it with runner restore-from-replica %s (with the runner's settings, "+
-				"the Strategy suspended)", ErrPrimaryBehind, r.Name, theirs, ours, r.Name)
+			return fmt.Errorf("%w: replica %s records fencing token %d for the %s store of %s, the backend only %d: "+
+				"the backend lost state the replica holds; restore it with runner restore-from-replica %s (with "+
+				"the runner's settings, the Strategy suspended)", ErrPrimaryBehind, r.Name, theirs, c.Domain, c.Key,
+				ours, r.Name)
 		}
 	}
-	return ours, nil
+	return nil
+}
+
+// ahead finds the first context whose store records a newer fencing token in replica than
+// in primary, and both tokens; theirs <= ours when there is none.
+func ahead(ctx context.Context, replica, primary Backend, contexts []Context) (c Context, theirs, ours int64,
+	err error) {
+	for _, c := range contexts {
+		if theirs, err = HighestToken(ctx, replica, []Context{c}); err != nil {
+			return c, 0, 0, err
+		}
+		if ours, err = HighestToken(ctx, primary, []Context{c}); err != nil {
+			return c, 0, 0, err
+		}
+		if theirs > ours {
+			return c, theirs, ours, nil
+		}
+	}
+	return Context{}, 0, 0, nil
 }
 
 // ErrNotBehind: restoring from a replica that is not ahead of the backend would take the
 // backend back to the replica's older state.
 var ErrNotBehind = errors.New("the backend is not behind the replica")
 
-// RestoreFromReplica makes the stores of contexts in the backend hold what they hold in
-// replica r, which must be ahead of it (ErrNotBehind otherwise). It copies unfenced first,
-// every entry and the removal of every key the replica lacks, and only then records a
-// fencing token one above the newest either side holds, in every store (a fenced write of
-// a value just copied, or a fenced clearing of a store left empty): until that last pass
-// the backend stays behind and a runner still refuses to start, so an interrupted restore
-// is run again; after it, the next writer starts above the token and the replica is no
-// longer ahead. Run it while no runner of the strategy runs (suspend the Strategy).
+// RestoreFromReplica makes each store of contexts that replica r is ahead of (it records
+// a newer fencing token there than the backend) hold in the backend what it holds in r;
+// the others, which r may lag behind, are left alone. None ahead fails with ErrNotBehind.
+// It copies unfenced first, every entry and the removal of every key the replica lacks,
+// and only then records a fencing token one above the newest either side holds in each
+// store restored (a fenced write of a value just copied, or a fenced clearing of a store
+// left empty): until that last pass a restored store stays behind and a runner still
+// refuses to start, so an interrupted restore is run again; after it, the next writer
+// starts above the token. Run it while no runner of the strategy runs.
 func RestoreFromReplica(ctx context.Context, primary func(driver.Fencing) Backend, r Replica,
 	contexts []Context) (entries int, err error) {
-	theirs, err := HighestToken(ctx, r.Backend, contexts)
-	if err != nil {
-		return 0, fmt.Errorf("replica %s: %w", r.Name, err)
-	}
-	ours, err := HighestToken(ctx, primary(driver.Fencing{}), contexts)
-	if err != nil {
-		return 0, err
-	}
-	if theirs <= ours {
-		return 0, fmt.Errorf("%w: replica %s records fencing token %d, the backend %d", ErrNotBehind, r.Name, theirs,
-			ours)
-	}
-	copied := make(map[Context]map[string][]byte, len(contexts))
+	var behind []Context
+	var newest int64
 	for _, c := range contexts {
+		theirs, err := HighestToken(ctx, r.Backend, []Context{c})
+		if err != nil {
+			return 0, fmt.Errorf("replica %s: %w", r.Name, err)
+		}
+		ours, err := HighestToken(ctx, primary(driver.Fencing{}), []Context{c})
+		if err != nil {
+			return 0, err
+		}
+		if theirs > ours {
+			behind = append(behind, c)
+		}
+		newest = max(newest, theirs, ours)
+	}
+	if len(behind) == 0 {
+		return 0, fmt.Errorf("%w: no store of replica %s records a newer fencing token than the backend's", ErrNotBehind,
+			r.Name)
+	}
+	copied := make(map[Context]map[string][]byte, len(behind))
+	for _, c := range behind {
 		state, err := CopyStore(ctx, r.Backend, primary(driver.Fencing{}), c, true)
 		if err != nil {
 			return entries, fmt.Errorf("%s %s: %w", c.Domain, c.Key, err)
 		}
 		copied[c], entries = state, entries+len(state)
 	}
-	fenced := primary(driver.Fencing{Writer: "restore-from-replica/" + r.Name, Token: max(theirs, ours) + 1})
-	for _, c := range contexts {
+	fenced := primary(driver.Fencing{Writer: "restore-from-replica/" + r.Name, Token: newest + 1})
+	for _, c := range behind {
 		if err := recordToken(ctx, fenced, c, copied[c]); err != nil {
 			return entries, fmt.Errorf("%s %s: recording the fencing token: %w", c.Domain, c.Key, err)
 		}

@@ -117,12 +117,14 @@ type Options struct {
 	// the primary's state once the primary's Init has succeeded (a writer's start, after
 	// which a replica may lack what an earlier writer had queued for it).
 	RebuildAtStart bool
-	// Floor, when set, is the newest fencing token the primary recorded before this writer
-	// wrote anything. A rebuild never empties a replica that records a newer token than
-	// Floor (driver.TokenRecorder): the replica holds writes the primary lost, and its
-	// rebuild fails with ErrPrimaryBehind, again at each retry, leaving the replica whole
-	// to restore the primary from.
+	// Floor, when set, is the fencing token the primary recorded before this writer wrote
+	// anything, and Token the writer's own (0 unfenced). A rebuild never empties a replica
+	// that records a newer token than Floor other than Token (driver.TokenRecorder): one
+	// of an earlier writer, the replica holds writes the primary lost; one newer than
+	// Token, a newer writer holds the store. Such a rebuild fails with ErrPrimaryBehind,
+	// again at each retry, leaving the replica whole.
 	Floor *int64
+	Token int64
 }
 
 // ErrPrimaryBehind: a replica records writes of a newer fencing token than the primary
@@ -152,6 +154,7 @@ type replicated struct {
 	closeTimeout time.Duration
 	log          *slog.Logger
 	floor        *int64 // Options.Floor
+	token        int64  // Options.Token
 
 	// order is held shared by the writes of one key, and exclusively by DeleteAll; keys
 	// holds a key's stripe from its write on the primary to its queueing.
@@ -219,7 +222,8 @@ func New(primary driver.Driver, replicas []Replica, opts Options) (Driver, error
 		opts.Logger = slog.Default()
 	}
 	d := &replicated{primary: primary, closeTimeout: opts.CloseTimeout, log: opts.Logger, seed: maphash.MakeSeed(),
-		inited: make(chan struct{}), stopping: make(chan struct{}), floor: opts.Floor}
+		inited: make(chan struct{}), stopping: make(chan struct{}), floor: opts.Floor,
+		token: opts.Token}
 	d.snapshotter, _ = primary.(driver.Snapshotter)
 	names := map[string]bool{}
 	for _, r := range replicas {
@@ -693,9 +697,10 @@ func (d *replicated) copyTo(ctx context.Context, r *replica) error {
 		if err != nil {
 			return fmt.Errorf("read the replica's fencing token: %w", err)
 		}
-		if token > *d.floor {
-			return fmt.Errorf("%w: the replica records fencing token %d, the primary had %d: not rebuilt, so as "+
-				"not to lose what only the replica holds", ErrPrimaryBehind, token, *d.floor)
+		if token > *d.floor && token != d.token {
+			return fmt.Errorf("%w: the replica records fencing token %d, the primary had %d and this writer holds "+
+				"%d: not rebuilt, so as not to lose what only the replica holds", ErrPrimaryBehind, token, *d.floor,
+				d.token)
 		}
 	}
 	state, err := d.state(ctx)

@@ -475,9 +475,9 @@ type tokened struct {
 func (r tokened) RecordedToken(context.Context) (int64, error) { return r.token, nil }
 
 // TestRebuildKeepsAReplicaAheadOfTheFloor: a replica that records a newer fencing token
-// than the primary had when the driver opened holds what the primary lost: its rebuild
-// fails (ErrPrimaryBehind, retried) and never empties it; one at or below the floor is
-// rebuilt.
+// than the primary had when the driver opened, from another writer, holds what the
+// primary lost: its rebuild fails (ErrPrimaryBehind, retried) and never empties it; one at
+// or below the floor, or at the writer's own token, is rebuilt.
 func TestRebuildKeepsAReplicaAheadOfTheFloor(t *testing.T) {
 	ctx := t.Context()
 	primary := memstore.New() // restarted empty
@@ -488,10 +488,14 @@ func TestRebuildKeepsAReplicaAheadOfTheFloor(t *testing.T) {
 		}
 	}
 	floor := int64(3)
-	d := open(t, primary, replicastore.Options{RebuildAtStart: true, Floor: &floor},
-		replicastore.Replica{Name: "ahead", Driver: ahead}, replicastore.Replica{Name: "level", Driver: level})
-	if err := d.Rebuild(ctx, "level"); err != nil {
-		t.Fatal(err)
+	own := tokened{memstore.New(), 9} // written by this writer's own changes since it started
+	d := open(t, primary, replicastore.Options{RebuildAtStart: true, Floor: &floor, Token: 9},
+		replicastore.Replica{Name: "ahead", Driver: ahead}, replicastore.Replica{Name: "level", Driver: level},
+		replicastore.Replica{Name: "own", Driver: own})
+	for _, name := range []string{"level", "own"} {
+		if err := d.Rebuild(ctx, name); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if got := contents(t, level); len(got) != 0 {
 		t.Fatalf("the replica at the floor was not rebuilt from the empty primary: %v", got)
