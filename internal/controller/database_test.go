@@ -56,9 +56,25 @@ var _ = Describe("Database backends", Ordered, func() {
 
 	var ctx context.Context
 	var ns string
+	// used are the namespaces of the spec under way. Its Strategies are deleted after it,
+	// while its servers still run: the suite's one worker would otherwise spend its time
+	// trying to reach the servers stopped after this container (a MongoDB client waits out
+	// its server selection), and the specs that follow would wait for it.
+	var used []string
 	BeforeEach(func() {
 		ctx = context.Background()
 		ns = newNamespace(ctx)
+		used = []string{ns}
+	})
+	AfterEach(func() {
+		for _, n := range used {
+			Expect(direct.DeleteAllOf(ctx, &v1.Strategy{}, client.InNamespace(n))).To(Succeed())
+			Eventually(func() []v1.Strategy {
+				var list v1.StrategyList
+				Expect(direct.List(ctx, &list, client.InNamespace(n))).To(Succeed())
+				return list.Items
+			}, timeout).Should(BeEmpty(), "the Strategies of namespace %s are not gone", n)
+		}
 	})
 
 	// connection makes a Secret holding url under key "url", labelled for Strategies when
@@ -333,6 +349,7 @@ var _ = Describe("Database backends", Ordered, func() {
 			url := map[v1.PersistenceBackend]string{v1.BackendRedis: redisURL, v1.BackendPostgreSQL: postgresURL,
 				v1.BackendMongoDB: mongoURL}[b]
 			other := newNamespace(ctx)
+			used = append(used, other)
 			shared := func(namespace, name string) *v1.Strategy {
 				s := on(strategy(namespace, name, "", "BTCUSDT"), b, connectionIn(namespace, name, url, true))
 				s.Spec.StrategyName = "shared-" + strings.ToLower(string(b))
