@@ -184,17 +184,20 @@ func CheckReplicas(ctx context.Context, primary Backend, replicas []Replica, con
 func ahead(ctx context.Context, replica, primary Backend, contexts []Context) (c Context, theirs, ours int64,
 	err error) {
 	for _, c := range contexts {
-		if theirs, err = HighestToken(ctx, replica, []Context{c}); err != nil {
-			return c, 0, 0, err
-		}
-		if ours, err = HighestToken(ctx, primary, []Context{c}); err != nil {
-			return c, 0, 0, err
-		}
-		if theirs > ours {
-			return c, theirs, ours, nil
+		if theirs, ours, err = tokens(ctx, replica, primary, c); err != nil || theirs > ours {
+			return c, theirs, ours, err
 		}
 	}
 	return Context{}, 0, 0, nil
+}
+
+// tokens are the fencing tokens the store of c records in replica and in primary.
+func tokens(ctx context.Context, replica, primary Backend, c Context) (theirs, ours int64, err error) {
+	if theirs, err = HighestToken(ctx, replica, []Context{c}); err != nil {
+		return 0, 0, fmt.Errorf("the replica: %w", err)
+	}
+	ours, err = HighestToken(ctx, primary, []Context{c})
+	return theirs, ours, err
 }
 
 // ErrNotBehind: restoring from a replica that is not ahead of the backend would take the
@@ -215,13 +218,9 @@ func RestoreFromReplica(ctx context.Context, primary func(driver.Fencing) Backen
 	var behind []Context
 	var newest int64
 	for _, c := range contexts {
-		theirs, err := HighestToken(ctx, r.Backend, []Context{c})
+		theirs, ours, err := tokens(ctx, r.Backend, primary(driver.Fencing{}), c)
 		if err != nil {
-			return 0, fmt.Errorf("replica %s: %w", r.Name, err)
-		}
-		ours, err := HighestToken(ctx, primary(driver.Fencing{}), []Context{c})
-		if err != nil {
-			return 0, err
+			return 0, fmt.Errorf("comparing replica %s with the backend: %w", r.Name, err)
 		}
 		if theirs > ours {
 			behind = append(behind, c)

@@ -467,6 +467,14 @@ func (r *replica) enqueue(c change) (overflowed bool) {
 	return overflowed
 }
 
+// copier is the driver copies of the primary's state write with: the Copier, or Driver.
+func (r *replica) copier() driver.Driver {
+	if r.Copier != nil {
+		return r.Copier
+	}
+	return r.Driver
+}
+
 // oweRebuild drops the queue and owes a rebuild; it returns a channel closed once that
 // rebuild is done.
 func (r *replica) oweRebuild() <-chan struct{} {
@@ -663,9 +671,7 @@ func (d *replicated) apply(ctx context.Context, r *replica, c change) error {
 	case opDeleteAll:
 		return to.DeleteAll(ctx)
 	}
-	if r.Copier != nil {
-		to = r.Copier
-	}
+	to = r.copier()
 	e, err := d.primary.Get(ctx, c.key)
 	if errors.Is(err, driver.ErrNotFound) {
 		return ignoreNotFound(to.Delete(ctx, c.key, driver.Precondition{}))
@@ -688,10 +694,7 @@ func ignoreNotFound(err error) error {
 // replica and writes every entry (with its Copier); a replica ahead of the floor is left
 // whole.
 func (d *replicated) copyTo(ctx context.Context, r *replica) error {
-	to := r.Driver
-	if r.Copier != nil {
-		to = r.Copier
-	}
+	to := r.copier()
 	if tr, ok := r.Driver.(driver.TokenRecorder); ok && d.floor != nil {
 		token, err := tr.RecordedToken(ctx)
 		if err != nil {
