@@ -45,14 +45,8 @@ const (
 	BackendMongoDB PersistenceBackend = "MongoDB"
 )
 
-// IsDatabase reports whether b keeps state in a database outside the cluster, reached with
-// a connection URL from a Secret.
-func (b PersistenceBackend) IsDatabase() bool {
-	return b == BackendRedis || b == BackendPostgreSQL || b == BackendMongoDB
-}
-
-// IsKube reports whether b keeps state in the API server (ConfigMap, StrategyState).
-func (b PersistenceBackend) IsKube() bool { return b == BackendConfigMap || b == BackendStrategyState }
+// DefaultBackend is spec.persistence.backend when unset.
+const DefaultBackend = BackendStrategyState
 
 // ConnectionSecretLabel must be "true" on a Secret a Strategy names for its database URL:
 // whoever may label Secrets opts each one in, so that a user who may edit Strategies cannot

@@ -48,7 +48,7 @@ func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 	prev := s.Status.Applied
 	applied := want
 	switch {
-	case prev == nil || sc.active == v1.BackendFile:
+	case prev == nil || domain.HomeOf(sc.active) == domain.OnVolume:
 		// Nothing applied yet, or a state the operator cannot read (File): as the spec says.
 	case !s.DeletionTimestamp.IsZero():
 		applied = *prev

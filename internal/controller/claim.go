@@ -247,7 +247,7 @@ func (r *StrategyReconciler) identityObjects(ctx context.Context, s *v1.Strategy
 	if err != nil {
 		return nil, err
 	}
-	names := stateNames(s)
+	names := anyStateNames(s)
 	for i := range states {
 		if states[i].Labels[kubestore.LabelExchange] == exchange && !slices.Contains(names, states[i].Name) {
 			names = append(names, states[i].Name)

@@ -105,7 +105,7 @@ func (r *StrategyReconciler) databaseURL(ctx context.Context, s *v1.Strategy, p 
 // then record s as their owner.
 func (r *StrategyReconciler) openState(ctx context.Context, s *v1.Strategy, p place, create bool) (
 	domain.Backend, func(), error) {
-	if !p.backend.IsDatabase() {
+	if domain.HomeOf(p.backend) != domain.InDatabase {
 		b, err := domain.KubeBackend(p.backend, r.StateClient, domain.KubeOptions{Namespace: s.Namespace,
 			Create: create, Labels: map[string]string{kubestore.LabelOwner: string(s.UID)}})
 		return b, func() {}, err
@@ -191,7 +191,7 @@ const (
 
 // withDeadline bounds ctx by databaseTimeout when p is a database.
 func withDeadline(ctx context.Context, p place) (context.Context, context.CancelFunc) {
-	if !p.backend.IsDatabase() {
+	if domain.HomeOf(p.backend) != domain.InDatabase {
 		return ctx, func() {}
 	}
 	return context.WithTimeout(ctx, databaseTimeout)

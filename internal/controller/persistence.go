@@ -109,7 +109,7 @@ func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, at
 // them). It runs only while no runner of s exists, and is idempotent, so an interrupted
 // migration is simply run again.
 func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, to place) error {
-	if from.backend.IsDatabase() || to.backend.IsDatabase() {
+	if domain.HomeOf(from.backend) == domain.InDatabase || domain.HomeOf(to.backend) == domain.InDatabase {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 4*databaseTimeout)
 		defer cancel()
@@ -124,7 +124,7 @@ func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, 
 		return err
 	}
 	defer closeDst()
-	if to.backend.IsDatabase() {
+	if domain.HomeOf(to.backend) == domain.InDatabase {
 		var closeFenced func()
 		if dst, closeFenced, err = r.carryFencing(ctx, s, src, to); err != nil {
 			return err
@@ -139,14 +139,14 @@ func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, 
 			return fmt.Errorf("moving the state of %s from %s to %s: %w", sym, from, to, err)
 		}
 	}
-	if from.backend.IsDatabase() && to.backend.IsDatabase() {
+	if domain.HomeOf(from.backend) == domain.InDatabase && domain.HomeOf(to.backend) == domain.InDatabase {
 		for _, c := range archiveContexts(s) {
 			if _, err := domain.CopyStore(ctx, src, dst, c, false); err != nil {
 				return fmt.Errorf("moving the history archive of %s from %s to %s: %w", c.Key.Symbol, from, to, err)
 			}
 		}
 	}
-	if from.backend.IsDatabase() || to.backend.IsDatabase() {
+	if domain.HomeOf(from.backend) == domain.InDatabase || domain.HomeOf(to.backend) == domain.InDatabase {
 		rk := domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName)
 		positions, err := in.ReadRisk(ctx, rk)
 		if err == nil {
@@ -249,7 +249,7 @@ func (r *StrategyReconciler) removeStale(ctx context.Context, sc *scope) error {
 	if stale == "" || !before.same(sc.activePlace()) || old.same(sc.activePlace()) {
 		return nil
 	}
-	if stale.IsDatabase() {
+	if domain.HomeOf(stale) == domain.InDatabase {
 		if stale == sc.active {
 			// Two Secrets of one kind of database may name one server: deleting the old
 			// copy could delete the state itself. It stays.
@@ -259,7 +259,7 @@ func (r *StrategyReconciler) removeStale(ctx context.Context, sc *scope) error {
 			// The history archive moved only to another database; otherwise it stays
 			// where it is, whole (the Kubernetes backends seal their own archives).
 			contexts := domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols)
-			if sc.active.IsDatabase() {
+			if domain.HomeOf(sc.active) == domain.InDatabase {
 				contexts = append(contexts, archiveContexts(s)...)
 			}
 			if err := r.deleteDatabaseState(ctx, s, old, contexts); err != nil {
@@ -316,11 +316,11 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 		setCondition(s, v1.ConditionDegraded, true, ReasonBackendSwitchRefus, msg)
 		return ctrl.Result{}, true, nil // keep running on the active backend
 	}
-	if sc.active == v1.BackendFile {
+	if domain.HomeOf(sc.active) == domain.OnVolume {
 		return refuse(fmt.Sprintf("the File backend's state is on the strategy's volume, which the operator "+
 			"cannot read, so it cannot move open signals to %s; switch back to File", sc.desired))
 	}
-	if sc.desired == v1.BackendFile {
+	if domain.HomeOf(sc.desired) == domain.OnVolume {
 		sum, err := r.readSignals(ctx, s, from, false)
 		if err != nil {
 			return ctrl.Result{}, false, err
@@ -330,7 +330,7 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 				"cannot write them to the File backend's volume; switch when none is open", sum.open+sum.missing))
 		}
 	}
-	if to.backend.IsDatabase() {
+	if domain.HomeOf(to.backend) == domain.InDatabase {
 		// Before the runner stops: a database the operator cannot reach (or a Secret it may
 		// not use) keeps the strategy trading where it is, and is tried again.
 		if err := r.checkDatabase(ctx, s, to); err != nil {
@@ -345,13 +345,13 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 		setCondition(s, v1.ConditionReady, false, ReasonPodReplacing, "waiting for the old pod to stop before moving the state")
 		return ctrl.Result{RequeueAfter: time.Second}, false, err
 	}
-	if sc.desired != v1.BackendFile {
+	if domain.HomeOf(sc.desired) != domain.OnVolume {
 		if err := r.migrate(ctx, s, from, to); err != nil {
 			return ctrl.Result{}, false, err
 		}
 	}
 	r.event(s, corev1.EventTypeNormal, ReasonBackendSwitched, fmt.Sprintf("moved the state from %s to %s", from, to))
-	if sc.active != v1.BackendFile {
+	if domain.HomeOf(sc.active) != domain.OnVolume {
 		s.Status.StaleBackend, s.Status.StaleDatabase = from.backend, from.db // removed once this switch is recorded
 	}
 	sc.active, sc.activeDB = to.backend, to.db

@@ -157,9 +157,22 @@ func configMapNames(s *v1.Strategy, b v1.PersistenceBackend) []string {
 	return objectNames(s, b, domain.KindConfigMap)
 }
 
-// stateNames are the StrategyStates the runner of s uses (on StrategyState).
-func stateNames(s *v1.Strategy) []string {
-	return objectNames(s, v1.BackendStrategyState, domain.KindStrategyState)
+// stateNames are the StrategyStates the runner of s uses on backend b.
+func stateNames(s *v1.Strategy, b v1.PersistenceBackend) []string {
+	return objectNames(s, b, domain.KindStrategyState)
+}
+
+// anyStateNames are the StrategyStates the runner of s would use on any backend.
+func anyStateNames(s *v1.Strategy) []string {
+	var names []string
+	for _, b := range domain.Backends(domain.InObjects) {
+		for _, n := range stateNames(s, b) {
+			if !slices.Contains(names, n) {
+				names = append(names, n)
+			}
+		}
+	}
+	return names
 }
 
 // desiredRole grants the runner exactly its own objects: get and update of the store
@@ -170,22 +183,21 @@ func desiredRole(s *v1.Strategy, b v1.PersistenceBackend) *rbacv1.Role {
 		APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"},
 		ResourceNames: []string{LeaseName(s)}, Verbs: rwVerbs,
 	}}
-	if b.IsKube() {
+	if names := configMapNames(s, b); len(names) > 0 {
 		rules = append(rules, rbacv1.PolicyRule{
-			APIGroups: []string{""}, Resources: []string{"configmaps"},
-			ResourceNames: configMapNames(s, b), Verbs: rwVerbs,
+			APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: names, Verbs: rwVerbs,
 		})
 	}
-	if b.IsKube() || b.IsDatabase() {
+	if domain.HomeOf(b) == domain.InObjects || domain.HomeOf(b) == domain.InDatabase {
 		rules = append(rules, rbacv1.PolicyRule{
 			// The runner tells of hand edits of its state in Warning events on the Strategy.
 			APIGroups: []string{eventsv1.GroupName}, Resources: []string{"events"}, Verbs: []string{"create"},
 		})
 	}
-	if b == v1.BackendStrategyState {
+	if names := stateNames(s, b); len(names) > 0 {
 		rules = append(rules, rbacv1.PolicyRule{
 			APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"strategystates"},
-			ResourceNames: stateNames(s), Verbs: rwVerbs,
+			ResourceNames: names, Verbs: rwVerbs,
 		})
 	}
 	return &rbacv1.Role{ObjectMeta: objectMeta(s, RunnerName(s)), Rules: rules}
@@ -248,7 +260,7 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []st
 	if len(draining) > 0 {
 		args = append(args, "--drain="+strings.Join(draining, ","))
 	}
-	if b.IsDatabase() {
+	if domain.HomeOf(b) == domain.InDatabase {
 		args = append(args, layerArgs(s.Spec.Persistence)...)
 	}
 	return append(args, s.Spec.Args...)
@@ -349,7 +361,7 @@ func desiredPod(s *v1.Strategy, at place, defaultImage string, draining []string
 			},
 		},
 	}
-	if b == v1.BackendFile {
+	if domain.HomeOf(b) == domain.OnVolume {
 		// The state's volume is the group's to write, for whichever non-root user runs; its
 		// ownership is changed only when its root's differs, not file by file at every start.
 		pod.Spec.SecurityContext.FSGroup = new(RunnerFSGroup)
@@ -390,13 +402,10 @@ func ParseBackends(list string) ([]v1.PersistenceBackend, error) {
 	var out []v1.PersistenceBackend
 	for _, name := range splitList(list) {
 		b := v1.PersistenceBackend(name)
-		switch b {
-		case v1.BackendFile, v1.BackendConfigMap, v1.BackendStrategyState, v1.BackendRedis, v1.BackendPostgreSQL,
-			v1.BackendMongoDB:
-			out = append(out, b)
-		default:
-			return nil, fmt.Errorf("unknown backend %q: want File, ConfigMap, StrategyState, Redis, PostgreSQL or MongoDB", b)
+		if _, err := domain.Lookup(b); err != nil {
+			return nil, err
 		}
+		out = append(out, b)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no backend enabled")

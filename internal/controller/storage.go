@@ -90,12 +90,10 @@ func (r *StrategyReconciler) tendStorage(ctx context.Context, s *v1.Strategy, b 
 				fmt.Sprintf("moved %d finished signals of %s into a sealed history archive", moved, sym))
 		}
 	}
-	if b == v1.BackendStrategyState {
-		for _, name := range stateNames(s) {
-			st := stateMetadata()
-			if err := r.Client.Get(ctx, objectKey(s, name), st); err == nil {
-				near = nearLimit(near, st)
-			}
+	for _, name := range stateNames(s, b) {
+		st := stateMetadata()
+		if err := r.Client.Get(ctx, objectKey(s, name), st); err == nil {
+			near = nearLimit(near, st)
 		}
 	}
 	if len(near) == 0 {
@@ -158,13 +156,13 @@ var storeObjectEvents = predicate.Funcs{
 
 // tend removes the stale copy a switch left and keeps the state where it lives bounded.
 func (r *StrategyReconciler) tend(ctx context.Context, sc *scope) error {
-	if sc.active == v1.BackendFile {
+	if domain.HomeOf(sc.active) == domain.OnVolume {
 		return nil
 	}
 	if err := r.removeStale(ctx, sc); err != nil {
 		return err
 	}
-	if sc.active.IsKube() {
+	if domain.HomeOf(sc.active) == domain.InObjects {
 		r.tendStorage(ctx, sc.strategy, sc.active)
 	} else {
 		r.tendDatabase(ctx, sc.strategy, sc.activePlace())
@@ -182,11 +180,11 @@ func (r *StrategyReconciler) storageFailed(ctx context.Context, sc *scope, err e
 		return r.standDownOwned(ctx, sc, err)
 	}
 	reason := ReasonStorageFailed
-	if sc.active.IsDatabase() {
+	if domain.HomeOf(sc.active) == domain.InDatabase {
 		reason = databaseReason(err)
 	}
 	setCondition(sc.strategy, v1.ConditionPersistenceReady, false, reason, err.Error())
-	if sc.active.IsDatabase() {
+	if domain.HomeOf(sc.active) == domain.InDatabase {
 		// Not reachable now: tried again; a pod already running keeps retrying on its own.
 		return ctrl.Result{RequeueAfter: databaseRetry}, nil
 	}
@@ -198,10 +196,10 @@ func (r *StrategyReconciler) storageFailed(ctx context.Context, sc *scope, err e
 // retention is Delete.
 func (r *StrategyReconciler) ensureStorage(ctx context.Context, s *v1.Strategy, p place) error {
 	b := p.backend
-	if b.IsDatabase() {
+	if domain.HomeOf(b) == domain.InDatabase {
 		return r.checkDatabase(ctx, s, p)
 	}
-	if b == v1.BackendFile {
+	if domain.HomeOf(b) == domain.OnVolume {
 		claim := desiredClaim(s)
 		err := r.Client.Create(ctx, claim)
 		if apierrors.IsAlreadyExists(err) {
@@ -249,11 +247,9 @@ func (r *StrategyReconciler) stateObjectsCached(ctx context.Context, s *v1.Strat
 			return false, err
 		}
 	}
-	if b == v1.BackendStrategyState {
-		for _, name := range stateNames(s) {
-			if ok, err := exists(stateMetadata(), name); !ok {
-				return false, err
-			}
+	for _, name := range stateNames(s, b) {
+		if ok, err := exists(stateMetadata(), name); !ok {
+			return false, err
 		}
 	}
 	return true, nil

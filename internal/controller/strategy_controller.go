@@ -44,6 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
@@ -176,7 +177,7 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	sc := &scope{strategy: &s, before: *s.Status.DeepCopy(), desired: s.Spec.Persistence.Backend,
 		active: s.Status.ActiveBackend}
 	if sc.desired == "" {
-		sc.desired = v1.BackendStrategyState
+		sc.desired = v1.DefaultBackend
 	}
 	if sc.active == "" {
 		sc.active = sc.desired
@@ -190,7 +191,7 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 			s.Status.ObservedGeneration = s.Generation
 		}
 		s.Status.ActiveBackend, s.Status.ActiveDatabase = sc.active, nil
-		if sc.active.IsDatabase() {
+		if domain.HomeOf(sc.active) == domain.InDatabase {
 			s.Status.ActiveDatabase = sc.activeDB
 		}
 		r.recordTransitions(sc)
@@ -248,7 +249,7 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		r.setStopped(sc, v1.StrategyFailed, ReasonBackendNotEnabled, "no pod runs: "+msg)
 		return ctrl.Result{}, reconcile.TerminalError(errors.New(msg))
 	}
-	if sc.active.IsKube() {
+	if domain.HomeOf(sc.active) == domain.InObjects {
 		done, err := r.moveLegacyObjects(ctx, sc, lease)
 		if err != nil {
 			setCondition(s, v1.ConditionDegraded, true, ReasonStateRenameFailed, err.Error())
@@ -278,7 +279,7 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	}
 	setCondition(s, v1.ConditionPersistenceReady, true, ReasonBackendReady,
 		fmt.Sprintf("state is kept on the %s backend", sc.activePlace()))
-	if !sc.active.IsDatabase() {
+	if domain.HomeOf(sc.active) != domain.InDatabase {
 		meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionStoreDurable)
 	}
 	if err := r.tend(ctx, sc); err != nil {

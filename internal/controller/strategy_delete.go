@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
@@ -50,7 +51,7 @@ func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ct
 	if err := r.deleteState(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}
-	if sc.active.IsDatabase() {
+	if domain.HomeOf(sc.active) == domain.InDatabase {
 		if err := r.deleteOwnedDatabaseState(ctx, s, sc.activePlace()); err != nil {
 			return ctrl.Result{}, err
 		}

@@ -34,7 +34,7 @@ import (
 )
 
 func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) {
-	if sc.active == v1.BackendFile {
+	if domain.HomeOf(sc.active) == domain.OnVolume {
 		// On the pod's volume: the operator cannot read it.
 		sc.strategy.Status.OpenSignals, sc.strategy.Status.LastClosedSignal = nil, nil
 		return

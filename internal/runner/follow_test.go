@@ -114,7 +114,7 @@ func newFollowFixture(t *testing.T, b v1.PersistenceBackend) *followFixture {
 		}
 		return domain.StrategyStateBackend(env.Client, opts)
 	}
-	if b.IsDatabase() {
+	if domain.HomeOf(b) == domain.InDatabase {
 		db, err := domain.OpenDatabase(ctx, b, databaseURL(t, b))
 		if err != nil {
 			t.Fatal(err)
@@ -222,7 +222,7 @@ func testFollow(t *testing.T, b v1.PersistenceBackend) {
 		}
 	})
 	t.Run("an invalid edit is refused", func(t *testing.T) { f.refusesInvalid(t, open) })
-	if !b.IsDatabase() { // a database keeps no store object to delete
+	if domain.HomeOf(b) != domain.InDatabase { // a database keeps no store object to delete
 		t.Run("a deleted store object is written back", func(t *testing.T) { f.writesBack(t, open) })
 	}
 	t.Run("a signal removed by hand is cancelled", func(t *testing.T) { f.cancels(t, open) })

@@ -120,7 +120,7 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.StringVar(&symbols, "symbols", getenv("SYMBOLS"), "comma-separated symbols, for example BTCUSDT,ETHUSDT (env SYMBOLS)")
 	fs.StringVar(&draining, "drain", getenv("DRAIN_SYMBOLS"),
 		"comma-separated symbols to watch until their signals close, opening none on them (env DRAIN_SYMBOLS)")
-	fs.StringVar(&backend, "backend", getenv("BACKEND"), "where state lives: "+backendNames+" (env BACKEND; a database's URL in env "+StoreURLEnv+")")
+	fs.StringVar(&backend, "backend", getenv("BACKEND"), "where state lives: "+domain.BackendNames()+" (env BACKEND; a database's URL in env "+StoreURLEnv+")")
 	fs.StringVar(&s.Namespace, "namespace", getenv("POD_NAMESPACE"), "namespace of the state objects and the Lease, for ConfigMap and StrategyState (env POD_NAMESPACE)")
 	fs.StringVar(&s.Lease, "lease", getenv("LEASE_NAME"), "Lease that makes this runner the strategy's only writer, for ConfigMap and StrategyState (env LEASE_NAME)")
 	fs.IntVar(&cacheEntries, "cache-max-entries", 0,
@@ -212,23 +212,19 @@ Usage:
 	}
 	s.Symbols = append(s.Symbols, s.Draining...)
 	s.Backend = v1.PersistenceBackend(backend)
-	switch s.Backend {
-	case v1.BackendFile:
+	if backend == "" {
+		problems = append(problems, "--backend (or BACKEND) is required: "+domain.BackendNames())
+	} else if k, err := domain.Lookup(s.Backend); err != nil {
+		problems = append(problems, "--backend: "+err.Error())
+	} else if k.Home == domain.OnVolume {
 		need(s.DataDir, "data-dir", "DATA_DIR")
-	case v1.BackendConfigMap, v1.BackendStrategyState:
+	} else {
 		need(s.Namespace, "namespace", "POD_NAMESPACE")
 		need(s.Lease, "lease", "LEASE_NAME")
-	case v1.BackendRedis, v1.BackendPostgreSQL, v1.BackendMongoDB:
-		need(s.Namespace, "namespace", "POD_NAMESPACE")
-		need(s.Lease, "lease", "LEASE_NAME")
-		if s.StoreURL = getenv(StoreURLEnv); s.StoreURL == "" {
+		if s.StoreURL = getenv(StoreURLEnv); s.StoreURL == "" && k.Home == domain.InDatabase {
 			problems = append(problems, fmt.Sprintf("the %s backend needs its connection URL in %s", s.Backend,
 				StoreURLEnv))
 		}
-	case "":
-		problems = append(problems, "--backend (or BACKEND) is required: "+backendNames)
-	default:
-		problems = append(problems, fmt.Sprintf("--backend %q is not one of %s", backend, backendNames))
 	}
 	parse := func(v, flagName string, dst *time.Time) {
 		if v == "" {
@@ -300,8 +296,9 @@ func (s *Settings) checkTiming() []string {
 // parseLayers reads the cache and replica flags into s, and says what is wrong with them.
 func (s *Settings) parseLayers(cacheEntries int, cacheBytes int64, replicas string, getenv func(string) string) []string {
 	var problems []string
-	if (cacheEntries > 0 || len(replicas) > 0) && !s.Backend.IsDatabase() {
-		problems = append(problems, "--cache-max-entries and --replicas need a database backend (Redis, PostgreSQL, MongoDB)")
+	if (cacheEntries > 0 || len(replicas) > 0) && domain.HomeOf(s.Backend) != domain.InDatabase {
+		problems = append(problems, "--cache-max-entries and --replicas need a database backend ("+
+			domain.BackendNames(domain.InDatabase)+")")
 	}
 	switch {
 	case cacheEntries < 0 || cacheBytes < 0:
@@ -326,8 +323,9 @@ func (s *Settings) parseLayers(cacheEntries int, cacheBytes int64, replicas stri
 		switch {
 		case len(parts) < 2 || len(parts) > 3 || r.Name == "":
 			problems = append(problems, fmt.Sprintf("--replicas %q: want NAME:BACKEND[:QUEUE]", spec))
-		case !r.Backend.IsDatabase():
-			problems = append(problems, fmt.Sprintf("--replicas %q: %q is not Redis, PostgreSQL or MongoDB", spec, parts[1]))
+		case domain.HomeOf(r.Backend) != domain.InDatabase:
+			problems = append(problems, fmt.Sprintf("--replicas %q: %q is not %s", spec, parts[1],
+				domain.BackendNames(domain.InDatabase)))
 		case seen[r.Name]:
 			problems = append(problems, fmt.Sprintf("--replicas: two replicas named %q", r.Name))
 		default:
@@ -344,8 +342,6 @@ func (s *Settings) parseLayers(cacheEntries int, cacheBytes int64, replicas stri
 
 // StoreURLEnv is the environment variable that holds a database backend's connection URL.
 const StoreURLEnv = domain.StoreURLEnv
-
-const backendNames = "File, ConfigMap, StrategyState, Redis, PostgreSQL or MongoDB"
 
 // Getenv is os.Getenv, for ParseSettings.
 func Getenv(k string) string { return os.Getenv(k) }

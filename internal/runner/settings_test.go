@@ -73,7 +73,7 @@ func TestSettingsErrorsSayWhatIsMissing(t *testing.T) {
 		}
 	}
 	for args, want := range map[string]string{
-		"--backend=Floppy":                                `--backend "Floppy" is not one of File, ConfigMap, StrategyState, Redis, PostgreSQL or MongoDB`,
+		"--backend=Floppy":                                `--backend: unknown backend "Floppy": want ConfigMap, File, MongoDB, PostgreSQL, Redis or StrategyState`,
 		"--speed=0":                                       "--speed must be positive",
 		"--percent-slippage=-1":                           "--percent-slippage must be a percentage from 0 to under 100, got -1",
 		"--schedule-await-minutes=0":                      "--schedule-await-minutes must be positive, got 0",
@@ -85,7 +85,7 @@ func TestSettingsErrorsSayWhatIsMissing(t *testing.T) {
 		"--backend=Redis":                                 "the Redis backend needs its connection URL in STORE_URL",
 		"--backend=ConfigMap --replicas=copy:Redis":       "--cache-max-entries and --replicas need a database backend",
 		"--backend=Redis --replicas=copy":                 `--replicas "copy": want NAME:BACKEND[:QUEUE]`,
-		"--backend=Redis --replicas=copy:File":            `--replicas "copy:File": "File" is not Redis, PostgreSQL or MongoDB`,
+		"--backend=Redis --replicas=copy:File":            `--replicas "copy:File": "File" is not MongoDB, PostgreSQL or Redis`,
 		"--backend=Redis --replicas=copy:Redis:0":         `--replicas "copy:Redis:0": the queue size must be a positive number`,
 		"--backend=Redis --replicas=dr-copy:Redis":        `replica "dr-copy" needs its connection URL in STORE_REPLICA_DR_COPY_URL`,
 		"--backend=Redis --replicas=a:Redis,a:PostgreSQL": `--replicas: two replicas named "a"`,

@@ -90,8 +90,8 @@ func runExec(ctx context.Context, s runner.Settings, command []string, log *slog
 		code, err = serveChild(leadCtx, ctx, s, b, command, m, log)
 		return err
 	}
-	if s.Backend == v1.BackendFile {
-		err = serve(context.WithoutCancel(ctx), domain.FileBackend(s.DataDir), nil) // the folders' locks keep others out
+	if k, _ := domain.Lookup(s.Backend); k.Home == domain.OnVolume {
+		err = serve(context.WithoutCancel(ctx), k.OpenFiles(s.DataDir), nil) // the folders' locks keep others out
 	} else {
 		err = withState(ctx, s, log, m, serve)
 	}
@@ -117,7 +117,7 @@ func serveChild(leadCtx, stopCtx context.Context, s runner.Settings, b domain.Ba
 	if err := api.Open(leadCtx); err != nil {
 		return -1, fmt.Errorf("opening the strategy's stores: %w", err)
 	}
-	if s.Backend == v1.BackendFile {
+	if domain.HomeOf(s.Backend) == domain.OnVolume {
 		m.Leading(true, 0) // the folders' locks, taken by the opening
 	}
 	socket := filepath.Join(dir, "state.sock")

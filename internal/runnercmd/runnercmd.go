@@ -198,8 +198,8 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 			Limits: v1.DefaultSignalLimits, Rules: s.Rules, Start: start, Log: log, Notify: notify,
 			Observer: observer})
 	}
-	if s.Backend == v1.BackendFile {
-		p := domain.New(domain.FileBackend(s.DataDir))
+	if k, _ := domain.Lookup(s.Backend); k.Home == domain.OnVolume {
+		p := domain.New(k.OpenFiles(s.DataDir))
 		defer func() { _ = p.Close() }()
 		return loop(ctx, engine(p, nil), s, log, m, false) // the folder's lock keeps others out
 	}
@@ -256,7 +256,7 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		return b // s.Backend is ConfigMap or StrategyState here (settings checked it)
 	}
 	owned := func(context.Context) error { return nil }
-	if s.Backend.IsDatabase() {
+	if domain.HomeOf(s.Backend) == domain.InDatabase {
 		// The state lives in a database; the Lease (and the events) stay in the cluster.
 		db, err := domain.OpenDatabase(ctx, s.Backend, s.StoreURL)
 		if err != nil {
@@ -348,7 +348,7 @@ func withReplicas(ctx context.Context, s runner.Settings, log *slog.Logger,
 // rebuildReplicas copies every store of the strategy from its database backend to each of
 // its replicas (runner rebuild-replicas).
 func rebuildReplicas(ctx context.Context, s runner.Settings, log *slog.Logger) error {
-	if !s.Backend.IsDatabase() || len(s.Replicas) == 0 {
+	if domain.HomeOf(s.Backend) != domain.InDatabase || len(s.Replicas) == 0 {
 		return errors.New("rebuild-replicas needs a database backend and --replicas")
 	}
 	return withReplicas(ctx, s, log, func(db *domain.Database, l domain.Layers, contexts []domain.Context) error {
@@ -377,7 +377,7 @@ func rebuild(ctx context.Context, db *domain.Database, l domain.Layers, contexts
 // backend lost state that a replica kept (domain.ErrPrimaryBehind).
 func restoreFromReplica(ctx context.Context, s runner.Settings, name string, log *slog.Logger) error {
 	i := slices.IndexFunc(s.Replicas, func(r runner.Replica) bool { return r.Name == name })
-	if !s.Backend.IsDatabase() || i < 0 {
+	if domain.HomeOf(s.Backend) != domain.InDatabase || i < 0 {
 		return fmt.Errorf("restore-from-replica needs a database backend and a replica named %q among --replicas", name)
 	}
 	switch holder, err := leaseHolder(ctx, s); {
@@ -432,7 +432,7 @@ func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Lo
 	if err := e.Restore(ctx); err != nil {
 		return fmt.Errorf("restoring: %w", err)
 	}
-	if s.Backend == v1.BackendFile {
+	if domain.HomeOf(s.Backend) == domain.OnVolume {
 		m.Leading(true, 0) // the folder's lock, taken by the restore
 	}
 	m.SetPhase(runnermetrics.PhaseTrading)

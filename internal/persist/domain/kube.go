@@ -81,14 +81,6 @@ func ConfigMapLabels(d Domain, k Key) map[string]string {
 	return l
 }
 
-// ConfigMapBackend keeps each store context in its own ConfigMap, named by ConfigMapName.
-// c must read from the API server directly.
-func ConfigMapBackend(c client.Client, o KubeOptions) Backend {
-	return func(_ context.Context, d Domain, k Key) (driver.Driver, error) {
-		return configMapDriver(c, o, d, k), nil
-	}
-}
-
 func configMapDriver(c client.Client, o KubeOptions, d Domain, k Key) driver.Driver {
 	name := types.NamespacedName{Namespace: o.Namespace, Name: ConfigMapName(d, k)}
 	return configmapstore.New(c, name, configmapstore.Options{
@@ -108,47 +100,14 @@ func CreateObject(ctx context.Context, b Backend, d Domain, k Key) error {
 	return errors.Join(err, drv.Close())
 }
 
-// StateKey is the StrategyState that holds the symbol-keyed domains of k.
-func StateKey(k Key) strategystatestore.Key {
-	return strategystatestore.Key{StrategyName: k.StrategyName, ExchangeName: k.ExchangeName, Symbol: k.Symbol}
-}
-
-var stateFields = map[Domain]strategystatestore.Field{
-	Signal:    strategystatestore.FieldSignal,
-	Schedule:  strategystatestore.FieldSchedule,
-	Strategy:  strategystatestore.FieldSnapshot,
-	Partial:   strategystatestore.FieldPartial,
-	Breakeven: strategystatestore.FieldBreakeven,
-}
-
-// StrategyStateBackend keeps the symbol-keyed domains as fields of one StrategyState per
-// strategy, exchange and symbol. Risk positions, keyed by risk profile, have no such
-// object, and the history ledger grows without bound: both go to ConfigMaps, as with
-// ConfigMapBackend.
-func StrategyStateBackend(c client.Client, o KubeOptions) Backend {
-	return func(_ context.Context, d Domain, k Key) (driver.Driver, error) {
-		if d == Risk || d == History {
-			return configMapDriver(c, o, d, k), nil
-		}
-		field, ok := stateFields[d]
-		if !ok {
-			return nil, fmt.Errorf("the StrategyState backend has no field for domain %q", d)
-		}
-		return strategystatestore.New(c, o.Namespace, StateKey(k), field,
-			strategystatestore.Options{Options: o.store()}), nil
-	}
-}
-
-// KubeBackend is the Kubernetes backend named b (ConfigMap or StrategyState).
+// KubeBackend is the backend named b, whose home must be InObjects, on the objects that c
+// reads and writes.
 func KubeBackend(b v1.PersistenceBackend, c client.Client, o KubeOptions) (Backend, error) {
-	switch b {
-	case v1.BackendConfigMap:
-		return ConfigMapBackend(c, o), nil
-	case v1.BackendStrategyState:
-		return StrategyStateBackend(c, o), nil
-	default:
-		return nil, fmt.Errorf("%q is not a Kubernetes backend (ConfigMap or StrategyState)", b)
+	k, err := lookupAt(b, InObjects)
+	if err != nil {
+		return nil, err
 	}
+	return k.OpenObjects(c, o), nil
 }
 
 // StoreObject is one Kubernetes object that a backend keeps stores of a strategy in.
@@ -166,27 +125,34 @@ const (
 )
 
 // StoreObjects lists the objects backend b keeps every context of a strategy in (see
-// StrategyContexts): on ConfigMap one per context; on StrategyState one StrategyState per
-// symbol for the symbol-keyed domains, and the ConfigMaps of the risk profile and of each
-// symbol's history; on any other backend none. It is the one place that maps contexts to
-// objects: the operator's Role, pre-creation, migration and clean-up all follow it.
+// StrategyContexts), each once; none when b's home is not InObjects (the volume's files,
+// a database's rows). It is the one place that maps contexts to objects: the operator's
+// Role, pre-creation, migration and clean-up all follow it.
 func StoreObjects(b v1.PersistenceBackend, strategyName, exchangeName string, symbols []string) []StoreObject {
-	if !b.IsKube() {
-		return nil // the volume's files, a database's rows
+	k, err := lookupAt(b, InObjects)
+	if err != nil {
+		return nil
 	}
+	return k.Objects(StrategyContexts(strategyName, exchangeName, symbols))
+}
+
+// storeObjects lists, each once, the object that object picks for each context.
+func storeObjects(contexts []Context, object func(Context) StoreObject) []StoreObject {
 	var out []StoreObject
 	seen := map[string]bool{}
-	for _, c := range StrategyContexts(strategyName, exchangeName, symbols) {
-		o := StoreObject{Kind: KindConfigMap, Name: ConfigMapName(c.Domain, c.Key), Context: c}
-		if _, inState := stateFields[c.Domain]; inState && b == v1.BackendStrategyState {
-			o.Kind, o.Name = KindStrategyState, strategystatestore.ObjectName(StateKey(c.Key))
-		}
+	for _, c := range contexts {
+		o := object(c)
 		if !seen[o.Kind+"/"+o.Name] {
 			seen[o.Kind+"/"+o.Name] = true
 			out = append(out, o)
 		}
 	}
 	return out
+}
+
+// configMapObject is the ConfigMap that holds context c.
+func configMapObject(c Context) StoreObject {
+	return StoreObject{Kind: KindConfigMap, Name: ConfigMapName(c.Domain, c.Key), Context: c}
 }
 
 // LegacyName is the name an earlier version gave the object (see LegacyConfigMapName).

@@ -154,5 +154,5 @@ func TestStoreObjects(t *testing.T) {
 	g.Expect(names(v1.BackendStrategyState)).To(Equal([]string{"ConfigMap/risk-s-e", "StrategyState/s-e-btcusdt",
 		"ConfigMap/history-s-e-btcusdt"}))
 	_, err := domain.KubeBackend(v1.BackendFile, nil, domain.KubeOptions{})
-	g.Expect(err).To(MatchError(ContainSubstring(`"File" is not a Kubernetes backend`)))
+	g.Expect(err).To(MatchError(ContainSubstring(`"File" is not one of ConfigMap or StrategyState`)))
 }
