@@ -238,4 +238,27 @@ func TestHistoryRecordsEachEventOnce(t *testing.T) {
 	g.Expect(entry.Events).To(HaveLen(2))
 	g.Expect(entry.Signal.ID).To(Equal(sig.ID))
 	g.Expect(entry.Has("closed")).To(BeTrue())
+	g.Expect([]int{entry.Events[0].Seq, entry.Events[1].Seq}).To(Equal([]int{1, 2}))
+}
+
+// TestHistoryShowsASecondClose: a close that differs from the one recorded (another
+// candle, another price) is appended, not dropped, so that a signal closed twice shows in
+// the ledger the crash and restart tests compare.
+func TestHistoryShowsASecondClose(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	p := domain.New(domain.MemoryBackend())
+	k := domain.StrategyKey("BTCUSDT", "s", "e")
+	for _, ev := range []domain.HistoryEvent{{Kind: "opened", At: 1, Price: 100},
+		{Kind: "closed", At: 2, Price: 101.5, Reason: "take_profit"},
+		{Kind: "closed", At: 2, Price: 101.5, Reason: "take_profit"}, // the same close, written again
+		{Kind: "closed", At: 3, Price: 99, Reason: "stop_loss"}} {
+		g.Expect(p.RecordHistory(ctx, k, nil, "sig", ev)).To(Succeed())
+	}
+	s, err := p.History.Store(ctx, k)
+	g.Expect(err).NotTo(HaveOccurred())
+	entry, err := s.Read(ctx, "sig")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(entry.Events).To(HaveLen(3))
+	g.Expect(entry.Events[2]).To(Equal(domain.HistoryEvent{Kind: "closed", At: 3, Price: 99, Reason: "stop_loss", Seq: 3}))
 }

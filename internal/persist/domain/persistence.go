@@ -20,6 +20,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 
 	persist "github.com/strategyops/strategy-operator/pkg/store"
 
@@ -63,6 +65,15 @@ type HistoryEvent struct {
 	Reason string  `json:"reason,omitempty"`
 	// PnL is a close's result, as backtest-kit computes it.
 	PnL *v1.ProfitLoss `json:"pnl,omitempty"`
+	// Seq numbers the entry's events in the order they were recorded, from 1: a gap or a
+	// repeat means an event was lost or written over.
+	Seq int `json:"seq,omitempty"`
+}
+
+// same reports whether e records what o does (their sequence numbers aside).
+func (e HistoryEvent) same(o HistoryEvent) bool {
+	e.Seq = o.Seq
+	return reflect.DeepEqual(e, o)
 }
 
 // Has reports whether the entry already records an event of kind.
@@ -244,9 +255,10 @@ func (p *Persistence) ForgetClosedSignals(ctx context.Context, k Key, activeID s
 	return errors.Join(p.Partial.prune(ctx, k, activeID), p.Breakeven.prune(ctx, k, activeID))
 }
 
-// RecordHistory adds an event to the ledger entry of a signal, once per kind: recording
-// the same event again (after a restart) changes nothing. row, when not nil, is kept as
-// the signal's row.
+// RecordHistory appends an event to the ledger entry of a signal, with the next sequence
+// number. An event equal to one already recorded (the same decision written again, after a
+// restart) changes nothing; any other is appended, so that a signal closed twice shows two
+// closes. row, when not nil, is kept as the signal's row.
 func (p *Persistence) RecordHistory(ctx context.Context, k Key, row *v1.Signal, id string, ev HistoryEvent) error {
 	s, err := p.History.Store(ctx, k)
 	if err != nil {
@@ -259,12 +271,13 @@ func (p *Persistence) RecordHistory(ctx context.Context, k Key, row *v1.Signal, 
 	if entry == nil {
 		entry = &HistoryEntry{ID: id, Symbol: k.Symbol, Events: []HistoryEvent{}}
 	}
-	if entry.Has(ev.Kind) {
+	if slices.ContainsFunc(entry.Events, ev.same) {
 		return nil
 	}
 	if row != nil {
 		entry.Signal = row
 	}
+	ev.Seq = len(entry.Events) + 1
 	entry.Events = append(entry.Events, ev)
 	_, err = s.Write(ctx, id, entry)
 	return err
