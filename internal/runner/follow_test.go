@@ -59,34 +59,6 @@ func TestFollowTheStoreMongoDB(t *testing.T) {
 	testFollow(t, v1.BackendMongoDB)
 }
 
-// databaseURL starts a server of database backend b for t and returns its URL.
-func databaseURL(t *testing.T, b v1.PersistenceBackend) string {
-	t.Helper()
-	ctx := t.Context()
-	switch b {
-	case v1.BackendRedis:
-		r, err := testenv.StartRedis(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Stop)
-		return r.URL
-	case v1.BackendPostgreSQL:
-		p, err := testenv.StartPostgres(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(p.Stop)
-		return p.URL
-	}
-	m, err := testenv.StartMongo(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(m.Stop)
-	return m.URL("follow")
-}
-
 // followFixture is an engine trading one symbol, and a user who edits its state by hand,
 // as kubectl (or a database client) would.
 type followFixture struct {
@@ -115,7 +87,7 @@ func newFollowFixture(t *testing.T, b v1.PersistenceBackend) *followFixture {
 		return domain.StrategyStateBackend(env.Client, opts)
 	}
 	if domain.HomeOf(b) == domain.InDatabase {
-		db, err := domain.OpenDatabase(ctx, b, databaseURL(t, b))
+		db, err := domain.OpenDatabase(ctx, b, testenv.StartDatabase(t, string(b), "follow"))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -55,6 +55,10 @@ const asMainEnv = "RUNNER_TEST_AS_MAIN"
 // the Lease, before it takes its fencing token: the stall of a GC pause or a starved CPU.
 const stallEnv = "RUNNER_TEST_STALL_AFTER_ACQUIRE"
 
+// stallTokenEnv makes a runner started by a test stop itself (SIGSTOP) right after it
+// takes its fencing token, before it touches its state.
+const stallTokenEnv = "RUNNER_TEST_STALL_AFTER_TOKEN"
+
 var env *testenv.Environment
 
 func TestMain(m *testing.M) {
@@ -62,8 +66,12 @@ func TestMain(m *testing.M) {
 		childMain(os.Getenv(asChildEnv))
 	}
 	if os.Getenv(asMainEnv) == "1" {
+		stall := func() { _ = syscall.Kill(os.Getpid(), syscall.SIGSTOP) }
 		if os.Getenv(stallEnv) == "1" {
-			afterAcquire = func() { _ = syscall.Kill(os.Getpid(), syscall.SIGSTOP) }
+			afterAcquire = stall
+		}
+		if os.Getenv(stallTokenEnv) == "1" {
+			afterToken = stall
 		}
 		Main()
 		os.Exit(0)

@@ -284,6 +284,10 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		if err := owned(ctx); err != nil {
 			return err
 		}
+		// Before anything is read: a deposed holder that wakes now is refused everywhere.
+		if err := domain.RaiseFloor(ctx, backend(f), contexts); err != nil {
+			return fmt.Errorf("raising the fencing floor: %w", err)
+		}
 		l := layers(f)
 		// Before anything is written: a replica ahead of the backend holds what the backend
 		// lost, and trading here would build on the loss.
@@ -490,6 +494,10 @@ const storeRequestTimeout = 30 * time.Second
 // use it to stall the process there, as a GC pause or a starved CPU would.
 var afterAcquire = func() {}
 
+// afterToken runs once the fencing token is taken, before the state is touched. Tests
+// stall the process there.
+var afterToken = func() {}
+
 // errNotHolder: the Lease changed hands before this runner took its fencing token.
 var errNotHolder = errors.New("the Lease is no longer held by this runner")
 
@@ -544,6 +552,7 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger, m *runner
 				if err == nil {
 					log.Info("Acquired the lease", "lease", s.Lease, "identity", identity, "fencingToken", token)
 					m.Leading(true, token)
+					afterToken()
 					err = work(leadCtx, token, identity)
 					m.Leading(false, 0)
 					m.SetPhase(runnermetrics.PhaseStopping)

@@ -205,3 +205,29 @@ func HighestToken(ctx context.Context, b Backend, contexts []Context) (int64, er
 	}
 	return highest, nil
 }
+
+// RaiseFloor fences every store of the given contexts on b (driver.Fencer) for b's writer:
+// a new holder of the Lease does this before it reads its state, so that a deposed holder
+// that wakes after the takeover is refused on every store, not only on those the new
+// holder has written since. ErrFenced when a newer writer holds one of them.
+func RaiseFloor(ctx context.Context, b Backend, contexts []Context) error {
+	for _, c := range contexts {
+		drv, err := b(ctx, c.Domain, c.Key)
+		if err != nil {
+			return err
+		}
+		f, ok := drv.(driver.Fencer)
+		if !ok {
+			_ = drv.Close()
+			return fmt.Errorf("the %s store of %s cannot be fenced", c.Domain, c.Key)
+		}
+		err = f.Fence(ctx)
+		if cerr := drv.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("fencing the %s store of %s: %w", c.Domain, c.Key, err)
+		}
+	}
+	return nil
+}

@@ -37,6 +37,8 @@ const (
 	opPut opKind = iota
 	opDelete
 	opDeleteAll
+	// opFence records the writer's token and changes no value (driver.Fencer).
+	opFence
 )
 
 // op is one caller's operation, carried through a group commit.
@@ -95,6 +97,14 @@ func (d *Driver) DeleteAll(ctx context.Context) error {
 	return d.run(ctx, &op{kind: opDeleteAll}, "delete_all").err
 }
 
+// Fence implements driver.Fencer.
+func (d *Driver) Fence(ctx context.Context) error {
+	if d.opts.Fencing.Token <= 0 {
+		return nil
+	}
+	return d.run(ctx, &op{kind: opFence}, "fence").err
+}
+
 // fence records this writer's token, or refuses o when another writer holds the store
 // (driver.Fencing.Against).
 func (d *Driver) fence(s *state, o *op) (changed, refused bool) {
@@ -134,7 +144,7 @@ func (d *Driver) RecordedToken(ctx context.Context) (int64, error) {
 // earlier attempt); otherwise o waits for the update. It reports whether s changed.
 func (d *Driver) apply(s *state, o *op) bool {
 	o.readSeq = s.seq
-	if o.maybeApplied {
+	if o.maybeApplied && o.kind != opFence { // a fence is idempotent: decided afresh
 		seq, applied, known := s.landed(o)
 		switch {
 		case applied: // an earlier attempt stored it after all
@@ -155,6 +165,8 @@ func (d *Driver) apply(s *state, o *op) bool {
 		return false
 	}
 	switch o.kind {
+	case opFence:
+		return changed
 	case opDeleteAll:
 		if len(s.entries) == 0 {
 			return changed
@@ -246,7 +258,13 @@ func (d *Driver) commit(batch []*op) {
 			return
 		case apierrors.IsNotFound(err) && !d.opts.Create:
 			// The object was deleted. The operator makes it again (this writer may not):
-			// wait for it. Nothing landed, and the writes go to the new object.
+			// wait for it. Nothing landed, and the writes go to the new object. A fence has
+			// nothing to protect on an object that does not exist.
+			for _, o := range live {
+				if o.kind == opFence {
+					o.finish("", nil)
+				}
+			}
 			lastErr = err
 		case err != nil && !transient(err) && !errors.Is(err, ctx.Err()):
 			for _, o := range live {

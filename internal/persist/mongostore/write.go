@@ -344,6 +344,20 @@ func (d *Driver) Delete(ctx context.Context, key string, pre driver.Precondition
 	return d.wrap("delete", err)
 }
 
+// Fence implements driver.Fencer: the fencing record names this writer, and every
+// document of the store its token.
+func (d *Driver) Fence(ctx context.Context) error {
+	if d.fencing.Token <= 0 {
+		return nil
+	}
+	release, err := acquire(ctx, d.lock)
+	if err != nil {
+		return d.wrap("fence", err)
+	}
+	defer release()
+	return d.wrap("fence", d.admit(ctx, true))
+}
+
 // DeleteAll implements driver.Driver.
 func (d *Driver) DeleteAll(ctx context.Context) error {
 	release, err := acquire(ctx, d.lock)

@@ -284,6 +284,21 @@ func (d *Driver) Delete(ctx context.Context, key string, pre driver.Precondition
 	return d.wrap("delete", fmt.Errorf("%w: key %q", driver.ErrConflict, key))
 }
 
+// Fence implements driver.Fencer: a fenced statement that changes no row (after making the
+// fencing table, when the store was never opened).
+func (d *Driver) Fence(ctx context.Context) error {
+	if d.fencing.Token <= 0 {
+		return nil
+	}
+	if _, err := d.Init(ctx, false); err != nil {
+		return err
+	}
+	_, err := d.run(ctx, "fence", func(_ *statement, guard string) string {
+		return `SELECT 0 AS r WHERE true` + guard
+	})
+	return err
+}
+
 // DeleteAll implements driver.Driver.
 func (d *Driver) DeleteAll(ctx context.Context) error {
 	_, err := d.run(ctx, "delete all", func(st *statement, guard string) string {

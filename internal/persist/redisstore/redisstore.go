@@ -302,6 +302,15 @@ func (d *Driver) DeleteAll(ctx context.Context) error {
 	return d.wrap("delete all", err)
 }
 
+// Fence implements driver.Fencer.
+func (d *Driver) Fence(ctx context.Context) error {
+	if d.fencing.Token <= 0 {
+		return nil
+	}
+	_, err := d.write(ctx, "fence", "", nil, driver.Precondition{})
+	return d.wrap("fence", err)
+}
+
 // RecordedToken implements driver.TokenRecorder.
 func (d *Driver) RecordedToken(ctx context.Context) (int64, error) {
 	token, err := d.client.HGet(ctx, d.fence, "token").Int64()

@@ -1,6 +1,6 @@
 -- One write to a store, run by Redis without interleaving another command.
 -- KEYS: the store's hash of values and revisions, its revision counter, its fencing record.
--- ARGV: op (put, delete, clear), key, value, mode ("", absent, revision), the revision
+-- ARGV: op (put, delete, clear, fence: record the writer only), key, value, mode ("", absent, revision), the revision
 -- wanted, the writer, its fencing token (0 or less: unfenced).
 -- Answers {"ok", revision}, {"conflict"}, {"absent"} or {"fenced", writer, token}.
 -- The fencing rule is driver.Fencing.Against's: refused when the store holds a newer token,
@@ -19,6 +19,13 @@ if token > 0 then
     end
     record = true
   end
+end
+
+if op == 'fence' then
+  if record then
+    redis.call('HSET', KEYS[3], 'writer', writer, 'token', ARGV[7])
+  end
+  return {'ok', ''}
 end
 
 local rev = false

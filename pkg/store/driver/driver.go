@@ -150,6 +150,18 @@ type TokenRecorder interface {
 	RecordedToken(ctx context.Context) (int64, error)
 }
 
+// Fencer is a Driver, opened with a fencing token, that can record its writer as the
+// store's newest without changing a value: from then on an older writer's writes are
+// refused there, even before the new writer's first write. A new holder fences every store
+// of its state before it reads any, so that a deposed holder that wakes after the takeover
+// lands nothing anywhere.
+type Fencer interface {
+	// Fence records the writer, or returns ErrFenced when a newer writer holds the store.
+	// It is idempotent; an unfenced driver records nothing. A store whose location does
+	// not exist (yet) holds nothing to protect, and is not an error.
+	Fence(ctx context.Context) error
+}
+
 // Fencing names a writer and its fencing token (a number that grows with each new holder
 // of the writer's lease). A token of 0 or less writes unfenced: such a writer (the
 // operator) records nothing and is never refused.

@@ -81,6 +81,7 @@ func RunConformanceTests(t *testing.T, h Harness) {
 		{"FencingConcurrentTakeover", testFencingTakeover, func(h Harness) bool { return h.Fenced != nil }},
 		{"FencingSameTokenOtherWriter", testFencingSameToken, func(h Harness) bool { return h.Fenced != nil }},
 		{"FencingTokenZeroIsUnfenced", testFencingTokenZero, func(h Harness) bool { return h.Fenced != nil }},
+		{"FenceBeforeFirstWrite", testFenceBeforeWrite, func(h Harness) bool { return h.Fenced != nil }},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -449,6 +450,37 @@ func testFencing(t *testing.T, h Harness) {
 	}
 	// the deposed writer can still read
 	wantValue(t, old, "BTCUSDT", doc{Name: "b", Count: 2})
+}
+
+// testFenceBeforeWrite: a new writer that fences the store (driver.Fencer) before writing
+// anything shuts the older writer out at once; fencing again changes nothing, and an older
+// writer cannot fence.
+func testFenceBeforeWrite(t *testing.T, h Harness) {
+	ctx := t.Context()
+	base := open[doc](t, h)
+	old := fencedStore(t, h, base.Driver(), "runner-a", 1)
+	ok(old.Write(ctx, "BTCUSDT", doc{Name: "a", Count: 1})).of(t)
+
+	newer := fencedStore(t, h, base.Driver(), "runner-b", 2)
+	fencer, isFencer := newer.Driver().(driver.Fencer)
+	if !isFencer {
+		t.Skip("the driver implements no driver.Fencer")
+	}
+	if err := fencer.Fence(ctx); err != nil {
+		t.Fatalf("Fence: %v", err)
+	}
+	if err := fencer.Fence(ctx); err != nil {
+		t.Fatalf("Fence again: %v", err)
+	}
+	_, err := old.Write(ctx, "BTCUSDT", doc{Name: "a", Count: 2})
+	wantErr(t, err, store.ErrFenced)
+	_, err = old.Write(ctx, "ETHUSDT", doc{Name: "a"})
+	wantErr(t, err, store.ErrFenced)
+	wantValue(t, base, "BTCUSDT", doc{Name: "a", Count: 1})
+	stale := fencedStore(t, h, base.Driver(), "runner-c", 1)
+	wantErr(t, stale.Driver().(driver.Fencer).Fence(ctx), store.ErrFenced)
+	ok(newer.Write(ctx, "BTCUSDT", doc{Name: "b", Count: 3})).of(t)
+	wantValue(t, base, "BTCUSDT", doc{Name: "b", Count: 3})
 }
 
 // testFencingSameToken: a token belongs to one writer. A second writer with the token
