@@ -107,7 +107,7 @@ func TestHelpReadsWell(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, want := range []string{"runner runs one trading strategy", "-strategy-name", "env STRATEGY_NAME",
-		"File, ConfigMap, StrategyState, Redis, PostgreSQL or MongoDB", "-speed"} {
+		"ConfigMap, File, MongoDB, PostgreSQL, Redis or StrategyState", "-speed"} {
 		if !strings.Contains(usage.String(), want) {
 			t.Errorf("--help does not mention %q:\n%s", want, usage.String())
 		}
