@@ -84,15 +84,16 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		if err := owned(ctx); err != nil {
 			return err
 		}
-		// Before anything is read: a deposed holder that wakes now is refused everywhere.
-		if err := domain.RaiseFloor(ctx, backend(f), contexts); err != nil {
-			return fmt.Errorf("raising the fencing floor: %w", err)
-		}
 		l := layers(f)
 		// Before anything is written: a replica ahead of the backend holds what the backend
-		// lost, and trading here would build on the loss.
+		// lost, and trading here would build on the loss. (Checked before the fencing
+		// below, which records this holder's token on every store of the backend.)
 		if err := domain.CheckReplicas(ctx, backend(kubestore.Fencing{}), l.Replicas, contexts, log); err != nil {
 			return err
+		}
+		// Before the state is read: a deposed holder that wakes now is refused everywhere.
+		if err := domain.RaiseFloor(ctx, backend(f), contexts); err != nil {
+			return fmt.Errorf("raising the fencing floor: %w", err)
 		}
 		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
 		return work(ctx, l.Wrap(backend(f)), c)
