@@ -203,19 +203,34 @@ func (p PersistenceSpec) Database(b PersistenceBackend) *DatabasePersistence {
 	return nil
 }
 
-// HistorySpec bounds the signal ledger a strategy keeps in the cluster.
+// HistorySpec bounds the signal ledger a strategy keeps, on every backend.
 type HistorySpec struct {
-	// liveEntries is how many signals each symbol's live ledger holds before the operator moves
-	// the oldest finished ones (down to half) into sealed, numbered archive ConfigMaps.
+	// liveEntries is how many signals each symbol's live ledger holds before the oldest
+	// finished ones (down to half) move into its archive: sealed, numbered ConfigMaps on the
+	// Kubernetes backends, an archive store on the others (the runner moves them on File).
 	// +kubebuilder:default=100
 	// +kubebuilder:validation:Minimum=10
 	// +kubebuilder:validation:Maximum=500
 	// +optional
 	LiveEntries int32 `json:"liveEntries,omitempty"`
+
+	// archivedEntries is how many finished signals each symbol's archives keep: past it the
+	// oldest are deleted, as archiving goes on. Defaults to 10000.
+	// +kubebuilder:validation:Minimum=100
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	ArchivedEntries int32 `json:"archivedEntries,omitempty"`
+
+	// maxAge, when set, deletes archived signals that ended longer ago, as archiving goes on.
+	// +optional
+	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
 }
 
 // DefaultLiveEntries is spec.history.liveEntries when unset.
 const DefaultLiveEntries = 100
+
+// DefaultArchivedEntries is spec.history.archivedEntries when unset.
+const DefaultArchivedEntries = 10000
 
 // StrategySpec is what to run: which strategy, on which exchange and symbols, and where its state lives.
 // +kubebuilder:validation:XValidation:rule="!has(self.command) || has(self.image)",message="spec.command needs spec.image: an image of yours with your runtime and the runner at /usr/local/bin/runner"
@@ -273,7 +288,7 @@ type StrategySpec struct {
 	// +optional
 	Persistence PersistenceSpec `json:"persistence,omitzero"`
 
-	// history bounds the signal ledger kept on the Kubernetes backends.
+	// history bounds the signal ledger: the live one, and its archives.
 	// +kubebuilder:default={liveEntries: 100}
 	// +optional
 	History HistorySpec `json:"history,omitzero"`
@@ -473,6 +488,14 @@ func (s *Strategy) EffectiveLiveEntries() int {
 		return int(s.Spec.History.LiveEntries)
 	}
 	return DefaultLiveEntries
+}
+
+// EffectiveArchivedEntries is spec.history.archivedEntries, or its default when unset.
+func (s *Strategy) EffectiveArchivedEntries() int {
+	if s.Spec.History.ArchivedEntries > 0 {
+		return int(s.Spec.History.ArchivedEntries)
+	}
+	return DefaultArchivedEntries
 }
 
 // EffectiveStrategyName is spec.strategyName, or the object's name when that is empty.

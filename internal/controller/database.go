@@ -231,8 +231,8 @@ func (r *StrategyReconciler) deleteOwnedDatabaseState(ctx context.Context, s *v1
 
 // tendDatabase keeps the live ledgers of s in its database bounded, as tendStorage does on
 // the Kubernetes backends: past spec.history.liveEntries, a symbol's oldest finished
-// signals move to its archive store (domain.ArchiveLedger). Best effort: a failure is
-// logged and tried again on the next pass.
+// signals move to its archive store (domain.ArchiveLedger), which spec.history's
+// retention then bounds. Best effort: a failure is logged and tried again on the next pass.
 func (r *StrategyReconciler) tendDatabase(ctx context.Context, s *v1.Strategy, p place) {
 	log := ctrl.LoggerFrom(ctx)
 	backend, closeDB, err := r.openState(ctx, s, p, false)
@@ -243,14 +243,13 @@ func (r *StrategyReconciler) tendDatabase(ctx context.Context, s *v1.Strategy, p
 	defer closeDB()
 	for _, sym := range s.Spec.Symbols {
 		actx, cancel := context.WithTimeout(ctx, archiveTimeout)
-		moved, err := domain.ArchiveLedger(actx, backend, strategyKey(s, sym), s.EffectiveLiveEntries())
+		k := strategyKey(s, sym)
+		moved, err := domain.ArchiveLedger(actx, backend, k, s.EffectiveLiveEntries())
+		pruned := 0
+		if err == nil && moved > 0 {
+			pruned, err = domain.PruneArchive(actx, backend, k, retention(s), time.Now())
+		}
 		cancel()
-		if err != nil {
-			log.Error(err, "Could not archive the history ledger; trying again on the next pass", "symbol", sym)
-		}
-		if moved > 0 {
-			r.event(s, corev1.EventTypeNormal, ReasonArchivedHistory,
-				fmt.Sprintf("moved %d finished signals of %s into its history archive in %s", moved, sym, p))
-		}
+		r.archived(ctx, s, sym, moved, pruned, "its history archive in "+p.String(), err)
 	}
 }

@@ -127,6 +127,8 @@ var _ = Describe("Runner pod spec", func() {
 		Expect(c.VolumeMounts).To(Equal([]corev1.VolumeMount{{Name: "state", MountPath: controller.DataDir}}),
 			"the state, the one thing a File runner writes, is on the claim")
 		Expect(c.Args).To(ContainElement("--data-dir=" + controller.DataDir))
+		Expect(c.Args).To(ContainElements("--history-live-entries=100", "--history-archived-entries=10000"),
+			"the operator cannot reach this ledger: the runner bounds it, as spec.history says")
 		Expect(pod.Spec.Volumes).To(ContainElement(HaveField("VolumeSource.PersistentVolumeClaim.ClaimName",
 			controller.DataClaimName(s))))
 	})

@@ -260,10 +260,23 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []st
 	if len(draining) > 0 {
 		args = append(args, "--drain="+strings.Join(draining, ","))
 	}
-	if domain.HomeOf(b) == domain.InDatabase {
+	switch domain.HomeOf(b) {
+	case domain.InDatabase:
 		args = append(args, layerArgs(s.Spec.Persistence)...)
+	case domain.OnVolume:
+		args = append(args, historyArgs(s)...) // the operator cannot reach this ledger: the runner bounds it
 	}
 	return append(args, s.Spec.Args...)
+}
+
+// historyArgs are the runner's flags for spec.history, for a ledger only the runner reaches.
+func historyArgs(s *v1.Strategy) []string {
+	args := []string{fmt.Sprintf("--history-live-entries=%d", s.EffectiveLiveEntries()),
+		fmt.Sprintf("--history-archived-entries=%d", s.EffectiveArchivedEntries())}
+	if a := s.Spec.History.MaxAge; a != nil {
+		args = append(args, "--history-max-age="+a.Duration.String())
+	}
+	return args
 }
 
 // layerArgs are the runner's flags for the cache and the replicas of p (their URLs come in

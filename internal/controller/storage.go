@@ -62,7 +62,6 @@ const archiveTimeout = 30 * time.Second
 // effort: a failure is logged and retried on the next pass, and never keeps the pod from
 // being managed.
 func (r *StrategyReconciler) tendStorage(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend) {
-	log := ctrl.LoggerFrom(ctx)
 	ledgers := map[string]string{} // live ledger name -> symbol
 	for _, sym := range s.Spec.Symbols {
 		ledgers[domain.ConfigMapName(domain.History, strategyKey(s, sym))] = sym
@@ -79,16 +78,15 @@ func (r *StrategyReconciler) tendStorage(ctx context.Context, s *v1.Strategy, b 
 			continue
 		}
 		actx, cancel := context.WithTimeout(ctx, archiveTimeout)
-		moved, err := domain.ArchiveHistory(actx, r.StateClient, s.Namespace, strategyKey(s, sym), s.EffectiveLiveEntries(),
+		k := strategyKey(s, sym)
+		moved, err := domain.ArchiveHistory(actx, r.StateClient, s.Namespace, k, s.EffectiveLiveEntries(),
 			map[string]string{kubestore.LabelOwner: string(s.UID)})
+		pruned := 0
+		if err == nil && moved > 0 {
+			pruned, err = domain.PruneArchives(actx, r.StateClient, s.Namespace, k, retention(s), time.Now())
+		}
 		cancel()
-		if err != nil {
-			log.Error(err, "Could not archive the history ledger; trying again on the next pass", "symbol", sym)
-		}
-		if moved > 0 {
-			r.event(s, corev1.EventTypeNormal, ReasonArchivedHistory,
-				fmt.Sprintf("moved %d finished signals of %s into a sealed history archive", moved, sym))
-		}
+		r.archived(ctx, s, sym, moved, pruned, "a sealed history archive", err)
 	}
 	for _, name := range stateNames(s, b) {
 		st := stateMetadata()
@@ -105,6 +103,31 @@ func (r *StrategyReconciler) tendStorage(ctx context.Context, s *v1.Strategy, b 
 	setCondition(s, v1.ConditionStorageNearLimit, true, ReasonObjectNearLimit,
 		fmt.Sprintf("past %d%% of the size limit: %s; writes fail with ErrTooLarge at 100%%",
 			v1.StorageWarnPercent, strings.Join(near, ", ")))
+}
+
+// retention is how spec.history bounds the archived ledger of each symbol of s.
+func retention(s *v1.Strategy) domain.Retention {
+	r := domain.Retention{Entries: s.EffectiveArchivedEntries()}
+	if a := s.Spec.History.MaxAge; a != nil {
+		r.MaxAge = a.Duration
+	}
+	return r
+}
+
+// archived tells what a pass of archiving sym's ledger (into where) did.
+func (r *StrategyReconciler) archived(ctx context.Context, s *v1.Strategy, sym string, moved, pruned int, where string,
+	err error) {
+	if err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Could not archive the history ledger; trying again on the next pass", "symbol", sym)
+	}
+	if moved > 0 {
+		r.event(s, corev1.EventTypeNormal, ReasonArchivedHistory,
+			fmt.Sprintf("moved %d finished signals of %s into %s", moved, sym, where))
+	}
+	if pruned > 0 {
+		r.event(s, corev1.EventTypeNormal, ReasonArchivedHistory, fmt.Sprintf("deleted %d archived signals of %s "+
+			"past spec.history's retention", pruned, sym))
+	}
 }
 
 // usage is how full a store object is, in percent, as its last write recorded.

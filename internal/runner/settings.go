@@ -74,6 +74,11 @@ type Settings struct {
 	// FollowPeriod is how often the runner reads its open signals back from the store
 	// (ConfigMap, StrategyState) to notice hand edits.
 	FollowPeriod time.Duration
+	// LiveEntries and Retention bound the ledger where only the runner reaches it (File):
+	// past LiveEntries a symbol's oldest finished signals move to its archive, which
+	// Retention bounds (spec.history; the operator reads and bounds the other backends').
+	LiveEntries int
+	Retention   domain.Retention
 	// Rules are backtest-kit's settings the lifecycle follows: fees, slippage, timeouts.
 	Rules live.Params
 	// MetricsBindAddress serves /metrics, HealthProbeBindAddress /healthz and /readyz
@@ -144,6 +149,12 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 		"gone before another runner can take the Lease (default: half of that)")
 	fs.StringVar(&s.StrategyObject, "strategy-object", getenv("STRATEGY_OBJECT"),
 		"the Strategy object to report hand edits of the state to, as Warning events (env STRATEGY_OBJECT)")
+	fs.IntVar(&s.LiveEntries, "history-live-entries", v1.DefaultLiveEntries,
+		"finished signals a symbol's live ledger holds before the oldest move to its archive (File; spec.history)")
+	fs.IntVar(&s.Retention.Entries, "history-archived-entries", v1.DefaultArchivedEntries,
+		"finished signals a symbol's archive keeps, the newest (File; 0 keeps all)")
+	fs.DurationVar(&s.Retention.MaxAge, "history-max-age", 0,
+		"archived signals that ended longer ago are deleted (File; 0 keeps them)")
 	fs.DurationVar(&s.FollowPeriod, "follow-period", 5*time.Second,
 		"how often open signals are read back from the store to notice hand edits (ConfigMap, StrategyState)")
 	s.Rules = live.Defaults()
@@ -212,20 +223,7 @@ Usage:
 	}
 	s.Symbols = append(s.Symbols, s.Draining...)
 	s.Backend = v1.PersistenceBackend(backend)
-	if backend == "" {
-		problems = append(problems, "--backend (or BACKEND) is required: "+domain.BackendNames())
-	} else if k, err := domain.Lookup(s.Backend); err != nil {
-		problems = append(problems, "--backend: "+err.Error())
-	} else if k.Home == domain.OnVolume {
-		need(s.DataDir, "data-dir", "DATA_DIR")
-	} else {
-		need(s.Namespace, "namespace", "POD_NAMESPACE")
-		need(s.Lease, "lease", "LEASE_NAME")
-		if s.StoreURL = getenv(StoreURLEnv); s.StoreURL == "" && k.Home == domain.InDatabase {
-			problems = append(problems, fmt.Sprintf("the %s backend needs its connection URL in %s", s.Backend,
-				StoreURLEnv))
-		}
-	}
+	problems = append(problems, s.checkBackend(backend, getenv)...)
 	parse := func(v, flagName string, dst *time.Time) {
 		if v == "" {
 			return
@@ -269,6 +267,39 @@ Usage:
 		return s, errors.New(strings.Join(problems, "\n"))
 	}
 	return s, nil
+}
+
+// checkBackend checks the backend named backend and what it needs (a data folder; a
+// namespace and Lease; a connection URL), and says what is wrong.
+func (s *Settings) checkBackend(backend string, getenv func(string) string) []string {
+	var problems []string
+	need := func(v, flagName, env string) {
+		if v == "" {
+			problems = append(problems, fmt.Sprintf("--%s (or %s) is required", flagName, env))
+		}
+	}
+	k, err := domain.Lookup(s.Backend)
+	switch {
+	case backend == "":
+		return []string{"--backend (or BACKEND) is required: " + domain.BackendNames()}
+	case err != nil:
+		return []string{"--backend: " + err.Error()}
+	case k.Home == domain.OnVolume:
+		need(s.DataDir, "data-dir", "DATA_DIR")
+		if s.LiveEntries < 1 || s.Retention.Entries < 0 || s.Retention.MaxAge < 0 {
+			problems = append(problems, fmt.Sprintf("--history-live-entries must be positive, "+
+				"--history-archived-entries and --history-max-age not negative; got %d, %d, %s",
+				s.LiveEntries, s.Retention.Entries, s.Retention.MaxAge))
+		}
+		return problems
+	}
+	need(s.Namespace, "namespace", "POD_NAMESPACE")
+	need(s.Lease, "lease", "LEASE_NAME")
+	if s.StoreURL = getenv(StoreURLEnv); s.StoreURL == "" && k.Home == domain.InDatabase {
+		problems = append(problems, fmt.Sprintf("the %s backend needs its connection URL in %s", s.Backend,
+			StoreURLEnv))
+	}
+	return problems
 }
 
 // checkTiming checks the Lease's timing and the grace period (defaulting it), and says what

@@ -484,6 +484,33 @@ func TestFileRunStopsAtUntilAndResumes(t *testing.T) {
 	}
 }
 
+// TestFileRunKeepsItsLedgerBounded: on File the runner archives its own ledger as it goes
+// (the operator cannot reach it): after two days of candles the live ledger holds at most
+// twice --history-live-entries files a symbol, and the archive at most
+// --history-archived-entries.
+func TestFileRunKeepsItsLedgerBounded(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	s := runner.Settings{StrategyName: "bounded", ExchangeName: "simulated", Symbols: []string{"BTCUSDT"},
+		Backend: v1.BackendFile, DataDir: dir, Strategy: "indicator", StrategyOptions: map[string]string{},
+		Market: "simulated", Seed: 1, Start: start, Speed: 1, Until: start.Add(48 * time.Hour),
+		LiveEntries: 4, Retention: domain.Retention{Entries: 6}}
+	if err := run(context.Background(), s, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	count := func(d domain.Domain) int {
+		files, err := filepath.Glob(filepath.Join(dir, string(d), "*", "*.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(files)
+	}
+	live, archived := count(domain.History), count(domain.HistoryArchive)
+	if live > 8 || archived == 0 || archived > 6 {
+		t.Fatalf("%d live ledger files and %d archived, want at most 8 and 1 to 6", live, archived)
+	}
+}
+
 // startRedis starts a Redis server for t (testenv.StartRedis, with extra settings).
 func startRedis(t *testing.T, extra ...string) *testenv.Redis {
 	t.Helper()

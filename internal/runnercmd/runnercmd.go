@@ -27,6 +27,7 @@ limitations under the License.
 package runnercmd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -182,9 +183,12 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 			Observer: observer})
 	}
 	if k, _ := domain.Lookup(s.Backend); k.Home == domain.OnVolume {
-		p := domain.New(k.OpenFiles(s.DataDir))
+		files := k.OpenFiles(s.DataDir)
+		p := domain.New(files)
 		defer func() { _ = p.Close() }()
-		return loop(ctx, engine(p, nil), s, log, m, false) // the folder's lock keeps others out
+		// The folder's lock keeps others out; the operator cannot reach the ledger here, so
+		// the runner bounds it.
+		return loop(ctx, engine(p, nil), s, log, m, false, tendLedgers(p, files, s, log))
 	}
 	return withState(ctx, s, log, m, func(leadCtx context.Context, b domain.Backend, c client.Client) error {
 		ctx, cancel := context.WithCancel(leadCtx) // the work stops on the Lease's loss, and on ctx's end
@@ -197,7 +201,7 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 				return err
 			}
 		}
-		return loop(ctx, engine(p, warnings(c, s, log)), s, log, m, true)
+		return loop(ctx, engine(p, warnings(c, s, log)), s, log, m, true, nil)
 	})
 }
 
@@ -217,9 +221,10 @@ func observe(s runner.Settings, log *slog.Logger) (m *runnermetrics.Metrics, sto
 
 // loop restores, then processes every completed minute, until ctx ends or s.Until passes.
 // loop runs the engine's candles as the clock reaches them; with follow it also reads the
-// open signals back from the store every FollowPeriod (see Engine.Follow).
+// open signals back from the store every FollowPeriod (see Engine.Follow). tend, when not
+// nil, runs between candles at most every tendEvery, and once more at the end.
 func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Logger, m *runnermetrics.Metrics,
-	follow bool) error {
+	follow bool, tend func(context.Context)) error {
 	m.SetPhase(runnermetrics.PhaseRestoring)
 	if err := e.Restore(ctx); err != nil {
 		return fmt.Errorf("restoring: %w", err)
@@ -239,6 +244,7 @@ func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Lo
 		}
 		clk = clock.Scaled{Start: time.Now(), Origin: origin, Factor: s.Speed}
 	}
+	tended := time.Now()
 	for {
 		now := clk.Now()
 		if !until.IsZero() && now.After(until) {
@@ -262,7 +268,12 @@ func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Lo
 		if n > 0 {
 			log.Debug("Processed candles", "count", n, "through", now.Truncate(time.Minute))
 		}
-		if !until.IsZero() && !now.Before(until) {
+		done := !until.IsZero() && !now.Before(until)
+		if tend != nil && (done || n > 0 && time.Since(tended) >= tendEvery) {
+			tend(ctx)
+			tended = time.Now()
+		}
+		if done {
 			return nil
 		}
 		next := now.Truncate(time.Minute).Add(time.Minute).Sub(now) + time.Second
@@ -271,6 +282,28 @@ func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Lo
 		}
 		if !clk.Sleep(next, ctx.Done()) {
 			return ctx.Err()
+		}
+	}
+}
+
+// tendEvery is how often the runner tends its ledgers, at most.
+const tendEvery = 10 * time.Second
+
+// tendLedgers bounds the ledger of each symbol of s on a backend only the runner reaches
+// (p, over b): past s.LiveEntries the oldest finished signals move to the symbol's
+// archive, which s.Retention bounds. A failure is logged and tried again next time.
+func tendLedgers(p *domain.Persistence, b domain.Backend, s runner.Settings, log *slog.Logger) func(context.Context) {
+	return func(ctx context.Context) {
+		for _, sym := range s.Symbols {
+			k := domain.StrategyKey(sym, s.StrategyName, s.ExchangeName)
+			moved, pruned, err := p.TendLedger(ctx, b, k, cmp.Or(s.LiveEntries, v1.DefaultLiveEntries), s.Retention,
+				time.Now())
+			if err != nil {
+				log.Error("Could not archive the history ledger; trying again later", "symbol", sym, "error", err.Error())
+			}
+			if moved+pruned > 0 {
+				log.Info("Archived the history ledger", "symbol", sym, "moved", moved, "deleted", pruned)
+			}
 		}
 	}
 }

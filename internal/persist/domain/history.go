@@ -134,14 +134,32 @@ type liveEntry struct {
 	rev driver.Revision
 }
 
-// snapshotDriver is a driver that reads a whole store at once (every live ledger's is).
-type snapshotDriver interface {
-	driver.Driver
-	driver.Snapshotter
+// snapshot reads a whole store: at once when its driver can (driver.Snapshotter), else key
+// by key.
+func snapshot(ctx context.Context, d driver.Driver) (map[string]driver.Entry, error) {
+	if s, ok := d.(driver.Snapshotter); ok {
+		return s.Snapshot(ctx)
+	}
+	keys, err := d.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]driver.Entry, len(keys))
+	for _, k := range keys {
+		e, err := d.Get(ctx, k)
+		switch {
+		case errors.Is(err, driver.ErrNotFound): // removed meanwhile
+		case err != nil:
+			return nil, err
+		default:
+			out[k] = e
+		}
+	}
+	return out, nil
 }
 
-func liveEntries(ctx context.Context, d snapshotDriver) (map[string]liveEntry, error) {
-	snap, err := d.Snapshot(ctx)
+func liveEntries(ctx context.Context, d driver.Driver) (map[string]liveEntry, error) {
+	snap, err := snapshot(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -251,28 +269,22 @@ func toArchive(entries map[string]liveEntry, keep int) []*HistoryEntry {
 // it leaves the live ledger, and leaves only at the revision that was copied, so a crash
 // at any point loses nothing and the next pass finishes the move.
 func ArchiveLedger(ctx context.Context, b Backend, k Key, keep int) (int, error) {
-	open := func(d Domain) (snapshotDriver, error) {
-		drv, err := b(ctx, d, k)
-		if err != nil {
-			return nil, err
-		}
-		sd, ok := drv.(snapshotDriver)
-		if !ok {
-			return nil, fmt.Errorf("the %s store of %s cannot be read whole", d, k)
-		}
-		_, err = sd.Init(ctx, false)
-		return sd, err
-	}
-	live, err := open(History)
+	live, err := openStore(ctx, b, History, k)
 	if err != nil {
 		return 0, err
 	}
 	defer func() { _ = live.Close() }()
+	return archiveLedger(ctx, live, b, k, keep)
+}
+
+// archiveLedger moves the oldest finished entries of the live ledger live into k's archive
+// store on b (see ArchiveLedger).
+func archiveLedger(ctx context.Context, live driver.Driver, b Backend, k Key, keep int) (int, error) {
 	entries, err := liveEntries(ctx, live)
 	if err != nil || len(entries) <= keep {
 		return 0, err
 	}
-	archive, err := open(HistoryArchive)
+	archive, err := openStore(ctx, b, HistoryArchive, k)
 	if err != nil {
 		return 0, err
 	}
@@ -284,6 +296,19 @@ func ArchiveLedger(ctx context.Context, b Backend, k Key, keep int) (int, error)
 		}
 	}
 	return removeArchived(ctx, live, entries, moving)
+}
+
+// openStore opens and prepares the driver of domain d of context k on b.
+func openStore(ctx context.Context, b Backend, d Domain, k Key) (driver.Driver, error) {
+	drv, err := b(ctx, d, k)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := drv.Init(ctx, false); err != nil {
+		_ = drv.Close()
+		return nil, err
+	}
+	return drv, nil
 }
 
 // archiveEntry writes e into the archive store. An entry archived before (a pass
@@ -300,7 +325,7 @@ func archiveEntry(ctx context.Context, archive driver.Driver, e *HistoryEntry) e
 				return err
 			}
 			for _, ev := range e.Events {
-				if !had.Has(ev.Kind) {
+				if !slices.ContainsFunc(had.Events, ev.same) {
 					had.Events = append(had.Events, ev)
 				}
 			}
@@ -402,7 +427,7 @@ func (h *HistoryEntry) merge(o *HistoryEntry) {
 		h.Signal = o.Signal
 	}
 	for _, ev := range o.Events {
-		if !h.Has(ev.Kind) {
+		if !slices.ContainsFunc(h.Events, ev.same) {
 			h.Events = append(h.Events, ev)
 		}
 	}
