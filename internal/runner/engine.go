@@ -50,6 +50,9 @@ import (
 const (
 	extraLastCandle = "lastCandleAt"
 	extraInflight   = "inflight"
+	// extraHeld records the signals as the runner held them at its last candle, so that a
+	// restart tells what was edited while no runner ran (checkHeld).
+	extraHeld = "held"
 )
 
 // Action kinds; also the ledger's event kinds where they match.
@@ -163,6 +166,22 @@ func (e *Engine) Restore(ctx context.Context) error {
 			activeID = st.active.ID
 		}
 		st.active, st.scheduled = e.mine(st.active), e.mine(st.scheduled)
+		if raw, ok := st.snap.Extra[extraLastCandle]; ok {
+			var ms int64
+			if err := json.Unmarshal(raw.Raw, &ms); err != nil {
+				return fmt.Errorf("%s: snapshot %s: %w", sym, extraLastCandle, err)
+			}
+			st.last = time.UnixMilli(ms).UTC()
+		}
+		if raw, ok := st.snap.Extra[extraInflight]; !ok || string(raw.Raw) == "null" {
+			// Between two candles: what changed in the store since is a hand edit.
+			if err := e.checkHeld(ctx, st); err != nil {
+				return fmt.Errorf("%s: %w", sym, err)
+			}
+			if st.active != nil {
+				activeID = st.active.ID
+			}
+		}
 		if err := p.ForgetClosedSignals(ctx, st.key, activeID); err != nil {
 			return err
 		}
@@ -175,13 +194,6 @@ func (e *Engine) Restore(ctx context.Context) error {
 				return err
 			}
 			st.breakeven = be[st.active.ID].Reached
-		}
-		if raw, ok := st.snap.Extra[extraLastCandle]; ok {
-			var ms int64
-			if err := json.Unmarshal(raw.Raw, &ms); err != nil {
-				return fmt.Errorf("%s: snapshot %s: %w", sym, extraLastCandle, err)
-			}
-			st.last = time.UnixMilli(ms).UTC()
 		}
 		e.states[sym] = st
 		for msg, sig := range map[string]*v1.Signal{"Resuming an open signal": st.active, "Resuming a scheduled signal": st.scheduled} {
@@ -366,6 +378,9 @@ func (e *Engine) commitCandle(ctx context.Context, st *symbolState, t time.Time)
 	raw, _ := json.Marshal(t.UnixMilli())
 	st.snap.Extra = withExtra(st.snap.Extra, extraLastCandle, raw)
 	delete(st.snap.Extra, extraInflight)
+	held, _ := json.Marshal(heldSignals{Signal: st.active, Schedule: st.scheduled, SignalInc: st.signalInc,
+		ScheduleInc: st.scheduleInc})
+	st.snap.Extra = withExtra(st.snap.Extra, extraHeld, held)
 	if st.active != nil {
 		st.snap.PendingSignalID, st.snap.LastPendingID = &st.active.ID, &st.active.ID
 	} else {

@@ -77,6 +77,36 @@ func (e *Engine) Follow(ctx context.Context) error {
 	return nil
 }
 
+// heldSignals are the signals of a symbol as the runner held them at its last candle, and
+// the incarnations of their store objects then (snapshot extra "held").
+type heldSignals struct {
+	Signal      *v1.Signal `json:"signal"`
+	Schedule    *v1.Signal `json:"schedule"`
+	SignalInc   string     `json:"signalIncarnation,omitempty"`
+	ScheduleInc string     `json:"scheduleIncarnation,omitempty"`
+}
+
+// checkHeld applies Follow's rules to what a restart finds: the store's signals, just read
+// into st, against the ones the runner held at its last candle. An edit made while no
+// runner ran is taken as one made while it runs: a removed signal is cancelled, an
+// adoptable edit adopted, any other refused and the held signal written back. A snapshot
+// of an earlier version, which records nothing held, is taken as it is.
+func (e *Engine) checkHeld(ctx context.Context, st *symbolState) error {
+	raw, ok := st.snap.Extra[extraHeld]
+	if !ok {
+		return nil
+	}
+	var h heldSignals
+	if err := json.Unmarshal(raw.Raw, &h); err != nil {
+		return fmt.Errorf("snapshot %s: %w", extraHeld, err)
+	}
+	if same(h.Signal, st.active) && same(h.Schedule, st.scheduled) {
+		return nil
+	}
+	st.active, st.scheduled, st.signalInc, st.scheduleInc = h.Signal, h.Schedule, h.SignalInc, h.ScheduleInc
+	return e.followSymbol(ctx, st, true)
+}
+
 // followSymbol follows the open and the scheduled signal of st; all reads the keys of
 // those the engine holds none of too.
 func (e *Engine) followSymbol(ctx context.Context, st *symbolState, all bool) error {

@@ -69,6 +69,7 @@ type followFixture struct {
 	operator domain.Backend // makes the store objects; the runner may not
 	user     *domain.Persistence
 	engine   *runner.Engine
+	start    func(t *testing.T)
 	notices  []runner.Notice
 	at       time.Time
 }
@@ -97,19 +98,25 @@ func newFollowFixture(t *testing.T, b v1.PersistenceBackend) *followFixture {
 	f.operator = open(true)
 	f.makeObjects(t)
 	f.user = domain.New(open(false))
-	p := domain.New(open(false))
-	t.Cleanup(func() { _ = f.user.Close(); _ = p.Close() })
 	s, err := strategy.New("indicator", map[string]string{"fast": "5", "slow": "20"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.engine = runner.New(runner.Config{StrategyName: "crossover", ExchangeName: "simulated",
-		Symbols: []string{followSymbol}, Source: market.Simulated{Seed: 2026}, Strategy: s, Persist: p,
-		Limits: v1.DefaultSignalLimits, Start: t0, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Notify: func(n runner.Notice) { f.notices = append(f.notices, n) }})
-	if err := f.engine.Restore(ctx); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { _ = f.user.Close() })
+	// start starts a runner's engine on the state, as a restarted runner would.
+	f.start = func(t *testing.T) {
+		t.Helper()
+		p := domain.New(open(false))
+		t.Cleanup(func() { _ = p.Close() })
+		f.engine = runner.New(runner.Config{StrategyName: "crossover", ExchangeName: "simulated",
+			Symbols: []string{followSymbol}, Source: market.Simulated{Seed: 2026}, Strategy: s, Persist: p,
+			Limits: v1.DefaultSignalLimits, Start: t0, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Notify: func(n runner.Notice) { f.notices = append(f.notices, n) }})
+		if err := f.engine.Restore(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
+	f.start(t)
 	return f
 }
 
@@ -199,6 +206,48 @@ func testFollow(t *testing.T, b v1.PersistenceBackend) {
 	}
 	t.Run("a signal removed by hand is cancelled", func(t *testing.T) { f.cancels(t, open) })
 	t.Run("a signal written by hand is found by the next conditional write", func(t *testing.T) { f.conflicts(t, open) })
+	t.Run("edits made while no runner ran are judged at the restart", f.restarts)
+}
+
+// restarts edits the state while no runner runs: the restarted engine applies the rules
+// Follow applies to an edit made while it runs.
+func (f *followFixture) restarts(t *testing.T) {
+	open := f.stored(t)
+	if open == nil {
+		t.Fatal("no signal open to edit")
+	}
+	edited := *open
+	edited.PriceOpen *= 1.001
+	f.write(t, &edited)
+	f.notices = nil
+	f.start(t)
+	if len(f.notices) != 1 || f.notices[0].Reason != runner.NoticeEditRefused {
+		t.Fatalf("a restart after an edit of priceOpen: want one notice %s, got %+v", runner.NoticeEditRefused, f.notices)
+	}
+	if got := f.stored(t); got.PriceOpen != open.PriceOpen {
+		t.Fatalf("priceOpen stays %v after the restart, got %v", open.PriceOpen, got.PriceOpen)
+	}
+	store, err := f.user.Signal.Store(f.ctx, f.k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Remove(f.ctx, followSymbol); err != nil {
+		t.Fatal(err)
+	}
+	f.notices = nil
+	f.start(t)
+	if len(f.notices) != 1 || f.notices[0].Reason != runner.NoticeCancelledByUser {
+		t.Fatalf("a restart after the signal's removal: want one notice %s, got %+v", runner.NoticeCancelledByUser,
+			f.notices)
+	}
+	for _, h := range historyOf(t, f.user, f.k) {
+		if h.ID == open.ID && !h.Has(runner.KindCancel) {
+			t.Fatalf("the ledger does not record the cancel: %+v", h)
+		}
+	}
+	if got := f.stored(t); got != nil {
+		t.Fatalf("a signal came back: %+v", got)
+	}
 }
 
 func (f *followFixture) adopts(t *testing.T, open *v1.Signal) *v1.Signal {
