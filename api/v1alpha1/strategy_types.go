@@ -440,8 +440,9 @@ type AppliedState struct {
 	// symbols the runner trades.
 	// +listType=atomic
 	Symbols []string `json:"symbols"`
-	// draining are symbols removed from the spec that still have a signal: the runner
-	// watches them until it closes and opens none on them.
+	// draining are symbols removed from the spec (or every symbol of a state identity being
+	// given up): the runner watches their signals to their close and opens none on them,
+	// until it confirms so and they are flat.
 	// +listType=atomic
 	// +optional
 	Draining []string `json:"draining,omitempty"`

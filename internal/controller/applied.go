@@ -22,9 +22,13 @@ import (
 	"slices"
 	"strings"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/handshake"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 )
 
@@ -38,9 +42,10 @@ const (
 
 // applySpec decides what the runner works on (status.applied) and sets the in-memory spec
 // of sc.strategy to it, so that everything after (claim, Role, store objects, pod) follows
-// the applied state, never a spec that would strand a signal: a removed symbol with a
-// signal drains, a new state identity waits until the current one has no signal, and with
-// updatePolicy WhenFlat so does every change. The status patch carries no spec.
+// the applied state, never a spec that would strand a signal: a removed symbol drains, and
+// leaves the runner only once the runner confirms it drains it and it is flat; a new state
+// identity first drains every symbol of the current one the same way; and with
+// updatePolicy WhenFlat every change waits until flat. The status patch carries no spec.
 func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 	s := sc.strategy
 	want := v1.AppliedState{StrategyName: s.EffectiveStrategyName(), ExchangeName: s.Spec.ExchangeName,
@@ -56,11 +61,15 @@ func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 		s.EffectiveUpdatePolicy() == v1.UpdateImmediate):
 		// Nothing that could strand a signal changed.
 	default:
-		live, err := r.liveSymbols(ctx, s, sc.activePlace(), prev)
+		quiet, err := r.quietSymbols(ctx, s, prev)
 		if err != nil {
 			return err
 		}
-		applied = r.decide(sc, prev, &want, live)
+		live, err := r.liveSymbols(ctx, s, sc.activePlace(), prev) // after: see quietSymbols
+		if err != nil {
+			return err
+		}
+		applied = r.decide(sc, prev, &want, live, quiet)
 	}
 	s.Status.Applied = &applied
 	if len(applied.Draining) > 0 {
@@ -78,21 +87,30 @@ func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 	return nil
 }
 
-// decide applies want over prev given the symbols of prev's state with a signal.
-func (r *StrategyReconciler) decide(sc *scope, prev, want *v1.AppliedState, live []string) v1.AppliedState {
+// decide applies want over prev given the symbols of prev's state with a signal (live)
+// and those on which no runner opens a signal now (quiet): a symbol leaves the runner only
+// once it is quiet and, read after, flat.
+func (r *StrategyReconciler) decide(sc *scope, prev, want *v1.AppliedState, live, quiet []string) v1.AppliedState {
 	s := sc.strategy
+	released := func(sym string) bool { return slices.Contains(quiet, sym) && !slices.Contains(live, sym) }
 	held := *prev
-	held.Draining = intersect(prev.Draining, live) // a drained symbol that closed is released
+	held.Draining = slices.DeleteFunc(slices.Clone(prev.Draining), released)
 	switch {
-	case len(live) == 0:
-		return *want
 	case prev.StrategyName != want.StrategyName || prev.ExchangeName != want.ExchangeName:
+		// The current identity's symbols all drain first; the new one applies once every
+		// one of them is released.
+		draining := slices.DeleteFunc(append(slices.Clone(prev.Symbols), prev.Draining...), released)
+		if len(draining) == 0 {
+			return *want
+		}
 		setCondition(s, v1.ConditionUpToDate, false, ReasonIdentityChangeRefused, fmt.Sprintf(
-			"kept strategyName %q and exchangeName %q: %s of that state has a signal open or scheduled, which a new "+
-				"identity would leave unwatched. Set them back, or let the signals close: the change then applies "+
-				"by itself", prev.StrategyName, prev.ExchangeName, strings.Join(live, ", ")))
+			"kept strategyName %q and exchangeName %q, draining %s: a new identity would leave a signal of the "+
+				"current one unwatched, so no new signal opens under it and the change applies once the runner "+
+				"confirms that and its signals are closed. Set them back, or let the signals close",
+			prev.StrategyName, prev.ExchangeName, strings.Join(draining, ", ")))
+		held.Symbols, held.Draining = []string{}, draining
 		return held
-	case s.EffectiveUpdatePolicy() == v1.UpdateWhenFlat && prev.Generation != want.Generation:
+	case s.EffectiveUpdatePolicy() == v1.UpdateWhenFlat && prev.Generation != want.Generation && len(live) > 0:
 		setCondition(s, v1.ConditionUpToDate, false, ReasonWaitingUntilFlat, fmt.Sprintf(
 			"generation %d waits until no signal is open or scheduled (updatePolicy WhenFlat); now on %s",
 			want.Generation, strings.Join(live, ", ")))
@@ -100,8 +118,8 @@ func (r *StrategyReconciler) decide(sc *scope, prev, want *v1.AppliedState, live
 		return held
 	}
 	out := *want
-	for _, sym := range live {
-		if !slices.Contains(want.Symbols, sym) {
+	for _, sym := range append(slices.Clone(prev.Symbols), held.Draining...) {
+		if !slices.Contains(want.Symbols, sym) && !released(sym) && !slices.Contains(out.Draining, sym) {
 			out.Draining = append(out.Draining, sym)
 		}
 	}
@@ -112,14 +130,38 @@ func sameState(a, b *v1.AppliedState) bool {
 	return a.StrategyName == b.StrategyName && a.ExchangeName == b.ExchangeName && slices.Equal(a.Symbols, b.Symbols)
 }
 
-func intersect(a, b []string) []string {
-	var out []string
-	for _, x := range a {
-		if slices.Contains(b, x) {
-			out = append(out, x)
+// quietSymbols lists the symbols of the applied state prev on which no runner can open a
+// signal now: the runner holding prev's Lease, in the pod running now, recorded that it
+// does not trade them (package handshake). It is read before the signals (liveSymbols):
+// whatever such a symbol holds then only closes.
+func (r *StrategyReconciler) quietSymbols(ctx context.Context, s *v1.Strategy, prev *v1.AppliedState) ([]string, error) {
+	var pod corev1.Pod
+	err := r.StateClient.Get(ctx, objectKey(s, RunnerName(s)), &pod)
+	if apierrors.IsNotFound(err) || err == nil && !pod.DeletionTimestamp.IsZero() {
+		return nil, nil // no runner, or one stopping: nobody vouches
+	}
+	if err != nil {
+		return nil, objectErr("reading", &pod, err)
+	}
+	var lease coordinationv1.Lease
+	err = r.StateClient.Get(ctx, objectKey(s, leaseNameOf(prev.StrategyName, prev.ExchangeName)), &lease)
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, objectErr("reading", &lease, err)
+	}
+	rec, current, err := handshake.Current(&lease, string(pod.UID))
+	if err != nil || !current {
+		return nil, err
+	}
+	var quiet []string
+	for _, sym := range append(slices.Clone(prev.Symbols), prev.Draining...) {
+		if !rec.Opens(sym) {
+			quiet = append(quiet, sym)
 		}
 	}
-	return out
+	return quiet, nil
 }
 
 // liveSymbols lists the symbols of the applied state prev that have an active or a

@@ -58,7 +58,12 @@ const (
 
 // LeaseName is the Lease of the state identity of s.
 func LeaseName(s *v1.Strategy) string {
-	return kubestore.ObjectName("state", s.EffectiveStrategyName(), s.Spec.ExchangeName)
+	return leaseNameOf(s.EffectiveStrategyName(), s.Spec.ExchangeName)
+}
+
+// leaseNameOf is the Lease of the state identity of strategyName on exchangeName.
+func leaseNameOf(strategyName, exchangeName string) string {
+	return kubestore.ObjectName("state", strategyName, exchangeName)
 }
 
 // sameIdentity reports whether a and b work on one state: their applied identity (which

@@ -44,6 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/handshake"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
@@ -358,11 +359,13 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.indexed = true
 	selected := predicate.NewPredicateFuncs(r.selects)
-	// A Lease of a state identity matters when it changes hands or goes, not when renewed.
+	// A Lease of a state identity matters when it changes hands or goes, or when its runner
+	// records what it trades (package handshake), not when renewed.
 	claimChanges := predicate.Funcs{
 		CreateFunc: func(event.CreateEvent) bool { return false },
 		UpdateFunc: func(e event.UpdateEvent) bool {
-			return e.ObjectOld.GetAnnotations()[AnnotationOwnerUID] != e.ObjectNew.GetAnnotations()[AnnotationOwnerUID]
+			o, n := e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations()
+			return o[AnnotationOwnerUID] != n[AnnotationOwnerUID] || o[handshake.Annotation] != n[handshake.Annotation]
 		},
 	}
 	// A Strategy that is gone, or now names another identity, releases its own.

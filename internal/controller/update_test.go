@@ -19,10 +19,12 @@ package controller_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +32,7 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/controller"
+	"github.com/strategyops/strategy-operator/internal/handshake"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 )
 
@@ -64,6 +67,36 @@ var _ = Describe("Spec changes never strand a trade", func() {
 	args := func(s *v1.Strategy) func() []string {
 		return func() []string { return runnerArgs(ctx, runnerPod(s)) }
 	}
+	// confirm does what the runner of the pod running now does once it holds its Lease
+	// and has fenced the state: it records on the Lease what its arguments say it trades
+	// and drains (package handshake). envtest runs no runner.
+	confirm := func(s *v1.Strategy) {
+		pod := runnerPod(s)
+		if get(ctx, pod) != nil || !pod.DeletionTimestamp.IsZero() {
+			return
+		}
+		flags := map[string][]string{}
+		for _, a := range pod.Spec.Containers[0].Args {
+			if name, v, ok := strings.Cut(strings.TrimPrefix(a, "--"), "="); ok && v != "" {
+				flags[name] = strings.Split(v, ",")
+			}
+		}
+		key := types.NamespacedName{Namespace: ns, Name: flags["lease"][0]}
+		holder := "runner-" + string(pod.UID)
+		var lease coordinationv1.Lease
+		if direct.Get(ctx, key, &lease) != nil {
+			return
+		}
+		lease.Spec.HolderIdentity = &holder
+		if direct.Update(ctx, &lease) != nil {
+			return // tried again at the next poll
+		}
+		Expect(handshake.Write(ctx, direct, key, handshake.Record{Holder: holder, Pod: string(pod.UID),
+			Symbols: flags["symbols"], Draining: flags["drain"]})).To(Succeed())
+	}
+	confirmedArgs := func(s *v1.Strategy) func() []string {
+		return func() []string { confirm(s); return args(s)() }
+	}
 
 	It("drains a removed symbol with an open signal, then releases it once the signal closed", func() {
 		s := strategy(ns, "drainer", v1.BackendConfigMap, "BTCUSDT", "ETHUSDT")
@@ -77,9 +110,12 @@ var _ = Describe("Spec changes never strand a trade", func() {
 		Expect(roleNames(s)).To(ContainElement(ethSignal), "the runner may still write the drained symbol's state")
 		Eventually(func() *int32 { _ = get(ctx, s); return s.Status.OpenSignals }, timeout).Should(HaveValue(BeEquivalentTo(1)))
 
-		By("the signal closes: the symbol is released")
+		By("the signal closes: the symbol is released once the runner confirms it drains it")
 		Expect(p.WriteSignal(ctx, key(s, "ETHUSDT"), nil)).To(Succeed())
-		Eventually(args(s), timeout).Should(And(ContainElement("--symbols=BTCUSDT"), Not(ContainElement(HavePrefix("--drain")))))
+		Consistently(args(s), 3*time.Second).Should(ContainElement("--drain=ETHUSDT"),
+			"no runner has said it opens nothing there: it stays")
+		Eventually(confirmedArgs(s), timeout).Should(And(ContainElement("--symbols=BTCUSDT"),
+			Not(ContainElement(HavePrefix("--drain")))))
 		Eventually(condition(ctx, s, v1.ConditionDraining), timeout).Should(BeNil())
 		Expect(roleNames(s)).NotTo(ContainElement(ethSignal))
 	})
@@ -93,15 +129,34 @@ var _ = Describe("Spec changes never strand a trade", func() {
 		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).Should(And(
 			haveStatus(metav1.ConditionFalse, controller.ReasonIdentityChangeRefused),
 			HaveField("Message", And(ContainSubstring("BTCUSDT"), ContainSubstring("Set them back, or let the signals close")))))
-		Consistently(args(s), 3*time.Second).Should(ContainElement("--strategy-name=ident"), "the runner keeps watching it")
+		Eventually(args(s), timeout).Should(ContainElements("--strategy-name=ident", "--symbols=", "--drain=BTCUSDT"),
+			"the runner keeps watching it, and opens nothing more under it")
+		Consistently(args(s), 3*time.Second).Should(ContainElement("--strategy-name=ident"))
 		var evs eventsv1List
 		Eventually(func() []string { return eventReasons(ctx, ns, &evs) }, timeout).
 			Should(ContainElement(controller.ReasonIdentityChangeRefused))
 
-		By("the signal closes: the new identity applies")
+		By("the signal closes: the new identity applies, once the runner confirms it drains the old one")
 		Expect(p.WriteSignal(ctx, k, nil)).To(Succeed())
-		Eventually(args(s), timeout).Should(ContainElement("--strategy-name=renamed"))
+		Eventually(confirmedArgs(s), timeout).Should(ContainElement("--strategy-name=renamed"))
 		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonApplied))
+	})
+
+	It("drains a removed symbol even when it reads flat, so a signal the old runner opens after that read is watched", func() {
+		s := strategy(ns, "worst", v1.BackendConfigMap, "BTCUSDT", "ETHUSDT")
+		p := running(s, "BTCUSDT")
+		Eventually(confirmedArgs(s), timeout).Should(ContainElement("--symbols=BTCUSDT,ETHUSDT"))
+
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.Symbols = []string{"BTCUSDT"} })
+		Eventually(args(s), timeout).Should(ContainElements("--symbols=BTCUSDT", "--drain=ETHUSDT"),
+			"ETHUSDT read flat, but the runner trading it could still open a signal there")
+		By("the old runner opened a signal on ETHUSDT after the operator's read, before it stopped")
+		Expect(p.WriteSignal(ctx, key(s, "ETHUSDT"), openSignal(s, "ETHUSDT"))).To(Succeed())
+		Consistently(confirmedArgs(s), 3*time.Second).Should(ContainElement("--drain=ETHUSDT"),
+			"the signal is watched to its close")
+
+		Expect(p.WriteSignal(ctx, key(s, "ETHUSDT"), nil)).To(Succeed())
+		Eventually(confirmedArgs(s), timeout).Should(Not(ContainElement(HavePrefix("--drain"))))
 	})
 
 	It("holds every spec change until flat with updatePolicy WhenFlat", func() {

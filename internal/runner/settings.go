@@ -71,6 +71,9 @@ type Settings struct {
 	TerminationMessagePath string
 	// StrategyObject is the Strategy the runner's Warning events are about.
 	StrategyObject string
+	// PodUID is the UID of the runner's pod, recorded with what it does with each symbol
+	// (domain.RunnerRecord).
+	PodUID string
 	// FollowPeriod is how often the runner reads its open signals back from the store
 	// (ConfigMap, StrategyState) to notice hand edits.
 	FollowPeriod time.Duration
@@ -147,6 +150,8 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.DurationVar(&s.GracePeriod, "grace-period", 0, "runner exec: how long the process has between "+
 		"SIGTERM and SIGKILL; under --lease-duration minus --renew-deadline minus --retry-period, so that it is "+
 		"gone before another runner can take the Lease (default: half of that)")
+	fs.StringVar(&s.PodUID, "pod-uid", getenv("POD_UID"),
+		"the UID of the runner's pod, recorded in each symbol's snapshot with what the runner does with it (env POD_UID)")
 	fs.StringVar(&s.StrategyObject, "strategy-object", getenv("STRATEGY_OBJECT"),
 		"the Strategy object to report hand edits of the state to, as Warning events (env STRATEGY_OBJECT)")
 	fs.IntVar(&s.LiveEntries, "history-live-entries", v1.DefaultLiveEntries,
@@ -213,9 +218,11 @@ Usage:
 	}
 	need(s.StrategyName, "strategy-name", "STRATEGY_NAME")
 	need(s.ExchangeName, "exchange", "EXCHANGE_NAME")
-	need(symbols, "symbols", "SYMBOLS")
 	s.Symbols = splitList(symbols)
 	s.Draining = splitList(draining)
+	if len(s.Symbols)+len(s.Draining) == 0 { // only draining: a state identity being given up
+		need("", "symbols", "SYMBOLS")
+	}
 	for _, sym := range s.Draining {
 		if slices.Contains(s.Symbols, sym) {
 			problems = append(problems, fmt.Sprintf("--drain: %s is in --symbols too", sym))

@@ -19,6 +19,7 @@ package runnercmd
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,6 +43,7 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/childproc"
+	"github.com/strategyops/strategy-operator/internal/handshake"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
@@ -204,7 +207,24 @@ func TestOneWriterPerLease(t *testing.T) {
 	kubeconfig := env.Kubeconfig(t)
 
 	a := startRunner(t, kubeconfig, ns)
-	tokenA := token(a.waitLog(t, "Acquired the lease", 20*time.Second))
+	acquired := a.waitLog(t, "Acquired the lease", 20*time.Second)
+	tokenA := token(acquired)
+	// Fenced, A records on the Lease what it trades, for the operator (package handshake).
+	want := handshake.Record{Holder: acquired["identity"].(string), Symbols: []string{"BTCUSDT"}}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var lease coordinationv1.Lease
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: leaseName}, &lease); err != nil {
+			t.Fatal(err)
+		}
+		var got handshake.Record
+		_ = json.Unmarshal([]byte(lease.Annotations[handshake.Annotation]), &got)
+		if reflect.DeepEqual(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the Lease records %+v, want %+v", got, want)
+		}
+	}
 	b := startRunner(t, kubeconfig, ns)
 	time.Sleep(6 * time.Second) // longer than the lease duration: A keeps renewing
 	if b.logged("Acquired the lease") {

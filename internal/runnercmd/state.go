@@ -20,10 +20,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/strategyops/strategy-operator/internal/handshake"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
@@ -94,6 +96,13 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		// Before the state is read: a deposed holder that wakes now is refused everywhere.
 		if err := domain.RaiseFloor(ctx, backend(f), contexts); err != nil {
 			return fmt.Errorf("raising the fencing floor: %w", err)
+		}
+		// Fenced: tell the operator what this holder trades and drains (package handshake).
+		trading := slices.DeleteFunc(slices.Clone(s.Symbols), func(sym string) bool { return slices.Contains(s.Draining, sym) })
+		if err := handshake.Write(ctx, c, client.ObjectKey{Namespace: s.Namespace, Name: s.Lease}, handshake.Record{
+			Holder: identity, Pod: s.PodUID, Symbols: trading, Draining: s.Draining}); err != nil {
+			log.Warn("Could not record on the Lease what this runner trades; the operator keeps drained symbols "+
+				"until it can read that", "error", err.Error())
 		}
 		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
 		return work(ctx, l.Wrap(backend(f)), c)

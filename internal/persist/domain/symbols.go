@@ -18,11 +18,11 @@ package domain
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	persist "github.com/strategyops/strategy-operator/pkg/store"
 )
 
 // SymbolState is what one symbol of a strategy holds now.
@@ -55,7 +55,7 @@ func (p *Persistence) ReadSymbols(ctx context.Context, strategyName, exchangeNam
 			st.Schedule, err = p.ReadSchedule(ctx, k)
 		}
 		switch {
-		case apierrors.IsNotFound(err):
+		case errors.Is(err, persist.ErrGone):
 			st.Missing = true
 		case err != nil:
 			return nil, fmt.Errorf("reading the signals of %s: %w", sym, err)
@@ -73,7 +73,7 @@ func (p *Persistence) ReadSymbols(ctx context.Context, strategyName, exchangeNam
 // lastClosed is the entry of k's live ledger closed last.
 func (p *Persistence) lastClosed(ctx context.Context, k Key) (*HistoryEntry, error) {
 	s, err := p.History.Store(ctx, k)
-	if apierrors.IsNotFound(err) {
+	if errors.Is(err, persist.ErrGone) {
 		return nil, nil // no ledger object yet: nothing closed
 	}
 	if err != nil {
@@ -82,7 +82,7 @@ func (p *Persistence) lastClosed(ctx context.Context, k Key) (*HistoryEntry, err
 	var last *HistoryEntry
 	var at int64
 	for h, err := range s.Values(ctx) {
-		if apierrors.IsNotFound(err) {
+		if errors.Is(err, persist.ErrGone) {
 			return nil, nil
 		}
 		if err != nil {

@@ -1,0 +1,84 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+// Package handshake is how a runner tells the operator what it trades: once it holds its
+// state identity's Lease and has fenced every store of the state, it records on the Lease
+// its holder identity, its pod, and the symbols it trades and drains. Only that record lets
+// the operator take a symbol, or the whole identity, off the runner: a symbol the holder
+// drains gets no new signal from anyone (older holders are fenced off), so once it reads
+// flat it stays flat, and no read from outside races a signal opening.
+package handshake
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Annotation holds the record on the Lease.
+const Annotation = "trading.strategyops.dev/runner"
+
+// Record is what the runner holding a Lease does.
+type Record struct {
+	// Holder is the runner's identity as the Lease names its holder.
+	Holder string `json:"holder"`
+	// Pod is the UID of the runner's pod.
+	Pod string `json:"pod,omitempty"`
+	// Symbols it trades; Draining those it only watches to their signals' close.
+	Symbols  []string `json:"symbols"`
+	Draining []string `json:"draining,omitempty"`
+}
+
+// Write records r on the Lease lease, which its runner holds.
+func Write(ctx context.Context, c client.Client, lease client.ObjectKey, r Record) error {
+	raw, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var l coordinationv1.Lease
+		if err := c.Get(ctx, lease, &l); err != nil {
+			return err
+		}
+		if l.Annotations == nil {
+			l.Annotations = map[string]string{}
+		}
+		l.Annotations[Annotation] = string(raw)
+		return c.Update(ctx, &l)
+	})
+}
+
+// Current is the record of the runner that holds l now, in the pod pod (its UID): false
+// when l records none, or one of another holder or pod (a runner not yet started, or gone).
+func Current(l *coordinationv1.Lease, pod string) (Record, bool, error) {
+	raw, ok := l.Annotations[Annotation]
+	if !ok || pod == "" {
+		return Record{}, false, nil
+	}
+	var r Record
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		return Record{}, false, fmt.Errorf("the annotation %s of Lease %s: %w", Annotation, l.Name, err)
+	}
+	return r, r.Holder != "" && r.Holder == ptr.Deref(l.Spec.HolderIdentity, "") && r.Pod == pod, nil
+}
+
+// Opens reports whether the runner of r may open a signal on sym: it trades it.
+func (r Record) Opens(sym string) bool { return slices.Contains(r.Symbols, sym) }
