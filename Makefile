@@ -293,7 +293,7 @@ bench: control-plane build ferretdb ## Run the benchmarks and print each figure 
 		-ratio 'StoreOneKey/RawUpsertOneKey>=0.8' \
 		-ratio 'Store16Strategies/RawUpsert16Strategies' -floor 'Store16Strategies>=1000' \
 		-ratio 'Store100Symbols/RawUpsert100Symbols'
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./pkg/stateapi -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-endpoint.txt
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./internal/stateserver -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-endpoint.txt
 	@echo
 	@echo "runner exec's state API (HTTP on a Unix socket) beside the same write in-process (median of $(BENCH_COUNT) runs):"
 	@go run ./hack/benchratio -in bin/bench-endpoint.txt \

@@ -37,6 +37,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/runnermetrics"
+	"github.com/strategyops/strategy-operator/internal/stateserver"
 	"github.com/strategyops/strategy-operator/pkg/stateapi"
 )
 
@@ -44,7 +45,7 @@ import (
 const (
 	// StateSocketEnv is the path of the Unix socket the state API (package stateapi) is
 	// served on.
-	StateSocketEnv = "STRATEGYOPS_STATE_SOCKET"
+	StateSocketEnv = stateapi.SocketEnv
 	// The strategy's name, exchange and symbols (comma-separated), as the runner has them.
 	StrategyNameEnv = "STRATEGYOPS_STRATEGY_NAME"
 	ExchangeNameEnv = "STRATEGYOPS_EXCHANGE_NAME"
@@ -108,7 +109,7 @@ func serveChild(leadCtx, stopCtx context.Context, s runner.Settings, b domain.Ba
 		return -1, err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	api := stateapi.New(stateapi.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
+	api := stateserver.New(stateserver.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
 		Symbols: s.Symbols, Backend: b, Limits: v1.DefaultSignalLimits})
 	defer func() { _ = api.Close() }()
 	// Every store is opened before the process starts: on File, a second runner on the

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package stateapi_test
+package stateserver_test
 
 import (
 	"context"
@@ -29,6 +29,7 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
+	"github.com/strategyops/strategy-operator/internal/stateserver"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 	"github.com/strategyops/strategy-operator/pkg/stateapi"
 )
@@ -64,7 +65,7 @@ func inProcess(b *testing.B, backend domain.Backend) {
 
 // throughEndpoint writes through the API on a Unix socket.
 func throughEndpoint(b *testing.B, backend domain.Backend) {
-	s := stateapi.New(stateapi.Config{StrategyName: "bench", ExchangeName: "simulated", Symbols: []string{"BTCUSDT"},
+	s := stateserver.New(stateserver.Config{StrategyName: "bench", ExchangeName: "simulated", Symbols: []string{"BTCUSDT"},
 		Backend: backend, Limits: v1.DefaultSignalLimits})
 	socket := filepath.Join(b.TempDir(), "state.sock")
 	ln, err := net.Listen("unix", socket)

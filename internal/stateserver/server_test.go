@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package stateapi_test
+package stateserver_test
 
 import (
 	"encoding/json"
@@ -28,15 +28,15 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/stateserver"
 	"github.com/strategyops/strategy-operator/internal/testenv"
-	"github.com/strategyops/strategy-operator/pkg/stateapi"
 )
 
 const ctxQuery = "?symbol=BTCUSDT&strategyName=trace-immediate&exchangeName=trace-exchange"
 
 func serve(t *testing.T, b domain.Backend) *httptest.Server {
 	t.Helper()
-	s := stateapi.New(stateapi.Config{StrategyName: "trace-immediate", ExchangeName: "trace-exchange",
+	s := stateserver.New(stateserver.Config{StrategyName: "trace-immediate", ExchangeName: "trace-exchange",
 		Symbols: []string{"BTCUSDT"}, Backend: b, MaxBody: 64 << 10, Limits: v1.DefaultSignalLimits})
 	srv := httptest.NewServer(s)
 	t.Cleanup(func() { srv.Close(); _ = s.Close() })

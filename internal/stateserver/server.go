@@ -14,31 +14,10 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package stateapi serves one strategy's crash state over HTTP, so that a process in any
-// language keeps it in the strategy's store, under the runner's Lease and fencing token
-// (runner exec). Each backtest-kit kind is a store per context, as backtest-kit keeps it:
-//
-//	GET    /v1/{kind}/?{context}        the keys, sorted as backtest-kit sorts them
-//	GET    /v1/{kind}/{key}?{context}   the value; its revision in the ETag
-//	PUT    /v1/{kind}/{key}?{context}   store the JSON body; If-Match: "<revision>" or
-//	                                    If-None-Match: * make it conditional
-//	DELETE /v1/{kind}/{key}?{context}   remove it; If-Match makes it conditional
-//
-// kind is signal, schedule, strategy, risk, partial or breakeven; the context is named by
-// backtest-kit's parts as query parameters: symbol, strategyName and exchangeName (risk:
-// riskName and exchangeName). A strategy's server serves its own contexts only (its
-// strategy and exchange, its symbols, and its risk profile, named after the strategy as
-// the operator provisions it).
-//
-// Answers: 200 with the value or the keys; 204 for a write (201 for one made with
-// If-None-Match: *) with the new revision in its ETag, and for a removal.
-// Errors are JSON {"error": "...", "code": "..."} naming the problem: 400 (bad_request,
-// invalid_key, invalid_value — a signal row that breaks backtest-kit's rules among them),
-// 403 (foreign_context), 404 (unknown_kind, not_found), 409 (fenced: a newer runner holds
-// the strategy), 412 (conflict: the revision moved), 413 (too_large), 503 (unavailable:
-// the store could not be reached, or whether a write landed is unknown). A refused request
-// changes nothing.
-package stateapi
+// Package stateserver serves one strategy's crash state over HTTP for runner exec, under
+// the runner's Lease and fencing token: the protocol of package pkg/stateapi, whose Client
+// speaks it.
+package stateserver
 
 import (
 	"context"
