@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -90,16 +92,16 @@ func CacheOptions(namespaces []string) cache.Options {
 			&rbacv1.RoleBinding{}:    {Label: managedSelector, Transform: compact},
 			// The identity's owner, and the strategy name its events map to.
 			&coordinationv1.Lease{}: {Label: managedSelector,
-				Transform: keepOnly([]string{kubestore.LabelStrategy}, []string{AnnotationOwnerUID})},
+				Transform: keepOnly([]string{names.LabelStrategy}, []string{AnnotationOwnerUID})},
 			// Store objects: what storeObjectEvents, strategiesOfState, tendStorage and
 			// labelOwned read.
 			// Their other annotations (per-key revisions, recent writes) can be large.
-			&corev1.ConfigMap{}: {Label: hasLabel(kubestore.LabelDomain), Transform: keepOnly(
-				[]string{kubestore.LabelDomain, kubestore.LabelStrategy, kubestore.LabelRisk, kubestore.LabelExchange,
-					kubestore.LabelOwner},
+			&corev1.ConfigMap{}: {Label: hasLabel(names.LabelDomain), Transform: keepOnly(
+				[]string{names.LabelDomain, names.LabelStrategy, names.LabelRisk, names.LabelExchange,
+					names.LabelOwner},
 				[]string{kubestore.AnnotationKeys, kubestore.AnnotationUsage, configmapstore.AnnotationContext})},
-			&v1.StrategyState{}: {Label: hasLabel(kubestore.LabelStrategy), Transform: keepOnly(
-				[]string{kubestore.LabelStrategy, kubestore.LabelExchange, kubestore.LabelOwner},
+			&v1.StrategyState{}: {Label: hasLabel(names.LabelStrategy), Transform: keepOnly(
+				[]string{names.LabelStrategy, names.LabelExchange, names.LabelOwner},
 				[]string{kubestore.AnnotationUsage})},
 		},
 	}
@@ -255,7 +257,7 @@ func (in *interner) internMap(m map[string]string, sharedValue func(key string) 
 // a strategy name, an owner's UID): interned, they would fill the interner with strings
 // that recur a few times at most, and leave no room for those that recur everywhere.
 var labelsOwnValues = map[string]bool{
-	LabelStrategyObject: true, kubestore.LabelStrategy: true, kubestore.LabelRisk: true, kubestore.LabelOwner: true,
+	LabelStrategyObject: true, names.LabelStrategy: true, names.LabelRisk: true, names.LabelOwner: true,
 }
 
 // internMeta shares the recurring strings of an object's metadata: its namespace, label
@@ -272,7 +274,7 @@ func internMeta(m metav1.Object) {
 }
 
 // indexStrategyName indexes the cached Strategies and store objects by the strategy label
-// value (kubestore.LabelValue of a strategy name), so that an event or a pass lists the
+// value (names.LabelValue of a strategy name), so that an event or a pass lists the
 // few objects of one strategy name instead of every one of its namespace. A Strategy
 // answers to its spec's strategy name and its applied one; a store object to its
 // strategy (or risk) label.
@@ -284,7 +286,7 @@ func strategyNameValues(obj client.Object) []string {
 		return nil
 	}
 	applied, _ := appliedIdentity(s)
-	spec, app := kubestore.LabelValue(s.EffectiveStrategyName()), kubestore.LabelValue(applied)
+	spec, app := names.LabelValue(s.EffectiveStrategyName()), names.LabelValue(applied)
 	if spec == app {
 		return []string{spec}
 	}
@@ -293,10 +295,10 @@ func strategyNameValues(obj client.Object) []string {
 
 func storeNameValues(obj client.Object) []string {
 	l := obj.GetLabels()
-	if v, ok := l[kubestore.LabelStrategy]; ok {
+	if v, ok := l[names.LabelStrategy]; ok {
 		return []string{v}
 	}
-	if v, ok := l[kubestore.LabelRisk]; ok {
+	if v, ok := l[names.LabelRisk]; ok {
 		return []string{v}
 	}
 	return nil
@@ -377,7 +379,7 @@ func (r *StrategyReconciler) storeObjectsNamed(ctx context.Context, kind *metav1
 		return list.Items, err
 	}
 	var out []metav1.PartialObjectMetadata
-	for _, key := range []string{kubestore.LabelStrategy, kubestore.LabelRisk} {
+	for _, key := range []string{names.LabelStrategy, names.LabelRisk} {
 		if err := r.StateClient.List(ctx, list, client.InNamespace(namespace), client.MatchingLabels{key: name}); err != nil {
 			return nil, err
 		}

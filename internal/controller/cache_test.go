@@ -19,6 +19,8 @@ package controller_test
 import (
 	"context"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +34,6 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/controller"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
 )
 
@@ -86,7 +87,7 @@ var _ = Describe("Objects the cache leaves out", func() {
 
 		By("the StrategyState made by hand is the Strategy's state, and records its owner")
 		Eventually(func() map[string]string { _ = get(ctx, state); return state.Labels }, timeout).
-			Should(HaveKeyWithValue(kubestore.LabelOwner, string(s.UID)))
+			Should(HaveKeyWithValue(names.LabelOwner, string(s.UID)))
 	})
 
 	It("replaces its runner pod when the pod's labels are taken off (the cache no longer holds it)", func() {

@@ -24,6 +24,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -37,7 +39,6 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
 // A strategy's state identity is its namespace, strategy name and exchange. Exactly one
@@ -47,9 +48,9 @@ import (
 const (
 	// AnnotationOwner and AnnotationOwnerUID name the Strategy that owns the identity.
 	AnnotationOwner    = "trading.strategyops.dev/owner"
-	AnnotationOwnerUID = kubestore.LabelOwner // the key the store objects' owner label has
+	AnnotationOwnerUID = names.LabelOwner // the key the store objects' owner label has
 	// AnnotationLabelled records the owner whose UID every store object of the identity
-	// carries (kubestore.LabelOwner); a new owner relabels them before it records itself.
+	// carries (names.LabelOwner); a new owner relabels them before it records itself.
 	AnnotationLabelled = "trading.strategyops.dev/labelled-for"
 
 	// ReasonStateClaimed: another Strategy owns this one's state identity.
@@ -63,7 +64,7 @@ func LeaseName(s *v1.Strategy) string {
 
 // leaseNameOf is the Lease of the state identity of strategyName on exchangeName.
 func leaseNameOf(strategyName, exchangeName string) string {
-	return kubestore.ObjectName("state", strategyName, exchangeName)
+	return names.ObjectName("state", strategyName, exchangeName)
 }
 
 // sameIdentity reports whether a and b work on one state: their applied identity (which
@@ -84,14 +85,14 @@ func appliedIdentity(s *v1.Strategy) (strategyName, exchangeName string) {
 // appliedLabel is the strategy label value of the applied identity of s.
 func appliedLabel(s *v1.Strategy) string {
 	name, _ := appliedIdentity(s)
-	return kubestore.LabelValue(name)
+	return names.LabelValue(name)
 }
 
 func identityLabels(s *v1.Strategy) map[string]string {
 	return map[string]string{
-		LabelManagedBy:          ManagedBy,
-		kubestore.LabelStrategy: kubestore.LabelValue(s.EffectiveStrategyName()),
-		kubestore.LabelExchange: kubestore.LabelValue(s.Spec.ExchangeName),
+		LabelManagedBy:      ManagedBy,
+		names.LabelStrategy: names.LabelValue(s.EffectiveStrategyName()),
+		names.LabelExchange: names.LabelValue(s.Spec.ExchangeName),
 	}
 }
 
@@ -215,10 +216,10 @@ func (r *StrategyReconciler) labelOwned(ctx context.Context, s *v1.Strategy, lea
 		return err
 	}
 	for _, obj := range objs {
-		if obj.GetLabels()[kubestore.LabelOwner] == string(s.UID) {
+		if obj.GetLabels()[names.LabelOwner] == string(s.UID) {
 			continue
 		}
-		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, kubestore.LabelOwner, s.UID)
+		patch := fmt.Sprintf(`{"metadata":{"labels":{%q:%q}}}`, names.LabelOwner, s.UID)
 		if err := r.StateClient.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch))); err != nil &&
 			!apierrors.IsNotFound(err) {
 			return fmt.Errorf("recording the owner on %s: %w", obj.GetName(), err)
@@ -236,14 +237,14 @@ func (r *StrategyReconciler) labelOwned(ctx context.Context, s *v1.Strategy, lea
 // the API server for its spec). A StrategyState of s made by hand without labels is read
 // by its name.
 func (r *StrategyReconciler) identityObjects(ctx context.Context, s *v1.Strategy) ([]client.Object, error) {
-	name, exchange := kubestore.LabelValue(s.EffectiveStrategyName()), kubestore.LabelValue(s.Spec.ExchangeName)
+	name, exchange := names.LabelValue(s.EffectiveStrategyName()), names.LabelValue(s.Spec.ExchangeName)
 	var objs []client.Object
 	cms, err := r.storeObjectsNamed(ctx, configMapMetadata(), s.Namespace, name)
 	if err != nil {
 		return nil, err
 	}
 	for i := range cms {
-		if cms[i].Labels[kubestore.LabelExchange] == exchange &&
+		if cms[i].Labels[names.LabelExchange] == exchange &&
 			ofIdentity(s, cms[i].Annotations[configmapstore.AnnotationContext]) {
 			objs = append(objs, &cms[i])
 		}
@@ -252,13 +253,13 @@ func (r *StrategyReconciler) identityObjects(ctx context.Context, s *v1.Strategy
 	if err != nil {
 		return nil, err
 	}
-	names := anyStateNames(s)
+	stateObjects := anyStateNames(s)
 	for i := range states {
-		if states[i].Labels[kubestore.LabelExchange] == exchange && !slices.Contains(names, states[i].Name) {
-			names = append(names, states[i].Name)
+		if states[i].Labels[names.LabelExchange] == exchange && !slices.Contains(stateObjects, states[i].Name) {
+			stateObjects = append(stateObjects, states[i].Name)
 		}
 	}
-	for _, n := range names {
+	for _, n := range stateObjects {
 		var st v1.StrategyState
 		err := r.StateClient.Get(ctx, objectKey(s, n), &st)
 		switch {

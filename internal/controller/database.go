@@ -22,6 +22,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -29,7 +31,6 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
 const (
@@ -107,7 +108,7 @@ func (r *StrategyReconciler) openState(ctx context.Context, s *v1.Strategy, p pl
 	domain.Backend, func(), error) {
 	if domain.HomeOf(p.backend) != domain.InDatabase {
 		b, err := domain.KubeBackend(p.backend, r.StateClient, domain.KubeOptions{Namespace: s.Namespace,
-			Create: create, Labels: map[string]string{kubestore.LabelOwner: string(s.UID)}})
+			Create: create, Labels: map[string]string{names.LabelOwner: string(s.UID)}})
 		return b, func() {}, err
 	}
 	db, err := r.openDatabase(ctx, s, p)

@@ -23,6 +23,8 @@ import (
 	"maps"
 	"strings"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -32,7 +34,6 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
 // AnnotationMovedFrom marks a store object copied from an earlier version's object
@@ -166,7 +167,7 @@ func copyObject(from, to client.Object, s *v1.Strategy, version string) {
 	if labels == nil {
 		labels = map[string]string{}
 	}
-	labels[kubestore.LabelOwner] = string(s.UID)
+	labels[names.LabelOwner] = string(s.UID)
 	annotations := maps.Clone(from.GetAnnotations())
 	if annotations == nil {
 		annotations = map[string]string{}

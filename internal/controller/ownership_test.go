@@ -21,6 +21,8 @@ import (
 	"maps"
 	"time"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -56,7 +58,7 @@ var _ = Describe("One state, one owner", func() {
 	storeObjects := func(s *v1.Strategy) []corev1.ConfigMap {
 		var cms corev1.ConfigMapList
 		Expect(direct.List(ctx, &cms, client.InNamespace(ns), client.MatchingLabels{
-			kubestore.LabelExchange: s.Spec.ExchangeName})).To(Succeed())
+			names.LabelExchange: s.Spec.ExchangeName})).To(Succeed())
 		return cms.Items
 	}
 
@@ -89,7 +91,7 @@ var _ = Describe("One state, one owner", func() {
 		Expect(direct.List(ctx, &states, client.InNamespace(ns))).To(Succeed())
 		Expect(states.Items).To(BeEmpty(), "the hostile Strategy made no store objects")
 		Expect(storeObjects(owner)).To(HaveEach(HaveField("Labels",
-			HaveKeyWithValue(kubestore.LabelOwner, string(owner.UID)))), "every store object records its owner")
+			HaveKeyWithValue(names.LabelOwner, string(owner.UID)))), "every store object records its owner")
 
 		By("deleting the hostile one (retention Delete) leaves the owner's state whole")
 		before := len(storeObjects(owner))
@@ -105,7 +107,7 @@ var _ = Describe("One state, one owner", func() {
 			Should(HaveKeyWithValue(controller.AnnotationOwnerUID, string(copyOf.UID)))
 		Eventually(func() error { return get(ctx, runnerPod(copyOf)) }, timeout).Should(Succeed())
 		Eventually(func() []corev1.ConfigMap { return storeObjects(copyOf) }, timeout).Should(HaveEach(HaveField("Labels",
-			HaveKeyWithValue(kubestore.LabelOwner, string(copyOf.UID)))), "the new owner records itself on the state")
+			HaveKeyWithValue(names.LabelOwner, string(copyOf.UID)))), "the new owner records itself on the state")
 		Expect(p.ReadSignal(ctx, key(copyOf, "BTCUSDT"))).NotTo(BeNil(), "the open signal came along")
 	})
 
@@ -168,7 +170,7 @@ var _ = Describe("An upgrade from unambiguous-less names", func() {
 		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: domain.ConfigMapName(domain.Signal, k)}, &cm)).
 			To(Succeed())
 		Expect(cm.Annotations).To(HaveKeyWithValue(kubestore.AnnotationToken, "7"), "the fencing floor came along")
-		Expect(cm.Labels).To(HaveKeyWithValue(kubestore.LabelOwner, string(s.UID)))
+		Expect(cm.Labels).To(HaveKeyWithValue(names.LabelOwner, string(s.UID)))
 		Expect(apierrors.IsNotFound(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: legacy},
 			&corev1.ConfigMap{}))).To(BeTrue(), "the earlier object is gone")
 	})

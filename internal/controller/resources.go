@@ -26,6 +26,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -40,7 +42,6 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
 // rwVerbs are all a runner may do to its own objects.
@@ -115,10 +116,10 @@ func runnerProbes() (liveness, readiness *corev1.Probe) {
 }
 
 // RunnerName names the pod, ServiceAccount, Role and RoleBinding of a strategy.
-func RunnerName(s *v1.Strategy) string { return kubestore.DerivedName(s.Name, "runner") }
+func RunnerName(s *v1.Strategy) string { return names.DerivedName(s.Name, "runner") }
 
 // DataClaimName names the PersistentVolumeClaim of a strategy on the File backend.
-func DataClaimName(s *v1.Strategy) string { return kubestore.DerivedName(s.Name, "data") }
+func DataClaimName(s *v1.Strategy) string { return names.DerivedName(s.Name, "data") }
 
 func strategyKey(s *v1.Strategy, symbol string) domain.Key {
 	return domain.StrategyKey(symbol, s.EffectiveStrategyName(), s.Spec.ExchangeName)
@@ -129,7 +130,7 @@ func strategyKey(s *v1.Strategy, symbol string) domain.Key {
 func commonLabels(s *v1.Strategy) map[string]string {
 	l := identityLabels(s)
 	l["app.kubernetes.io/name"] = "strategy-runner"
-	l[LabelStrategyObject] = kubestore.LabelValue(s.Name)
+	l[LabelStrategyObject] = names.LabelValue(s.Name)
 	return l
 }
 
@@ -143,13 +144,13 @@ func storeObjects(s *v1.Strategy, b v1.PersistenceBackend) []domain.StoreObject 
 }
 
 func objectNames(s *v1.Strategy, b v1.PersistenceBackend, kind string) []string {
-	var names []string
+	var out []string
 	for _, o := range storeObjects(s, b) {
 		if o.Kind == kind {
-			names = append(names, o.Name)
+			out = append(out, o.Name)
 		}
 	}
-	return names
+	return out
 }
 
 // configMapNames are the ConfigMaps the runner of s uses on backend b.
@@ -164,15 +165,15 @@ func stateNames(s *v1.Strategy, b v1.PersistenceBackend) []string {
 
 // anyStateNames are the StrategyStates the runner of s would use on any backend.
 func anyStateNames(s *v1.Strategy) []string {
-	var names []string
+	var out []string
 	for _, b := range domain.Backends(domain.InObjects) {
 		for _, n := range stateNames(s, b) {
-			if !slices.Contains(names, n) {
-				names = append(names, n)
+			if !slices.Contains(out, n) {
+				out = append(out, n)
 			}
 		}
 	}
-	return names
+	return out
 }
 
 // desiredRole grants the runner exactly its own objects: get and update of the store
@@ -183,9 +184,9 @@ func desiredRole(s *v1.Strategy, b v1.PersistenceBackend) *rbacv1.Role {
 		APIGroups: []string{coordinationv1.GroupName}, Resources: []string{"leases"},
 		ResourceNames: []string{LeaseName(s)}, Verbs: rwVerbs,
 	}}
-	if names := configMapNames(s, b); len(names) > 0 {
+	if cms := configMapNames(s, b); len(cms) > 0 {
 		rules = append(rules, rbacv1.PolicyRule{
-			APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: names, Verbs: rwVerbs,
+			APIGroups: []string{""}, Resources: []string{"configmaps"}, ResourceNames: cms, Verbs: rwVerbs,
 		})
 	}
 	if domain.HomeOf(b) == domain.InObjects || domain.HomeOf(b) == domain.InDatabase {
@@ -194,10 +195,10 @@ func desiredRole(s *v1.Strategy, b v1.PersistenceBackend) *rbacv1.Role {
 			APIGroups: []string{eventsv1.GroupName}, Resources: []string{"events"}, Verbs: []string{"create"},
 		})
 	}
-	if names := stateNames(s, b); len(names) > 0 {
+	if states := stateNames(s, b); len(states) > 0 {
 		rules = append(rules, rbacv1.PolicyRule{
 			APIGroups: []string{v1.GroupVersion.Group}, Resources: []string{"strategystates"},
-			ResourceNames: names, Verbs: rwVerbs,
+			ResourceNames: states, Verbs: rwVerbs,
 		})
 	}
 	return &rbacv1.Role{ObjectMeta: objectMeta(s, RunnerName(s)), Rules: rules}

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -80,7 +82,7 @@ func (r *StrategyReconciler) tendStorage(ctx context.Context, s *v1.Strategy, b 
 		actx, cancel := context.WithTimeout(ctx, archiveTimeout)
 		k := strategyKey(s, sym)
 		moved, err := domain.ArchiveHistory(actx, r.StateClient, s.Namespace, k, s.EffectiveLiveEntries(),
-			map[string]string{kubestore.LabelOwner: string(s.UID)})
+			map[string]string{names.LabelOwner: string(s.UID)})
 		pruned := 0
 		if err == nil && moved > 0 {
 			pruned, err = domain.PruneArchives(actx, r.StateClient, s.Namespace, k, retention(s), time.Now())
@@ -153,11 +155,11 @@ var storeObjectEvents = predicate.Funcs{
 	CreateFunc:  func(event.CreateEvent) bool { return false },
 	GenericFunc: func(event.GenericEvent) bool { return false },
 	DeleteFunc: func(e event.DeleteEvent) bool {
-		_, ok := e.Object.GetLabels()[kubestore.LabelDomain]
+		_, ok := e.Object.GetLabels()[names.LabelDomain]
 		return ok
 	},
 	UpdateFunc: func(e event.UpdateEvent) bool {
-		if _, ok := e.ObjectNew.GetLabels()[kubestore.LabelDomain]; !ok {
+		if _, ok := e.ObjectNew.GetLabels()[names.LabelDomain]; !ok {
 			return false
 		}
 		if (usage(e.ObjectOld) >= v1.StorageWarnPercent) != (usage(e.ObjectNew) >= v1.StorageWarnPercent) {
@@ -167,7 +169,7 @@ var storeObjectEvents = predicate.Funcs{
 			n, _ := strconv.Atoi(o.GetAnnotations()[kubestore.AnnotationKeys])
 			return n
 		}
-		switch domain.Domain(e.ObjectNew.GetLabels()[kubestore.LabelDomain]) {
+		switch domain.Domain(e.ObjectNew.GetLabels()[names.LabelDomain]) {
 		case domain.History:
 			return keys(e.ObjectNew)/archiveCheckEvery > keys(e.ObjectOld)/archiveCheckEvery
 		case domain.Signal, domain.Schedule:

@@ -24,6 +24,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -46,7 +48,6 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/handshake"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
 // Condition reasons.
@@ -397,9 +398,9 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // strategiesOfState maps a store object (a StrategyState, or a ConfigMap of a strategy or
 // of its risk profile) to the Strategies of its strategy name.
 func (r *StrategyReconciler) strategiesOfState(ctx context.Context, obj client.Object) []reconcile.Request {
-	name, ok := obj.GetLabels()[kubestore.LabelStrategy]
+	name, ok := obj.GetLabels()[names.LabelStrategy]
 	if !ok {
-		name, ok = obj.GetLabels()[kubestore.LabelRisk]
+		name, ok = obj.GetLabels()[names.LabelRisk]
 	}
 	if !ok {
 		return nil
@@ -411,7 +412,7 @@ func (r *StrategyReconciler) strategiesOfState(ctx context.Context, obj client.O
 	var out []reconcile.Request
 	for i := range list.Items {
 		applied, _ := appliedIdentity(&list.Items[i])
-		if kubestore.LabelValue(list.Items[i].EffectiveStrategyName()) == name || kubestore.LabelValue(applied) == name {
+		if names.LabelValue(list.Items[i].EffectiveStrategyName()) == name || names.LabelValue(applied) == name {
 			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 		}
 	}

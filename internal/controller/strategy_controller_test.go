@@ -25,6 +25,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -42,7 +44,6 @@ import (
 	"github.com/strategyops/strategy-operator/internal/controller"
 	"github.com/strategyops/strategy-operator/internal/persist/configmapstore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
@@ -498,7 +499,7 @@ var _ = Describe("Strategy controller", func() {
 		Eventually(func() bool { return apierrors.IsNotFound(get(ctx, s)) }, timeout).Should(BeTrue())
 		Expect(apierrors.IsNotFound(get(ctx, runnerPod(s)))).To(BeTrue(), "the pod went first")
 		var cms corev1.ConfigMapList
-		Expect(direct.List(ctx, &cms, client.InNamespace(ns), client.HasLabels{kubestore.LabelDomain})).To(Succeed())
+		Expect(direct.List(ctx, &cms, client.InNamespace(ns), client.HasLabels{names.LabelDomain})).To(Succeed())
 		Expect(cms.Items).To(BeEmpty())
 	})
 

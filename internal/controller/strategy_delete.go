@@ -21,6 +21,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,7 +32,6 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
 // reconcileDelete stops the pod and, with retention Delete, removes the state once the pod
@@ -66,10 +67,10 @@ func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ct
 }
 
 // deleteState removes the state objects s owns: the ConfigMaps and StrategyStates that
-// record its UID (kubestore.LabelOwner), whatever their names, and its volume. A Strategy
+// record its UID (names.LabelOwner), whatever their names, and its volume. A Strategy
 // that never owned its identity removes nothing but its own volume.
 func (r *StrategyReconciler) deleteState(ctx context.Context, s *v1.Strategy) error {
-	owned := client.MatchingLabels{kubestore.LabelOwner: string(s.UID)}
+	owned := client.MatchingLabels{names.LabelOwner: string(s.UID)}
 	in := client.InNamespace(s.Namespace)
 	return errors.Join(
 		wrapErr("deleting the ConfigMaps of the state of "+identityOf(s),

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,7 +34,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
-	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
 // imageRefused says why spec.image may not run ("" when it may).
@@ -96,7 +97,7 @@ func nameTaken(obj client.Object) error {
 // binding, a pod or a claim they could not change themselves.
 func ours(s *v1.Strategy, obj client.Object) bool {
 	return metav1.IsControlledBy(obj, s) ||
-		(managed(obj) && obj.GetLabels()[LabelStrategyObject] == kubestore.LabelValue(s.Name))
+		(managed(obj) && obj.GetLabels()[LabelStrategyObject] == names.LabelValue(s.Name))
 }
 
 // nameTakenRetry is how often a Strategy stopped for a name taken is looked at again: the

@@ -28,6 +28,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -73,7 +75,7 @@ func byFirstEvent(a, b *HistoryEntry) int {
 
 // ArchiveName is the n-th archive of the ledger of k.
 func ArchiveName(k Key, n int) string {
-	return kubestore.DerivedName(ConfigMapName(History, k), fmt.Sprintf("archive-%06d", n))
+	return names.DerivedName(ConfigMapName(History, k), fmt.Sprintf("archive-%06d", n))
 }
 
 func historyContext(k Key) string { return string(History) + "/" + k.String() }
@@ -93,11 +95,11 @@ func archiveNames(ctx context.Context, c client.Client, namespace string, k Key)
 	slices.SortFunc(items, func(a, b metav1.PartialObjectMetadata) int {
 		return cmp.Compare(a.Labels[LabelArchive], b.Labels[LabelArchive])
 	})
-	names := make([]string, len(items))
+	archives := make([]string, len(items))
 	for i, m := range items {
-		names[i] = m.Name
+		archives[i] = m.Name
 	}
-	return names, nil
+	return archives, nil
 }
 
 // archive reads one ledger archive.
@@ -190,13 +192,13 @@ func ArchiveHistory(ctx context.Context, c client.Client, namespace string, k Ke
 	if err != nil {
 		return 0, err
 	}
-	names, err := archiveNames(ctx, c, namespace, k)
+	archives, err := archiveNames(ctx, c, namespace, k)
 	if err != nil {
 		return 0, err
 	}
 	seq := 1
-	if n := len(names); n > 0 {
-		newest, sealed, err := archive(ctx, c, namespace, names[n-1])
+	if n := len(archives); n > 0 {
+		newest, sealed, err := archive(ctx, c, namespace, archives[n-1])
 		if err != nil {
 			return 0, err
 		}
@@ -385,7 +387,7 @@ func sameEntry(a, b *HistoryEntry) bool {
 // entries alike, oldest first. An entry found twice (a close replayed after its entry was
 // archived) is read as one, with the events of both.
 func ReadHistory(ctx context.Context, c client.Client, namespace string, k Key) ([]*HistoryEntry, error) {
-	names, err := archiveNames(ctx, c, namespace, k)
+	archives, err := archiveNames(ctx, c, namespace, k)
 	if err != nil {
 		return nil, err
 	}
@@ -397,7 +399,7 @@ func ReadHistory(ctx context.Context, c client.Client, namespace string, k Key) 
 			byID[e.ID] = e
 		}
 	}
-	for _, name := range names {
+	for _, name := range archives {
 		_, entries, err := archive(ctx, c, namespace, name)
 		if err != nil {
 			return nil, err

@@ -21,6 +21,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -52,31 +54,31 @@ func (o KubeOptions) store() kubestore.Options {
 // ConfigMapName is the ConfigMap that holds domain d of context k.
 func ConfigMapName(d Domain, k Key) string {
 	if d == Risk {
-		return kubestore.ObjectName(string(d), k.RiskName, k.ExchangeName)
+		return names.ObjectName(string(d), k.RiskName, k.ExchangeName)
 	}
-	return kubestore.ObjectName(string(d), k.StrategyName, k.ExchangeName, kubestore.SymbolPart(k.Symbol))
+	return names.ObjectName(string(d), k.StrategyName, k.ExchangeName, names.SymbolPart(k.Symbol))
 }
 
 // LegacyConfigMapName is the name ConfigMapName gave before names were unambiguous (see
-// kubestore.LegacyObjectName), to find an earlier version's objects.
+// names.LegacyObjectName), to find an earlier version's objects.
 func LegacyConfigMapName(d Domain, k Key) string {
 	if d == Risk {
-		return kubestore.LegacyObjectName(string(d), k.RiskName, k.ExchangeName)
+		return names.LegacyObjectName(string(d), k.RiskName, k.ExchangeName)
 	}
-	return kubestore.LegacyObjectName(string(d), k.StrategyName, k.ExchangeName, k.Symbol)
+	return names.LegacyObjectName(string(d), k.StrategyName, k.ExchangeName, k.Symbol)
 }
 
 // ConfigMapLabels are the labels of that ConfigMap.
 func ConfigMapLabels(d Domain, k Key) map[string]string {
 	l := map[string]string{
-		kubestore.LabelDomain:   string(d),
-		kubestore.LabelExchange: kubestore.LabelValue(k.ExchangeName),
+		names.LabelDomain:   string(d),
+		names.LabelExchange: names.LabelValue(k.ExchangeName),
 	}
 	if d == Risk {
-		l[kubestore.LabelRisk] = kubestore.LabelValue(k.RiskName)
+		l[names.LabelRisk] = names.LabelValue(k.RiskName)
 	} else {
-		l[kubestore.LabelStrategy] = kubestore.LabelValue(k.StrategyName)
-		l[kubestore.LabelSymbol] = kubestore.LabelValue(k.Symbol)
+		l[names.LabelStrategy] = names.LabelValue(k.StrategyName)
+		l[names.LabelSymbol] = names.LabelValue(k.Symbol)
 	}
 	return l
 }

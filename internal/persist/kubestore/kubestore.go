@@ -126,7 +126,7 @@ type Options struct {
 	// Fencing, when Token is positive, fences this writer.
 	Fencing Fencing
 	// Labels are added to the object when Init creates it (the operator records the
-	// owning Strategy's UID this way, LabelOwner).
+	// owning Strategy's UID this way, names.LabelOwner).
 	Labels map[string]string
 }
 

@@ -32,6 +32,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -79,23 +81,23 @@ func New(c client.Client, namespace string, k Key, field Field, opts Options) *k
 }
 
 // ObjectName is the StrategyState of k: "<strategy>-<exchange>-<symbol>" (see
-// kubestore.ObjectName and SymbolPart).
+// names.ObjectName and SymbolPart).
 func ObjectName(k Key) string {
-	return kubestore.ObjectName(k.StrategyName, k.ExchangeName, kubestore.SymbolPart(k.Symbol))
+	return names.ObjectName(k.StrategyName, k.ExchangeName, names.SymbolPart(k.Symbol))
 }
 
 // LegacyObjectName is the name ObjectName gave before names were unambiguous (see
-// kubestore.LegacyObjectName), to find an earlier version's objects.
+// names.LegacyObjectName), to find an earlier version's objects.
 func LegacyObjectName(k Key) string {
-	return kubestore.LegacyObjectName(k.StrategyName, k.ExchangeName, k.Symbol)
+	return names.LegacyObjectName(k.StrategyName, k.ExchangeName, k.Symbol)
 }
 
 // Labels are the labels of the StrategyState of k.
 func Labels(k Key) map[string]string {
 	return map[string]string{
-		kubestore.LabelStrategy: kubestore.LabelValue(k.StrategyName),
-		kubestore.LabelExchange: kubestore.LabelValue(k.ExchangeName),
-		kubestore.LabelSymbol:   kubestore.LabelValue(k.Symbol),
+		names.LabelStrategy: names.LabelValue(k.StrategyName),
+		names.LabelExchange: names.LabelValue(k.ExchangeName),
+		names.LabelSymbol:   names.LabelValue(k.Symbol),
 	}
 }
 

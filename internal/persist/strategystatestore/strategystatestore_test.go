@@ -21,6 +21,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/strategyops/strategy-operator/internal/names"
+
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -95,7 +97,7 @@ func TestLifecycleSetsPhaseInTheSameWrite(t *testing.T) {
 	got, err := signals.Read(ctx, k.Symbol)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(json.Marshal(got)).To(MatchJSON(mustJSON(t, active)))
-	g.Expect(object(t, ns, k).Labels).To(HaveKeyWithValue(kubestore.LabelSymbol, "ETHUSDT"))
+	g.Expect(object(t, ns, k).Labels).To(HaveKeyWithValue(names.LabelSymbol, "ETHUSDT"))
 }
 
 func mustJSON(t *testing.T, v any) []byte {
@@ -160,7 +162,7 @@ func TestObjectNames(t *testing.T) {
 	long := sss.ObjectName(sss.Key{StrategyName: "a-very-long-strategy-name-that-goes-on-and-on",
 		ExchangeName: "exchange-with-a-long-name", Symbol: "SOMECOINUSDT"})
 	g.Expect(len(long)).To(BeNumerically("<=", 63))
-	g.Expect(kubestore.LabelValue("BTC/USDT")).To(Equal("BTC_USDT"))
+	g.Expect(names.LabelValue("BTC/USDT")).To(Equal("BTC_USDT"))
 
 }
 

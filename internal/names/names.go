@@ -14,7 +14,10 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package kubestore
+// Package names is the vocabulary of the objects the project makes in a cluster: their
+// names, and the labels that find every object of a strategy, exchange, symbol or risk
+// profile, and of its owner.
+package names
 
 import (
 	"crypto/sha256"
