@@ -215,13 +215,16 @@ type HistorySpec struct {
 	LiveEntries int32 `json:"liveEntries,omitempty"`
 
 	// archivedEntries is how many finished signals each symbol's archives keep: past it the
-	// oldest are deleted, as archiving goes on. Defaults to 10000.
+	// oldest are deleted, each time archiving moves more signals into the archive.
+	// Defaults to 10000.
 	// +kubebuilder:validation:Minimum=100
 	// +kubebuilder:validation:Maximum=1000000
 	// +optional
 	ArchivedEntries int32 `json:"archivedEntries,omitempty"`
 
-	// maxAge, when set, deletes archived signals that ended longer ago, as archiving goes on.
+	// maxAge, when set, deletes archived signals that ended longer ago than that (by the
+	// wall clock), each time archiving moves more signals into the archive.
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="maxAge must be a positive duration, such as 720h"
 	// +optional
 	MaxAge *metav1.Duration `json:"maxAge,omitempty"`
 }

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -318,6 +319,8 @@ func TestStrategyValidation(t *testing.T) {
 			s.Spec.Persistence = v1.PersistenceSpec{Backend: v1.BackendConfigMap, File: &v1.FilePersistence{}}
 		}, "persistence.file may only be set when persistence.backend is File"},
 		{"retention", func(s *v1.Strategy) { s.Spec.Retention = "Forever" }, `spec.retention: Unsupported value`},
+		{"a negative history maxAge", func(s *v1.Strategy) { s.Spec.History.MaxAge = &metav1.Duration{Duration: -time.Hour} },
+			"maxAge must be a positive duration"},
 		{"symbol with a space", func(s *v1.Strategy) { s.Spec.Symbols = []string{"BTC USDT"} }, "spec.symbols[0]"},
 		{"a command without an image", func(s *v1.Strategy) { s.Spec.Command = []string{"node", "bot.js"} },
 			"spec.command needs spec.image"},

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -132,36 +133,36 @@ func sameState(a, b *v1.AppliedState) bool {
 
 // quietSymbols lists the symbols of the applied state prev on which no runner can open a
 // signal now: the runner holding prev's Lease, in the pod running now, recorded that it
-// does not trade them (package handshake). It is read before the signals (liveSymbols):
-// whatever such a symbol holds then only closes.
+// does not trade them (package handshake); or every one, when no runner pod exists and
+// nobody holds the Lease. It is read before the signals (liveSymbols): whatever such a
+// symbol holds then only closes.
 func (r *StrategyReconciler) quietSymbols(ctx context.Context, s *v1.Strategy, prev *v1.AppliedState) ([]string, error) {
-	var pod corev1.Pod
-	err := r.StateClient.Get(ctx, objectKey(s, RunnerName(s)), &pod)
-	if apierrors.IsNotFound(err) || err == nil && !pod.DeletionTimestamp.IsZero() {
-		return nil, nil // no runner, or one stopping: nobody vouches
-	}
-	if err != nil {
-		return nil, objectErr("reading", &pod, err)
-	}
+	all := append(slices.Clone(prev.Symbols), prev.Draining...)
 	var lease coordinationv1.Lease
-	err = r.StateClient.Get(ctx, objectKey(s, leaseNameOf(prev.StrategyName, prev.ExchangeName)), &lease)
+	err := r.StateClient.Get(ctx, objectKey(s, leaseNameOf(prev.StrategyName, prev.ExchangeName)), &lease)
 	if apierrors.IsNotFound(err) {
-		return nil, nil
+		return all, nil // no Lease: no runner can write
 	}
 	if err != nil {
 		return nil, objectErr("reading", &lease, err)
+	}
+	var pod corev1.Pod
+	switch err := r.StateClient.Get(ctx, objectKey(s, RunnerName(s)), &pod); {
+	case apierrors.IsNotFound(err):
+		if !handshake.Held(&lease, time.Now()) {
+			return all, nil // no runner pod, and nobody holds the Lease (suspended, or gone)
+		}
+		return nil, nil // a runner still holds it
+	case err != nil:
+		return nil, objectErr("reading", &pod, err)
+	case !pod.DeletionTimestamp.IsZero():
+		return nil, nil // stopping: its runner may still trade
 	}
 	rec, current, err := handshake.Current(&lease, string(pod.UID))
 	if err != nil || !current {
 		return nil, err
 	}
-	var quiet []string
-	for _, sym := range append(slices.Clone(prev.Symbols), prev.Draining...) {
-		if !rec.Opens(sym) {
-			quiet = append(quiet, sym)
-		}
-	}
-	return quiet, nil
+	return slices.DeleteFunc(all, rec.Opens), nil
 }
 
 // liveSymbols lists the symbols of the applied state prev that have an active or a

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/strategyops/strategy-operator/internal/handshake"
 	"github.com/strategyops/strategy-operator/internal/names"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -90,9 +91,10 @@ func CacheOptions(namespaces []string) cache.Options {
 			&corev1.ServiceAccount{}: {Label: managedSelector, Transform: compact},
 			&rbacv1.Role{}:           {Label: managedSelector, Transform: compact},
 			&rbacv1.RoleBinding{}:    {Label: managedSelector, Transform: compact},
-			// The identity's owner, and the strategy name its events map to.
+			// The identity's owner, the strategy name its events map to, and what its runner
+			// trades (a change of which is an event: package handshake).
 			&coordinationv1.Lease{}: {Label: managedSelector,
-				Transform: keepOnly([]string{names.LabelStrategy}, []string{AnnotationOwnerUID})},
+				Transform: keepOnly([]string{names.LabelStrategy}, []string{AnnotationOwnerUID, handshake.Annotation})},
 			// Store objects: what storeObjectEvents, strategiesOfState, tendStorage and
 			// labelOwned read.
 			// Their other annotations (per-key revisions, recent writes) can be large.

@@ -87,7 +87,9 @@ var _ = Describe("Spec changes never strand a trade", func() {
 		if direct.Get(ctx, key, &lease) != nil {
 			return
 		}
-		lease.Spec.HolderIdentity = &holder
+		// held, as a live runner holds it: renewed now, for 15 s
+		lease.Spec.HolderIdentity, lease.Spec.LeaseDurationSeconds = &holder, new(int32(15))
+		lease.Spec.RenewTime = &metav1.MicroTime{Time: time.Now()}
 		if direct.Update(ctx, &lease) != nil {
 			return // tried again at the next poll
 		}

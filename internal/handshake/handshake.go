@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	"k8s.io/client-go/util/retry"
@@ -78,6 +79,15 @@ func Current(l *coordinationv1.Lease, pod string) (Record, bool, error) {
 		return Record{}, false, fmt.Errorf("the annotation %s of Lease %s: %w", Annotation, l.Name, err)
 	}
 	return r, r.Holder != "" && r.Holder == ptr.Deref(l.Spec.HolderIdentity, "") && r.Pod == pod, nil
+}
+
+// Held reports whether a runner holds l at now: it names a holder whose last renewal is
+// less than the Lease's duration ago.
+func Held(l *coordinationv1.Lease, now time.Time) bool {
+	if ptr.Deref(l.Spec.HolderIdentity, "") == "" || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+		return false
+	}
+	return now.Before(l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second))
 }
 
 // Opens reports whether the runner of r may open a signal on sym: it trades it.

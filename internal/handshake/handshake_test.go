@@ -18,6 +18,7 @@ package handshake
 import (
 	"encoding/json"
 	"testing"
+	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -55,5 +56,22 @@ func TestCurrentIsTheHoldersWordOnly(t *testing.T) {
 	bad.Annotations[Annotation] = "{"
 	if _, _, err := Current(bad, "uid-1"); err == nil {
 		t.Error("a record that is not JSON was read")
+	}
+}
+
+// TestHeld: a Lease is held while its holder's last renewal is within its duration.
+func TestHeld(t *testing.T) {
+	now := time.Now()
+	l := &coordinationv1.Lease{Spec: coordinationv1.LeaseSpec{HolderIdentity: new("runner-1"),
+		LeaseDurationSeconds: new(int32(15)), RenewTime: &metav1.MicroTime{Time: now.Add(-10 * time.Second)}}}
+	if !Held(l, now) {
+		t.Error("a Lease renewed 10 s ago for 15 s is not held")
+	}
+	if Held(l, now.Add(6*time.Second)) {
+		t.Error("a Lease past its duration is held")
+	}
+	l.Spec.HolderIdentity = new("")
+	if Held(l, now) {
+		t.Error("a released Lease is held")
 	}
 }

@@ -173,6 +173,9 @@ func (e *Engine) Restore(ctx context.Context) error {
 			}
 			st.last = time.UnixMilli(ms).UTC()
 		}
+		if err := e.readAux(ctx, st); err != nil {
+			return err
+		}
 		if raw, ok := st.snap.Extra[extraInflight]; !ok || string(raw.Raw) == "null" {
 			// Between two candles: what changed in the store since is a hand edit.
 			if err := e.checkHeld(ctx, st); err != nil {
@@ -184,16 +187,6 @@ func (e *Engine) Restore(ctx context.Context) error {
 		}
 		if err := p.ForgetClosedSignals(ctx, st.key, activeID); err != nil {
 			return err
-		}
-		if st.active != nil {
-			if st.partial, err = p.ReadPartial(ctx, st.key, st.active.ID); err != nil {
-				return err
-			}
-			be, err := p.ReadBreakeven(ctx, st.key, st.active.ID)
-			if err != nil {
-				return err
-			}
-			st.breakeven = be[st.active.ID].Reached
 		}
 		e.states[sym] = st
 		for msg, sig := range map[string]*v1.Signal{"Resuming an open signal": st.active, "Resuming a scheduled signal": st.scheduled} {
@@ -225,6 +218,22 @@ func (e *Engine) Restore(ctx context.Context) error {
 	return nil
 }
 
+// readAux reads the partial levels and breakeven state of the open signal of st.
+func (e *Engine) readAux(ctx context.Context, st *symbolState) error {
+	st.partial, st.breakeven = nil, false
+	if st.active == nil {
+		return nil
+	}
+	p := e.cfg.Persist
+	var err error
+	if st.partial, err = p.ReadPartial(ctx, st.key, st.active.ID); err != nil {
+		return err
+	}
+	be, err := p.ReadBreakeven(ctx, st.key, st.active.ID)
+	st.breakeven = be[st.active.ID].Reached
+	return err
+}
+
 // Position is the start of the last candle that every symbol has been processed through
 // (after Restore: where the previous run stopped).
 func (e *Engine) Position() time.Time {
@@ -240,8 +249,14 @@ func (e *Engine) Position() time.Time {
 // replayable is the inflight action a as it can be finished now. A progress (levels)
 // action concerns the open signal as it was stored when it was decided; a signal closed or
 // replaced by hand since then drops it, and one edited by hand keeps the edit, taking only
-// the new _peak and _fall. Every other action is finished as it was decided.
+// the new _peak and _fall. An open or a schedule on a symbol drained since is dropped (a
+// draining symbol gets no new signal). Every other action is finished as it was decided.
 func (e *Engine) replayable(st *symbolState, a *action) *action {
+	if (a.Kind == KindOpen || a.Kind == KindSchedule) && slices.Contains(e.cfg.Draining, st.key.Symbol) {
+		// Drained since: no signal opens here. One whose write landed is in the store, and
+		// watched as the open (or scheduled) signal it is.
+		return nil
+	}
 	if a.Kind != KindLevels {
 		return a
 	}

@@ -104,6 +104,9 @@ func (e *Engine) checkHeld(ctx context.Context, st *symbolState) error {
 		return nil
 	}
 	st.active, st.scheduled, st.signalInc, st.scheduleInc = h.Signal, h.Schedule, h.SignalInc, h.ScheduleInc
+	if err := e.readAux(ctx, st); err != nil { // the held signal's levels, which a write-back keeps
+		return err
+	}
 	return e.followSymbol(ctx, st, true)
 }
 

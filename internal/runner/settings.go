@@ -71,8 +71,8 @@ type Settings struct {
 	TerminationMessagePath string
 	// StrategyObject is the Strategy the runner's Warning events are about.
 	StrategyObject string
-	// PodUID is the UID of the runner's pod, recorded with what it does with each symbol
-	// (domain.RunnerRecord).
+	// PodUID is the UID of the runner's pod, recorded on its Lease with what it trades
+	// (package handshake).
 	PodUID string
 	// FollowPeriod is how often the runner reads its open signals back from the store
 	// (ConfigMap, StrategyState) to notice hand edits.
@@ -151,7 +151,7 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 		"SIGTERM and SIGKILL; under --lease-duration minus --renew-deadline minus --retry-period, so that it is "+
 		"gone before another runner can take the Lease (default: half of that)")
 	fs.StringVar(&s.PodUID, "pod-uid", getenv("POD_UID"),
-		"the UID of the runner's pod, recorded in each symbol's snapshot with what the runner does with it (env POD_UID)")
+		"the UID of the runner's pod, recorded on its Lease with what it trades and drains (env POD_UID)")
 	fs.StringVar(&s.StrategyObject, "strategy-object", getenv("STRATEGY_OBJECT"),
 		"the Strategy object to report hand edits of the state to, as Warning events (env STRATEGY_OBJECT)")
 	fs.IntVar(&s.LiveEntries, "history-live-entries", v1.DefaultLiveEntries,

@@ -110,7 +110,7 @@ func serveChild(leadCtx, stopCtx context.Context, s runner.Settings, b domain.Ba
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 	api := stateserver.New(stateserver.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
-		Symbols: s.Symbols, Backend: b, Limits: v1.DefaultSignalLimits})
+		Symbols: s.Symbols, Draining: s.Draining, Backend: b, Limits: v1.DefaultSignalLimits})
 	defer func() { _ = api.Close() }()
 	// Every store is opened before the process starts: on File, a second runner on the
 	// same folders finds them locked now, not at its process's first write.

@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -99,11 +100,8 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		}
 		// Fenced: tell the operator what this holder trades and drains (package handshake).
 		trading := slices.DeleteFunc(slices.Clone(s.Symbols), func(sym string) bool { return slices.Contains(s.Draining, sym) })
-		if err := handshake.Write(ctx, c, client.ObjectKey{Namespace: s.Namespace, Name: s.Lease}, handshake.Record{
-			Holder: identity, Pod: s.PodUID, Symbols: trading, Draining: s.Draining}); err != nil {
-			log.Warn("Could not record on the Lease what this runner trades; the operator keeps drained symbols "+
-				"until it can read that", "error", err.Error())
-		}
+		go recordHandshake(ctx, c, client.ObjectKey{Namespace: s.Namespace, Name: s.Lease}, handshake.Record{
+			Holder: identity, Pod: s.PodUID, Symbols: trading, Draining: s.Draining}, log)
 		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
 		return work(ctx, l.Wrap(backend(f)), c)
 	})
@@ -140,4 +138,22 @@ func openLayers(ctx context.Context, s runner.Settings, log *slog.Logger) (func(
 		}
 		return l
 	}, closeAll, nil
+}
+
+// recordHandshake records r on the Lease, trying again until it lands or ctx ends (the
+// Lease is lost): until then the operator keeps the symbols this runner drains.
+func recordHandshake(ctx context.Context, c client.Client, lease client.ObjectKey, r handshake.Record,
+	log *slog.Logger) {
+	for {
+		err := handshake.Write(ctx, c, lease, r)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		log.Warn("Could not record on the Lease what this runner trades; trying again", "error", err.Error())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(2 * time.Second):
+		}
+	}
 }

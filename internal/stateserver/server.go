@@ -41,6 +41,9 @@ const DefaultMaxBody = 1 << 20
 type Config struct {
 	StrategyName, ExchangeName string
 	Symbols                    []string
+	// Draining are symbols among Symbols on which no new signal opens (the runner's
+	// --drain): a write that would open one is refused (403, draining).
+	Draining []string
 	// Backend opens the stores, with the runner's fencing token.
 	Backend domain.Backend
 	// MaxBody bounds a request body (DefaultMaxBody when 0).
@@ -304,6 +307,11 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "invalid_value", err.Error())
 		return
 	}
+	if k, _ := s.context(d, r); s.opens(r.Context(), d, st, k, body) {
+		fail(w, http.StatusForbidden, "draining", fmt.Sprintf("%s is draining: no new signal opens on it, "+
+			"the open ones are watched to their close", k.Symbol))
+		return
+	}
 	rev, err := st.Write(r.Context(), r.PathValue("key"), json.RawMessage(body), opts...)
 	if err != nil {
 		failStore(w, err)
@@ -315,6 +323,27 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 	} else {
 		w.WriteHeader(http.StatusNoContent)
 	}
+}
+
+// opens reports whether body, written as the signal or schedule of a draining symbol,
+// would open a new signal there: a row whose id is not the one stored (a changed row of
+// the stored signal, or null, is fine). A store that cannot be read counts as a new one.
+func (s *Server) opens(ctx context.Context, d domain.Domain, st *persist.Store[json.RawMessage], k domain.Key,
+	body []byte) bool {
+	if (d != domain.Signal && d != domain.Schedule) || !slices.Contains(s.cfg.Draining, k.Symbol) {
+		return false
+	}
+	var row struct {
+		ID string `json:"id"`
+	}
+	if string(body) == "null" || json.Unmarshal(body, &row) != nil {
+		return false
+	}
+	stored, err := st.Read(ctx, k.Symbol)
+	var had struct {
+		ID string `json:"id"`
+	}
+	return err != nil || json.Unmarshal(stored, &had) != nil || had.ID != row.ID
 }
 
 // validate checks a body for kind d: JSON, and for a signal or schedule a row that keeps

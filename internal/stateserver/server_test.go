@@ -213,3 +213,39 @@ func TestBadRequests(t *testing.T) {
 		t.Fatalf("after the bad requests the signal is\n%s\nwant\n%s", got.body, signal)
 	}
 }
+
+// TestDrainingSymbolOpensNothing: on a draining symbol the API refuses a signal row that
+// would open a new signal, and lets the stored one change and close.
+func TestDrainingSymbolOpensNothing(t *testing.T) {
+	b := domain.MemoryBackend()
+	signal := string(testenv.FixtureAsWritten(t, "signal-opened.json"))
+	path := "/v1/signal/BTCUSDT" + ctxQuery
+	if put := call(t, http.MethodPut, serve(t, b).URL+path, signal); put.status != http.StatusNoContent {
+		t.Fatalf("PUT the fixture's signal before the drain: %+v", put)
+	}
+	s := stateserver.New(stateserver.Config{StrategyName: "trace-immediate", ExchangeName: "trace-exchange",
+		Symbols: []string{"BTCUSDT"}, Draining: []string{"BTCUSDT"}, Backend: b, Limits: v1.DefaultSignalLimits})
+	srv := httptest.NewServer(s)
+	t.Cleanup(func() { srv.Close(); _ = s.Close() })
+	url := srv.URL + path
+
+	var row map[string]any
+	if err := json.Unmarshal([]byte(signal), &row); err != nil {
+		t.Fatal(err)
+	}
+	row["id"] = "another-signal"
+	other, _ := json.Marshal(row)
+	if put := call(t, http.MethodPut, url, string(other)); put.status != http.StatusForbidden ||
+		!strings.Contains(put.body, `"draining"`) {
+		t.Fatalf("a new signal on a draining symbol: %+v, want 403 draining", put)
+	}
+	if put := call(t, http.MethodPut, url, signal); put.status != http.StatusNoContent {
+		t.Fatalf("the stored signal written again: %+v", put)
+	}
+	if put := call(t, http.MethodPut, url, "null"); put.status != http.StatusNoContent {
+		t.Fatalf("the stored signal closed: %+v", put)
+	}
+	if put := call(t, http.MethodPut, url, signal); put.status != http.StatusForbidden {
+		t.Fatalf("a signal opened again once closed: %+v, want 403", put)
+	}
+}

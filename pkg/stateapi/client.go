@@ -33,10 +33,10 @@ limitations under the License.
 // If-None-Match: *) with the new revision in its ETag, and for a removal.
 // Errors are JSON {"error": "...", "code": "..."} naming the problem: 400 (bad_request,
 // invalid_key, invalid_value — a signal row that breaks backtest-kit's rules among them),
-// 403 (foreign_context), 404 (unknown_kind, not_found), 409 (fenced: a newer runner holds
-// the strategy), 412 (conflict: the revision moved), 413 (too_large), 503 (unavailable:
-// the store could not be reached, or whether a write landed is unknown). A refused request
-// changes nothing.
+// 403 (foreign_context; draining: a new signal on a symbol the runner drains), 404
+// (unknown_kind, not_found), 409 (fenced: a newer runner holds the strategy), 412
+// (conflict: the revision moved), 413 (too_large), 503 (unavailable: the store could not
+// be reached, or whether a write landed is unknown). A refused request changes nothing.
 //
 // Client speaks it from Go, with the errors of package pkg/store.
 package stateapi
@@ -64,6 +64,9 @@ const SocketEnv = "STRATEGYOPS_STATE_SOCKET"
 
 // ErrForeignContext: the context is not one of the strategy the runner serves.
 var ErrForeignContext = errors.New("not a context of this strategy")
+
+// ErrDraining: the write would open a new signal on a symbol the runner drains.
+var ErrDraining = errors.New("the symbol is draining")
 
 // UnixClient is an HTTP client whose every request goes to the Unix socket at path (runner
 // exec's, in STRATEGYOPS_STATE_SOCKET): any host in a request's URL will do.
@@ -181,7 +184,7 @@ func codeErr(code, msg string) error {
 	sentinel := map[string]error{
 		"not_found": store.ErrNotFound, "conflict": store.ErrConflict, "fenced": store.ErrFenced,
 		"invalid_key": store.ErrInvalidKey, "invalid_value": store.ErrInvalidValue, "too_large": store.ErrTooLarge,
-		"unavailable": store.ErrUnknownOutcome, "foreign_context": ErrForeignContext,
+		"unavailable": store.ErrUnknownOutcome, "foreign_context": ErrForeignContext, "draining": ErrDraining,
 	}[code]
 	if sentinel == nil {
 		return fmt.Errorf("%s (%s)", msg, code)

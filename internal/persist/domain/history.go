@@ -264,7 +264,8 @@ func toArchive(entries map[string]liveEntry, keep int) []*HistoryEntry {
 	return finished[:min(len(finished), len(entries)-keep/2)]
 }
 
-// ArchiveLedger is ArchiveHistory on a database backend: once k's live ledger holds more
+// ArchiveLedger is ArchiveHistory on an archive store (a database's table, or File's
+// folders, the runner's own: see TendLedger): once k's live ledger holds more
 // than keep entries, its oldest finished ones (leaving keep/2) move into k's archive store
 // (domain HistoryArchive, in the same database), so that the live ledger, which the
 // operator reads on every pass, stays bounded. Each entry is written to the archive before

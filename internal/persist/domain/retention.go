@@ -54,7 +54,7 @@ func (r Retention) expired(entries []*HistoryEntry, now time.Time) map[string]bo
 	out := map[string]bool{}
 	for i, e := range sorted {
 		tooMany := r.Entries > 0 && i < len(sorted)-r.Entries
-		tooOld := r.MaxAge > 0 && e.last().Before(now.Add(-r.MaxAge))
+		tooOld := r.MaxAge > 0 && len(e.Events) > 0 && e.last().Before(now.Add(-r.MaxAge))
 		if tooMany || tooOld {
 			out[e.ID] = true
 		}
@@ -85,11 +85,13 @@ func PruneArchive(ctx context.Context, b Backend, k Key, r Retention, now time.T
 	}
 	n := 0
 	for id := range r.expired(entries, now) {
-		err := archive.Delete(ctx, id, driver.Precondition{})
-		if err != nil && !errors.Is(err, driver.ErrNotFound) {
+		switch err := archive.Delete(ctx, id, driver.Precondition{}); {
+		case errors.Is(err, driver.ErrNotFound): // gone already
+		case err != nil:
 			return n, fmt.Errorf("pruning the history archive of %s: %w", k, err)
+		default:
+			n++
 		}
-		n++
 	}
 	return n, nil
 }

@@ -153,8 +153,8 @@ type TokenRecorder interface {
 // Fencer is a Driver, opened with a fencing token, that can record its writer as the
 // store's newest without changing a value: from then on an older writer's writes are
 // refused there, even before the new writer's first write. A new holder fences every store
-// of its state before it reads any, so that a deposed holder that wakes after the takeover
-// lands nothing anywhere.
+// of its state before it restores it, so that a deposed holder that wakes after the
+// takeover lands nothing anywhere.
 type Fencer interface {
 	// Fence records the writer, or returns ErrFenced when a newer writer holds the store.
 	// It is idempotent; an unfenced driver records nothing. A store whose location does
