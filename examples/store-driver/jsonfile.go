@@ -231,6 +231,14 @@ func (d *Driver) DeleteAll(context.Context) error {
 	})
 }
 
+// Fence implements driver.Fencer: a change that changes nothing but the fencing record.
+func (d *Driver) Fence(context.Context) error {
+	if d.fence.Token <= 0 {
+		return nil
+	}
+	return d.change(func(*document) error { return nil })
+}
+
 // Keys implements driver.Driver.
 func (d *Driver) Keys(context.Context) ([]string, error) {
 	d.mu.Lock()

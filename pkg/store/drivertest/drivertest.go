@@ -44,7 +44,8 @@ type Harness struct {
 	// MaxValueSize is the largest value the backend accepts; 0 means it accepts 4 MiB.
 	MaxValueSize int
 	// Fenced opens another driver on the store that d uses, for the given writer and
-	// fencing token. Nil for a backend without writer fencing.
+	// fencing token; the driver must implement driver.Fencer. Nil for a backend without
+	// writer fencing.
 	Fenced func(t *testing.T, d driver.Driver, writer string, token int64) driver.Driver
 }
 
@@ -452,9 +453,9 @@ func testFencing(t *testing.T, h Harness) {
 	wantValue(t, old, "BTCUSDT", doc{Name: "b", Count: 2})
 }
 
-// testFenceBeforeWrite: a new writer that fences the store (driver.Fencer) before writing
-// anything shuts the older writer out at once; fencing again changes nothing, and an older
-// writer cannot fence.
+// testFenceBeforeWrite: a new writer that fences the store (driver.Fencer, which every
+// driver with writer fencing implements) before writing anything shuts the older writer
+// out at once; fencing again changes nothing, and an older writer cannot fence.
 func testFenceBeforeWrite(t *testing.T, h Harness) {
 	ctx := t.Context()
 	base := open[doc](t, h)
@@ -464,7 +465,7 @@ func testFenceBeforeWrite(t *testing.T, h Harness) {
 	newer := fencedStore(t, h, base.Driver(), "runner-b", 2)
 	fencer, isFencer := newer.Driver().(driver.Fencer)
 	if !isFencer {
-		t.Skip("the driver implements no driver.Fencer")
+		t.Fatal("a driver with writer fencing (Harness.Fenced) must implement driver.Fencer")
 	}
 	if err := fencer.Fence(ctx); err != nil {
 		t.Fatalf("Fence: %v", err)
