@@ -272,10 +272,11 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []st
 
 // historyArgs are the runner's flags for spec.history, for a ledger only the runner reaches.
 func historyArgs(s *v1.Strategy) []string {
+	r := retention(s)
 	args := []string{fmt.Sprintf("--history-live-entries=%d", s.EffectiveLiveEntries()),
-		fmt.Sprintf("--history-archived-entries=%d", s.EffectiveArchivedEntries())}
-	if a := s.Spec.History.MaxAge; a != nil {
-		args = append(args, "--history-max-age="+a.Duration.String())
+		fmt.Sprintf("--history-archived-entries=%d", r.Entries)}
+	if r.MaxAge > 0 {
+		args = append(args, "--history-max-age="+r.MaxAge.String())
 	}
 	return args
 }
