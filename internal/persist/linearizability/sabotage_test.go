@@ -18,6 +18,7 @@ package linearizability_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -101,5 +102,64 @@ func TestSabotageIsCaught(t *testing.T) {
 				t.Fatalf("the checker said %s, want %s", res, tc.want)
 			}
 		})
+	}
+}
+
+// sabotaged are the contract breaches TestSabotageIsCaughtOnEveryBackend plants: each
+// wraps one client's driver.
+var sabotaged = []struct {
+	name string
+	wrap func(driver.Driver) driver.Driver
+}{
+	{"drops IfRevision", func(d driver.Driver) driver.Driver { return dropsIfRevision{d} }},
+	{"serves stale reads", func(d driver.Driver) driver.Driver {
+		return &staleReads{Driver: d, cache: map[string]driver.Entry{}}
+	}},
+}
+
+// TestSabotageIsCaughtOnEveryBackend: the same breaches, planted in the clients of every
+// backend with a server (the honest runs are each backend's own fault tests), are found
+// non-linearizable: the checks that pass on those backends could fail there.
+func TestSabotageIsCaughtOnEveryBackend(t *testing.T) {
+	backends := []struct {
+		name    string
+		drivers func(t *testing.T) []driver.Driver
+	}{
+		{"ConfigMap", func(t *testing.T) []driver.Driver {
+			clients, _ := proxiedClients(t, dbClients)
+			return configMaps(t, clients)
+		}},
+		{"StrategyState", func(t *testing.T) []driver.Driver {
+			clients, _ := proxiedClients(t, dbClients)
+			return strategyStates(t, clients)
+		}},
+		{"Redis", func(t *testing.T) []driver.Driver {
+			r := startRedis(t)
+			return redisDrivers(t, r, same(r.Addr))
+		}},
+		{"PostgreSQL", func(t *testing.T) []driver.Driver {
+			p := startPostgres(t)
+			return postgresDrivers(t, same(fmt.Sprintf("127.0.0.1:%d", p.Port)))
+		}},
+		{"MongoDB", func(t *testing.T) []driver.Driver {
+			m := startMongo(t)
+			return mongoDrivers(t, same(m.Addr))
+		}},
+	}
+	for _, b := range backends {
+		for _, s := range sabotaged {
+			t.Run(b.name+"/"+s.name, func(t *testing.T) {
+				drivers := b.drivers(t) // a store of its own: the model starts from an empty one
+				for i, d := range drivers {
+					drivers[i] = s.wrap(d)
+				}
+				start := time.Now()
+				r := run{name: b.name + ", " + s.name, keys: dbKeys, ops: 150, timeout: dbTimeout, drivers: drivers}
+				ops, f := r.record(t.Context())
+				if res, _ := check(t, r.name, len(drivers), ops, f, time.Since(start)); res != porcupine.Illegal {
+					t.Fatalf("the checker said %s, want %s", res, porcupine.Illegal)
+				}
+			})
+		}
 	}
 }
