@@ -73,10 +73,11 @@ func kubeClient(t *testing.T, host string) client.Client {
 	return c
 }
 
-// proxiedClients gives each of n clients its own proxy in front of the API server, so a
-// cut can take one client off the network while the others go on writing.
-func proxiedClients(t *testing.T, n int) ([]client.Client, []*testenv.Proxy) {
+// proxiedClients gives each of kubeClients clients its own proxy in front of the API
+// server, so a cut can take one client off the network while the others go on writing.
+func proxiedClients(t *testing.T) ([]client.Client, []*testenv.Proxy) {
 	t.Helper()
+	n := kubeClients
 	api, err := url.Parse(env.Config.Host)
 	if err != nil {
 		t.Fatal(err)
@@ -168,14 +169,14 @@ func cuts(proxies []*testenv.Proxy, p pace) func(func() float64) faults {
 // TestConfigMapConnectionCuts: separate ConfigMap drivers, each behind its own proxy,
 // while connections are cut mid-request.
 func TestConfigMapConnectionCuts(t *testing.T) {
-	clients, proxies := proxiedClients(t, kubeClients)
+	clients, proxies := proxiedClients(t)
 	requireLinearizable(t, run{name: "configmap, connection cuts", keys: kubeKeys, ops: kubeOps,
 		timeout: kubeTimeout, drivers: configMaps(t, clients), faults: cuts(proxies, apiServerPace)})
 }
 
 // TestStrategyStateConnectionCuts: the same on the partial field of one StrategyState.
 func TestStrategyStateConnectionCuts(t *testing.T) {
-	clients, proxies := proxiedClients(t, kubeClients)
+	clients, proxies := proxiedClients(t)
 	requireLinearizable(t, run{name: "strategystate partial, connection cuts", keys: []string{"s1", "s2", "s3", "s4"},
 		ops: kubeOps, timeout: kubeTimeout, drivers: strategyStates(t, clients), faults: cuts(proxies, apiServerPace)})
 }

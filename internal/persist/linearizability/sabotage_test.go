@@ -126,11 +126,11 @@ func TestSabotageIsCaughtOnEveryBackend(t *testing.T) {
 		drivers func(t *testing.T) []driver.Driver
 	}{
 		{"ConfigMap", func(t *testing.T) []driver.Driver {
-			clients, _ := proxiedClients(t, dbClients)
+			clients, _ := proxiedClients(t)
 			return configMaps(t, clients)
 		}},
 		{"StrategyState", func(t *testing.T) []driver.Driver {
-			clients, _ := proxiedClients(t, dbClients)
+			clients, _ := proxiedClients(t)
 			return strategyStates(t, clients)
 		}},
 		{"Redis", func(t *testing.T) []driver.Driver {
