@@ -552,3 +552,14 @@ func startPostgres(t *testing.T) *testenv.Postgres {
 	t.Cleanup(pg.Stop)
 	return pg
 }
+
+// startMongo starts a MongoDB-protocol server for t.
+func startMongo(t *testing.T) *testenv.Mongo {
+	t.Helper()
+	m, err := testenv.StartMongo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
+	return m
+}

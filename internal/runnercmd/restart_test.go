@@ -193,10 +193,11 @@ func compare(t *testing.T, b v1.PersistenceBackend, got, want map[string]string,
 }
 
 // TestTradingThroughControlPlaneRestarts: runners on ConfigMap and on StrategyState trade
-// while kube-apiserver, then etcd, are SIGKILLed and started again. Each keeps or regains
-// its Lease (a runner that loses it exits and is started again, as a kubelet would), and
-// each ends with the ledger, open signal and schedule of an uninterrupted run of the same
-// feed: no signal lost, none closed twice.
+// while kube-apiserver, then etcd, are SIGKILLed and started again, and then the runners
+// themselves are SIGKILLed. Each keeps or regains its Lease (a runner that loses it, or is
+// killed, is started again, as a kubelet would), and each ends with the ledger, open
+// signal and schedule of an uninterrupted run of the same feed: no signal lost, none
+// closed twice (every ledger event carries its sequence, so a second close differs).
 func TestTradingThroughControlPlaneRestarts(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(ctx, t)
@@ -233,6 +234,11 @@ func TestTradingThroughControlPlaneRestarts(t *testing.T) {
 		}
 		t.Logf("%s SIGKILLed and started again", f.what)
 	}
+	time.Sleep(4 * time.Second)
+	for _, sv := range runs {
+		sv.killCurrent()
+	}
+	t.Log("the runners were SIGKILLed")
 	done.Wait()
 
 	for b, name := range backends {
@@ -256,15 +262,15 @@ func TestTradingThroughControlPlaneRestarts(t *testing.T) {
 	}
 }
 
-// TestTradingThroughDatabaseKills: runners on Redis and on PostgreSQL trade while their
-// database server is SIGKILLed and started again, and while the runners themselves are
+// TestTradingThroughDatabaseKills: runners on Redis, PostgreSQL and MongoDB trade while
+// their database server is SIGKILLed and started again, and while the runners themselves are
 // SIGKILLed (and started again, as a kubelet would). Each ends with the ledger, open signal
 // and schedule of an uninterrupted run of the same feed.
 func TestTradingThroughDatabaseKills(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(ctx, t)
 	kubeconfig := env.Kubeconfig(t)
-	rs, pg := startRedis(t), startPostgres(t)
+	rs, pg, mg := startRedis(t), startPostgres(t), startMongo(t)
 	type server interface {
 		Kill()
 		Restart(context.Context) error
@@ -277,6 +283,7 @@ func TestTradingThroughDatabaseKills(t *testing.T) {
 	}{
 		{v1.BackendRedis, "restart-redis", rs.URL, rs},
 		{v1.BackendPostgreSQL, "restart-pg", pg.URL, pg},
+		{v1.BackendMongoDB, "restart-mongo", mg.URL("restart"), mg},
 	}
 	var done sync.WaitGroup
 	stop, cancel := context.WithCancel(ctx)
@@ -300,7 +307,7 @@ func TestTradingThroughDatabaseKills(t *testing.T) {
 			t.Fatalf("starting the %s server again: %v", c.b, err)
 		}
 	}
-	t.Log("the Redis and PostgreSQL servers were SIGKILLed and started again")
+	t.Log("the Redis, PostgreSQL and MongoDB servers were SIGKILLed and started again")
 	for range 2 {
 		time.Sleep(5 * time.Second)
 		for _, sv := range runs {
