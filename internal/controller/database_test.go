@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -306,39 +307,64 @@ var _ = Describe("Database backends", Ordered, func() {
 			controller.ReasonBackendReady))
 	})
 
-	It("keeps a live ledger in PostgreSQL bounded, moving its oldest finished signals to the archive", func() {
-		s := on(strategy(ns, "busy", "", "BTCUSDT"), v1.BackendPostgreSQL, connection("pg", postgresURL, true))
-		s.Spec.History.LiveEntries = 10
-		state := stateIn(v1.BackendPostgreSQL, postgresURL)
-		k := key(s, "BTCUSDT")
-		for i := range 12 {
-			id := fmt.Sprintf("done-%02d", i)
-			Expect(state.RecordHistory(ctx, k, nil, id, domain.HistoryEvent{Kind: "opened", At: int64(i) * 60_000})).
+	// The live ledger and its archive, on every database backend: the oldest finished
+	// signals move to the archive, and the archive keeps what spec.history keeps.
+	for _, b := range []v1.PersistenceBackend{v1.BackendRedis, v1.BackendPostgreSQL, v1.BackendMongoDB} {
+		It("keeps a live ledger in "+string(b)+" bounded, and its archive within spec.history's retention", func() {
+			url := map[v1.PersistenceBackend]string{v1.BackendRedis: redisURL, v1.BackendPostgreSQL: postgresURL,
+				v1.BackendMongoDB: mongoURL}[b]
+			s := on(strategy(ns, "busy", "", "BTCUSDT"), b, connectionIn(ns, "busy", url, true))
+			s.Spec.StrategyName = "busy-" + strings.ToLower(string(b))
+			s.Spec.History.LiveEntries = 10
+			s.Spec.History.MaxAge = &metav1.Duration{Duration: time.Hour}
+			state := stateIn(b, url)
+			k := key(s, "BTCUSDT")
+			// done-00..05 ended in 1970, past the hour spec.history keeps; the others now.
+			recent := time.Now().UnixMilli()
+			for i := range 12 {
+				id := fmt.Sprintf("done-%02d", i)
+				at := int64(i) * 60_000
+				if i >= 6 {
+					at += recent
+				}
+				Expect(state.RecordHistory(ctx, k, nil, id, domain.HistoryEvent{Kind: "opened", At: at})).
+					To(Succeed())
+				Expect(state.RecordHistory(ctx, k, nil, id, domain.HistoryEvent{Kind: domain.EventClosed,
+					At: at + 30_000})).To(Succeed())
+			}
+			Expect(state.RecordHistory(ctx, k, nil, "still-open", domain.HistoryEvent{Kind: "opened", At: 0})).
 				To(Succeed())
-			Expect(state.RecordHistory(ctx, k, nil, id, domain.HistoryEvent{Kind: domain.EventClosed,
-				At: int64(i)*60_000 + 30_000})).To(Succeed())
-		}
-		Expect(state.RecordHistory(ctx, k, nil, "still-open", domain.HistoryEvent{Kind: "opened", At: 0})).To(Succeed())
 
-		Expect(direct.Create(ctx, s)).To(Succeed())
-		keys := func(d domain.Domain) []string {
-			db, err := domain.OpenDatabase(ctx, v1.BackendPostgreSQL, postgresURL)
-			Expect(err).NotTo(HaveOccurred())
-			defer db.Close()
-			drv, err := db.Backend(domain.NoFencing)(ctx, d, k)
-			Expect(err).NotTo(HaveOccurred())
-			got, err := drv.Keys(ctx)
-			Expect(err).NotTo(HaveOccurred())
-			return got
-		}
-		// 13 entries past a limit of 10: the 8 oldest finished move, 5 stay (the open one among them).
-		Eventually(func() []string { return keys(domain.HistoryArchive) }, timeout).Should(ConsistOf(
-			"done-00", "done-01", "done-02", "done-03", "done-04", "done-05", "done-06", "done-07"))
-		// The archive is written before the live ledger loses anything: its removals may
-		// still be under way.
-		Eventually(func() []string { return keys(domain.History) }, timeout).Should(ConsistOf(
-			"done-08", "done-09", "done-10", "done-11", "still-open"))
-	})
+			Expect(direct.Create(ctx, s)).To(Succeed())
+			keys := func(d domain.Domain) []string {
+				db, err := domain.OpenDatabase(ctx, b, url)
+				Expect(err).NotTo(HaveOccurred())
+				defer db.Close()
+				drv, err := db.Backend(domain.NoFencing)(ctx, d, k)
+				Expect(err).NotTo(HaveOccurred())
+				got, err := drv.Keys(ctx)
+				Expect(err).NotTo(HaveOccurred())
+				return got
+			}
+			// 13 entries past a limit of 10: the 8 oldest finished move, 5 stay (the open one
+			// among them). Of the 8, the 6 that ended in 1970 are past the hour the archive keeps.
+			Eventually(func() []string { return keys(domain.HistoryArchive) }, timeout).Should(ConsistOf(
+				"done-06", "done-07"))
+			// The archive is written before the live ledger loses anything: its removals may
+			// still be under way.
+			Eventually(func() []string { return keys(domain.History) }, timeout).Should(ConsistOf(
+				"done-08", "done-09", "done-10", "done-11", "still-open"))
+			Eventually(func() []string {
+				var evs eventsv1List
+				eventReasons(ctx, ns, &evs)
+				var notes []string
+				for _, e := range evs.Items {
+					notes = append(notes, e.Note)
+				}
+				return notes
+			}, timeout).Should(ContainElement("deleted 6 archived signals of BTCUSDT past spec.history's retention"))
+		})
+	}
 
 	// One database may be shared by Strategies of many namespaces (and clusters), and its
 	// rows are keyed as backtest-kit keys them, by strategy and exchange: the database

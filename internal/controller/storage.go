@@ -47,6 +47,10 @@ const (
 	ReasonWithinLimits    = "WithinLimits"
 	// ReasonArchivedHistory is the event of an archiving pass that moved entries.
 	ReasonArchivedHistory = "ArchivedHistory"
+	// ReasonPrunedHistory is the event of a pass that deleted archived entries past
+	// spec.history's retention. A reason of its own: events of one reason and object are
+	// folded into one series, which keeps the first one's note.
+	ReasonPrunedHistory = "PrunedHistory"
 )
 
 // archiveCheckEvery: a live ledger's growth past each multiple of this many keys wakes the
@@ -127,7 +131,7 @@ func (r *StrategyReconciler) archived(ctx context.Context, s *v1.Strategy, sym s
 			fmt.Sprintf("moved %d finished signals of %s into %s", moved, sym, where))
 	}
 	if pruned > 0 {
-		r.event(s, corev1.EventTypeNormal, ReasonArchivedHistory, fmt.Sprintf("deleted %d archived signals of %s "+
+		r.event(s, corev1.EventTypeNormal, ReasonPrunedHistory, fmt.Sprintf("deleted %d archived signals of %s "+
 			"past spec.history's retention", pruned, sym))
 	}
 }
