@@ -20,6 +20,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -33,11 +34,17 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/market"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/persist/filestore"
 	"github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/strategy"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
+
+func TestFollowTheStoreFile(t *testing.T) {
+	testFollow(t, v1.BackendFile)
+}
 
 func TestFollowTheStoreConfigMap(t *testing.T) {
 	testFollow(t, v1.BackendConfigMap)
@@ -69,6 +76,7 @@ type followFixture struct {
 	operator domain.Backend // makes the store objects; the runner may not
 	user     *domain.Persistence
 	engine   *runner.Engine
+	state    *domain.Persistence // the engine's
 	start    func(t *testing.T)
 	notices  []runner.Notice
 	at       time.Time
@@ -95,6 +103,12 @@ func newFollowFixture(t *testing.T, b v1.PersistenceBackend) *followFixture {
 		t.Cleanup(db.Close)
 		open = func(bool) domain.Backend { return db.Backend(domain.NoFencing) }
 	}
+	openEngine := func() domain.Backend { return open(false) }
+	if domain.HomeOf(b) == domain.OnVolume {
+		dir := t.TempDir()
+		open = func(bool) domain.Backend { return handEdits(dir) }
+		openEngine = func() domain.Backend { return domain.FileBackend(dir) } // locks each folder it opens
+	}
 	f.operator = open(true)
 	f.makeObjects(t)
 	f.user = domain.New(open(false))
@@ -103,10 +117,15 @@ func newFollowFixture(t *testing.T, b v1.PersistenceBackend) *followFixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.user.Close() })
-	// start starts a runner's engine on the state, as a restarted runner would.
+	// start starts a runner's engine on the state, as a restarted runner would: the one
+	// before it is gone, with the locks it held.
 	f.start = func(t *testing.T) {
 		t.Helper()
-		p := domain.New(open(false))
+		if f.state != nil {
+			_ = f.state.Close()
+		}
+		p := domain.New(openEngine())
+		f.state = p
 		t.Cleanup(func() { _ = p.Close() })
 		f.engine = runner.New(runner.Config{StrategyName: "crossover", ExchangeName: "simulated",
 			Symbols: []string{followSymbol}, Source: market.Simulated{Seed: 2026}, Strategy: s, Persist: p,
@@ -118,6 +137,25 @@ func newFollowFixture(t *testing.T, b v1.PersistenceBackend) *followFixture {
 	}
 	f.start(t)
 	return f
+}
+
+// handEdits is the File backend as a user's editor reaches it: the same files in the same
+// folders, written without the folder lock the runner holds (an editor takes none).
+func handEdits(dir string) domain.Backend {
+	files := domain.FileBackend(dir)
+	return func(ctx context.Context, d domain.Domain, k domain.Key) (driver.Driver, error) {
+		drv, err := files(ctx, d, k)
+		if err != nil {
+			return nil, err
+		}
+		return unlocked{drv.(*filestore.Driver)}, nil
+	}
+}
+
+type unlocked struct{ *filestore.Driver }
+
+func (u unlocked) Init(context.Context, bool) (driver.InitReport, error) {
+	return driver.InitReport{}, os.MkdirAll(u.Dir(), 0o755)
 }
 
 func (f *followFixture) makeObjects(t *testing.T) {
@@ -201,7 +239,7 @@ func testFollow(t *testing.T, b v1.PersistenceBackend) {
 		}
 	})
 	t.Run("an invalid edit is refused", func(t *testing.T) { f.refusesInvalid(t, open) })
-	if domain.HomeOf(b) != domain.InDatabase { // a database keeps no store object to delete
+	if domain.HomeOf(b) == domain.InObjects { // a database or a folder keeps no store object to delete
 		t.Run("a deleted store object is written back", func(t *testing.T) { f.writesBack(t, open) })
 	}
 	t.Run("a signal removed by hand is cancelled", func(t *testing.T) { f.cancels(t, open) })

@@ -34,6 +34,10 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 )
 
+// DefaultFollowPeriod is how often the runner reads its open signals back from the
+// store unless told otherwise.
+const DefaultFollowPeriod = 5 * time.Second
+
 // Settings are the runner's command line, as the operator writes it into the pod.
 type Settings struct {
 	StrategyName, ExchangeName string
@@ -75,7 +79,7 @@ type Settings struct {
 	// (package handshake).
 	PodUID string
 	// FollowPeriod is how often the runner reads its open signals back from the store
-	// (ConfigMap, StrategyState) to notice hand edits.
+	// to notice hand edits (0: DefaultFollowPeriod).
 	FollowPeriod time.Duration
 	// LiveEntries and Retention bound the ledger where only the runner reaches it (File):
 	// past LiveEntries a symbol's oldest finished signals move to its archive, which
@@ -160,8 +164,8 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 		"finished signals a symbol's archive keeps, the newest (File; 0 keeps all)")
 	fs.DurationVar(&s.Retention.MaxAge, "history-max-age", 0,
 		"archived signals that ended longer ago are deleted (File; 0 keeps them)")
-	fs.DurationVar(&s.FollowPeriod, "follow-period", 5*time.Second,
-		"how often open signals are read back from the store to notice hand edits (ConfigMap, StrategyState)")
+	fs.DurationVar(&s.FollowPeriod, "follow-period", DefaultFollowPeriod,
+		"how often open signals are read back from the store to notice hand edits")
 	s.Rules = live.Defaults()
 	fs.Float64Var(&s.Rules.PercentFee, "percent-fee", s.Rules.PercentFee,
 		"fee per side, in percent, in every PnL (backtest-kit's CC_PERCENT_FEE)")

@@ -22,11 +22,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -46,7 +43,6 @@ import (
 	"github.com/strategyops/strategy-operator/internal/handshake"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
-	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
@@ -456,79 +452,6 @@ func TestLeaseLostStopsTrading(t *testing.T) {
 		t.Fatalf("the runner exited 0 after losing its Lease; its log:\n%s", r.log())
 	}
 	r.waitLog(t, "Lost the lease: stopped trading", 0)
-}
-
-// TestFileRunStopsAtUntilAndResumes runs six simulated hours on the File backend, then
-// again: the second run finds every candle done and changes no ledger entry.
-func TestFileRunStopsAtUntilAndResumes(t *testing.T) {
-	dir := t.TempDir()
-	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	s := runner.Settings{StrategyName: "demo", ExchangeName: "simulated", Symbols: []string{"BTCUSDT", "ETHUSDT"},
-		Backend: v1.BackendFile, DataDir: dir, Strategy: "indicator", StrategyOptions: map[string]string{},
-		Market: "simulated", Seed: 1, Start: start, Speed: 1, Until: start.Add(6 * time.Hour),
-		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if err := run(context.Background(), s, log); err != nil {
-		t.Fatal(err)
-	}
-	ledger := func() map[string]time.Time {
-		files, err := filepath.Glob(filepath.Join(dir, "history", "*", "*.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]time.Time{}
-		for _, f := range files {
-			info, err := os.Stat(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			out[f] = info.ModTime()
-		}
-		return out
-	}
-	first := ledger()
-	if len(first) == 0 {
-		t.Fatal("six hours of candles and no signal in the ledger")
-	}
-	if err := run(context.Background(), s, log); err != nil {
-		t.Fatal(err)
-	}
-	second := ledger()
-	if len(second) != len(first) {
-		t.Fatalf("the second run changed the ledger: %d entries, then %d", len(first), len(second))
-	}
-	for f, m := range first {
-		if !second[f].Equal(m) {
-			t.Fatalf("the second run rewrote %s", f)
-		}
-	}
-}
-
-// TestFileRunKeepsItsLedgerBounded: on File the runner archives its own ledger as it goes
-// (the operator cannot reach it): after two days of candles the live ledger holds at most
-// twice --history-live-entries files a symbol, and the archive at most
-// --history-archived-entries.
-func TestFileRunKeepsItsLedgerBounded(t *testing.T) {
-	dir := t.TempDir()
-	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	s := runner.Settings{StrategyName: "bounded", ExchangeName: "simulated", Symbols: []string{"BTCUSDT"},
-		Backend: v1.BackendFile, DataDir: dir, Strategy: "indicator", StrategyOptions: map[string]string{},
-		Market: "simulated", Seed: 1, Start: start, Speed: 1, Until: start.Add(48 * time.Hour),
-		LiveEntries: 4, Retention: domain.Retention{Entries: 6}}
-	if err := run(context.Background(), s, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		t.Fatal(err)
-	}
-	count := func(d domain.Domain) int {
-		files, err := filepath.Glob(filepath.Join(dir, string(d), "*", "*.json"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(files)
-	}
-	live, archived := count(domain.History), count(domain.HistoryArchive)
-	if live > 8 || archived == 0 || archived > 6 {
-		t.Fatalf("%d live ledger files and %d archived, want at most 8 and 1 to 6", live, archived)
-	}
 }
 
 // startRedis starts a Redis server for t (testenv.StartRedis, with extra settings).

@@ -188,7 +188,7 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		defer func() { _ = p.Close() }()
 		// The folder's lock keeps others out; the operator cannot reach the ledger here, so
 		// the runner bounds it.
-		return loop(ctx, engine(p, nil), s, log, m, false, tendLedgers(p, files, s, log))
+		return loop(ctx, engine(p, nil), s, log, m, tendLedgers(p, files, s, log))
 	}
 	return withState(ctx, s, log, m, func(leadCtx context.Context, b domain.Backend, c client.Client) error {
 		ctx, cancel := context.WithCancel(leadCtx) // the work stops on the Lease's loss, and on ctx's end
@@ -201,7 +201,7 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 				return err
 			}
 		}
-		return loop(ctx, engine(p, warnings(c, s, log)), s, log, m, true, nil)
+		return loop(ctx, engine(p, warnings(c, s, log)), s, log, m, nil)
 	})
 }
 
@@ -220,11 +220,11 @@ func observe(s runner.Settings, log *slog.Logger) (m *runnermetrics.Metrics, sto
 }
 
 // loop restores, then processes every completed minute, until ctx ends or s.Until passes.
-// loop runs the engine's candles as the clock reaches them; with follow it also reads the
-// open signals back from the store every FollowPeriod (see Engine.Follow). tend, when not
-// nil, runs between candles at most every tendEvery, and once more at the end.
+// loop runs the engine's candles as the clock reaches them, and reads the open signals
+// back from the store every FollowPeriod (see Engine.Follow). tend, when not nil, runs
+// between candles at most every tendEvery, and once more at the end.
 func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Logger, m *runnermetrics.Metrics,
-	follow bool, tend func(context.Context)) error {
+	tend func(context.Context)) error {
 	m.SetPhase(runnermetrics.PhaseRestoring)
 	if err := e.Restore(ctx); err != nil {
 		return fmt.Errorf("restoring: %w", err)
@@ -250,16 +250,14 @@ func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Lo
 		if !until.IsZero() && now.After(until) {
 			now = until
 		}
-		if follow {
-			// Following is best effort: a failed pass (the API server away) is tried again
-			// next period, and the state stays in memory meanwhile. A runner fenced off
-			// stops at its next write.
-			if err := e.Follow(ctx); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				log.Error("Could not read the state back from the store; trying again", "error", err.Error())
+		// Following is best effort: a failed pass (the API server away) is tried again next
+		// period, and the state stays in memory meanwhile. A runner fenced off stops at its
+		// next write.
+		if err := e.Follow(ctx); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
 			}
+			log.Error("Could not read the state back from the store; trying again", "error", err.Error())
 		}
 		n, err := e.Step(ctx, now)
 		if err != nil {
@@ -276,10 +274,9 @@ func loop(ctx context.Context, e *runner.Engine, s runner.Settings, log *slog.Lo
 		if done {
 			return nil
 		}
-		next := now.Truncate(time.Minute).Add(time.Minute).Sub(now) + time.Second
-		if follow { // the clock's time runs Speed times faster than the wall's
-			next = min(next, time.Duration(float64(s.FollowPeriod)*s.Speed))
-		}
+		// The clock's time runs Speed times faster than the wall's.
+		next := min(now.Truncate(time.Minute).Add(time.Minute).Sub(now)+time.Second,
+			time.Duration(float64(cmp.Or(s.FollowPeriod, runner.DefaultFollowPeriod))*s.Speed))
 		if !clk.Sleep(next, ctx.Done()) {
 			return ctx.Err()
 		}
