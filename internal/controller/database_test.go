@@ -357,7 +357,7 @@ var _ = Describe("Database backends", Ordered, func() {
 			Eventually(func() []string {
 				var evs eventsv1List
 				eventReasons(ctx, ns, &evs)
-				var notes []string
+				notes := make([]string, 0, len(evs.Items))
 				for _, e := range evs.Items {
 					notes = append(notes, e.Note)
 				}

@@ -19,6 +19,7 @@ package runnercmd
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -136,7 +137,12 @@ func TestFileRunFollowsHandEdits(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, s, quiet) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("the runner: %v", err)
+		}
+	}()
 
 	var open v1.Signal
 	signalFile := ""
