@@ -250,12 +250,18 @@ func (e *Engine) Position() time.Time {
 // action concerns the open signal as it was stored when it was decided; a signal closed or
 // replaced by hand since then drops it, and one edited by hand keeps the edit, taking only
 // the new _peak and _fall. An open or a schedule on a symbol drained since is dropped (a
-// draining symbol gets no new signal). Every other action is finished as it was decided.
+// draining symbol gets no new signal) unless its signal's write landed: that signal is in
+// the store, so the open is finished (the risk profile and the ledger take it) and the
+// signal watched as any other. Every other action is finished as it was decided.
 func (e *Engine) replayable(st *symbolState, a *action) *action {
 	if (a.Kind == KindOpen || a.Kind == KindSchedule) && slices.Contains(e.cfg.Draining, st.key.Symbol) {
-		// Drained since: no signal opens here. One whose write landed is in the store, and
-		// watched as the open (or scheduled) signal it is.
-		return nil
+		stored := st.active
+		if a.Kind == KindSchedule {
+			stored = st.scheduled
+		}
+		if stored == nil || a.Row == nil || stored.ID != a.Row.ID {
+			return nil
+		}
 	}
 	if a.Kind != KindLevels {
 		return a

@@ -150,20 +150,30 @@ func reference(t *testing.T, strategyName string) map[string]string {
 // ledgers reads every symbol's ledger from p.
 func ledgers(t *testing.T, p *domain.Persistence, strategyName string) map[string][]*domain.HistoryEntry {
 	t.Helper()
+	entries, err := readLedgers(t.Context(), p, strategyName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
+// readLedgers reads every symbol's ledger from p.
+func readLedgers(ctx context.Context, p *domain.Persistence, strategyName string) (map[string][]*domain.HistoryEntry,
+	error) {
 	entries := map[string][]*domain.HistoryEntry{}
 	for _, sym := range restartSymbols {
-		store, err := p.History.Store(context.Background(), domain.StrategyKey(sym, strategyName, "simulated"))
+		store, err := p.History.Store(ctx, domain.StrategyKey(sym, strategyName, "simulated"))
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
-		for e, err := range store.Values(context.Background()) {
+		for e, err := range store.Values(ctx) {
 			if err != nil {
-				t.Fatal(err)
+				return nil, err
 			}
 			entries[sym] = append(entries[sym], e)
 		}
 	}
-	return entries
+	return entries, nil
 }
 
 // compare fails t unless got, a runner's ledger and final state on backend b, is the
