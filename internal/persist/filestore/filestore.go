@@ -45,6 +45,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/strategyops/strategy-operator/internal/keylock"
 	"github.com/strategyops/strategy-operator/internal/persist/keyname"
 	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
@@ -69,7 +70,7 @@ type Driver struct {
 
 	lockMu  sync.Mutex
 	lock    *os.File
-	keys    sync.Map // file base name -> *sync.Mutex
+	keys    keylock.Set // by file base name, while a write holds or waits for one
 	commits *committer
 }
 
@@ -157,11 +158,6 @@ func lockFolder(dir string) (*os.File, error) {
 func EncodeName(key string) string { return names.Encode(key) }
 
 func (d *Driver) path(name, ext string) string { return filepath.Join(d.dir, name+ext) }
-
-func (d *Driver) keyLock(name string) *sync.Mutex {
-	m, _ := d.keys.LoadOrStore(name, &sync.Mutex{})
-	return m.(*sync.Mutex)
-}
 
 // Init creates the folder, takes its lock, removes stale temp files and quarantines
 // entries that are not valid JSON.
@@ -296,11 +292,13 @@ func (d *Driver) check(name string, pre driver.Precondition) error {
 }
 
 // Put implements driver.Driver.
-func (d *Driver) Put(_ context.Context, key string, value []byte, pre driver.Precondition) (driver.Revision, error) {
+func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.Precondition) (driver.Revision, error) {
 	name := EncodeName(key)
-	m := d.keyLock(name)
-	m.Lock()
-	defer m.Unlock()
+	release, err := d.keys.Acquire(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	defer release()
 	if err := d.check(name, pre); err != nil {
 		return "", err
 	}
@@ -363,11 +361,13 @@ func (d *Driver) removeFile(path string) error {
 }
 
 // Delete implements driver.Driver.
-func (d *Driver) Delete(_ context.Context, key string, pre driver.Precondition) error {
+func (d *Driver) Delete(ctx context.Context, key string, pre driver.Precondition) error {
 	name := EncodeName(key)
-	m := d.keyLock(name)
-	m.Lock()
-	defer m.Unlock()
+	release, err := d.keys.Acquire(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer release()
 	if _, err := os.Stat(d.path(name, valueExt)); errors.Is(err, os.ErrNotExist) {
 		return driver.ErrNotFound
 	}

@@ -19,24 +19,16 @@ package mongostore
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/strategyops/strategy-operator/internal/keylock"
 )
 
 // storeLocks are the process's store write locks, one per client and store while some
-// driver waits for it or holds it: a map that holds only the locks in use, so that it does
-// not grow with the stores a process has opened, and stores of two servers (a backend and
-// its replica) never wait for each other.
-var storeLocks = struct {
-	sync.Mutex
-	held map[string]*storeLock
-}{held: map[string]*storeLock{}}
-
-type storeLock struct {
-	ch    chan struct{} // holds a token while the lock is taken
-	users int           // drivers holding or waiting
-}
+// driver waits for it or holds it: they do not grow with the stores a process has opened,
+// and stores of two servers (a backend and its replica) never wait for each other.
+var storeLocks keylock.Set
 
 // lockKey names the lock of store in db, through client.
 func lockKey(db *mongo.Database, store string) string {
@@ -45,26 +37,5 @@ func lockKey(db *mongo.Database, store string) string {
 
 // acquire takes the lock named key, or gives up when ctx ends; release gives it back.
 func acquire(ctx context.Context, key string) (release func(), err error) {
-	storeLocks.Lock()
-	l := storeLocks.held[key]
-	if l == nil {
-		l = &storeLock{ch: make(chan struct{}, 1)}
-		storeLocks.held[key] = l
-	}
-	l.users++
-	storeLocks.Unlock()
-	leave := func() {
-		storeLocks.Lock()
-		if l.users--; l.users == 0 {
-			delete(storeLocks.held, key)
-		}
-		storeLocks.Unlock()
-	}
-	select {
-	case l.ch <- struct{}{}:
-		return func() { <-l.ch; leave() }, nil
-	case <-ctx.Done():
-		leave()
-		return nil, ctx.Err()
-	}
+	return storeLocks.Acquire(ctx, key)
 }
