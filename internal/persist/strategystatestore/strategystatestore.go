@@ -228,7 +228,7 @@ func (l layout) set(spec *v1.StrategyStateSpec, key string, value []byte) error 
 			return err
 		}
 		if err := l.check(s); err != nil {
-			return err
+			return fmt.Errorf("%w: %s: %w", driver.ErrInvalidValue, l.field, err)
 		}
 		if l.field == FieldSignal {
 			spec.Signal = s

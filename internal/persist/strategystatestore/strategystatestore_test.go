@@ -21,16 +21,16 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/strategyops/strategy-operator/internal/names"
-
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/names"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	sss "github.com/strategyops/strategy-operator/internal/persist/strategystatestore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 	persist "github.com/strategyops/strategy-operator/pkg/store"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 func fixtureSignal(t *testing.T, name string) *v1.Signal {
@@ -120,6 +120,7 @@ func TestInvalidSignalRefusedInGoBeforeSending(t *testing.T) {
 	sig.PriceTakeProfit, sig.PriceStopLoss = 99, 101
 	_, err := s.Write(ctx, k.Symbol, sig)
 	g.Expect(errors.Is(err, v1.ErrInvalidSignal)).To(BeTrue(), "got %v", err)
+	g.Expect(errors.Is(err, driver.ErrInvalidValue)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(And(
 		ContainSubstring("Long: priceTakeProfit must be > priceOpen"),
 		ContainSubstring("Long: priceStopLoss must be < priceOpen")))
@@ -129,6 +130,8 @@ func TestInvalidSignalRefusedInGoBeforeSending(t *testing.T) {
 	other.Symbol = "ETHUSDT"
 	_, err = s.Write(ctx, k.Symbol, other)
 	g.Expect(errors.Is(err, v1.ErrInvalidSignal)).To(BeTrue(), "got %v", err)
+	// An invalid value, as every driver calls one: the state API answers 400, not 503.
+	g.Expect(errors.Is(err, driver.ErrInvalidValue)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("belongs to trace-immediate/trace-exchange/ETHUSDT"))
 
 	_, err = s.Write(ctx, "ETHUSDT", fixtureSignal(t, "signal-opened.json"))
