@@ -142,13 +142,15 @@ test-unit: control-plane test-servers ferretdb sdk-ts ## Unit and envtest suites
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
 	cd examples/store-driver && go vet ./... && go test ./... -count=1 -race -v
 
-# The soak drives one symbol through SOAK_SIGNALS signals per Kubernetes backend beside the
-# manager binary: make test runs 1,000, make soak 10,000 (about half an hour on 2 cores).
+# The soak drives one symbol through SOAK_SIGNALS signals on every backend, each with a runner
+# process and the manager binary beside it, the backends side by side: make test runs 1,000,
+# make soak 10,000.
 SOAK_SIGNALS ?= 1000
 
 .PHONY: test-soak
-test-soak: control-plane build ## Bounded state and a flat runner heap over SOAK_SIGNALS signals per backend.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" SOAK_SIGNALS=$(SOAK_SIGNALS) go test ./test/soak/ -count=1 -timeout 60m -v
+test-soak: control-plane ferretdb build ## Bounded state and a flat runner heap over SOAK_SIGNALS signals per backend.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" SOAK_SIGNALS=$(SOAK_SIGNALS) \
+		go test ./test/soak/ -count=1 -timeout 60m -parallel 6 -v
 
 .PHONY: soak
 soak: ## The soak at 10,000 signals per backend.

@@ -14,10 +14,12 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package soak drives one symbol through thousands of signals on the Kubernetes backends,
-// with the manager binary running beside it, and checks that nothing grows: object sizes,
-// the runner's heap and goroutines. make test runs 1,000 signals per backend; make soak
-// runs 10,000 (SOAK_SIGNALS).
+// Package soak drives one symbol through thousands of signals on every backend, each with
+// a real runner process (bin/runner) and, where the operator tends the state, the manager
+// binary beside it, and checks that nothing grows: the live ledger and its archive stay
+// within spec.history's bounds, and the runner's live heap (go_gc_heap_live_bytes, which
+// its metrics endpoint serves) and goroutines stay flat after warm-up. make test runs 1,000
+// signals per backend; make soak runs 10,000 (SOAK_SIGNALS).
 package soak
 
 import (
@@ -26,13 +28,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"runtime"
+	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,28 +48,34 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/childproc"
 	"github.com/strategyops/strategy-operator/internal/localcluster"
-	"github.com/strategyops/strategy-operator/internal/market"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
+	"github.com/strategyops/strategy-operator/internal/runnermetrics"
 	"github.com/strategyops/strategy-operator/internal/strategy"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
-// Bounds the test holds every object to: live objects (the ones runners write) stay under
-// a quarter of the API server's 1 MiB; a sealed archive under its own cap.
+// Bounds the test holds every backend to.
 const (
+	// Live objects (the ones runners write) stay under a quarter of the API server's 1 MiB;
+	// a sealed archive under its own cap.
 	maxLiveBytes    = 256 << 10
 	maxArchiveBytes = domain.MaxArchiveBytes + 16<<10
-	// The runner's heap may move by this much between the first tenth of the signals and
-	// the end (the garbage collector's own slack), and its goroutines by this many (a
-	// connection's reader and writer coming and going).
-	heapSlack      = 4 << 20
+	// The runner's live heap at the end may be at most this many times what it was after
+	// the first tenth of the signals: a heap that doubled fails. Its goroutines may move
+	// by goroutineSlack (a connection's reader and writer coming and going).
+	heapGrowth     = 1.5
 	goroutineSlack = 2
-	// While it runs, the live ledger may pass its limit until the operator's next pass,
-	// but never by this much: an operator that stopped archiving would reach 1,000 keys.
+	// The live ledger may pass its limit until the next archiving pass, but never by this
+	// much: a runner or operator that stopped archiving would reach the number of signals.
 	maxLiveKeys = 2 * v1.DefaultLiveEntries
+	// A sealed archive ConfigMap goes whole or stays, so the Kubernetes backends may keep
+	// up to one archive's entries past spec.history.archivedEntries.
+	archiveSlack = 100
 )
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -80,13 +91,23 @@ func signals(t *testing.T) int {
 	return n
 }
 
+// soakEnv is what every backend's soak shares: the cluster, the manager beside it, the
+// runner binary and the script of signals.
+type soakEnv struct {
+	cluster *localcluster.Cluster
+	c       client.Client
+	runner  string
+	script  string
+	n       int
+}
+
 func TestSoak(t *testing.T) {
 	root := testenv.RepoRoot()
 	cluster, err := localcluster.Start(testenv.BinaryDir(), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = cluster.Stop() }()
+	t.Cleanup(func() { _ = cluster.Stop() })
 	ctx := context.Background()
 	if err := cluster.InstallCRDs(ctx, filepath.Join(root, "config", "crd")); err != nil {
 		t.Fatal(err)
@@ -99,41 +120,33 @@ func TestSoak(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = mgr.Process.Kill(); _ = mgr.Wait() }()
+	t.Cleanup(func() { _ = mgr.Process.Kill(); _ = mgr.Wait() })
 	cfg := rest.CopyConfig(cluster.Config)
 	cfg.QPS, cfg.Burst = -1, 0
-	cfg.Timeout = 30 * time.Second // as the runner's store client: a request never answered is retried
+	cfg.Timeout = 30 * time.Second
 	c, err := client.New(cfg, client.Options{Scheme: testenv.Scheme()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := signals(t)
-	for _, b := range []v1.PersistenceBackend{v1.BackendConfigMap, v1.BackendStrategyState} {
-		if only := os.Getenv("SOAK_BACKEND"); only != "" && only != string(b) {
-			continue // one backend only, when asked
+	env := &soakEnv{cluster: cluster, c: c, runner: filepath.Join(root, "bin", "runner"), script: script(t, 2*n+10), n: n}
+	// The backends soak side by side: the Kubernetes ones wait on the API server, the
+	// others on their database or disk.
+	for _, b := range []v1.PersistenceBackend{v1.BackendFile, v1.BackendConfigMap, v1.BackendStrategyState,
+		v1.BackendRedis, v1.BackendPostgreSQL, v1.BackendMongoDB} {
+		if only := os.Getenv("SOAK_BACKENDS"); only != "" && !slices.Contains(strings.Split(only, ","), string(b)) {
+			continue // the backends asked for only
 		}
-		t.Run(string(b), func(t *testing.T) { soak(t, c, b, n) })
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			env.soak(t, b)
+		})
 	}
 }
 
-// closes counts the runner's "Signal closed" log records.
-type closes struct {
-	slog.Handler
-	n *atomic.Int64
-}
-
-func (h closes) Enabled(context.Context, slog.Level) bool { return true }
-
-func (h closes) Handle(_ context.Context, r slog.Record) error {
-	if r.Message == "Signal "+runner.KindClose {
-		h.n.Add(1)
-	}
-	return nil
-}
-
-// script proposes a long signal every minute from t0 for the minutes given; each opens,
-// expires one candle later, and the next opens on the candle after.
-func script(t *testing.T, minutes int) strategy.Strategy {
+// script writes a script proposing a long signal every minute from t0 for the minutes
+// given; each opens, expires one candle later, and the next opens on the candle after.
+func script(t *testing.T, minutes int) string {
 	path := filepath.Join(t.TempDir(), "script.jsonl")
 	f, err := os.Create(path)
 	if err != nil {
@@ -148,134 +161,312 @@ func script(t *testing.T, minutes int) strategy.Strategy {
 	if err := errors.Join(w.Flush(), f.Close()); err != nil {
 		t.Fatal(err)
 	}
-	s, err := strategy.New("scripted", map[string]string{"file": path})
+	return path
+}
+
+// sample is one scrape of the runner's metrics endpoint.
+type sample struct {
+	closed, heap, goroutines float64
+}
+
+// scrape reads a sample from the runner's metrics at addr.
+func scrape(addr string) (sample, error) {
+	var s sample
+	resp, err := http.Get("http://" + addr + runnermetrics.PathMetrics)
+	if err != nil {
+		return s, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		name, _, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case name == "go_gc_heap_live_bytes":
+			s.heap = v
+		case name == "go_goroutines":
+			s.goroutines = v
+		case strings.HasPrefix(line, runnermetrics.MetricSignalEvents+"{") &&
+			strings.Contains(line, `event="`+runner.KindClose+`"`):
+			s.closed += v
+		}
+	}
+	return s, sc.Err()
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s
+	defer func() { _ = l.Close() }()
+	return l.Addr().String()
 }
 
-type usage struct {
-	heap       uint64
-	goroutines int
-}
-
-func measure() usage {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return usage{heap: m.HeapAlloc, goroutines: runtime.NumGoroutine()}
-}
-
-func soak(t *testing.T, c client.Client, b v1.PersistenceBackend, n int) {
+func (e *soakEnv) soak(t *testing.T, b v1.PersistenceBackend) {
 	ctx := context.Background()
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "soak-" + strings.ToLower(string(b))}}
-	if err := c.Create(ctx, ns); err != nil {
-		t.Fatal(err)
-	}
-	s := &v1.Strategy{ObjectMeta: metav1.ObjectMeta{Name: "soak", Namespace: ns.Name},
-		Spec: v1.StrategySpec{ExchangeName: "simulated", Symbols: []string{"BTCUSDT"}, Suspend: true,
-			Persistence: v1.PersistenceSpec{Backend: b}}}
-	if err := c.Create(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the operator to make the store objects", func() bool {
-		return c.Get(ctx, client.ObjectKeyFromObject(s), s) == nil &&
-			meta.IsStatusConditionTrue(s.Status.Conditions, v1.ConditionPersistenceReady)
-	})
-
-	// The runner: the engine over the backend with a runner's rights, fenced.
-	opts := domain.KubeOptions{Namespace: ns.Name, Fencing: kubestore.Fencing{Writer: "soak-runner", Token: 1}}
-	backend := domain.ConfigMapBackend(c, opts)
-	if b == v1.BackendStrategyState {
-		backend = domain.StrategyStateBackend(c, opts)
-	}
-	p := domain.New(backend)
-	defer func() { _ = p.Close() }()
-	var closed atomic.Int64
-	e := runner.New(runner.Config{StrategyName: "soak", ExchangeName: "simulated", Symbols: []string{"BTCUSDT"},
-		Source: market.Simulated{Seed: 7}, Strategy: script(t, 2*n+10), Persist: p, Limits: v1.DefaultSignalLimits,
-		Start: t0, Log: slog.New(closes{n: &closed})})
-	if err := e.Restore(ctx); err != nil {
-		t.Fatal(err)
-	}
+	n, keep := e.n, max(100, e.n/2) // spec.history.archivedEntries: the archive keeps half the signals
+	ns := "soak-" + strings.ToLower(string(b))
 	k := domain.StrategyKey("BTCUSDT", "soak", "simulated")
-	ledger := client.ObjectKey{Namespace: ns.Name, Name: domain.ConfigMapName(domain.History, k)}
+	until := t0.Add(time.Duration(2*n+10) * time.Minute)
+	addr := freeAddr(t)
+	args := []string{"--strategy-name=soak", "--exchange=simulated", "--symbols=BTCUSDT",
+		"--backend=" + string(b), "--strategy=scripted", "--option=file=" + e.script,
+		"--start=" + t0.Format(time.RFC3339), "--until=" + until.Format(time.RFC3339), "--speed=1200",
+		"--metrics-bind-address=" + addr}
+	var env []string
+	var backend domain.Backend // the state as the test reads it
+	home := domain.HomeOf(b)
+	switch home {
+	case domain.OnVolume:
+		dir := t.TempDir()
+		args = append(args, "--data-dir="+dir, "--history-archived-entries="+strconv.Itoa(keep))
+		backend = domain.FileBackend(dir)
+	default:
+		args = append(args, "--namespace="+ns, "--lease=soak-runner")
+		var url string
+		if home == domain.InDatabase {
+			url = testenv.StartDatabase(t, string(b), "soak")
+			env = append(env, domain.StoreURLEnv+"="+url)
+			db, err := domain.OpenDatabase(ctx, b, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(db.Close)
+			backend = db.Backend(domain.NoFencing)
+		} else {
+			var err error
+			if backend, err = domain.KubeBackend(b, e.c, domain.KubeOptions{Namespace: ns}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.strategy(ctx, t, ns, b, url, keep)
+	}
 
-	start, now := time.Now(), t0
-	var first usage
+	runnerLog := &strings.Builder{}
+	var logMu sync.Mutex
+	cmd := exec.Command(e.runner, args...)
+	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+e.cluster.Kubeconfig), env...)
+	w := lockedWriter{w: runnerLog, mu: &logMu}
+	cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = w, w, childproc.SysProcAttr()
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+
+	// Scrape the runner as it runs; on the Kubernetes backends watch the live ledger's size.
+	var first, last sample
 	maxKeys, maxUsage := 0, 0
-	for closed.Load() < int64(n) {
-		now = now.Add(20 * time.Minute)
-		// A write that keeps failing fails the test with its error, rather than hanging it.
-		stepCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		_, err := e.Step(stepCtx, now)
-		cancel()
-		if err != nil {
-			t.Fatalf("after %d signals: %v", closed.Load(), err)
+	ledger := client.ObjectKey{Namespace: ns, Name: domain.ConfigMapName(domain.History, k)}
+	var runErr error
+	for done := false; !done; {
+		select {
+		case runErr = <-exited:
+			done = true
+		case <-time.After(100 * time.Millisecond):
 		}
-		var cm metav1.PartialObjectMetadata
-		cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
-		if err := c.Get(ctx, ledger, &cm); err != nil {
-			t.Fatal(err)
+		if s, err := scrape(addr); err == nil && s.heap > 0 {
+			last = s
+			if first.heap == 0 && s.closed >= float64(n/10) {
+				first = s
+			}
 		}
-		keys, _ := strconv.Atoi(cm.Annotations[kubestore.AnnotationKeys])
-		use, _ := strconv.Atoi(cm.Annotations[kubestore.AnnotationUsage])
-		maxKeys, maxUsage = max(maxKeys, keys), max(maxUsage, use)
-		if first.heap == 0 && closed.Load() >= int64(n/10) {
-			first = measure()
+		if home == domain.InObjects {
+			var cm metav1.PartialObjectMetadata
+			cm.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("ConfigMap"))
+			if err := e.c.Get(ctx, ledger, &cm); err == nil {
+				keys, _ := strconv.Atoi(cm.Annotations[kubestore.AnnotationKeys])
+				use, _ := strconv.Atoi(cm.Annotations[kubestore.AnnotationUsage])
+				maxKeys, maxUsage = max(maxKeys, keys), max(maxUsage, use)
+			}
+		}
+		if time.Since(start) > 20*time.Minute {
+			t.Fatal("the runner did not reach --until in 20 minutes")
 		}
 	}
-	last := measure()
-	t.Logf("%s: %d signals in %s; runner heap %.1f MiB at signal %d, %.1f MiB at %d; goroutines %d and %d",
-		b, closed.Load(), time.Since(start).Round(time.Second), float64(first.heap)/(1<<20), n/10,
-		float64(last.heap)/(1<<20), n, first.goroutines, last.goroutines)
-	t.Logf("%s: the live ledger held at most %d entries, %d%% of its size limit", b, maxKeys, maxUsage)
-	if last.heap > first.heap+heapSlack {
-		t.Errorf("the runner's heap grew from %d to %d bytes between signal %d and %d", first.heap, last.heap, n/10, n)
+	logMu.Lock()
+	logged := runnerLog.String()
+	logMu.Unlock()
+	if runErr != nil {
+		t.Fatalf("the runner: %v; its log:\n%s", runErr, tail(logged))
 	}
-	if maxKeys > maxLiveKeys || maxUsage >= maxLiveBytes*100/(1<<20) {
-		t.Errorf("the live ledger reached %d entries and %d%% of its size limit; bounds %d and %d%%",
-			maxKeys, maxUsage, maxLiveKeys, maxLiveBytes*100/(1<<20))
+	t.Logf("%s: the runner reached --until in %s; live heap %.1f MiB at signal %.0f, %.1f MiB at %.0f; goroutines %.0f "+
+		"and %.0f", b, time.Since(start).Round(time.Second), first.heap/(1<<20), first.closed, last.heap/(1<<20),
+		last.closed, first.goroutines, last.goroutines)
+	if first.heap == 0 || last.closed < 0.9*float64(n) {
+		t.Fatalf("the runner's metrics were read at %.0f and %.0f of %d signals: too few to judge its heap",
+			first.closed, last.closed, n)
+	}
+	if last.heap > heapGrowth*first.heap {
+		t.Errorf("the runner's live heap grew from %.0f to %.0f bytes between signal %.0f and %.0f (bound: x%.1f)",
+			first.heap, last.heap, first.closed, last.closed, heapGrowth)
 	}
 	if last.goroutines > first.goroutines+goroutineSlack {
-		t.Errorf("the runner's goroutines grew from %d to %d", first.goroutines, last.goroutines)
+		t.Errorf("the runner's goroutines grew from %.0f to %.0f", first.goroutines, last.goroutines)
 	}
+	if home == domain.InObjects {
+		t.Logf("%s: the live ledger held at most %d entries, %d%% of its size limit", b, maxKeys, maxUsage)
+		if maxKeys > maxLiveKeys || maxUsage >= maxLiveBytes*100/(1<<20) {
+			t.Errorf("the live ledger reached %d entries and %d%% of its size limit; bounds %d and %d%%",
+				maxKeys, maxUsage, maxLiveKeys, maxLiveBytes*100/(1<<20))
+		}
+		e.objectSizes(ctx, t, ns, b)
+	}
+	e.ledgerBounded(ctx, t, b, backend, ns, k, keep)
+}
 
-	// The whole history is readable, every signal opened and closed once.
-	var history []*domain.HistoryEntry
-	waitFor(t, "the whole history to read back", func() bool {
+// ledgerBounded checks the ledger the soak left, once archiving has caught up (the
+// operator's next pass on a database; on File the runner's pass at --until): the live
+// ledger within twice spec.history.liveEntries, the archive within archivedEntries, and
+// every signal kept opened, then closed, once.
+func (e *soakEnv) ledgerBounded(ctx context.Context, t *testing.T, b v1.PersistenceBackend, backend domain.Backend,
+	ns string, k domain.Key, keep int) {
+	var live, archived []*domain.HistoryEntry
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
 		var err error
-		history, err = domain.ReadHistory(ctx, c, ns.Name, k)
-		return err == nil && len(history) == int(closed.Load())
-	})
-	for _, h := range history {
+		if live, archived, err = e.ledger(ctx, b, backend, ns, k); err != nil {
+			t.Fatal(err)
+		}
+		if len(live) <= maxLiveKeys && len(archived) <= keep+archiveSlack || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	t.Logf("%s: the ledger keeps %d live and %d archived signals (spec.history: %d live, %d archived)", b,
+		len(live), len(archived), v1.DefaultLiveEntries, keep)
+	if len(live) > maxLiveKeys || len(archived) > keep+archiveSlack || len(archived) < keep/2 {
+		t.Errorf("the ledger keeps %d live and %d archived signals; bounds %d and %d (and at least %d archived)",
+			len(live), len(archived), maxLiveKeys, keep+archiveSlack, keep/2)
+	}
+	for _, h := range append(live, archived...) {
 		if len(h.Events) != 2 || h.Events[0].Kind != runner.KindOpen || h.Events[1].Kind != runner.KindClose {
 			t.Fatalf("signal %s reads as %+v, want opened then closed", h.ID, h.Events)
 		}
 	}
-	largestLive, largestArchive := largest(ctx, t, c, ns.Name)
-	t.Logf("%s: largest live object %s (%d bytes), largest archive %s (%d bytes)", b,
-		largestLive.name, largestLive.size, largestArchive.name, largestArchive.size)
-	if largestLive.size > maxLiveBytes || largestArchive.size > maxArchiveBytes {
-		t.Errorf("an object passed its bound: live %d (bound %d), archive %d (bound %d)",
-			largestLive.size, maxLiveBytes, largestArchive.size, maxArchiveBytes)
+}
+
+// ledger reads the live ledger and the archive of k.
+func (e *soakEnv) ledger(ctx context.Context, b v1.PersistenceBackend, backend domain.Backend, ns string,
+	k domain.Key) (live, archived []*domain.HistoryEntry, err error) {
+	read := func(d domain.Domain) ([]*domain.HistoryEntry, error) {
+		drv, err := backend(ctx, d, k)
+		if err != nil {
+			return nil, err
+		}
+		defer func() { _ = drv.Close() }()
+		if _, err := drv.Init(ctx, false); err != nil {
+			return nil, err
+		}
+		keys, err := drv.Keys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]*domain.HistoryEntry, 0, len(keys))
+		for _, key := range keys {
+			got, err := drv.Get(ctx, key)
+			if errors.Is(err, driver.ErrNotFound) {
+				continue // archived meanwhile
+			}
+			if err != nil {
+				return nil, err
+			}
+			var h domain.HistoryEntry
+			if err := json.Unmarshal(got.Value, &h); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", d, key, err)
+			}
+			h.ID = key
+			out = append(out, &h)
+		}
+		return out, nil
 	}
+	if live, err = read(domain.History); err != nil {
+		return nil, nil, err
+	}
+	if domain.HomeOf(b) != domain.InObjects {
+		archived, err = read(domain.HistoryArchive)
+		return live, archived, err
+	}
+	// The Kubernetes backends seal their archives into ConfigMaps of their own.
+	all, err := domain.ReadHistory(ctx, e.c, ns, k)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, h := range all {
+		if !containsID(live, h.ID) {
+			archived = append(archived, h)
+		}
+	}
+	return live, archived, nil
 }
 
-type sized struct {
-	name string
-	size int
+func containsID(list []*domain.HistoryEntry, id string) bool {
+	for _, h := range list {
+		if h.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
-// largest returns the largest live store object and the largest ledger archive in ns,
-// each measured as the JSON the API server stores.
-func largest(ctx context.Context, t *testing.T, c client.Client, ns string) (live, archive sized) {
+// strategy makes the Strategy whose state the runner writes, so that the operator makes
+// its store objects (or claims its rows) and tends its ledger. On the Kubernetes backends
+// it is suspended: the live ledger's growth wakes the operator. A database's ledger is
+// tended on the operator's periodic pass over a Strategy that runs (a suspended one's state
+// does not grow), so there the Strategy runs: its pod, on a cluster without nodes, never
+// starts, and the soak's runner holds its Lease.
+func (e *soakEnv) strategy(ctx context.Context, t *testing.T, ns string, b v1.PersistenceBackend, url string,
+	keep int) {
+	if err := e.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	s := &v1.Strategy{ObjectMeta: metav1.ObjectMeta{Name: "soak", Namespace: ns},
+		Spec: v1.StrategySpec{ExchangeName: "simulated", Symbols: []string{"BTCUSDT"}, Suspend: url == "",
+			Persistence: v1.PersistenceSpec{Backend: b}, History: v1.HistorySpec{ArchivedEntries: int32(keep)}}}
+	if url != "" {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "soak-db",
+			Labels: map[string]string{v1.ConnectionSecretLabel: "true"}}, StringData: map[string]string{"url": url}}
+		if err := e.c.Create(ctx, secret); err != nil {
+			t.Fatal(err)
+		}
+		db := &v1.DatabasePersistence{URLSecretRef: v1.SecretKeyRef{Name: secret.Name, Key: "url"}}
+		switch b {
+		case v1.BackendRedis:
+			s.Spec.Persistence.Redis = db
+		case v1.BackendPostgreSQL:
+			s.Spec.Persistence.PostgreSQL = db
+		case v1.BackendMongoDB:
+			s.Spec.Persistence.MongoDB = db
+		}
+	}
+	if err := e.c.Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the operator to make the state ready", func() bool {
+		return e.c.Get(ctx, client.ObjectKeyFromObject(s), s) == nil &&
+			meta.IsStatusConditionTrue(s.Status.Conditions, v1.ConditionPersistenceReady)
+	})
+}
+
+// objectSizes checks the largest live store object and ledger archive in ns, each
+// measured as the JSON the API server stores.
+func (e *soakEnv) objectSizes(ctx context.Context, t *testing.T, ns string, b v1.PersistenceBackend) {
 	t.Helper()
 	var cms corev1.ConfigMapList
 	var states v1.StrategyStateList
 	in := client.InNamespace(ns)
-	if err := errors.Join(c.List(ctx, &cms, in), c.List(ctx, &states, in)); err != nil {
+	if err := errors.Join(e.c.List(ctx, &cms, in), e.c.List(ctx, &states, in)); err != nil {
 		t.Fatal(err)
 	}
 	objs := make([]client.Object, 0, len(cms.Items)+len(states.Items))
@@ -285,6 +476,7 @@ func largest(ctx context.Context, t *testing.T, c client.Client, ns string) (liv
 	for i := range states.Items {
 		objs = append(objs, &states.Items[i])
 	}
+	var live, archive sized
 	for _, o := range objs {
 		data, err := json.Marshal(o)
 		if err != nil {
@@ -299,7 +491,36 @@ func largest(ctx context.Context, t *testing.T, c client.Client, ns string) (liv
 			live = cur
 		}
 	}
-	return live, archive
+	t.Logf("%s: largest live object %s (%d bytes), largest archive %s (%d bytes)", b, live.name, live.size,
+		archive.name, archive.size)
+	if live.size > maxLiveBytes || archive.size > maxArchiveBytes {
+		t.Errorf("an object passed its bound: live %d (bound %d), archive %d (bound %d)", live.size, maxLiveBytes,
+			archive.size, maxArchiveBytes)
+	}
+}
+
+type sized struct {
+	name string
+	size int
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// tail is the end of a long log.
+func tail(s string) string {
+	if len(s) > 8<<10 {
+		return "…" + s[len(s)-8<<10:]
+	}
+	return s
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
