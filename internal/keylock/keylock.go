@@ -34,8 +34,12 @@ type lock struct {
 	users int           // callers holding or waiting
 }
 
-// Acquire takes the lock named name, or gives up when ctx ends; release gives it back.
+// Acquire takes the lock named name, or gives up when ctx ends (a ctx ended already takes
+// nothing); release gives it back, once however often it is called.
 func (s *Set) Acquire(ctx context.Context, name string) (release func(), err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	if s.held == nil {
 		s.held = map[string]*lock{}
@@ -56,7 +60,8 @@ func (s *Set) Acquire(ctx context.Context, name string) (release func(), err err
 	}
 	select {
 	case l.ch <- struct{}{}:
-		return func() { <-l.ch; leave() }, nil
+		var once sync.Once
+		return func() { once.Do(func() { <-l.ch; leave() }) }, nil
 	case <-ctx.Done():
 		leave()
 		return nil, ctx.Err()

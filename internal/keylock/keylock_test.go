@@ -79,7 +79,19 @@ func TestAcquireGivesUpWithItsContext(t *testing.T) {
 		t.Fatalf("a waiter whose context ended: %v", err)
 	}
 	release()
+	release() // a second release gives back nothing more
 	if n := s.Len(); n != 0 {
 		t.Fatalf("the set keeps %d names no one holds", n)
+	}
+	again, err := s.Acquire(context.Background(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Acquire(ctx, "k"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a context ended already takes a held name: %v", err)
+	}
+	again()
+	if _, err := s.Acquire(ctx, "free"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a context ended already takes a free name: %v", err)
 	}
 }
