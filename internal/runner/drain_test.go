@@ -127,7 +127,7 @@ func TestDrainFinishesAnOpenThatLanded(t *testing.T) {
 			if err := p.WriteRisk(ctx, domain.RiskKey("crossover", "simulated"), v1.RiskPositions{}); err != nil {
 				t.Fatal(err)
 			}
-			inflight, err := json.Marshal(map[string]any{"kind": runner.KindOpen, "candle": open.PendingAt,
+			inflight, err := json.Marshal(map[string]any{"kind": runner.KindOpen, "candle": open.PendingAt - 60_000,
 				"row": open, "price": open.PriceOpen})
 			if err != nil {
 				t.Fatal(err)

@@ -204,8 +204,12 @@ func (e *Engine) Restore(ctx context.Context) error {
 			e.cfg.Log.Info("Finishing the action a previous run left inflight", "symbol", sym, "kind", a.Kind,
 				"candle", time.UnixMilli(a.Candle).UTC())
 			if replay := e.replayable(st, &a); replay == nil {
-				e.cfg.Log.Info("The inflight progress is of a signal no longer stored; dropped", "symbol", sym,
-					"signal", a.Row.ID)
+				id := ""
+				if a.Row != nil {
+					id = a.Row.ID
+				}
+				e.cfg.Log.Info("The inflight action is of a signal no longer stored, or one not opened on a "+
+					"drained symbol; dropped", "symbol", sym, "signal", id)
 			} else if err := e.apply(ctx, st, replay); err != nil {
 				return err
 			}
