@@ -48,7 +48,9 @@ type drainCase struct {
 // would) while a signal is open on that symbol, and its successor runs with the symbol
 // under --drain. The successor records on the Lease that it trades one symbol and drains
 // the other (the operator's confirmation); the open signal is watched to its close; none
-// is opened on the drained symbol again; the other symbol trades on.
+// is opened on the drained symbol again; the other symbol trades on. Then the strategy's
+// identity changes, which drains every symbol first: the next runner records that it
+// trades none, and opens nothing more.
 func TestDrainOnEveryBackend(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(ctx, t)
@@ -92,14 +94,15 @@ func TestDrainOnEveryBackend(t *testing.T) {
 // drain runs the case; a failure is returned (it runs beside the other backends').
 func (c *drainCase) drain(t *testing.T, kubeconfig, ns string) error {
 	ctx := t.Context()
-	args := func(symbols ...string) []string {
+	args := func(until time.Time, symbols ...string) []string {
 		return append([]string{"--strategy-name=" + c.name, "--exchange=simulated", "--backend=" + string(c.b),
 			"--namespace=" + ns, "--lease=" + c.name + "-runner", "--start=" + restartStart.Format(time.RFC3339),
-			"--until=" + restartUntil.Format(time.RFC3339), "--speed=1200",
+			"--until=" + until.Format(time.RFC3339), "--speed=1200",
 			"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms"}, symbols...)
 	}
 	eth := domain.StrategyKey("ETHUSDT", c.name, "simulated")
-	first, err := launch(kubeconfig, args("--symbols=BTCUSDT,ETHUSDT"), c.env...)
+	btc := domain.StrategyKey("BTCUSDT", c.name, "simulated")
+	first, err := launch(kubeconfig, args(restartUntil, "--symbols=BTCUSDT,ETHUSDT"), c.env...)
 	if err != nil {
 		return err
 	}
@@ -120,63 +123,26 @@ func (c *drainCase) drain(t *testing.T, kubeconfig, ns string) error {
 		return err
 	}
 
-	second, err := launch(kubeconfig, append(args("--symbols=BTCUSDT", "--drain=ETHUSDT"), "--pod-uid=second"),
-		c.env...)
+	// ETHUSDT is removed from the strategy.
+	second, err := launch(kubeconfig, append(args(restartUntil, "--symbols=BTCUSDT", "--drain=ETHUSDT"),
+		"--pod-uid=second"), c.env...)
 	if err != nil {
 		return err
 	}
-	// The operator's confirmation, read as it reads it: from the Lease, while the runner
-	// holds it.
-	var record handshake.Record
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var lease coordinationv1.Lease
-		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: c.name + "-runner"}, &lease); err != nil {
-			return err
-		}
-		r, ok, err := handshake.Current(&lease, "second")
-		if err != nil {
-			return err
-		}
-		if ok {
-			record = r
-			break
-		}
-		if time.Now().After(deadline) {
-			second.kill()
-			return fmt.Errorf("the draining runner recorded nothing on its Lease: %v; its log:\n%s",
-				lease.Annotations, second.log())
-		}
+	if err := c.confirms(ctx, ns, second, "second", []string{"BTCUSDT"}, []string{"ETHUSDT"}); err != nil {
+		return err
 	}
-	if !slices.Equal(record.Symbols, []string{"BTCUSDT"}) || !slices.Equal(record.Draining, []string{"ETHUSDT"}) {
-		second.kill()
-		return fmt.Errorf("the Lease records %+v, want BTCUSDT traded and ETHUSDT drained", record)
-	}
-	select {
-	case <-second.done:
-	case <-time.After(3 * time.Minute):
-		second.kill()
-	}
-	if code := second.cmd.ProcessState.ExitCode(); code != 0 {
-		return fmt.Errorf("the draining runner exited %d; its log:\n%s", code, second.log())
+	if err := finished(second); err != nil {
+		return err
 	}
 	after, err := readLedgers(ctx, c.state, c.name)
 	if err != nil {
 		return err
 	}
-	var closed bool
-	for _, e := range after["ETHUSDT"] {
-		// The open signal's own entry may be new: a runner killed while it opened the signal
-		// leaves the ledger's record to its successor.
-		if e.ID != open.ID && !slices.ContainsFunc(before["ETHUSDT"], func(b *domain.HistoryEntry) bool {
-			return b.ID == e.ID
-		}) {
-			return fmt.Errorf("signal %s was opened on the drained ETHUSDT: %+v", e.ID, e)
-		}
-		closed = closed || e.ID == open.ID && e.Has(runner.KindOpen) && (e.Has(runner.KindClose) || e.Has(runner.KindCancel))
-	}
-	if !closed {
-		return fmt.Errorf("signal %s, open on ETHUSDT when it was drained, was not watched to its close: %+v",
-			open.ID, after["ETHUSDT"])
+	// The open signal's own entry may be new: a runner killed while it opened the signal
+	// leaves the ledger's record to its successor.
+	if err := watchedToClose(before["ETHUSDT"], after["ETHUSDT"], open); err != nil {
+		return fmt.Errorf("ETHUSDT: %w", err)
 	}
 	if sig, err := c.state.ReadSignal(ctx, eth); err != nil || sig != nil {
 		return fmt.Errorf("ETHUSDT still holds a signal after its drain: %+v, %v", sig, err)
@@ -185,7 +151,100 @@ func (c *drainCase) drain(t *testing.T, kubeconfig, ns string) error {
 		return fmt.Errorf("BTCUSDT stopped trading: %d ledger entries before the drain, %d after",
 			len(before["BTCUSDT"]), len(after["BTCUSDT"]))
 	}
-	t.Logf("%s: signal %s watched to its close on the drained ETHUSDT; BTCUSDT went from %d to %d signals",
-		c.b, open.ID, len(before["BTCUSDT"]), len(after["BTCUSDT"]))
+
+	// Then the strategy's identity changes: the operator drains every symbol under the old
+	// one first. The runner trades none, says so, opens nothing more, and watches a signal
+	// open on BTCUSDT (if the feed has one open then) to its close: three simulated hours,
+	// more than any signal of the feed lives.
+	openBTC, err := c.state.ReadSignal(ctx, btc)
+	if err != nil {
+		return err
+	}
+	third, err := launch(kubeconfig, append(args(restartUntil.Add(3*time.Hour), "--drain=BTCUSDT,ETHUSDT"),
+		"--pod-uid=third"), c.env...)
+	if err != nil {
+		return err
+	}
+	if err := c.confirms(ctx, ns, third, "third", []string{}, []string{"BTCUSDT", "ETHUSDT"}); err != nil {
+		return err
+	}
+	if err := finished(third); err != nil {
+		return err
+	}
+	last, err := readLedgers(ctx, c.state, c.name)
+	if err != nil {
+		return err
+	}
+	for sym, open := range map[string]*v1.Signal{"BTCUSDT": openBTC, "ETHUSDT": nil} {
+		if err := watchedToClose(after[sym], last[sym], open); err != nil {
+			return fmt.Errorf("%s, every symbol drained: %w", sym, err)
+		}
+	}
+	if sig, err := c.state.ReadSignal(ctx, btc); err != nil || sig != nil {
+		return fmt.Errorf("BTCUSDT still holds a signal after its drain: %+v, %v", sig, err)
+	}
+	t.Logf("%s: signal %s watched to its close on the drained ETHUSDT; BTCUSDT went from %d to %d signals, "+
+		"then opened none once every symbol was drained (%v open then)", c.b, open.ID, len(before["BTCUSDT"]),
+		len(after["BTCUSDT"]), openBTC != nil)
+	return nil
+}
+
+// confirms waits for the runner p, in pod pod, to record on its Lease that it trades
+// symbols and drains draining: the operator's confirmation, read as the operator reads it,
+// while the runner holds the Lease.
+func (c *drainCase) confirms(ctx context.Context, ns string, p *process, pod string, symbols, draining []string) error {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		var lease coordinationv1.Lease
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: c.name + "-runner"}, &lease); err != nil {
+			p.kill()
+			return err
+		}
+		r, ok, err := handshake.Current(&lease, pod)
+		if err != nil {
+			p.kill()
+			return err
+		}
+		if ok {
+			if !slices.Equal(r.Symbols, symbols) || !slices.Equal(r.Draining, draining) {
+				p.kill()
+				return fmt.Errorf("the Lease records %+v, want %v traded and %v drained", r, symbols, draining)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			p.kill()
+			return fmt.Errorf("the runner recorded nothing on its Lease: %v; its log:\n%s", lease.Annotations, p.log())
+		}
+	}
+}
+
+// finished waits for the runner p to reach --until and exit 0.
+func finished(p *process) error {
+	select {
+	case <-p.done:
+	case <-time.After(3 * time.Minute):
+		p.kill()
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		return fmt.Errorf("the runner exited %d; its log:\n%s", code, p.log())
+	}
+	return nil
+}
+
+// watchedToClose checks a drained symbol's ledger, before and after its drain: no signal
+// is new but open (the one open when the drain began, if any), which the ledger records
+// opened, then closed or cancelled.
+func watchedToClose(before, after []*domain.HistoryEntry, open *v1.Signal) error {
+	closed := open == nil
+	for _, e := range after {
+		isOpen := open != nil && e.ID == open.ID
+		if !isOpen && !slices.ContainsFunc(before, func(b *domain.HistoryEntry) bool { return b.ID == e.ID }) {
+			return fmt.Errorf("signal %s was opened while draining: %+v", e.ID, e)
+		}
+		closed = closed || isOpen && e.Has(runner.KindOpen) && (e.Has(runner.KindClose) || e.Has(runner.KindCancel))
+	}
+	if !closed {
+		return fmt.Errorf("signal %s, open when the drain began, was not watched to its close: %+v", open.ID, after)
+	}
 	return nil
 }

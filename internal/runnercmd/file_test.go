@@ -116,23 +116,7 @@ func TestFileRunFollowsHandEdits(t *testing.T) {
 	s := runner.Settings{StrategyName: "edited", ExchangeName: "simulated", Symbols: []string{"BTCUSDT"},
 		Backend: v1.BackendFile, Strategy: "indicator", StrategyOptions: map[string]string{}, Market: "simulated",
 		Seed: 1, Speed: 1, FollowPeriod: 200 * time.Millisecond}
-	// A first run, straight through, tells when the feed opens its first signal; the live
-	// run starts two minutes before, so that it opens in seconds.
-	s.DataDir, s.Start = t.TempDir(), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	s.Until = s.Start.Add(6 * time.Hour)
-	if err := run(t.Context(), s, quiet); err != nil {
-		t.Fatal(err)
-	}
-	var first time.Time
-	for _, e := range fileLedger(t, s.DataDir) {
-		if at := time.UnixMilli(e.Events[0].At); first.IsZero() || at.Before(first) {
-			first = at
-		}
-	}
-	if first.IsZero() {
-		t.Fatal("six hours of candles and no signal")
-	}
-
+	first := longSignal(t, s, quiet)
 	s.DataDir, s.Start, s.Until, s.Speed = t.TempDir(), first.Add(-2*time.Minute), first.Add(3*time.Hour), 60
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -144,19 +128,7 @@ func TestFileRunFollowsHandEdits(t *testing.T) {
 		}
 	}()
 
-	var open v1.Signal
-	signalFile := ""
-	for deadline := time.Now().Add(30 * time.Second); signalFile == ""; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no signal opened")
-		}
-		files, _ := filepath.Glob(filepath.Join(s.DataDir, string(domain.Signal), "*", "BTCUSDT.json"))
-		for _, f := range files {
-			if data, err := os.ReadFile(f); err == nil && json.Unmarshal(data, &open) == nil && open.ID != "" {
-				signalFile = f
-			}
-		}
-	}
+	signalFile, open := openSignalFile(t, s.DataDir)
 	edited := open
 	edited.PriceTakeProfit = open.PriceOpen + (open.PriceTakeProfit-open.PriceOpen)*1.1
 	edited.PriceStopLoss = open.PriceOpen + (open.PriceStopLoss-open.PriceOpen)*1.1
@@ -167,11 +139,7 @@ func TestFileRunFollowsHandEdits(t *testing.T) {
 	if err := os.WriteFile(signalFile, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); !riskTakes(t, s.DataDir, edited.PriceTakeProfit); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the risk profile never took the take profit edited by hand (%v)", edited.PriceTakeProfit)
-		}
-	}
+	waitAdopted(t, s.DataDir, signalFile, &edited)
 	if err := os.Remove(signalFile); err != nil {
 		t.Fatal(err)
 	}
@@ -186,9 +154,72 @@ func TestFileRunFollowsHandEdits(t *testing.T) {
 			break
 		}
 	}
+	time.Sleep(time.Second) // five follow periods, for a write-back to land
 	var back v1.Signal
 	if data, err := os.ReadFile(signalFile); err == nil && json.Unmarshal(data, &back) == nil && back.ID == open.ID {
 		t.Fatalf("the cancelled signal was written back: %s", data)
+	}
+}
+
+// longSignal runs s from 2026-11-01 for a day, straight through, and returns when its
+// feed opens the first signal that lives 15 minutes or more (15 seconds of a run at speed
+// 60).
+func longSignal(t *testing.T, s runner.Settings, log *slog.Logger) time.Time {
+	t.Helper()
+	s.DataDir, s.Start = t.TempDir(), time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	s.Until = s.Start.Add(24 * time.Hour)
+	if err := run(t.Context(), s, log); err != nil {
+		t.Fatal(err)
+	}
+	var first time.Time
+	for _, e := range fileLedger(t, s.DataDir) {
+		opened, ended := time.UnixMilli(e.Events[0].At), time.UnixMilli(e.Events[len(e.Events)-1].At)
+		if ended.Sub(opened) >= 15*time.Minute && (first.IsZero() || opened.Before(first)) {
+			first = opened
+		}
+	}
+	if first.IsZero() {
+		t.Fatal("a day of candles and no signal that lives 15 minutes")
+	}
+	return first
+}
+
+// openSignalFile waits for a File runner's folder dir to hold an open signal, and returns
+// its file and value.
+func openSignalFile(t *testing.T, dir string) (string, v1.Signal) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no signal opened")
+		}
+		files, _ := filepath.Glob(filepath.Join(dir, string(domain.Signal), "*", "BTCUSDT.json"))
+		for _, f := range files {
+			var open v1.Signal
+			if data, err := os.ReadFile(f); err == nil && json.Unmarshal(data, &open) == nil && open.ID != "" {
+				return f, open
+			}
+		}
+	}
+}
+
+// waitAdopted waits for the runner to adopt the levels of edited, written into file by
+// hand, into its risk profile. The runner may have rewritten the file (a new _peak)
+// between the test's read and its edit, and refused the edit as one of another field:
+// the levels are then edited again into what the file holds now.
+func waitAdopted(t *testing.T, dir, file string, edited *v1.Signal) {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); !riskTakes(t, dir, edited.PriceTakeProfit); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the risk profile never took the take profit edited by hand (%v)", edited.PriceTakeProfit)
+		}
+		var now v1.Signal
+		if data, err := os.ReadFile(file); err == nil && json.Unmarshal(data, &now) == nil &&
+			now.ID == edited.ID && now.PriceTakeProfit != edited.PriceTakeProfit {
+			now.PriceTakeProfit, now.PriceStopLoss = edited.PriceTakeProfit, edited.PriceStopLoss
+			if data, err = json.Marshal(&now); err == nil {
+				_ = os.WriteFile(file, data, 0o644)
+			}
+		}
 	}
 }
 

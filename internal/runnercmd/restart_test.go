@@ -80,12 +80,28 @@ func supervise(ctx context.Context, kubeconfig string, args []string, done *sync
 	return sv
 }
 
-// killCurrent SIGKILLs the runner's current life (the supervisor starts another).
-func (sv *supervised) killCurrent() {
-	sv.mu.Lock()
-	p := sv.lives[len(sv.lives)-1]
-	sv.mu.Unlock()
-	p.kill()
+// killCurrent SIGKILLs the runner's current life (the supervisor starts another). Between
+// two lives it waits for the next, up to 10 seconds; it reports whether it killed one.
+func (sv *supervised) killCurrent() bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		sv.mu.Lock()
+		var p *process
+		if len(sv.lives) > 0 {
+			p = sv.lives[len(sv.lives)-1]
+		}
+		sv.mu.Unlock()
+		if p == nil {
+			continue
+		}
+		select {
+		case <-p.done:
+			continue // between two lives
+		default:
+		}
+		p.kill()
+		return true
+	}
+	return false
 }
 
 func (sv *supervised) logs() string {
@@ -245,8 +261,10 @@ func TestTradingThroughControlPlaneRestarts(t *testing.T) {
 		t.Logf("%s SIGKILLed and started again", f.what)
 	}
 	time.Sleep(4 * time.Second)
-	for _, sv := range runs {
-		sv.killCurrent()
+	for b, sv := range runs {
+		if !sv.killCurrent() {
+			t.Errorf("the %s runner was not running when it was to be SIGKILLed", b)
+		}
 	}
 	t.Log("the runners were SIGKILLed")
 	done.Wait()
@@ -320,8 +338,10 @@ func TestTradingThroughDatabaseKills(t *testing.T) {
 	t.Log("the Redis, PostgreSQL and MongoDB servers were SIGKILLed and started again")
 	for range 2 {
 		time.Sleep(5 * time.Second)
-		for _, sv := range runs {
-			sv.killCurrent()
+		for i, sv := range runs {
+			if !sv.killCurrent() {
+				t.Errorf("the %s runner was not running when it was to be SIGKILLed", backends[i].b)
+			}
 		}
 		t.Log("the runners were SIGKILLed")
 	}
