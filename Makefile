@@ -146,15 +146,16 @@ test-unit: control-plane test-servers ferretdb sdk-ts ## Unit and envtest suites
 # process and the manager binary beside it, the backends side by side: make test runs 1,000,
 # make soak 10,000.
 SOAK_SIGNALS ?= 1000
+SOAK_TIMEOUT ?= 60m
 
 .PHONY: test-soak
-test-soak: control-plane ferretdb build ## Bounded state and a flat runner heap over SOAK_SIGNALS signals per backend.
+test-soak: control-plane test-servers ferretdb build ## Bounded state and a flat runner heap over SOAK_SIGNALS signals per backend.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" SOAK_SIGNALS=$(SOAK_SIGNALS) \
-		go test ./test/soak/ -count=1 -timeout 60m -parallel 6 -v
+		go test ./test/soak/ -count=1 -timeout $(SOAK_TIMEOUT) -parallel 6 -v
 
 .PHONY: soak
 soak: ## The soak at 10,000 signals per backend.
-	$(MAKE) test-soak SOAK_SIGNALS=10000
+	$(MAKE) test-soak SOAK_SIGNALS=10000 SOAK_TIMEOUT=180m
 
 .PHONY: test-e2e
 test-e2e: control-plane build images ferretdb kustomize controller-gen helm ## End to end through real processes, kubectl and helm.
