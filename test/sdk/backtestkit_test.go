@@ -160,42 +160,24 @@ func TestAdaptersOnConfigMaps(t *testing.T) {
 	adaptersOn(t, flags, domain.ConfigMapBackend(env.Client, domain.KubeOptions{Namespace: ns}))
 }
 
-// TestAdaptersOnEveryBackend: the same on each database: the value backtest-kit wrote
+// TestAdaptersOnEveryDatabase: the same on each database: the value backtest-kit wrote
 // through the adapter reads back as it wrote it, whatever keeps it. (StrategyState holds
 // one typed signal per object, of its own identity, and refuses the package's round trip
 // of rows of other strategies and symbols through one context, as an invalid value.)
-func TestAdaptersOnEveryBackend(t *testing.T) {
+func TestAdaptersOnEveryDatabase(t *testing.T) {
 	ctx := t.Context()
 	for _, b := range []v1.PersistenceBackend{v1.BackendRedis, v1.BackendPostgreSQL, v1.BackendMongoDB} {
 		t.Run(string(b), func(t *testing.T) {
 			ns := env.Namespace(ctx, t)
 			flags := []string{"--backend=" + string(b), "--namespace=" + ns, "--lease=" + leaseName,
 				"--lease-duration=6s", "--renew-deadline=3s", "--retry-period=500ms"}
-			var backend domain.Backend
-			var extra []string
-			if domain.HomeOf(b) == domain.InDatabase {
-				url := testenv.StartDatabase(t, string(b), "sdk")
-				db, err := domain.OpenDatabase(ctx, b, url)
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(db.Close)
-				backend, extra = db.Backend(domain.NoFencing), []string{domain.StoreURLEnv + "=" + url}
-			} else {
-				made, err := domain.KubeBackend(b, env.Client, domain.KubeOptions{Namespace: ns, Create: true})
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, c := range domain.StrategyContexts(strategyName, exchangeName, []string{symbol}) {
-					if err := domain.CreateObject(ctx, made, c.Domain, c.Key); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if backend, err = domain.KubeBackend(b, env.Client, domain.KubeOptions{Namespace: ns}); err != nil {
-					t.Fatal(err)
-				}
+			url := testenv.StartDatabase(t, string(b), "sdk")
+			db, err := domain.OpenDatabase(ctx, b, url)
+			if err != nil {
+				t.Fatal(err)
 			}
-			adaptersOn(t, flags, backend, extra...)
+			t.Cleanup(db.Close)
+			adaptersOn(t, flags, db.Backend(domain.NoFencing), domain.StoreURLEnv+"="+url)
 		})
 	}
 }
