@@ -18,15 +18,12 @@ package runner_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"testing"
 	"time"
-
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/market"
@@ -127,19 +124,8 @@ func TestDrainFinishesAnOpenThatLanded(t *testing.T) {
 			if err := p.WriteRisk(ctx, domain.RiskKey("crossover", "simulated"), v1.RiskPositions{}); err != nil {
 				t.Fatal(err)
 			}
-			inflight, err := json.Marshal(map[string]any{"kind": runner.KindOpen, "candle": open.PendingAt - 60_000,
+			leaveInflight(t, p, k, map[string]any{"kind": runner.KindOpen, "candle": open.PendingAt - 60_000,
 				"row": open, "price": open.PriceOpen})
-			if err != nil {
-				t.Fatal(err)
-			}
-			snap, err := p.ReadSnapshot(ctx, k)
-			if err != nil {
-				t.Fatal(err)
-			}
-			snap.Extra["inflight"] = apiextensionsv1.JSON{Raw: inflight}
-			if err := p.WriteSnapshot(ctx, k, snap); err != nil {
-				t.Fatal(err)
-			}
 			if !landed {
 				if err := p.WriteSignal(ctx, k, nil); err != nil {
 					t.Fatal(err)

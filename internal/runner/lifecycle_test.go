@@ -276,20 +276,9 @@ func TestInflightProgressOfARemovedSignalIsDropped(t *testing.T) {
 		// What a runner killed in the middle of a progress action leaves in the snapshot.
 		moved := sig.DeepCopy()
 		moved.Peak = &v1.PriceExtreme{Price: 104, Timestamp: sig.PendingAt + 60_000}
-		inflight, err := json.Marshal(map[string]any{"kind": runner.KindLevels, "candle": sig.PendingAt,
+		leaveInflight(t, p, k, map[string]any{"kind": runner.KindLevels, "candle": sig.PendingAt,
 			"row": moved, "moved": true, "levels": v1.PartialData{sig.ID: {ProfitLevels: []float64{10, 20, 30, 40},
 				LossLevels: []float64{}}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		snap, err := p.ReadSnapshot(ctx, k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		snap.Extra["inflight"] = apiextensionsv1.JSON{Raw: inflight}
-		if err := p.WriteSnapshot(ctx, k, snap); err != nil {
-			t.Fatal(err)
-		}
 		edited := sig.DeepCopy()
 		edited.PriceTakeProfit = 111 // by hand, while the runner was down
 		if removed {
@@ -314,5 +303,24 @@ func TestInflightProgressOfARemovedSignalIsDropped(t *testing.T) {
 		case !removed && (got == nil || got.PriceTakeProfit != 111 || got.Peak == nil || got.Peak.Price != 104):
 			t.Errorf("want the hand edit kept and the new _peak written, got %+v", got)
 		}
+	}
+}
+
+// leaveInflight records action in k's snapshot as inflight, as a runner killed in the
+// middle of it leaves it.
+func leaveInflight(t *testing.T, p *domain.Persistence, k domain.Key, action map[string]any) {
+	t.Helper()
+	ctx := context.Background()
+	inflight, err := json.Marshal(action)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := p.ReadSnapshot(ctx, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Extra["inflight"] = apiextensionsv1.JSON{Raw: inflight}
+	if err := p.WriteSnapshot(ctx, k, snap); err != nil {
+		t.Fatal(err)
 	}
 }
