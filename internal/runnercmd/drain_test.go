@@ -19,6 +19,8 @@ package runnercmd
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -78,10 +80,11 @@ func TestDrainOnEveryBackend(t *testing.T) {
 		cases = append(cases, &drainCase{b: d.b, name: "drain-" + strings.ToLower(string(d.b)),
 			env: []string{domain.StoreURLEnv + "=" + d.url}, state: domain.New(db.Backend(domain.NoFencing))})
 	}
+	until := whileBTCOpen(t)
 	var wg sync.WaitGroup
 	for _, c := range cases {
 		t.Cleanup(func() { _ = c.state.Close() })
-		wg.Go(func() { c.err = c.drain(t, kubeconfig, ns) })
+		wg.Go(func() { c.err = c.drain(t, kubeconfig, ns, until) })
 	}
 	wg.Wait()
 	for _, c := range cases {
@@ -92,7 +95,7 @@ func TestDrainOnEveryBackend(t *testing.T) {
 }
 
 // drain runs the case; a failure is returned (it runs beside the other backends').
-func (c *drainCase) drain(t *testing.T, kubeconfig, ns string) error {
+func (c *drainCase) drain(t *testing.T, kubeconfig, ns string, until time.Time) error {
 	ctx := t.Context()
 	args := func(until time.Time, symbols ...string) []string {
 		return append([]string{"--strategy-name=" + c.name, "--exchange=simulated", "--backend=" + string(c.b),
@@ -124,7 +127,7 @@ func (c *drainCase) drain(t *testing.T, kubeconfig, ns string) error {
 	}
 
 	// ETHUSDT is removed from the strategy.
-	second, err := launch(kubeconfig, append(args(restartUntil, "--symbols=BTCUSDT", "--drain=ETHUSDT"),
+	second, err := launch(kubeconfig, append(args(until, "--symbols=BTCUSDT", "--drain=ETHUSDT"),
 		"--pod-uid=second"), c.env...)
 	if err != nil {
 		return err
@@ -153,14 +156,14 @@ func (c *drainCase) drain(t *testing.T, kubeconfig, ns string) error {
 	}
 
 	// Then the strategy's identity changes: the operator drains every symbol under the old
-	// one first. The runner trades none, says so, opens nothing more, and watches a signal
-	// open on BTCUSDT (if the feed has one open then) to its close: three simulated hours,
-	// more than any signal of the feed lives.
+	// one first. The runner trades none, says so, opens nothing more, and watches the
+	// signal open on BTCUSDT to its close: three simulated hours, more than any signal of
+	// the feed lives.
 	openBTC, err := c.state.ReadSignal(ctx, btc)
-	if err != nil {
-		return err
+	if err != nil || openBTC == nil {
+		return fmt.Errorf("no signal open on BTCUSDT at %s, when the feed holds one: %v", until, err)
 	}
-	third, err := launch(kubeconfig, append(args(restartUntil.Add(3*time.Hour), "--drain=BTCUSDT,ETHUSDT"),
+	third, err := launch(kubeconfig, append(args(until.Add(3*time.Hour), "--drain=BTCUSDT,ETHUSDT"),
 		"--pod-uid=third"), c.env...)
 	if err != nil {
 		return err
@@ -184,9 +187,33 @@ func (c *drainCase) drain(t *testing.T, kubeconfig, ns string) error {
 		return fmt.Errorf("BTCUSDT still holds a signal after its drain: %+v, %v", sig, err)
 	}
 	t.Logf("%s: signal %s watched to its close on the drained ETHUSDT; BTCUSDT went from %d to %d signals, "+
-		"then opened none once every symbol was drained (%v open then)", c.b, open.ID, len(before["BTCUSDT"]),
-		len(after["BTCUSDT"]), openBTC != nil)
+		"then, every symbol drained, opened none and watched %s to its close", c.b, open.ID, len(before["BTCUSDT"]),
+		len(after["BTCUSDT"]), openBTC.ID)
 	return nil
+}
+
+// whileBTCOpen is a time when the feed holds a signal open on BTCUSDT, opened at least 6
+// simulated hours in and living 10 minutes or more: where the drain's second runner stops,
+// so that the identity change finds a signal to watch.
+func whileBTCOpen(t *testing.T) time.Time {
+	t.Helper()
+	dir := t.TempDir()
+	s := runner.Settings{StrategyName: "drain-ref", ExchangeName: "simulated", Symbols: restartSymbols,
+		Backend: v1.BackendFile, DataDir: dir, Strategy: "indicator", StrategyOptions: map[string]string{},
+		Market: "simulated", Seed: 1, Start: restartStart, Until: restartUntil, Speed: 1e6}
+	if err := run(t.Context(), s, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	p := domain.New(domain.FileBackend(dir))
+	defer func() { _ = p.Close() }()
+	for _, e := range ledgers(t, p, s.StrategyName)["BTCUSDT"] {
+		opened, ended := time.UnixMilli(e.Events[0].At), time.UnixMilli(e.Events[len(e.Events)-1].At)
+		if opened.After(restartStart.Add(6*time.Hour)) && ended.Sub(opened) >= 10*time.Minute {
+			return opened.Add(2 * time.Minute)
+		}
+	}
+	t.Fatal("the feed holds no BTCUSDT signal of 10 minutes or more after 6 hours")
+	return time.Time{}
 }
 
 // confirms waits for the runner p, in pod pod, to record on its Lease that it trades
