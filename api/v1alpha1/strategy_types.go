@@ -203,6 +203,19 @@ func (p PersistenceSpec) Database(b PersistenceBackend) *DatabasePersistence {
 	return nil
 }
 
+// SetDatabase sets the configuration of the database backend b (Database reads it back);
+// a backend that is no database takes none.
+func (p *PersistenceSpec) SetDatabase(b PersistenceBackend, db *DatabasePersistence) {
+	switch b {
+	case BackendRedis:
+		p.Redis = db
+	case BackendPostgreSQL:
+		p.PostgreSQL = db
+	case BackendMongoDB:
+		p.MongoDB = db
+	}
+}
+
 // HistorySpec bounds the signal ledger a strategy keeps, on every backend.
 type HistorySpec struct {
 	// liveEntries is how many signals each symbol's live ledger holds before the oldest

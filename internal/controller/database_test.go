@@ -78,6 +78,12 @@ var _ = Describe("Database backends", Ordered, func() {
 		}
 	})
 
+	// urlOf is the URL of the suite's server of database backend b.
+	urlOf := func(b v1.PersistenceBackend) string {
+		return map[v1.PersistenceBackend]string{v1.BackendRedis: redisURL, v1.BackendPostgreSQL: postgresURL,
+			v1.BackendMongoDB: mongoURL}[b]
+	}
+
 	// connection makes a Secret holding url under key "url", labelled for Strategies when
 	// labelled is true.
 	connectionIn := func(namespace, name, url string, labelled bool) v1.SecretKeyRef {
@@ -94,14 +100,7 @@ var _ = Describe("Database backends", Ordered, func() {
 	}
 	on := func(s *v1.Strategy, b v1.PersistenceBackend, ref v1.SecretKeyRef) *v1.Strategy {
 		s.Spec.Persistence = v1.PersistenceSpec{Backend: b}
-		switch b {
-		case v1.BackendRedis:
-			s.Spec.Persistence.Redis = &v1.DatabasePersistence{URLSecretRef: ref}
-		case v1.BackendPostgreSQL:
-			s.Spec.Persistence.PostgreSQL = &v1.DatabasePersistence{URLSecretRef: ref}
-		case v1.BackendMongoDB:
-			s.Spec.Persistence.MongoDB = &v1.DatabasePersistence{URLSecretRef: ref}
-		}
+		s.Spec.Persistence.SetDatabase(b, &v1.DatabasePersistence{URLSecretRef: ref})
 		return s
 	}
 	// stateIn reads and writes the state of s in the database at url, as the runner does.
@@ -311,8 +310,7 @@ var _ = Describe("Database backends", Ordered, func() {
 	// signals move to the archive, and the archive keeps what spec.history keeps.
 	for _, b := range []v1.PersistenceBackend{v1.BackendRedis, v1.BackendPostgreSQL, v1.BackendMongoDB} {
 		It("keeps a live ledger in "+string(b)+" bounded, and its archive within spec.history's retention", func() {
-			url := map[v1.PersistenceBackend]string{v1.BackendRedis: redisURL, v1.BackendPostgreSQL: postgresURL,
-				v1.BackendMongoDB: mongoURL}[b]
+			url := urlOf(b)
 			s := on(strategy(ns, "busy", "", "BTCUSDT"), b, connectionIn(ns, "busy", url, true))
 			s.Spec.StrategyName = "busy-" + strings.ToLower(string(b))
 			s.Spec.History.LiveEntries = 10
@@ -372,8 +370,7 @@ var _ = Describe("Database backends", Ordered, func() {
 	for _, b := range []v1.PersistenceBackend{v1.BackendRedis, v1.BackendPostgreSQL, v1.BackendMongoDB} {
 		It("gives a state identity in "+string(b)+" to one Strategy across namespaces, and hands it over only when "+
 			"ordered", func() {
-			url := map[v1.PersistenceBackend]string{v1.BackendRedis: redisURL, v1.BackendPostgreSQL: postgresURL,
-				v1.BackendMongoDB: mongoURL}[b]
+			url := urlOf(b)
 			other := newNamespace(ctx)
 			used = append(used, other)
 			shared := func(namespace, name string) *v1.Strategy {

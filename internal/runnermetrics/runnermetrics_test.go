@@ -35,6 +35,7 @@ import (
 	storemetrics "github.com/strategyops/strategy-operator/internal/persist/metrics"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/strategy"
+	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
 var _ runner.Observer = (*Engine)(nil)
@@ -322,7 +323,7 @@ func TestServe(t *testing.T) {
 		return resp.StatusCode, string(body)
 	}
 	storemetrics.Observe("served-test", "get", time.Now(), nil) // a store's operation
-	metricsAddr, healthAddr := freeAddr(t), freeAddr(t)
+	metricsAddr, healthAddr := testenv.FreeAddr(t), testenv.FreeAddr(t)
 	stop, err := m.Serve(metricsAddr, healthAddr, log)
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +350,7 @@ func TestServe(t *testing.T) {
 		t.Error("still serving after stop")
 	}
 
-	both := freeAddr(t)
+	both := testenv.FreeAddr(t)
 	stop, err = New("both").Serve(both, both, log)
 	if err != nil {
 		t.Fatal(err)
@@ -360,13 +361,4 @@ func TestServe(t *testing.T) {
 			t.Errorf("%s on the shared address: %d", path, code)
 		}
 	}
-}
-
-// freeAddr is a loopback address with a port nothing listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	srv := httptest.NewServer(http.NotFoundHandler())
-	addr := srv.Listener.Addr().String()
-	srv.Close()
-	return addr
 }

@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -216,6 +217,17 @@ func (p *Postgres) Stop() {
 		}
 	}
 	_ = os.RemoveAll(p.dir)
+}
+
+// FreeAddr is a loopback address with a port nothing listens on (one another process may
+// still take before the caller binds it).
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	port, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 func freePort() (int, error) {

@@ -19,11 +19,9 @@ package soak
 import (
 	"bufio"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
-	"testing"
 	"time"
 
 	"github.com/strategyops/strategy-operator/internal/runner"
@@ -95,13 +93,4 @@ func window(samples []sample, lo, hi float64) (sample, error) {
 	}
 	w.closed = lo
 	return w, nil
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
 }

@@ -169,7 +169,7 @@ func (e *soakEnv) soak(t *testing.T, b v1.PersistenceBackend) {
 	ns := "soak-" + strings.ToLower(string(b))
 	k := domain.StrategyKey("BTCUSDT", "soak", "simulated")
 	until := t0.Add(time.Duration(2*n+10) * time.Minute)
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	args := []string{"--strategy-name=soak", "--exchange=simulated", "--symbols=BTCUSDT",
 		"--backend=" + string(b), "--strategy=scripted", "--option=file=" + e.script,
 		"--start=" + t0.Format(time.RFC3339), "--until=" + until.Format(time.RFC3339), "--speed=3000",
@@ -394,15 +394,8 @@ func (e *soakEnv) strategy(ctx context.Context, t *testing.T, ns string, b v1.Pe
 		if err := e.c.Create(ctx, secret); err != nil {
 			t.Fatal(err)
 		}
-		db := &v1.DatabasePersistence{URLSecretRef: v1.SecretKeyRef{Name: secret.Name, Key: "url"}}
-		switch b {
-		case v1.BackendRedis:
-			s.Spec.Persistence.Redis = db
-		case v1.BackendPostgreSQL:
-			s.Spec.Persistence.PostgreSQL = db
-		case v1.BackendMongoDB:
-			s.Spec.Persistence.MongoDB = db
-		}
+		s.Spec.Persistence.SetDatabase(b, &v1.DatabasePersistence{
+			URLSecretRef: v1.SecretKeyRef{Name: secret.Name, Key: "url"}})
 	}
 	if err := e.c.Create(ctx, s); err != nil {
 		t.Fatal(err)
