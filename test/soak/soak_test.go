@@ -169,11 +169,10 @@ func (e *soakEnv) soak(t *testing.T, b v1.PersistenceBackend) {
 	ns := "soak-" + strings.ToLower(string(b))
 	k := domain.StrategyKey("BTCUSDT", "soak", "simulated")
 	until := t0.Add(time.Duration(2*n+10) * time.Minute)
-	addr := testenv.FreeAddr(t)
 	args := []string{"--strategy-name=soak", "--exchange=simulated", "--symbols=BTCUSDT",
 		"--backend=" + string(b), "--strategy=scripted", "--option=file=" + e.script,
 		"--start=" + t0.Format(time.RFC3339), "--until=" + until.Format(time.RFC3339), "--speed=3000",
-		"--metrics-bind-address=" + addr}
+		"--metrics-bind-address=127.0.0.1:0"} // the runner picks the port and logs it
 	var env []string
 	var backend domain.Backend // the state as the test reads it
 	home := domain.HomeOf(b)
@@ -219,6 +218,7 @@ func (e *soakEnv) soak(t *testing.T, b v1.PersistenceBackend) {
 
 	// Scrape the runner as it runs; on the Kubernetes backends watch the live ledger's size.
 	var samples []sample
+	addr := ""
 	maxKeys, maxUsage := 0, 0
 	limit := max(20*time.Minute, time.Duration(n)*600*time.Millisecond)
 	ledger := client.ObjectKey{Namespace: ns, Name: domain.ConfigMapName(domain.History, k)}
@@ -229,7 +229,13 @@ func (e *soakEnv) soak(t *testing.T, b v1.PersistenceBackend) {
 			done = true
 		case <-time.After(100 * time.Millisecond):
 		}
-		if s, err := scrape(addr); err == nil && s.heap > 0 {
+		if addr == "" {
+			logMu.Lock()
+			if served := testenv.LogRecords(runnerLog.String(), "Serving metrics and probes"); len(served) > 0 {
+				addr, _ = served[0]["address"].(string)
+			}
+			logMu.Unlock()
+		} else if s, err := scrape(addr); err == nil && s.heap > 0 {
 			samples = append(samples, s)
 		}
 		if home == domain.InObjects {
