@@ -17,6 +17,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"time"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -291,7 +293,14 @@ type StrategySpec struct {
 	// +optional
 	Command []string `json:"command,omitempty"`
 
-	// env added to the runner container.
+	// env added to the runner container. A variable the operator or the kubelet sets, or
+	// the runner reads, is refused: it could point the runner, and its ServiceAccount token,
+	// elsewhere. Those are POD_IP, POD_NAME, POD_NAMESPACE, POD_UID, STORE_URL,
+	// STORE_REPLICA_*, KUBECONFIG, KUBERNETES_*, STRATEGYOPS_*, and the runner's flag
+	// defaults BACKEND, DATA_DIR, DRAIN_SYMBOLS, EXCHANGE_NAME, LEASE_NAME, STRATEGY_NAME,
+	// STRATEGY_OBJECT and SYMBOLS.
+	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:items:XValidation:rule="!(self.name in ['POD_IP', 'POD_NAME', 'POD_NAMESPACE', 'POD_UID', 'STORE_URL', 'KUBECONFIG', 'BACKEND', 'DATA_DIR', 'DRAIN_SYMBOLS', 'EXCHANGE_NAME', 'LEASE_NAME', 'STRATEGY_NAME', 'STRATEGY_OBJECT', 'SYMBOLS']) && !self.name.startsWith('STORE_REPLICA_') && !self.name.startsWith('KUBERNETES_') && !self.name.startsWith('STRATEGYOPS_')",messageExpression="self.name + ' is set for the runner by the operator or the kubelet, or read by the runner: a Strategy may not set it'"
 	// +optional
 	Env []corev1.EnvVar `json:"env,omitempty"`
 
@@ -326,6 +335,14 @@ type StrategySpec struct {
 	// +kubebuilder:default=Immediate
 	// +optional
 	UpdatePolicy UpdatePolicy `json:"updatePolicy,omitempty"`
+
+	// quietAfter is how much market time a symbol may go with no signal and no proposal
+	// before the Strategy says it is not trading (Trading=False, reason NoProposals); 0s
+	// never does. Refused proposals and a market feed that stopped are told whatever it is.
+	// +kubebuilder:default="24h"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="quietAfter must not be negative"
+	// +optional
+	QuietAfter *metav1.Duration `json:"quietAfter,omitempty"`
 }
 
 // UpdatePolicy says when a spec change reaches the running strategy.
@@ -371,6 +388,11 @@ const (
 	// ConditionStoreDurable says, on a database backend, whether a write the database
 	// acknowledged survives a crash of the database server (its persistence settings).
 	ConditionStoreDurable = "StoreDurable"
+	// ConditionTrading says whether the runner trades, as it tells: False with the reason
+	// (its proposals are refused, no candle comes, nothing is proposed for spec.quietAfter,
+	// every symbol drained) and its words. Absent while no runner has told (a runner exec
+	// process, whose own code trades, never does).
+	ConditionTrading = "Trading"
 )
 
 // StorageWarnPercent is how full a store object may get before StorageNearLimit is True.
@@ -480,6 +502,7 @@ func (s *Strategy) EffectiveUpdatePolicy() UpdatePolicy {
 // +kubebuilder:printcolumn:name="Backend",type=string,JSONPath=`.spec.persistence.backend`
 // +kubebuilder:printcolumn:name="Symbols",type=string,JSONPath=`.spec.symbols`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Trading",type=string,JSONPath=`.status.conditions[?(@.type=="Trading")].reason`
 // +kubebuilder:printcolumn:name="Open Signals",type=integer,JSONPath=`.status.openSignals`
 // +kubebuilder:printcolumn:name="Last PnL %",type=number,JSONPath=`.status.lastClosedSignal.pnl.pnlPercentage`,priority=1
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`,priority=1
@@ -497,6 +520,17 @@ type Strategy struct {
 
 	// +optional
 	Status StrategyStatus `json:"status,omitzero"`
+}
+
+// DefaultQuietAfter is spec.quietAfter when unset.
+const DefaultQuietAfter = 24 * time.Hour
+
+// EffectiveQuietAfter is spec.quietAfter, or its default when unset.
+func (s *Strategy) EffectiveQuietAfter() time.Duration {
+	if s.Spec.QuietAfter != nil {
+		return s.Spec.QuietAfter.Duration
+	}
+	return DefaultQuietAfter
 }
 
 // EffectiveLiveEntries is spec.history.liveEntries, or its default when unset.

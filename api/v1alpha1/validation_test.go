@@ -17,16 +17,20 @@ limitations under the License.
 package v1alpha1_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -326,6 +330,9 @@ func TestStrategyValidation(t *testing.T) {
 			"spec.command needs spec.image"},
 		{"-- in args", func(s *v1.Strategy) { s.Spec.Args = []string{"--speed=2", "--", "sh"} },
 			"spec.args cannot hold --"},
+		{"env the operator sets", func(s *v1.Strategy) {
+			s.Spec.Env = []corev1.EnvVar{{Name: "POD_NAMESPACE", Value: "other"}, {Name: "KUBERNETES_SERVICE_HOST", Value: "10.9.9.9"}}
+		}, "spec.env[1]: Invalid value: KUBERNETES_SERVICE_HOST is set for the runner by the operator or the kubelet"},
 		{"a cache of no bytes", func(s *v1.Strategy) {
 			s.Spec.Persistence = v1.PersistenceSpec{Backend: v1.BackendRedis, Cache: &v1.StoreCache{MaxBytes: new(resource.MustParse("-1"))},
 				Redis: &v1.DatabasePersistence{URLSecretRef: v1.SecretKeyRef{Name: "r", Key: "url"}}}
@@ -353,15 +360,68 @@ func TestStrategyValidation(t *testing.T) {
 	}
 }
 
+// TestSamplesStartClean: what make run-local applies (config/samples' kustomization)
+// holds no signal, so its first screen shows trades its runners open, not one stale from
+// the day the sample was written; and the StrategyState sample kept beside it, to show the
+// format, belongs to no strategy the samples run.
+func TestSamplesStartClean(t *testing.T) {
+	dir := filepath.Join(testenv.RepoRoot(), "config", "samples")
+	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct {
+		Resources []string `json:"resources"`
+	}
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		t.Fatal(err)
+	}
+	applied := map[string]bool{}
+	for _, r := range k.Resources {
+		applied[r] = true
+	}
+	running := map[string]bool{}
+	states := map[string]*unstructured.Unstructured{}
+	for file, obj := range sampleFiles(t) {
+		switch obj.GetKind() {
+		case "Strategy":
+			name, _, _ := unstructured.NestedString(obj.Object, "spec", "strategyName")
+			running[cmp.Or(name, obj.GetName())] = true
+		case "StrategyState":
+			states[file] = obj
+		}
+	}
+	for file, st := range states {
+		signal, _, _ := unstructured.NestedMap(st.Object, "spec", "signal")
+		if applied[file] && signal != nil {
+			t.Errorf("config/samples/kustomization.yaml applies %s, whose signal would be resumed stale", file)
+		}
+		if name, _, _ := unstructured.NestedString(st.Object, "spec", "strategyName"); running[name] {
+			t.Errorf("%s holds the state of strategy %q, which a sample Strategy runs", file, name)
+		}
+	}
+}
+
 // samples reads every object in config/samples.
 func samples(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	files := sampleFiles(t)
+	objs := make([]*unstructured.Unstructured, 0, len(files))
+	for _, f := range slices.Sorted(maps.Keys(files)) {
+		objs = append(objs, files[f])
+	}
+	return objs
+}
+
+// sampleFiles reads the object of each file of config/samples, by the file's name.
+func sampleFiles(t *testing.T) map[string]*unstructured.Unstructured {
 	t.Helper()
 	dir := filepath.Join(testenv.RepoRoot(), "config", "samples")
 	files, err := filepath.Glob(filepath.Join(dir, "trading_*.yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no samples in %s: %v", dir, err)
 	}
-	objs := make([]*unstructured.Unstructured, 0, len(files))
+	objs := map[string]*unstructured.Unstructured{}
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
@@ -372,7 +432,7 @@ func samples(t *testing.T) []*unstructured.Unstructured {
 		if err := dec.Decode(&obj.Object); err != nil {
 			t.Fatalf("%s: %v", f, err)
 		}
-		objs = append(objs, obj)
+		objs[filepath.Base(f)] = obj
 	}
 	return objs
 }

@@ -18,11 +18,14 @@ package controller_test
 
 import (
 	"context"
+	"fmt"
+	"io"
 	"slices"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -30,6 +33,9 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/controller"
 	"github.com/strategyops/strategy-operator/internal/ociimage"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/runner"
+	"github.com/strategyops/strategy-operator/pkg/stateapi"
 )
 
 // The runner pod as the API server stores it: its probes, ports, resources and security
@@ -145,5 +151,34 @@ var _ = Describe("Runner pod spec", func() {
 		Expect(c.VolumeMounts).To(Equal([]corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}}))
 		Expect(pod.Spec.Volumes).To(ContainElement(And(HaveField("Name", "tmp"),
 			HaveField("VolumeSource.EmptyDir", Not(BeNil())))))
+	})
+
+	It("sets the runner's environment, and a Strategy may not set any of it", func() {
+		pod := created(strategy(ns, "observed-env", v1.BackendConfigMap, "BTCUSDT"))
+		env := pod.Spec.Containers[0].Env
+		reserved := make([]string, 0, 6+len(env))
+		reserved = append(reserved, domain.StoreURLEnv, domain.ReplicaURLEnv("copy"), "KUBECONFIG",
+			"KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT", stateapi.SocketEnv)
+		for _, e := range env {
+			reserved = append(reserved, e.Name) // every variable the operator set
+		}
+		_, _ = runner.ParseSettings(nil, func(name string) string { // and every one the runner reads
+			if !slices.Contains(reserved, name) {
+				reserved = append(reserved, name)
+			}
+			return ""
+		}, io.Discard)
+		Expect(reserved).To(ContainElements("LEASE_NAME", "SYMBOLS"), "the runner's own defaults")
+		for i, name := range reserved {
+			s := strategy(ns, fmt.Sprintf("env-%d", i), v1.BackendConfigMap, "BTCUSDT")
+			s.Spec.Env = []corev1.EnvVar{{Name: "LOG_FORMAT", Value: "json"}, {Name: name, Value: "elsewhere"}}
+			err := direct.Create(ctx, s)
+			Expect(apierrors.IsInvalid(err)).To(BeTrue(), "%s: want Invalid, got %v", name, err)
+			Expect(err.Error()).To(ContainSubstring("spec.env[1]: Invalid value: " + name +
+				" is set for the runner by the operator or the kubelet, or read by the runner"))
+		}
+		s := strategy(ns, "env-own", v1.BackendConfigMap, "BTCUSDT")
+		s.Spec.Env = []corev1.EnvVar{{Name: "LOG_FORMAT", Value: "json"}, {Name: "POD_IPS", Value: "mine"}}
+		Expect(direct.Create(ctx, s)).To(Succeed(), "a variable of the Strategy's own")
 	})
 })

@@ -243,7 +243,7 @@ const RunnerPath = "/usr/local/bin/runner"
 // (for example --strategy=indicator, the built-in strategy logic to run); the runner is
 // to refuse a flag given twice, so that they cannot override these.
 func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []string {
-	args := make([]string, 0, 11+len(s.Spec.Args))
+	args := make([]string, 0, 12+len(s.Spec.Args))
 	trading := slices.DeleteFunc(slices.Clone(s.Spec.Symbols), func(sym string) bool { return slices.Contains(draining, sym) })
 	args = append(args,
 		"--strategy-name="+s.EffectiveStrategyName(),
@@ -257,6 +257,7 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []st
 		"--termination-message-path="+corev1.TerminationMessagePathDefault,
 		fmt.Sprintf("--metrics-bind-address=[$(%s)]:%d", PodIPEnv, MetricsPort),
 		fmt.Sprintf("--health-probe-bind-address=[$(%s)]:%d", PodIPEnv, HealthPort),
+		"--quiet-after="+s.EffectiveQuietAfter().String(),
 	)
 	if len(draining) > 0 {
 		args = append(args, "--drain="+strings.Join(draining, ","))

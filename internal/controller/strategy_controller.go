@@ -48,6 +48,7 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/handshake"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/tradingstatus"
 )
 
 // Condition reasons.
@@ -145,6 +146,9 @@ type scope struct {
 	// retryAfter, when set, brings the strategy back that soon even if the pass succeeds
 	// (a database that could not be reached).
 	retryAfter time.Duration
+	// lease is the state identity's Lease, once the strategy owns it: what its runner
+	// records there (packages handshake, tradingstatus).
+	lease *coordinationv1.Lease
 }
 
 // The manager's permissions, exactly what this package uses (a test runs the controller
@@ -238,6 +242,7 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	sc.lease = lease
 	if lease == nil {
 		return r.standDown(ctx, sc, "Strategy "+owner, "delete one of them or give this one another strategyName "+
 			"or exchangeName")
@@ -366,7 +371,8 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		CreateFunc: func(event.CreateEvent) bool { return false },
 		UpdateFunc: func(e event.UpdateEvent) bool {
 			o, n := e.ObjectOld.GetAnnotations(), e.ObjectNew.GetAnnotations()
-			return o[AnnotationOwnerUID] != n[AnnotationOwnerUID] || o[handshake.Annotation] != n[handshake.Annotation]
+			return o[AnnotationOwnerUID] != n[AnnotationOwnerUID] || o[handshake.Annotation] != n[handshake.Annotation] ||
+				o[tradingstatus.Annotation] != n[tradingstatus.Annotation]
 		},
 	}
 	// A Strategy that is gone, or now names another identity, releases its own.

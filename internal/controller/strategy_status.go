@@ -31,6 +31,7 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/internal/tradingstatus"
 )
 
 func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) {
@@ -53,6 +54,7 @@ func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) 
 func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 	s := sc.strategy
 	s.Status.PodName = pod.Name
+	meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionTrading) // told again by the ready runner
 	// A node that cannot get the image says so before any earlier failure of the runner.
 	if cs := runnerStatus(pod); cs != nil && cs.State.Waiting != nil && imagePullReasons[cs.State.Waiting.Reason] {
 		s.Status.Phase = v1.StrategyPending
@@ -80,10 +82,24 @@ func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 	case ready:
 		s.Status.Phase = v1.StrategyRunning
 		setCondition(s, v1.ConditionReady, true, ReasonRunning, fmt.Sprintf("pod %s is running", pod.Name))
+		setTrading(sc, pod)
 	default:
 		s.Status.Phase = v1.StrategyPending
 		setCondition(s, v1.ConditionReady, false, ReasonPodPending, fmt.Sprintf("pod %s is %s", pod.Name, podPhase(pod)))
 	}
+}
+
+// setTrading shows whether the runner of pod, ready, trades, as it recorded on the Lease
+// (package tradingstatus); nothing until it has.
+func setTrading(sc *scope, pod *corev1.Pod) {
+	if sc.lease == nil {
+		return
+	}
+	st, ok, err := tradingstatus.Read(sc.lease, string(pod.UID))
+	if err != nil || !ok {
+		return
+	}
+	setCondition(sc.strategy, v1.ConditionTrading, st.Trading, st.Reason, st.Message)
 }
 
 // stableAfter is how long a runner restarted after a failure must run before it counts
@@ -189,13 +205,13 @@ func (r *StrategyReconciler) recordTransitions(sc *scope) {
 
 // quietAtFirst reports whether c is in the state its type keeps while all is well:
 // StorageNearLimit False (Degraded and Draining are removed rather than False);
-// PersistenceReady, UpToDate and StoreDurable True; Ready False only while the new pod
+// PersistenceReady, UpToDate, StoreDurable and Trading True; Ready False only while the new pod
 // starts (the CreatedPod event told of it). Any later change of these is an event.
 func quietAtFirst(c metav1.Condition) bool {
 	switch c.Type {
 	case v1.ConditionDegraded, v1.ConditionStorageNearLimit, v1.ConditionDraining:
 		return c.Status == metav1.ConditionFalse
-	case v1.ConditionPersistenceReady, v1.ConditionUpToDate, v1.ConditionStoreDurable:
+	case v1.ConditionPersistenceReady, v1.ConditionUpToDate, v1.ConditionStoreDurable, v1.ConditionTrading:
 		return c.Status == metav1.ConditionTrue
 	case v1.ConditionReady:
 		return c.Status == metav1.ConditionFalse && c.Reason == ReasonPodPending

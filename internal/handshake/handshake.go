@@ -50,7 +50,13 @@ type Record struct {
 
 // Write records r on the Lease lease, which its runner holds.
 func Write(ctx context.Context, c client.Client, lease client.ObjectKey, r Record) error {
-	raw, err := json.Marshal(r)
+	return Annotate(ctx, c, lease, Annotation, r)
+}
+
+// Annotate sets the annotation name of the Lease lease to v in JSON: what the runner
+// holding it tells the operator.
+func Annotate(ctx context.Context, c client.Client, lease client.ObjectKey, name string, v any) error {
+	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
@@ -59,10 +65,13 @@ func Write(ctx context.Context, c client.Client, lease client.ObjectKey, r Recor
 		if err := c.Get(ctx, lease, &l); err != nil {
 			return err
 		}
+		if l.Annotations[name] == string(raw) {
+			return nil
+		}
 		if l.Annotations == nil {
 			l.Annotations = map[string]string{}
 		}
-		l.Annotations[Annotation] = string(raw)
+		l.Annotations[name] = string(raw)
 		return c.Update(ctx, &l)
 	})
 }

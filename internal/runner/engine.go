@@ -565,9 +565,11 @@ func (e *Engine) propose(ctx context.Context, st *symbolState, t tick) (*action,
 		kind, current = KindSchedule, nil
 	}
 	if err := v1.ValidateSignal(row, e.cfg.Limits, current); err != nil {
-		e.cfg.Log.Info("Strategy proposed an invalid signal; skipped", "symbol", st.key.Symbol, "error", err.Error())
+		e.cfg.Log.Warn("Strategy proposed an invalid signal; skipped", "symbol", st.key.Symbol, "error", err.Error())
+		e.cfg.Observer.Proposed(st.key.Symbol, c.Time, err)
 		return nil, nil
 	}
+	e.cfg.Observer.Proposed(st.key.Symbol, c.Time, nil)
 	return &action{Kind: kind, Candle: c.Time.UnixMilli(), Row: row, Price: row.PriceOpen}, nil
 }
 
@@ -670,7 +672,11 @@ func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
 	if a.Kind != KindLevels {
 		e.cfg.Observer.Recorded(k.Symbol, ev)
 	}
-	e.cfg.Log.Info("Signal "+a.Kind, "strategy", e.cfg.StrategyName, "symbol", k.Symbol, "signal", s.ID,
+	level := slog.LevelInfo
+	if a.Kind == KindLevels {
+		level = slog.LevelDebug // every candle of an open signal: the log's detail, not its news
+	}
+	e.cfg.Log.Log(ctx, level, "Signal "+a.Kind, "strategy", e.cfg.StrategyName, "symbol", k.Symbol, "signal", s.ID,
 		"position", s.Position, "priceOpen", s.PriceOpen, "takeProfit", s.PriceTakeProfit, "stopLoss", s.PriceStopLoss,
 		"price", a.Price, "reason", a.Reason, "candle", time.UnixMilli(a.Candle).UTC())
 	return nil

@@ -37,6 +37,47 @@ type Observer interface {
 	// StoreChanged: a conditional write of symbol's signal or scheduled signal found it
 	// changed by another writer (a hand edit), and the candle is decided again.
 	StoreChanged(symbol string)
+	// Proposed: the strategy proposed a signal on symbol at candle; refused is why the
+	// signal rules refused it, nil when it was accepted.
+	Proposed(symbol string, candle time.Time, refused error)
+}
+
+// Observers is one Observer that tells each of obs, in order.
+type Observers []Observer
+
+// Signals implements Observer.
+func (o Observers) Signals(symbol string, open, scheduled int) {
+	for _, x := range o {
+		x.Signals(symbol, open, scheduled)
+	}
+}
+
+// Processed implements Observer.
+func (o Observers) Processed(symbol string, candle time.Time) {
+	for _, x := range o {
+		x.Processed(symbol, candle)
+	}
+}
+
+// Recorded implements Observer.
+func (o Observers) Recorded(symbol string, ev domain.HistoryEvent) {
+	for _, x := range o {
+		x.Recorded(symbol, ev)
+	}
+}
+
+// StoreChanged implements Observer.
+func (o Observers) StoreChanged(symbol string) {
+	for _, x := range o {
+		x.StoreChanged(symbol)
+	}
+}
+
+// Proposed implements Observer.
+func (o Observers) Proposed(symbol string, candle time.Time, refused error) {
+	for _, x := range o {
+		x.Proposed(symbol, candle, refused)
+	}
 }
 
 // nopObserver hears nothing.
@@ -46,6 +87,7 @@ func (nopObserver) Signals(string, int, int)             {}
 func (nopObserver) Processed(string, time.Time)          {}
 func (nopObserver) Recorded(string, domain.HistoryEvent) {}
 func (nopObserver) StoreChanged(string)                  {}
+func (nopObserver) Proposed(string, time.Time, error)    {}
 
 // report tells the observer st's open and scheduled signals.
 func (e *Engine) report(st *symbolState) {

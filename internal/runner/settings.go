@@ -81,6 +81,9 @@ type Settings struct {
 	// FollowPeriod is how often the runner reads its open signals back from the store
 	// to notice hand edits (0: DefaultFollowPeriod).
 	FollowPeriod time.Duration
+	// QuietAfter is how much market time a traded symbol may go flat with no proposal
+	// before the runner says it does not trade (0: never; package tradingstatus).
+	QuietAfter time.Duration
 	// LiveEntries and Retention bound the ledger where only the runner reaches it (File):
 	// past LiveEntries a symbol's oldest finished signals move to its archive, which
 	// Retention bounds (spec.history; the operator reads and bounds the other backends').
@@ -154,6 +157,8 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.DurationVar(&s.GracePeriod, "grace-period", 0, "runner exec: how long the process has between "+
 		"SIGTERM and SIGKILL; under --lease-duration minus --renew-deadline minus --retry-period, so that it is "+
 		"gone before another runner can take the Lease (default: half of that)")
+	fs.DurationVar(&s.QuietAfter, "quiet-after", 0, "market time a symbol may go flat with no proposal "+
+		"before the runner says it does not trade (NoProposals); 0 never does")
 	fs.StringVar(&s.PodUID, "pod-uid", getenv("POD_UID"),
 		"the UID of the runner's pod, recorded on its Lease with what it trades and drains (env POD_UID)")
 	fs.StringVar(&s.StrategyObject, "strategy-object", getenv("STRATEGY_OBJECT"),
@@ -266,6 +271,9 @@ Usage:
 	}
 	if s.FollowPeriod <= 0 {
 		problems = append(problems, fmt.Sprintf("--follow-period must be positive, got %s", s.FollowPeriod))
+	}
+	if s.QuietAfter < 0 {
+		problems = append(problems, fmt.Sprintf("--quiet-after must not be negative, got %s", s.QuietAfter))
 	}
 	problems = append(problems, s.checkTiming()...)
 	for _, a := range [][2]string{{"metrics-bind-address", s.MetricsBindAddress},

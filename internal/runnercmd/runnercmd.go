@@ -175,12 +175,16 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		log.Info("Draining symbols removed from the strategy: watching their signals until they close, opening none",
 			"symbols", s.Draining)
 	}
-	observer := m.Engine(s.Symbols)
-	engine := func(p *domain.Persistence, notify func(runner.Notice)) *runner.Engine {
+	metrics := m.Engine(s.Symbols)
+	// engine is the runner's engine on p, and starts telling whether it trades, on the
+	// Lease when c is not nil, until ctx ends.
+	engine := func(ctx context.Context, p *domain.Persistence, c client.Client, notify func(runner.Notice)) *runner.Engine {
+		watch := tradingWatch(s)
+		go tellTrading(ctx, watch, m, c, client.ObjectKey{Namespace: s.Namespace, Name: s.Lease}, s.PodUID, log)
 		return runner.New(runner.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
 			Symbols: s.Symbols, Draining: s.Draining, Source: source, Strategy: strat, Persist: p,
 			Limits: v1.DefaultSignalLimits, Rules: s.Rules, Start: start, Log: log, Notify: notify,
-			Observer: observer})
+			Observer: runner.Observers{metrics, watch}})
 	}
 	if k, _ := domain.Lookup(s.Backend); k.Home == domain.OnVolume {
 		files := k.OpenFiles(s.DataDir)
@@ -188,7 +192,7 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		defer func() { _ = p.Close() }()
 		// The folder's lock keeps others out; the operator cannot reach the ledger here, so
 		// the runner bounds it.
-		return loop(ctx, engine(p, nil), s, log, m, tendLedgers(p, files, s, log))
+		return loop(ctx, engine(ctx, p, nil, nil), s, log, m, tendLedgers(p, files, s, log))
 	}
 	return withState(ctx, s, log, m, func(leadCtx context.Context, b domain.Backend, c client.Client) error {
 		ctx, cancel := context.WithCancel(leadCtx) // the work stops on the Lease's loss, and on ctx's end
@@ -201,7 +205,7 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 				return err
 			}
 		}
-		return loop(ctx, engine(p, warnings(c, s, log)), s, log, m, nil)
+		return loop(ctx, engine(ctx, p, c, warnings(c, s, log)), s, log, m, nil)
 	})
 }
 

@@ -46,6 +46,8 @@ const (
 	MetricFencingToken           = "strategyops_runner_fencing_token"
 	MetricLeaseHeld              = "strategyops_runner_lease_held"
 	MetricReady                  = "strategyops_runner_ready"
+	MetricProposals              = "strategyops_runner_proposals_total"
+	MetricTrading                = "strategyops_runner_trading"
 )
 
 // Label names.
@@ -54,6 +56,7 @@ const (
 	labelSymbol   = "symbol"
 	labelEvent    = "event"
 	labelReason   = "reason"
+	labelOutcome  = "outcome"
 )
 
 // Phase is where a runner is in its life; only PhaseTrading is ready.
@@ -76,6 +79,7 @@ type Metrics struct {
 	token    prometheus.Gauge
 	held     prometheus.Gauge
 	ready    prometheus.Gauge
+	trading  *prometheus.GaugeVec
 	now      func() time.Time // time.Now; tests set it
 }
 
@@ -90,9 +94,25 @@ func New(strategy string) *Metrics {
 		Help: "1 while this runner holds the strategy's Lease (on File: its folder's lock), else 0."})
 	m.ready = prometheus.NewGauge(prometheus.GaugeOpts{Name: MetricReady, ConstLabels: labels,
 		Help: "1 while the runner is ready (restored and trading under the Lease, as /readyz), else 0."})
+	m.trading = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricTrading, ConstLabels: labels,
+		Help: "1 for the reason the runner trades or does not (Trading, ProposalsRefused, NoCandles, " +
+			"NoProposals, DrainingAll), 0 for the others; absent until its engine runs."}, []string{labelReason})
 	m.reg.MustRegister(m.held, m.ready)
 	m.SetPhase(PhaseStarting)
 	return m
+}
+
+// Trading records why the runner trades or does not: reason (one of reasons) is 1, the
+// others 0.
+func (m *Metrics) Trading(reason string, reasons []string) {
+	_ = m.reg.Register(m.trading) // once; already registered is fine
+	for _, r := range reasons {
+		v := 0.0
+		if r == reason {
+			v = 1
+		}
+		m.trading.WithLabelValues(r).Set(v)
+	}
 }
 
 // Registry is where the runner's own metrics are registered.
@@ -150,6 +170,9 @@ func (m *Metrics) Engine(symbols []string) *Engine {
 			"writer (a hand edit), after which the candle was decided again. The stores' own compare-and-swap " +
 			"retries and fenced writes are strategyops_store_conflicts_retried_total and " +
 			"strategyops_store_fenced_writes_total."}, []string{labelSymbol})
+	e.proposals = prometheus.NewCounterVec(prometheus.CounterOpts{Name: MetricProposals, ConstLabels: labels,
+		Help: "Signals the strategy proposed on the symbol, by outcome: accepted, or refused by the signal " +
+			"rules (the runner's log and the Strategy's Trading condition say why)."}, []string{labelSymbol, labelOutcome})
 	e.freshness = candleCollector{e: e,
 		since: prometheus.NewDesc(MetricSecondsSinceLastCandle, "Seconds since the runner last processed a candle "+
 			"of the symbol (wall clock; before its first candle, since the runner started trading).",
@@ -164,8 +187,11 @@ func (m *Metrics) Engine(symbols []string) *Engine {
 		e.pnlPercent.WithLabelValues(sym).Set(0)
 		e.pnlQuote.WithLabelValues(sym).Set(0)
 		e.conflicts.WithLabelValues(sym)
+		e.proposals.WithLabelValues(sym, outcomeAccepted)
+		e.proposals.WithLabelValues(sym, outcomeRefused)
 	}
-	m.reg.MustRegister(e.open, e.scheduled, e.pnlPercent, e.pnlQuote, e.events, e.conflicts, e.freshness)
+	m.reg.MustRegister(e.open, e.scheduled, e.pnlPercent, e.pnlQuote, e.events, e.conflicts, e.proposals,
+		e.freshness)
 	return e
 }
 
@@ -173,7 +199,7 @@ func (m *Metrics) Engine(symbols []string) *Engine {
 type Engine struct {
 	m                                     *Metrics
 	open, scheduled, pnlPercent, pnlQuote *prometheus.GaugeVec
-	events, conflicts                     *prometheus.CounterVec
+	events, conflicts, proposals          *prometheus.CounterVec
 	freshness                             candleCollector
 
 	mu     sync.Mutex
@@ -206,6 +232,21 @@ func (e *Engine) Recorded(symbol string, ev domain.HistoryEvent) {
 
 // StoreChanged counts a write that found the symbol's signal changed by another writer.
 func (e *Engine) StoreChanged(symbol string) { e.conflicts.WithLabelValues(symbol).Inc() }
+
+// The outcomes of a proposal.
+const (
+	outcomeAccepted = "accepted"
+	outcomeRefused  = "refused"
+)
+
+// Proposed counts a proposal of the strategy by its outcome.
+func (e *Engine) Proposed(symbol string, _ time.Time, refused error) {
+	outcome := outcomeAccepted
+	if refused != nil {
+		outcome = outcomeRefused
+	}
+	e.proposals.WithLabelValues(symbol, outcome).Inc()
+}
 
 // candleCollector computes the time since each symbol's last candle when scraped.
 type candleCollector struct {

@@ -107,7 +107,7 @@ var _ = Describe("kubectl on the API", func() {
 		sample := filepath.Join(samples, "trading_v1alpha1_strategystate.yaml")
 		out, err := cluster.Kubectl(ctx, "apply", "-n", ns, "-f", sample)
 		Expect(err).NotTo(HaveOccurred())
-		Expect(out).To(ContainSubstring("strategystate.trading.strategyops.dev/breakout-simulated-btcusdt created"))
+		Expect(out).To(ContainSubstring("strategystate.trading.strategyops.dev/example-simulated-btcusdt created"))
 
 		out, err = cluster.Kubectl(ctx, "get", "strategystates", "-n", ns)
 		Expect(err).NotTo(HaveOccurred())
@@ -115,8 +115,8 @@ var _ = Describe("kubectl on the API", func() {
 		Expect(header).To(Equal([]string{"NAME", "STRATEGY", "SYMBOL", "PHASE", "POSITION", "OPEN",
 			"TAKE PROFIT", "STOP LOSS", "AGE"}))
 		Expect(rows).To(ConsistOf(SatisfyAll(
-			HaveKeyWithValue("NAME", "breakout-simulated-btcusdt"),
-			HaveKeyWithValue("STRATEGY", "breakout"),
+			HaveKeyWithValue("NAME", "example-simulated-btcusdt"),
+			HaveKeyWithValue("STRATEGY", "example"),
 			HaveKeyWithValue("SYMBOL", "BTCUSDT"),
 			HaveKeyWithValue("PHASE", "Open"),
 			HaveKeyWithValue("POSITION", "long"),
@@ -129,7 +129,7 @@ var _ = Describe("kubectl on the API", func() {
 		out, err = cluster.Kubectl(ctx, "get", "sstates", "-n", ns, "-o", "wide")
 		Expect(err).NotTo(HaveOccurred())
 		_, rows = table(out)
-		Expect(rowNamed(rows, "breakout-simulated-btcusdt")).To(SatisfyAll(
+		Expect(rowNamed(rows, "example-simulated-btcusdt")).To(SatisfyAll(
 			HaveKeyWithValue("EXCHANGE", "simulated"),
 			HaveKeyWithValue("SIGNAL", "1af31ee8-c897-4000-a4dc-55369e459000"),
 		))
@@ -161,7 +161,7 @@ var _ = Describe("kubectl on the API", func() {
 			out, err := cluster.Kubectl(ctx, "get", "strategies", "-n", ns)
 			Expect(err).NotTo(HaveOccurred())
 			header, rows := table(out)
-			Expect(header).To(Equal([]string{"NAME", "BACKEND", "SYMBOLS", "READY", "OPEN SIGNALS", "AGE"}))
+			Expect(header).To(Equal([]string{"NAME", "BACKEND", "SYMBOLS", "READY", "TRADING", "OPEN SIGNALS", "AGE"}))
 			backends := map[string]string{}
 			for _, r := range rows {
 				backends[r["NAME"]] = r["BACKEND"]
@@ -181,6 +181,14 @@ var _ = Describe("kubectl on the API", func() {
 			Expect(rowNamed(rows, "breakout")).To(HaveKeyWithValue("OPEN SIGNALS", MatchRegexp(`^\d+$`)))
 			return column(rows, "READY")
 		}, 30*time.Second).Should(HaveEach("True"))
+		// Told by each runner on its Lease (not by a File runner, nor by a runner exec process).
+		Eventually(func(g Gomega) {
+			out, err := cluster.Kubectl(ctx, "get", "strategies", "-n", ns)
+			g.Expect(err).NotTo(HaveOccurred())
+			_, rows := table(out)
+			g.Expect(rowNamed(rows, "breakout")).To(HaveKeyWithValue("TRADING", "Trading"))
+			g.Expect(rowNamed(rows, "momentum-redis")).To(HaveKeyWithValue("TRADING", "Trading"))
+		}, 30*time.Second).Should(Succeed())
 
 		By("a StrategyState for each of breakout's symbols, and a signal its runner opened")
 		Eventually(func(g Gomega) {
@@ -193,7 +201,7 @@ var _ = Describe("kubectl on the API", func() {
 				HaveKeyWithValue("SIGNAL", HavePrefix("node-bot-DOGEUSDT-"))), "the Node process's signal")
 			g.Expect(rows).To(ContainElement(SatisfyAll(
 				HaveKeyWithValue("PHASE", BeElementOf("Open", "Scheduled")),
-				HaveKeyWithValue("SIGNAL", HavePrefix("breakout-")), // the sample's own signal has a uuid
+				HaveKeyWithValue("SIGNAL", HavePrefix("breakout-")), // opened by the breakout runner
 				HaveKeyWithValue("POSITION", BeElementOf("long", "short")),
 			)))
 		}, 90*time.Second, time.Second).Should(Succeed())

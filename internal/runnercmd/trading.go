@@ -1,0 +1,83 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package runnercmd
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/strategyops/strategy-operator/internal/handshake"
+	"github.com/strategyops/strategy-operator/internal/runner"
+	"github.com/strategyops/strategy-operator/internal/runnermetrics"
+	"github.com/strategyops/strategy-operator/internal/tradingstatus"
+)
+
+// tradingPeriod is how often the runner judges whether it trades, and at most how often
+// it records a change on its Lease.
+const tradingPeriod = 2 * time.Second
+
+// minFeedStale is the least time without a candle that counts as a stopped feed, whatever
+// the clock's speed: a candle's writes can take seconds when a store is slow.
+const minFeedStale = 2 * time.Minute
+
+// tradingWatch is what judges whether the runner of s trades.
+func tradingWatch(s runner.Settings) *tradingstatus.Watch {
+	trading := slices.DeleteFunc(slices.Clone(s.Symbols), func(sym string) bool { return slices.Contains(s.Draining, sym) })
+	candle := time.Duration(float64(time.Minute) / s.Speed) // one candle on the wall clock
+	return tradingstatus.New(tradingstatus.Config{Symbols: trading, FeedStale: max(5*candle, minFeedStale),
+		Quiet: s.QuietAfter}, s.Symbols, nil)
+}
+
+// tellTrading says, every tradingPeriod until ctx ends, whether the runner trades: a new
+// status goes to the log (a Warning when it does not trade), to the runner's metrics and,
+// when c is not nil, onto the Lease lease, where the operator reads it (the Strategy's
+// Trading condition). A status that could not be recorded is tried again next period.
+func tellTrading(ctx context.Context, w *tradingstatus.Watch, m *runnermetrics.Metrics, c client.Client,
+	lease client.ObjectKey, pod string, log *slog.Logger) {
+	var told, recorded tradingstatus.Status
+	tick := time.NewTicker(tradingPeriod)
+	defer tick.Stop()
+	for {
+		st := w.Status()
+		st.Pod = pod
+		if st != told {
+			m.Trading(st.Reason, tradingstatus.Reasons)
+			if st.Trading {
+				log.Info("Trading", "reason", st.Reason, "message", st.Message)
+			} else {
+				log.Warn("Not trading", "reason", st.Reason, "message", st.Message)
+			}
+			told = st
+		}
+		if c != nil && st != recorded {
+			if err := handshake.Annotate(ctx, c, lease, tradingstatus.Annotation, st); err == nil {
+				recorded = st
+			} else if ctx.Err() == nil {
+				log.Warn("Could not record on the Lease whether this runner trades; trying again", "error", err.Error())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
