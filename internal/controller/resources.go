@@ -257,8 +257,10 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []st
 		"--termination-message-path="+corev1.TerminationMessagePathDefault,
 		fmt.Sprintf("--metrics-bind-address=[$(%s)]:%d", PodIPEnv, MetricsPort),
 		fmt.Sprintf("--health-probe-bind-address=[$(%s)]:%d", PodIPEnv, HealthPort),
-		"--quiet-after="+s.EffectiveQuietAfter().String(),
 	)
+	if q := s.EffectiveQuietAfter(); q != v1.DefaultQuietAfter { // the runner's default: no new pod template
+		args = append(args, "--quiet-after="+q.String())
+	}
 	if len(draining) > 0 {
 		args = append(args, "--drain="+strings.Join(draining, ","))
 	}

@@ -28,6 +28,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -147,6 +148,7 @@ func (r *StrategyReconciler) ensurePod(ctx context.Context, sc *scope) (ctrl.Res
 			}
 			s.Status.PodName = ""
 			setCondition(s, v1.ConditionReady, false, ReasonPodReplacing, "replacing the pod; the new one starts once the old one is gone")
+			meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionTrading)
 			s.Status.Phase = v1.StrategyPending
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}

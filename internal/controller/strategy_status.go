@@ -54,13 +54,13 @@ func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) 
 func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 	s := sc.strategy
 	s.Status.PodName = pod.Name
-	meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionTrading) // told again by the ready runner
 	// A node that cannot get the image says so before any earlier failure of the runner.
 	if cs := runnerStatus(pod); cs != nil && cs.State.Waiting != nil && imagePullReasons[cs.State.Waiting.Reason] {
 		s.Status.Phase = v1.StrategyPending
 		setCondition(s, v1.ConditionReady, false, ReasonImagePullFailed,
 			fmt.Sprintf("pod %s cannot pull image %s (%s): %s", pod.Name, cs.Image,
 				cs.State.Waiting.Reason, cs.State.Waiting.Message))
+		meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionTrading)
 		return
 	}
 	if msg, failing := runnerFailure(pod); failing {
@@ -75,6 +75,7 @@ func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 		setCondition(s, v1.ConditionReady, false, reason,
 			fmt.Sprintf("the runner of pod %s keeps failing: %s", pod.Name, msg))
 		setCondition(s, v1.ConditionDegraded, true, reason, msg)
+		meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionTrading)
 		return
 	}
 	ready := pod.Status.Phase == corev1.PodRunning && podReady(pod)
@@ -82,24 +83,28 @@ func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 	case ready:
 		s.Status.Phase = v1.StrategyRunning
 		setCondition(s, v1.ConditionReady, true, ReasonRunning, fmt.Sprintf("pod %s is running", pod.Name))
-		setTrading(sc, pod)
+		if setTrading(sc, pod) {
+			return
+		}
 	default:
 		s.Status.Phase = v1.StrategyPending
 		setCondition(s, v1.ConditionReady, false, ReasonPodPending, fmt.Sprintf("pod %s is %s", pod.Name, podPhase(pod)))
 	}
+	meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionTrading) // no ready runner has told
 }
 
 // setTrading shows whether the runner of pod, ready, trades, as it recorded on the Lease
-// (package tradingstatus); nothing until it has.
-func setTrading(sc *scope, pod *corev1.Pod) {
+// (package tradingstatus), and reports whether it has recorded that.
+func setTrading(sc *scope, pod *corev1.Pod) bool {
 	if sc.lease == nil {
-		return
+		return false
 	}
 	st, ok, err := tradingstatus.Read(sc.lease, string(pod.UID))
 	if err != nil || !ok {
-		return
+		return false
 	}
 	setCondition(sc.strategy, v1.ConditionTrading, st.Trading, st.Reason, st.Message)
+	return true
 }
 
 // stableAfter is how long a runner restarted after a failure must run before it counts
@@ -163,6 +168,7 @@ func (r *StrategyReconciler) setStopped(sc *scope, phase v1.StrategyPhase, reaso
 	sc.strategy.Status.Phase = phase
 	sc.strategy.Status.PodName = ""
 	setCondition(sc.strategy, v1.ConditionReady, false, reason, msg)
+	meta.RemoveStatusCondition(&sc.strategy.Status.Conditions, v1.ConditionTrading) // no runner
 }
 
 func setCondition(s *v1.Strategy, t string, ok bool, reason, msg string) {
@@ -196,7 +202,8 @@ func (r *StrategyReconciler) recordTransitions(sc *scope) {
 		// other than a passing one.
 		warnsWhenTrue := c.Type == v1.ConditionDegraded || c.Type == v1.ConditionStorageNearLimit
 		if warnsWhenTrue == (c.Status == metav1.ConditionTrue) && c.Reason != ReasonPodPending &&
-			c.Reason != ReasonPodReplacing && c.Reason != ReasonSuspended && c.Reason != ReasonDeleting {
+			c.Reason != ReasonPodReplacing && c.Reason != ReasonSuspended && c.Reason != ReasonDeleting &&
+			c.Reason != tradingstatus.ReasonDrainingAll { // asked for: a change of identity
 			kind = corev1.EventTypeWarning
 		}
 		r.eventAs(sc.strategy, kind, c.Reason, conditionAction(c), fmt.Sprintf("%s=%s: %s", c.Type, c.Status, c.Message))

@@ -20,6 +20,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
@@ -43,7 +44,8 @@ var _ = Describe("Whether a strategy trades", func() {
 		Expect(direct.Create(ctx, s)).To(Succeed())
 		pod := runnerPod(s)
 		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
-		Expect(pod.Spec.Containers[0].Args).To(ContainElement("--quiet-after=24h0m0s"), "spec.quietAfter's default")
+		Expect(pod.Spec.Containers[0].Args).NotTo(ContainElement(HavePrefix("--quiet-after")),
+			"spec.quietAfter's default is the runner's: an upgrade makes no new pod template")
 		markRunning(ctx, pod)
 		Eventually(condition(ctx, s, v1.ConditionReady), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonRunning))
 		Consistently(condition(ctx, s, v1.ConditionTrading), "2s").Should(BeNil(), "the runner has told nothing yet")
@@ -80,6 +82,13 @@ var _ = Describe("Whether a strategy trades", func() {
 		Expect(condition(ctx, s, v1.ConditionReady)()).To(haveStatus(metav1.ConditionTrue, controller.ReasonRunning),
 			"the runner itself is well")
 
+		By("new words for the same cause keep its transition time")
+		before := condition(ctx, s, v1.ConditionTrading)().LastTransitionTime
+		time.Sleep(1100 * time.Millisecond) // a new transition time would differ by a second
+		tell(pod.UID, tradingstatus.Status{Reason: tradingstatus.ReasonProposalsRefused, Message: refused + " (again)"})
+		Eventually(condition(ctx, s, v1.ConditionTrading), timeout).Should(HaveField("Message", HaveSuffix("(again)")))
+		Expect(condition(ctx, s, v1.ConditionTrading)()).To(HaveField("LastTransitionTime", before))
+
 		By("trading again, then another cause: an event each")
 		tell(pod.UID, tradingstatus.Status{Trading: true, Reason: tradingstatus.ReasonTrading, Message: "trading BTCUSDT"})
 		Eventually(condition(ctx, s, v1.ConditionTrading), timeout).Should(haveStatus(metav1.ConditionTrue,
@@ -89,5 +98,13 @@ var _ = Describe("Whether a strategy trades", func() {
 		Expect(warnings()).To(HaveEach(Not(ContainSubstring("Trading=False: old"))))
 		Expect(slices.DeleteFunc(warnings(), func(w string) bool { return !strings.Contains(w, "Trading=False") })).
 			To(HaveLen(2), "one warning a cause")
+
+		By("draining every symbol, asked for, is no warning; a suspended strategy has no runner to tell")
+		tell(pod.UID, tradingstatus.Status{Reason: tradingstatus.ReasonDrainingAll, Message: "every symbol is drained"})
+		Eventually(condition(ctx, s, v1.ConditionTrading), timeout).Should(haveStatus(metav1.ConditionFalse,
+			tradingstatus.ReasonDrainingAll))
+		Consistently(warnings, "2s").ShouldNot(ContainElement(ContainSubstring("every symbol is drained")))
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.Suspend = true })
+		Eventually(condition(ctx, s, v1.ConditionTrading), timeout).Should(BeNil())
 	})
 })

@@ -565,7 +565,7 @@ func (e *Engine) propose(ctx context.Context, st *symbolState, t tick) (*action,
 		kind, current = KindSchedule, nil
 	}
 	if err := v1.ValidateSignal(row, e.cfg.Limits, current); err != nil {
-		e.cfg.Log.Warn("Strategy proposed an invalid signal; skipped", "symbol", st.key.Symbol, "error", err.Error())
+		e.cfg.Log.Info("Strategy proposed an invalid signal; skipped", "symbol", st.key.Symbol, "error", err.Error())
 		e.cfg.Observer.Proposed(st.key.Symbol, c.Time, err)
 		return nil, nil
 	}

@@ -83,6 +83,7 @@ type Settings struct {
 	FollowPeriod time.Duration
 	// QuietAfter is how much market time a traded symbol may go flat with no proposal
 	// before the runner says it does not trade (0: never; package tradingstatus).
+	// Default: v1.DefaultQuietAfter, spec.quietAfter's.
 	QuietAfter time.Duration
 	// LiveEntries and Retention bound the ledger where only the runner reaches it (File):
 	// past LiveEntries a symbol's oldest finished signals move to its archive, which
@@ -118,6 +119,11 @@ func (o optionList) Set(v string) error {
 	}
 	o[k] = val
 	return nil
+}
+
+// Traded are the symbols the runner trades: Symbols but those it drains.
+func (s Settings) Traded() []string {
+	return slices.DeleteFunc(slices.Clone(s.Symbols), func(sym string) bool { return slices.Contains(s.Draining, sym) })
 }
 
 // ParseSettings reads the command line; getenv supplies defaults (STRATEGY_NAME,
@@ -157,8 +163,8 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.DurationVar(&s.GracePeriod, "grace-period", 0, "runner exec: how long the process has between "+
 		"SIGTERM and SIGKILL; under --lease-duration minus --renew-deadline minus --retry-period, so that it is "+
 		"gone before another runner can take the Lease (default: half of that)")
-	fs.DurationVar(&s.QuietAfter, "quiet-after", 0, "market time a symbol may go flat with no proposal "+
-		"before the runner says it does not trade (NoProposals); 0 never does")
+	fs.DurationVar(&s.QuietAfter, "quiet-after", v1.DefaultQuietAfter, "market time a symbol may go flat with "+
+		"no proposal before the runner says it does not trade (NoProposals); 0 never does")
 	fs.StringVar(&s.PodUID, "pod-uid", getenv("POD_UID"),
 		"the UID of the runner's pod, recorded on its Lease with what it trades and drains (env POD_UID)")
 	fs.StringVar(&s.StrategyObject, "strategy-object", getenv("STRATEGY_OBJECT"),

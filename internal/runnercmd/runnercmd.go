@@ -192,6 +192,8 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		defer func() { _ = p.Close() }()
 		// The folder's lock keeps others out; the operator cannot reach the ledger here, so
 		// the runner bounds it.
+		ctx, cancel := context.WithCancel(ctx) // the engine's helpers end with the loop
+		defer cancel()
 		return loop(ctx, engine(ctx, p, nil, nil), s, log, m, tendLedgers(p, files, s, log))
 	}
 	return withState(ctx, s, log, m, func(leadCtx context.Context, b domain.Backend, c client.Client) error {

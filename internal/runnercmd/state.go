@@ -20,7 +20,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -99,9 +98,8 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 			return fmt.Errorf("raising the fencing floor: %w", err)
 		}
 		// Fenced: tell the operator what this holder trades and drains (package handshake).
-		trading := slices.DeleteFunc(slices.Clone(s.Symbols), func(sym string) bool { return slices.Contains(s.Draining, sym) })
 		go recordHandshake(ctx, c, client.ObjectKey{Namespace: s.Namespace, Name: s.Lease}, handshake.Record{
-			Holder: identity, Pod: s.PodUID, Symbols: trading, Draining: s.Draining}, log)
+			Holder: identity, Pod: s.PodUID, Symbols: s.Traded(), Draining: s.Draining}, log)
 		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
 		return work(ctx, l.Wrap(backend(f)), c)
 	})

@@ -19,7 +19,6 @@ package runnercmd
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,36 +39,42 @@ const minFeedStale = 2 * time.Minute
 
 // tradingWatch is what judges whether the runner of s trades.
 func tradingWatch(s runner.Settings) *tradingstatus.Watch {
-	trading := slices.DeleteFunc(slices.Clone(s.Symbols), func(sym string) bool { return slices.Contains(s.Draining, sym) })
 	candle := time.Duration(float64(time.Minute) / s.Speed) // one candle on the wall clock
-	return tradingstatus.New(tradingstatus.Config{Symbols: trading, FeedStale: max(5*candle, minFeedStale),
+	return tradingstatus.New(tradingstatus.Config{Symbols: s.Traded(), FeedStale: max(5*candle, minFeedStale),
 		Quiet: s.QuietAfter}, s.Symbols, nil)
 }
 
+// restateAfter is how long a status whose reason stays the same keeps its recorded words
+// (a refusal's numbers change with every proposal): at most one Lease write and one log
+// line a minute while the reason holds.
+const restateAfter = time.Minute
+
 // tellTrading says, every tradingPeriod until ctx ends, whether the runner trades: a new
-// status goes to the log (a Warning when it does not trade), to the runner's metrics and,
-// when c is not nil, onto the Lease lease, where the operator reads it (the Strategy's
-// Trading condition). A status that could not be recorded is tried again next period.
+// reason at once, new words for the same reason at most every restateAfter. It goes to
+// the log (a Warning when the runner does not trade), to the runner's metrics and, when c
+// is not nil, onto the Lease lease, where the operator reads it (the Strategy's Trading
+// condition). A status that could not be recorded is tried again next period.
 func tellTrading(ctx context.Context, w *tradingstatus.Watch, m *runnermetrics.Metrics, c client.Client,
 	lease client.ObjectKey, pod string, log *slog.Logger) {
 	var told, recorded tradingstatus.Status
+	var toldAt time.Time
 	tick := time.NewTicker(tradingPeriod)
 	defer tick.Stop()
 	for {
 		st := w.Status()
 		st.Pod = pod
-		if st != told {
+		if st.Reason != told.Reason || st.Message != told.Message && time.Since(toldAt) >= restateAfter {
 			m.Trading(st.Reason, tradingstatus.Reasons)
 			if st.Trading {
 				log.Info("Trading", "reason", st.Reason, "message", st.Message)
 			} else {
 				log.Warn("Not trading", "reason", st.Reason, "message", st.Message)
 			}
-			told = st
+			told, toldAt = st, time.Now()
 		}
-		if c != nil && st != recorded {
-			if err := handshake.Annotate(ctx, c, lease, tradingstatus.Annotation, st); err == nil {
-				recorded = st
+		if c != nil && told != recorded {
+			if err := handshake.Annotate(ctx, c, lease, tradingstatus.Annotation, told); err == nil {
+				recorded = told
 			} else if ctx.Err() == nil {
 				log.Warn("Could not record on the Lease whether this runner trades; trying again", "error", err.Error())
 			}

@@ -45,7 +45,7 @@ func TestTellsWhetherItTrades(t *testing.T) {
 			tradingstatus.ReasonProposalsRefused, "stop loss"},
 		{"a strategy that never proposes", []string{"--strategy=scripted", "--option=file=" + os.DevNull,
 			"--quiet-after=2h"}, tradingstatus.ReasonNoProposals, "proposed nothing on BTCUSDT"},
-		{"a strategy that trades", []string{"--strategy=indicator", "--quiet-after=24h"},
+		{"a strategy that trades", []string{"--strategy=indicator", "--quiet-after=0s"},
 			tradingstatus.ReasonTrading, "trading BTCUSDT"},
 	}
 	for _, tc := range cases {

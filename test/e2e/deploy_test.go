@@ -21,6 +21,7 @@ package e2e
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +29,8 @@ import (
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+
+	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
 const (
@@ -84,6 +87,25 @@ var _ = Describe("The operator installed with make deploy", Ordered, func() {
 				"the administrator's kubeconfig reached the manager")
 			Expect(kubectl(ctx, "get", "pod", name, "-n", operatorNamespace, "-o",
 				`jsonpath={.spec.containers[0].args}`)).To(ContainSubstring("--runner-image=strategy-runner:dev"))
+		}
+	})
+
+	It("installs every role the docs name, under the name they give", func(ctx SpecContext) {
+		named := regexp.MustCompile("`([a-z0-9-]+-role)`")
+		docs, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "docs", "*.md"))
+		Expect(err).NotTo(HaveOccurred())
+		roles := map[string]bool{}
+		for _, f := range append(docs, filepath.Join(testenv.RepoRoot(), "README.md")) {
+			data, err := os.ReadFile(f)
+			Expect(err).NotTo(HaveOccurred())
+			for _, m := range named.FindAllStringSubmatch(string(data), -1) {
+				roles[m[1]] = true
+			}
+		}
+		Expect(roles).To(HaveKey("strategy-operator-strategy-editor-role"), "the role a Strategy author is bound to")
+		for role := range roles {
+			_, err := cluster.Kubectl(ctx, "get", "clusterrole", role)
+			Expect(err).NotTo(HaveOccurred(), "the docs name ClusterRole %s, which make deploy does not install", role)
 		}
 	})
 
