@@ -339,7 +339,9 @@ type StrategySpec struct {
 	// quietAfter is how much market time a symbol may go with no signal and no proposal
 	// before the Strategy says it is not trading (Trading=False, reason NoProposals); 0s
 	// never does. Refused proposals and a market feed that stopped are told whatever it is.
-	// +kubebuilder:default="24h"
+	// (The default is written as Go writes a duration, so that a client's round trip of an
+	// unchanged spec changes nothing.)
+	// +kubebuilder:default="24h0m0s"
 	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s')",message="quietAfter must not be negative"
 	// +optional
 	QuietAfter *metav1.Duration `json:"quietAfter,omitempty"`
