@@ -48,12 +48,13 @@ func TestTellsWhetherItTrades(t *testing.T) {
 		{"a strategy that trades", []string{"--strategy=indicator", "--quiet-after=0s"},
 			tradingstatus.ReasonTrading, "trading BTCUSDT"},
 	}
+	kubeconfig := env.Kubeconfig(t) // once: envtest adds its users one at a time
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			ns := leaseNamespace(ctx, t)
-			p := startProcess(t, env.Kubeconfig(t), append([]string{"--strategy-name=lease-test",
+			p := startProcess(t, kubeconfig, append([]string{"--strategy-name=lease-test",
 				"--exchange=simulated", "--symbols=BTCUSDT", "--backend=ConfigMap", "--namespace=" + ns,
 				"--lease=" + leaseName, "--pod-uid=pod-" + ns, "--start=2026-11-01T00:00:00Z", "--speed=3000"},
 				append(observed, tc.args...)...))
