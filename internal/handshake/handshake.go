@@ -79,15 +79,24 @@ func Annotate(ctx context.Context, c client.Client, lease client.ObjectKey, name
 // Current is the record of the runner that holds l now, in the pod pod (its UID): false
 // when l records none, or one of another holder or pod (a runner not yet started, or gone).
 func Current(l *coordinationv1.Lease, pod string) (Record, bool, error) {
-	raw, ok := l.Annotations[Annotation]
-	if !ok || pod == "" {
-		return Record{}, false, nil
-	}
 	var r Record
-	if err := json.Unmarshal([]byte(raw), &r); err != nil {
-		return Record{}, false, fmt.Errorf("the annotation %s of Lease %s: %w", Annotation, l.Name, err)
+	if ok, err := Decode(l, Annotation, &r); !ok || pod == "" {
+		return Record{}, false, err
 	}
 	return r, r.Holder != "" && r.Holder == ptr.Deref(l.Spec.HolderIdentity, "") && r.Pod == pod, nil
+}
+
+// Decode reads the annotation name of l, written by Annotate, into v; false when l has
+// none.
+func Decode(l *coordinationv1.Lease, name string, v any) (bool, error) {
+	raw, ok := l.Annotations[name]
+	if !ok {
+		return false, nil
+	}
+	if err := json.Unmarshal([]byte(raw), v); err != nil {
+		return false, fmt.Errorf("the annotation %s of Lease %s: %w", name, l.Name, err)
+	}
+	return true, nil
 }
 
 // Held reports whether a runner holds l at now: it names a holder whose last renewal is

@@ -21,7 +21,6 @@ limitations under the License.
 package tradingstatus
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -30,6 +29,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 
+	"github.com/strategyops/strategy-operator/internal/handshake"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 )
 
@@ -71,13 +71,9 @@ type Status struct {
 // Read is the status recorded on l by the runner of pod pod (its UID); false when l holds
 // none, or one of another pod.
 func Read(l *coordinationv1.Lease, pod string) (Status, bool, error) {
-	raw, ok := l.Annotations[Annotation]
-	if !ok || pod == "" {
-		return Status{}, false, nil
-	}
 	var s Status
-	if err := json.Unmarshal([]byte(raw), &s); err != nil {
-		return Status{}, false, fmt.Errorf("the annotation %s of Lease %s: %w", Annotation, l.Name, err)
+	if ok, err := handshake.Decode(l, Annotation, &s); !ok || pod == "" {
+		return Status{}, false, err
 	}
 	return s, s.Pod == pod, nil
 }
