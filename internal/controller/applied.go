@@ -73,6 +73,9 @@ func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 		applied = r.decide(sc, prev, &want, live, quiet)
 	}
 	s.Status.Applied = &applied
+	if prev != nil {
+		sc.released = releasedBy(prev, &applied)
+	}
 	if len(applied.Draining) > 0 {
 		setCondition(s, v1.ConditionDraining, true, ReasonDraining, fmt.Sprintf("watching %s until their signals close; "+
 			"no new signal opens on them", strings.Join(applied.Draining, ", ")))
@@ -169,18 +172,9 @@ func (r *StrategyReconciler) quietSymbols(ctx context.Context, s *v1.Strategy, p
 // scheduled signal.
 func (r *StrategyReconciler) liveSymbols(ctx context.Context, s *v1.Strategy, at place,
 	prev *v1.AppliedState) ([]string, error) {
-	ctx, cancel := withDeadline(ctx, at)
-	defer cancel()
-	backend, closeState, err := r.openState(ctx, s, at, false)
-	if err != nil {
-		return nil, err
-	}
-	defer closeState()
-	p := domain.New(backend)
-	defer func() { _ = p.Close() }()
 	// A store object deleted by hand, made again later in this pass, is unknown (Missing):
 	// held back as if a signal were open.
-	states, err := p.ReadSymbols(ctx, prev.StrategyName, prev.ExchangeName,
+	states, err := r.readStates(ctx, s, at, prev.StrategyName, prev.ExchangeName,
 		append(slices.Clone(prev.Symbols), prev.Draining...), false)
 	if err != nil {
 		return nil, err
@@ -192,4 +186,20 @@ func (r *StrategyReconciler) liveSymbols(ctx context.Context, s *v1.Strategy, at
 		}
 	}
 	return live, nil
+}
+
+// releasedBy is what applied releases of prev: the symbols prev watched that applied does
+// not, under prev's identity (nil when none).
+func releasedBy(prev, applied *v1.AppliedState) *v1.AppliedState {
+	kept := append(slices.Clone(applied.Symbols), applied.Draining...)
+	if prev.StrategyName != applied.StrategyName || prev.ExchangeName != applied.ExchangeName {
+		kept = nil
+	}
+	gone := slices.DeleteFunc(append(slices.Clone(prev.Symbols), prev.Draining...), func(sym string) bool {
+		return slices.Contains(kept, sym)
+	})
+	if len(gone) == 0 {
+		return nil
+	}
+	return &v1.AppliedState{StrategyName: prev.StrategyName, ExchangeName: prev.ExchangeName, Symbols: gone}
 }

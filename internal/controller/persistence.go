@@ -64,15 +64,6 @@ type signalSummary struct {
 func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, at place,
 	ledger bool) (signalSummary, error) {
 	var sum signalSummary
-	ctx, cancel := withDeadline(ctx, at)
-	defer cancel()
-	backend, closeState, err := r.openState(ctx, s, at, false)
-	if err != nil {
-		return sum, err
-	}
-	defer closeState()
-	p := domain.New(backend)
-	defer func() { _ = p.Close() }()
 	symbols := slices.Clone(s.Spec.Symbols)
 	if a := s.Status.Applied; a != nil && ledger {
 		for _, d := range a.Draining {
@@ -81,7 +72,7 @@ func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, at
 			}
 		}
 	}
-	states, err := p.ReadSymbols(ctx, s.EffectiveStrategyName(), s.Spec.ExchangeName, symbols, ledger)
+	states, err := r.readStates(ctx, s, at, s.EffectiveStrategyName(), s.Spec.ExchangeName, symbols, ledger)
 	if err != nil {
 		return sum, err
 	}
@@ -92,15 +83,43 @@ func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, at
 		case st.Signal != nil && slices.Contains(s.Spec.Symbols, st.Symbol):
 			sum.open++
 		}
-		if h := st.LastClosed; h != nil {
-			c := h.Close()
-			at := metav1.NewTime(time.UnixMilli(c.At).Add(time.Minute).UTC())
-			if sum.lastClosed == nil || sum.lastClosed.ClosedAt.Before(&at) {
-				sum.lastClosed = &v1.ClosedSignal{ID: h.ID, Symbol: h.Symbol, Reason: c.Reason, ClosedAt: at, PnL: c.PnL}
-			}
-		}
+		sum.lastClosed = later(sum.lastClosed, closedSignal(st.LastClosed))
 	}
 	return sum, nil
+}
+
+// readStates reads what symbols of the state identity name/exchange hold, at s's place at,
+// and with ledger each one's last close.
+func (r *StrategyReconciler) readStates(ctx context.Context, s *v1.Strategy, at place, name, exchange string,
+	symbols []string, ledger bool) ([]domain.SymbolState, error) {
+	ctx, cancel := withDeadline(ctx, at)
+	defer cancel()
+	backend, closeState, err := r.openState(ctx, s, at, false)
+	if err != nil {
+		return nil, err
+	}
+	defer closeState()
+	p := domain.New(backend)
+	defer func() { _ = p.Close() }()
+	return p.ReadSymbols(ctx, name, exchange, symbols, ledger)
+}
+
+// closedSignal is the close of a ledger entry as the Strategy shows it (nil for nil).
+func closedSignal(h *domain.HistoryEntry) *v1.ClosedSignal {
+	if h == nil {
+		return nil
+	}
+	c := h.Close()
+	return &v1.ClosedSignal{ID: h.ID, Symbol: h.Symbol, Reason: c.Reason,
+		ClosedAt: metav1.NewTime(time.UnixMilli(c.At).Add(time.Minute).UTC()), PnL: c.PnL}
+}
+
+// later is the later of two closes; either may be nil.
+func later(a, b *v1.ClosedSignal) *v1.ClosedSignal {
+	if a == nil || b != nil && a.ClosedAt.Before(&b.ClosedAt) {
+		return b
+	}
+	return a
 }
 
 // migrate copies the state of s from one place to another: signal, schedule, snapshot,

@@ -66,6 +66,9 @@ const (
 	ReasonDeleting           = "Deleting"
 	// ReasonRunnerFailing: the runner exits with an error and is restarted, again and again.
 	ReasonRunnerFailing = "RunnerFailing"
+	// ReasonControlPlaneOutage: the API server did not answer the runner's Lease renewals,
+	// so it stopped trading; it stands by in its pod to take the Lease again.
+	ReasonControlPlaneOutage = "ControlPlaneOutage"
 	// ReasonPrimaryBehindReplica: the runner refuses to trade because a replica holds newer
 	// state than the backend, which lost it (domain.ErrPrimaryBehind); runner
 	// restore-from-replica brings it back.
@@ -141,6 +144,9 @@ type scope struct {
 	activeDB *v1.SecretKeyRef
 	// draining are the symbols the runner watches but opens nothing on (see applySpec).
 	draining []string
+	// released are the symbols this pass took off the runner, under the identity they had:
+	// their ledgers' last closes still count for status.lastClosedSignal.
+	released *v1.AppliedState
 	// holdPod keeps the running pod while a spec change waits (updatePolicy WhenFlat).
 	holdPod bool
 	// retryAfter, when set, brings the strategy back that soon even if the pass succeeds

@@ -45,10 +45,21 @@ func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) 
 		ctrl.LoggerFrom(ctx).Error(err, "Could not read the strategy's signals")
 		return
 	}
-	sc.strategy.Status.OpenSignals = &sum.open
-	if sum.lastClosed != nil { // an archived ledger keeps the last close shown
-		sc.strategy.Status.LastClosedSignal = sum.lastClosed
+	s := sc.strategy
+	s.Status.OpenSignals = &sum.open
+	last := sum.lastClosed
+	if rel := sc.released; rel != nil { // closes of symbols this pass released count too
+		states, err := r.readStates(ctx, s, sc.activePlace(), rel.StrategyName, rel.ExchangeName, rel.Symbols, true)
+		if err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Could not read the ledgers of the released symbols")
+		}
+		for _, st := range states {
+			last = later(last, closedSignal(st.LastClosed))
+		}
 	}
+	// Never an older close than the one shown: an archived ledger, or a symbol released
+	// since, keeps the last close shown.
+	s.Status.LastClosedSignal = later(s.Status.LastClosedSignal, last)
 }
 
 func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
@@ -78,6 +89,15 @@ func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 		meta.RemoveStatusCondition(&s.Status.Conditions, v1.ConditionTrading)
 		return
 	}
+	if st, ok := told(sc, pod); ok && st.Reason == tradingstatus.ReasonLeaseNotRenewed {
+		// An outage, not a failure: the runner keeps its place and trades again once it
+		// holds the Lease.
+		s.Status.Phase = v1.StrategyRunning
+		setCondition(s, v1.ConditionReady, false, ReasonControlPlaneOutage,
+			fmt.Sprintf("the runner of pod %s stands by: %s", pod.Name, st.Message))
+		setCondition(s, v1.ConditionTrading, false, st.Reason, st.Message)
+		return
+	}
 	ready := pod.Status.Phase == corev1.PodRunning && podReady(pod)
 	switch {
 	case ready:
@@ -96,15 +116,20 @@ func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {
 // setTrading shows whether the runner of pod, ready, trades, as it recorded on the Lease
 // (package tradingstatus), and reports whether it has recorded that.
 func setTrading(sc *scope, pod *corev1.Pod) bool {
+	st, ok := told(sc, pod)
+	if ok {
+		setCondition(sc.strategy, v1.ConditionTrading, st.Trading, st.Reason, st.Message)
+	}
+	return ok
+}
+
+// told is what the runner of pod last recorded on the Lease about its trading, if anything.
+func told(sc *scope, pod *corev1.Pod) (tradingstatus.Status, bool) {
 	if sc.lease == nil {
-		return false
+		return tradingstatus.Status{}, false
 	}
 	st, ok, err := tradingstatus.Read(sc.lease, string(pod.UID))
-	if err != nil || !ok {
-		return false
-	}
-	setCondition(sc.strategy, v1.ConditionTrading, st.Trading, st.Reason, st.Message)
-	return true
+	return st, ok && err == nil
 }
 
 // stableAfter is how long a runner restarted after a failure must run before it counts

@@ -54,7 +54,7 @@ var _ = Describe("Whether a strategy trades", func() {
 		tell := func(uid types.UID, st tradingstatus.Status) {
 			st.Pod = string(uid)
 			Expect(handshake.Annotate(ctx, direct, types.NamespacedName{Namespace: ns, Name: controller.LeaseName(s)},
-				tradingstatus.Annotation, st)).To(Succeed())
+				tradingstatus.Annotation, st, "")).To(Succeed())
 		}
 		warnings := func() []string {
 			var list eventsv1.EventList
@@ -98,6 +98,19 @@ var _ = Describe("Whether a strategy trades", func() {
 		Expect(warnings()).To(HaveEach(Not(ContainSubstring("Trading=False: old"))))
 		Expect(slices.DeleteFunc(warnings(), func(w string) bool { return !strings.Contains(w, "Trading=False") })).
 			To(HaveLen(2), "one warning a cause")
+
+		By("a control-plane outage cost the runner its Lease: told as such, not as a failing runner")
+		outage := "could not renew the Lease for 12s: the API server did not answer; standing by to take it again"
+		tell(pod.UID, tradingstatus.Status{Reason: tradingstatus.ReasonLeaseNotRenewed, Message: outage})
+		Eventually(condition(ctx, s, v1.ConditionReady), timeout).Should(And(
+			haveStatus(metav1.ConditionFalse, controller.ReasonControlPlaneOutage), HaveField("Message", ContainSubstring(outage))))
+		Expect(condition(ctx, s, v1.ConditionTrading)()).To(haveStatus(metav1.ConditionFalse,
+			tradingstatus.ReasonLeaseNotRenewed))
+		Expect(condition(ctx, s, v1.ConditionDegraded)()).To(BeNil(), "an outage is not the runner's failure")
+		Expect(get(ctx, s)).To(Succeed())
+		Expect(s.Status.Phase).To(Equal(v1.StrategyRunning))
+		tell(pod.UID, tradingstatus.Status{Trading: true, Reason: tradingstatus.ReasonTrading, Message: "trading BTCUSDT"})
+		Eventually(condition(ctx, s, v1.ConditionReady), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonRunning))
 
 		By("draining every symbol, asked for, is no warning; a suspended strategy has no runner to tell")
 		tell(pod.UID, tradingstatus.Status{Reason: tradingstatus.ReasonDrainingAll, Message: "every symbol is drained"})

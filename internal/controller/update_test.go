@@ -112,14 +112,34 @@ var _ = Describe("Spec changes never strand a trade", func() {
 		Expect(roleNames(s)).To(ContainElement(ethSignal), "the runner may still write the drained symbol's state")
 		Eventually(func() *int32 { _ = get(ctx, s); return s.Status.OpenSignals }, timeout).Should(HaveValue(BeEquivalentTo(1)))
 
+		// closes records a close of sym's signal at minute at in its ledger, as the runner does.
+		closes := func(sym string, at time.Time) {
+			sig := openSignal(s, sym)
+			Expect(p.RecordHistory(ctx, key(s, sym), sig, sig.ID, domain.HistoryEvent{Kind: domain.EventClosed,
+				At: at.UnixMilli(), Price: 101, Reason: "take_profit"})).To(Succeed())
+		}
+		lastClosed := func() string {
+			_ = get(ctx, s)
+			if c := s.Status.LastClosedSignal; c != nil {
+				return c.Symbol
+			}
+			return ""
+		}
+		closes("BTCUSDT", time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
+		Eventually(lastClosed, timeout).Should(Equal("BTCUSDT"))
+
 		By("the signal closes: the symbol is released once the runner confirms it drains it")
 		Expect(p.WriteSignal(ctx, key(s, "ETHUSDT"), nil)).To(Succeed())
+		closes("ETHUSDT", time.Date(2026, 11, 20, 11, 0, 0, 0, time.UTC))
+		Eventually(lastClosed, timeout).Should(Equal("ETHUSDT"), "a drained symbol's close is the last close")
 		Consistently(args(s), 3*time.Second).Should(ContainElement("--drain=ETHUSDT"),
 			"no runner has said it opens nothing there: it stays")
 		Eventually(confirmedArgs(s), timeout).Should(And(ContainElement("--symbols=BTCUSDT"),
 			Not(ContainElement(HavePrefix("--drain")))))
 		Eventually(condition(ctx, s, v1.ConditionDraining), timeout).Should(BeNil())
 		Expect(roleNames(s)).NotTo(ContainElement(ethSignal))
+		Consistently(lastClosed, 3*time.Second).Should(Equal("ETHUSDT"),
+			"released, its close stays the last: the status never goes back to an older one")
 	})
 
 	It("refuses a new strategyName while a signal is open, saying how to proceed, and applies it once flat", func() {

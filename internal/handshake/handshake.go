@@ -24,8 +24,10 @@ package handshake
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -48,14 +50,19 @@ type Record struct {
 	Draining []string `json:"draining,omitempty"`
 }
 
+// ErrNotHeld: the Lease is held by a runner of another pod; its annotations are that
+// runner's to write.
+var ErrNotHeld = errors.New("the Lease is held by another pod's runner")
+
 // Write records r on the Lease lease, which its runner holds.
 func Write(ctx context.Context, c client.Client, lease client.ObjectKey, r Record) error {
-	return Annotate(ctx, c, lease, Annotation, r)
+	return Annotate(ctx, c, lease, Annotation, r, r.Holder)
 }
 
-// Annotate sets the annotation name of the Lease lease to v in JSON: what the runner
-// holding it tells the operator.
-func Annotate(ctx context.Context, c client.Client, lease client.ObjectKey, name string, v any) error {
+// Annotate sets the annotation name of the Lease lease to v in JSON: what a runner tells
+// the operator. It writes only while the Lease's holder identity starts with holders (a
+// runner of this pod) or nobody holds it, and returns ErrNotHeld otherwise.
+func Annotate(ctx context.Context, c client.Client, lease client.ObjectKey, name string, v any, holders string) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -64,6 +71,9 @@ func Annotate(ctx context.Context, c client.Client, lease client.ObjectKey, name
 		var l coordinationv1.Lease
 		if err := c.Get(ctx, lease, &l); err != nil {
 			return err
+		}
+		if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "" && !strings.HasPrefix(h, holders) {
+			return fmt.Errorf("%w: %s holds it", ErrNotHeld, h)
 		}
 		if l.Annotations[name] == string(raw) {
 			return nil

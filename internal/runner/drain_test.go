@@ -22,6 +22,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -56,6 +57,13 @@ func TestDrainWatchesTheOpenSignalAndOpensNone(t *testing.T) {
 	sig, entries := run(dir, []string{sym}, tEnd)
 	if len(entries) != 1 || entries[0].ID != open.ID || !entries[0].Has(runner.KindClose) {
 		t.Fatalf("drained: want only signal %s, closed; got %d entries", open.ID, len(entries))
+	}
+	kinds := make([]string, 0, len(entries[0].Events))
+	for _, ev := range entries[0].Events {
+		kinds = append(kinds, ev.Kind)
+	}
+	if want := []string{runner.KindOpen, domain.EventDraining, runner.KindClose}; !slices.Equal(kinds, want) {
+		t.Fatalf("the drained signal's ledger reads %v, want %v", kinds, want)
 	}
 	if sig != nil {
 		t.Fatalf("drained: signal %s is open at the end", sig.ID)

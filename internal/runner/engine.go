@@ -57,8 +57,8 @@ const (
 
 // Action kinds; also the ledger's event kinds where they match.
 const (
-	KindOpen     = "opened"
-	KindSchedule = "scheduled"
+	KindOpen     = domain.EventOpened
+	KindSchedule = domain.EventScheduled
 	KindActivate = "activated"
 	KindClose    = domain.EventClosed
 	KindCancel   = domain.EventCancelled
@@ -217,7 +217,28 @@ func (e *Engine) Restore(ctx context.Context) error {
 				return err
 			}
 		}
+		if slices.Contains(e.cfg.Draining, sym) {
+			if err := e.recordDraining(ctx, st); err != nil {
+				return err
+			}
+		}
 		e.report(st)
+	}
+	return nil
+}
+
+// recordDraining records in the ledger, once, that the signals of st's symbol are watched
+// to their end because the symbol drains.
+func (e *Engine) recordDraining(ctx context.Context, st *symbolState) error {
+	for _, sig := range []*v1.Signal{st.active, st.scheduled} {
+		if sig == nil {
+			continue
+		}
+		ev := domain.HistoryEvent{Kind: domain.EventDraining, At: st.last.UnixMilli(), Before: domain.LevelsOf(sig)}
+		once := func(o domain.HistoryEvent) bool { return o.Kind == domain.EventDraining }
+		if err := e.cfg.Persist.RecordHistoryUnless(ctx, st.key, sig.ID, ev, once); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -578,6 +599,12 @@ func (e *Engine) propose(ctx context.Context, st *symbolState, t tick) (*action,
 func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
 	p, k, s := e.cfg.Persist, st.key, a.Row
 	ev := domain.HistoryEvent{Kind: a.Kind, At: a.Candle, Price: a.Price, Reason: a.Reason, PnL: a.PnL}
+	switch a.Kind {
+	case KindOpen, KindSchedule, KindActivate: // the levels it begins with
+		ev.After = domain.LevelsOf(s)
+	case KindCancel, kindCancelOpen: // the levels it ended with
+		ev.Before = domain.LevelsOf(s)
+	}
 	var err error
 	// The signal keys are written at the revisions the engine last saw. Once one of them
 	// is stored, the action is finished even over a change made since (the next Follow

@@ -188,13 +188,27 @@ func (e *Engine) follow(ctx context.Context, st *symbolState, sk signalKey, all 
 		}
 		return e.commitCandle(ctx, st, st.last) // clears the action, keeps the position
 	}
+	edit := domain.HistoryEvent{At: st.last.UnixMilli(), Reason: ReasonUser, Before: domain.LevelsOf(held),
+		After: domain.LevelsOf(stored)}
 	if why := adoptable(stored, held, e.cfg.Limits); why != "" {
 		e.notify(st, NoticeEditRefused, fmt.Sprintf("refused a hand edit of %s %s of %s: %s; wrote back the runner's own",
 			what, held.ID, st.key.Symbol, why))
+		edit.Kind, edit.Note = domain.EventEditRefused, why
+		again := func(o domain.HistoryEvent) bool { // a tool that writes the edit back every time
+			return o.Kind == edit.Kind && reflect.DeepEqual(o.Before, edit.Before) && reflect.DeepEqual(o.After, edit.After)
+		}
+		if err := e.cfg.Persist.RecordHistoryUnless(ctx, st.key, held.ID, edit, again); err != nil {
+			return err
+		}
 		return sk.put(ctx, st, held)
 	}
 	e.notify(st, NoticeEditAdopted, fmt.Sprintf("adopted a hand edit of %s %s of %s: %s", what, held.ID, st.key.Symbol,
 		changes(held, stored)))
+	// Recorded first: a failed write leaves the edit to be adopted again next pass.
+	edit.Kind = domain.EventEdited
+	if err := e.cfg.Persist.RecordHistory(ctx, st.key, stored, held.ID, edit); err != nil {
+		return err
+	}
 	*sk.held, *sk.inc = stored, revisionIncarnation(ctx, sk.store, st.key, rev)
 	if sk.held != &st.active {
 		return nil

@@ -21,6 +21,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -243,6 +245,7 @@ func testFollow(t *testing.T, b v1.PersistenceBackend) {
 		t.Run("a deleted store object is written back", func(t *testing.T) { f.writesBack(t, open) })
 	}
 	t.Run("a signal removed by hand is cancelled", func(t *testing.T) { f.cancels(t, open) })
+	t.Run("the ledger replays into the signal as it ended", func(t *testing.T) { f.replays(t, open) })
 	t.Run("a signal written by hand is found by the next conditional write", func(t *testing.T) { f.conflicts(t, open) })
 	t.Run("edits made while no runner ran are judged at the restart", f.restarts)
 }
@@ -421,4 +424,47 @@ func (f *followFixture) conflicts(t *testing.T, cancelled *v1.Signal) {
 func sameSignal(a, b *v1.Signal) bool {
 	return a != nil && b != nil && a.ID == b.ID && a.PriceOpen == b.PriceOpen &&
 		a.PriceTakeProfit == b.PriceTakeProfit && a.PriceStopLoss == b.PriceStopLoss
+}
+
+// replays checks the ledger entry of open, the signal as it ended after the edits above:
+// every adopted and refused edit and the cancel are recorded with the levels before and
+// after, in order, and playing them from the levels it opened with ends at its own.
+func (f *followFixture) replays(t *testing.T, open *v1.Signal) {
+	var entry *domain.HistoryEntry
+	for _, h := range historyOf(t, f.user, f.k) {
+		if h.ID == open.ID {
+			entry = h
+		}
+	}
+	if entry == nil {
+		t.Fatalf("no ledger entry for signal %s", open.ID)
+	}
+	var kinds []string
+	for _, ev := range entry.Events {
+		if len(kinds) == 0 || kinds[len(kinds)-1] != ev.Kind {
+			kinds = append(kinds, ev.Kind)
+		}
+	}
+	want := []string{domain.EventOpened, domain.EventEdited, domain.EventEditRefused, domain.EventCancelled}
+	if !slices.Equal(kinds, want) {
+		t.Fatalf("the ledger records %v (repeats folded), want %v: %+v", kinds, want, entry.Events)
+	}
+	got, err := entry.Replay()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, domain.LevelsOf(open)) {
+		t.Fatalf("the ledger replays to %+v, but the signal ended at %+v", *got, *domain.LevelsOf(open))
+	}
+	if !reflect.DeepEqual(got, domain.LevelsOf(entry.Signal)) {
+		t.Fatalf("the ledger's row holds %+v, not the adopted %+v", *domain.LevelsOf(entry.Signal), *got)
+	}
+	if last := entry.Events[len(entry.Events)-1]; !reflect.DeepEqual(last.Before, got) {
+		t.Fatalf("the cancel records the levels %+v, want %+v", last.Before, *got)
+	}
+	for _, ev := range entry.Events {
+		if ev.Kind == domain.EventEditRefused && ev.Note == "" {
+			t.Fatalf("a refused edit says not why: %+v", ev)
+		}
+	}
 }

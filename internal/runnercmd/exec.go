@@ -94,7 +94,7 @@ func runExec(ctx context.Context, s runner.Settings, command []string, log *slog
 	if k, _ := domain.Lookup(s.Backend); k.Home == domain.OnVolume {
 		err = serve(context.WithoutCancel(ctx), k.OpenFiles(s.DataDir), nil) // the folders' locks keep others out
 	} else {
-		err = withState(ctx, s, log, m, serve)
+		err = withState(ctx, s, log, m, nil, serve) // no Trading condition: the process trades as it will
 	}
 	return code, err
 }

@@ -23,6 +23,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -50,8 +51,14 @@ var afterAcquire = func() {}
 // stall the process there.
 var afterToken = func() {}
 
-// errLostLease: the runner stopped trading because its Lease was lost; it exits non-zero.
-var errLostLease = errors.New("lost the lease to another runner")
+// errLostLease: another holder took the Lease; the runner stopped trading and exits
+// non-zero.
+var errLostLease = errors.New("lost the lease to another holder")
+
+// errLeaseNotRenewed: the API server did not answer the runner's renewals within the
+// renew deadline, and nobody else holds the Lease. The runner stopped trading, as a holder
+// that cannot renew must, and stands by to take the Lease again in the same process.
+var errLeaseNotRenewed = errors.New("could not renew the Lease")
 
 // errNotHolder: the Lease changed hands before this runner took its fencing token.
 var errNotHolder = errors.New("the Lease is no longer held by this runner")
@@ -83,11 +90,16 @@ func leaseHolder(ctx context.Context, s runner.Settings) (string, error) {
 }
 
 // leading runs work only while this process holds the strategy's Lease, with a fencing
-// token bound to this holder (see fencingToken). Losing the Lease stops the work at once
-// and returns an error; a cancelled ctx releases the Lease. m hears the holding and its
-// token.
+// token bound to this holder (see fencingToken). A cancelled ctx releases the Lease once
+// work has returned. m hears the holding and its token.
+//
+// Losing the Lease stops the work at once. When another holder took it, leading returns
+// errLostLease. When the API server did not answer the renewals (an outage: nobody else
+// holds it), the runner keeps its place: it runs standby (when not nil), then takes the
+// Lease again as a new holder, with a larger token, and runs work again, as a restarted
+// process would, without the restart.
 func leading(ctx context.Context, s runner.Settings, log *slog.Logger, m *runnermetrics.Metrics,
-	recorded func(context.Context) (int64, error),
+	recorded func(context.Context) (int64, error), standby func(context.Context, error),
 	work func(ctx context.Context, token int64, identity string) error) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -97,18 +109,43 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger, m *runner
 	if err != nil {
 		return err
 	}
-	// Unique per process: a restarted runner is a new holder, so its fencing token is larger.
-	host := os.Getenv("POD_NAME")
-	if host == "" {
-		host, _ = os.Hostname()
+	for {
+		err := campaign(ctx, cs, s, log, m, recorded, work)
+		if !errors.Is(err, errLeaseNotRenewed) || ctx.Err() != nil {
+			return err
+		}
+		log.Error("Could not renew the lease: stopped trading; standing by to take it again", "lease", s.Lease,
+			"error", err.Error())
+		m.SetPhase(runnermetrics.PhaseStandby)
+		if standby != nil {
+			// Told before this runner can lead again: it cannot while the API server is away.
+			standby(ctx, err)
+		}
 	}
-	identity := fmt.Sprintf("%s-%d", host, time.Now().UnixNano())
+}
+
+// holderPrefix starts the identity of every holder in this pod (its name, or the host's).
+func holderPrefix() string {
+	if host := os.Getenv("POD_NAME"); host != "" {
+		return host + "-"
+	}
+	host, _ := os.Hostname()
+	return host + "-"
+}
+
+// campaign waits for the Lease, as a new holder, and runs work while holding it (see
+// leading).
+func campaign(ctx context.Context, cs kubernetes.Interface, s runner.Settings, log *slog.Logger,
+	m *runnermetrics.Metrics, recorded func(context.Context) (int64, error),
+	work func(ctx context.Context, token int64, identity string) error) error {
+	// Unique per campaign: a restarted runner is a new holder, so its fencing token is larger.
+	identity := fmt.Sprintf("%s%d", holderPrefix(), time.Now().UnixNano())
 	leases := cs.CoordinationV1().Leases(s.Namespace)
-	lock := &resourcelock.LeaseLock{
+	lock := &renewals{Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Lease},
 		Client:     cs.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
-	}
+	}}
 	// The elector runs until the work has returned, not until ctx ends: a runner told to
 	// stop keeps the Lease while its work stops (runner exec's process in its grace
 	// period), and releases it after. Before the work began, ctx's end stops the elector.
@@ -134,7 +171,16 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger, m *runner
 					log.Info("Acquired the lease", "lease", s.Lease, "identity", identity, "fencingToken", token)
 					m.Leading(true, token)
 					afterToken()
-					err = work(leadCtx, token, identity)
+					// The work stops at the renew deadline itself: the elector ends leadCtx
+					// only after trying to release the Lease, which an unanswering API server
+					// makes last another renew deadline, past the Lease's duration.
+					workCtx, stop := context.WithCancelCause(leadCtx)
+					go lock.watch(workCtx, s.RenewDeadline, s.RetryPeriod, stop, log)
+					err = work(workCtx, token, identity)
+					if cause := context.Cause(workCtx); err != nil && errors.Is(cause, errLeaseNotRenewed) {
+						err = cause // whatever the work was doing when it was stopped
+					}
+					stop(nil)
 					m.Leading(false, 0)
 					m.SetPhase(runnermetrics.PhaseStopping)
 				} else {
@@ -161,12 +207,107 @@ func leading(ctx context.Context, s runner.Settings, log *slog.Logger, m *runner
 		return ctx.Err() // asked to stop (SIGTERM): the Lease is released
 	case err == nil:
 		return nil // the work ended by itself (--until)
-	case errors.Is(err, context.Canceled):
-		// The work was stopped because the Lease ended under it.
-		log.Error("Lost the lease: stopped trading", "lease", s.Lease)
-		return errLostLease
+	case errors.Is(err, context.Canceled) || errors.Is(err, errLeaseNotRenewed):
+		// The work was stopped because the Lease ended under it: taken by another holder
+		// (a read of it shows one), or not renewed in time.
+		if h := lock.takenBy(); h != "" {
+			log.Error("Lost the lease: stopped trading", "lease", s.Lease, "holder", h)
+			return fmt.Errorf("%w %q", errLostLease, h)
+		}
+		if errors.Is(err, errLeaseNotRenewed) {
+			return err
+		}
+		return lock.outage()
 	default:
 		return err
+	}
+}
+
+// renewals is one holder's Lease lock, recording when its last renewal landed, what the
+// API server answered since, if anything, and another holder a read showed since.
+type renewals struct {
+	resourcelock.Interface
+	mu      sync.Mutex
+	renewed time.Time
+	err     error
+	other   string
+}
+
+func (r *renewals) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
+	rec, raw, err := r.Interface.Get(ctx)
+	r.note(err, false)
+	if err == nil && rec.HolderIdentity != "" && rec.HolderIdentity != r.Identity() {
+		r.mu.Lock()
+		r.other = rec.HolderIdentity
+		r.mu.Unlock()
+	}
+	return rec, raw, err
+}
+
+// takenBy is the holder a read showed in this one's place since its last renewal, if any.
+// (The elector's own account of the leader is not enough: releasing the Lease after
+// failed renewals can overwrite the new holder's record.)
+func (r *renewals) takenBy() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.other
+}
+
+func (r *renewals) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	err := r.Interface.Create(ctx, ler)
+	r.note(err, ler.HolderIdentity != "") // a release writes no holder: it renews nothing
+	return err
+}
+
+func (r *renewals) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	err := r.Interface.Update(ctx, ler)
+	r.note(err, ler.HolderIdentity != "") // a release writes no holder: it renews nothing
+	return err
+}
+
+func (r *renewals) note(err error, wrote bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err != nil:
+		r.err = err
+	case wrote:
+		r.renewed, r.err, r.other = time.Now(), nil, ""
+	}
+}
+
+// outage says for how long the renewals went unanswered, and the API server's last word.
+func (r *renewals) outage() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	msg := "the API server did not answer"
+	if r.err != nil {
+		msg += " (" + r.err.Error() + ")"
+	}
+	return fmt.Errorf("%w for %s: %s", errLeaseNotRenewed, time.Since(r.renewed).Round(time.Second), msg)
+}
+
+// watch stops the work (stop) once no renewal has landed for the renew deadline, checking
+// every half retry period, until ctx ends.
+func (r *renewals) watch(ctx context.Context, deadline, retry time.Duration, stop context.CancelCauseFunc,
+	log *slog.Logger) {
+	tick := time.NewTicker(retry / 2)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		r.mu.Lock()
+		late := time.Since(r.renewed) > deadline
+		r.mu.Unlock()
+		if late {
+			err := r.outage()
+			log.Error("Stopped trading: the Lease was not renewed within the renew deadline", "error", err.Error())
+			stop(err)
+			return
+		}
 	}
 }
 

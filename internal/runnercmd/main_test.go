@@ -113,17 +113,23 @@ func (p *process) log() string {
 // waitLog waits until the runner logs a line with msg and returns that line's fields.
 func (p *process) waitLog(t *testing.T, msg string, within time.Duration) map[string]any {
 	t.Helper()
+	return p.waitLogN(t, msg, 1, within)
+}
+
+// waitLogN waits until the runner logs its nth line with msg and returns that line's fields.
+func (p *process) waitLogN(t *testing.T, msg string, n int, within time.Duration) map[string]any {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		if records := testenv.LogRecords(p.log(), msg); len(records) > 0 {
-			return records[0]
+		if records := testenv.LogRecords(p.log(), msg); len(records) >= n {
+			return records[n-1]
 		}
 		if time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("the runner did not log %q within %s; its log:\n%s", msg, within, p.log())
+	t.Fatalf("the runner did not log %q %d times within %s; its log:\n%s", msg, n, within, p.log())
 	return nil
 }
 
@@ -149,8 +155,11 @@ func startRunner(t *testing.T, kubeconfig, ns string, env ...string) *process {
 	return startProcess(t, kubeconfig, []string{"--strategy-name=lease-test", "--exchange=simulated",
 		"--symbols=BTCUSDT", "--backend=ConfigMap", "--namespace=" + ns, "--lease=" + leaseName,
 		"--start=2026-11-01T00:00:00Z", "--speed=600",
-		"--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms"}, env...)
+		"--lease-duration=4s", "--renew-deadline=" + renewDeadline.String(), "--retry-period=500ms"}, env...)
 }
+
+// renewDeadline is the renew deadline of the runners startRunner starts.
+const renewDeadline = 3 * time.Second
 
 // startProcess starts this test binary as the runner with args, and env added to its
 // environment; the test's cleanup kills it if it still runs.
@@ -440,8 +449,9 @@ func TestTokenAboveRecordedAfterLeaseRecreated(t *testing.T) {
 	}
 }
 
-// TestLeaseLostStopsTrading: a runner that cannot renew its Lease stops and exits
-// non-zero within the renew deadline, even when nobody writes in its place.
+// TestLeaseLostStopsTrading: a runner whose Lease another holder took stops within the
+// renew deadline, even when that holder writes nothing, names the holder, and exits
+// non-zero (an outage is another matter: TestOutageKeepsItsPlace).
 func TestLeaseLostStopsTrading(t *testing.T) {
 	ctx := context.Background()
 	ns := leaseNamespace(ctx, t)
@@ -451,7 +461,13 @@ func TestLeaseLostStopsTrading(t *testing.T) {
 	if code := r.exit(t, 6*time.Second); code == 0 {
 		t.Fatalf("the runner exited 0 after losing its Lease; its log:\n%s", r.log())
 	}
-	r.waitLog(t, "Lost the lease: stopped trading", 0)
+	if lost := r.waitLog(t, "Lost the lease: stopped trading", 0); lost["holder"] != "thief" {
+		t.Fatalf("the runner says it lost the Lease to %v, want thief", lost["holder"])
+	}
+	if stopped := r.waitLog(t, "Runner stopped", 0); !strings.Contains(stopped["error"].(string),
+		`lost the lease to another holder "thief"`) {
+		t.Fatalf("the runner stopped with %q", stopped["error"])
+	}
 }
 
 // startRedis starts a Redis server for t (testenv.StartRedis, with extra settings).

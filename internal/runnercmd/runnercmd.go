@@ -196,7 +196,8 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		defer cancel()
 		return loop(ctx, engine(ctx, p, nil, nil), s, log, m, tendLedgers(p, files, s, log))
 	}
-	return withState(ctx, s, log, m, func(leadCtx context.Context, b domain.Backend, c client.Client) error {
+	standby := func(ctx context.Context, c client.Client, cause error) { tellOutage(ctx, c, s, m, cause, log) }
+	return withState(ctx, s, log, m, standby, func(leadCtx context.Context, b domain.Backend, c client.Client) error {
 		ctx, cancel := context.WithCancel(leadCtx) // the work stops on the Lease's loss, and on ctx's end
 		defer cancel()
 		defer context.AfterFunc(ctx0, cancel)()

@@ -38,9 +38,11 @@ import (
 // process holds the strategy's Lease: b writes with the fencing token of this holding,
 // under the cache and replicas of s (each replica rebuilt at the start), and c is the
 // cluster's client. work's context ends when the Lease is lost, not when ctx ends: work
-// watches ctx itself, and the Lease is released once work has returned. m hears about the
-// Lease.
+// watches ctx itself, and the Lease is released once work has returned. After an outage
+// cost the Lease, standby (when not nil) runs until this process holds it again and work
+// runs again (see leading). m hears about the Lease.
 func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runnermetrics.Metrics,
+	standby func(ctx context.Context, c client.Client, cause error),
 	work func(ctx context.Context, b domain.Backend, c client.Client) error) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
@@ -81,7 +83,11 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 	recorded := func(ctx context.Context) (int64, error) {
 		return domain.HighestToken(ctx, backend(kubestore.Fencing{}), contexts)
 	}
-	return leading(ctx, s, log, m, recorded, func(ctx context.Context, token int64, identity string) error {
+	var waiting func(context.Context, error)
+	if standby != nil {
+		waiting = func(ctx context.Context, cause error) { standby(ctx, c, cause) }
+	}
+	return leading(ctx, s, log, m, recorded, waiting, func(ctx context.Context, token int64, identity string) error {
 		f := kubestore.Fencing{Writer: identity, Token: token}
 		if err := owned(ctx); err != nil {
 			return err

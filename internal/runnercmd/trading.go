@@ -18,9 +18,11 @@ package runnercmd
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/strategyops/strategy-operator/internal/handshake"
@@ -73,7 +75,7 @@ func tellTrading(ctx context.Context, w *tradingstatus.Watch, m *runnermetrics.M
 			told, toldAt = st, time.Now()
 		}
 		if c != nil && told != recorded {
-			if err := handshake.Annotate(ctx, c, lease, tradingstatus.Annotation, told); err == nil {
+			if err := handshake.Annotate(ctx, c, lease, tradingstatus.Annotation, told, holderPrefix()); err == nil {
 				recorded = told
 			} else if ctx.Err() == nil {
 				log.Warn("Could not record on the Lease whether this runner trades; trying again", "error", err.Error())
@@ -83,6 +85,34 @@ func tellTrading(ctx context.Context, w *tradingstatus.Watch, m *runnermetrics.M
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		}
+	}
+}
+
+// tellOutage says that the runner stopped trading because the API server did not answer
+// its Lease renewals (cause): to its metrics at once, and onto the Lease as soon as the
+// API server answers, where the operator shows it (Ready=False, ControlPlaneOutage) until
+// this runner trades again. It returns once told, when the Lease is not this pod's to
+// tell on, or when ctx ends.
+func tellOutage(ctx context.Context, c client.Client, s runner.Settings, m *runnermetrics.Metrics, cause error,
+	log *slog.Logger) {
+	st := tradingstatus.Status{Pod: s.PodUID, Reason: tradingstatus.ReasonLeaseNotRenewed,
+		Message: cause.Error() + "; standing by to take it again"}
+	m.Trading(st.Reason, tradingstatus.Reasons)
+	lease := client.ObjectKey{Namespace: s.Namespace, Name: s.Lease}
+	for {
+		err := handshake.Annotate(ctx, c, lease, tradingstatus.Annotation, st, holderPrefix())
+		switch {
+		case err == nil:
+			log.Info("Told the operator of the outage", "lease", s.Lease)
+			return
+		case errors.Is(err, handshake.ErrNotHeld) || apierrors.IsNotFound(err):
+			return // another pod's runner holds the Lease, or none is left: this pod is not shown
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(tradingPeriod):
 		}
 	}
 }

@@ -52,11 +52,14 @@ const (
 	// ReasonDrainingAll: every symbol is drained (an identity change, or none left): the
 	// runner watches their signals to their close and opens none.
 	ReasonDrainingAll = "DrainingAll"
+	// ReasonLeaseNotRenewed: the API server did not answer the runner's Lease renewals (a
+	// control-plane outage); it stopped trading and stands by to take the Lease again.
+	ReasonLeaseNotRenewed = "LeaseNotRenewed"
 )
 
 // Reasons are all the reasons, Trading first.
 var Reasons = []string{ReasonTrading, ReasonProposalsRefused, ReasonNoCandles, ReasonNoProposals,
-	ReasonDrainingAll}
+	ReasonDrainingAll, ReasonLeaseNotRenewed}
 
 // Status is whether a runner trades, and why not when it does not.
 type Status struct {

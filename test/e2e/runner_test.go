@@ -240,6 +240,13 @@ spec:
 			}, 2*time.Minute, 500*time.Millisecond).Should(Succeed())
 			Eventually(warnings, 30*time.Second, time.Second).Should(
 				ContainSubstring(runner.NoticeEditAdopted + ": adopted a hand edit of open signal " + id))
+			adopted := id
+			Eventually(func() []domain.HistoryEvent { return ledger(ctx, ns, "edited", symbol)[adopted].Events },
+				30*time.Second).Should(ContainElement(And(HaveField("Kind", domain.EventEdited),
+				HaveField("After", HaveValue(HaveField("PriceTakeProfit", takeProfit))))),
+				"the ledger records the adopted edit, before and after")
+			Expect(ledger(ctx, ns, "edited", symbol)[adopted].Signal).To(HaveValue(HaveField("PriceTakeProfit", takeProfit)),
+				"the ledger's row is the signal as adopted")
 
 			By("the signal removed with kubectl is cancelled, in the ledger too")
 			Eventually(func() error { // the signal may close first: then the next one is removed

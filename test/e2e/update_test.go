@@ -148,12 +148,12 @@ spec:
 					ContainElement(MatchRegexp(`^--drain=(\w+,)*`+symbol+`(,\w+)*$`))))
 			Expect(kubectl(ctx, "get", "strategy", "renamer", "-n", ns, "-o",
 				`jsonpath={.status.conditions[?(@.type=="UpToDate")].reason}`)).To(Equal("IdentityChangeRefused"))
-			Expect(eventsOf(ctx, state, "renamer", symbol, id)(Default)).To(Equal([]string{runner.KindOpen}),
+			Expect(eventsOf(ctx, state, "renamer", symbol, id)(Default)).NotTo(ContainElement(runner.KindClose),
 				"the signal closed before the change was drained")
 
-			By("the signal closes under the old name; then the new name applies")
+			By("the signal closes under the old name, the ledger telling of the drain; then the new name applies")
 			Eventually(eventsOf(ctx, state, "renamer", symbol, id), 2*time.Minute, time.Second).
-				Should(Equal([]string{runner.KindOpen, runner.KindClose}))
+				Should(Equal([]string{runner.KindOpen, domain.EventDraining, runner.KindClose}))
 			Eventually(func() []string { return podArgs(ctx, ns, "renamer") }, time.Minute, 250*time.Millisecond).
 				Should(ContainElements("--strategy-name=renamed", "--symbols=BTCUSDT,ETHUSDT"))
 			Expect(podArgs(ctx, ns, "renamer")).NotTo(ContainElement(HavePrefix("--drain")))

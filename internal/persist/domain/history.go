@@ -55,8 +55,10 @@ const (
 // be recorded for it again, so it may be archived.
 func (h *HistoryEntry) Finished() bool { return h.Has(EventClosed) || h.Has(EventCancelled) }
 
-// The ledger's event kinds that end a signal.
+// The ledger's event kinds of a signal's own life; EventClosed and EventCancelled end it.
 const (
+	EventScheduled = "scheduled"
+	EventOpened    = "opened"
 	EventClosed    = "closed"
 	EventCancelled = "cancelled"
 )

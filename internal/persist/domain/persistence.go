@@ -46,8 +46,8 @@ type Persistence struct {
 	History   *Adapter[*HistoryEntry]
 }
 
-// HistoryEntry is the ledger's record of one signal: its row when it was scheduled or
-// opened, and each thing that happened to it, at most once per kind.
+// HistoryEntry is the ledger's record of one signal: its row as last scheduled, opened or
+// edited, and each thing that happened to it, in order (see Replay).
 type HistoryEntry struct {
 	ID     string         `json:"id"`
 	Symbol string         `json:"symbol"`
@@ -68,6 +68,14 @@ type HistoryEvent struct {
 	// Seq numbers the entry's events in the order they were recorded, from 1: a gap or a
 	// repeat means an event was lost or written over.
 	Seq int `json:"seq,omitempty"`
+	// Before and After are the signal's levels around the event (see Levels): an edit's
+	// (edited; edit_refused, whose After is what was asked for and not adopted); After
+	// alone on scheduled and opened, the levels the signal began with; Before alone on
+	// cancelled.
+	Before *Levels `json:"before,omitempty"`
+	After  *Levels `json:"after,omitempty"`
+	// Note says why, in words, where a reason code does not (a refused edit's refusal).
+	Note string `json:"note,omitempty"`
 }
 
 // same reports whether e records what o does (their sequence numbers aside).
@@ -260,6 +268,20 @@ func (p *Persistence) ForgetClosedSignals(ctx context.Context, k Key, activeID s
 // restart) changes nothing; any other is appended, so that a signal closed twice shows two
 // closes. row, when not nil, is kept as the signal's row.
 func (p *Persistence) RecordHistory(ctx context.Context, k Key, row *v1.Signal, id string, ev HistoryEvent) error {
+	return p.recordHistory(ctx, k, row, id, ev, ev.same)
+}
+
+// RecordHistoryUnless appends ev to the ledger entry of a signal unless one of the entry's
+// events matches (a drain every restart sees again, the same edit refused again).
+func (p *Persistence) RecordHistoryUnless(ctx context.Context, k Key, id string, ev HistoryEvent,
+	match func(HistoryEvent) bool) error {
+	return p.recordHistory(ctx, k, nil, id, ev, match)
+}
+
+// recordHistory appends ev to the entry id unless one of its events is recorded (see
+// RecordHistory).
+func (p *Persistence) recordHistory(ctx context.Context, k Key, row *v1.Signal, id string, ev HistoryEvent,
+	recorded func(HistoryEvent) bool) error {
 	s, err := p.History.Store(ctx, k)
 	if err != nil {
 		return err
@@ -271,7 +293,7 @@ func (p *Persistence) RecordHistory(ctx context.Context, k Key, row *v1.Signal, 
 	if entry == nil {
 		entry = &HistoryEntry{ID: id, Symbol: k.Symbol, Events: []HistoryEvent{}}
 	}
-	if slices.ContainsFunc(entry.Events, ev.same) {
+	if slices.ContainsFunc(entry.Events, recorded) {
 		return nil
 	}
 	if row != nil {
