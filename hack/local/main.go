@@ -36,6 +36,8 @@ import (
 	"syscall"
 	"time"
 
+	"k8s.io/klog/v2"
+
 	"github.com/strategyops/strategy-operator/internal/localcluster"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
@@ -59,29 +61,51 @@ func main() {
 }
 
 func run(assets, install, imageLayout, samples, namespace string) error {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	interrupted, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	// ctx ends on Ctrl-C, or when a part of the control plane dies and cannot be started
+	// again (the cause).
+	ctx, fail := context.WithCancelCause(interrupted)
+	defer fail(nil)
+	// stopped returns the failure that ended ctx, or says that Ctrl-C did, when.
+	stopped := func(when string) error {
+		if interrupted.Err() == nil {
+			return context.Cause(ctx)
+		}
+		if when != "" {
+			step("interrupted " + when + "; stopping")
+		}
+		return nil
+	}
 	// Output piped into a reader that died first (make run-local | tee, then Ctrl-C) must
 	// not kill this process in the middle of its clean-up: with SIGPIPE caught, writes to
 	// the broken pipe just fail.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
-	sweepDeadRuns()
-	dir, err := os.MkdirTemp("", runDirPrefix)
+	dir, err := testenv.OwnedDir("", runDirPrefix) // and sweeps what killed runs left
 	if err != nil {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
-	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
-		return err
-	}
 
 	step("starting etcd, kube-apiserver and kube-controller-manager")
 	cluster, err := localcluster.Start(assets, dir)
 	if err != nil {
 		return err
 	}
+	// What died of the control plane is told at once and started again.
+	watchCtx, stopWatching := context.WithCancel(context.Background())
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		err := cluster.Watch(watchCtx, func(msg string) { fmt.Fprintln(os.Stderr, "warning:", msg) })
+		if err != nil {
+			fail(fmt.Errorf("the control plane: %w", err))
+		}
+	}()
 	defer func() {
+		stopWatching()
+		<-watched
 		step("stopping kube-controller-manager, kube-apiserver and etcd")
 		if err := cluster.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "warning: stopping the control plane:", err)
@@ -91,6 +115,9 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 	setup, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
+	if ctx.Err() != nil {
+		return stopped("during setup")
+	}
 	step("serving the images of " + imageLayout + " from a local registry")
 	reg, err := localcluster.StartRegistry(setup, imageLayout, dir)
 	if err != nil {
@@ -100,12 +127,19 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 	fmt.Printf("registry %s holds %s\n", reg.Host, strings.Join(reg.Images, ", "))
 
 	podLogs := filepath.Join(dir, "kubelet", "logs")
+	if ctx.Err() != nil {
+		return stopped("during setup")
+	}
 	step("starting the kubelet that runs pods as local processes (pod logs: " + podLogs + ")")
 	kubeletLog, err := os.Create(filepath.Join(dir, "kubelet.log"))
 	if err != nil {
 		return err
 	}
 	defer func() { _ = kubeletLog.Close() }()
+	// client-go's own lines (client-side throttling, retries) go to the kubelet's log, not
+	// the terminal.
+	klog.LogToStderr(false)
+	klog.SetOutput(kubeletLog)
 	kubeletCtx, stopKubelet := context.WithCancel(context.Background())
 	_, kubeletDone, err := cluster.StartKubelet(kubeletCtx,
 		reg.Host, slog.New(slog.NewTextHandler(kubeletLog, nil)))
@@ -121,6 +155,9 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 		}
 	}()
 
+	if ctx.Err() != nil {
+		return stopped("during setup")
+	}
 	step("installing the operator from " + install + ": the manager runs from its image, as its own ServiceAccount")
 	if _, err := cluster.Kubectl(setup, "apply", "--server-side", "-f", install); err != nil {
 		return err
@@ -134,12 +171,18 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 		return err
 	}
 
+	if ctx.Err() != nil {
+		return stopped("during setup")
+	}
 	stopServers, err := startDatabases(setup, cluster, namespace, dir)
 	if err != nil {
 		return err
 	}
 	defer stopServers()
 
+	if ctx.Err() != nil {
+		return stopped("during setup")
+	}
 	step("applying " + samples)
 	started := time.Now().Truncate(time.Minute)
 	out, err := cluster.ApplyKustomization(setup, namespace, samples)
@@ -148,9 +191,15 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 	}
 	fmt.Print(out)
 
+	if ctx.Err() != nil {
+		return stopped("during setup")
+	}
 	step("waiting for a live signal")
 	if err := waitForSignal(ctx, cluster, namespace, started); err != nil {
 		return err
+	}
+	if ctx.Err() != nil {
+		return stopped("while waiting for a live signal")
 	}
 
 	fmt.Printf(`
@@ -168,7 +217,7 @@ Press Ctrl-C to stop everything.
 
 	<-ctx.Done()
 	fmt.Println()
-	return nil
+	return stopped("")
 }
 
 func step(msg string) { fmt.Printf("==> %s\n", msg) }
@@ -249,21 +298,6 @@ func startDatabases(ctx context.Context, cluster *localcluster.Cluster, namespac
 // runDirPrefix names the folder each run keeps everything in (etcd's data, certificates,
 // logs), under the temporary folder.
 const runDirPrefix = "strategy-operator-local-"
-
-// sweepDeadRuns removes the folders of earlier runs that were killed before they could
-// (their pid file names a process that is gone), so that killed runs leave nothing growing.
-func sweepDeadRuns() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), runDirPrefix+"*"))
-	for _, dir := range dirs {
-		raw, err := os.ReadFile(filepath.Join(dir, "pid"))
-		if err != nil {
-			continue // not ours to judge, or still starting
-		}
-		if pid, err := strconv.Atoi(string(raw)); err == nil && syscall.Kill(pid, 0) == syscall.ESRCH {
-			_ = os.RemoveAll(dir)
-		}
-	}
-}
 
 // waitForSignal polls until a runner has opened or scheduled a signal (one that began
 // after since; the samples' own StrategyState holds an older one), then prints the

@@ -32,6 +32,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -43,8 +44,10 @@ import (
 // Cluster is a running control plane.
 type Cluster struct {
 	env         *envtest.Environment
-	dir         string
+	dir, assets string
 	controllers *exec.Cmd
+	// controllersExited is closed once kube-controller-manager has exited (and been reaped).
+	controllersExited chan struct{}
 	// Config is an administrator's client configuration.
 	Config *rest.Config
 	// Kubeconfig is the path of a kubeconfig file for the same administrator.
@@ -84,7 +87,7 @@ func Start(assets, dir string) (*Cluster, error) {
 	if _, err := env.Start(); err != nil {
 		return nil, fmt.Errorf("starting etcd and kube-apiserver from %s: %w", assets, err)
 	}
-	c := &Cluster{env: env, dir: dir, KubectlPath: kubectl}
+	c := &Cluster{env: env, dir: dir, assets: assets, KubectlPath: kubectl}
 	admin, err := env.AddUser(envtest.User{Name: "local-admin", Groups: []string{"system:masters"}}, nil)
 	if err == nil {
 		c.Config = admin.Config()
@@ -98,33 +101,102 @@ func Start(assets, dir string) (*Cluster, error) {
 		_ = env.Stop()
 		return nil, fmt.Errorf("writing the administrator's kubeconfig: %w", err)
 	}
-	if c.controllers, err = c.startControllers(filepath.Join(assets, "kube-controller-manager")); err != nil {
+	if err = c.startControllers(); err != nil {
 		_ = env.Stop()
 		return nil, fmt.Errorf("starting kube-controller-manager: %w", err)
 	}
 	return c, nil
 }
 
-func (c *Cluster) startControllers(bin string) (*exec.Cmd, error) {
-	log, err := os.Create(filepath.Join(c.dir, "kube-controller-manager.log"))
+func (c *Cluster) startControllers() error {
+	log, err := os.OpenFile(filepath.Join(c.dir, "kube-controller-manager.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND,
+		0o600)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer func() { _ = log.Close() }()
-	cmd := exec.Command(bin, "--kubeconfig", c.Kubeconfig, "--controllers", controllers,
-		"--leader-elect=false", "--secure-port=0")
+	cmd := exec.Command(filepath.Join(c.assets, "kube-controller-manager"), "--kubeconfig", c.Kubeconfig,
+		"--controllers", controllers, "--leader-elect=false", "--secure-port=0")
 	cmd.Stdout, cmd.Stderr = log, log
 	cmd.SysProcAttr = childproc.SysProcAttr()
-	return cmd, cmd.Start()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	c.controllers, c.controllersExited = cmd, exited
+	return nil
 }
 
 // Stop stops kube-controller-manager, kube-apiserver and etcd and removes their data.
 func (c *Cluster) Stop() error {
-	if c.controllers != nil && c.controllers.Process != nil {
+	if c.controllers != nil {
 		_ = c.controllers.Process.Signal(syscall.SIGTERM)
-		_ = c.controllers.Wait()
+		<-c.controllersExited
 	}
 	return c.env.Stop()
+}
+
+// Watch checks every second, until ctx ends, that etcd, kube-apiserver and
+// kube-controller-manager still run. One that died is told of (tell) at once and started
+// again, on the same port and data; Watch returns the error of a
+// restart that failed. It must not run alongside Stop.
+func (c *Cluster) Watch(ctx context.Context, tell func(string)) error {
+	apiserver := c.env.ControlPlane.GetAPIServer()
+	type part struct {
+		name, arg string // the binary, and an argument that tells this cluster's from others'
+		start     func() error
+	}
+	parts := []part{
+		{"etcd", "--listen-client-urls=" + c.env.ControlPlane.Etcd.URL.String(), c.env.ControlPlane.Etcd.Start},
+		{"kube-apiserver", "--secure-port=" + apiserver.Port, apiserver.Start},
+	}
+	pids := make([]int, len(parts))
+	for i, p := range parts {
+		pid, err := childproc.Find(p.name, p.arg)
+		if err != nil {
+			return err
+		}
+		pids[i] = pid
+	}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		for i, p := range parts {
+			if syscall.Kill(pids[i], 0) != syscall.ESRCH {
+				continue
+			}
+			tell(fmt.Sprintf("%s (pid %d) died; starting it again", p.name, pids[i]))
+			if err := p.start(); err != nil {
+				return fmt.Errorf("starting %s again: %w", p.name, err)
+			}
+			pid, err := childproc.Find(p.name, p.arg)
+			if err != nil {
+				return err
+			}
+			pids[i] = pid
+			tell(fmt.Sprintf("%s runs again (pid %d)", p.name, pid))
+		}
+		select {
+		case <-c.controllersExited:
+			tell(fmt.Sprintf("kube-controller-manager (pid %d) died (%s); starting it again",
+				c.controllers.Process.Pid, c.controllers.ProcessState))
+			if err := c.startControllers(); err != nil {
+				return fmt.Errorf("starting kube-controller-manager again: %w", err)
+			}
+			tell(fmt.Sprintf("kube-controller-manager runs again (pid %d; log: %s)", c.controllers.Process.Pid,
+				filepath.Join(c.dir, "kube-controller-manager.log")))
+		default:
+		}
+	}
 }
 
 // StartKubelet runs the cluster's pods as local processes (see podprocess) on node

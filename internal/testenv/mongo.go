@@ -95,7 +95,7 @@ func StartMongo(ctx context.Context) (*Mongo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the MongoDB-protocol server's PostgreSQL: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "strategyops-mongo-")
+	dir, err := OwnedDir("", "strategyops-mongo-")
 	if err != nil {
 		pg.Stop()
 		return nil, err

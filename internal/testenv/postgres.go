@@ -90,7 +90,7 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 	if root {
 		parent = "/tmp"
 	}
-	dir, err := os.MkdirTemp(parent, "strategyops-postgres-")
+	dir, err := OwnedDir(parent, "strategyops-postgres-")
 	if err != nil {
 		return nil, err
 	}

@@ -60,7 +60,7 @@ func StartRedis(ctx context.Context, extra ...string) (*Redis, error) {
 	if err != nil {
 		return nil, ErrNoRedis
 	}
-	dir, err := os.MkdirTemp("", "strategyops-redis-")
+	dir, err := OwnedDir("", "strategyops-redis-")
 	if err != nil {
 		return nil, err
 	}

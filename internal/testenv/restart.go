@@ -18,13 +18,10 @@ package testenv
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
-	"slices"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/strategyops/strategy-operator/internal/childproc"
 )
 
 // KillAPIServer SIGKILLs the environment's kube-apiserver and waits until it is gone.
@@ -46,7 +43,7 @@ func (e *Environment) KillEtcd() error {
 func (e *Environment) StartEtcd() error { return e.Env.ControlPlane.Etcd.Start() }
 
 func killProcessWithArg(name, arg string) error {
-	pid, err := processWithArg(name, arg)
+	pid, err := childproc.Find(name, arg)
 	if err != nil {
 		return err
 	}
@@ -62,24 +59,4 @@ func killProcessWithArg(name, arg string) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return nil
-}
-
-// processWithArg is the process running the binary named name with argument arg.
-func processWithArg(name, arg string) (int, error) {
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, p := range procs {
-		pid, err := strconv.Atoi(p.Name())
-		if err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
-		args := strings.Split(string(cmdline), "\x00")
-		if err == nil && filepath.Base(args[0]) == name && slices.Contains(args, arg) {
-			return pid, nil
-		}
-	}
-	return 0, fmt.Errorf("no %s runs with %s", name, arg)
 }

@@ -20,12 +20,15 @@ package e2e
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -68,9 +71,29 @@ func descendants(pid int) []int {
 	return out
 }
 
+// lockedBuffer is a buffer a process writes while a test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// runLocalStderr is what the run-local started last printed on stderr.
+var runLocalStderr *lockedBuffer
+
 // startRunLocal starts run-local with its output on stdout (nil: a pipe the caller reads
-// through the returned reader) and returns once its pods run: the control plane, the
-// manager and three runners, at least seven processes below it.
+// through the returned reader), its errors in runLocalStderr.
 func startRunLocal(stdout *os.File) (*exec.Cmd, io.Reader) {
 	root := testenv.RepoRoot()
 	cmd := exec.Command(filepath.Join(root, "bin", "run-local"), "--assets", testenv.BinaryDir(),
@@ -85,7 +108,8 @@ func startRunLocal(stdout *os.File) (*exec.Cmd, io.Reader) {
 		Expect(err).NotTo(HaveOccurred())
 		out = pipe
 	}
-	cmd.Stderr = GinkgoWriter
+	runLocalStderr = &lockedBuffer{}
+	cmd.Stderr = io.MultiWriter(GinkgoWriter, runLocalStderr)
 	Expect(cmd.Start()).To(Succeed())
 	DeferCleanup(func() {
 		if cmd.ProcessState == nil {
@@ -94,6 +118,17 @@ func startRunLocal(stdout *os.File) (*exec.Cmd, io.Reader) {
 		}
 	})
 	return cmd, out
+}
+
+// named is the process of pids running the binary name, 0 if none.
+func named(pids []int, name string) int {
+	for _, p := range pids {
+		cmdline, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p), "cmdline"))
+		if err == nil && filepath.Base(strings.SplitN(string(cmdline), "\x00", 2)[0]) == name {
+			return p
+		}
+	}
+	return 0
 }
 
 // waitForPods waits until run-local has the control plane, the manager and three runners
@@ -144,6 +179,21 @@ var _ = Describe("make run-local", func() {
 			Expect(out).To(ContainSubstring("strategy.trading.strategyops.dev/" + s + " "))
 		}
 
+		By("a control-plane process that dies is told of at once and started again")
+		kubeconfig := regexp.MustCompile(`export KUBECONFIG=(\S+)`).FindStringSubmatch(out)[1]
+		apiserver := named(descendants(cmd.Process.Pid), "kube-apiserver")
+		Expect(apiserver).NotTo(BeZero())
+		Expect(syscall.Kill(apiserver, syscall.SIGKILL)).To(Succeed())
+		Eventually(runLocalStderr.String, 30*time.Second).Should(And(
+			ContainSubstring(fmt.Sprintf("warning: kube-apiserver (pid %d) died; starting it again", apiserver)),
+			ContainSubstring("warning: kube-apiserver runs again")))
+		Eventually(func() error {
+			kubectl := filepath.Join(testenv.BinaryDir(), "kubectl")
+			return exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "get", "strategies").Run()
+		}, time.Minute, time.Second).Should(Succeed(), "the restarted API server answers")
+		Expect(runLocalStderr.String()).NotTo(ContainSubstring("client-side throttling"),
+			"client-go's lines go to the kubelet's log")
+
 		By("Ctrl-C stops the runners, the manager and the control plane")
 		procs := descendants(cmd.Process.Pid)
 		Expect(len(procs)).To(BeNumerically(">=", 17),
@@ -168,18 +218,37 @@ var _ = Describe("make run-local", func() {
 		_ = cmd.Wait()
 		expectGone(procs, "SIGKILL")
 
-		By("everything the killed run kept is in its one folder, which the next run sweeps")
-		dirs, err := filepath.Glob(filepath.Join(os.TempDir(), "strategy-operator-local-*"))
-		Expect(err).NotTo(HaveOccurred())
-		var left string
-		for _, dir := range dirs {
-			if pid, _ := os.ReadFile(filepath.Join(dir, "pid")); string(pid) == strconv.Itoa(cmd.Process.Pid) {
-				left = dir
+		By("everything the killed run kept is in folders it owns, which the next run sweeps")
+		prefixes := []string{"strategy-operator-local-", "strategyops-postgres-"}
+		owned := func() []string {
+			var out []string
+			for _, prefix := range prefixes {
+				dirs, err := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*"))
+				Expect(err).NotTo(HaveOccurred())
+				for _, dir := range dirs {
+					if pid, _ := os.ReadFile(filepath.Join(dir, ".owner")); string(pid) == strconv.Itoa(cmd.Process.Pid) {
+						out = append(out, dir)
+					}
+				}
+			}
+			return out
+		}
+		left := owned()
+		Expect(left).To(ContainElement(ContainSubstring(prefixes[0])), "no folder of the killed run found")
+		for _, dir := range left {
+			if strings.Contains(dir, prefixes[0]) {
+				Expect(filepath.Join(dir, "etcd")).To(BeADirectory(), "etcd's data is kept in the run's folder")
 			}
 		}
-		Expect(left).NotTo(BeEmpty(), "no folder of the killed run found")
-		Expect(filepath.Join(left, "etcd")).To(BeADirectory(), "etcd's data is kept in the run's folder")
-		Expect(os.RemoveAll(left)).To(Succeed())
+		if os.Geteuid() == 0 { // PostgreSQL's folders are under /tmp then, for its unprivileged user
+			Expect(left).To(ContainElement(ContainSubstring(prefixes[1])), "PostgreSQL's data of the killed run")
+		}
+		for _, prefix := range prefixes { // what the next run (or test) does first
+			dir, err := testenv.OwnedDir("", prefix)
+			Expect(err).NotTo(HaveOccurred())
+			Expect(os.RemoveAll(dir)).To(Succeed())
+		}
+		Expect(owned()).To(BeEmpty(), "the next run swept the killed run's folders")
 	})
 
 	It("cleans up on Ctrl-C after the reader of its output died (make run-local | tee, Ctrl-C)", func(ctx SpecContext) {
