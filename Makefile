@@ -157,6 +157,10 @@ test-soak: control-plane test-servers ferretdb build ## Bounded state and a flat
 soak: ## The soak at 10,000 signals per backend.
 	$(MAKE) test-soak SOAK_SIGNALS=10000 SOAK_TIMEOUT=180m
 
+# The e2e suite runs the images on this machine: it builds them for this machine's platform
+# only (make images builds every one of PLATFORMS).
+test-e2e: PLATFORMS = linux/$(GOARCH)
+
 .PHONY: test-e2e
 test-e2e: control-plane build images ferretdb kustomize controller-gen helm ## End to end through real processes, kubectl and helm.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" KUBECTL="$(KUBECTL)" FERRETDB="$(FERRETDB)" HELM="$(HELM)" go test -tags e2e ./test/e2e/ -count=1 -timeout 30m -v -ginkgo.v
