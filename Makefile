@@ -158,8 +158,11 @@ soak: ## The soak at 10,000 signals per backend.
 	$(MAKE) test-soak SOAK_SIGNALS=10000 SOAK_TIMEOUT=180m
 
 # The e2e suite runs the images on this machine: it builds them for this machine's platform
-# only (make images builds every one of PLATFORMS).
+# only (make images builds every one of PLATFORMS), and pushes nothing.
 test-e2e: PLATFORMS = linux/$(GOARCH)
+test-e2e: REGISTRY =
+run-local: PLATFORMS = linux/$(GOARCH)
+run-local: REGISTRY =
 
 .PHONY: test-e2e
 test-e2e: control-plane build images ferretdb kustomize controller-gen helm ## End to end through real processes, kubectl and helm.

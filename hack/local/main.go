@@ -138,7 +138,14 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 	defer func() { _ = kubeletLog.Close() }()
 	// client-go's own lines (client-side throttling, retries) go to the kubelet's log, not
 	// the terminal.
-	klog.LogToStderr(false)
+	klogFlags := flag.NewFlagSet("klog", flag.ContinueOnError)
+	klog.InitFlags(klogFlags)
+	for name, v := range map[string]string{"logtostderr": "false", "alsologtostderr": "false",
+		"stderrthreshold": "FATAL"} {
+		if err := klogFlags.Set(name, v); err != nil {
+			return err
+		}
+	}
 	klog.SetOutput(kubeletLog)
 	kubeletCtx, stopKubelet := context.WithCancel(context.Background())
 	_, kubeletDone, err := cluster.StartKubelet(kubeletCtx,

@@ -72,10 +72,18 @@ func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 		}
 		applied = r.decide(sc, prev, &want, live, quiet)
 	}
-	s.Status.Applied = &applied
-	if prev != nil {
-		sc.released = releasedBy(prev, &applied)
+	if rel := releasedBy(prev, &applied); rel != nil && domain.HomeOf(sc.active) != domain.OnVolume {
+		// The last closes of what leaves count before it leaves: a read that fails keeps it.
+		states, err := r.readStates(ctx, s, sc.activePlace(), rel.StrategyName, rel.ExchangeName, rel.Symbols, true)
+		if err != nil {
+			return fmt.Errorf("reading the ledgers of %s of %s/%s before releasing them: %w",
+				strings.Join(rel.Symbols, ", "), rel.StrategyName, rel.ExchangeName, err)
+		}
+		for _, st := range states {
+			s.Status.LastClosedSignal = later(s.Status.LastClosedSignal, closedSignal(st.LastClosed))
+		}
 	}
+	s.Status.Applied = &applied
 	if len(applied.Draining) > 0 {
 		setCondition(s, v1.ConditionDraining, true, ReasonDraining, fmt.Sprintf("watching %s until their signals close; "+
 			"no new signal opens on them", strings.Join(applied.Draining, ", ")))
@@ -189,8 +197,11 @@ func (r *StrategyReconciler) liveSymbols(ctx context.Context, s *v1.Strategy, at
 }
 
 // releasedBy is what applied releases of prev: the symbols prev watched that applied does
-// not, under prev's identity (nil when none).
+// not, under prev's identity (nil when none, or no prev).
 func releasedBy(prev, applied *v1.AppliedState) *v1.AppliedState {
+	if prev == nil {
+		return nil
+	}
 	kept := append(slices.Clone(applied.Symbols), applied.Draining...)
 	if prev.StrategyName != applied.StrategyName || prev.ExchangeName != applied.ExchangeName {
 		kept = nil

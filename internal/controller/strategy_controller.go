@@ -144,9 +144,6 @@ type scope struct {
 	activeDB *v1.SecretKeyRef
 	// draining are the symbols the runner watches but opens nothing on (see applySpec).
 	draining []string
-	// released are the symbols this pass took off the runner, under the identity they had:
-	// their ledgers' last closes still count for status.lastClosedSignal.
-	released *v1.AppliedState
 	// holdPod keeps the running pod while a spec change waits (updatePolicy WhenFlat).
 	holdPod bool
 	// retryAfter, when set, brings the strategy back that soon even if the pass succeeds

@@ -47,19 +47,9 @@ func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) 
 	}
 	s := sc.strategy
 	s.Status.OpenSignals = &sum.open
-	last := sum.lastClosed
-	if rel := sc.released; rel != nil { // closes of symbols this pass released count too
-		states, err := r.readStates(ctx, s, sc.activePlace(), rel.StrategyName, rel.ExchangeName, rel.Symbols, true)
-		if err != nil {
-			ctrl.LoggerFrom(ctx).Error(err, "Could not read the ledgers of the released symbols")
-		}
-		for _, st := range states {
-			last = later(last, closedSignal(st.LastClosed))
-		}
-	}
-	// Never an older close than the one shown: an archived ledger, or a symbol released
-	// since, keeps the last close shown.
-	s.Status.LastClosedSignal = later(s.Status.LastClosedSignal, last)
+	// Never an older close than the one shown: an archived ledger, or a released symbol
+	// (read as it was released, see applySpec), keeps the last close shown.
+	s.Status.LastClosedSignal = later(s.Status.LastClosedSignal, sum.lastClosed)
 }
 
 func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {

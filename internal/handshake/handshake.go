@@ -60,8 +60,9 @@ func Write(ctx context.Context, c client.Client, lease client.ObjectKey, r Recor
 }
 
 // Annotate sets the annotation name of the Lease lease to v in JSON: what a runner tells
-// the operator. It writes only while the Lease's holder identity starts with holders (a
-// runner of this pod) or nobody holds it, and returns ErrNotHeld otherwise.
+// the operator. It writes only while the Lease's holder identity is holders, or holders
+// and a number (a runner of this pod), or nobody holds it, and returns ErrNotHeld
+// otherwise.
 func Annotate(ctx context.Context, c client.Client, lease client.ObjectKey, name string, v any, holders string) error {
 	raw, err := json.Marshal(v)
 	if err != nil {
@@ -72,8 +73,8 @@ func Annotate(ctx context.Context, c client.Client, lease client.ObjectKey, name
 		if err := c.Get(ctx, lease, &l); err != nil {
 			return err
 		}
-		if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "" && !strings.HasPrefix(h, holders) {
-			return fmt.Errorf("%w: %s holds it", ErrNotHeld, h)
+		if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "" && !heldBy(h, holders) {
+			return fmt.Errorf("%w: %s holds Lease %s", ErrNotHeld, h, lease)
 		}
 		if l.Annotations[name] == string(raw) {
 			return nil
@@ -84,6 +85,14 @@ func Annotate(ctx context.Context, c client.Client, lease client.ObjectKey, name
 		l.Annotations[name] = string(raw)
 		return c.Update(ctx, &l)
 	})
+}
+
+// heldBy reports whether holder is holders itself or holders followed by digits (a
+// runner's identity: its pod's name, "-" and a number), so that pod "x-1" does not take
+// pod "x-1-b"'s holders for its own.
+func heldBy(holder, holders string) bool {
+	rest, ok := strings.CutPrefix(holder, holders)
+	return ok && strings.Trim(rest, "0123456789") == ""
 }
 
 // Current is the record of the runner that holds l now, in the pod pod (its UID): false

@@ -235,8 +235,10 @@ func (e *Engine) recordDraining(ctx context.Context, st *symbolState) error {
 			continue
 		}
 		ev := domain.HistoryEvent{Kind: domain.EventDraining, At: st.last.UnixMilli(), Before: domain.LevelsOf(sig)}
-		once := func(o domain.HistoryEvent) bool { return o.Kind == domain.EventDraining }
-		if err := e.cfg.Persist.RecordHistoryUnless(ctx, st.key, sig.ID, ev, once); err != nil {
+		once := func(events []domain.HistoryEvent) bool {
+			return slices.ContainsFunc(events, func(o domain.HistoryEvent) bool { return o.Kind == domain.EventDraining })
+		}
+		if err := e.cfg.Persist.RecordHistoryUnless(ctx, st.key, nil, sig.ID, ev, once); err != nil {
 			return err
 		}
 	}

@@ -194,10 +194,10 @@ func (e *Engine) follow(ctx context.Context, st *symbolState, sk signalKey, all 
 		e.notify(st, NoticeEditRefused, fmt.Sprintf("refused a hand edit of %s %s of %s: %s; wrote back the runner's own",
 			what, held.ID, st.key.Symbol, why))
 		edit.Kind, edit.Note = domain.EventEditRefused, why
-		again := func(o domain.HistoryEvent) bool { // a tool that writes the edit back every time
-			return o.Kind == edit.Kind && reflect.DeepEqual(o.Before, edit.Before) && reflect.DeepEqual(o.After, edit.After)
+		again := func(events []domain.HistoryEvent) bool { // a tool that writes the edit back every time
+			return slices.ContainsFunc(events, edit.SameEdit)
 		}
-		if err := e.cfg.Persist.RecordHistoryUnless(ctx, st.key, held.ID, edit, again); err != nil {
+		if err := e.cfg.Persist.RecordHistoryUnless(ctx, st.key, nil, held.ID, edit, again); err != nil {
 			return err
 		}
 		return sk.put(ctx, st, held)
@@ -206,7 +206,12 @@ func (e *Engine) follow(ctx context.Context, st *symbolState, sk signalKey, all 
 		changes(held, stored)))
 	// Recorded first: a failed write leaves the edit to be adopted again next pass.
 	edit.Kind = domain.EventEdited
-	if err := e.cfg.Persist.RecordHistory(ctx, st.key, stored, held.ID, edit); err != nil {
+	// Adopted again after a restart that came between this record and the write of the
+	// held state, it is the entry's last event; an edit back and forth is recorded each time.
+	last := func(events []domain.HistoryEvent) bool {
+		return len(events) > 0 && edit.SameEdit(events[len(events)-1])
+	}
+	if err := e.cfg.Persist.RecordHistoryUnless(ctx, st.key, stored, held.ID, edit, last); err != nil {
 		return err
 	}
 	*sk.held, *sk.inc = stored, revisionIncarnation(ctx, sk.store, st.key, rev)

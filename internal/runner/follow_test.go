@@ -462,9 +462,19 @@ func (f *followFixture) replays(t *testing.T, open *v1.Signal) {
 	if last := entry.Events[len(entry.Events)-1]; !reflect.DeepEqual(last.Before, got) {
 		t.Fatalf("the cancel records the levels %+v, want %+v", last.Before, *got)
 	}
+	refusals, wantRefusals := 0, 2 // priceOpen edited, then an invalid edit
+	if f.backend == v1.BackendStrategyState {
+		wantRefusals = 1 // the API server refused the invalid edit itself
+	}
 	for _, ev := range entry.Events {
-		if ev.Kind == domain.EventEditRefused && ev.Note == "" {
-			t.Fatalf("a refused edit says not why: %+v", ev)
+		if ev.Kind == domain.EventEditRefused {
+			refusals++
+			if ev.Note == "" {
+				t.Fatalf("a refused edit says not why: %+v", ev)
+			}
 		}
+	}
+	if refusals != wantRefusals {
+		t.Fatalf("the ledger records %d refused edits, want %d: %+v", refusals, wantRefusals, entry.Events)
 	}
 }

@@ -89,6 +89,9 @@ func runExec(ctx context.Context, s runner.Settings, command []string, log *slog
 	serve := func(leadCtx context.Context, b domain.Backend, _ client.Client) error {
 		var err error
 		code, err = serveChild(leadCtx, ctx, s, b, command, m, log)
+		if leadCtx.Err() != nil && ctx.Err() == nil {
+			code = -1 // stopped with the Lease, not of its own: no status of the command's to pass on
+		}
 		return err
 	}
 	if k, _ := domain.Lookup(s.Backend); k.Home == domain.OnVolume {

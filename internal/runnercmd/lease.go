@@ -60,6 +60,10 @@ var errLostLease = errors.New("lost the lease to another holder")
 // that cannot renew must, and stands by to take the Lease again in the same process.
 var errLeaseNotRenewed = errors.New("could not renew the Lease")
 
+// errRenewDeadline: no renewal of the Lease landed within the renew deadline; the work is
+// stopped with it as the cause (see renewals.watch).
+var errRenewDeadline = errors.New("the Lease was not renewed within the renew deadline")
+
 // errNotHolder: the Lease changed hands before this runner took its fencing token.
 var errNotHolder = errors.New("the Lease is no longer held by this runner")
 
@@ -177,8 +181,8 @@ func campaign(ctx context.Context, cs kubernetes.Interface, s runner.Settings, l
 					workCtx, stop := context.WithCancelCause(leadCtx)
 					go lock.watch(workCtx, s.RenewDeadline, s.RetryPeriod, stop, log)
 					err = work(workCtx, token, identity)
-					if cause := context.Cause(workCtx); err != nil && errors.Is(cause, errLeaseNotRenewed) {
-						err = cause // whatever the work was doing when it was stopped
+					if err != nil && errors.Is(context.Cause(workCtx), errRenewDeadline) {
+						err = errRenewDeadline // the watch stopped it: whatever the work was doing then
 					}
 					stop(nil)
 					m.Leading(false, 0)
@@ -207,15 +211,12 @@ func campaign(ctx context.Context, cs kubernetes.Interface, s runner.Settings, l
 		return ctx.Err() // asked to stop (SIGTERM): the Lease is released
 	case err == nil:
 		return nil // the work ended by itself (--until)
-	case errors.Is(err, context.Canceled) || errors.Is(err, errLeaseNotRenewed):
+	case errors.Is(err, context.Canceled) || errors.Is(err, errRenewDeadline):
 		// The work was stopped because the Lease ended under it: taken by another holder
-		// (a read of it shows one), or not renewed in time.
+		// (a read of it shows one), or not renewed in time (an outage, or a refusal).
 		if h := lock.takenBy(); h != "" {
 			log.Error("Lost the lease: stopped trading", "lease", s.Lease, "holder", h)
 			return fmt.Errorf("%w %q", errLostLease, h)
-		}
-		if errors.Is(err, errLeaseNotRenewed) {
-			return err
 		}
 		return lock.outage()
 	default:
@@ -235,7 +236,7 @@ type renewals struct {
 
 func (r *renewals) Get(ctx context.Context) (*resourcelock.LeaderElectionRecord, []byte, error) {
 	rec, raw, err := r.Interface.Get(ctx)
-	r.note(err, false)
+	r.note(err, false, time.Time{})
 	if err == nil && rec.HolderIdentity != "" && rec.HolderIdentity != r.Identity() {
 		r.mu.Lock()
 		r.other = rec.HolderIdentity
@@ -254,37 +255,67 @@ func (r *renewals) takenBy() string {
 }
 
 func (r *renewals) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	sent := time.Now()
 	err := r.Interface.Create(ctx, ler)
-	r.note(err, ler.HolderIdentity != "") // a release writes no holder: it renews nothing
+	r.note(err, ler.HolderIdentity != "", sent) // a release writes no holder: it renews nothing
 	return err
 }
 
 func (r *renewals) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	if ler.HolderIdentity == "" && r.takenBy() != "" {
+		// A release after failed renewals would write over the new holder's record (the
+		// elector still counts this runner as the holder): there is nothing to release.
+		return nil
+	}
+	sent := time.Now()
 	err := r.Interface.Update(ctx, ler)
-	r.note(err, ler.HolderIdentity != "") // a release writes no holder: it renews nothing
+	r.note(err, ler.HolderIdentity != "", sent) // a release writes no holder: it renews nothing
 	return err
 }
 
-func (r *renewals) note(err error, wrote bool) {
+// note records the outcome of a request sent at sent: a renewal counts from when it was
+// sent, since the API server may have stored it long before its answer arrived, and the
+// others count the Lease's duration from then.
+func (r *renewals) note(err error, wrote bool, sent time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
 	case err != nil:
 		r.err = err
 	case wrote:
-		r.renewed, r.err, r.other = time.Now(), nil, ""
+		r.renewed, r.err, r.other = sent, nil, ""
 	}
 }
 
 // outage says for how long the renewals went unanswered, and the API server's last word.
+// It wraps errLeaseNotRenewed when that word was none, or one of an API server that could
+// not serve (a timeout, 429, 5xx); an answer that refuses the renewal (403, a webhook, 422)
+// is no outage, and the error is that answer.
 func (r *renewals) outage() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	since := time.Since(r.renewed).Round(time.Second)
+	if r.err != nil && !unavailable(r.err) {
+		return fmt.Errorf("the API server refused to renew the Lease for %s: %w", since, r.err)
+	}
 	msg := "the API server did not answer"
 	if r.err != nil {
 		msg += " (" + r.err.Error() + ")"
 	}
-	return fmt.Errorf("%w for %s: %s", errLeaseNotRenewed, time.Since(r.renewed).Round(time.Second), msg)
+	return fmt.Errorf("%w for %s: %s", errLeaseNotRenewed, since, msg)
+}
+
+// unavailable reports whether err says the API server could not serve a request (no
+// answer, a timeout, 429, 5xx), rather than that it refused it.
+func unavailable(err error) bool {
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) {
+		return true // no answer: a connection or a deadline
+	}
+	// A conflict is another write landing first (this runner's own annotations): tried again.
+	return apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsConflict(err) || apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
+		apierrors.IsUnexpectedServerError(err) || status.Status().Code >= 500
 }
 
 // watch stops the work (stop) once no renewal has landed for the renew deadline, checking
@@ -303,9 +334,9 @@ func (r *renewals) watch(ctx context.Context, deadline, retry time.Duration, sto
 		late := time.Since(r.renewed) > deadline
 		r.mu.Unlock()
 		if late {
-			err := r.outage()
-			log.Error("Stopped trading: the Lease was not renewed within the renew deadline", "error", err.Error())
-			stop(err)
+			log.Error("Stopped trading: the Lease was not renewed within the renew deadline", "error",
+				r.outage().Error())
+			stop(errRenewDeadline)
 			return
 		}
 	}

@@ -100,7 +100,7 @@ func tellOutage(ctx context.Context, c client.Client, s runner.Settings, m *runn
 		Message: cause.Error() + "; standing by to take it again"}
 	m.Trading(st.Reason, tradingstatus.Reasons)
 	lease := client.ObjectKey{Namespace: s.Namespace, Name: s.Lease}
-	for {
+	for tries := 0; ; tries++ {
 		err := handshake.Annotate(ctx, c, lease, tradingstatus.Annotation, st, holderPrefix())
 		switch {
 		case err == nil:
@@ -108,6 +108,12 @@ func tellOutage(ctx context.Context, c client.Client, s runner.Settings, m *runn
 			return
 		case errors.Is(err, handshake.ErrNotHeld) || apierrors.IsNotFound(err):
 			return // another pod's runner holds the Lease, or none is left: this pod is not shown
+		case !unavailable(err):
+			log.Warn("Could not tell the operator of the outage", "lease", s.Lease, "error", err.Error())
+			return
+		case tries == 0:
+			log.Info("The API server does not answer yet; telling the operator of the outage once it does",
+				"lease", s.Lease, "error", err.Error())
 		}
 		select {
 		case <-ctx.Done():

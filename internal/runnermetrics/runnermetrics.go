@@ -96,7 +96,7 @@ func New(strategy string) *Metrics {
 		Help: "1 while the runner is ready (restored and trading under the Lease, as /readyz), else 0."})
 	m.trading = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: MetricTrading, ConstLabels: labels,
 		Help: "1 for the reason the runner trades or does not (Trading, ProposalsRefused, NoCandles, " +
-			"NoProposals, DrainingAll), 0 for the others; absent until its engine runs."}, []string{labelReason})
+			"NoProposals, DrainingAll, LeaseNotRenewed), 0 for the others; absent until its engine runs."}, []string{labelReason})
 	m.reg.MustRegister(m.held, m.ready)
 	m.SetPhase(PhaseStarting)
 	return m

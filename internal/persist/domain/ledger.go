@@ -54,6 +54,12 @@ func LevelsOf(s *v1.Signal) *Levels {
 		MinuteEstimatedTime: s.MinuteEstimatedTime}
 }
 
+// SameEdit reports whether o records the edit ev does: the same kind, levels before and
+// after (when and in what order aside).
+func (ev HistoryEvent) SameEdit(o HistoryEvent) bool {
+	return o.Kind == ev.Kind && reflect.DeepEqual(o.Before, ev.Before) && reflect.DeepEqual(o.After, ev.After)
+}
+
 // ErrLedgerGap: a ledger entry's events do not replay: one was lost, repeated or written
 // over.
 var ErrLedgerGap = errors.New("the ledger entry does not replay")

@@ -268,20 +268,16 @@ func (p *Persistence) ForgetClosedSignals(ctx context.Context, k Key, activeID s
 // restart) changes nothing; any other is appended, so that a signal closed twice shows two
 // closes. row, when not nil, is kept as the signal's row.
 func (p *Persistence) RecordHistory(ctx context.Context, k Key, row *v1.Signal, id string, ev HistoryEvent) error {
-	return p.recordHistory(ctx, k, row, id, ev, ev.same)
+	return p.RecordHistoryUnless(ctx, k, row, id, ev, func(events []HistoryEvent) bool {
+		return slices.ContainsFunc(events, ev.same)
+	})
 }
 
-// RecordHistoryUnless appends ev to the ledger entry of a signal unless one of the entry's
-// events matches (a drain every restart sees again, the same edit refused again).
-func (p *Persistence) RecordHistoryUnless(ctx context.Context, k Key, id string, ev HistoryEvent,
-	match func(HistoryEvent) bool) error {
-	return p.recordHistory(ctx, k, nil, id, ev, match)
-}
-
-// recordHistory appends ev to the entry id unless one of its events is recorded (see
-// RecordHistory).
-func (p *Persistence) recordHistory(ctx context.Context, k Key, row *v1.Signal, id string, ev HistoryEvent,
-	recorded func(HistoryEvent) bool) error {
+// RecordHistoryUnless appends ev to the ledger entry of a signal (keeping row as its row,
+// when not nil) unless recorded says the entry's events already hold it: a drain every
+// restart sees again, the same edit refused again, an edit adopted again after a restart.
+func (p *Persistence) RecordHistoryUnless(ctx context.Context, k Key, row *v1.Signal, id string, ev HistoryEvent,
+	recorded func([]HistoryEvent) bool) error {
 	s, err := p.History.Store(ctx, k)
 	if err != nil {
 		return err
@@ -293,7 +289,7 @@ func (p *Persistence) recordHistory(ctx context.Context, k Key, row *v1.Signal, 
 	if entry == nil {
 		entry = &HistoryEntry{ID: id, Symbol: k.Symbol, Events: []HistoryEvent{}}
 	}
-	if slices.ContainsFunc(entry.Events, recorded) {
+	if recorded(entry.Events) {
 		return nil
 	}
 	if row != nil {
