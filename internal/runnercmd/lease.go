@@ -36,6 +36,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/runnermetrics"
 )
@@ -305,17 +306,12 @@ func (r *renewals) outage() error {
 	return fmt.Errorf("%w for %s: %s", errLeaseNotRenewed, since, msg)
 }
 
-// unavailable reports whether err says the API server could not serve a request (no
-// answer, a timeout, 429, 5xx), rather than that it refused it.
+// unavailable reports whether err says the API server could not serve a request, rather
+// than that it refused it: no answer within the renew deadline, an error that goes away
+// by itself (kubestore.Transient: 429, 5xx, a lost connection), or a conflict, another
+// write landing first (this runner's own annotations), which the next try resolves.
 func unavailable(err error) bool {
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) {
-		return true // no answer: a connection or a deadline
-	}
-	// A conflict is another write landing first (this runner's own annotations): tried again.
-	return apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsTooManyRequests(err) ||
-		apierrors.IsConflict(err) || apierrors.IsInternalError(err) || apierrors.IsServiceUnavailable(err) ||
-		apierrors.IsUnexpectedServerError(err) || status.Status().Code >= 500
+	return errors.Is(err, context.DeadlineExceeded) || apierrors.IsConflict(err) || kubestore.Transient(err)
 }
 
 // watch stops the work (stop) once no renewal has landed for the renew deadline, checking

@@ -308,6 +308,19 @@ func recordedWriter(ctx context.Context, t *testing.T, ns string) kubestore.Fenc
 	return f
 }
 
+// waitRecorded waits until the store records token as its writer's: the runner of r,
+// holding the Lease with token, writes.
+func waitRecorded(ctx context.Context, t *testing.T, r *process, ns string, token int64) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for f := recordedWriter(ctx, t, ns); f.Token != token; f = recordedWriter(ctx, t, ns) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the store records token %d, want %d; the runner's log:\n%s", f.Token, token, r.log())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // TestStalledHolderWritesNothing: a runner that stalls (the whole process) between
 // acquiring the Lease and taking its fencing token, long enough for another runner to
 // take the Lease and write, writes nothing when it wakes and exits non-zero; the new
@@ -430,13 +443,7 @@ func TestTokenAboveRecordedAfterLeaseRecreated(t *testing.T) {
 		t.Fatalf("the new runner's token %d is not above the recorded %d", tokenA, recorded)
 	}
 	// Its writes are accepted: the store records its token.
-	deadline := time.Now().Add(20 * time.Second)
-	for f := recordedWriter(ctx, t, ns); f.Token != tokenA; f = recordedWriter(ctx, t, ns) {
-		if time.Now().After(deadline) || a.logged("Runner stopped") {
-			t.Fatalf("the store records token %d, want the new runner's %d; its log:\n%s", f.Token, tokenA, a.log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitRecorded(ctx, t, a, ns, tokenA)
 	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,6 @@ package runnercmd
 
 import (
 	"context"
-	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -31,7 +30,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/strategyops/strategy-operator/internal/handshake"
-	"github.com/strategyops/strategy-operator/internal/testenv"
 	"github.com/strategyops/strategy-operator/internal/tradingstatus"
 )
 
@@ -43,11 +41,7 @@ import (
 func TestOutageKeepsItsPlace(t *testing.T) {
 	ctx := t.Context()
 	ns := leaseNamespace(ctx, t)
-	proxy, err := testenv.NewProxy(hostPort(t, env.Config.Host))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = proxy.Close() })
+	proxy := env.APIServerProxy(t)
 	const pod = "outage-pod-uid"
 	r := startRunner(t, viaProxy(t, env.Kubeconfig(t), proxy.Addr()), ns, "POD_UID="+pod, "POD_NAME=outage-pod")
 	first := token(r.waitLog(t, "Acquired the lease", 20*time.Second))
@@ -113,19 +107,6 @@ func TestOutageKeepsItsPlace(t *testing.T) {
 	}
 }
 
-// waitRecorded waits until the store records token as its writer's: the runner of r,
-// holding the Lease with token, writes.
-func waitRecorded(ctx context.Context, t *testing.T, r *process, ns string, token int64) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for f := recordedWriter(ctx, t, ns); f.Token != token; f = recordedWriter(ctx, t, ns) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the store records token %d, want %d; the runner's log:\n%s", f.Token, token, r.log())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // watchTrading returns what reads, in order, every trading status recorded on the test
 // Lease of ns from now on.
 func watchTrading(ctx context.Context, t *testing.T, ns string) func() []tradingstatus.Status {
@@ -163,19 +144,6 @@ func watchTrading(ctx context.Context, t *testing.T, ns string) func() []trading
 		defer mu.Unlock()
 		return append([]tradingstatus.Status(nil), seen...)
 	}
-}
-
-// hostPort is the host:port of an API server URL.
-func hostPort(t *testing.T, host string) string {
-	t.Helper()
-	u, err := url.Parse(host)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.Host == "" {
-		return host // already host:port
-	}
-	return u.Host
 }
 
 // viaProxy writes a copy of kubeconfig whose clusters are reached through addr.

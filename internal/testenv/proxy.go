@@ -20,7 +20,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/url"
 	"sync"
+	"testing"
 )
 
 // Proxy is a TCP proxy in front of a server (the API server, a database) that a test can
@@ -157,4 +159,21 @@ func (p *Proxy) Close() error {
 		return nil
 	}
 	return err
+}
+
+// APIServerProxy is a Proxy in front of the environment's API server, closed when t ends;
+// a client reaches the API server through it at "https://" + Addr() (its certificate
+// names 127.0.0.1, whatever the port).
+func (e *Environment) APIServerProxy(t testing.TB) *Proxy {
+	t.Helper()
+	api, err := url.Parse(e.Config.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProxy(api.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Close() })
+	return p
 }

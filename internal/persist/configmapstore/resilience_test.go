@@ -20,7 +20,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -122,11 +121,7 @@ func TestConnectionLoss(t *testing.T) {
 	ctx := t.Context()
 	name := types.NamespacedName{Namespace: env.Namespace(ctx, t), Name: "flaky"}
 
-	host, err := url.Parse(env.Config.Host)
-	g.Expect(err).NotTo(HaveOccurred())
-	proxy, err := testenv.NewProxy(host.Host)
-	g.Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = proxy.Close() }()
+	proxy := env.APIServerProxy(t)
 	cfg := rest.CopyConfig(env.Config)
 	cfg.Host = "https://" + proxy.Addr()
 	cfg.Timeout = 2 * time.Second

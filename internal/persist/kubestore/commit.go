@@ -266,7 +266,7 @@ func (d *Driver) commit(batch []*op) {
 				}
 			}
 			lastErr = err
-		case err != nil && !transient(err) && !errors.Is(err, ctx.Err()):
+		case err != nil && !Transient(err) && !errors.Is(err, ctx.Err()):
 			for _, o := range live {
 				if o.done {
 					continue

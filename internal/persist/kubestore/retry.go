@@ -31,12 +31,12 @@ import (
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 )
 
-// transient reports whether err may go away by itself, from an allow-list: the API
+// Transient reports whether err may go away by itself, from an allow-list: the API
 // server overloaded or timing out (429, 5xx, a timeout status), or no answer at all (the
 // connection refused, reset or cut short, a network timeout). Anything else — a corrupt
 // bookkeeping annotation, another context's object, an error this list does not know — is
 // reported at once rather than retried until the caller gives up.
-func transient(err error) bool {
+func Transient(err error) bool {
 	var status apierrors.APIStatus
 	if errors.As(err, &status) {
 		code := status.Status().Code

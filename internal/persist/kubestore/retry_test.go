@@ -67,8 +67,8 @@ func TestTransientIsAnAllowList(t *testing.T) {
 		{"http2 stream refused", errors.New("stream error: stream ID 7; REFUSED_STREAM"), true},
 		{"idle connection closed", errors.New("http: server closed idle connection"), true},
 	} {
-		if got := transient(c.err); got != c.want {
-			t.Errorf("%s: transient(%v) = %v, want %v", c.name, c.err, got, c.want)
+		if got := Transient(c.err); got != c.want {
+			t.Errorf("%s: Transient(%v) = %v, want %v", c.name, c.err, got, c.want)
 		}
 	}
 }

@@ -19,7 +19,6 @@ package linearizability_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"net/url"
 	"os"
 	"testing"
 	"time"
@@ -80,18 +79,10 @@ func kubeClient(t *testing.T, host string) client.Client {
 func proxiedClients(t *testing.T) ([]client.Client, []*testenv.Proxy) {
 	t.Helper()
 	n := kubeClients
-	api, err := url.Parse(env.Config.Host)
-	if err != nil {
-		t.Fatal(err)
-	}
 	clients := make([]client.Client, n)
 	proxies := make([]*testenv.Proxy, n)
 	for i := range n {
-		p, err := testenv.NewProxy(api.Host)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = p.Close() })
+		p := env.APIServerProxy(t)
 		proxies[i], clients[i] = p, kubeClient(t, "https://"+p.Addr())
 	}
 	return clients, proxies
