@@ -281,6 +281,9 @@ func (r *renewals) note(err error, wrote bool, sent time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
+	case errors.Is(err, context.Canceled):
+		// The elector gave up the request itself (this runner stopped leading): the API
+		// server said nothing, and this is no refusal.
 	case err != nil:
 		r.err = err
 	case wrote:

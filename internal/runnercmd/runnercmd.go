@@ -102,7 +102,7 @@ func Main() {
 	switch mode {
 	case modeExec:
 		code, err := runExec(ctx, s, command, log)
-		if err != nil && !errors.Is(err, context.Canceled) {
+		if err != nil && !stopped(ctx, err) {
 			log.Error("Runner stopped", "error", err.Error(), "exitCode", code)
 			terminationMessage(s.TerminationMessagePath, err.Error())
 			os.Exit(1)
@@ -122,12 +122,18 @@ func Main() {
 		}
 		return
 	}
-	if err := run(ctx, s, log); err != nil && !errors.Is(err, context.Canceled) {
+	if err := run(ctx, s, log); err != nil && !stopped(ctx, err) {
 		log.Error("Runner stopped", "error", err.Error())
 		terminationMessage(s.TerminationMessagePath, err.Error())
 		os.Exit(1)
 	}
 	log.Info("Runner stopped cleanly")
+}
+
+// stopped reports whether err is the runner's answer to being told to stop (ctx, ended by
+// SIGTERM or an interrupt): a clean stop. A cancellation of anything else is a failure.
+func stopped(ctx context.Context, err error) bool {
+	return ctx.Err() != nil && errors.Is(err, context.Canceled)
 }
 
 // terminationMessage writes why the runner stopped where the pod's status reads it from
