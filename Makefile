@@ -161,8 +161,8 @@ soak: ## The soak at 10,000 signals per backend.
 # only (make images builds every one of PLATFORMS), and pushes nothing.
 test-e2e: PLATFORMS = linux/$(GOARCH)
 test-e2e: REGISTRY =
-run-local: PLATFORMS = linux/$(GOARCH)
-run-local: REGISTRY =
+run-local-setup: PLATFORMS = linux/$(GOARCH)
+run-local-setup: REGISTRY =
 
 .PHONY: test-e2e
 test-e2e: control-plane build images ferretdb kustomize controller-gen helm ## End to end through real processes, kubectl and helm.
@@ -181,11 +181,18 @@ images: ## Build the manager, runner and example-strategy images for PLATFORMS i
 	go run ./hack/images --platforms "$(PLATFORMS)" --version "$(VERSION)" --commit "$(COMMIT)" \
 		--source-date-epoch "$(SOURCE_DATE_EPOCH)" --out bin/images $(if $(REGISTRY),--registry "$(REGISTRY)")
 
+# The build's lines go to stderr and make prints nothing after it, so that stdout carries
+# run-local's own lines alone: make run-local | head shows them, and no broken pipe kills
+# make before run-local starts (run-local itself shrugs off a reader that went away).
 .PHONY: run-local
-run-local: control-plane build images ferretdb kustomize controller-gen ## Start a local control plane, a registry with the images, the operator and the samples; pods run as local processes.
+run-local: ## Start a local control plane, a registry with the images, the operator and the samples; pods run as local processes.
+	@$(MAKE) --no-print-directory run-local-setup >&2
+	@FERRETDB="$(FERRETDB)" bin/run-local --assets "$(ENVTEST_ASSETS)" --install bin/run-local.yaml --images bin/images
+
+.PHONY: run-local-setup
+run-local-setup: control-plane build images ferretdb kustomize controller-gen
 	hack/kustomize-overlay.sh bin/overlay "strategy-operator:$(VERSION)" "strategy-runner:$(VERSION)" "$(KUSTOMIZE)"
 	"$(KUSTOMIZE)" build bin/overlay > bin/run-local.yaml
-	FERRETDB="$(FERRETDB)" bin/run-local --assets "$(ENVTEST_ASSETS)" --install bin/run-local.yaml --images bin/images
 
 .PHONY: docker-build
 docker-build: ## Build the manager and runner images with a container engine (make images needs none).

@@ -73,7 +73,7 @@ metadata: {name: cached}
 spec:
   exchangeName: simulated
   symbols: [%s]
-  args: [--strategy=indicator, --speed=60, %s, --option=take-profit=4, --option=stop-loss=3]
+  args: [--strategy=indicator, --speed=60, %s, --option=take-profit=4, --option=stop-loss=3, --option=minutes=20]
   persistence:
     backend: Redis
     redis: {urlSecretRef: {name: redis, key: url}}

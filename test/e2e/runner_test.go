@@ -146,7 +146,8 @@ var _ = Describe("strategies running for real", func() {
 	It("restores an open signal after the runner is SIGKILLed, and closes it exactly once", func(ctx SpecContext) {
 		ns := newNamespace(ctx)
 		symbols := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
-		applyStrategy(ctx, ns, "crash", "StrategyState", "Delete", symbols, "take-profit=4", "stop-loss=3")
+		applyStrategy(ctx, ns, "crash", "StrategyState", "Delete", symbols, "take-profit=4", "stop-loss=3",
+			"minutes=20") // a signal lasts at most 20 seconds
 		pid := waitRunning(ctx, ns, "crash")
 
 		By("waiting for an open signal, then killing the runner with SIGKILL")

@@ -1,0 +1,66 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+)
+
+// TestWritesOfOneSettleAreReadOnce: a burst of runner writes to a StrategyState asks for
+// one reconcile of its Strategy, StateSettle after the first; a store object made or
+// deleted asks at once.
+func TestWritesOfOneSettleAreReadOnce(t *testing.T) {
+	ctx := context.Background()
+	strategy := reconcile.Request{NamespacedName: types.NamespacedName{Namespace: "ns", Name: "alpha"}}
+	h := settled(func(context.Context, client.Object) []reconcile.Request { return []reconcile.Request{strategy} })
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	st := &v1.StrategyState{}
+
+	first := time.Now()
+	for range 50 {
+		h.Update(ctx, event.UpdateEvent{ObjectOld: st, ObjectNew: st}, q)
+	}
+	if n := q.Len(); n != 0 {
+		t.Fatalf("%d reconciles asked for at once after a burst of writes, want none before StateSettle", n)
+	}
+	got, _ := q.Get()
+	if waited := time.Since(first); got != strategy || waited < StateSettle {
+		t.Fatalf("got %v after %s, want %v after at least %s", got, waited, strategy, StateSettle)
+	}
+	q.Done(got)
+	time.Sleep(StateSettle / 2)
+	if n := q.Len(); n != 0 {
+		t.Fatalf("%d more reconciles queued after the burst's one, want none", n)
+	}
+
+	h.Delete(ctx, event.DeleteEvent{Object: st}, q)
+	h.Create(ctx, event.CreateEvent{Object: st}, q)
+	if n := q.Len(); n != 1 {
+		t.Fatalf("%d reconciles queued at once for a store object made and deleted, want 1", n)
+	}
+}
