@@ -27,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -69,6 +70,10 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 	defer fail(nil)
 	// stopped returns the failure that ended ctx, or says that Ctrl-C did, when.
 	stopped := func(when string) error {
+		if cause := context.Cause(ctx); errors.Is(cause, errReaderGone) {
+			fmt.Fprintf(os.Stderr, "%s; stopping\n", cause)
+			return nil
+		}
 		if interrupted.Err() == nil {
 			return context.Cause(ctx)
 		}
@@ -77,10 +82,12 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 		}
 		return nil
 	}
-	// Output piped into a reader that died first (make run-local | tee, then Ctrl-C) must
-	// not kill this process in the middle of its clean-up: with SIGPIPE caught, writes to
-	// the broken pipe just fail.
+	// Output piped into a reader that died first (make run-local | head, or | tee then
+	// Ctrl-C) must not kill this process in the middle of its clean-up: with SIGPIPE
+	// caught, writes to the broken pipe just fail, and the first failure stops the run as
+	// Ctrl-C does.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	stdout = output{gone: fail}
 
 	dir, err := testenv.OwnedDir("", runDirPrefix) // and sweeps what killed runs left
 	if err != nil {
@@ -124,7 +131,7 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 		return err
 	}
 	defer func() { _ = reg.Stop() }()
-	fmt.Printf("registry %s holds %s\n", reg.Host, strings.Join(reg.Images, ", "))
+	fmt.Fprintf(stdout, "registry %s holds %s\n", reg.Host, strings.Join(reg.Images, ", "))
 
 	podLogs := filepath.Join(dir, "kubelet", "logs")
 	if ctx.Err() != nil {
@@ -196,7 +203,7 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Print(out)
+	fmt.Fprint(stdout, out)
 
 	if ctx.Err() != nil {
 		return stopped("during setup")
@@ -209,7 +216,7 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 		return stopped("while waiting for a live signal")
 	}
 
-	fmt.Printf(`
+	fmt.Fprintf(stdout, `
 strategy-operator is running on a local control plane. In another terminal:
 
   export KUBECONFIG=%s
@@ -223,11 +230,28 @@ Press Ctrl-C to stop everything.
 `, cluster.Kubeconfig, cluster.KubectlPath)
 
 	<-ctx.Done()
-	fmt.Println()
+	fmt.Fprintln(stdout)
 	return stopped("")
 }
 
-func step(msg string) { fmt.Printf("==> %s\n", msg) }
+func step(msg string) { fmt.Fprintf(stdout, "==> %s\n", msg) }
+
+// errReaderGone: what read run-local's output went away (make run-local | head).
+var errReaderGone = errors.New("the reader of run-local's output went away")
+
+// stdout is where run-local prints; run makes it an output.
+var stdout io.Writer = os.Stdout
+
+// output is standard output that calls gone once a write finds its reader gone.
+type output struct{ gone context.CancelCauseFunc }
+
+func (o output) Write(p []byte) (int, error) {
+	n, err := os.Stdout.Write(p)
+	if errors.Is(err, syscall.EPIPE) {
+		o.gone(errReaderGone)
+	}
+	return n, err
+}
 
 // startDatabases starts the Redis, PostgreSQL and MongoDB servers of the database samples, each in a
 // folder of its own, and gives their URLs to the samples in labelled Secrets. A server
@@ -316,7 +340,7 @@ func waitForSignal(ctx context.Context, cluster *localcluster.Cluster, namespace
 			`jsonpath={range .items[*]}{.spec.signal.pendingAt}{" "}{.spec.scheduledSignal.scheduledAt}{"\n"}{end}`)
 		if err == nil && liveSignal(rows, since) {
 			out, err := cluster.Kubectl(ctx, "get", "strategies,strategystates", "-n", namespace)
-			fmt.Print(out)
+			fmt.Fprint(stdout, out)
 			return err
 		}
 		if time.Now().After(deadline) {

@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -39,6 +40,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/runnermetrics"
 	"github.com/strategyops/strategy-operator/internal/stateserver"
 	"github.com/strategyops/strategy-operator/pkg/stateapi"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // The environment runner exec gives the user's process.
@@ -56,6 +58,8 @@ const (
 var errExecUsage = errors.New("usage: runner exec [flags] -- <command> [args…]")
 
 // splitExec splits runner exec's arguments at "--" into the runner's flags and the command.
+// Asked for help, with no command, it returns the flags alone (the settings' parser
+// prints the usage).
 func splitExec(args []string) (flags, command []string, err error) {
 	for i, a := range args {
 		if a == "--" {
@@ -63,6 +67,11 @@ func splitExec(args []string) (flags, command []string, err error) {
 				return nil, nil, errExecUsage
 			}
 			return args[:i], args[i+1:], nil
+		}
+	}
+	for _, a := range args {
+		if slices.Contains([]string{"-h", "-help", "--h", "--help"}, a) {
+			return args, nil, nil
 		}
 	}
 	return nil, nil, errExecUsage
@@ -95,11 +104,21 @@ func runExec(ctx context.Context, s runner.Settings, command []string, log *slog
 		return err
 	}
 	if k, _ := domain.Lookup(s.Backend); k.Home == domain.OnVolume {
-		err = serve(context.WithoutCancel(ctx), k.OpenFiles(s.DataDir), nil) // the folders' locks keep others out
+		// The folders' locks keep others out.
+		err = folderInUse(s, serve(context.WithoutCancel(ctx), k.OpenFiles(s.DataDir), nil))
 	} else {
 		err = withState(ctx, s, log, m, nil, serve) // no Trading condition: the process trades as it will
 	}
 	return code, err
+}
+
+// folderInUse says, of an error that a store of the strategy's folder (s.DataDir) is
+// locked, that the folder is another runner's; other errors pass unchanged.
+func folderInUse(s runner.Settings, err error) error {
+	if errors.Is(err, driver.ErrLocked) {
+		return fmt.Errorf("the strategy's folder %s is in use by another runner: %w", s.DataDir, err)
+	}
+	return err
 }
 
 // serveChild serves the state API over b and runs command until it exits, the Lease is

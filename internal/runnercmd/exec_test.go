@@ -186,3 +186,61 @@ func TestExecForwardsSIGTERM(t *testing.T) {
 	}
 	p.waitLog(t, "The strategy's process did not stop within the grace period; killing it", 0)
 }
+
+// TestExecHelpListsItsFlags: runner exec --help prints the flags runner exec takes and
+// exits 0; runner exec without a command says how to give one and exits 2.
+func TestExecHelpListsItsFlags(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		code int
+		says []string
+	}{
+		{[]string{"exec", "--help"}, 0, []string{"runner exec [flags] -- <command…>", "-strategy-name", "-data-dir"}},
+		{[]string{"exec", "-h", "--backend=File"}, 0, []string{"runner exec [flags] -- <command…>", "-grace-period"}},
+		{[]string{"exec", "--backend=File"}, 2, []string{"usage: runner exec [flags] -- <command"}},
+	} {
+		p, err := launch(env.Kubeconfig(t), c.args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-p.done
+		if code := p.cmd.ProcessState.ExitCode(); code != c.code {
+			t.Errorf("runner %s exited %d, want %d; it printed:\n%s", strings.Join(c.args, " "), code, c.code, p.log())
+		}
+		for _, want := range c.says {
+			if !strings.Contains(p.log(), want) {
+				t.Errorf("runner %s does not say %q; it printed:\n%s", strings.Join(c.args, " "), want, p.log())
+			}
+		}
+	}
+}
+
+// TestExecSecondOnAFolderIsRefused: a second runner exec on the folder of a File strategy
+// that another runs is refused before its process starts, with the strategy's folder and
+// the holder of its lock named.
+func TestExecSecondOnAFolderIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"exec", "--strategy-name=folder-test", "--exchange=simulated", "--symbols=BTCUSDT",
+		"--backend=File", "--data-dir=" + dir, "--grace-period=800ms", "--", os.Args[0]}
+	kubeconfig := env.Kubeconfig(t)
+	first := startProcess(t, kubeconfig, args, asChildEnv+"=loop")
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(first.log(), "child: wrote 1"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first runner's process never wrote; its log:\n%s", first.log())
+		}
+	}
+	second := startProcess(t, kubeconfig, args, asChildEnv+"=loop")
+	if code := second.exit(t, 20*time.Second); code != 1 {
+		t.Fatalf("the second runner exec exited %d, want 1; its log:\n%s", code, second.log())
+	}
+	host, _ := os.Hostname()
+	for _, want := range []string{"the strategy's folder " + dir + " is in use by another runner",
+		fmt.Sprintf("held by process %d on host %s", first.cmd.Process.Pid, host)} {
+		if !strings.Contains(second.log(), want) {
+			t.Errorf("the second runner does not say %q; its log:\n%s", want, second.log())
+		}
+	}
+	if strings.Contains(second.log(), "child: wrote") {
+		t.Errorf("the second runner's process ran; its log:\n%s", second.log())
+	}
+}

@@ -251,19 +251,29 @@ var _ = Describe("make run-local", func() {
 		Expect(owned()).To(BeEmpty(), "the next run swept the killed run's folders")
 	})
 
-	It("cleans up on Ctrl-C after the reader of its output died (make run-local | tee, Ctrl-C)", func(ctx SpecContext) {
-		r, w, err := os.Pipe()
-		Expect(err).NotTo(HaveOccurred())
-		cmd, _ := startRunLocal(w)
-		Expect(w.Close()).To(Succeed())
-		go func() { _, _ = io.Copy(GinkgoWriter, r) }()
-		procs := waitForPods(cmd)
-		Expect(r.Close()).To(Succeed()) // the reader dies first, as tee does on Ctrl-C
-		Expect(cmd.Process.Signal(os.Interrupt)).To(Succeed())
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		Eventually(done, time.Minute).Should(Receive(BeNil()),
-			"run-local must finish its clean-up and exit 0, not die of the broken pipe")
-		expectGone(procs, "broken pipe")
-	})
+	It("stops cleanly, leaving no process behind, once the reader of its output is gone (make run-local | head)",
+		func(ctx SpecContext) {
+			r, w, err := os.Pipe()
+			Expect(err).NotTo(HaveOccurred())
+			cmd, _ := startRunLocal(w)
+			Expect(w.Close()).To(Succeed())
+			lines := bufio.NewReader(r)
+			for {
+				line, err := lines.ReadString('\n')
+				Expect(err).NotTo(HaveOccurred(), "run-local's output ended before the registry's line")
+				GinkgoWriter.Print(line)
+				if strings.HasPrefix(line, "registry ") {
+					break // the control plane and the registry run
+				}
+			}
+			procs := descendants(cmd.Process.Pid)
+			Expect(named(procs, "kube-apiserver")).NotTo(BeZero())
+			Expect(r.Close()).To(Succeed()) // as head does after its lines
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			Eventually(done, time.Minute).Should(Receive(BeNil()),
+				"run-local must stop at its next line, finish its clean-up and exit 0, not die of the broken pipe")
+			Expect(runLocalStderr.String()).To(ContainSubstring("the reader of run-local's output went away; stopping"))
+			expectGone(procs, "broken pipe")
+		})
 })

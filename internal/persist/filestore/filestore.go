@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -144,11 +145,20 @@ func lockFolder(dir string) (*os.File, error) {
 		return nil, err
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		_ = f.Close()
+		defer func() { _ = f.Close() }()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
+			holder, _ := io.ReadAll(io.LimitReader(f, 256))
+			if h := strings.TrimSpace(string(holder)); h != "" {
+				return nil, fmt.Errorf("%w: %s, held by %s", driver.ErrLocked, dir, h)
+			}
 			return nil, fmt.Errorf("%w: %s", driver.ErrLocked, dir)
 		}
 		return nil, err
+	}
+	// Who holds it, for the error another process gets (best effort: the lock is the flock).
+	host, _ := os.Hostname()
+	if f.Truncate(0) == nil {
+		_, _ = f.WriteAt(fmt.Appendf(nil, "process %d on host %s\n", os.Getpid(), host), 0)
 	}
 	return f, nil
 }

@@ -19,6 +19,7 @@ package filestore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,6 +57,10 @@ func TestSecondWriterIsRefused(t *testing.T) {
 	_, err := filestore.New(dir).Init(ctx, true)
 	if !errors.Is(err, persist.ErrLocked) || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("second open of %s: %v, want ErrLocked naming the folder", dir, err)
+	}
+	host, _ := os.Hostname()
+	if holder := fmt.Sprintf("held by process %d on host %s", os.Getpid(), host); !strings.Contains(err.Error(), holder) {
+		t.Fatalf("second open of %s: %v, want the holder named (%s)", dir, err, holder)
 	}
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
