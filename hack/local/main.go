@@ -131,7 +131,7 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 		return err
 	}
 	defer func() { _ = reg.Stop() }()
-	fmt.Fprintf(stdout, "registry %s holds %s\n", reg.Host, strings.Join(reg.Images, ", "))
+	_, _ = fmt.Fprintf(stdout, "registry %s holds %s\n", reg.Host, strings.Join(reg.Images, ", "))
 
 	podLogs := filepath.Join(dir, "kubelet", "logs")
 	if ctx.Err() != nil {
@@ -203,7 +203,7 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprint(stdout, out)
+	_, _ = fmt.Fprint(stdout, out)
 
 	if ctx.Err() != nil {
 		return stopped("during setup")
@@ -216,7 +216,7 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 		return stopped("while waiting for a live signal")
 	}
 
-	fmt.Fprintf(stdout, `
+	_, _ = fmt.Fprintf(stdout, `
 strategy-operator is running on a local control plane. In another terminal:
 
   export KUBECONFIG=%s
@@ -230,16 +230,17 @@ Press Ctrl-C to stop everything.
 `, cluster.Kubeconfig, cluster.KubectlPath)
 
 	<-ctx.Done()
-	fmt.Fprintln(stdout)
+	_, _ = fmt.Fprintln(stdout)
 	return stopped("")
 }
 
-func step(msg string) { fmt.Fprintf(stdout, "==> %s\n", msg) }
+func step(msg string) { _, _ = fmt.Fprintf(stdout, "==> %s\n", msg) }
 
 // errReaderGone: what read run-local's output went away (make run-local | head).
 var errReaderGone = errors.New("the reader of run-local's output went away")
 
-// stdout is where run-local prints; run makes it an output.
+// stdout is where run-local prints; run makes it an output, which handles a failed write
+// (the writers ignore its errors).
 var stdout io.Writer = os.Stdout
 
 // output is standard output that calls gone once a write finds its reader gone.
@@ -340,7 +341,7 @@ func waitForSignal(ctx context.Context, cluster *localcluster.Cluster, namespace
 			`jsonpath={range .items[*]}{.spec.signal.pendingAt}{" "}{.spec.scheduledSignal.scheduledAt}{"\n"}{end}`)
 		if err == nil && liveSignal(rows, since) {
 			out, err := cluster.Kubectl(ctx, "get", "strategies,strategystates", "-n", namespace)
-			fmt.Fprint(stdout, out)
+			_, _ = fmt.Fprint(stdout, out)
 			return err
 		}
 		if time.Now().After(deadline) {
