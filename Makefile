@@ -100,10 +100,10 @@ control-plane: ## Build etcd, kube-apiserver, kube-controller-manager and kubect
 	@hack/build-control-plane.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
 
 .PHONY: sdk-ts
-sdk-ts: ## Install and build the backtest-kit adapter package (sdk/backtest-kit: npm ci, tsc).
+sdk-ts: ## Install and build the backtest-kit adapter package (sdk/backtest-kit: npm ci, whose prepare script runs tsc).
 	@command -v npm >/dev/null 2>&1 || { echo "make test needs Node.js 20 and npm (Debian: apt-get install nodejs npm;" \
 		".ci/run installs them)" >&2; exit 1; }
-	cd sdk/backtest-kit && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent
+	cd sdk/backtest-kit && npm ci --no-audit --no-fund --loglevel=error
 
 .PHONY: ferretdb
 ferretdb: $(FERRETDB) ## Build the MongoDB-protocol test server (FerretDB; the tests run it over PostgreSQL) from source (once).
@@ -141,6 +141,7 @@ test-unit: control-plane test-servers ferretdb sdk-ts ## Unit and envtest suites
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $$(go list ./... | grep -v -e '/internal/runner$$' -e /test/soak) -count=1 -race -timeout 30m
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
 	cd examples/store-driver && go vet ./... && go test ./... -count=1 -race -v
+	cd test/docs && go vet ./... && go test ./... -count=1 -v
 
 # The soak drives one symbol through SOAK_SIGNALS signals on every backend, each with a runner
 # process and the manager binary beside it, the backends side by side: make test runs 1,000,

@@ -1,0 +1,348 @@
+/*
+Copyright 2026 The strategy-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package sdk_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/childproc"
+	"github.com/strategyops/strategy-operator/internal/live"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+)
+
+// backtestKit is the node_modules folder holding backtest-kit 19.5.0 and its dependencies,
+// in the shared folder beside the clone (see its README).
+func backtestKit(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(filepath.Dir(testenv.RepoRoot()), "shared", "vendor", "backtest-kit", "node_modules")
+	if _, err := os.Stat(filepath.Join(dir, "backtest-kit", "package.json")); err != nil {
+		t.Fatalf("backtest-kit 19.5.0 is not in %s, beside the clone: the tests run the real library (%v)", dir, err)
+	}
+	return dir
+}
+
+// botFolder is a folder to run the bot of docs/backtest-kit-bot.md in (examples/
+// backtest-kit-bot), with its packages where npm would install them: backtest-kit linked
+// from the shared folder, the adapter package unpacked from the tarball npm packs of
+// sdk/backtest-kit (its development packages installed: make sdk-ts).
+func botFolder(t *testing.T) string {
+	t.Helper()
+	root, modules := testenv.RepoRoot(), backtestKit(t)
+	dir := t.TempDir()
+	for _, f := range []string{"bot.js", "package.json"} {
+		data, err := os.ReadFile(filepath.Join(root, "examples", "backtest-kit-bot", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(modules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := filepath.Join(dir, "node_modules")
+	if err := os.MkdirAll(filepath.Join(linked, "@strategyops"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Symlink(filepath.Join(modules, e.Name()), filepath.Join(linked, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The adapter package as npm packs it (its prepare script builds it) and installs it.
+	adapter := filepath.Join(linked, "@strategyops", "backtest-kit")
+	if err := os.MkdirAll(adapter, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	unpack := exec.Command("tar", "-xzf", packAdapter(t), "-C", adapter, "--strip-components=1")
+	if out, err := unpack.CombinedOutput(); err != nil {
+		t.Fatalf("unpacking the adapter package: %v\n%s", err, out)
+	}
+	return dir
+}
+
+// packAdapter packs the adapter package with npm pack, as a user does to install it from a
+// checkout, and returns the tarball.
+func packAdapter(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	pack := exec.Command("npm", "pack", "--silent", "--pack-destination", dir)
+	pack.Dir = pkg(t)
+	out, err := pack.CombinedOutput()
+	if err != nil {
+		t.Fatalf("npm pack of %s: %v\n%s", pack.Dir, err, out)
+	}
+	lines := strings.Fields(string(out))
+	if len(lines) == 0 {
+		t.Fatalf("npm pack named no tarball: %s", out)
+	}
+	return filepath.Join(dir, lines[len(lines)-1])
+}
+
+// botEvent is a line the bot prints of a signal that opened, closed or was cancelled.
+type botEvent struct {
+	Bot       string         `json:"bot"`
+	ID        string         `json:"id"`
+	PriceOpen float64        `json:"priceOpen"`
+	Reason    string         `json:"reason"`
+	PnL       *v1.ProfitLoss `json:"pnl"`
+}
+
+// botRun is a runner exec running the bot, with what both printed.
+type botRun struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+func (b *botRun) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.out.Write(p)
+}
+
+func (b *botRun) output() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.out.String()
+}
+
+// events are the bot's signal lines so far.
+func (b *botRun) events() []botEvent {
+	var out []botEvent
+	for line := range strings.Lines(b.output()) {
+		var e botEvent
+		if json.Unmarshal([]byte(line), &e) == nil && e.Bot != "" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// await waits up to d for the first event that match accepts.
+func (b *botRun) await(t *testing.T, d time.Duration, what string, match func(botEvent) bool) botEvent {
+	t.Helper()
+	for deadline := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+		for _, e := range b.events() {
+			if match(e) {
+				return e
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %s; runner exec and the bot printed:\n%s", what, d, b.output())
+		}
+	}
+}
+
+// exitCode waits up to d for the runner to exit and returns its code.
+func (b *botRun) exitCode(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-b.done:
+		return b.cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		t.Fatalf("runner exec still runs after %s; it printed:\n%s", d, b.output())
+		return -1
+	}
+}
+
+const (
+	botStrategy, botExchange, botSymbol = "bot", "simulated", "BTCUSDT"
+	// The bot's clock runs this many times faster than the wall's (test/sdk/testdata/
+	// fastclock.mjs): backtest-kit's live mode looks for a new minute every 5 seconds, so
+	// a tick comes every 5 seconds, 5 minutes of the feed apart.
+	clockFactor = 60
+	feedCycle   = 1000 * time.Minute // the bot's simulated price starts again every feedCycle
+)
+
+// startBot runs the bot under runner exec on the File backend in dataDir, with the clock
+// of clock (FAST_CLOCK_* variables: every life of one test shares it).
+func startBot(t *testing.T, folder, dataDir string, clock []string) *botRun {
+	t.Helper()
+	fastclock := "file://" + filepath.Join(testenv.RepoRoot(), "test", "sdk", "testdata", "fastclock.mjs")
+	b := &botRun{done: make(chan struct{})}
+	b.cmd = exec.Command(runner, "exec", "--strategy-name="+botStrategy, "--exchange="+botExchange,
+		"--symbols="+botSymbol, "--backend=File", "--data-dir="+dataDir, "--grace-period=1s",
+		"--", "node", "--import", fastclock, "bot.js")
+	b.cmd.Dir = folder
+	b.cmd.Env = append(os.Environ(), clock...)
+	b.cmd.Stdout, b.cmd.Stderr = b, b
+	b.cmd.SysProcAttr = childproc.SysProcAttr() // a group of its own: runner exec and the bot
+	if err := b.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = b.cmd.Wait(); close(b.done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-b.cmd.Process.Pid, syscall.SIGKILL)
+		<-b.done
+	})
+	return b
+}
+
+// TestBacktestKitBotSurvivesSIGKILL: the bot of docs/backtest-kit-bot.md, backtest-kit 19.5.0
+// in live mode with the adapter package, under runner exec on the File backend: it opens a
+// signal, the runner's process group is SIGKILLed, and the bot started again restores the
+// same signal from the store and closes it at its take profit, with the PnL the runner's
+// own engine computes for that row and price; the row on disk is the one backtest-kit's own
+// file persistence writes; a second runner exec on the folder is refused before its bot
+// starts.
+func TestBacktestKitBotSurvivesSIGKILL(t *testing.T) {
+	folder, dataDir := botFolder(t), t.TempDir()
+	now := time.Now()
+	// The feed's clock starts 10 minutes into a cycle of its price (a rise of 2.5 % since the
+	// cycle began), so that the first signal is not open across the fall at the cycle's end.
+	cycle := feedCycle.Milliseconds() // the bot counts cycles from the Unix epoch
+	origin := (now.UnixMilli()/cycle+1)*cycle + (10 * time.Minute).Milliseconds()
+	clock := []string{"FAST_CLOCK_FACTOR=" + strconv.Itoa(clockFactor),
+		"FAST_CLOCK_START=" + strconv.FormatInt(now.UnixMilli(), 10),
+		"FAST_CLOCK_ORIGIN=" + strconv.FormatInt(origin, 10)}
+
+	first := startBot(t, folder, dataDir, clock)
+	opened := first.await(t, time.Minute, "opened signal", func(e botEvent) bool { return e.Bot == "opened" })
+	if err := syscall.Kill(-first.cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-first.done
+	for _, e := range first.events() {
+		if e.Bot == "closed" && e.ID == opened.ID {
+			t.Fatalf("signal %s closed before the SIGKILL: the test proves nothing; the bot printed:\n%s", opened.ID,
+				first.output())
+		}
+	}
+
+	signalFile := filepath.Join(dataDir, "signal", botSymbol+"_"+botStrategy+"_"+botExchange, botSymbol+".json")
+	stored, err := os.ReadFile(signalFile)
+	if err != nil {
+		t.Fatalf("the store holds no signal after the SIGKILL: %v", err)
+	}
+	var row v1.Signal
+	if err := json.Unmarshal(stored, &row); err != nil || row.ID != opened.ID {
+		t.Fatalf("the store's signal is %s (%v), want the opened %s", stored, err, opened.ID)
+	}
+	if own := backtestKitWrites(t, stored); !bytes.Equal(stored, own) {
+		t.Errorf("the store's signal file differs from backtest-kit's own for the same row:\n store       %s\n backtest-kit %s",
+			stored, own)
+	}
+
+	second := startBot(t, folder, dataDir, clock)
+	closed := second.await(t, time.Minute, "close of "+opened.ID, func(e botEvent) bool {
+		return e.Bot == "closed" || e.Bot == "cancelled"
+	})
+	if closed.ID != opened.ID || closed.Bot != "closed" || closed.Reason != "take_profit" || closed.PnL == nil {
+		t.Fatalf("the restarted bot's first close is %+v, want %s closed at its take profit; it printed:\n%s",
+			closed, opened.ID, second.output())
+	}
+	if closed.PnL.PriceOpen != row.PriceOpen {
+		t.Errorf("closed at an open price of %v, the stored row's is %v", closed.PnL.PriceOpen, row.PriceOpen)
+	}
+	want, err := live.Defaults().ProfitLoss(&row, closed.PnL.PriceClose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !near(want.PnlPercentage, closed.PnL.PnlPercentage) || !near(want.PnlCost, closed.PnL.PnlCost) {
+		t.Errorf("backtest-kit's PnL %+v, the runner's for the same row and close %+v", *closed.PnL, want)
+	}
+	t.Logf("signal %s opened at %v, SIGKILLed, restored and closed at %v (%s, %.4f %%)", opened.ID, row.PriceOpen,
+		closed.PnL.PriceClose, closed.Reason, closed.PnL.PnlPercentage)
+
+	third := startBot(t, folder, dataDir, clock)
+	if code := third.exitCode(t, 30*time.Second); code != 1 {
+		t.Errorf("a second runner exec on the folder exited %d, want 1; it printed:\n%s", code, third.output())
+	}
+	if out := third.output(); !strings.Contains(out, "in use by another runner") || strings.Contains(out, `"bot":"started"`) {
+		t.Errorf("a second runner exec on the folder was not refused before its bot started; it printed:\n%s", out)
+	}
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	second.exitCode(t, 30*time.Second)
+}
+
+// near reports whether two PnL figures agree to 1e-9 of their size.
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(a)) }
+
+// backtestKitWrites is the file backtest-kit's own file persistence writes for row (JSON),
+// as its signal of botSymbol.
+func backtestKitWrites(t *testing.T, row []byte) []byte {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.Symlink(backtestKit(t), filepath.Join(dir, "node_modules")); err != nil {
+		t.Fatal(err)
+	}
+	// In dir: ESM resolves a script's imports from the folders above it.
+	script, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "test", "sdk", "testdata", "bkwrite.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bkwrite.mjs"), script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("node", "bkwrite.mjs", botSymbol, botStrategy, botExchange)
+	cmd.Dir, cmd.Stdin = dir, bytes.NewReader(row)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("backtest-kit writing the row: %v\n%s", err, out)
+	}
+	var written []byte
+	err = filepath.WalkDir(filepath.Join(dir, "dump"), func(path string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && d.Name() == botSymbol+".json" && strings.Contains(path, "signal") {
+			written, err = os.ReadFile(path)
+		}
+		return err
+	})
+	if err != nil || written == nil {
+		t.Fatalf("backtest-kit wrote no signal file under %s (%v)", filepath.Join(dir, "dump"), err)
+	}
+	return written
+}
+
+// TestTheDocsBotIsTheOneTested: the bot docs/backtest-kit-bot.md shows is the file the tests
+// run (examples/backtest-kit-bot/bot.js).
+func TestTheDocsBotIsTheOneTested(t *testing.T) {
+	root := testenv.RepoRoot()
+	doc, err := os.ReadFile(filepath.Join(root, "docs", "backtest-kit-bot.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bot, err := os.ReadFile(filepath.Join(root, "examples", "backtest-kit-bot", "bot.js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, found := strings.Cut(string(doc), "\n```js\n")
+	block, _, closed := strings.Cut(block, "\n```\n")
+	if !found || !closed {
+		t.Fatal("docs/backtest-kit-bot.md shows no ```js block")
+	}
+	if block+"\n" != string(bot) {
+		t.Errorf("the bot of docs/backtest-kit-bot.md is not examples/backtest-kit-bot/bot.js:\n%s", block)
+	}
+}
