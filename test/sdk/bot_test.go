@@ -250,8 +250,8 @@ func TestBacktestKitBotSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("the store's signal is %s (%v), want the opened %s", stored, err, opened.ID)
 	}
 	if own := backtestKitWrites(t, stored); !bytes.Equal(stored, own) {
-		t.Errorf("the store's signal file differs from backtest-kit's own for the same row:\n store       %s\n backtest-kit %s",
-			stored, own)
+		t.Errorf("the store's signal file differs from backtest-kit's own for the same row:\n store        %s\n"+
+			" backtest-kit %s", stored, own)
 	}
 
 	second := startBot(t, folder, dataDir, clock)
@@ -279,7 +279,8 @@ func TestBacktestKitBotSurvivesSIGKILL(t *testing.T) {
 	if code := third.exitCode(t, 30*time.Second); code != 1 {
 		t.Errorf("a second runner exec on the folder exited %d, want 1; it printed:\n%s", code, third.output())
 	}
-	if out := third.output(); !strings.Contains(out, "in use by another runner") || strings.Contains(out, `"bot":"started"`) {
+	out := third.output()
+	if !strings.Contains(out, "in use by another runner") || strings.Contains(out, `"bot":"started"`) {
 		t.Errorf("a second runner exec on the folder was not refused before its bot started; it printed:\n%s", out)
 	}
 	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
