@@ -173,8 +173,8 @@ test-e2e: control-plane build images ferretdb kustomize controller-gen helm ## E
 
 # Static and trimmed like the images' binaries, so that make images reuses the compiled packages.
 .PHONY: build
-build: ## Build the manager, the runner, the Go SDK's example strategy and run-local.
-	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/manager ./cmd/runner ./examples/go-strategy ./hack/local
+build: ## Build the manager, the runner, the kubectl plugin (kubectl-strategy), the Go SDK's example strategy and run-local.
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/manager ./cmd/runner ./cmd/kubectl-strategy ./examples/go-strategy ./hack/local
 	mv bin/local bin/run-local
 
 .PHONY: images

@@ -216,18 +216,24 @@ func run(assets, install, imageLayout, samples, namespace string) error {
 		return stopped("while waiting for a live signal")
 	}
 
+	// The kubectl plugin (kubectl-strategy) is built beside run-local.
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
 	_, _ = fmt.Fprintf(stdout, `
 strategy-operator is running on a local control plane. In another terminal:
 
-  export KUBECONFIG=%s
+  export KUBECONFIG=%s PATH=%s:$PATH
   alias kubectl=%s
   kubectl get strategies
   kubectl get strategystates -o wide
+  kubectl strategy status breakout
   kubectl describe strategystate breakout-simulated-btcusdt
   kubectl apply -f config/samples/trading_v1alpha1_strategy_configmap.yaml
 
 Press Ctrl-C to stop everything.
-`, cluster.Kubeconfig, cluster.KubectlPath)
+`, cluster.Kubeconfig, filepath.Dir(self), cluster.KubectlPath)
 
 	<-ctx.Done()
 	_, _ = fmt.Fprintln(stdout)

@@ -64,7 +64,7 @@ func LeaseName(s *v1.Strategy) string {
 
 // leaseNameOf is the Lease of the state identity of strategyName on exchangeName.
 func leaseNameOf(strategyName, exchangeName string) string {
-	return names.ObjectName("state", strategyName, exchangeName)
+	return names.LeaseName(strategyName, exchangeName)
 }
 
 // sameIdentity reports whether a and b work on one state: their applied identity (which

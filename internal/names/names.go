@@ -61,6 +61,12 @@ func ObjectName(parts ...string) string {
 	return hashed(parts)
 }
 
+// LeaseName is the Lease of a state identity, a strategy on an exchange: the one its
+// runners campaign for, whose holder alone may write its state.
+func LeaseName(strategyName, exchangeName string) string {
+	return ObjectName("state", strategyName, exchangeName)
+}
+
 // DerivedName is the name of an object derived from another object's name (itself
 // unique in its namespace) and a fixed suffix: "<name>-<suffix>" when that is a valid DNS
 // label, otherwise cleaned up, cut, and given a hash of the exact parts. The fixed suffix

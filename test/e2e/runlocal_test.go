@@ -179,8 +179,18 @@ var _ = Describe("make run-local", func() {
 			Expect(out).To(ContainSubstring("strategy.trading.strategyops.dev/" + s + " "))
 		}
 
-		By("a control-plane process that dies is told of at once and started again")
 		kubeconfig := regexp.MustCompile(`export KUBECONFIG=(\S+)`).FindStringSubmatch(out)[1]
+		By("kubectl finds the plugin run-local names: kubectl strategy status shows a sample's signals and Lease")
+		path := regexp.MustCompile(`PATH=(\S+):\$PATH`).FindStringSubmatch(out)
+		Expect(path).To(HaveLen(2), "run-local names no PATH for the kubectl plugin")
+		status := exec.CommandContext(ctx, filepath.Join(testenv.BinaryDir(), "kubectl"), "strategy", "status", "breakout")
+		status.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig, "PATH="+path[1]+":"+os.Getenv("PATH"))
+		shown, err := status.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), string(shown))
+		Expect(string(shown)).To(And(ContainSubstring("Strategy:  default/breakout"), MatchRegexp(`fencing token \d+`),
+			MatchRegexp(`(?m)^BTCUSDT +(Open|Scheduled|Idle) `)))
+
+		By("a control-plane process that dies is told of at once and started again")
 		apiserver := named(descendants(cmd.Process.Pid), "kube-apiserver")
 		Expect(apiserver).NotTo(BeZero())
 		Expect(syscall.Kill(apiserver, syscall.SIGKILL)).To(Succeed())
