@@ -30,6 +30,7 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/handshake"
+	"github.com/strategyops/strategy-operator/internal/names"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 )
 
@@ -150,7 +151,7 @@ func sameState(a, b *v1.AppliedState) bool {
 func (r *StrategyReconciler) quietSymbols(ctx context.Context, s *v1.Strategy, prev *v1.AppliedState) ([]string, error) {
 	all := append(slices.Clone(prev.Symbols), prev.Draining...)
 	var lease coordinationv1.Lease
-	err := r.StateClient.Get(ctx, objectKey(s, leaseNameOf(prev.StrategyName, prev.ExchangeName)), &lease)
+	err := r.StateClient.Get(ctx, objectKey(s, names.LeaseName(prev.StrategyName, prev.ExchangeName)), &lease)
 	if apierrors.IsNotFound(err) {
 		return all, nil // no Lease: no runner can write
 	}

@@ -59,13 +59,9 @@ const (
 
 // LeaseName is the Lease of the state identity of s.
 func LeaseName(s *v1.Strategy) string {
-	return leaseNameOf(s.EffectiveStrategyName(), s.Spec.ExchangeName)
+	return names.LeaseName(s.EffectiveStrategyName(), s.Spec.ExchangeName)
 }
 
-// leaseNameOf is the Lease of the state identity of strategyName on exchangeName.
-func leaseNameOf(strategyName, exchangeName string) string {
-	return names.LeaseName(strategyName, exchangeName)
-}
 
 // sameIdentity reports whether a and b work on one state: their applied identity (which
 // differs from the spec while a change of it is refused), or the spec's before any.

@@ -33,8 +33,10 @@ import (
 const StateSettle = time.Second
 
 // settled enqueues the Strategies that strategies maps a store object to: at once when the
-// object is made or goes (a missing store object is shown at once), StateSettle after it
-// changes (the delaying queue keeps one request per Strategy, at its earliest time).
+// object is made or goes (a missing store object is shown at once; the watch's predicates
+// say which of these events reach it), StateSettle after it changes, before and after the
+// change (the delaying queue keeps one request per Strategy, at its earliest time). The
+// queue counts each delayed request as a retry (workqueue_retries_total).
 func settled(strategies handler.MapFunc) handler.EventHandler {
 	type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 	now := func(ctx context.Context, obj client.Object, q queue) {
@@ -47,8 +49,10 @@ func settled(strategies handler.MapFunc) handler.EventHandler {
 		DeleteFunc:  func(ctx context.Context, e event.DeleteEvent, q queue) { now(ctx, e.Object, q) },
 		GenericFunc: func(ctx context.Context, e event.GenericEvent, q queue) { now(ctx, e.Object, q) },
 		UpdateFunc: func(ctx context.Context, e event.UpdateEvent, q queue) {
-			for _, req := range strategies(ctx, e.ObjectNew) {
-				q.AddAfter(req, StateSettle)
+			for _, obj := range []client.Object{e.ObjectOld, e.ObjectNew} { // a relabelled object concerns both
+				for _, req := range strategies(ctx, obj) {
+					q.AddAfter(req, StateSettle)
+				}
 			}
 		},
 	}

@@ -199,12 +199,8 @@ func TestExecHelpListsItsFlags(t *testing.T) {
 		{[]string{"exec", "-h", "--backend=File"}, 0, []string{"runner exec [flags] -- <command…>", "-grace-period"}},
 		{[]string{"exec", "--backend=File"}, 2, []string{"usage: runner exec [flags] -- <command"}},
 	} {
-		p, err := launch(env.Kubeconfig(t), c.args)
-		if err != nil {
-			t.Fatal(err)
-		}
-		<-p.done
-		if code := p.cmd.ProcessState.ExitCode(); code != c.code {
+		p := startProcess(t, env.Kubeconfig(t), c.args)
+		if code := p.exit(t, 30*time.Second); code != c.code {
 			t.Errorf("runner %s exited %d, want %d; it printed:\n%s", strings.Join(c.args, " "), code, c.code, p.log())
 		}
 		for _, want := range c.says {
@@ -224,7 +220,8 @@ func TestExecSecondOnAFolderIsRefused(t *testing.T) {
 		"--backend=File", "--data-dir=" + dir, "--grace-period=800ms", "--", os.Args[0]}
 	kubeconfig := env.Kubeconfig(t)
 	first := startProcess(t, kubeconfig, args, asChildEnv+"=loop")
-	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(first.log(), "child: wrote 1"); time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(20 * time.Second); !strings.Contains(first.log(), "child: wrote 1"); {
+		time.Sleep(50 * time.Millisecond)
 		if time.Now().After(deadline) {
 			t.Fatalf("the first runner's process never wrote; its log:\n%s", first.log())
 		}

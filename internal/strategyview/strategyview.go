@@ -83,8 +83,9 @@ func Show(ctx context.Context, c client.Client, ns, name string, now time.Time, 
 	}
 	out := newTable(w)
 	backend := cmp.Or(s.Status.ActiveBackend, s.Spec.Persistence.Backend, v1.BackendFile)
+	id := applied(&s)
 	out.f("Strategy:\t%s/%s\t%s\n", ns, name, cmp.Or(string(s.Status.Phase), "-"))
-	out.f("State:\t%s on %s, backend %s\n", s.EffectiveStrategyName(), s.Spec.ExchangeName, backend)
+	out.f("State:\t%s on %s, backend %s\n", id.StrategyName, id.ExchangeName, backend)
 	for _, t := range []string{v1.ConditionReady, v1.ConditionTrading, v1.ConditionDegraded} {
 		for _, cond := range s.Status.Conditions {
 			if cond.Type == t {
@@ -92,14 +93,14 @@ func Show(ctx context.Context, c client.Client, ns, name string, now time.Time, 
 			}
 		}
 	}
-	if err := showLease(ctx, c, ns, &s, now, out); err != nil {
+	if err := showLease(ctx, c, ns, &s, id, now, out); err != nil {
 		return err
 	}
 	out.f("\n")
 	if err := out.flush(); err != nil {
 		return err
 	}
-	if err := showSignals(ctx, c, ns, &s, backend, now, w); err != nil {
+	if err := showSignals(ctx, c, ns, &s, id, backend, now, w); err != nil {
 		return err
 	}
 	if _, err := fmt.Fprintln(w); err != nil {
@@ -129,12 +130,22 @@ func (t *table) flush() error {
 	return t.tw.Flush()
 }
 
+// applied is the state the runner works on: the Strategy's applied state (during a change
+// of identity or symbols, the spec's is not yet the runner's), else the spec's.
+func applied(s *v1.Strategy) v1.AppliedState {
+	if a := s.Status.Applied; a != nil {
+		return *a
+	}
+	return v1.AppliedState{StrategyName: s.EffectiveStrategyName(), ExchangeName: s.Spec.ExchangeName,
+		Symbols: s.Spec.Symbols}
+}
+
 // showLease writes who holds the strategy's Lease, with the fencing token its writes carry
 // (the Lease's transitions plus one: see the runner's fencingToken).
-func showLease(ctx context.Context, c client.Client, ns string, s *v1.Strategy, now time.Time, out *table) error {
+func showLease(ctx context.Context, c client.Client, ns string, s *v1.Strategy, id v1.AppliedState, now time.Time,
+	out *table) error {
 	var lease coordinationv1.Lease
-	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: names.LeaseName(s.EffectiveStrategyName(),
-		s.Spec.ExchangeName)}, &lease)
+	err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: names.LeaseName(id.StrategyName, id.ExchangeName)}, &lease)
 	switch {
 	case apierrors.IsNotFound(err):
 		out.f("Lease:\tnone yet\n")
@@ -157,8 +168,8 @@ func showLease(ctx context.Context, c client.Client, ns string, s *v1.Strategy, 
 }
 
 // showSignals writes each symbol's signal and its last close, read from the store.
-func showSignals(ctx context.Context, c client.Client, ns string, s *v1.Strategy, b v1.PersistenceBackend,
-	now time.Time, w io.Writer) error {
+func showSignals(ctx context.Context, c client.Client, ns string, s *v1.Strategy, id v1.AppliedState,
+	b v1.PersistenceBackend, now time.Time, w io.Writer) error {
 	if domain.HomeOf(b) != domain.InObjects {
 		open := "unknown"
 		if s.Status.OpenSignals != nil {
@@ -174,7 +185,8 @@ func showSignals(ctx context.Context, c client.Client, ns string, s *v1.Strategy
 	}
 	p := domain.New(backend)
 	defer func() { _ = p.Close() }()
-	states, err := p.ReadSymbols(ctx, s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols, true)
+	symbols := append(slices.Clone(id.Symbols), id.Draining...) // a drained symbol's signal still trades
+	states, err := p.ReadSymbols(ctx, id.StrategyName, id.ExchangeName, symbols, true)
 	if err != nil {
 		return fmt.Errorf("reading the signals of strategy %s/%s: %w", ns, s.Name, err)
 	}
@@ -189,6 +201,9 @@ func showSignals(ctx context.Context, c client.Client, ns string, s *v1.Strategy
 			phase = "Open"
 		case st.Schedule != nil:
 			phase, sig = "Scheduled", st.Schedule
+		}
+		if slices.Contains(id.Draining, st.Symbol) {
+			phase += " (draining)"
 		}
 		last := lastClose(st.LastClosed, now)
 		cells := []any{st.Symbol, phase, "-", "-", "-", "-", "-", "-", last}

@@ -53,6 +53,7 @@ func TestShowReadsTheStrategyAsATraderDoes(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(ctx, t)
 	c := env.Client
+	now := time.Now() // every time below is read against this one
 	s := &v1.Strategy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "alpha"},
 		Spec: v1.StrategySpec{ExchangeName: "binance", Symbols: []string{"BTCUSDT", "ETHUSDT"},
 			Persistence: v1.PersistenceSpec{Backend: v1.BackendStrategyState}}}
@@ -60,6 +61,8 @@ func TestShowReadsTheStrategyAsATraderDoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Status = v1.StrategyStatus{Phase: v1.StrategyRunning, ActiveBackend: v1.BackendStrategyState,
+		Applied: &v1.AppliedState{StrategyName: "alpha", ExchangeName: "binance", Symbols: s.Spec.Symbols,
+			Draining: []string{"SOLUSDT"}, Generation: 1},
 		Conditions: []metav1.Condition{{Type: v1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Running",
 			Message: "pod alpha-runner is running", LastTransitionTime: metav1.Now()}}}
 	if err := c.Status().Update(ctx, s); err != nil {
@@ -69,12 +72,12 @@ func TestShowReadsTheStrategyAsATraderDoes(t *testing.T) {
 	if err := c.Create(ctx, &coordinationv1.Lease{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: names.LeaseName(s.EffectiveStrategyName(), "binance")},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseTransitions: new(int32(3)),
-			RenewTime: &metav1.MicroTime{Time: time.Now()}}}); err != nil {
+			RenewTime: &metav1.MicroTime{Time: now}}}); err != nil {
 		t.Fatal(err)
 	}
 
 	backend := domain.StrategyStateBackend(c, domain.KubeOptions{Namespace: ns, Create: true})
-	for _, sc := range domain.StrategyContexts(s.EffectiveStrategyName(), "binance", s.Spec.Symbols) {
+	for _, sc := range domain.StrategyContexts(s.EffectiveStrategyName(), "binance", append(s.Spec.Symbols, "SOLUSDT")) {
 		if err := domain.CreateObject(ctx, backend, sc.Domain, sc.Key); err != nil {
 			t.Fatal(err)
 		}
@@ -96,7 +99,7 @@ func TestShowReadsTheStrategyAsATraderDoes(t *testing.T) {
 	eth := domain.StrategyKey("ETHUSDT", s.EffectiveStrategyName(), "binance")
 	closed.Symbol = "ETHUSDT"
 	if err := p.RecordHistory(ctx, eth, &closed, closed.ID, domain.HistoryEvent{Kind: domain.EventClosed,
-		At: time.Now().Add(-10 * time.Minute).UnixMilli(), Price: 101.50000000000001, Reason: "take_profit",
+		At: now.Add(-10 * time.Minute).UnixMilli(), Price: 101.50000000000001, Reason: "take_profit",
 		PnL: &pnl}); err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +111,7 @@ func TestShowReadsTheStrategyAsATraderDoes(t *testing.T) {
 	}
 
 	var out strings.Builder
-	if err := strategyview.Show(ctx, c, ns, "alpha", time.Now(), &out); err != nil {
+	if err := strategyview.Show(ctx, c, ns, "alpha", now, &out); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
@@ -117,6 +120,7 @@ func TestShowReadsTheStrategyAsATraderDoes(t *testing.T) {
 		"held by " + holder + ", fencing token 4, renewed 0s ago",
 		"BTCUSDT  Open", "128.3353", "130.6", "126.1", sig.ID,
 		"take_profit at 101.5, +1.23 %, 9m ago",
+		"SOLUSDT  Idle (draining)",
 		"CreatedPod", "created pod alpha-runner",
 	} {
 		if !strings.Contains(out.String(), want) {
@@ -126,7 +130,7 @@ func TestShowReadsTheStrategyAsATraderDoes(t *testing.T) {
 	if strings.Contains(out.String(), "128.33527") {
 		t.Errorf("Show prints a price at full precision:\n%s", out.String())
 	}
-	if err := strategyview.Show(ctx, c, ns, "nobody", time.Now(), &out); err == nil ||
+	if err := strategyview.Show(ctx, c, ns, "nobody", now, &out); err == nil ||
 		!strings.Contains(err.Error(), "strategy "+ns+"/nobody") {
 		t.Errorf("Show of a Strategy that does not exist: %v, want an error naming it", err)
 	}

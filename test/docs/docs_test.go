@@ -109,7 +109,8 @@ func TestDockerfilesBuild(t *testing.T) {
 			}
 			switch strings.ToLower(ins.Value) {
 			case "from":
-				if i := slices.IndexFunc(args, func(a string) bool { return strings.EqualFold(a, "as") }); i >= 0 && i+1 < len(args) {
+				isAs := func(a string) bool { return strings.EqualFold(a, "as") }
+				if i := slices.IndexFunc(args, isAs); i >= 0 && i+1 < len(args) {
 					stages = append(stages, args[i+1])
 				}
 			case "copy":

@@ -1,8 +1,8 @@
 module github.com/strategyops/strategy-operator/test/docs
 
-go 1.26.8
+go 1.26.0
 
-require github.com/moby/buildkit v0.35.0
+require github.com/moby/buildkit v0.30.0
 
 require (
 	github.com/containerd/typeurl/v2 v2.3.0 // indirect

@@ -261,6 +261,25 @@ var _ = Describe("make run-local", func() {
 		Expect(owned()).To(BeEmpty(), "the next run swept the killed run's folders")
 	})
 
+	It("cleans up on Ctrl-C after the reader of its output died (make run-local | tee, Ctrl-C)", func(ctx SpecContext) {
+		r, w, err := os.Pipe()
+		Expect(err).NotTo(HaveOccurred())
+		cmd, _ := startRunLocal(w)
+		Expect(w.Close()).To(Succeed())
+		go func() { _, _ = io.Copy(GinkgoWriter, r) }()
+		procs := waitForPods(cmd)
+		Expect(r.Close()).To(Succeed()) // the reader dies first, as tee does on Ctrl-C
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		// run-local may have stopped already, at a line it could not print.
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			Expect(err).To(MatchError(os.ErrProcessDone))
+		}
+		Eventually(done, time.Minute).Should(Receive(BeNil()),
+			"run-local must finish its clean-up and exit 0, not die of the broken pipe")
+		expectGone(procs, "broken pipe")
+	})
+
 	It("stops cleanly, leaving no process behind, once the reader of its output is gone (make run-local | head)",
 		func(ctx SpecContext) {
 			r, w, err := os.Pipe()

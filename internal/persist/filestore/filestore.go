@@ -122,7 +122,7 @@ func MoveDir(from, to string) error {
 	if err != nil {
 		return fmt.Errorf("moving %s: %w", from, err)
 	}
-	defer func() { _ = lock.Close() }()
+	defer func() { _ = unlockFolder(lock) }()
 	if err := os.Rename(from, to); err != nil {
 		return err
 	}
@@ -149,18 +149,25 @@ func lockFolder(dir string) (*os.File, error) {
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			holder, _ := io.ReadAll(io.LimitReader(f, 256))
 			if h := strings.TrimSpace(string(holder)); h != "" {
-				return nil, fmt.Errorf("%w: %s, held by %s", driver.ErrLocked, dir, h)
+				return nil, fmt.Errorf("%w: %s, held by %s (as the holder recorded)", driver.ErrLocked, dir, h)
 			}
 			return nil, fmt.Errorf("%w: %s", driver.ErrLocked, dir)
 		}
 		return nil, err
 	}
-	// Who holds it, for the error another process gets (best effort: the lock is the flock).
+	// Who holds it, for the error another process gets (best effort: the lock is the flock,
+	// and a holder killed before unlockFolder leaves its words behind).
 	host, _ := os.Hostname()
 	if f.Truncate(0) == nil {
 		_, _ = f.WriteAt(fmt.Appendf(nil, "process %d on host %s\n", os.Getpid(), host), 0)
 	}
 	return f, nil
+}
+
+// unlockFolder releases a lock lockFolder took, first erasing who held it.
+func unlockFolder(f *os.File) error {
+	_ = f.Truncate(0)
+	return f.Close() // closing the descriptor releases the flock
 }
 
 // EncodeName is the file base name (without extension) that holds key: reversible for
@@ -444,7 +451,7 @@ func (d *Driver) Close() error {
 	if d.lock == nil {
 		return nil
 	}
-	err := d.lock.Close() // closing the descriptor releases the flock
+	err := unlockFolder(d.lock)
 	d.lock = nil
 	return err
 }

@@ -65,6 +65,9 @@ func TestSecondWriterIsRefused(t *testing.T) {
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
+	if left, _ := os.ReadFile(filepath.Join(dir, ".lock")); len(left) != 0 {
+		t.Fatalf("the lock file still names a holder after the first writer closed: %q", left)
+	}
 	second := filestore.New(dir)
 	if _, err := second.Init(ctx, true); err != nil {
 		t.Fatalf("after the first writer closed: %v", err)
