@@ -62,7 +62,6 @@ func LeaseName(s *v1.Strategy) string {
 	return names.LeaseName(s.EffectiveStrategyName(), s.Spec.ExchangeName)
 }
 
-
 // sameIdentity reports whether a and b work on one state: their applied identity (which
 // differs from the spec while a change of it is refused), or the spec's before any.
 func sameIdentity(a, b *v1.Strategy) bool {
