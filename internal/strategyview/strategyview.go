@@ -82,7 +82,7 @@ func Show(ctx context.Context, c client.Client, ns, name string, now time.Time, 
 		return fmt.Errorf("strategy %s/%s: %w", ns, name, err)
 	}
 	out := newTable(w)
-	backend := cmp.Or(s.Status.ActiveBackend, s.Spec.Persistence.Backend, v1.BackendFile)
+	backend := cmp.Or(s.Status.ActiveBackend, s.Spec.Persistence.Backend, v1.DefaultBackend)
 	id := applied(&s)
 	out.f("Strategy:\t%s/%s\t%s\n", ns, name, cmp.Or(string(s.Status.Phase), "-"))
 	out.f("State:\t%s on %s, backend %s\n", id.StrategyName, id.ExchangeName, backend)
