@@ -28,7 +28,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -71,26 +70,8 @@ func descendants(pid int) []int {
 	return out
 }
 
-// lockedBuffer is a buffer a process writes while a test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // runLocalStderr is what the run-local started last printed on stderr.
-var runLocalStderr *lockedBuffer
+var runLocalStderr *testenv.Output
 
 // startRunLocal starts run-local with its output on stdout (nil: a pipe the caller reads
 // through the returned reader), its errors in runLocalStderr.
@@ -108,7 +89,7 @@ func startRunLocal(stdout *os.File) (*exec.Cmd, io.Reader) {
 		Expect(err).NotTo(HaveOccurred())
 		out = pipe
 	}
-	runLocalStderr = &lockedBuffer{}
+	runLocalStderr = &testenv.Output{}
 	cmd.Stderr = io.MultiWriter(GinkgoWriter, runLocalStderr)
 	Expect(cmd.Start()).To(Succeed())
 	DeferCleanup(func() {

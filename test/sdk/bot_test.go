@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -120,22 +119,11 @@ type botEvent struct {
 // botRun is a runner exec running the bot, with what both printed.
 type botRun struct {
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
+	out  testenv.Output
 	done chan struct{}
 }
 
-func (b *botRun) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.out.Write(p)
-}
-
-func (b *botRun) output() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.out.String()
-}
+func (b *botRun) output() string { return b.out.String() }
 
 // events are the bot's signal lines so far.
 func (b *botRun) events() []botEvent {
@@ -196,7 +184,7 @@ func startBot(t *testing.T, folder, dataDir string, clock []string) *botRun {
 		"--", "node", "--import", fastclock, "bot.js")
 	b.cmd.Dir = folder
 	b.cmd.Env = append(os.Environ(), clock...)
-	b.cmd.Stdout, b.cmd.Stderr = b, b
+	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.out
 	b.cmd.SysProcAttr = childproc.SysProcAttr() // a group of its own: runner exec and the bot
 	if err := b.cmd.Start(); err != nil {
 		t.Fatal(err)
