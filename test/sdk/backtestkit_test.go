@@ -14,9 +14,9 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package sdk_test runs the backtest-kit adapter package (sdk/backtest-kit) as a user's
-// process under a real runner exec, on the File backend and on ConfigMaps of a real API
-// server.
+// Package sdk_test runs the backtest-kit adapter package (sdk/backtest-kit), and a real
+// backtest-kit bot using it, as a user's process under a real runner exec, on every
+// backend (a real API server, real database servers).
 package sdk_test
 
 import (

@@ -33,6 +33,7 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/childproc"
 	"github.com/strategyops/strategy-operator/internal/live"
+	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
@@ -173,17 +174,99 @@ const (
 	feedCycle   = 1000 * time.Minute // the bot's simulated price starts again every feedCycle
 )
 
-// startBot runs the bot under runner exec on the File backend in dataDir, with the clock
-// of clock (FAST_CLOCK_* variables: every life of one test shares it).
-func startBot(t *testing.T, folder, dataDir string, clock []string) *botRun {
+// botStore is a backend the bot's runner exec keeps its state in: the runner's flags and
+// environment for it, and the store to read what the bot left.
+type botStore struct {
+	flags, env []string
+	backend    domain.Backend
+	// leased: the runner writes under the Lease botLease in namespace (every backend but
+	// File, whose runner locks its folder).
+	leased    bool
+	namespace string
+	dataDir   string // File
+}
+
+const botLease = "bot-runner"
+
+// newBotStore makes the store of backend b for one test, with what the operator would
+// provision for the bot's strategy (its objects, for a Kubernetes backend).
+func newBotStore(t *testing.T, b v1.PersistenceBackend) botStore {
+	t.Helper()
+	ctx := t.Context()
+	if domain.HomeOf(b) == domain.OnVolume {
+		dir := t.TempDir()
+		return botStore{flags: []string{"--backend=" + string(b), "--data-dir=" + dir},
+			backend: domain.FileBackend(dir), dataDir: dir}
+	}
+	ns := env.Namespace(ctx, t)
+	s := botStore{leased: true, namespace: ns, env: []string{"KUBECONFIG=" + env.Kubeconfig(t)},
+		flags: []string{"--backend=" + string(b), "--namespace=" + ns, "--lease=" + botLease,
+			"--lease-duration=6s", "--renew-deadline=3s", "--retry-period=500ms"}}
+	if domain.HomeOf(b) == domain.InDatabase {
+		url := testenv.StartDatabase(t, string(b), "bot")
+		db, err := domain.OpenDatabase(ctx, b, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(db.Close)
+		s.backend, s.env = db.Backend(domain.NoFencing), append(s.env, domain.StoreURLEnv+"="+url)
+		return s
+	}
+	create, err := domain.KubeBackend(b, env.Client, domain.KubeOptions{Namespace: ns, Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range domain.StoreObjects(b, botStrategy, botExchange, []string{botSymbol}) {
+		if err := domain.CreateObject(ctx, create, o.Context.Domain, o.Context.Key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.backend, err = domain.KubeBackend(b, env.Client, domain.KubeOptions{Namespace: ns}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// signal reads the bot's signal from the store, as the bytes the store holds for it (File)
+// or as JSON.
+func (s botStore) signal(t *testing.T) ([]byte, *v1.Signal) {
+	t.Helper()
+	if s.dataDir != "" {
+		stored, err := os.ReadFile(filepath.Join(s.dataDir, "signal", botSymbol+"_"+botStrategy+"_"+botExchange,
+			botSymbol+".json"))
+		if err != nil {
+			t.Fatalf("the store holds no signal: %v", err)
+		}
+		var row v1.Signal
+		if err := json.Unmarshal(stored, &row); err != nil {
+			t.Fatalf("the store's signal %s: %v", stored, err)
+		}
+		return stored, &row
+	}
+	p := domain.New(s.backend)
+	defer func() { _ = p.Close() }()
+	row, err := p.ReadSignal(t.Context(), domain.StrategyKey(botSymbol, botStrategy, botExchange))
+	if err != nil || row == nil {
+		t.Fatalf("the store holds no signal: %v, %v", row, err)
+	}
+	stored, err := json.Marshal(row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stored, row
+}
+
+// startBot runs the bot under runner exec on store, with the clock of clock (FAST_CLOCK_*
+// variables: every life of one test shares it).
+func startBot(t *testing.T, folder string, store botStore, clock []string) *botRun {
 	t.Helper()
 	fastclock := "file://" + filepath.Join(testenv.RepoRoot(), "test", "sdk", "testdata", "fastclock.mjs")
 	b := &botRun{done: make(chan struct{})}
-	b.cmd = exec.Command(runner, "exec", "--strategy-name="+botStrategy, "--exchange="+botExchange,
-		"--symbols="+botSymbol, "--backend=File", "--data-dir="+dataDir, "--grace-period=1s",
-		"--", "node", "--import", fastclock, "bot.js")
+	args := append([]string{"exec", "--strategy-name=" + botStrategy, "--exchange=" + botExchange,
+		"--symbols=" + botSymbol, "--grace-period=1s"}, store.flags...)
+	b.cmd = exec.Command(runner, append(args, "--", "node", "--import", fastclock, "bot.js")...)
 	b.cmd.Dir = folder
-	b.cmd.Env = append(os.Environ(), clock...)
+	b.cmd.Env = append(append(os.Environ(), store.env...), clock...)
 	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.out
 	b.cmd.SysProcAttr = childproc.SysProcAttr() // a group of its own: runner exec and the bot
 	if err := b.cmd.Start(); err != nil {
@@ -198,14 +281,24 @@ func startBot(t *testing.T, folder, dataDir string, clock []string) *botRun {
 }
 
 // TestBacktestKitBotSurvivesSIGKILL: the bot of docs/backtest-kit-bot.md, backtest-kit 19.5.0
-// in live mode with the adapter package, under runner exec on the File backend: it opens a
+// in live mode with the adapter package, under runner exec on each backend: it opens a
 // signal, the runner's process group is SIGKILLed, and the bot started again restores the
 // same signal from the store and closes it at its take profit, with the PnL the runner's
-// own engine computes for that row and price; the row on disk is the one backtest-kit's own
-// file persistence writes; a second runner exec on the folder is refused before its bot
-// starts.
+// own engine computes for that row and price. The row stored is one backtest-kit's own file
+// persistence writes back unchanged (on File, byte for byte). A bot fenced off is stopped:
+// on File a second runner exec on the folder is refused before its bot starts; elsewhere
+// the running one stops when another holder takes its Lease.
 func TestBacktestKitBotSurvivesSIGKILL(t *testing.T) {
-	folder, dataDir := botFolder(t), t.TempDir()
+	folder := botFolder(t)
+	for _, b := range domain.Backends() {
+		t.Run(string(b), func(t *testing.T) {
+			t.Parallel()
+			botSurvivesSIGKILL(t, folder, newBotStore(t, b))
+		})
+	}
+}
+
+func botSurvivesSIGKILL(t *testing.T, folder string, store botStore) {
 	now := time.Now()
 	// The feed's clock starts 10 minutes into a cycle of its price (a rise of 2.5 % since the
 	// cycle began), so that the first signal is not open across the fall at the cycle's end.
@@ -215,7 +308,7 @@ func TestBacktestKitBotSurvivesSIGKILL(t *testing.T) {
 		"FAST_CLOCK_START=" + strconv.FormatInt(now.UnixMilli(), 10),
 		"FAST_CLOCK_ORIGIN=" + strconv.FormatInt(origin, 10)}
 
-	first := startBot(t, folder, dataDir, clock)
+	first := startBot(t, folder, store, clock)
 	opened := first.await(t, time.Minute, "opened signal", func(e botEvent) bool { return e.Bot == "opened" })
 	if err := syscall.Kill(-first.cmd.Process.Pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -228,21 +321,18 @@ func TestBacktestKitBotSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 
-	signalFile := filepath.Join(dataDir, "signal", botSymbol+"_"+botStrategy+"_"+botExchange, botSymbol+".json")
-	stored, err := os.ReadFile(signalFile)
-	if err != nil {
-		t.Fatalf("the store holds no signal after the SIGKILL: %v", err)
+	stored, row := store.signal(t)
+	if row.ID != opened.ID || row.PriceOpen != opened.PriceOpen {
+		t.Fatalf("the store's signal after the SIGKILL is %s, want the opened %s at %v", stored, opened.ID,
+			opened.PriceOpen)
 	}
-	var row v1.Signal
-	if err := json.Unmarshal(stored, &row); err != nil || row.ID != opened.ID {
-		t.Fatalf("the store's signal is %s (%v), want the opened %s", stored, err, opened.ID)
-	}
-	if own := backtestKitWrites(t, stored); !bytes.Equal(stored, own) {
-		t.Errorf("the store's signal file differs from backtest-kit's own for the same row:\n store        %s\n"+
-			" backtest-kit %s", stored, own)
+	own := backtestKitWrites(t, stored)
+	if store.dataDir != "" && !bytes.Equal(stored, own) || !same(t, stored, own) {
+		t.Errorf("the store's signal differs from what backtest-kit's own persistence writes for it:\n"+
+			" store        %s\n backtest-kit %s", stored, own)
 	}
 
-	second := startBot(t, folder, dataDir, clock)
+	second := startBot(t, folder, store, clock)
 	closed := second.await(t, time.Minute, "close of "+opened.ID, func(e botEvent) bool {
 		return e.Bot == "closed" || e.Bot == "cancelled"
 	})
@@ -253,7 +343,7 @@ func TestBacktestKitBotSurvivesSIGKILL(t *testing.T) {
 	if closed.PnL.PriceOpen != row.PriceOpen {
 		t.Errorf("closed at an open price of %v, the stored row's is %v", closed.PnL.PriceOpen, row.PriceOpen)
 	}
-	want, err := live.Defaults().ProfitLoss(&row, closed.PnL.PriceClose)
+	want, err := live.Defaults().ProfitLoss(row, closed.PnL.PriceClose)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +353,14 @@ func TestBacktestKitBotSurvivesSIGKILL(t *testing.T) {
 	t.Logf("signal %s opened at %v, SIGKILLed, restored and closed at %v (%s, %.4f %%)", opened.ID, row.PriceOpen,
 		closed.PnL.PriceClose, closed.Reason, closed.PnL.PnlPercentage)
 
-	third := startBot(t, folder, dataDir, clock)
+	if store.leased {
+		env.StealLease(t.Context(), t, store.namespace, botLease)
+		if code := second.exitCode(t, 30*time.Second); code == 0 {
+			t.Errorf("runner exec exited 0 after another holder took its Lease; it printed:\n%s", second.output())
+		}
+		return
+	}
+	third := startBot(t, folder, store, clock)
 	if code := third.exitCode(t, 30*time.Second); code != 1 {
 		t.Errorf("a second runner exec on the folder exited %d, want 1; it printed:\n%s", code, third.output())
 	}
