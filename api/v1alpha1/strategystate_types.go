@@ -86,6 +86,11 @@ type StrategyStateSpec struct {
 	// breakeven holds the breakeven state, by signal id.
 	// +optional
 	Breakeven map[string]BreakevenData `json:"breakeven,omitempty"`
+
+	// display is the signal's prices as `kubectl get` shows them, derived by the writer
+	// from signal (or scheduledSignal) in the same write, as phase is.
+	// +optional
+	Display *StateDisplay `json:"display,omitempty"`
 }
 
 // PhaseFor is the phase that matches the given signals.
@@ -105,10 +110,10 @@ func PhaseFor(signal, scheduled *Signal) StatePhase {
 // +kubebuilder:printcolumn:name="Strategy",type=string,JSONPath=`.spec.strategyName`
 // +kubebuilder:printcolumn:name="Symbol",type=string,JSONPath=`.spec.symbol`
 // +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.spec.phase`
-// +kubebuilder:printcolumn:name="Position",type=string,JSONPath=`.spec.signal.position`
-// +kubebuilder:printcolumn:name="Open",type=number,JSONPath=`.spec.signal.priceOpen`
-// +kubebuilder:printcolumn:name="Take Profit",type=number,JSONPath=`.spec.signal.priceTakeProfit`
-// +kubebuilder:printcolumn:name="Stop Loss",type=number,JSONPath=`.spec.signal.priceStopLoss`
+// +kubebuilder:printcolumn:name="Position",type=string,JSONPath=`.spec.display.position`
+// +kubebuilder:printcolumn:name="Open",type=string,JSONPath=`.spec.display.priceOpen`
+// +kubebuilder:printcolumn:name="Take Profit",type=string,JSONPath=`.spec.display.takeProfit`
+// +kubebuilder:printcolumn:name="Stop Loss",type=string,JSONPath=`.spec.display.stopLoss`
 // +kubebuilder:printcolumn:name="Exchange",type=string,JSONPath=`.spec.exchangeName`,priority=1
 // +kubebuilder:printcolumn:name="Signal",type=string,JSONPath=`.spec.signal.id`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

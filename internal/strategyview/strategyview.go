@@ -25,10 +25,8 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -47,20 +45,6 @@ import (
 
 // Events is how many of the Strategy's latest events Show prints.
 const Events = 5
-
-// Price is a price as a trader reads it: seven significant digits, trailing zeros dropped
-// (128.33527530592582 reads 128.3353; 0.000123456789 reads 0.0001234568).
-func Price(p float64) string {
-	if p == 0 || math.IsNaN(p) || math.IsInf(p, 0) {
-		return strconv.FormatFloat(p, 'f', -1, 64)
-	}
-	decimals := max(0, 7-int(math.Floor(math.Log10(math.Abs(p))))-1)
-	s := strconv.FormatFloat(p, 'f', decimals, 64)
-	if strings.Contains(s, ".") {
-		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-	}
-	return s
-}
 
 // percent is a PnL percentage with its sign and two decimals.
 func percent(p float64) string { return fmt.Sprintf("%+.2f %%", p) }
@@ -212,9 +196,9 @@ func showSignals(ctx context.Context, c client.Client, ns string, s *v1.Strategy
 			if phase == "Scheduled" {
 				since = sig.ScheduledAt
 			}
-			cells = []any{st.Symbol, phase, sig.Position, Price(sig.PriceOpen),
-				Price(ptr.Deref(sig.TrailingPriceTakeProfit, sig.PriceTakeProfit)),
-				Price(ptr.Deref(sig.TrailingPriceStopLoss, sig.PriceStopLoss)), ago(now, time.UnixMilli(since)), sig.ID,
+			cells = []any{st.Symbol, phase, sig.Position, v1.ReadablePrice(sig.PriceOpen),
+				v1.ReadablePrice(ptr.Deref(sig.TrailingPriceTakeProfit, sig.PriceTakeProfit)),
+				v1.ReadablePrice(ptr.Deref(sig.TrailingPriceStopLoss, sig.PriceStopLoss)), ago(now, time.UnixMilli(since)), sig.ID,
 				last}
 		}
 		out.f("%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", cells...)
@@ -228,7 +212,7 @@ func lastClose(h *domain.HistoryEntry, now time.Time) string {
 		return "-"
 	}
 	c := h.Close()
-	s := fmt.Sprintf("%s at %s", c.Reason, Price(c.Price))
+	s := fmt.Sprintf("%s at %s", c.Reason, v1.ReadablePrice(c.Price))
 	if c.PnL != nil {
 		s += ", " + percent(c.PnL.PnlPercentage)
 	}

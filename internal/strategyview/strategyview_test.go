@@ -37,15 +37,6 @@ var env *testenv.Environment
 
 func TestMain(m *testing.M) { testenv.RunMain(m, &env) }
 
-func TestPrice(t *testing.T) {
-	for in, want := range map[float64]string{128.33527530592582: "128.3353", 0.000123456789: "0.0001234568",
-		65432.123456: "65432.12", 12345678.9: "12345679", 101.5: "101.5", 100: "100", -2.5: "-2.5", 0: "0"} {
-		if got := strategyview.Price(in); got != want {
-			t.Errorf("Price(%v) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestShowReadsTheStrategyAsATraderDoes: against a real API server, Show prints the
 // Strategy's conditions, its Lease's holder and fencing token, each symbol's signal at a
 // readable precision, the last close with its PnL, and the latest event.

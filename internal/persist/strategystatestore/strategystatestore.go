@@ -208,7 +208,7 @@ func (l layout) Put(obj client.Object, key string, value []byte) error {
 	if err := l.set(next, key, value); err != nil {
 		return err
 	}
-	next.Phase = v1.PhaseFor(next.Signal, next.ScheduledSignal)
+	derive(next)
 	if data, _ := json.Marshal(next); len(data) > MaxSpecBytes {
 		return fmt.Errorf("%w: the StrategyState would hold %d bytes, past its %d-byte limit",
 			driver.ErrTooLarge, len(data), MaxSpecBytes)
@@ -298,7 +298,13 @@ func (l layout) Delete(obj client.Object, key string) {
 	case FieldBreakeven:
 		delete(st.Spec.Breakeven, key)
 	}
-	st.Spec.Phase = v1.PhaseFor(st.Spec.Signal, st.Spec.ScheduledSignal)
+	derive(&st.Spec)
+}
+
+// derive sets what a StrategyState shows of its signals (phase, display) from them.
+func derive(spec *v1.StrategyStateSpec) {
+	spec.Phase = v1.PhaseFor(spec.Signal, spec.ScheduledSignal)
+	spec.Display = v1.DisplayFor(spec.Signal, spec.ScheduledSignal)
 }
 
 // Quarantine finds nothing: the API server keeps every field to its schema.

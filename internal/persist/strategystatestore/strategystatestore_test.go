@@ -19,10 +19,15 @@ package strategystatestore_test
 import (
 	"encoding/json"
 	"errors"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/names"
@@ -62,8 +67,8 @@ func object(t *testing.T, ns string, k sss.Key) *v1.StrategyState {
 }
 
 // TestLifecycleSetsPhaseInTheSameWrite follows a scheduled signal to activation and close:
-// after every write the object shows the phase that matches it, and each write was one
-// update of the object.
+// after every write the object shows the phase and the display (readable prices) that
+// match it, and each write was one update of the object.
 func TestLifecycleSetsPhaseInTheSameWrite(t *testing.T) {
 	g := NewWithT(t)
 	ctx := t.Context()
@@ -78,11 +83,14 @@ func TestLifecycleSetsPhaseInTheSameWrite(t *testing.T) {
 		name  string
 		write func() error
 		phase v1.StatePhase
+		shown *v1.Signal
 	}{
-		{"schedule", func() error { _, err := schedule.Write(ctx, k.Symbol, scheduled); return err }, v1.PhaseScheduled},
-		{"activate", func() error { _, err := signals.Write(ctx, k.Symbol, active); return err }, v1.PhaseOpen},
-		{"drop the schedule", func() error { _, err := schedule.Write(ctx, k.Symbol, nil); return err }, v1.PhaseOpen},
-		{"close", func() error { _, err := signals.Write(ctx, k.Symbol, nil); return err }, v1.PhaseIdle},
+		{"schedule", func() error { _, err := schedule.Write(ctx, k.Symbol, scheduled); return err }, v1.PhaseScheduled,
+			scheduled},
+		{"activate", func() error { _, err := signals.Write(ctx, k.Symbol, active); return err }, v1.PhaseOpen, active},
+		{"drop the schedule", func() error { _, err := schedule.Write(ctx, k.Symbol, nil); return err }, v1.PhaseOpen,
+			active},
+		{"close", func() error { _, err := signals.Write(ctx, k.Symbol, nil); return err }, v1.PhaseIdle, nil},
 	}
 	for _, step := range steps {
 		before := object(t, ns, k).Generation
@@ -90,6 +98,14 @@ func TestLifecycleSetsPhaseInTheSameWrite(t *testing.T) {
 		st := object(t, ns, k)
 		g.Expect(st.Spec.Phase).To(Equal(step.phase), step.name)
 		g.Expect(st.Generation).To(Equal(before+1), "%s: one write, one update", step.name)
+		if step.shown == nil {
+			g.Expect(st.Spec.Display).To(BeNil(), step.name)
+			continue
+		}
+		g.Expect(st.Spec.Display).To(Equal(&v1.StateDisplay{Position: step.shown.Position,
+			PriceOpen:  v1.ReadablePrice(step.shown.PriceOpen),
+			TakeProfit: v1.ReadablePrice(step.shown.PriceTakeProfit),
+			StopLoss:   v1.ReadablePrice(step.shown.PriceStopLoss)}), step.name)
 	}
 
 	// what was stored is the row backtest-kit wrote
@@ -185,4 +201,45 @@ func TestNameCollisionIsRefused(t *testing.T) {
 	_, err := s.Init(ctx, true)
 	g.Expect(errors.Is(err, persist.ErrNotOwned)).To(BeTrue(), "got %v", err)
 	g.Expect(err.Error()).To(ContainSubstring("it holds s/e/BTCUSDT, this store is for s/e/btcusdt"))
+}
+
+// TestKubectlGetShowsReadablePrices: the table the API server prints for `kubectl get
+// strategystates` shows the signal's prices at a trader's precision, while the signal
+// keeps every digit.
+func TestKubectlGetShowsReadablePrices(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t)
+	active := fixtureSignal(t, "signal-opened.json")
+	active.PriceOpen, active.PriceTakeProfit, active.PriceStopLoss = 128.33527530592582, 130.60000000000002, 126.1
+	for i := range active.Entry {
+		active.Entry[i].Price = active.PriceOpen
+	}
+	k := keyOf(active)
+	signals := signalStore(t, ns, k, sss.FieldSignal, sss.Options{})
+	g.Expect(signals.Write(ctx, k.Symbol, active)).Error().NotTo(HaveOccurred())
+	g.Expect(object(t, ns, k).Spec.Signal.PriceOpen).To(Equal(128.33527530592582))
+
+	hc, err := rest.HTTPClientFor(env.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
+		strings.TrimSuffix(env.Config.Host, "/")+"/apis/"+v1.GroupVersion.String()+"/namespaces/"+ns+"/strategystates", nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	req.Header.Set("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+	resp, err := hc.Do(req)
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = resp.Body.Close() }()
+	body, err := io.ReadAll(resp.Body)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(resp.StatusCode).To(Equal(http.StatusOK), "%s", body)
+	var table metav1.Table
+	g.Expect(json.Unmarshal(body, &table)).To(Succeed(), "%s", body)
+	g.Expect(table.Rows).To(HaveLen(1))
+	cells := map[string]any{}
+	for i, c := range table.ColumnDefinitions {
+		cells[c.Name] = table.Rows[0].Cells[i]
+	}
+	g.Expect(cells).To(And(HaveKeyWithValue("Open", "128.3353"), HaveKeyWithValue("Take Profit", "130.6"),
+		HaveKeyWithValue("Stop Loss", "126.1"), HaveKeyWithValue("Position", string(active.Position)),
+		HaveKeyWithValue("Phase", string(v1.PhaseOpen))))
 }
