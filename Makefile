@@ -190,6 +190,10 @@ run-local: ## Start a local control plane, a registry with the images, the opera
 	@$(MAKE) --no-print-directory run-local-setup >&2
 	@FERRETDB="$(FERRETDB)" bin/run-local --assets "$(ENVTEST_ASSETS)" --install bin/run-local.yaml --images bin/images
 
+.PHONY: local-image
+local-image: build ## Put the folder DIR (your bot, its packages installed) into make run-local's registry LOCAL_REGISTRY as IMAGE (name:tag), with bin/runner; no container engine needed.
+	bin/run-local image --registry "$(LOCAL_REGISTRY)" --dir "$(DIR)" --image "$(IMAGE)"
+
 .PHONY: run-local-setup
 run-local-setup: control-plane build images ferretdb kustomize controller-gen
 	hack/kustomize-overlay.sh bin/overlay "strategy-operator:$(VERSION)" "strategy-runner:$(VERSION)" "$(KUSTOMIZE)"

@@ -35,6 +35,7 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
+	"github.com/strategyops/strategy-operator/internal/names"
 	"github.com/strategyops/strategy-operator/internal/ociimage"
 )
 
@@ -43,7 +44,7 @@ type target struct{ name, pkg, binary, entrypoint string }
 
 var targets = []target{
 	{name: "strategy-operator", pkg: "./cmd/manager", binary: "manager", entrypoint: "/manager"},
-	{name: "strategy-runner", pkg: "./cmd/runner", binary: "runner", entrypoint: "/usr/local/bin/runner"},
+	{name: "strategy-runner", pkg: "./cmd/runner", binary: "runner", entrypoint: names.RunnerPath},
 	{name: "go-strategy", pkg: "./examples/go-strategy", binary: "go-strategy", entrypoint: "/go-strategy"},
 }
 

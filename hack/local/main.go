@@ -44,6 +44,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "image" {
+		if err := imageCommand(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(map[bool]int{true: 2, false: 1}[errors.Is(err, errUsage)])
+		}
+		return
+	}
 	assets := flag.String("assets", "", "folder with etcd, kube-apiserver and kubectl (make control-plane builds it)")
 	install := flag.String("install", "bin/run-local.yaml",
 		"manifest that installs the operator (make run-local renders config/default into it)")
@@ -232,8 +239,13 @@ strategy-operator is running on a local control plane. In another terminal:
   kubectl describe strategystate breakout-simulated-btcusdt
   kubectl apply -f config/samples/trading_v1alpha1_strategy_configmap.yaml
 
+Your own bot (docs/backtest-kit-bot.md): put its folder in this registry as an image, and
+name it in a Strategy's spec.image:
+
+  make local-image LOCAL_REGISTRY=%s DIR=path/to/my-bot IMAGE=my-bot:v1
+
 Press Ctrl-C to stop everything.
-`, cluster.Kubeconfig, filepath.Dir(self), cluster.KubectlPath)
+`, cluster.Kubeconfig, filepath.Dir(self), cluster.KubectlPath, reg.Host)
 
 	<-ctx.Done()
 	_, _ = fmt.Fprintln(stdout)

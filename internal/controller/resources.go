@@ -237,7 +237,7 @@ func desiredClaim(s *v1.Strategy) *corev1.PersistentVolumeClaim {
 
 // RunnerPath is where an image that runs a process of the user's (spec.command) holds the
 // runner.
-const RunnerPath = "/usr/local/bin/runner"
+const RunnerPath = names.RunnerPath
 
 // runnerArgs are the runner's command-line flags for s on backend b. spec.args come last
 // (for example --strategy=indicator, the built-in strategy logic to run); the runner is

@@ -44,6 +44,10 @@ var (
 	plain   = regexp.MustCompile(`^[a-z0-9]+$`)
 )
 
+// RunnerPath is where an image holds the runner: the runner image, and an image that runs
+// a process of the user's (spec.command) under runner exec.
+const RunnerPath = "/usr/local/bin/runner"
+
 // ObjectName joins parts into a valid object name (a DNS label) that no other list of
 // parts maps to. Parts that are all [a-z0-9] are joined with '-' as they are; otherwise
 // (or past 63 characters) the cleaned-up parts are followed by "--" and a 64-bit hash of

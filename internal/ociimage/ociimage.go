@@ -24,12 +24,15 @@ package ociimage
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -61,7 +64,15 @@ type Spec struct {
 	Version, Commit string
 	// Created is the time of every file and of the image (reproducible builds use a fixed one).
 	Created time.Time
+	// App, when set, is a folder of the user's copied into every platform's image at AppPath
+	// (a bot and its installed packages), in a layer of its own.
+	App string
+	// WorkingDir is the folder the image's process starts in ("/" when empty).
+	WorkingDir string
 }
+
+// AppPath is where the image holds Spec.App.
+const AppPath = "/app"
 
 // ErrSpec: a Spec lacks something an image needs.
 var ErrSpec = errors.New("invalid image spec")
@@ -75,6 +86,18 @@ func Build(s Spec) (v1.ImageIndex, error) {
 	base, err := layer(baseFiles(s.CACertificates), s.Created)
 	if err != nil {
 		return nil, err
+	}
+	layers := []v1.Layer{base}
+	if s.App != "" {
+		files, err := folderFiles(s.App, AppPath)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", s.Ref, err)
+		}
+		app, err := layer(files, s.Created)
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, app)
 	}
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, platform := range slices.Sorted(maps.Keys(s.Binaries)) {
@@ -90,7 +113,7 @@ func Build(s Spec) (v1.ImageIndex, error) {
 		if err != nil {
 			return nil, err
 		}
-		img, err := image(s, osName, arch, base, binLayer)
+		img, err := image(s, osName, arch, append(slices.Clone(layers), binLayer)...)
 		if err != nil {
 			return nil, err
 		}
@@ -116,7 +139,7 @@ func image(s Spec, osName, arch string, layers ...v1.Layer) (v1.Image, error) {
 	cf.Config = v1.Config{
 		User:       fmt.Sprintf("%d:%d", NonRootUID, NonRootUID),
 		Entrypoint: []string{s.Entrypoint},
-		WorkingDir: "/",
+		WorkingDir: cmp.Or(s.WorkingDir, "/"),
 		Env: []string{"PATH=/usr/local/bin:/usr/bin:/bin",
 			"SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"},
 		Labels: map[string]string{
@@ -156,6 +179,48 @@ func baseFiles(ca []byte) []file {
 		{name: "/root", dir: true, mode: 0o700},
 		{name: "/tmp", dir: true, mode: 0o1777},
 	}
+}
+
+// folderFiles are the folder dir's directories, regular files and symbolic links (kept as
+// links, as a Dockerfile's COPY keeps them), named as under at.
+func folderFiles(dir, at string) ([]file, error) {
+	out := []file{{name: at, dir: true, mode: 0o755}}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir {
+			return err
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		f := file{name: path.Join(at, filepath.ToSlash(rel))}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			f.dir, f.mode = true, 0o755
+		case d.Type()&fs.ModeSymlink != 0:
+			if f.linkname, err = os.Readlink(p); err != nil {
+				return err
+			}
+			f.mode = 0o777
+		case d.Type().IsRegular():
+			if f.data, err = os.ReadFile(p); err != nil {
+				return err
+			}
+			f.mode = int64(info.Mode().Perm() | 0o444) // readable by the image's user
+		default:
+			return nil // sockets, devices and fifos have no place in an image
+		}
+		out = append(out, f)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the folder to put in the image: %w", err)
+	}
+	return out, nil
 }
 
 // parents are the directories above p, outermost first.

@@ -135,6 +135,53 @@ func TestBuildMakesANonRootImagePerPlatform(t *testing.T) {
 	}
 }
 
+// TestBuildPutsAnAppFolderInTheImage: a Spec with App holds the folder at /app (files with
+// their content, readable by the image's user; folders; symbolic links as links) beside the
+// binary, and starts in its WorkingDir.
+func TestBuildPutsAnAppFolderInTheImage(t *testing.T) {
+	s := spec(t)
+	s.App, s.WorkingDir = t.TempDir(), "/tmp"
+	if err := os.MkdirAll(filepath.Join(s.App, "node_modules", "pkg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for file, data := range map[string]string{"bot.js": "console.log(1)", "node_modules/pkg/index.js": "export {}"} {
+		if err := os.WriteFile(filepath.Join(s.App, file), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("/elsewhere/lib", filepath.Join(s.App, "node_modules", "linked")); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := ociimage.Build(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := idx.Image(m.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := files(t, img)
+	if bot := fs["app/bot.js"]; bot.h == nil || bot.data != "console.log(1)" || bot.h.Mode&0o044 != 0o044 {
+		t.Errorf("/app/bot.js is %+v, want the folder's file, readable by all", bot)
+	}
+	if js := fs["app/node_modules/pkg/index.js"]; js.data != "export {}" || fs["app/node_modules/pkg"].h.Typeflag != tar.TypeDir {
+		t.Errorf("/app/node_modules/pkg: %+v, index.js %+v", fs["app/node_modules/pkg"], js)
+	}
+	if l := fs["app/node_modules/linked"].h; l == nil || l.Typeflag != tar.TypeSymlink || l.Linkname != "/elsewhere/lib" {
+		t.Errorf("/app/node_modules/linked is %+v, want the link as it is", l)
+	}
+	if fs["usr/local/bin/runner"].h == nil {
+		t.Error("the image lacks its binary")
+	}
+	if cf, err := img.ConfigFile(); err != nil || cf.Config.WorkingDir != "/tmp" {
+		t.Errorf("working dir: %v, %v", cf, err)
+	}
+}
+
 func TestBuildIsReproducible(t *testing.T) {
 	s := spec(t)
 	a, err := ociimage.Build(s)

@@ -171,6 +171,9 @@ var _ = Describe("make run-local", func() {
 		Expect(string(shown)).To(And(ContainSubstring("Strategy:  default/breakout"), MatchRegexp(`fencing token \d+`),
 			MatchRegexp(`(?m)^BTCUSDT +(Open|Scheduled|Idle) `)))
 
+		By("following docs/backtest-kit-bot.md: make local-image with the registry run-local names, its Strategy")
+		followBotDoc(ctx, out, kubeconfig)
+
 		By("a control-plane process that dies is told of at once and started again")
 		apiserver := named(descendants(cmd.Process.Pid), "kube-apiserver")
 		Expect(apiserver).NotTo(BeZero())
@@ -287,3 +290,39 @@ var _ = Describe("make run-local", func() {
 			expectGone(procs, "broken pipe")
 		})
 })
+
+// followBotDoc follows docs/backtest-kit-bot.md on the run-local that printed banner: the
+// bot's folder as its first steps leave it, make local-image as the banner says, the doc's
+// Strategy applied as it is, until kubectl get strategystates shows the bot's signal.
+func followBotDoc(ctx SpecContext, banner, kubeconfig string) {
+	doc, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "docs", "backtest-kit-bot.md"))
+	Expect(err).NotTo(HaveOccurred())
+	Expect(string(doc)).To(ContainSubstring(
+		"make local-image LOCAL_REGISTRY=127.0.0.1:PORT DIR=../my-bot IMAGE=my-bot:v1"))
+	_, yaml, _ := strings.Cut(string(doc), "\n```yaml\n")
+	yaml, _, found := strings.Cut(yaml, "\n```\n")
+	Expect(found).To(BeTrue(), "docs/backtest-kit-bot.md shows no Strategy")
+
+	registry := regexp.MustCompile(`make local-image LOCAL_REGISTRY=(\S+) `).FindStringSubmatch(banner)
+	Expect(registry).To(HaveLen(2), "run-local's banner names no make local-image line")
+	folder := testenv.BotFolder(GinkgoT())
+	push := exec.CommandContext(ctx, "make", "-s", "local-image", "LOCAL_REGISTRY="+registry[1], "DIR="+folder,
+		"IMAGE=my-bot:v1")
+	push.Dir = testenv.RepoRoot()
+	pushed, err := push.CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), string(pushed))
+
+	kubectl := filepath.Join(testenv.BinaryDir(), "kubectl")
+	apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-")
+	apply.Stdin = strings.NewReader(yaml)
+	applied, err := apply.CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), string(applied))
+	Eventually(func() string {
+		get := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "get", "strategystates")
+		shown, _ := get.CombinedOutput()
+		GinkgoWriter.Printf("%s", shown)
+		return string(shown)
+	}, 3*time.Minute, 5*time.Second).Should(
+		MatchRegexp(`(?m)^my-strategy-simulated-btcusdt\S* +my-strategy +BTCUSDT +Open +long +\d`),
+		"the bot of docs/backtest-kit-bot.md opened no signal on run-local")
+}

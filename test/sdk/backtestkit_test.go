@@ -68,16 +68,6 @@ const (
 
 var key = domain.StrategyKey(symbol, strategyName, exchangeName)
 
-// pkg is the adapter package, built (make sdk-ts).
-func pkg(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(testenv.RepoRoot(), "sdk", "backtest-kit")
-	if _, err := os.Stat(filepath.Join(dir, "dist", "test", "adapters.test.js")); err != nil {
-		t.Fatalf("the adapter package is not built: run make sdk-ts (%v)", err)
-	}
-	return dir
-}
-
 // runExec runs runner exec with flags and the command, and returns its exit code and output.
 func runExec(t *testing.T, flags []string, command []string, extraEnv ...string) (int, string) {
 	t.Helper()
@@ -106,7 +96,7 @@ func execute(t *testing.T, flags []string, command []string, extraEnv ...string)
 }
 
 func nodeTests(t *testing.T) []string {
-	return []string{"node", "--test", filepath.Join(pkg(t), "dist", "test", "adapters.test.js")}
+	return []string{"node", "--test", filepath.Join(testenv.AdapterPackage(t), "dist", "test", "adapters.test.js")}
 }
 
 // TestAdaptersOnFile: the package's tests pass as runner exec's process on the File backend,
@@ -222,7 +212,7 @@ for (let n = 1; ; n++) {
 func TestFencedOffBot(t *testing.T) {
 	ctx := t.Context()
 	ns, flags := configMapNamespace(ctx, t)
-	script := fmt.Sprintf(writer, filepath.Join(pkg(t), "dist", "src", "index.js"))
+	script := fmt.Sprintf(writer, filepath.Join(testenv.AdapterPackage(t), "dist", "src", "index.js"))
 	done := make(chan struct{})
 	var code int
 	var out string

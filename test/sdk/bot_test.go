@@ -37,77 +37,6 @@ import (
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
-// backtestKit is the node_modules folder holding backtest-kit 19.5.0 and its dependencies,
-// in the shared folder beside the clone (see its README).
-func backtestKit(t *testing.T) string {
-	t.Helper()
-	dir := filepath.Join(filepath.Dir(testenv.RepoRoot()), "shared", "vendor", "backtest-kit", "node_modules")
-	if _, err := os.Stat(filepath.Join(dir, "backtest-kit", "package.json")); err != nil {
-		t.Fatalf("backtest-kit 19.5.0 is not in %s, beside the clone: the tests run the real library (%v)", dir, err)
-	}
-	return dir
-}
-
-// botFolder is a folder to run the bot of docs/backtest-kit-bot.md in (examples/
-// backtest-kit-bot), with its packages where npm would install them: backtest-kit linked
-// from the shared folder, the adapter package unpacked from the tarball npm packs of
-// sdk/backtest-kit (its development packages installed: make sdk-ts).
-func botFolder(t *testing.T) string {
-	t.Helper()
-	root, modules := testenv.RepoRoot(), backtestKit(t)
-	dir := t.TempDir()
-	for _, f := range []string{"bot.js", "package.json"} {
-		data, err := os.ReadFile(filepath.Join(root, "examples", "backtest-kit-bot", f))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, f), data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	entries, err := os.ReadDir(modules)
-	if err != nil {
-		t.Fatal(err)
-	}
-	linked := filepath.Join(dir, "node_modules")
-	if err := os.MkdirAll(filepath.Join(linked, "@strategyops"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.Symlink(filepath.Join(modules, e.Name()), filepath.Join(linked, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// The adapter package as npm packs it (its prepare script builds it) and installs it.
-	adapter := filepath.Join(linked, "@strategyops", "backtest-kit")
-	if err := os.MkdirAll(adapter, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	unpack := exec.Command("tar", "-xzf", packAdapter(t), "-C", adapter, "--strip-components=1")
-	if out, err := unpack.CombinedOutput(); err != nil {
-		t.Fatalf("unpacking the adapter package: %v\n%s", err, out)
-	}
-	return dir
-}
-
-// packAdapter packs the adapter package with npm pack, as a user does to install it from a
-// checkout, and returns the tarball.
-func packAdapter(t *testing.T) string {
-	t.Helper()
-	dir := t.TempDir()
-	pack := exec.Command("npm", "pack", "--silent", "--pack-destination", dir)
-	pack.Dir = pkg(t)
-	out, err := pack.CombinedOutput()
-	if err != nil {
-		t.Fatalf("npm pack of %s: %v\n%s", pack.Dir, err, out)
-	}
-	lines := strings.Fields(string(out))
-	if len(lines) == 0 {
-		t.Fatalf("npm pack named no tarball: %s", out)
-	}
-	return filepath.Join(dir, lines[len(lines)-1])
-}
-
 // botEvent is a line the bot prints of a signal that opened, closed or was cancelled.
 type botEvent struct {
 	Bot       string         `json:"bot"`
@@ -289,7 +218,7 @@ func startBot(t *testing.T, folder string, store botStore, clock []string) *botR
 // on File a second runner exec on the folder is refused before its bot starts; elsewhere
 // the running one stops when another holder takes its Lease.
 func TestBacktestKitBotSurvivesSIGKILL(t *testing.T) {
-	folder := botFolder(t)
+	folder := testenv.BotFolder(t)
 	for _, b := range domain.Backends() {
 		t.Run(string(b), func(t *testing.T) {
 			t.Parallel()
@@ -382,7 +311,7 @@ func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs
 func backtestKitWrites(t *testing.T, row []byte) []byte {
 	t.Helper()
 	dir := t.TempDir()
-	if err := os.Symlink(backtestKit(t), filepath.Join(dir, "node_modules")); err != nil {
+	if err := os.Symlink(testenv.BacktestKit(t), filepath.Join(dir, "node_modules")); err != nil {
 		t.Fatal(err)
 	}
 	// In dir: ESM resolves a script's imports from the folders above it.
