@@ -191,8 +191,8 @@ run-local: ## Start a local control plane, a registry with the images, the opera
 	@FERRETDB="$(FERRETDB)" bin/run-local --assets "$(ENVTEST_ASSETS)" --install bin/run-local.yaml --images bin/images
 
 .PHONY: local-image
-local-image: build ## Put the folder DIR (your bot, its packages installed) into make run-local's registry LOCAL_REGISTRY as IMAGE (name:tag), with bin/runner; no container engine needed.
-	bin/run-local image --registry "$(LOCAL_REGISTRY)" --dir "$(DIR)" --image "$(IMAGE)"
+local-image: build ## Put an image IMAGE (name:tag) into make run-local's registry LOCAL_REGISTRY: the folder DIR (your bot) at /app, and bin/runner (or BINARY, your Go SDK program) as its entrypoint; no container engine needed.
+	bin/run-local image --registry "$(LOCAL_REGISTRY)" --dir "$(DIR)" --image "$(IMAGE)" --runner "$(or $(BINARY),bin/runner)"
 
 .PHONY: run-local-setup
 run-local-setup: control-plane build images ferretdb kustomize controller-gen

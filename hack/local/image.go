@@ -17,6 +17,7 @@ limitations under the License.
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -31,13 +32,15 @@ import (
 )
 
 // imageUsage is the help of `run-local image`.
-const imageUsage = `Usage: run-local image --registry HOST:PORT --dir FOLDER --image NAME:TAG
+const imageUsage = `Usage: run-local image --registry HOST:PORT --image NAME:TAG [--dir FOLDER] [--runner BINARY]
 
-Puts FOLDER (your bot, its packages installed) at /app in an image, with the runner at
-%s, working folder /tmp (the one writable folder of a strategy's pod), and pushes it to
-the registry of a running make run-local (it prints "registry HOST:PORT holds …"), where
-its kubelet pulls a Strategy's spec.image NAME:TAG from. No container engine is needed: the
-kubelet runs pods as local processes, so the runtime (node, python) is this machine's.
+Makes an image of the runner at %s (or, with --runner, a program of yours built with the
+Go SDK, which is a runner and the image's entrypoint) and of FOLDER at /app (your bot, its
+packages installed), working folder /tmp (the one writable folder of a strategy's pod),
+and pushes it to the registry of a running make run-local (it prints "registry HOST:PORT
+holds …"), where its kubelet pulls a Strategy's spec.image NAME:TAG from. No container
+engine is needed: the kubelet runs pods as local processes, so the runtime (node, python)
+is this machine's.
 
 `
 
@@ -50,9 +53,10 @@ func imageCommand(args []string) error {
 		fs.PrintDefaults()
 	}
 	registry := fs.String("registry", "", "host:port of run-local's registry")
-	dir := fs.String("dir", "", "folder to put at /app")
+	dir := fs.String("dir", "", "folder to put at /app (none when empty)")
 	ref := fs.String("image", "", "name:tag, as the Strategy's spec.image names it")
-	runner := fs.String("runner", "bin/runner", "runner binary (make build) to put at "+names.RunnerPath)
+	runner := fs.String("runner", "bin/runner", "static binary to put at "+names.RunnerPath+
+		": the runner (make build), or your Go SDK program")
 	ca := fs.String("ca-certificates", "/etc/ssl/certs/ca-certificates.crt", "PEM bundle to install in the image")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -60,14 +64,17 @@ func imageCommand(args []string) error {
 		}
 		return errUsage
 	}
-	for _, f := range []struct{ name, value string }{{"registry", *registry}, {"dir", *dir}, {"image", *ref}} {
+	for _, f := range []struct{ name, value string }{{"registry", *registry}, {"image", *ref}} {
 		if f.value == "" {
 			fs.Usage()
 			return fmt.Errorf("%w: --%s is required", errUsage, f.name)
 		}
 	}
-	if fi, err := os.Stat(*dir); err != nil || !fi.IsDir() {
+	if fi, err := os.Stat(*dir); *dir != "" && (err != nil || !fi.IsDir()) {
 		return fmt.Errorf("--dir %s: not a folder (%v)", *dir, err)
+	}
+	if fi, err := os.Stat(*runner); err != nil || fi.IsDir() {
+		return fmt.Errorf("--runner %s: not a file (%v)", *runner, err)
 	}
 	certs, err := os.ReadFile(*ca)
 	if err != nil {
@@ -88,7 +95,7 @@ func imageCommand(args []string) error {
 	if err := ociimage.Push(ctx, to.String(), idx); err != nil {
 		return fmt.Errorf("%w (is make run-local running, with its registry at %s?)", err, *registry)
 	}
-	fmt.Printf("pushed %s as %s: a Strategy's spec.image %s runs it\n", *dir, to, *ref)
+	fmt.Printf("pushed %s as %s: a Strategy's spec.image %s runs it\n", cmp.Or(*dir, *runner), to, *ref)
 	return nil
 }
 

@@ -173,6 +173,8 @@ var _ = Describe("make run-local", func() {
 
 		By("following docs/backtest-kit-bot.md: make local-image with the registry run-local names, its Strategy")
 		followBotDoc(ctx, out, kubeconfig)
+		By("following docs/go-strategy.md: its program from an empty folder, make local-image, its Strategy")
+		followGoDoc(ctx, out, kubeconfig)
 
 		By("a control-plane process that dies is told of at once and started again")
 		apiserver := named(descendants(cmd.Process.Pid), "kube-apiserver")
@@ -303,15 +305,25 @@ func followBotDoc(ctx SpecContext, banner, kubeconfig string) {
 	yaml, _, found := strings.Cut(yaml, "\n```\n")
 	Expect(found).To(BeTrue(), "docs/backtest-kit-bot.md shows no Strategy")
 
-	registry := regexp.MustCompile(`make local-image LOCAL_REGISTRY=(\S+) `).FindStringSubmatch(banner)
-	Expect(registry).To(HaveLen(2), "run-local's banner names no make local-image line")
 	folder := testenv.BotFolder(GinkgoT())
-	push := exec.CommandContext(ctx, "make", "-s", "local-image", "LOCAL_REGISTRY="+registry[1], "DIR="+folder,
-		"IMAGE=my-bot:v1")
+	push := exec.CommandContext(ctx, "make", "-s", "local-image", "LOCAL_REGISTRY="+localRegistry(banner),
+		"DIR="+folder, "IMAGE=my-bot:v1")
 	push.Dir = testenv.RepoRoot()
 	pushed, err := push.CombinedOutput()
 	Expect(err).NotTo(HaveOccurred(), string(pushed))
+	applyAndAwait(ctx, kubeconfig, yaml, `(?m)^my-strategy-simulated-btcusdt\S* +my-strategy +BTCUSDT +Open +long +\d`)
+}
 
+// localRegistry is the registry address run-local's banner names in its make local-image line.
+func localRegistry(banner string) string {
+	registry := regexp.MustCompile(`make local-image LOCAL_REGISTRY=(\S+) `).FindStringSubmatch(banner)
+	Expect(registry).To(HaveLen(2), "run-local's banner names no make local-image line")
+	return registry[1]
+}
+
+// applyAndAwait applies a doc's Strategy and waits until kubectl get strategystates shows
+// what the doc promises (the regular expression shown).
+func applyAndAwait(ctx SpecContext, kubeconfig, yaml, shown string) {
 	kubectl := filepath.Join(testenv.BinaryDir(), "kubectl")
 	apply := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "apply", "-f", "-")
 	apply.Stdin = strings.NewReader(yaml)
@@ -319,10 +331,64 @@ func followBotDoc(ctx SpecContext, banner, kubeconfig string) {
 	Expect(err).NotTo(HaveOccurred(), string(applied))
 	Eventually(func() string {
 		get := exec.CommandContext(ctx, kubectl, "--kubeconfig", kubeconfig, "get", "strategystates")
-		shown, _ := get.CombinedOutput()
-		GinkgoWriter.Printf("%s", shown)
-		return string(shown)
-	}, 3*time.Minute, 5*time.Second).Should(
-		MatchRegexp(`(?m)^my-strategy-simulated-btcusdt\S* +my-strategy +BTCUSDT +Open +long +\d`),
-		"the bot of docs/backtest-kit-bot.md opened no signal on run-local")
+		out, _ := get.CombinedOutput()
+		GinkgoWriter.Printf("%s", out)
+		return string(out)
+	}, 3*time.Minute, 5*time.Second).Should(MatchRegexp(shown), "the doc's strategy shows no signal on run-local")
+}
+
+// docBlocks are the fenced blocks of a doc, in order, each with its language.
+func docBlocks(doc string) []struct{ lang, body string } {
+	matches := regexp.MustCompile("(?s)\n```(\\w+)\n(.*?)\n```\n").FindAllStringSubmatch(doc, -1)
+	out := make([]struct{ lang, body string }, 0, len(matches))
+	for _, m := range matches {
+		out = append(out, struct{ lang, body string }{m[1], m[2] + "\n"})
+	}
+	return out
+}
+
+// followGoDoc follows docs/go-strategy.md on the run-local that printed banner, in an
+// empty folder: the sh blocks of its first part with its main.go written between them,
+// the make local-image line with the banner's registry, the Strategy it shows, until
+// kubectl get strategystates shows the program's signal. The checkout the doc expects
+// beside the folder is this one.
+func followGoDoc(ctx SpecContext, banner, kubeconfig string) {
+	raw, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "docs", "go-strategy.md"))
+	Expect(err).NotTo(HaveOccurred())
+	workspace := GinkgoT().TempDir()
+	doc := strings.NewReplacer("../strategy-operator", testenv.RepoRoot(),
+		"../my-strategy", filepath.Join(workspace, "my-strategy"), "127.0.0.1:PORT", localRegistry(banner)).
+		Replace(string(raw))
+	first, _, found := strings.Cut(doc, "\n## 2.")
+	Expect(found).To(BeTrue(), "docs/go-strategy.md has no part 2")
+	var script, local, yaml string
+	for _, b := range docBlocks(first) {
+		switch b.lang {
+		case "sh":
+			script += b.body
+		case "go":
+			script += "cat > main.go <<'EOF'\n" + b.body + "EOF\n"
+		}
+	}
+	for _, b := range docBlocks(doc) {
+		switch {
+		case strings.Contains(b.body, "make local-image"):
+			local = b.body
+		case b.lang == "yaml":
+			yaml = b.body
+		}
+	}
+	Expect(script).To(ContainSubstring("go mod init"))
+	Expect(local).NotTo(BeEmpty(), "docs/go-strategy.md has no make local-image line")
+	Expect(yaml).To(ContainSubstring("kind: Strategy"))
+	for _, part := range []string{script, local} {
+		run := exec.CommandContext(ctx, "bash", "-euxc", part)
+		run.Dir = workspace
+		if part == local {
+			run.Dir = filepath.Join(workspace, "my-strategy")
+		}
+		out, err := run.CombinedOutput()
+		Expect(err).NotTo(HaveOccurred(), "%s\n%s", part, out)
+	}
+	applyAndAwait(ctx, kubeconfig, yaml, `(?m)^dip-simulated-(btc|eth)usdt\S* +dip +(BTC|ETH)USDT +Open +long +\d`)
 }
