@@ -44,6 +44,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/strategy"
 	persist "github.com/strategyops/strategy-operator/pkg/store"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // Snapshot fields this package keeps beside backtest-kit's (Extra survives every backend).
@@ -599,6 +600,9 @@ func (e *Engine) propose(ctx context.Context, st *symbolState, t tick) (*action,
 // apply carries out an action. Every write sets a value, so applying it twice is applying
 // it once.
 func (e *Engine) apply(ctx context.Context, st *symbolState, a *action) error {
+	// Its writes belong to the candle it was decided on (backtest-kit's when), which a
+	// database keeps in its rows.
+	ctx = driver.WithWriteTime(ctx, time.UnixMilli(a.Candle))
 	p, k, s := e.cfg.Persist, st.key, a.Row
 	ev := domain.HistoryEvent{Kind: a.Kind, At: a.Candle, Price: a.Price, Reason: a.Reason, PnL: a.PnL}
 	switch a.Kind {

@@ -34,6 +34,8 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/strategy"
+	"github.com/strategyops/strategy-operator/internal/testenv"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // c is one candle of a test, high, low, close and volume; its open does not count.
@@ -206,6 +208,12 @@ func runLifecycle(t *testing.T, candles []c, s script) []ev {
 // runLifecycleState runs one symbol over candles from lifecycleT0 and returns its state.
 func runLifecycleState(t *testing.T, candles []c, s script) *domain.Persistence {
 	t.Helper()
+	return runLifecycleOn(t, domain.MemoryBackend(), candles, s)
+}
+
+// runLifecycleOn is runLifecycleState with the state on backend b.
+func runLifecycleOn(t *testing.T, b domain.Backend, candles []c, s script) *domain.Persistence {
+	t.Helper()
 	var csv strings.Builder
 	csv.WriteString("timestamp,open,high,low,close,volume\n")
 	for i, k := range candles {
@@ -217,7 +225,7 @@ func runLifecycleState(t *testing.T, candles []c, s script) *domain.Persistence 
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	p := domain.New(domain.MemoryBackend())
+	p := domain.New(b)
 	e := runner.New(runner.Config{StrategyName: "s", ExchangeName: "e", Symbols: []string{"X"}, Source: src,
 		Strategy: s, Persist: p, Limits: v1.DefaultSignalLimits, Start: lifecycleT0,
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -257,6 +265,33 @@ func TestLiveProgressIsStored(t *testing.T) {
 	be, err := p.ReadBreakeven(ctx, k, sig.ID)
 	if err != nil || !be[sig.ID].Reached {
 		t.Errorf("breakeven %v, %v: 3 %% up is past the 0.6 %% threshold", be, err)
+	}
+}
+
+// TestWritesCarryTheCandleTime: the engine's writes of risk positions, partial levels and
+// breakeven carry the time of the candle they were decided on (backtest-kit's when, which a
+// database keeps), not the wall clock's.
+func TestWritesCarryTheCandleTime(t *testing.T) {
+	var recorded testenv.WriteTimes
+	memory := domain.MemoryBackend()
+	b := func(ctx context.Context, d domain.Domain, k domain.Key) (driver.Driver, error) {
+		drv, err := memory(ctx, d, k)
+		return recorded.Wrap(string(d), drv), err
+	}
+	candles := seq(flat(5, 100), []c{{103.75, 103.25, 103.5, 100}})
+	runLifecycleOn(t, b, candles, script{4: {Position: v1.PositionLong, TakeProfit: 110, StopLoss: 95,
+		Minutes: new(int64(60))}})
+	end := lifecycleT0.Add(time.Duration(len(candles)) * time.Minute)
+	for _, d := range []domain.Domain{domain.Risk, domain.Partial, domain.Breakeven} {
+		times := recorded.Of(string(d))
+		if len(times) == 0 {
+			t.Errorf("no %s write: the test proves nothing", d)
+		}
+		for _, w := range times {
+			if w.Before(lifecycleT0) || w.After(end) {
+				t.Errorf("a %s write carries %s, not a candle's time in [%s, %s]", d, w, lifecycleT0, end)
+			}
+		}
 	}
 }
 

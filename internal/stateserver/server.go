@@ -27,11 +27,14 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	persist "github.com/strategyops/strategy-operator/pkg/store"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // DefaultMaxBody is the largest request body a Server accepts when Config leaves it 0.
@@ -265,6 +268,21 @@ func precondition(r *http.Request, allowAbsent bool) ([]persist.WriteOption, err
 	return nil, nil
 }
 
+// writeTime is the request's context carrying the time the write belongs to, from the
+// query's when (Unix milliseconds: backtest-kit's when, the tick's time), for a database
+// store to keep (driver.WithWriteTime); without when, the write's own time is kept.
+func writeTime(r *http.Request) (context.Context, error) {
+	v := r.URL.Query().Get("when")
+	if v == "" {
+		return r.Context(), nil
+	}
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || ms < 0 {
+		return nil, fmt.Errorf("query parameter when %q is not a time in Unix milliseconds", v)
+	}
+	return driver.WithWriteTime(r.Context(), time.UnixMilli(ms)), nil
+}
+
 // onlyKey is the one key a store of kind d holds in context k, "" when it holds many.
 func onlyKey(d domain.Domain, k domain.Key) string {
 	switch d {
@@ -293,6 +311,11 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 		fail(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
+	ctx, err := writeTime(r)
+	if err != nil {
+		fail(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	if mbe, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
 		fail(w, http.StatusRequestEntityTooLarge, "too_large",
@@ -312,7 +335,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request) {
 			"the open ones are watched to their close", k.Symbol))
 		return
 	}
-	rev, err := st.Write(r.Context(), r.PathValue("key"), json.RawMessage(body), opts...)
+	rev, err := st.Write(ctx, r.PathValue("key"), json.RawMessage(body), opts...)
 	if err != nil {
 		failStore(w, err)
 		return

@@ -17,6 +17,7 @@ limitations under the License.
 package stateserver_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -25,11 +26,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/stateserver"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 const ctxQuery = "?symbol=BTCUSDT&strategyName=trace-immediate&exchangeName=trace-exchange"
@@ -203,6 +206,8 @@ func TestBadRequests(t *testing.T) {
 			`holds one key, \"strategy\"`},
 		{"bad If-Match", "PUT", url, "null", []string{"If-Match", "7"}, 400, "is not one quoted revision"},
 		{"a key no store can hold", "PUT", srv.URL + "/v1/partial/%ff" + ctxQuery, "{}", nil, 400, "invalid key"},
+		{"a when that is no time", "PUT", url + "&when=yesterday", "null", nil, 400,
+			`query parameter when \"yesterday\" is not a time in Unix milliseconds`},
 	} {
 		got := call(t, c.method, c.url, c.body, c.header...)
 		if got.status != c.status || !strings.Contains(got.body, c.says) {
@@ -247,5 +252,30 @@ func TestDrainingSymbolOpensNothing(t *testing.T) {
 	}
 	if put := call(t, http.MethodPut, url, signal); put.status != http.StatusForbidden {
 		t.Fatalf("a signal opened again once closed: %+v, want 403", put)
+	}
+}
+
+// TestWhenReachesTheStore: a PUT's when (backtest-kit's, in Unix milliseconds) is the time
+// the store is given for the write; without when, it is the write's own time.
+func TestWhenReachesTheStore(t *testing.T) {
+	var recorded testenv.WriteTimes
+	memory := domain.MemoryBackend()
+	srv := serve(t, func(ctx context.Context, d domain.Domain, k domain.Key) (driver.Driver, error) {
+		drv, err := memory(ctx, d, k)
+		return recorded.Wrap(string(d), drv), err
+	})
+	url := srv.URL + "/v1/partial/signal-1" + ctxQuery
+	if put := call(t, http.MethodPut, url+"&when=1764107640000", `{"profitLevels":[10],"lossLevels":[]}`); put.status !=
+		http.StatusNoContent {
+		t.Fatalf("PUT with when: %+v", put)
+	}
+	before := time.Now()
+	if put := call(t, http.MethodPut, url, `{"profitLevels":[10,20],"lossLevels":[]}`); put.status !=
+		http.StatusNoContent {
+		t.Fatalf("PUT without when: %+v", put)
+	}
+	times := recorded.Of(string(domain.Partial))
+	if len(times) != 2 || !times[0].Equal(time.UnixMilli(1764107640000)) || times[1].Before(before) {
+		t.Fatalf("the store was given the write times %v; want 1764107640000 ms, then the wall clock's", times)
 	}
 }

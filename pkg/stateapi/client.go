@@ -52,6 +52,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/strategyops/strategy-operator/pkg/store"
@@ -132,7 +133,9 @@ func (cl *Client) Get(ctx context.Context, kind, key string, c Context) (json.Ra
 
 // Put stores value (JSON) at key, under the precondition if any, and returns the new
 // revision (ErrConflict when the key moved, ErrFenced when a newer runner holds the
-// strategy, ErrInvalidValue for a signal row that breaks backtest-kit's rules).
+// strategy, ErrInvalidValue for a signal row that breaks backtest-kit's rules). The time
+// ctx carries for writes (driver.WithWriteTime: backtest-kit's when) goes with it, for a
+// database backend to keep.
 func (cl *Client) Put(ctx context.Context, kind, key string, c Context, value json.RawMessage,
 	pre driver.Precondition) (store.Revision, error) {
 	_, rev, err := cl.do(ctx, http.MethodPut, kind, key, c, value, pre)
@@ -148,6 +151,9 @@ func (cl *Client) Delete(ctx context.Context, kind, key string, c Context, pre d
 func (cl *Client) do(ctx context.Context, method, kind, key string, c Context, body []byte,
 	pre driver.Precondition) (json.RawMessage, store.Revision, error) {
 	u := cl.base + "/v1/" + url.PathEscape(kind) + "/" + url.PathEscape(key) + "?" + c.query()
+	if when, ok := driver.WriteTimeOf(ctx); ok && method == http.MethodPut {
+		u += "&when=" + strconv.FormatInt(when.UnixMilli(), 10)
+	}
 	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
 	if err != nil {
 		return nil, "", err

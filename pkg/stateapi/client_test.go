@@ -16,6 +16,7 @@ limitations under the License.
 package stateapi_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net"
@@ -23,21 +24,23 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/stateserver"
+	"github.com/strategyops/strategy-operator/internal/testenv"
 	"github.com/strategyops/strategy-operator/pkg/stateapi"
 	"github.com/strategyops/strategy-operator/pkg/store"
 	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
-// TestClientSpeaksTheAPI: the public client against the runner's own server on a Unix
-// socket, as a Go process under runner exec uses it: revisions, preconditions, and each
-// refusal as the error of package store it stands for.
-func TestClientSpeaksTheAPI(t *testing.T) {
+// serve runs the runner's server of the strategy client on b on a Unix socket, and returns
+// the client a process under runner exec makes (FromEnv).
+func serve(t *testing.T, b domain.Backend) *stateapi.Client {
+	t.Helper()
 	srv := stateserver.New(stateserver.Config{StrategyName: "client", ExchangeName: "simulated",
-		Symbols: []string{"BTCUSDT"}, Backend: domain.MemoryBackend(), Limits: v1.DefaultSignalLimits})
+		Symbols: []string{"BTCUSDT"}, Backend: b, Limits: v1.DefaultSignalLimits})
 	socket := filepath.Join(t.TempDir(), "state.sock")
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
@@ -51,6 +54,14 @@ func TestClientSpeaksTheAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// TestClientSpeaksTheAPI: the public client against the runner's own server on a Unix
+// socket, as a Go process under runner exec uses it: revisions, preconditions, and each
+// refusal as the error of package store it stands for.
+func TestClientSpeaksTheAPI(t *testing.T) {
+	c := serve(t, domain.MemoryBackend())
 	ctx := t.Context()
 	at := stateapi.Context{Symbol: "BTCUSDT", StrategyName: "client", ExchangeName: "simulated"}
 
@@ -91,5 +102,29 @@ func TestClientSpeaksTheAPI(t *testing.T) {
 	}
 	if _, _, err := c.Get(ctx, "partial", "sig-1", at); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("after Delete: %v, want ErrNotFound", err)
+	}
+}
+
+// TestClientSendsTheWriteTime: the write time a Put's context carries (backtest-kit's when)
+// reaches the runner's store; a Put without one gives the store the write's own time.
+func TestClientSendsTheWriteTime(t *testing.T) {
+	var recorded testenv.WriteTimes
+	memory := domain.MemoryBackend()
+	c := serve(t, func(ctx context.Context, d domain.Domain, k domain.Key) (driver.Driver, error) {
+		drv, err := memory(ctx, d, k)
+		return recorded.Wrap(string(d), drv), err
+	})
+	at := stateapi.Context{Symbol: "BTCUSDT", StrategyName: "client", ExchangeName: "simulated"}
+	tick := time.UnixMilli(1764107640000)
+	if _, err := c.Put(driver.WithWriteTime(t.Context(), tick), "partial", "sig-1", at, json.RawMessage(`{}`),
+		driver.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	if _, err := c.Put(t.Context(), "partial", "sig-1", at, json.RawMessage(`{}`), driver.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := recorded.Of(string(domain.Partial)); len(got) != 2 || !got[0].Equal(tick) || got[1].Before(before) {
+		t.Fatalf("the store was given the write times %v; want %v, then the wall clock's", got, tick)
 	}
 }

@@ -27,9 +27,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/childproc"
@@ -168,8 +174,76 @@ func TestAdaptersOnEveryDatabase(t *testing.T) {
 			}
 			t.Cleanup(db.Close)
 			adaptersOn(t, flags, db.Backend(domain.NoFencing), domain.StoreURLEnv+"="+url)
+			if got := rowWhens(t, b, url); got != nil && !slices.Equal(got, []int64{adaptersWhen, adaptersWhen,
+				adaptersWhen}) {
+				t.Errorf("the risk, partial and breakeven rows' when are %v ms; want backtest-kit's %d", got,
+					adaptersWhen)
+			}
 		})
 	}
+}
+
+// adaptersWhen is the when the package's tests give their writes (Unix milliseconds).
+var adaptersWhen = time.Date(2026, 11, 25, 21, 54, 0, 0, time.UTC).UnixMilli()
+
+// rowWhens reads the when field of the risk, partial and breakeven rows the package's tests
+// left in the database at url, as backtest-kit's database packages read it; nil for a
+// backend without such rows (Redis keeps no when).
+func rowWhens(t *testing.T, b v1.PersistenceBackend, url string) []int64 {
+	t.Helper()
+	ctx := t.Context()
+	const signalID = "1af31ee8-c897-4000-a4dc-55369e459000"
+	var out []int64
+	switch b {
+	case v1.BackendPostgreSQL:
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = conn.Close(ctx) }()
+		for _, q := range []struct {
+			sql  string
+			args []any
+		}{
+			{`SELECT "when" FROM "risk-items" WHERE "riskName" = $1`, []any{strategyName}},
+			{`SELECT "when" FROM "partial-items" WHERE "strategyName" = $1 AND "signalId" = $2`,
+				[]any{strategyName, signalID}},
+			{`SELECT "when" FROM "breakeven-items" WHERE "strategyName" = $1 AND "signalId" = $2`,
+				[]any{strategyName, signalID}},
+		} {
+			var w int64
+			if err := conn.QueryRow(ctx, q.sql, q.args...).Scan(&w); err != nil {
+				t.Fatalf("%s: %v", q.sql, err)
+			}
+			out = append(out, w)
+		}
+	case v1.BackendMongoDB:
+		client, err := mongo.Connect(options.Client().ApplyURI(url))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = client.Disconnect(ctx) }()
+		db := client.Database("sdk")
+		for _, c := range []struct {
+			collection string
+			filter     bson.D
+		}{
+			{"risk-items", bson.D{{Key: "riskName", Value: strategyName}}},
+			{"partial-items", bson.D{{Key: "strategyName", Value: strategyName}, {Key: "signalId", Value: signalID}}},
+			{"breakeven-items", bson.D{{Key: "strategyName", Value: strategyName}, {Key: "signalId", Value: signalID}}},
+		} {
+			var doc struct {
+				When float64 `bson:"when"`
+			}
+			if err := db.Collection(c.collection).FindOne(ctx, c.filter).Decode(&doc); err != nil {
+				t.Fatalf("%s: %v", c.collection, err)
+			}
+			out = append(out, int64(doc.When))
+		}
+	default:
+		return nil
+	}
+	return out
 }
 
 // adaptersOn runs the package's tests as runner exec's process with flags (and env

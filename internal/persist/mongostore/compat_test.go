@@ -33,6 +33,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/mongostore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 const (
@@ -40,6 +41,9 @@ const (
 	signalID                           = "1af31ee8-c897-4000-a4dc-55369e459000"
 	// when is the time the package's documents say they were written (a JS number: a double).
 	when = float64(1700000000000)
+	// tick is the time of the tick that made this project's partial write (backtest-kit's
+	// when), neither when nor now.
+	tick = float64(1700000600000)
 )
 
 var databases int
@@ -158,7 +162,8 @@ func TestReadsBacktestKitDocuments(t *testing.T) {
 		t.Fatal(err)
 	}
 	levels := v1.PartialData{"second-signal": {ProfitLevels: []float64{10, 20}, LossLevels: []float64{}}}
-	if err := p.WritePartial(ctx, k, "second-signal", levels); err != nil {
+	// backtest-kit's when: the time of the tick that wrote it, not the wall clock's.
+	if err := p.WritePartial(driver.WithWriteTime(ctx, time.UnixMilli(int64(tick))), k, "second-signal", levels); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.WriteRisk(ctx, rk, v1.RiskPositions{}); err != nil {
@@ -239,9 +244,9 @@ func checkPackageShape(t *testing.T, db *mongo.Database, activated *v1.Signal, s
 		partials[0]["when"] != when {
 		t.Fatalf("partial-items: %v; want the package's document untouched and ours beside it", partials)
 	}
-	if w, ok := partials[1]["when"].(float64); !ok || w < float64(start.UnixMilli()) {
-		t.Errorf("our partial's when is %v (%T), want a number of milliseconds after the write began",
-			partials[1]["when"], partials[1]["when"])
+	if w, ok := partials[1]["when"].(float64); !ok || w != tick {
+		t.Errorf("our partial's when is %v (%T), want the write's time %v, a number of milliseconds",
+			partials[1]["when"], partials[1]["when"], tick)
 	}
 	var risk bson.M
 	if err := db.Collection("risk-items").FindOne(ctx, bson.D{{Key: "riskName", Value: strategyName},

@@ -187,16 +187,17 @@ func atRevision(key string, r driver.Revision) (bson.E, error) {
 	return bson.E{Key: dblayout.Revision, Value: id}, nil
 }
 
-// changes are the fields a write sets besides the key fields: the value, when (backtest-kit
-// keeps it as a number of milliseconds), the update time, the revision and the writer's
-// token; and text says the value is kept as its JSON text (see the package comment).
-func (d *Driver) changes(value any, text bool, rev bson.ObjectID, now time.Time) bson.D {
+// changes are the fields a write sets besides the key fields: the value, when (the write's
+// time, driver.WriteTime: backtest-kit keeps it as a number of milliseconds), the update
+// time, the revision and the writer's token; and text says the value is kept as its JSON
+// text (see the package comment).
+func (d *Driver) changes(value any, text bool, rev bson.ObjectID, now, when time.Time) bson.D {
 	set := bson.D{{Key: d.layout.ValueField, Value: value}}
 	if text {
 		set = append(set, bson.E{Key: encodingField, Value: "json"})
 	}
 	if d.layout.When {
-		set = append(set, bson.E{Key: "when", Value: float64(now.UnixMilli())})
+		set = append(set, bson.E{Key: "when", Value: float64(when.UnixMilli())})
 	}
 	set = append(set, bson.E{Key: "updatedDate", Value: now}, bson.E{Key: dblayout.Revision, Value: rev})
 	if d.fencing.Token > 0 {
@@ -237,7 +238,7 @@ func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.P
 		return "", d.wrap("put", err)
 	}
 	rev, now := bson.NewObjectID(), time.Now().UTC().Truncate(time.Millisecond)
-	set := d.changes(stored, text, rev, now)
+	set := d.changes(stored, text, rev, now, driver.WriteTime(ctx))
 	if !pre.IfAbsent {
 		update := bson.D{{Key: opSet, Value: set}}
 		if !text {

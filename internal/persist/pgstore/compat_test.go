@@ -114,6 +114,9 @@ const (
 	signalID                           = "1af31ee8-c897-4000-a4dc-55369e459000"
 	// when is the time the adapter's rows say they were written.
 	when = 1700000000000
+	// tick is the time of the tick that made this project's partial write (backtest-kit's
+	// when), neither when nor now.
+	tick = 1700000600000
 )
 
 // TestReadsBacktestKitRows: rows backtest-kit's PostgreSQL adapter wrote, in its tables,
@@ -199,7 +202,8 @@ func TestReadsBacktestKitRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	levels := v1.PartialData{"second-signal": {ProfitLevels: []float64{10, 20}, LossLevels: []float64{}}}
-	if err := p.WritePartial(ctx, k, "second-signal", levels); err != nil {
+	// backtest-kit's when: the time of the tick that wrote it, not the wall clock's.
+	if err := p.WritePartial(driver.WithWriteTime(ctx, time.UnixMilli(tick)), k, "second-signal", levels); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.WriteRisk(ctx, rk, v1.RiskPositions{}); err != nil {
@@ -309,9 +313,15 @@ func checkAdapterShape(t *testing.T, db *pgxpool.Pool, activated *v1.Signal, sta
 		}
 		ids, whens = append(ids, id), append(whens, w)
 	}
-	if !slices.Equal(ids, []string{signalID, "second-signal"}) || whens[0] != when || whens[1] < start {
-		t.Errorf("partial-items: ids %v, when %v; want the adapter's row untouched and ours beside it, when ≥ %d",
-			ids, whens, start)
+	if !slices.Equal(ids, []string{signalID, "second-signal"}) || whens[0] != when || whens[1] != tick {
+		t.Errorf("partial-items: ids %v, when %v; want the adapter's row untouched and ours beside it, when %d",
+			ids, whens, tick)
+	}
+	var riskWhen int64
+	if err := db.QueryRow(ctx, `SELECT "when" FROM "risk-items" WHERE "riskName" = $1 AND "exchangeName" = $2`,
+		strategyName, exchangeName).Scan(&riskWhen); err != nil || riskWhen < start {
+		t.Errorf("risk-items when %d, %v; written without a write time, want the wall clock's (≥ %d)", riskWhen, err,
+			start)
 	}
 	var positions string
 	if err := db.QueryRow(ctx, `SELECT "positions"::text FROM "risk-items" WHERE "riskName" = $1 AND "exchangeName" = $2`,

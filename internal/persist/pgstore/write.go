@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -194,7 +193,7 @@ func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.P
 			return "", d.wrap("put", err)
 		}
 	}
-	now := time.Now().UnixMilli()
+	now := driver.WriteTime(ctx).UnixMilli()
 	out, err := d.run(ctx, "put", func(st *statement, guard string) string {
 		if pre.IfRevision != "" {
 			set := d.value + " = " + st.arg(stored) + "::text::jsonb"

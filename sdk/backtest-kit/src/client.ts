@@ -69,10 +69,15 @@ export class StateClient {
     return { value: JSON.parse(a.body), revision: a.etag ?? "" };
   }
 
-  /** Stores value at key (only at revision ifMatch, when given) and returns the new revision. */
-  async put(kind: Kind, ctx: Context, key: string, value: unknown, ifMatch?: string): Promise<string> {
+  /**
+   * Stores value at key (only at revision ifMatch, when given) and returns the new revision.
+   * when is the time the value belongs to (backtest-kit's when): a database backend keeps it
+   * in its rows' when field; without it, the write's own time is kept.
+   */
+  async put(kind: Kind, ctx: Context, key: string, value: unknown, ifMatch?: string, when?: Date): Promise<string> {
     const headers: Record<string, string> = ifMatch ? { "If-Match": ifMatch } : {};
-    const a = await this.call("PUT", path(kind, ctx, key), JSON.stringify(value), headers);
+    const extra = when ? `&when=${when.getTime()}` : "";
+    const a = await this.call("PUT", path(kind, ctx, key) + extra, JSON.stringify(value), headers);
     check(a, 204);
     return a.etag ?? "";
   }

@@ -87,8 +87,8 @@ export class RiskAdapter {
     const e = await client().get("risk", this.ctx, "positions");
     return (e?.value as unknown[] | null) ?? [];
   }
-  async writePositionData(pairs: unknown[], _when?: Date): Promise<void> {
-    await client().put("risk", this.ctx, "positions", pairs);
+  async writePositionData(pairs: unknown[], when?: Date): Promise<void> {
+    await client().put("risk", this.ctx, "positions", pairs, undefined, when);
   }
 }
 
@@ -98,8 +98,8 @@ export class PartialAdapter extends StrategyScoped {
     const e = await client().get("partial", this.ctx, signalId);
     return (e?.value as Record<string, unknown> | null) ?? {};
   }
-  async writePartialData(data: Record<string, unknown>, signalId: string, _when?: Date): Promise<void> {
-    await client().put("partial", this.ctx, signalId, data);
+  async writePartialData(data: Record<string, unknown>, signalId: string, when?: Date): Promise<void> {
+    await client().put("partial", this.ctx, signalId, data, undefined, when);
   }
 }
 
@@ -109,8 +109,8 @@ export class BreakevenAdapter extends StrategyScoped {
     const e = await client().get("breakeven", this.ctx, signalId);
     return (e?.value as Record<string, unknown> | null) ?? {};
   }
-  async writeBreakevenData(data: Record<string, unknown>, signalId: string, _when?: Date): Promise<void> {
-    await client().put("breakeven", this.ctx, signalId, data);
+  async writeBreakevenData(data: Record<string, unknown>, signalId: string, when?: Date): Promise<void> {
+    await client().put("breakeven", this.ctx, signalId, data, undefined, when);
   }
 }
 
