@@ -35,10 +35,9 @@ limitations under the License.
 // fresh as a Get of the store. Processes with caches of their own over one store (or a
 // cache beside writers that bypass it) therefore never serve each other stale data; what
 // the cache saves is the transfer of the value, not the round trip. This rests on the
-// contract's revisions: a revision names one version of one key. A store whose revisions
-// stay put when a foreign writer changes a value (rows backtest-kit's PostgreSQL adapter
-// rewrites keep the revision column they had) defeats the check, as it defeats
-// conditional writes.
+// contract's revisions: a revision names one version of one key, whoever wrote it. (The
+// database drivers derive theirs from what backtest-kit's own adapters also change on
+// every write, so that a row a bot rewrote is a new revision here too.)
 //
 // A value cached by Put is the bytes the caller wrote; a store that keeps values in its own
 // form (PostgreSQL's jsonb) gives an equal value in its own bytes once a read fetches it.

@@ -86,8 +86,9 @@ func Own(store string) Layout {
 // OwnTable is the table (or collection) of Own layouts.
 const OwnTable = "strategyops-items"
 
-// Revision is the extra field that holds an entry's revision. Writers that know nothing of
-// it (backtest-kit's adapters) leave it alone.
+// Revision is the extra field in which the MongoDB driver keeps the revision of its own
+// writes. Writers that know nothing of it (backtest-kit's adapters) leave it alone. (The
+// PostgreSQL driver keeps none: TypeORM's schema sync drops a column it does not know.)
 const Revision = "strategyopsRevision"
 
 // FencingTable is the table (or collection) that records each fenced store's writer and

@@ -17,6 +17,7 @@ limitations under the License.
 package pgstore_test
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -28,6 +29,7 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/jsonx"
+	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
@@ -224,7 +226,7 @@ func TestReadsBacktestKitRows(t *testing.T) {
 }
 
 // TestMakesBacktestKitTables: on an empty database the store makes the adapter's tables,
-// column for column, plus its revision column, and the adapter's unique indexes.
+// column for column (and no column of its own), and the adapter's unique indexes.
 func TestMakesBacktestKitTables(t *testing.T) {
 	ctx := t.Context()
 	official, ours := freshDatabase(t), freshDatabase(t)
@@ -271,8 +273,8 @@ func TestMakesBacktestKitTables(t *testing.T) {
 	if len(want) != 46+6 {
 		t.Errorf("the adapter's schema has %d columns and indexes; the test expects 46 columns and 6 indexes", len(want))
 	}
-	if got := shape(ours, true); len(got) != 6 || got[0] != "breakeven-items.strategyopsRevision bigint YES" {
-		t.Errorf("revision columns: %v; want one nullable bigint on each of the six tables", got)
+	if got := shape(ours, true); len(got) != 0 {
+		t.Errorf("revision columns: %v; want none: the adapter's schema sync drops a column it does not know", got)
 	}
 }
 
@@ -356,4 +358,69 @@ func TestOneRowStores(t *testing.T) {
 	if keys, err := d.Keys(ctx); err != nil || !slices.Equal(keys, []string{symbol}) {
 		t.Fatalf("keys: %v, %v; want [%s]", keys, err, symbol)
 	}
+}
+
+// adapterUpsert is the statement backtest-kit's PostgreSQL adapter sends to write a signal
+// (TypeORM's upsert: orUpdate(["payload"]) on the unique columns, updatedDate to its default).
+const adapterUpsert = `INSERT INTO "signal-items" ("id", "symbol", "strategyName", "exchangeName", "payload",
+	"createDate", "updatedDate") VALUES (DEFAULT, $1, $2, $3, $4, DEFAULT, DEFAULT)
+	ON CONFLICT ("symbol", "strategyName", "exchangeName")
+	DO UPDATE SET "payload" = EXCLUDED."payload", "updatedDate" = DEFAULT`
+
+// TestAdapterWritesMoveTheRevision: on the adapter's own tables (made by its schema, with
+// no column of this project's, as its schema sync leaves them), a row the adapter rewrites
+// is a new revision, even with the value it held: the cache in front of the store reads
+// the adapter's value, and a conditional write made at the revision before it is refused
+// instead of overwriting it.
+func TestAdapterWritesMoveTheRevision(t *testing.T) {
+	ctx := t.Context()
+	db := freshDatabase(t)
+	if _, err := db.Exec(ctx, officialSchema); err != nil {
+		t.Fatal(err)
+	}
+	layout := domain.DatabaseLayout(domain.Signal, domain.StrategyKey(symbol, strategyName, exchangeName))
+	inner := pgstore.New(db, layout, pgstore.Fencing{})
+	if _, err := inner.Init(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	cached, err := cachestore.New(inner, cachestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := []byte(`{"id":"ours"}`)
+	rev, err := cached.Put(ctx, symbol, ours, driver.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := cached.Get(ctx, symbol); err != nil || e.Revision != rev {
+		t.Fatalf("read back: %+v, %v; want revision %s", e, err, rev)
+	}
+	for i, payload := range []string{`{"id":"the adapter's"}`, `{"id":"the adapter's"}`} {
+		if _, err := db.Exec(ctx, adapterUpsert, symbol, strategyName, exchangeName, payload); err != nil {
+			t.Fatal(err)
+		}
+		e, err := cached.Get(ctx, symbol)
+		if err != nil || e.Revision == rev || same(t, e.Value, ours) || !same(t, e.Value, []byte(payload)) {
+			t.Fatalf("after the adapter's write %d: %s at %s (%v); want its value at a revision other than %s", i+1,
+				e.Value, e.Revision, err, rev)
+		}
+		if _, err := cached.Put(ctx, symbol, ours, driver.Precondition{IfRevision: rev}); !errors.Is(err,
+			driver.ErrConflict) {
+			t.Fatalf("a write at the revision before the adapter's write %d: %v, want ErrConflict", i+1, err)
+		}
+		rev = e.Revision
+	}
+	if _, err := cached.Put(ctx, symbol, ours, driver.Precondition{IfRevision: rev}); err != nil {
+		t.Fatalf("a write at the adapter's revision: %v", err)
+	}
+}
+
+// same reports whether two JSON texts hold the same value.
+func same(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return canonical(t, x) == canonical(t, y)
 }

@@ -22,9 +22,12 @@ limitations under the License.
 //   - Every write is one statement, so one round trip, atomic on its own. An unconditional
 //     write is an upsert on the layout's unique fields; "only if absent" an insert that does
 //     nothing on a conflict; "only if at revision R" an update (or delete) whose WHERE names
-//     R. Revisions come from one sequence, so a key rewritten with the same value still gets
-//     a new one, and live in an extra column (dblayout.Revision) that backtest-kit's adapter
-//     neither reads nor writes: a row it wrote has none, and reads as revision 0.
+//     R. A revision is a digest of what every writer of a row changes: its value, its when
+//     and its updatedDate (which backtest-kit's adapter, TypeORM, sets on every write, and
+//     this driver moves forward by at least a microsecond on each of its own). So a row the
+//     adapter rewrote is a new revision for the cache and for conditional writes, and the
+//     tables carry no column of this project's, which the adapter's schema sync
+//     (synchronize: true) would drop at every bot start.
 //   - A driver opened with a fencing token puts the fencing check in the same statement: it
 //     takes the store's fencing row FOR SHARE (writes of one holder run side by side; a
 //     takeover's update waits for them, and they see its newest version) and guards the
@@ -42,8 +45,7 @@ limitations under the License.
 //     never got a connection is known not to have been sent.
 //
 // Init makes a missing table in the shape backtest-kit's adapter gives it (its columns, its
-// unique index), and adds the revision column to a table that lacks it, under an advisory
-// lock; it runs no DDL when nothing is missing.
+// unique index), under an advisory lock; it runs no DDL when nothing is missing.
 package pgstore
 
 import (
@@ -70,7 +72,8 @@ type Driver struct {
 	layout  dblayout.Layout
 	fencing Fencing
 
-	table, revision, value string // quoted identifiers
+	table, value string // quoted identifiers
+	revision     string // the SQL expression of a row's revision
 }
 
 var (
@@ -82,26 +85,33 @@ var (
 // New returns the driver of the store l places; the pool is the caller's (Close leaves it
 // open).
 func New(pool *pgxpool.Pool, l dblayout.Layout, f Fencing) *Driver {
-	return &Driver{pool: pool, layout: l, fencing: f,
-		table: ident(l.Table), revision: ident(dblayout.Revision), value: ident(l.ValueField)}
+	d := &Driver{pool: pool, layout: l, fencing: f, table: ident(l.Table), value: ident(l.ValueField)}
+	when := ""
+	if l.When {
+		when = ` || ':' || "when"::text`
+	}
+	// extract(epoch) is exact (numeric) and independent of the session's time zone.
+	d.revision = `md5(floor(extract(epoch FROM "updatedDate") * 1000000)::text || ':' || coalesce(` + d.value +
+		`::text, 'null')` + when + `)`
+	return d
 }
+
+// nextUpdated is the updatedDate a write of this driver gives a row that is there: now, or
+// a microsecond past the row's own, so that every write moves its revision.
+const nextUpdated = `GREATEST(now(), cur."updatedDate" + interval '1 microsecond')`
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 
 var fencingTable = ident(dblayout.FencingTable)
 
-// Init makes what the store needs when something is missing: the sequence, the fencing
-// table, the layout's table, its unique index and revision column. It looks first, in one
+// Init makes what the store needs when something is missing: the fencing table, the
+// layout's table and its unique index. It looks first, in one
 // query, and changes nothing that is there: DDL on a table a bot shares (backtest-kit's)
 // would take a lock that stalls it, and needs privileges a writer may lack.
 func (d *Driver) Init(ctx context.Context, _ bool) (driver.InitReport, error) {
 	var ready bool
-	err := d.pool.QueryRow(ctx, `SELECT to_regclass('strategyops_revision') IS NOT NULL
-		AND to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL
-		AND to_regclass($3) IS NOT NULL
-		AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($2) AND attname = $4
-			AND NOT attisdropped)`,
-		fencingTable, d.table, ident(d.layout.IndexName()), dblayout.Revision).Scan(&ready)
+	err := d.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL
+		AND to_regclass($3) IS NOT NULL`, fencingTable, d.table, ident(d.layout.IndexName())).Scan(&ready)
 	if err != nil || ready {
 		return driver.InitReport{}, d.wrap("init", err)
 	}
@@ -116,8 +126,7 @@ func (d *Driver) Init(ctx context.Context, _ bool) (driver.InitReport, error) {
 	return driver.InitReport{}, d.wrap("init", tx.Commit(ctx))
 }
 
-// schema makes the sequence, the fencing table and the layout's table (as backtest-kit's
-// adapter makes it, with this project's revision column).
+// schema makes the fencing table and the layout's table (as backtest-kit's adapter makes it).
 func (d *Driver) schema() string {
 	var cols []string
 	for _, f := range d.layout.Unique() {
@@ -136,14 +145,12 @@ func (d *Driver) schema() string {
 		unique = append(unique, ident(f))
 	}
 	return `SELECT pg_advisory_xact_lock(hashtext('strategyops schema'));
-CREATE SEQUENCE IF NOT EXISTS strategyops_revision;
 CREATE TABLE IF NOT EXISTS ` + fencingTable + ` (store text PRIMARY KEY, writer text NOT NULL, token bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS ` + d.table + ` (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), ` +
 		strings.Join(cols, ", ") + `, "createDate" timestamptz NOT NULL DEFAULT now(), ` +
 		`"updatedDate" timestamptz NOT NULL DEFAULT now());
 CREATE UNIQUE INDEX IF NOT EXISTS ` + ident(d.layout.IndexName()) + ` ON ` + d.table + ` (` +
-		strings.Join(unique, ", ") + `);
-ALTER TABLE ` + d.table + ` ADD COLUMN IF NOT EXISTS ` + d.revision + ` bigint;`
+		strings.Join(unique, ", ") + `);`
 }
 
 func (d *Driver) wrap(op string, err error) error {
@@ -153,7 +160,6 @@ func (d *Driver) wrap(op string, err error) error {
 	return fmt.Errorf("postgresql store %s: %s: %w", d.layout.Store, op, err)
 }
 
-func revision(n int64) driver.Revision { return driver.Revision(strconv.FormatInt(n, 10)) }
 
 // scope is the WHERE clause of the store's rows, and its arguments.
 func (d *Driver) scope() (string, []any) {
@@ -181,8 +187,8 @@ func (d *Driver) selectRows(ctx context.Context) (pgx.Rows, error) {
 	if d.layout.KeyField == "" {
 		args = append(args, d.layout.Only)
 	}
-	return d.pool.Query(ctx, `SELECT `+d.keyColumn()+`, coalesce(`+d.value+`::text, 'null'), coalesce(`+
-		d.revision+`, 0) FROM `+d.table+` WHERE `+where, args...)
+	return d.pool.Query(ctx, `SELECT `+d.keyColumn()+`, coalesce(`+d.value+`::text, 'null'), `+d.revision+
+		` FROM `+d.table+` WHERE `+where, args...)
 }
 
 // Get implements driver.Driver.
@@ -192,8 +198,8 @@ func (d *Driver) Get(ctx context.Context, key string) (driver.Entry, error) {
 	}
 	where, args := d.row(key)
 	var value []byte
-	var rev int64
-	err := d.pool.QueryRow(ctx, `SELECT coalesce(`+d.value+`::text, 'null'), coalesce(`+d.revision+`, 0) FROM `+
+	var rev string
+	err := d.pool.QueryRow(ctx, `SELECT coalesce(`+d.value+`::text, 'null'), `+d.revision+` FROM `+
 		d.table+` WHERE `+where, args...).Scan(&value, &rev)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return driver.Entry{}, driver.ErrNotFound
@@ -201,7 +207,7 @@ func (d *Driver) Get(ctx context.Context, key string) (driver.Entry, error) {
 	if err != nil {
 		return driver.Entry{}, d.wrap("get", err)
 	}
-	return driver.Entry{Value: value, Revision: revision(rev)}, nil
+	return driver.Entry{Value: value, Revision: driver.Revision(rev)}, nil
 }
 
 // Keys implements driver.Driver.
@@ -213,8 +219,7 @@ func (d *Driver) Keys(ctx context.Context) ([]string, error) {
 	defer rows.Close()
 	var keys []string
 	for rows.Next() {
-		var key, value string
-		var rev int64
+		var key, value, rev string
 		if err := rows.Scan(&key, &value, &rev); err != nil {
 			return nil, d.wrap("keys", err)
 		}
@@ -232,13 +237,12 @@ func (d *Driver) Snapshot(ctx context.Context) (map[string]driver.Entry, error) 
 	defer rows.Close()
 	out := map[string]driver.Entry{}
 	for rows.Next() {
-		var key string
+		var key, rev string
 		var value []byte
-		var rev int64
 		if err := rows.Scan(&key, &value, &rev); err != nil {
 			return nil, d.wrap("snapshot", err)
 		}
-		out[key] = driver.Entry{Value: value, Revision: revision(rev)}
+		out[key] = driver.Entry{Value: value, Revision: driver.Revision(rev)}
 	}
 	return out, d.wrap("snapshot", rows.Err())
 }

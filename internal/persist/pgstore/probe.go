@@ -33,14 +33,13 @@ func (d *Driver) Revision(ctx context.Context, key string) (driver.Revision, err
 		return "", driver.ErrNotFound
 	}
 	where, args := d.row(key)
-	var rev int64
-	err := d.pool.QueryRow(ctx, `SELECT coalesce(`+d.revision+`, 0) FROM `+d.table+` WHERE `+where, args...).
-		Scan(&rev)
+	var rev string
+	err := d.pool.QueryRow(ctx, `SELECT `+d.revision+` FROM `+d.table+` WHERE `+where, args...).Scan(&rev)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", driver.ErrNotFound
 	}
 	if err != nil {
 		return "", d.wrap("revision", err)
 	}
-	return revision(rev), nil
+	return driver.Revision(rev), nil
 }

@@ -56,7 +56,7 @@ type outcome struct {
 	holder  string // the fencing row's writer after the statement ("" unfenced)
 	token   int64  // and its token
 	applied int64  // rows the write changed
-	rev     int64  // the revision it gave (puts)
+	rev     string // the revision it gave (puts)
 }
 
 // run sends one write: main is a data-modifying statement that returns the revision it
@@ -122,7 +122,7 @@ func (d *Driver) send(ctx context.Context, op string, build func(st *statement, 
 		holder = `coalesce((SELECT writer FROM fence), ''), coalesce((SELECT token FROM fence), 0)`
 	}
 	sql := `WITH ` + cte + `w AS (` + main + `) SELECT ` + holder +
-		`, (SELECT count(*) FROM w), coalesce((SELECT max(r) FROM w), 0)`
+		`, (SELECT count(*) FROM w), coalesce((SELECT max(r) FROM w), '')`
 	conn, err := d.pool.Acquire(ctx)
 	if err != nil {
 		return outcome{}, d.wrap(op, err) // nothing was sent
@@ -167,13 +167,12 @@ func lostSession(e *pgconn.PgError) bool {
 	return false
 }
 
-// parseRevision reads a revision this driver gave out.
-func parseRevision(key string, r driver.Revision) (int64, error) {
-	n, err := strconv.ParseInt(string(r), 10, 64)
-	if err != nil {
-		return 0, fmt.Errorf("%w: key %q: revision %q is not this store's", driver.ErrConflict, key, r)
+// checkRevision refuses a revision this driver cannot have given out (an md5 in hex).
+func checkRevision(key string, r driver.Revision) error {
+	if len(r) != 32 || strings.Trim(string(r), "0123456789abcdef") != "" {
+		return fmt.Errorf("%w: key %q: revision %q is not this store's", driver.ErrConflict, key, r)
 	}
-	return n, nil
+	return nil
 }
 
 // Put implements driver.Driver.
@@ -186,25 +185,23 @@ func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.P
 	if d.layout.NullableValue && string(value) == "null" {
 		stored = nil
 	}
-	var want int64
 	if pre.IfRevision != "" {
-		var err error
-		if want, err = parseRevision(key, pre.IfRevision); err != nil {
+		if err := checkRevision(key, pre.IfRevision); err != nil {
 			return "", d.wrap("put", err)
 		}
 	}
-	now := driver.WriteTime(ctx).UnixMilli()
+	when := driver.WriteTime(ctx).UnixMilli()
 	out, err := d.run(ctx, "put", func(st *statement, guard string) string {
 		if pre.IfRevision != "" {
 			set := d.value + " = " + st.arg(stored) + "::text::jsonb"
 			if d.layout.When {
-				set += `, "when" = ` + st.arg(now)
+				set += `, "when" = ` + st.arg(when)
 			}
-			return `UPDATE ` + d.table + ` SET ` + set + `, "updatedDate" = now(), ` + d.revision +
-				` = nextval('strategyops_revision') WHERE ` + d.where(st, &key) + ` AND coalesce(` + d.revision +
-				`, 0) = ` + st.arg(want) + guard + ` RETURNING ` + d.revision + ` AS r`
+			return `UPDATE ` + d.table + ` AS cur SET ` + set + `, "updatedDate" = ` + nextUpdated + ` WHERE ` +
+				d.where(st, &key) + ` AND ` + d.revision + ` = ` + st.arg(string(pre.IfRevision)) + guard +
+				` RETURNING ` + d.revision + ` AS r`
 		}
-		return d.insert(st, key, stored, now, pre.IfAbsent, guard)
+		return d.insert(st, key, stored, when, pre.IfAbsent, guard)
 	})
 	switch {
 	case err != nil:
@@ -212,12 +209,12 @@ func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.P
 	case out.applied == 0:
 		return "", d.wrap("put", fmt.Errorf("%w: key %q", driver.ErrConflict, key))
 	}
-	return revision(out.rev), nil
+	return driver.Revision(out.rev), nil
 }
 
 // insert is an unconditional write (an upsert) or an "only if absent" one (an insert that
 // does nothing when the row is there).
-func (d *Driver) insert(st *statement, key string, value any, now int64, ifAbsent bool, guard string) string {
+func (d *Driver) insert(st *statement, key string, value any, when int64, ifAbsent bool, guard string) string {
 	var cols, vals []string
 	for _, f := range d.layout.Scope {
 		cols, vals = append(cols, ident(f.Name)), append(vals, st.arg(f.Value))
@@ -229,17 +226,17 @@ func (d *Driver) insert(st *statement, key string, value any, now int64, ifAbsen
 	cols, vals = append(cols, d.value), append(vals, st.arg(value)+"::text::jsonb")
 	update := []string{d.value + " = EXCLUDED." + d.value}
 	if d.layout.When {
-		cols, vals = append(cols, `"when"`), append(vals, st.arg(now))
+		cols, vals = append(cols, `"when"`), append(vals, st.arg(when))
 		update = append(update, `"when" = EXCLUDED."when"`)
 	}
-	cols, vals = append(cols, d.revision), append(vals, "nextval('strategyops_revision')")
-	update = append(update, `"updatedDate" = now()`, d.revision+" = EXCLUDED."+d.revision)
+	update = append(update, `"updatedDate" = `+nextUpdated)
 	conflict := "DO NOTHING"
 	if !ifAbsent {
 		conflict = "DO UPDATE SET " + strings.Join(update, ", ")
 	}
-	return `INSERT INTO ` + d.table + ` (` + strings.Join(cols, ", ") + `) SELECT ` + strings.Join(vals, ", ") +
-		` WHERE TRUE` + guard + ` ON CONFLICT (` + unique + `) ` + conflict + ` RETURNING ` + d.revision + ` AS r`
+	return `INSERT INTO ` + d.table + ` AS cur (` + strings.Join(cols, ", ") + `) SELECT ` +
+		strings.Join(vals, ", ") + ` WHERE TRUE` + guard + ` ON CONFLICT (` + unique + `) ` + conflict +
+		` RETURNING ` + d.revision + ` AS r`
 }
 
 // Delete implements driver.Driver.
@@ -247,19 +244,17 @@ func (d *Driver) Delete(ctx context.Context, key string, pre driver.Precondition
 	if !d.layout.Holds(key) {
 		return d.wrap("delete", driver.ErrNotFound)
 	}
-	var want int64
 	if pre.IfRevision != "" {
-		var err error
-		if want, err = parseRevision(key, pre.IfRevision); err != nil {
+		if err := checkRevision(key, pre.IfRevision); err != nil {
 			return d.wrap("delete", err)
 		}
 	}
 	out, err := d.run(ctx, "delete", func(st *statement, guard string) string {
 		cond := d.where(st, &key)
 		if pre.IfRevision != "" {
-			cond += ` AND coalesce(` + d.revision + `, 0) = ` + st.arg(want)
+			cond += ` AND ` + d.revision + ` = ` + st.arg(string(pre.IfRevision))
 		}
-		return `DELETE FROM ` + d.table + ` WHERE ` + cond + guard + ` RETURNING 0 AS r`
+		return `DELETE FROM ` + d.table + ` WHERE ` + cond + guard + ` RETURNING '' AS r`
 	})
 	switch {
 	case err != nil:
@@ -293,7 +288,7 @@ func (d *Driver) Fence(ctx context.Context) error {
 		return err
 	}
 	_, err := d.run(ctx, "fence", func(_ *statement, guard string) string {
-		return `SELECT 0 AS r WHERE true` + guard
+		return `SELECT '' AS r WHERE true` + guard
 	})
 	return err
 }
@@ -301,7 +296,7 @@ func (d *Driver) Fence(ctx context.Context) error {
 // DeleteAll implements driver.Driver.
 func (d *Driver) DeleteAll(ctx context.Context) error {
 	_, err := d.run(ctx, "delete all", func(st *statement, guard string) string {
-		return `DELETE FROM ` + d.table + ` WHERE ` + d.where(st, nil) + guard + ` RETURNING 0 AS r`
+		return `DELETE FROM ` + d.table + ` WHERE ` + d.where(st, nil) + guard + ` RETURNING '' AS r`
 	})
 	return err
 }
