@@ -17,7 +17,9 @@ limitations under the License.
 package mongostore_test
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -30,6 +32,7 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/jsonx"
+	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/mongostore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
@@ -181,8 +184,7 @@ func TestReadsBacktestKitDocuments(t *testing.T) {
 	checkPackageShape(t, db, activated, start)
 
 	// The package writes last (its upsert, $set of the payload): this project reads its value.
-	if _, err := db.Collection("signal-items").UpdateOne(ctx, ctxFields,
-		bson.D{{Key: "$set", Value: bson.D{{Key: "payload", Value: nil}}}}, options.UpdateOne().SetUpsert(true)); err != nil {
+	if err := packageUpsert(ctx, db, ctxFields, nil); err != nil {
 		t.Fatal(err)
 	}
 	if s, err := p.ReadSignal(ctx, k); err != nil || s != nil {
@@ -314,5 +316,65 @@ func TestMakesBacktestKitIndexes(t *testing.T) {
 		if strings.Join(got, " ") != spec {
 			t.Errorf("%s indexes: %v; want %s", coll, got, spec)
 		}
+	}
+}
+
+// packageUpsert is how backtest-kit's MongoDB package writes a signal: findOneAndUpdate of
+// the context's document, $set of the payload, upserting, with mongoose's timestamps
+// (updatedDate now, createDate and __v on insert).
+func packageUpsert(ctx context.Context, db *mongo.Database, filter bson.D, payload any) error {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	return db.Collection("signal-items").FindOneAndUpdate(ctx, filter, bson.D{
+		{Key: "$set", Value: bson.D{{Key: "payload", Value: payload}, {Key: "updatedDate", Value: now}}},
+		{Key: "$setOnInsert", Value: bson.D{{Key: "createDate", Value: now}, {Key: "__v", Value: int32(0)}}},
+	}, options.FindOneAndUpdate().SetUpsert(true)).Err()
+}
+
+// TestPackageWritesMoveTheRevision: a document the package rewrites is a new revision, even
+// with the value it held: the cache in front of the store reads the package's value, and a
+// conditional write made at the revision before it is refused instead of overwriting it.
+func TestPackageWritesMoveTheRevision(t *testing.T) {
+	ctx := t.Context()
+	db := freshDatabase(t)
+	inner, err := domain.MongoBackend(db, mongostore.Fencing{})(ctx, domain.Signal,
+		domain.StrategyKey(symbol, strategyName, exchangeName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := inner.Init(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	cached, err := cachestore.New(inner, cachestore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ours := []byte(`{"id":"ours"}`)
+	rev, err := cached.Put(ctx, symbol, ours, driver.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := cached.Get(ctx, symbol); err != nil || e.Revision != rev {
+		t.Fatalf("read back: %+v, %v; want revision %s", e, err, rev)
+	}
+	filter := bson.D{{Key: "symbol", Value: symbol}, {Key: "strategyName", Value: strategyName},
+		{Key: "exchangeName", Value: exchangeName}}
+	for i := range 2 { // a new value, then the same value again
+		time.Sleep(2 * time.Millisecond) // the package's write falls in another millisecond
+		if err := packageUpsert(ctx, db, filter, bson.D{{Key: "id", Value: "the package's"}}); err != nil {
+			t.Fatal(err)
+		}
+		e, err := cached.Get(ctx, symbol)
+		if err != nil || e.Revision == rev || string(e.Value) != `{"id":"the package's"}` {
+			t.Fatalf("after the package's write %d: %s at %s (%v); want its value at a revision other than %s", i+1,
+				e.Value, e.Revision, err, rev)
+		}
+		if _, err := cached.Put(ctx, symbol, ours, driver.Precondition{IfRevision: rev}); !errors.Is(err,
+			driver.ErrConflict) {
+			t.Fatalf("a write at the revision before the package's write %d: %v, want ErrConflict", i+1, err)
+		}
+		rev = e.Revision
+	}
+	if _, err := cached.Put(ctx, symbol, ours, driver.Precondition{IfRevision: rev}); err != nil {
+		t.Fatalf("a write at the package's revision: %v", err)
 	}
 }

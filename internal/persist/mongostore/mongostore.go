@@ -23,11 +23,14 @@ limitations under the License.
 //   - Every write of an existing key is one conditional document update, which MongoDB
 //     applies atomically: its filter names the key, the revision a conditional write expects,
 //     and the fencing condition; its update sets the value, a new revision and, for a fenced
-//     writer, its token. Revisions are ObjectIDs made by the writer, so a key rewritten with
-//     the same value still gets a new one, and one never comes back after a delete. They
-//     live in extra fields (dblayout.Revision, strategyopsToken, strategyopsWriter) that
-//     backtest-kit's package neither reads nor writes: a document it wrote has none, and
-//     reads as revision "0".
+//     writer, its token. A revision is the ObjectID this driver's last write of the
+//     document made (a key rewritten with the same value still gets a new one, and one
+//     never comes back after a delete), kept in an extra field (dblayout.Revision, beside
+//     strategyopsToken and strategyopsWriter) that backtest-kit's package neither reads nor
+//     writes, joined with the document's updatedDate, which the package (mongoose's
+//     timestamps) sets on every write: so a document the package rewrote is a new revision
+//     for the cache and for conditional writes. (Two writes of the package in one
+//     millisecond, updatedDate's precision, read as one.)
 //   - Fencing. Each store has a document in strategyops-fencing naming its newest fenced
 //     writer. A new holder records itself there (an update conditioned on the record it
 //     read), then raises the token of every document of the store to its own; a write by an
@@ -62,6 +65,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -82,8 +86,10 @@ const (
 	encodingField = "strategyopsEncoding"
 
 	idField = "_id"
-	opSet   = "$set"
-	opExist = "$exists"
+	// updatedField is the time of a document's last write, which mongoose's timestamps set.
+	updatedField = "updatedDate"
+	opSet        = "$set"
+	opExist      = "$exists"
 )
 
 // Driver is one store in a MongoDB database.
@@ -264,7 +270,7 @@ func (d *Driver) scope(key *string) bson.D {
 // projection reads a document's key, value and revision.
 func (d *Driver) projection() bson.D {
 	p := bson.D{{Key: idField, Value: 0}, {Key: d.layout.ValueField, Value: 1}, {Key: dblayout.Revision, Value: 1},
-		{Key: encodingField, Value: 1}}
+		{Key: updatedField, Value: 1}, {Key: encodingField, Value: 1}}
 	if d.layout.KeyField != "" {
 		p = append(p, bson.E{Key: d.layout.KeyField, Value: 1})
 	}
@@ -299,12 +305,16 @@ func (d *Driver) entry(raw bson.Raw) (string, driver.Entry, error) {
 	return key, driver.Entry{Value: value, Revision: revisionOf(raw)}, nil
 }
 
-// revisionOf is a document's revision: "0" for one this driver never wrote.
+// revisionOf is a document's revision: the ObjectID of this driver's last write of it ("0"
+// when it never wrote it), a dot, and its updatedDate in Unix milliseconds (0 when it has
+// none).
 func revisionOf(raw bson.Raw) driver.Revision {
-	if id, ok := raw.Lookup(dblayout.Revision).ObjectIDOK(); ok {
-		return driver.Revision(id.Hex())
+	id := "0"
+	if oid, ok := raw.Lookup(dblayout.Revision).ObjectIDOK(); ok {
+		id = oid.Hex()
 	}
-	return "0"
+	updated, _ := raw.Lookup(updatedField).DateTimeOK()
+	return driver.Revision(id + "." + strconv.FormatInt(updated, 10))
 }
 
 // Get implements driver.Driver.
@@ -329,7 +339,8 @@ func (d *Driver) Revision(ctx context.Context, key string) (driver.Revision, err
 		return "", driver.ErrNotFound
 	}
 	raw, err := d.items.FindOne(ctx, d.scope(&key),
-		options.FindOne().SetProjection(bson.D{{Key: idField, Value: 0}, {Key: dblayout.Revision, Value: 1}})).Raw()
+		options.FindOne().SetProjection(bson.D{{Key: idField, Value: 0}, {Key: dblayout.Revision, Value: 1},
+			{Key: updatedField, Value: 1}})).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return "", driver.ErrNotFound
 	}

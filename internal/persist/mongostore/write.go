@@ -20,6 +20,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -174,17 +176,26 @@ func (d *Driver) admitted() bson.D {
 		bson.D{{Key: tokenField, Value: d.fencing.Token}, {Key: writerField, Value: d.fencing.Writer}})}}
 }
 
-// atRevision is the filter condition of a document at revision r ("0": one this driver
-// never wrote).
-func atRevision(key string, r driver.Revision) (bson.E, error) {
-	if r == "0" {
-		return bson.E{Key: dblayout.Revision, Value: bson.D{{Key: opExist, Value: false}}}, nil
+// atRevision is the filter condition of a document at revision r (see revisionOf).
+func atRevision(key string, r driver.Revision) (bson.D, error) {
+	refused := fmt.Errorf("%w: key %q: revision %q is not this store's", driver.ErrConflict, key, r)
+	hex, ms, ok := strings.Cut(string(r), ".")
+	updated, err := strconv.ParseInt(ms, 10, 64)
+	if !ok || err != nil {
+		return nil, refused
 	}
-	id, err := bson.ObjectIDFromHex(string(r))
+	at := bson.D{{Key: updatedField, Value: bson.DateTime(updated)}}
+	if updated == 0 {
+		at = bson.D{{Key: updatedField, Value: bson.D{{Key: opExist, Value: false}}}}
+	}
+	if hex == "0" {
+		return append(at, bson.E{Key: dblayout.Revision, Value: bson.D{{Key: opExist, Value: false}}}), nil
+	}
+	id, err := bson.ObjectIDFromHex(hex)
 	if err != nil {
-		return bson.E{}, fmt.Errorf("%w: key %q: revision %q is not this store's", driver.ErrConflict, key, r)
+		return nil, refused
 	}
-	return bson.E{Key: dblayout.Revision, Value: id}, nil
+	return append(at, bson.E{Key: dblayout.Revision, Value: id}), nil
 }
 
 // changes are the fields a write sets besides the key fields: the value, when (the write's
@@ -199,7 +210,7 @@ func (d *Driver) changes(value any, text bool, rev bson.ObjectID, now, when time
 	if d.layout.When {
 		set = append(set, bson.E{Key: "when", Value: float64(when.UnixMilli())})
 	}
-	set = append(set, bson.E{Key: "updatedDate", Value: now}, bson.E{Key: dblayout.Revision, Value: rev})
+	set = append(set, bson.E{Key: updatedField, Value: now}, bson.E{Key: dblayout.Revision, Value: rev})
 	if d.fencing.Token > 0 {
 		set = append(set, bson.E{Key: tokenField, Value: d.fencing.Token},
 			bson.E{Key: writerField, Value: d.fencing.Writer})
@@ -227,7 +238,7 @@ func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.P
 		if err != nil {
 			return "", d.wrap("put", err)
 		}
-		filter = append(filter, at)
+		filter = append(filter, at...)
 	}
 	release, err := acquire(ctx, d.lock)
 	if err != nil {
@@ -249,7 +260,7 @@ func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.P
 			return "", d.wrap("put", fmt.Errorf("key %q: %w", key, answered(err)))
 		}
 		if res.MatchedCount == 1 {
-			return driver.Revision(rev.Hex()), nil
+			return written(rev, now), nil
 		}
 	}
 	// Nothing changed: the key is absent, at another revision, or a newer writer's.
@@ -263,7 +274,12 @@ func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.P
 		}
 		return "", d.wrap("put", fmt.Errorf("key %q: %w", key, answered(err)))
 	}
-	return driver.Revision(rev.Hex()), nil
+	return written(rev, now), nil
+}
+
+// written is the revision of a document this driver wrote as rev at now (see revisionOf).
+func written(rev bson.ObjectID, now time.Time) driver.Revision {
+	return driver.Revision(rev.Hex() + "." + strconv.FormatInt(now.UnixMilli(), 10))
 }
 
 // settle tells why a write changed nothing, before it creates the key: a newer writer holds
@@ -321,7 +337,7 @@ func (d *Driver) Delete(ctx context.Context, key string, pre driver.Precondition
 		if err != nil {
 			return d.wrap("delete", err)
 		}
-		filter = append(filter, at)
+		filter = append(filter, at...)
 	}
 	release, err := acquire(ctx, d.lock)
 	if err != nil {

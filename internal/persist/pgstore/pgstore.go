@@ -160,7 +160,6 @@ func (d *Driver) wrap(op string, err error) error {
 	return fmt.Errorf("postgresql store %s: %s: %w", d.layout.Store, op, err)
 }
 
-
 // scope is the WHERE clause of the store's rows, and its arguments.
 func (d *Driver) scope() (string, []any) {
 	var st statement
