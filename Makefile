@@ -100,10 +100,11 @@ control-plane: ## Build etcd, kube-apiserver, kube-controller-manager and kubect
 	@hack/build-control-plane.sh $(K8S_VERSION) $(ETCD_VERSION) >/dev/null
 
 .PHONY: sdk-ts
-sdk-ts: ## Install and build the backtest-kit adapter package (sdk/backtest-kit: npm ci, whose prepare script runs tsc).
+sdk-ts: ## Install and build the backtest-kit adapter package (sdk/backtest-kit: npm ci, whose prepare script runs tsc), and TypeORM for test/sdk.
 	@command -v npm >/dev/null 2>&1 || { echo "make test needs Node.js 20 and npm (Debian: apt-get install nodejs npm;" \
 		".ci/run installs them)" >&2; exit 1; }
 	cd sdk/backtest-kit && npm ci --no-audit --no-fund --loglevel=error
+	cd test/sdk/typeorm && npm ci --no-audit --no-fund --loglevel=error
 
 .PHONY: ferretdb
 ferretdb: $(FERRETDB) ## Build the MongoDB-protocol test server (FerretDB; the tests run it over PostgreSQL) from source (once).
