@@ -253,6 +253,7 @@ const DefaultArchivedEntries = 10000
 // StrategySpec is what to run: which strategy, on which exchange and symbols, and where its state lives.
 // +kubebuilder:validation:XValidation:rule="!has(self.command) || has(self.image)",message="spec.command needs spec.image: an image of yours with your runtime and the runner at /usr/local/bin/runner"
 // +kubebuilder:validation:XValidation:rule="!has(self.args) || !self.args.exists(a, a == '--')",message="spec.args cannot hold --, which would end the runner's flags"
+// +kubebuilder:validation:XValidation:rule="!has(self.args) || !self.args.exists(a, a.startsWith('--risk-profiles') || a.startsWith('-risk-profiles'))",message="spec.args cannot set --risk-profiles: list the profiles in spec.riskProfiles, where the operator claims them"
 type StrategySpec struct {
 	// strategyName is the strategy's name inside its persisted state. Defaults to the object's name.
 	// +kubebuilder:validation:MaxLength=63
@@ -277,11 +278,27 @@ type StrategySpec struct {
 	// +required
 	Symbols []string `json:"symbols"`
 
+	// riskProfiles are the risk profiles (backtest-kit's riskName, as a bot names them in
+	// addRiskSchema) whose positions the strategy writes, on its exchange; the operator
+	// provisions each and grants the runner exactly these. Default: one, named after the
+	// strategy (its strategyName). A profile is one state, with one owner: a Strategy
+	// whose profile another Strategy of the namespace already holds on the same exchange
+	// runs nothing until that one lets it go. The built-in strategies keep their
+	// positions under the first.
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +listType=set
+	// +optional
+	RiskProfiles []string `json:"riskProfiles,omitempty"`
+
 	// image of the strategy runner; the operator's --runner-image when empty.
 	// +optional
 	Image string `json:"image,omitempty"`
 
 	// args appended to the runner's command line (for example the built-in strategy to run).
+	// +kubebuilder:validation:MaxItems=128
+	// +kubebuilder:validation:items:MaxLength=4096
 	// +optional
 	Args []string `json:"args,omitempty"`
 
@@ -549,6 +566,15 @@ func (s *Strategy) EffectiveArchivedEntries() int {
 		return int(s.Spec.History.ArchivedEntries)
 	}
 	return DefaultArchivedEntries
+}
+
+// EffectiveRiskProfiles is spec.riskProfiles, or the one named after the strategy when
+// none is listed.
+func (s *Strategy) EffectiveRiskProfiles() []string {
+	if len(s.Spec.RiskProfiles) > 0 {
+		return s.Spec.RiskProfiles
+	}
+	return []string{s.EffectiveStrategyName()}
 }
 
 // EffectiveStrategyName is spec.strategyName, or the object's name when that is empty.

@@ -284,6 +284,7 @@ func TestStrategyValidation(t *testing.T) {
 		g.Expect(s.Spec.Persistence.Backend).To(Equal(v1.BackendStrategyState))
 		g.Expect(s.Spec.Retention).To(Equal(v1.RetainState))
 		g.Expect(s.EffectiveStrategyName()).To(Equal("defaults"))
+		g.Expect(s.EffectiveRiskProfiles()).To(Equal([]string{"defaults"}))
 	})
 
 	t.Run("a cache of 64Mi, or of 1024 bytes", func(t *testing.T) {
@@ -330,6 +331,12 @@ func TestStrategyValidation(t *testing.T) {
 			"spec.command needs spec.image"},
 		{"-- in args", func(s *v1.Strategy) { s.Spec.Args = []string{"--speed=2", "--", "sh"} },
 			"spec.args cannot hold --"},
+		{"risk profiles through args", func(s *v1.Strategy) { s.Spec.Args = []string{"-risk-profiles", "other"} },
+			"spec.args cannot set --risk-profiles"},
+		{"a risk profile that is no name", func(s *v1.Strategy) { s.Spec.RiskProfiles = []string{"Team Risk"} },
+			"spec.riskProfiles[0]"},
+		{"a risk profile twice", func(s *v1.Strategy) { s.Spec.RiskProfiles = []string{"team", "team"} },
+			`Duplicate value: "team"`},
 		{"env the operator sets", func(s *v1.Strategy) {
 			s.Spec.Env = []corev1.EnvVar{{Name: "POD_NAMESPACE", Value: "other"}, {Name: "KUBERNETES_SERVICE_HOST", Value: "10.9.9.9"}}
 		}, "spec.env[1]: Invalid value: KUBERNETES_SERVICE_HOST is set for the runner by the operator or the kubelet"},

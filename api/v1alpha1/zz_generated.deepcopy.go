@@ -791,6 +791,11 @@ func (in *StrategySpec) DeepCopyInto(out *StrategySpec) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.RiskProfiles != nil {
+		in, out := &in.RiskProfiles, &out.RiskProfiles
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.Args != nil {
 		in, out := &in.Args, &out.Args
 		*out = make([]string, len(*in))

@@ -35,9 +35,19 @@ bk.addExchangeSchema({
   formatQuantity: async (_symbol, quantity) => quantity.toFixed(6),
 });
 
+// Its positions are checked and kept under a risk profile, here the first the Strategy lists
+// (spec.riskProfiles; the runner names them in STRATEGYOPS_RISK_PROFILES, by default one
+// named after the strategy): at most three open at once.
+const [riskName] = (process.env.STRATEGYOPS_RISK_PROFILES || strategyName).split(",");
+bk.addRiskSchema({
+  riskName,
+  validations: [({ activePositionCount }) => (activePositionCount >= 3 ? "three positions are open" : null)],
+});
+
 // A long signal whenever none is open: take profit 1 % up, stop loss 1 % down, an hour at most.
 bk.addStrategySchema({
   strategyName,
+  riskName,
   interval: "1m",
   getSignal: async (_symbol, _when, price) => ({
     position: "long",

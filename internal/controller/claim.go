@@ -137,23 +137,30 @@ func (r *StrategyReconciler) claim(ctx context.Context, s *v1.Strategy) (*coordi
 		}
 		return lease, "", nil
 	}
-	// Take it over only from the owner read: a JSON patch tests the annotation first.
-	type op struct {
-		Op    string `json:"op"`
-		Path  string `json:"path"`
-		Value string `json:"value"`
-	}
-	patch, _ := json.Marshal([]op{
-		{"test", annotationPath(AnnotationOwnerUID), uid},
-		{"replace", annotationPath(AnnotationOwnerUID), string(s.UID)},
-		{"replace", annotationPath(AnnotationOwner), s.Name},
-	})
-	if err := r.StateClient.Patch(ctx, lease, client.RawPatch(types.JSONPatchType, patch)); err != nil {
+	if err := r.StateClient.Patch(ctx, lease, takeOver(uid, s)); err != nil {
 		return nil, "", fmt.Errorf("taking over the state identity from %s (Lease %s): %w", owner, lease.Name, err)
 	}
 	r.event(s, corev1.EventTypeNormal, ReasonClaimedState,
 		fmt.Sprintf("took over the state of %s, whose owner %s is gone", identityOf(s), owner))
 	return lease, "", nil
+}
+
+// patchOp is one operation of a JSON patch.
+type patchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value"`
+}
+
+// takeOver is the patch that records s as an object's owner in place of the owner of UID
+// uid, and only of that one: it tests the annotation first. more are applied with it.
+func takeOver(uid string, s *v1.Strategy, more ...patchOp) client.Patch {
+	patch, _ := json.Marshal(append([]patchOp{
+		{"test", annotationPath(AnnotationOwnerUID), uid},
+		{"replace", annotationPath(AnnotationOwnerUID), string(s.UID)},
+		{"replace", annotationPath(AnnotationOwner), s.Name},
+	}, more...))
+	return client.RawPatch(types.JSONPatchType, patch)
 }
 
 func annotationPath(key string) string {
@@ -234,14 +241,18 @@ func (r *StrategyReconciler) labelOwned(ctx context.Context, s *v1.Strategy, lea
 func (r *StrategyReconciler) identityObjects(ctx context.Context, s *v1.Strategy) ([]client.Object, error) {
 	name, exchange := names.LabelValue(s.EffectiveStrategyName()), names.LabelValue(s.Spec.ExchangeName)
 	var objs []client.Object
-	cms, err := r.storeObjectsNamed(ctx, configMapMetadata(), s.Namespace, name)
-	if err != nil {
-		return nil, err
-	}
-	for i := range cms {
-		if cms[i].Labels[names.LabelExchange] == exchange &&
-			ofIdentity(s, cms[i].Annotations[configmapstore.AnnotationContext]) {
-			objs = append(objs, &cms[i])
+	seen := map[string]bool{}
+	for _, label := range identityLabelValues(s) {
+		cms, err := r.storeObjectsNamed(ctx, configMapMetadata(), s.Namespace, label)
+		if err != nil {
+			return nil, err
+		}
+		for i := range cms {
+			if !seen[cms[i].Name] && cms[i].Labels[names.LabelExchange] == exchange &&
+				ofIdentity(s, cms[i].Annotations[configmapstore.AnnotationContext]) {
+				seen[cms[i].Name] = true
+				objs = append(objs, &cms[i])
+			}
 		}
 	}
 	states, err := r.storeObjectsNamed(ctx, stateMetadata(), s.Namespace, name)
@@ -268,6 +279,19 @@ func (r *StrategyReconciler) identityObjects(ctx context.Context, s *v1.Strategy
 	return objs, nil
 }
 
+// identityLabelValues are the label values the store objects of s carry: its strategy's
+// name (the strategy label, and the risk label of the profile named after it) and each of
+// its risk profiles'.
+func identityLabelValues(s *v1.Strategy) []string {
+	out := []string{names.LabelValue(s.EffectiveStrategyName())}
+	for _, profile := range s.EffectiveRiskProfiles() {
+		if v := names.LabelValue(profile); !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // ofIdentity reports whether a ConfigMap's recorded store context (domain "/" key) is of
 // the identity of s. Strategy and exchange names hold no ':', so the key's last two fields
 // are exactly they.
@@ -277,7 +301,9 @@ func ofIdentity(s *v1.Strategy, storeContext string) bool {
 		return false
 	}
 	if d == string(domain.Risk) {
-		return key == domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName).String()
+		return slices.ContainsFunc(s.EffectiveRiskProfiles(), func(profile string) bool {
+			return key == domain.RiskKey(profile, s.Spec.ExchangeName).String()
+		})
 	}
 	return strings.HasSuffix(key, ":"+s.EffectiveStrategyName()+":"+s.Spec.ExchangeName)
 }
@@ -286,6 +312,12 @@ func ofIdentity(s *v1.Strategy, storeContext string) bool {
 // no pod, no runner identity, no store objects (it made none; those it made before an
 // owner was recorded are left to the owner). remedy says what would let it run.
 func (r *StrategyReconciler) standDown(ctx context.Context, sc *scope, owner, remedy string) (reconcile.Result, error) {
+	return r.standAside(ctx, sc, "the state of "+identityOf(sc.strategy), owner, remedy)
+}
+
+// standAside is standDown for any state of s that another owns (what says which).
+func (r *StrategyReconciler) standAside(ctx context.Context, sc *scope, what, owner, remedy string) (reconcile.Result,
+	error) {
 	s := sc.strategy
 	if err := r.stopPod(ctx, s); err != nil {
 		return reconcile.Result{}, err
@@ -300,7 +332,7 @@ func (r *StrategyReconciler) standDown(ctx context.Context, sc *scope, owner, re
 			return reconcile.Result{}, err
 		}
 	}
-	msg := fmt.Sprintf("the state of %s belongs to %s, so this one runs nothing; %s", identityOf(s), owner, remedy)
+	msg := fmt.Sprintf("%s belongs to %s, so this one runs nothing; %s", what, owner, remedy)
 	setCondition(s, v1.ConditionPersistenceReady, false, ReasonStateClaimed, msg)
 	r.setStopped(sc, v1.StrategyPending, ReasonStateClaimed, msg)
 	// It applies nothing, and reads nothing of the owner's state: next time its spec is

@@ -153,8 +153,7 @@ func (r *StrategyReconciler) checkDatabase(ctx context.Context, s *v1.Strategy, 
 		return err
 	}
 	defer db.Close()
-	if err := db.Check(ctx, domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName,
-		s.Spec.Symbols)); err != nil {
+	if err := db.Check(ctx, strategyContexts(s)); err != nil {
 		return err
 	}
 	if err := r.claimDatabase(ctx, s, db, p); err != nil {
@@ -220,8 +219,7 @@ func (r *StrategyReconciler) deleteOwnedDatabaseState(ctx context.Context, s *v1
 	if err != nil {
 		return objectErr("reading", &lease, err)
 	}
-	err = r.deleteDatabaseState(ctx, s, p, append(domain.StrategyContexts(s.EffectiveStrategyName(),
-		s.Spec.ExchangeName, s.Spec.Symbols), archiveContexts(s)...))
+	err = r.deleteDatabaseState(ctx, s, p, append(strategyContexts(s), archiveContexts(s)...))
 	if errors.Is(err, errSecret) {
 		r.event(s, corev1.EventTypeWarning, ReasonConnectionFailed, fmt.Sprintf("could not remove the state in %s, "+
 			"which stays: %v", p, err))

@@ -19,6 +19,7 @@ package controller_test
 import (
 	"context"
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/strategyops/strategy-operator/internal/names"
@@ -109,6 +110,65 @@ var _ = Describe("One state, one owner", func() {
 		Eventually(func() []corev1.ConfigMap { return storeObjects(copyOf) }, timeout).Should(HaveEach(HaveField("Labels",
 			HaveKeyWithValue(names.LabelOwner, string(copyOf.UID)))), "the new owner records itself on the state")
 		Expect(p.ReadSignal(ctx, key(copyOf, "BTCUSDT"))).NotTo(BeNil(), "the open signal came along")
+	})
+
+	It("provisions the risk profiles a Strategy lists, and gives each to one Strategy only", func() {
+		riskMap := func(profile string) string {
+			return domain.ConfigMapName(domain.Risk, domain.RiskKey(profile, "simulated"))
+		}
+		claimOf := func(profile string) func() map[string]string {
+			return func() map[string]string {
+				var lease coordinationv1.Lease
+				_ = direct.Get(ctx, types.NamespacedName{Namespace: ns,
+					Name: controller.RiskClaimName(profile, "simulated")}, &lease)
+				return lease.Annotations
+			}
+		}
+		alpha := strategy(ns, "alpha", v1.BackendConfigMap, "BTCUSDT")
+		alpha.Spec.RiskProfiles = []string{"team-risk"}
+		Expect(direct.Create(ctx, alpha)).To(Succeed())
+		pod := runnerPod(alpha)
+		Eventually(func() error { return get(ctx, pod) }, timeout).Should(Succeed())
+		Expect(pod.Spec.Containers[0].Args).To(ContainElement("--risk-profiles=team-risk"))
+		Expect(claimOf("team-risk")()).To(HaveKeyWithValue(controller.AnnotationOwnerUID, string(alpha.UID)))
+
+		By("the runner may write the listed profile's ConfigMap, which the operator made, and not its own name's")
+		var role rbacv1.Role
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: controller.RunnerName(alpha)}, &role)).
+			To(Succeed())
+		var granted []string
+		for _, r := range role.Rules {
+			if slices.Contains(r.Resources, "configmaps") {
+				granted = append(granted, r.ResourceNames...)
+			}
+		}
+		Expect(granted).To(ContainElement(riskMap("team-risk")))
+		Expect(granted).NotTo(ContainElement(riskMap("alpha")))
+		Expect(direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: riskMap("team-risk")}, &corev1.ConfigMap{})).
+			To(Succeed())
+
+		By("a second Strategy listing the same profile runs nothing")
+		beta := strategy(ns, "beta", v1.BackendConfigMap, "ETHUSDT")
+		beta.Spec.RiskProfiles = []string{"beta", "team-risk"}
+		Expect(direct.Create(ctx, beta)).To(Succeed())
+		Eventually(condition(ctx, beta, v1.ConditionReady), timeout).Should(And(
+			haveStatus(metav1.ConditionFalse, controller.ReasonStateClaimed),
+			HaveField("Message", And(ContainSubstring(`risk profile "team-risk"`), ContainSubstring("Strategy alpha")))))
+		Consistently(func() bool { return apierrors.IsNotFound(get(ctx, runnerPod(beta))) }, 3*time.Second).
+			Should(BeTrue(), "no pod writes the profile a second time")
+
+		By("once the first lets the profile go, the second takes it and runs")
+		Eventually(func() error {
+			if err := get(ctx, alpha); err != nil {
+				return err
+			}
+			alpha.Spec.RiskProfiles = []string{"alpha-risk"}
+			return direct.Update(ctx, alpha)
+		}, timeout).Should(Succeed())
+		Eventually(claimOf("team-risk"), timeout).Should(HaveKeyWithValue(controller.AnnotationOwnerUID,
+			string(beta.UID)))
+		Eventually(func() error { return get(ctx, runnerPod(beta)) }, timeout).Should(Succeed())
+		Expect(claimOf("alpha-risk")()).To(HaveKeyWithValue(controller.AnnotationOwnerUID, string(alpha.UID)))
 	})
 
 	It("keeps the store objects of identities whose names read alike apart", func() {

@@ -166,13 +166,15 @@ func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, 
 		}
 	}
 	if domain.HomeOf(from.backend) == domain.InDatabase || domain.HomeOf(to.backend) == domain.InDatabase {
-		rk := domain.RiskKey(s.EffectiveStrategyName(), s.Spec.ExchangeName)
-		positions, err := in.ReadRisk(ctx, rk)
-		if err == nil {
-			err = out.WriteRisk(ctx, rk, positions)
-		}
-		if err != nil {
-			return fmt.Errorf("moving the risk positions from %s to %s: %w", from, to, err)
+		for _, profile := range s.EffectiveRiskProfiles() {
+			rk := domain.RiskKey(profile, s.Spec.ExchangeName)
+			positions, err := in.ReadRisk(ctx, rk)
+			if err == nil {
+				err = out.WriteRisk(ctx, rk, positions)
+			}
+			if err != nil {
+				return fmt.Errorf("moving the positions of risk profile %s from %s to %s: %w", profile, from, to, err)
+			}
 		}
 	}
 	return nil
@@ -184,7 +186,7 @@ func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, 
 // tokens of the changes copied to them, are not ahead of the state's new home.
 func (r *StrategyReconciler) carryFencing(ctx context.Context, s *v1.Strategy, from domain.Backend, to place) (
 	domain.Backend, func(), error) {
-	contexts := domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols)
+	contexts := strategyContexts(s)
 	theirs, err := domain.HighestToken(ctx, from, contexts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading the fencing tokens of the state to move: %w", err)
@@ -277,7 +279,7 @@ func (r *StrategyReconciler) removeStale(ctx context.Context, sc *scope) error {
 		} else {
 			// The history archive moved only to another database; otherwise it stays
 			// where it is, whole (the Kubernetes backends seal their own archives).
-			contexts := domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols)
+			contexts := strategyContexts(s)
 			if domain.HomeOf(sc.active) == domain.InDatabase {
 				contexts = append(contexts, archiveContexts(s)...)
 			}

@@ -138,9 +138,16 @@ func objectMeta(s *v1.Strategy, name string) metav1.ObjectMeta {
 	return metav1.ObjectMeta{Name: name, Namespace: s.Namespace, Labels: commonLabels(s)}
 }
 
+// strategyContexts are the store contexts the runner of s writes (domain.StrategyContexts).
+func strategyContexts(s *v1.Strategy) []domain.Context {
+	return domain.StrategyContexts(s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols,
+		s.EffectiveRiskProfiles()...)
+}
+
 // storeObjects are the objects the runner of s keeps its stores in on backend b.
 func storeObjects(s *v1.Strategy, b v1.PersistenceBackend) []domain.StoreObject {
-	return domain.StoreObjects(b, s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols)
+	return domain.StoreObjects(b, s.EffectiveStrategyName(), s.Spec.ExchangeName, s.Spec.Symbols,
+		s.EffectiveRiskProfiles()...)
 }
 
 func objectNames(s *v1.Strategy, b v1.PersistenceBackend, kind string) []string {
@@ -263,6 +270,9 @@ func runnerArgs(s *v1.Strategy, b v1.PersistenceBackend, draining []string) []st
 	}
 	if len(draining) > 0 {
 		args = append(args, "--drain="+strings.Join(draining, ","))
+	}
+	if len(s.Spec.RiskProfiles) > 0 { // the runner's default otherwise: no new pod template
+		args = append(args, "--risk-profiles="+strings.Join(s.Spec.RiskProfiles, ","))
 	}
 	switch domain.HomeOf(b) {
 	case domain.InDatabase:

@@ -250,6 +250,14 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		return r.standDown(ctx, sc, "Strategy "+owner, "delete one of them or give this one another strategyName "+
 			"or exchangeName")
 	}
+	profile, owner, err := r.claimRiskProfiles(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if owner != "" {
+		return r.standAside(ctx, sc, fmt.Sprintf("risk profile %q on exchange %q", profile, s.Spec.ExchangeName),
+			"Strategy "+owner, "remove it from the riskProfiles of one of them")
+	}
 	if !r.enabled(sc.desired) {
 		msg := fmt.Sprintf("this operator does not run the %s backend (enabled: %v)", sc.desired, r.Backends)
 		setCondition(s, v1.ConditionPersistenceReady, false, ReasonBackendNotEnabled, msg)

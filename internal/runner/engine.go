@@ -69,7 +69,10 @@ const (
 // Config is what an Engine runs.
 type Config struct {
 	StrategyName, ExchangeName string
-	Symbols                    []string
+	// RiskProfile is the risk profile the strategy's positions are kept under (default:
+	// the strategy's name).
+	RiskProfile string
+	Symbols     []string
 	// Draining are symbols of Symbols on which no new signal opens: their open or
 	// scheduled signal is watched to its end.
 	Draining []string
@@ -732,7 +735,7 @@ func firstErr(steps ...func() error) error {
 // risk adds this symbol's position, opened as row, to the risk profile's list, or removes
 // it when row is nil, keyed as backtest-kit keys it.
 func (e *Engine) risk(ctx context.Context, st *symbolState, row *v1.Signal) error {
-	rk := domain.RiskKey(e.cfg.StrategyName, e.cfg.ExchangeName)
+	rk := domain.RiskKey(cmp.Or(e.cfg.RiskProfile, e.cfg.StrategyName), e.cfg.ExchangeName)
 	key := e.cfg.StrategyName + "_" + e.cfg.ExchangeName + "_" + st.key.Symbol
 	cur, err := e.cfg.Persist.ReadRisk(ctx, rk)
 	if err != nil {

@@ -45,7 +45,10 @@ type Settings struct {
 	Symbols []string
 	// Draining are symbols removed from the strategy: watched until their signals close,
 	// never given a new one.
-	Draining                  []string
+	Draining []string
+	// RiskProfiles are the risk profiles the runner writes (the first for the built-in
+	// strategies): --risk-profiles, or one named after the strategy.
+	RiskProfiles              []string
 	Backend                   v1.PersistenceBackend
 	Namespace, Lease, DataDir string
 	// StoreURL connects to the database of a database backend (Redis, PostgreSQL, MongoDB). It comes
@@ -133,7 +136,7 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	s := Settings{StrategyOptions: map[string]string{}}
 	fs := flag.NewFlagSet("runner", flag.ContinueOnError)
 	fs.SetOutput(usage)
-	var symbols, draining, backend, start, until, replicas string
+	var symbols, draining, riskProfiles, backend, start, until, replicas string
 	var cacheEntries int
 	var cacheBytes int64
 	fs.StringVar(&s.StrategyName, "strategy-name", getenv("STRATEGY_NAME"), "name of the strategy in its persisted state (env STRATEGY_NAME)")
@@ -141,6 +144,8 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.StringVar(&symbols, "symbols", getenv("SYMBOLS"), "comma-separated symbols, for example BTCUSDT,ETHUSDT (env SYMBOLS)")
 	fs.StringVar(&draining, "drain", getenv("DRAIN_SYMBOLS"),
 		"comma-separated symbols to watch until their signals close, opening none on them (env DRAIN_SYMBOLS)")
+	fs.StringVar(&riskProfiles, "risk-profiles", "", "comma-separated risk profiles the strategy writes "+
+		"(backtest-kit's riskName; default: one named after the strategy)")
 	fs.StringVar(&backend, "backend", getenv("BACKEND"), "where state lives: "+domain.BackendNames()+" (env BACKEND; a database's URL in env "+StoreURLEnv+")")
 	fs.StringVar(&s.Namespace, "namespace", getenv("POD_NAMESPACE"), "namespace of the state objects and the Lease, for ConfigMap and StrategyState (env POD_NAMESPACE)")
 	fs.StringVar(&s.Lease, "lease", getenv("LEASE_NAME"), "Lease that makes this runner the strategy's only writer, for ConfigMap and StrategyState (env LEASE_NAME)")
@@ -244,6 +249,9 @@ Usage:
 		}
 	}
 	s.Symbols = append(s.Symbols, s.Draining...)
+	if s.RiskProfiles = splitList(riskProfiles); len(s.RiskProfiles) == 0 {
+		s.RiskProfiles = []string{s.StrategyName}
+	}
 	s.Backend = v1.PersistenceBackend(backend)
 	problems = append(problems, s.checkBackend(backend, getenv)...)
 	parse := func(v, flagName string, dst *time.Time) {

@@ -19,6 +19,7 @@ package runner_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -45,10 +46,26 @@ func TestSettingsFromTheOperatorsFlags(t *testing.T) {
 	if !slices.Equal(s.Symbols, []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}) || !slices.Equal(s.Draining, []string{"SOLUSDT"}) {
 		t.Fatalf("a drained symbol is watched too: symbols %v, draining %v", s.Symbols, s.Draining)
 	}
+	if !slices.Equal(s.RiskProfiles, []string{"breakout"}) {
+		t.Fatalf("risk profiles %v: want the one named after the strategy", s.RiskProfiles)
+	}
 	if s.StrategyName != "breakout" || s.Backend != v1.BackendStrategyState ||
 		s.StrategyOptions["fast"] != "3" || s.StrategyOptions["slow"] != "9" || s.Speed != 60 ||
 		!s.Start.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("parsed %+v", s)
+	}
+}
+
+// TestRiskProfilesAreTheOnesListed: --risk-profiles lists the profiles the runner writes,
+// the first the built-in strategies' own.
+func TestRiskProfilesAreTheOnesListed(t *testing.T) {
+	s, err := runner.ParseSettings([]string{"--strategy-name=breakout", "--exchange=simulated", "--symbols=BTCUSDT",
+		"--backend=File", "--data-dir=/tmp/x", "--risk-profiles=team-risk, desk-risk"}, noEnv, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(s.RiskProfiles, []string{"team-risk", "desk-risk"}) {
+		t.Fatalf("risk profiles %v, want team-risk and desk-risk", s.RiskProfiles)
 	}
 }
 

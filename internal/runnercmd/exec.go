@@ -48,10 +48,12 @@ const (
 	// StateSocketEnv is the path of the Unix socket the state API (package stateapi) is
 	// served on.
 	StateSocketEnv = stateapi.SocketEnv
-	// The strategy's name, exchange and symbols (comma-separated), as the runner has them.
+	// The strategy's name, exchange, symbols and risk profiles (comma-separated), as the
+	// runner has them.
 	StrategyNameEnv = "STRATEGYOPS_STRATEGY_NAME"
 	ExchangeNameEnv = "STRATEGYOPS_EXCHANGE_NAME"
 	SymbolsEnv      = "STRATEGYOPS_SYMBOLS"
+	RiskProfilesEnv = "STRATEGYOPS_RISK_PROFILES"
 )
 
 // errExecUsage: runner exec was not given a command.
@@ -132,7 +134,8 @@ func serveChild(leadCtx, stopCtx context.Context, s runner.Settings, b domain.Ba
 	}
 	defer func() { _ = os.RemoveAll(dir) }()
 	api := stateserver.New(stateserver.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
-		Symbols: s.Symbols, Draining: s.Draining, Backend: b, Limits: v1.DefaultSignalLimits})
+		Symbols: s.Symbols, Draining: s.Draining, RiskProfiles: s.RiskProfiles, Backend: b,
+		Limits: v1.DefaultSignalLimits})
 	defer func() { _ = api.Close() }()
 	// Every store is opened before the process starts: on File, a second runner on the
 	// same folders finds them locked now, not at its process's first write.
@@ -166,7 +169,8 @@ func serveChild(leadCtx, stopCtx context.Context, s runner.Settings, b domain.Ba
 	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.Env = append(childEnv(os.Environ()), StateSocketEnv+"="+socket, StrategyNameEnv+"="+s.StrategyName,
-		ExchangeNameEnv+"="+s.ExchangeName, SymbolsEnv+"="+strings.Join(s.Symbols, ","))
+		ExchangeNameEnv+"="+s.ExchangeName, SymbolsEnv+"="+strings.Join(s.Symbols, ","),
+		RiskProfilesEnv+"="+strings.Join(s.RiskProfiles, ","))
 	cmd.SysProcAttr = childproc.SysProcAttr() // its own process group, and it dies with the runner
 	if err := cmd.Start(); err != nil {
 		return -1, fmt.Errorf("starting %s: %w", command[0], err)

@@ -41,7 +41,7 @@ func withReplicas(ctx context.Context, s runner.Settings, log *slog.Logger,
 		return err
 	}
 	defer closeReplicas()
-	return work(db, layers(domain.NoFencing), domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols))
+	return work(db, layers(domain.NoFencing), domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols, s.RiskProfiles...))
 }
 
 // rebuildReplicas copies every store of the strategy from its database backend to each of

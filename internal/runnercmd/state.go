@@ -79,7 +79,7 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		return err
 	}
 	defer closeReplicas()
-	contexts := domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols)
+	contexts := domain.StrategyContexts(s.StrategyName, s.ExchangeName, s.Symbols, s.RiskProfiles...)
 	recorded := func(ctx context.Context) (int64, error) {
 		return domain.HighestToken(ctx, backend(kubestore.Fencing{}), contexts)
 	}

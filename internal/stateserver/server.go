@@ -47,6 +47,8 @@ type Config struct {
 	// Draining are symbols among Symbols on which no new signal opens (the runner's
 	// --drain): a write that would open one is refused (403, draining).
 	Draining []string
+	// RiskProfiles are the risk profiles served (default: one named after the strategy).
+	RiskProfiles []string
 	// Backend opens the stores, with the runner's fencing token.
 	Backend domain.Backend
 	// MaxBody bounds a request body (DefaultMaxBody when 0).
@@ -71,6 +73,9 @@ func New(cfg Config) *Server {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	if len(cfg.RiskProfiles) == 0 {
+		cfg.RiskProfiles = []string{cfg.StrategyName}
+	}
 	s := &Server{cfg: cfg, stores: map[domain.Domain]*domain.Adapter[json.RawMessage]{}, mux: http.NewServeMux()}
 	for _, d := range kinds {
 		s.stores[d] = domain.NewAdapter[json.RawMessage](d, cfg.Backend)
@@ -87,21 +92,17 @@ func New(cfg Config) *Server {
 }
 
 // Open opens (and initialises) every store the server serves: each kind of each of the
-// strategy's symbols, and its risk profile. A store that cannot be opened (a File folder
-// another process holds: persist.ErrLocked) is an error.
+// strategy's symbols, and each of its risk profiles. A store that cannot be opened (a File
+// folder another process holds: persist.ErrLocked) is an error.
 func (s *Server) Open(ctx context.Context) error {
-	for d, a := range s.stores {
-		keys := []domain.Key{domain.RiskKey(s.cfg.StrategyName, s.cfg.ExchangeName)}
-		if d != domain.Risk {
-			keys = keys[:0]
-			for _, sym := range s.cfg.Symbols {
-				keys = append(keys, domain.StrategyKey(sym, s.cfg.StrategyName, s.cfg.ExchangeName))
-			}
+	for _, c := range domain.StrategyContexts(s.cfg.StrategyName, s.cfg.ExchangeName, s.cfg.Symbols,
+		s.cfg.RiskProfiles...) {
+		a, served := s.stores[c.Domain]
+		if !served {
+			continue // the ledger is the runner's own
 		}
-		for _, k := range keys {
-			if _, err := a.Store(ctx, k); err != nil {
-				return err
-			}
+		if _, err := a.Store(ctx, c.Key); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -202,9 +203,9 @@ func (s *Server) context(d domain.Domain, r *http.Request) (domain.Key, error) {
 	case k.ExchangeName != s.cfg.ExchangeName:
 		return k, fmt.Errorf("%w: exchangeName %q is not this strategy's (%q)", errForeign, k.ExchangeName,
 			s.cfg.ExchangeName)
-	case d == domain.Risk && k.RiskName != s.cfg.StrategyName:
-		return k, fmt.Errorf("%w: riskName %q is not this strategy's risk profile, which is named after it (%q)",
-			errForeign, k.RiskName, s.cfg.StrategyName)
+	case d == domain.Risk && !slices.Contains(s.cfg.RiskProfiles, k.RiskName):
+		return k, fmt.Errorf("%w: riskName %q is not one of this strategy's risk profiles (%s; a Strategy lists "+
+			"them in spec.riskProfiles)", errForeign, k.RiskName, strings.Join(s.cfg.RiskProfiles, ", "))
 	case d != domain.Risk && k.StrategyName != s.cfg.StrategyName:
 		return k, fmt.Errorf("%w: strategyName %q is not this strategy's (%q)", errForeign, k.StrategyName,
 			s.cfg.StrategyName)

@@ -196,7 +196,7 @@ func TestBadRequests(t *testing.T) {
 		{"another strategy", "PUT", srv.URL + "/v1/signal/BTCUSDT?symbol=BTCUSDT&strategyName=other&exchangeName=trace-exchange",
 			"null", nil, 403, `strategyName \"other\" is not this strategy's`},
 		{"another risk profile", "PUT", srv.URL + "/v1/risk/positions?riskName=other&exchangeName=trace-exchange",
-			"[]", nil, 403, `riskName \"other\" is not this strategy's risk profile`},
+			"[]", nil, 403, `riskName \"other\" is not one of this strategy's risk profiles (trace-immediate;`},
 		{"another symbol", "PUT", srv.URL + "/v1/signal/ETHUSDT?symbol=ETHUSDT&strategyName=trace-immediate&exchangeName=trace-exchange",
 			"null", nil, 403, `symbol \"ETHUSDT\" is not one of this strategy's`},
 		{"not JSON", "PUT", url, "{", nil, 400, "the body is not JSON"},
@@ -277,5 +277,26 @@ func TestWhenReachesTheStore(t *testing.T) {
 	times := recorded.Of(string(domain.Partial))
 	if len(times) != 2 || !times[0].Equal(time.UnixMilli(1764107640000)) || times[1].Before(before) {
 		t.Fatalf("the store was given the write times %v; want 1764107640000 ms, then the wall clock's", times)
+	}
+}
+
+// TestServesTheListedRiskProfiles: a server given risk profiles serves those, and no other,
+// not even the one named after the strategy.
+func TestServesTheListedRiskProfiles(t *testing.T) {
+	s := stateserver.New(stateserver.Config{StrategyName: "trace-immediate", ExchangeName: "trace-exchange",
+		Symbols: []string{"BTCUSDT"}, RiskProfiles: []string{"team-risk", "desk-risk"},
+		Backend: domain.MemoryBackend(), Limits: v1.DefaultSignalLimits})
+	if err := s.Open(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(func() { srv.Close(); _ = s.Close() })
+	for profile, status := range map[string]int{"team-risk": http.StatusNoContent, "desk-risk": http.StatusNoContent,
+		"trace-immediate": http.StatusForbidden} {
+		got := call(t, http.MethodPut, srv.URL+"/v1/risk/positions?riskName="+profile+"&exchangeName=trace-exchange",
+			"[]")
+		if got.status != status {
+			t.Errorf("PUT the positions of %s: %d %s, want %d", profile, got.status, got.body, status)
+		}
 	}
 }

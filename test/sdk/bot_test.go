@@ -115,7 +115,11 @@ type botStore struct {
 	dataDir   string // File
 }
 
-const botLease = "bot-runner"
+const (
+	botLease = "bot-runner"
+	// botRisk is the risk profile the bot keeps its positions under (--risk-profiles).
+	botRisk = "bot-risk"
+)
 
 // newBotStore makes the store of backend b for one test, with what the operator would
 // provision for the bot's strategy (its objects, for a Kubernetes backend).
@@ -145,7 +149,7 @@ func newBotStore(t *testing.T, b v1.PersistenceBackend) botStore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range domain.StoreObjects(b, botStrategy, botExchange, []string{botSymbol}) {
+	for _, o := range domain.StoreObjects(b, botStrategy, botExchange, []string{botSymbol}, botRisk) {
 		if err := domain.CreateObject(ctx, create, o.Context.Domain, o.Context.Key); err != nil {
 			t.Fatal(err)
 		}
@@ -185,6 +189,18 @@ func (s botStore) signal(t *testing.T) ([]byte, *v1.Signal) {
 	return stored, row
 }
 
+// positions reads the positions of the bot's risk profile from the store.
+func (s botStore) positions(t *testing.T) v1.RiskPositions {
+	t.Helper()
+	p := domain.New(s.backend)
+	defer func() { _ = p.Close() }()
+	positions, err := p.ReadRisk(t.Context(), domain.RiskKey(botRisk, botExchange))
+	if err != nil {
+		t.Fatalf("the positions of risk profile %s: %v", botRisk, err)
+	}
+	return positions
+}
+
 // startBot runs the bot under runner exec on store, with the clock of clock (FAST_CLOCK_*
 // variables: every life of one test shares it).
 func startBot(t *testing.T, folder string, store botStore, clock []string) *botRun {
@@ -192,7 +208,7 @@ func startBot(t *testing.T, folder string, store botStore, clock []string) *botR
 	fastclock := "file://" + filepath.Join(testenv.RepoRoot(), "test", "sdk", "testdata", "fastclock.mjs")
 	b := &botRun{done: make(chan struct{})}
 	args := append([]string{"exec", "--strategy-name=" + botStrategy, "--exchange=" + botExchange,
-		"--symbols=" + botSymbol, "--grace-period=1s"}, store.flags...)
+		"--symbols=" + botSymbol, "--risk-profiles=" + botRisk, "--grace-period=1s"}, store.flags...)
 	b.cmd = exec.Command(runner, append(args, "--", "node", "--import", fastclock, "bot.js")...)
 	b.cmd.Dir = folder
 	b.cmd.Env = append(append(os.Environ(), store.env...), clock...)
@@ -211,9 +227,11 @@ func startBot(t *testing.T, folder string, store botStore, clock []string) *botR
 
 // TestBacktestKitBotSurvivesSIGKILL: the bot of docs/backtest-kit-bot.md, backtest-kit 19.5.0
 // in live mode with the adapter package, under runner exec on each backend: it opens a
-// signal, the runner's process group is SIGKILLed, and the bot started again restores the
-// same signal from the store and closes it at its take profit, with the PnL the runner's
-// own engine computes for that row and price. The row stored is one backtest-kit's own file
+// signal, kept in the store with its position under the risk profile the bot names (one
+// the runner was given, not named after the strategy); the runner's process group is
+// SIGKILLed, and the bot started again restores the same signal from the store and closes
+// it at its take profit, with the PnL the runner's own engine computes for that row and
+// price. The row stored is one backtest-kit's own file
 // persistence writes back unchanged (on File, byte for byte). A bot fenced off is stopped:
 // on File a second runner exec on the folder is refused before its bot starts; elsewhere
 // the running one stops when another holder takes its Lease.
@@ -254,6 +272,9 @@ func botSurvivesSIGKILL(t *testing.T, folder string, store botStore) {
 	if row.ID != opened.ID || row.PriceOpen != opened.PriceOpen {
 		t.Fatalf("the store's signal after the SIGKILL is %s, want the opened %s at %v", stored, opened.ID,
 			opened.PriceOpen)
+	}
+	if positions := store.positions(t); len(positions) != 1 || positions[0].Position.Symbol != botSymbol {
+		t.Errorf("the bot's risk profile %s holds %+v, want its one open position", botRisk, positions)
 	}
 	own := backtestKitWrites(t, stored)
 	if store.dataDir != "" && !bytes.Equal(stored, own) || !same(t, stored, own) {

@@ -130,12 +130,13 @@ const (
 // StrategyContexts), each once; none when b's home is not InObjects (the volume's files,
 // a database's rows). It is the one place that maps contexts to objects: the operator's
 // Role, pre-creation, migration and clean-up all follow it.
-func StoreObjects(b v1.PersistenceBackend, strategyName, exchangeName string, symbols []string) []StoreObject {
+func StoreObjects(b v1.PersistenceBackend, strategyName, exchangeName string, symbols []string,
+	riskProfiles ...string) []StoreObject {
 	k, err := lookupAt(b, InObjects)
 	if err != nil {
 		return nil
 	}
-	return k.Objects(StrategyContexts(strategyName, exchangeName, symbols))
+	return k.Objects(StrategyContexts(strategyName, exchangeName, symbols, riskProfiles...))
 }
 
 // storeObjects lists, each once, the object that object picks for each context.
@@ -172,9 +173,15 @@ type Context struct {
 }
 
 // StrategyContexts lists every store context a strategy's runner writes: each domain of
-// each symbol, and its risk profile (named after the strategy).
-func StrategyContexts(strategyName, exchangeName string, symbols []string) []Context {
-	out := []Context{{Risk, RiskKey(strategyName, exchangeName)}}
+// each symbol, and each of its risk profiles (none given: one named after the strategy).
+func StrategyContexts(strategyName, exchangeName string, symbols []string, riskProfiles ...string) []Context {
+	if len(riskProfiles) == 0 {
+		riskProfiles = []string{strategyName}
+	}
+	out := make([]Context, 0, len(riskProfiles)+len(symbols)*(len(Domains)-1))
+	for _, r := range riskProfiles {
+		out = append(out, Context{Risk, RiskKey(r, exchangeName)})
+	}
 	for _, sym := range symbols {
 		for _, d := range Domains {
 			if d != Risk {
