@@ -17,6 +17,7 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -71,3 +72,7 @@ func ReadablePrice(p float64) string {
 	}
 	return s
 }
+
+// ReadablePercent is a PnL percentage as a trader reads it: its sign and two decimals
+// ("+1.10 %").
+func ReadablePercent(p float64) string { return fmt.Sprintf("%+.2f %%", p) }

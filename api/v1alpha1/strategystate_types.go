@@ -105,7 +105,31 @@ func PhaseFor(signal, scheduled *Signal) StatePhase {
 	}
 }
 
+// StrategyStateStatus is what the operator shows of a state beside it: the symbol's last
+// close, read from its ledger. The runner writes the spec alone, and the operator only
+// this.
+type StrategyStateStatus struct {
+	// lastClose is the symbol's last closed signal, with its result.
+	// +optional
+	LastClose *StateClose `json:"lastClose,omitempty"`
+}
+
+// StateClose is a closed signal as `kubectl get strategystates` shows it.
+type StateClose struct {
+	// id of the signal.
+	ID string `json:"id"`
+	// reason it closed: take_profit, stop_loss, time_expired or liquidation.
+	Reason string `json:"reason"`
+	// closedAt is the close of the candle it closed on.
+	ClosedAt metav1.Time `json:"closedAt"`
+	// pnl is its PnL percentage at a trader's precision ("+1.10 %"); absent when no result
+	// was recorded.
+	// +optional
+	PnL string `json:"pnl,omitempty"`
+}
+
 // +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=sstate;sstates,categories=trading
 // +kubebuilder:printcolumn:name="Strategy",type=string,JSONPath=`.spec.strategyName`
 // +kubebuilder:printcolumn:name="Symbol",type=string,JSONPath=`.spec.symbol`
@@ -114,12 +138,14 @@ func PhaseFor(signal, scheduled *Signal) StatePhase {
 // +kubebuilder:printcolumn:name="Open",type=string,JSONPath=`.spec.display.priceOpen`
 // +kubebuilder:printcolumn:name="Take Profit",type=string,JSONPath=`.spec.display.takeProfit`
 // +kubebuilder:printcolumn:name="Stop Loss",type=string,JSONPath=`.spec.display.stopLoss`
+// +kubebuilder:printcolumn:name="Last PnL",type=string,JSONPath=`.status.lastClose.pnl`
 // +kubebuilder:printcolumn:name="Exchange",type=string,JSONPath=`.spec.exchangeName`,priority=1
 // +kubebuilder:printcolumn:name="Signal",type=string,JSONPath=`.spec.signal.id`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 
-// StrategyState is the persisted state of one strategy on one exchange and symbol. It is a
-// data object written by the strategy's runner (it has no status): every change is one write.
+// StrategyState is the persisted state of one strategy on one exchange and symbol. Its spec
+// is data written by the strategy's runner alone: every change is one write. Its status is
+// what the operator shows beside it.
 type StrategyState struct {
 	metav1.TypeMeta `json:",inline"`
 
@@ -128,6 +154,9 @@ type StrategyState struct {
 
 	// +required
 	Spec StrategyStateSpec `json:"spec"`
+
+	// +optional
+	Status StrategyStateStatus `json:"status,omitzero"`
 }
 
 // +kubebuilder:object:root=true

@@ -55,8 +55,10 @@ type signalSummary struct {
 	// open counts the symbols with an open signal; missing those whose store object does
 	// not exist (deleted by hand, made again later): what they hold is unknown.
 	open, missing int32
-	// lastClosed is the signal closed last, when the ledgers were read.
+	// lastClosed is the signal closed last, when the ledgers were read; closes each
+	// symbol's last close.
 	lastClosed *v1.ClosedSignal
+	closes     map[string]*domain.HistoryEntry
 }
 
 // readSignals reports what the symbols of s hold on b, and with ledger the signal closed
@@ -84,6 +86,12 @@ func (r *StrategyReconciler) readSignals(ctx context.Context, s *v1.Strategy, at
 			sum.open++
 		}
 		sum.lastClosed = later(sum.lastClosed, closedSignal(st.LastClosed))
+		if st.LastClosed != nil {
+			if sum.closes == nil {
+				sum.closes = map[string]*domain.HistoryEntry{}
+			}
+			sum.closes[st.Symbol] = st.LastClosed
+		}
 	}
 	return sum, nil
 }

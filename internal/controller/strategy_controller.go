@@ -131,6 +131,8 @@ type StrategyReconciler struct {
 	// indexed: SetupWithManager registered the field indexes of Strategies on the
 	// manager's cache, which Client reads (listStrategies).
 	indexed bool
+	// shown are the closes written onto StrategyStates (showCloses).
+	shown shownCloses
 }
 
 // scope is what one reconcile of one Strategy works with.
@@ -162,6 +164,7 @@ type scope struct {
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies/status,verbs=patch
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategies/finalizers,verbs=update
 // +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategystates,verbs=get;list;watch;create;update;patch;delete;deletecollection
+// +kubebuilder:rbac:groups=trading.strategyops.dev,resources=strategystates/status,verbs=patch
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups="",resources=persistentvolumeclaims,verbs=get;create;delete

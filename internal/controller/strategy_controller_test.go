@@ -219,6 +219,35 @@ var _ = Describe("Strategy controller", func() {
 			domain.StateKey(key(s, "ETHUSDT")))}, &st)).To(Succeed(), "the new symbol's StrategyState exists")
 	})
 
+	It("shows each symbol's last close beside its StrategyState's signal", func() {
+		s := strategy(ns, "showing", v1.BackendStrategyState, "BTCUSDT", "ETHUSDT")
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		p := stateOn(s, v1.BackendStrategyState)
+		sig := openSignal(s, "BTCUSDT")
+		pnl := v1.ProfitLoss{PnlPercentage: 1.0959055944055986, PnlCost: 1.0959055944055986, PnlEntries: 100,
+			PriceOpen: 100, PriceClose: 101.5}
+		Expect(p.RecordHistory(ctx, key(s, "BTCUSDT"), sig, sig.ID, domain.HistoryEvent{Kind: domain.EventClosed,
+			At: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC).UnixMilli(), Price: 101.5, Reason: "take_profit",
+			PnL: &pnl})).To(Succeed())
+		Expect(p.WriteSignal(ctx, key(s, "ETHUSDT"), openSignal(s, "ETHUSDT"))).To(Succeed())
+		state := func(symbol string) *v1.StrategyState {
+			st := &v1.StrategyState{}
+			_ = direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: strategystatestore.ObjectName(
+				domain.StateKey(key(s, symbol)))}, st)
+			return st
+		}
+		Eventually(func() *v1.StateClose { return state("BTCUSDT").Status.LastClose }, timeout).Should(And(
+			Not(BeNil()), HaveField("ID", sig.ID), HaveField("Reason", "take_profit"), HaveField("PnL", "+1.10 %")))
+		Expect(state("ETHUSDT").Status.LastClose).To(BeNil(), "no close on ETHUSDT")
+
+		By("the runner's next write of the state keeps it")
+		Expect(p.WriteSignal(ctx, key(s, "BTCUSDT"), openSignal(s, "BTCUSDT"))).To(Succeed())
+		st := state("BTCUSDT")
+		Expect(st.Spec.Signal).NotTo(BeNil())
+		Expect(st.Status.LastClose).To(HaveField("PnL", "+1.10 %"))
+	})
+
 	It("suspends: no pod, the state is kept", func() {
 		s := strategy(ns, "pausing", v1.BackendStrategyState, "BTCUSDT")
 		Expect(direct.Create(ctx, s)).To(Succeed())

@@ -57,6 +57,7 @@ func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ct
 			return ctrl.Result{}, err
 		}
 	}
+	r.shown.forget(s.UID)
 	if err := r.releaseClaim(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}

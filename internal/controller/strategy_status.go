@@ -50,6 +50,7 @@ func (r *StrategyReconciler) refreshOpenSignals(ctx context.Context, sc *scope) 
 	// Never an older close than the one shown: an archived ledger, or a released symbol
 	// (read as it was released, see applySpec), keeps the last close shown.
 	s.Status.LastClosedSignal = later(s.Status.LastClosedSignal, sum.lastClosed)
+	r.showCloses(ctx, s, sc.active, sum.closes)
 }
 
 func (r *StrategyReconciler) setPodStatus(sc *scope, pod *corev1.Pod) {

@@ -124,6 +124,15 @@ func (o optionList) Set(v string) error {
 	return nil
 }
 
+// RiskProfile is the risk profile the built-in strategies keep their positions under: the
+// first of RiskProfiles, or the one named after the strategy.
+func (s Settings) RiskProfile() string {
+	if len(s.RiskProfiles) > 0 {
+		return s.RiskProfiles[0]
+	}
+	return s.StrategyName
+}
+
 // Traded are the symbols the runner trades: Symbols but those it drains.
 func (s Settings) Traded() []string {
 	return slices.DeleteFunc(slices.Clone(s.Symbols), func(sym string) bool { return slices.Contains(s.Draining, sym) })

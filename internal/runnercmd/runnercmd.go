@@ -188,7 +188,7 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		watch := tradingWatch(s)
 		go tellTrading(ctx, watch, m, c, client.ObjectKey{Namespace: s.Namespace, Name: s.Lease}, s.PodUID, log)
 		return runner.New(runner.Config{StrategyName: s.StrategyName, ExchangeName: s.ExchangeName,
-			RiskProfile: s.RiskProfiles[0], Symbols: s.Symbols, Draining: s.Draining, Source: source, Strategy: strat, Persist: p,
+			RiskProfile: s.RiskProfile(), Symbols: s.Symbols, Draining: s.Draining, Source: source, Strategy: strat, Persist: p,
 			Limits: v1.DefaultSignalLimits, Rules: s.Rules, Start: start, Log: log, Notify: notify,
 			Observer: runner.Observers{metrics, watch}})
 	}

@@ -46,9 +46,6 @@ import (
 // Events is how many of the Strategy's latest events Show prints.
 const Events = 5
 
-// percent is a PnL percentage with its sign and two decimals.
-func percent(p float64) string { return fmt.Sprintf("%+.2f %%", p) }
-
 // ago is how long before now t was, as kubectl prints ages; "-" for no time.
 func ago(now, t time.Time) string {
 	if t.IsZero() {
@@ -214,7 +211,7 @@ func lastClose(h *domain.HistoryEntry, now time.Time) string {
 	c := h.Close()
 	s := fmt.Sprintf("%s at %s", c.Reason, v1.ReadablePrice(c.Price))
 	if c.PnL != nil {
-		s += ", " + percent(c.PnL.PnlPercentage)
+		s += ", " + v1.ReadablePercent(c.PnL.PnlPercentage)
 	}
 	// A close is recorded on its candle; it happened as that minute ended.
 	return s + ", " + ago(now, time.UnixMilli(c.At).Add(time.Minute)) + " ago"
