@@ -18,7 +18,6 @@ package sdk_test
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,22 +25,21 @@ import (
 	"testing"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
-	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
-	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/testenv"
-	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
-// typeormBot runs test/sdk/typeorm/bot.mjs against the database at url: a bot's read or
-// write through real TypeORM with @backtest-kit/pg's entity schemas, its schema synchronized
-// as the package synchronizes it at every start. It returns what the bot printed.
-func typeormBot(t *testing.T, url string, args ...string) string {
+// typeormBot is a bot on backtest-kit's PostgreSQL package as test/sdk/typeorm/bot.mjs plays
+// it: real TypeORM 0.3 with @backtest-kit/pg's entity schemas, its schema synchronized as
+// the package synchronizes it at every start.
+type typeormBot struct{ url string }
+
+func (b typeormBot) run(t *testing.T, args ...string) string {
 	t.Helper()
 	dir := filepath.Join(testenv.RepoRoot(), "test", "sdk", "typeorm")
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "typeorm")); err != nil {
 		t.Fatalf("TypeORM is not installed in %s: run make sdk-ts (%v)", dir, err)
 	}
-	cmd := exec.CommandContext(t.Context(), "node", append([]string{"bot.mjs", url}, args...)...)
+	cmd := exec.CommandContext(t.Context(), "node", append([]string{"bot.mjs", b.url}, args...)...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -50,82 +48,31 @@ func typeormBot(t *testing.T, url string, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// TestTypeORMBesideTheRunner: a bot on backtest-kit's PostgreSQL package (TypeORM 0.3 with
-// its entity schemas and synchronize: true) and a runner's stores (fenced, with a cache in
-// front, as a runner opens them) share rows. The bot reads what the runner wrote; its start
-// (the schema sync, which drops columns its entities lack) leaves the runner's writes
-// working; and a row the bot rewrote is a new revision to the runner: its cache reads the
-// bot's value, and its conditional write made before the bot's is refused, not lost over it.
+// at is the kind and context of the signal (signalID "") or of its partial levels.
+func (typeormBot) at(signalID string) (string, string) {
+	fields := map[string]string{"symbol": symbol, "strategyName": strategyName, "exchangeName": exchangeName}
+	kind := "signal"
+	if signalID != "" {
+		kind, fields["signalId"] = "partial", signalID
+	}
+	data, _ := json.Marshal(fields)
+	return kind, string(data)
+}
+
+func (b typeormBot) read(t *testing.T, signalID, _ string) string {
+	kind, at := b.at(signalID)
+	return b.run(t, "read", kind, at)
+}
+
+func (b typeormBot) write(t *testing.T, signalID, when string, value []byte) {
+	kind, at := b.at(signalID)
+	b.run(t, "write", kind, at, string(value), when)
+}
+
+// TestTypeORMBesideTheRunner: a bot on backtest-kit's PostgreSQL package (TypeORM with its
+// entity schemas and synchronize: true, whose start drops the columns its entities lack)
+// and a runner share rows (besideTheRunner).
 func TestTypeORMBesideTheRunner(t *testing.T) {
-	ctx := t.Context()
 	url := testenv.StartDatabase(t, string(v1.BackendPostgreSQL), "")
-	db, err := domain.OpenDatabase(ctx, v1.BackendPostgreSQL, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	runner := domain.Layers{Cache: &cachestore.Options{}}.Wrap(db.Backend(driver.Fencing{Writer: "runner", Token: 1}))
-	signals, err := runner(ctx, domain.Signal, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := signals.Init(ctx, true); err != nil {
-		t.Fatal(err)
-	}
-	at, _ := json.Marshal(map[string]string{"symbol": symbol, "strategyName": strategyName,
-		"exchangeName": exchangeName})
-
-	opened := testenv.FixtureAsWritten(t, "signal-opened.json")
-	rev, err := signals.Put(ctx, symbol, opened, driver.Precondition{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := typeormBot(t, url, "read", "signal", string(at)); !same(t, []byte(got), opened) {
-		t.Fatalf("the bot read %s, want the runner's signal", got)
-	}
-
-	// The bot started (its schema synchronized): the runner still writes, conditionally.
-	activated := testenv.FixtureAsWritten(t, "signal-activated-from-schedule.json")
-	if rev, err = signals.Put(ctx, symbol, activated, driver.Precondition{IfRevision: rev}); err != nil {
-		t.Fatalf("the runner's write after the bot's start: %v", err)
-	}
-	if got := typeormBot(t, url, "read", "signal", string(at)); !same(t, []byte(got), activated) {
-		t.Fatalf("the bot read %s, want the runner's new signal", got)
-	}
-
-	// The bot writes (clears the signal, its upsert): the runner sees it, and does not
-	// overwrite it with a write made at the revision before it.
-	typeormBot(t, url, "write", "signal", string(at), "null")
-	e, err := signals.Get(ctx, symbol)
-	if err != nil || string(e.Value) != "null" || e.Revision == rev {
-		t.Fatalf("the runner read %s at %s (%v) after the bot cleared the signal; want null at a revision "+
-			"other than %s", e.Value, e.Revision, err, rev)
-	}
-	if _, err := signals.Put(ctx, symbol, activated, driver.Precondition{IfRevision: rev}); !errors.Is(err,
-		driver.ErrConflict) {
-		t.Fatalf("the runner's write at the revision before the bot's: %v, want ErrConflict", err)
-	}
-	if got := typeormBot(t, url, "read", "signal", string(at)); got != "null" {
-		t.Fatalf("the bot's cleared signal reads %s", got)
-	}
-
-	// Partial levels with backtest-kit's when, both ways.
-	partials, err := runner(ctx, domain.Partial, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	levels := testenv.FixtureAsWritten(t, "partial.json")
-	const signalID = "1af31ee8-c897-4000-a4dc-55369e459000"
-	withID, _ := json.Marshal(map[string]string{"symbol": symbol, "strategyName": strategyName,
-		"exchangeName": exchangeName, "signalId": signalID})
-	typeormBot(t, url, "write", "partial", string(withID), string(levels), "1764107640000")
-	if e, err := partials.Get(ctx, signalID); err != nil || !same(t, e.Value, levels) {
-		t.Fatalf("the runner read the bot's partial levels as %s (%v)", e.Value, err)
-	}
-	if _, err := partials.Put(ctx, signalID, []byte(`{}`), driver.Precondition{}); err != nil {
-		t.Fatal(err)
-	}
-	if got := typeormBot(t, url, "read", "partial", string(withID)); got != "{}" {
-		t.Fatalf("the bot read the runner's partial levels as %s", got)
-	}
+	besideTheRunner(t, openDatabase(t, v1.BackendPostgreSQL, url), typeormBot{url})
 }

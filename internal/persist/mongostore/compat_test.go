@@ -19,7 +19,6 @@ package mongostore_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -32,7 +31,6 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/jsonx"
-	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/mongostore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
@@ -331,8 +329,7 @@ func packageUpsert(ctx context.Context, db *mongo.Database, filter bson.D, paylo
 }
 
 // TestPackageWritesMoveTheRevision: a document the package rewrites is a new revision, even
-// with the value it held: the cache in front of the store reads the package's value, and a
-// conditional write made at the revision before it is refused instead of overwriting it.
+// with the value it held (testenv.ForeignRewritesMoveTheRevision).
 func TestPackageWritesMoveTheRevision(t *testing.T) {
 	ctx := t.Context()
 	db := freshDatabase(t)
@@ -344,37 +341,11 @@ func TestPackageWritesMoveTheRevision(t *testing.T) {
 	if _, err := inner.Init(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	cached, err := cachestore.New(inner, cachestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ours := []byte(`{"id":"ours"}`)
-	rev, err := cached.Put(ctx, symbol, ours, driver.Precondition{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e, err := cached.Get(ctx, symbol); err != nil || e.Revision != rev {
-		t.Fatalf("read back: %+v, %v; want revision %s", e, err, rev)
-	}
 	filter := bson.D{{Key: "symbol", Value: symbol}, {Key: "strategyName", Value: strategyName},
 		{Key: "exchangeName", Value: exchangeName}}
-	for i := range 2 { // a new value, then the same value again
-		time.Sleep(2 * time.Millisecond) // the package's write falls in another millisecond
+	testenv.ForeignRewritesMoveTheRevision(t, inner, symbol, []byte(`{"id":"the package's"}`), func() {
 		if err := packageUpsert(ctx, db, filter, bson.D{{Key: "id", Value: "the package's"}}); err != nil {
 			t.Fatal(err)
 		}
-		e, err := cached.Get(ctx, symbol)
-		if err != nil || e.Revision == rev || string(e.Value) != `{"id":"the package's"}` {
-			t.Fatalf("after the package's write %d: %s at %s (%v); want its value at a revision other than %s", i+1,
-				e.Value, e.Revision, err, rev)
-		}
-		if _, err := cached.Put(ctx, symbol, ours, driver.Precondition{IfRevision: rev}); !errors.Is(err,
-			driver.ErrConflict) {
-			t.Fatalf("a write at the revision before the package's write %d: %v, want ErrConflict", i+1, err)
-		}
-		rev = e.Revision
-	}
-	if _, err := cached.Put(ctx, symbol, ours, driver.Precondition{IfRevision: rev}); err != nil {
-		t.Fatalf("a write at the package's revision: %v", err)
-	}
+	})
 }

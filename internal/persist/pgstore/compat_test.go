@@ -17,7 +17,6 @@ limitations under the License.
 package pgstore_test
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -29,7 +28,6 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/jsonx"
-	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/pgstore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
@@ -369,9 +367,7 @@ const adapterUpsert = `INSERT INTO "signal-items" ("id", "symbol", "strategyName
 
 // TestAdapterWritesMoveTheRevision: on the adapter's own tables (made by its schema, with
 // no column of this project's, as its schema sync leaves them), a row the adapter rewrites
-// is a new revision, even with the value it held: the cache in front of the store reads
-// the adapter's value, and a conditional write made at the revision before it is refused
-// instead of overwriting it.
+// is a new revision, even with the value it held (testenv.ForeignRewritesMoveTheRevision).
 func TestAdapterWritesMoveTheRevision(t *testing.T) {
 	ctx := t.Context()
 	db := freshDatabase(t)
@@ -383,44 +379,10 @@ func TestAdapterWritesMoveTheRevision(t *testing.T) {
 	if _, err := inner.Init(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	cached, err := cachestore.New(inner, cachestore.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ours := []byte(`{"id":"ours"}`)
-	rev, err := cached.Put(ctx, symbol, ours, driver.Precondition{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e, err := cached.Get(ctx, symbol); err != nil || e.Revision != rev {
-		t.Fatalf("read back: %+v, %v; want revision %s", e, err, rev)
-	}
-	for i, payload := range []string{`{"id":"the adapter's"}`, `{"id":"the adapter's"}`} {
+	payload := `{"id":"the adapter's"}`
+	testenv.ForeignRewritesMoveTheRevision(t, inner, symbol, []byte(payload), func() {
 		if _, err := db.Exec(ctx, adapterUpsert, symbol, strategyName, exchangeName, payload); err != nil {
 			t.Fatal(err)
 		}
-		e, err := cached.Get(ctx, symbol)
-		if err != nil || e.Revision == rev || same(t, e.Value, ours) || !same(t, e.Value, []byte(payload)) {
-			t.Fatalf("after the adapter's write %d: %s at %s (%v); want its value at a revision other than %s", i+1,
-				e.Value, e.Revision, err, rev)
-		}
-		if _, err := cached.Put(ctx, symbol, ours, driver.Precondition{IfRevision: rev}); !errors.Is(err,
-			driver.ErrConflict) {
-			t.Fatalf("a write at the revision before the adapter's write %d: %v, want ErrConflict", i+1, err)
-		}
-		rev = e.Revision
-	}
-	if _, err := cached.Put(ctx, symbol, ours, driver.Precondition{IfRevision: rev}); err != nil {
-		t.Fatalf("a write at the adapter's revision: %v", err)
-	}
-}
-
-// same reports whether two JSON texts hold the same value.
-func same(t *testing.T, a, b []byte) bool {
-	t.Helper()
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	return canonical(t, x) == canonical(t, y)
+	})
 }
