@@ -219,7 +219,11 @@ func (r *StrategyReconciler) deleteOwnedDatabaseState(ctx context.Context, s *v1
 	if err != nil {
 		return objectErr("reading", &lease, err)
 	}
-	err = r.deleteDatabaseState(ctx, s, p, append(strategyContexts(s), archiveContexts(s)...))
+	contexts, err := r.ownedContexts(ctx, s) // not a risk profile it listed and another owns
+	if err != nil {
+		return err
+	}
+	err = r.deleteDatabaseState(ctx, s, p, append(contexts, archiveContexts(s)...))
 	if errors.Is(err, errSecret) {
 		r.event(s, corev1.EventTypeWarning, ReasonConnectionFailed, fmt.Sprintf("could not remove the state in %s, "+
 			"which stays: %v", p, err))

@@ -169,6 +169,31 @@ var _ = Describe("One state, one owner", func() {
 			string(beta.UID)))
 		Eventually(func() error { return get(ctx, runnerPod(beta)) }, timeout).Should(Succeed())
 		Expect(claimOf("alpha-risk")()).To(HaveKeyWithValue(controller.AnnotationOwnerUID, string(alpha.UID)))
+		Eventually(func() map[string]string {
+			var cm corev1.ConfigMap
+			_ = direct.Get(ctx, types.NamespacedName{Namespace: ns, Name: riskMap("team-risk")}, &cm)
+			return cm.Labels
+		}, timeout).Should(HaveKeyWithValue(names.LabelOwner, string(beta.UID)),
+			"the profile's ConfigMap records its new owner, so that the old one's retention cannot delete it")
+
+		By("two Strategies that each hold what the other then lists do not wait on each other for ever")
+		for _, c := range []struct {
+			s        *v1.Strategy
+			profiles []string
+		}{{alpha, []string{"alpha-risk", "team-risk"}}, {beta, []string{"team-risk", "alpha-risk"}}} {
+			Eventually(func() error {
+				if err := get(ctx, c.s); err != nil {
+					return err
+				}
+				c.s.Spec.RiskProfiles = c.profiles
+				return direct.Update(ctx, c.s)
+			}, timeout).Should(Succeed())
+		}
+		Eventually(func() bool {
+			a, t := claimOf("alpha-risk")(), claimOf("team-risk")()
+			return a[controller.AnnotationOwnerUID] != "" &&
+				a[controller.AnnotationOwnerUID] == t[controller.AnnotationOwnerUID]
+		}, timeout).Should(BeTrue(), "one of them holds both profiles")
 	})
 
 	It("keeps the store objects of identities whose names read alike apart", func() {

@@ -31,36 +31,36 @@ import (
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 )
 
-// shownCloses remembers, per Strategy (by UID) and symbol, the close this operator last
-// wrote onto the symbol's StrategyState, so that each close is written once. A Strategy's
-// entry goes when it is deleted.
+// shownCloses remembers, per StrategyState, the close this operator last wrote onto it, so
+// that each close is written once. A Strategy's entries go when it is deleted or found
+// gone (forget).
 type shownCloses struct {
 	mu sync.Mutex
-	by map[types.UID]map[string]string
+	by map[types.NamespacedName]map[string]string // by Strategy, then by StrategyState
 }
 
-func (s *shownCloses) shown(uid types.UID, symbol string) string {
+func (s *shownCloses) shown(strategy types.NamespacedName, state string) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.by[uid][symbol]
+	return s.by[strategy][state]
 }
 
-func (s *shownCloses) record(uid types.UID, symbol, id string) {
+func (s *shownCloses) record(strategy types.NamespacedName, state, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.by == nil {
-		s.by = map[types.UID]map[string]string{}
+		s.by = map[types.NamespacedName]map[string]string{}
 	}
-	if s.by[uid] == nil {
-		s.by[uid] = map[string]string{}
+	if s.by[strategy] == nil {
+		s.by[strategy] = map[string]string{}
 	}
-	s.by[uid][symbol] = id
+	s.by[strategy][state] = id
 }
 
-func (s *shownCloses) forget(uid types.UID) {
+func (s *shownCloses) forget(strategy types.NamespacedName) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.by, uid)
+	delete(s.by, strategy)
 }
 
 // showCloses writes each symbol's last close (closes, by symbol) onto the status of the
@@ -69,10 +69,10 @@ func (s *shownCloses) forget(uid types.UID) {
 // Failures are logged: the next pass tries again.
 func (r *StrategyReconciler) showCloses(ctx context.Context, s *v1.Strategy, b v1.PersistenceBackend,
 	closes map[string]*domain.HistoryEntry) {
+	strategy := client.ObjectKeyFromObject(s)
 	for _, o := range storeObjects(s, b) {
-		symbol := o.Context.Key.Symbol
-		h := closes[symbol]
-		if o.Kind != domain.KindStrategyState || h == nil || r.shown.shown(s.UID, symbol) == h.ID {
+		h := closes[o.Context.Key.Symbol]
+		if o.Kind != domain.KindStrategyState || h == nil || r.shown.shown(strategy, o.Name) == h.ID {
 			continue
 		}
 		c := closedSignal(h)
@@ -83,10 +83,12 @@ func (r *StrategyReconciler) showCloses(ctx context.Context, s *v1.Strategy, b v
 		patch, _ := json.Marshal(map[string]any{"status": v1.StrategyStateStatus{LastClose: &shown}})
 		st := &v1.StrategyState{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: o.Name}}
 		err := r.StateClient.Status().Patch(ctx, st, client.RawPatch(types.MergePatchType, patch))
-		if err != nil && !apierrors.IsNotFound(err) {
+		switch {
+		case apierrors.IsNotFound(err): // none to show it on yet: shown once there is
+		case err != nil:
 			ctrl.LoggerFrom(ctx).Error(err, "Could not show the last close on the StrategyState", "stateObject", o.Name)
-			continue
+		default:
+			r.shown.record(strategy, o.Name, h.ID)
 		}
-		r.shown.record(s.UID, symbol, h.ID)
 	}
 }

@@ -181,6 +181,9 @@ func (r *StrategyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (r
 	log := ctrl.LoggerFrom(ctx)
 	var s v1.Strategy
 	if err := r.Client.Get(ctx, req.NamespacedName, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.shown.forget(req.NamespacedName)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !r.selects(&s) {
@@ -253,13 +256,8 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 		return r.standDown(ctx, sc, "Strategy "+owner, "delete one of them or give this one another strategyName "+
 			"or exchangeName")
 	}
-	profile, owner, err := r.claimRiskProfiles(ctx, s)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	if owner != "" {
-		return r.standAside(ctx, sc, fmt.Sprintf("risk profile %q on exchange %q", profile, s.Spec.ExchangeName),
-			"Strategy "+owner, "remove it from the riskProfiles of one of them")
+	if res, aside, err := r.ownRiskProfiles(ctx, sc, lease); aside || err != nil {
+		return res, err
 	}
 	if !r.enabled(sc.desired) {
 		msg := fmt.Sprintf("this operator does not run the %s backend (enabled: %v)", sc.desired, r.Backends)

@@ -38,6 +38,7 @@ import (
 // is gone. Retained state carries no owner reference and is left alone.
 func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ctrl.Result, error) {
 	s := sc.strategy
+	r.shown.forget(client.ObjectKeyFromObject(s))
 	s.Status.Phase = v1.StrategyTerminating
 	setCondition(s, v1.ConditionReady, false, ReasonDeleting, "the strategy is being deleted")
 	if !controllerutil.ContainsFinalizer(s, FinalizerDeleteState) {
@@ -57,7 +58,6 @@ func (r *StrategyReconciler) reconcileDelete(ctx context.Context, sc *scope) (ct
 			return ctrl.Result{}, err
 		}
 	}
-	r.shown.forget(s.UID)
 	if err := r.releaseClaim(ctx, s); err != nil {
 		return ctrl.Result{}, err
 	}

@@ -29,6 +29,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -82,6 +83,10 @@ type Environment struct {
 	Env    *envtest.Environment
 	Config *rest.Config
 	Client client.Client
+
+	// users makes Kubeconfig add one user at a time: envtest's certificate authority is not
+	// safe for concurrent use.
+	users sync.Mutex
 }
 
 // New returns an environment that has not been started, with the project's CRDs and
@@ -124,7 +129,9 @@ func (e *Environment) Stop() error { return e.Env.Stop() }
 // child process, and returns its path.
 func (e *Environment) Kubeconfig(t testing.TB) string {
 	t.Helper()
+	e.users.Lock()
 	admin, err := e.Env.AddUser(envtest.User{Name: "test-admin", Groups: []string{"system:masters"}}, nil)
+	e.users.Unlock()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,8 +26,10 @@ limitations under the License.
 // kind is signal, schedule, strategy, risk, partial or breakeven; the context is named by
 // backtest-kit's parts as query parameters: symbol, strategyName and exchangeName (risk:
 // riskName and exchangeName). A strategy's server serves its own contexts only (its
-// strategy and exchange, its symbols, and its risk profile, named after the strategy as
-// the operator provisions it).
+// strategy and exchange, its symbols, and the risk profiles it was given: a Strategy's
+// spec.riskProfiles, by default one named after the strategy). A PUT may add when=<Unix
+// milliseconds>, backtest-kit's when, which a database backend keeps (Put sends the time
+// its context carries: driver.WithWriteTime).
 //
 // Answers: 200 with the value or the keys; 204 for a write (201 for one made with
 // If-None-Match: *) with the new revision in its ETag, and for a removal.

@@ -28,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -191,59 +192,54 @@ var adaptersWhen = time.Date(2026, 11, 25, 21, 54, 0, 0, time.UTC).UnixMilli()
 // backend without such rows (Redis keeps no when).
 func rowWhens(t *testing.T, b v1.PersistenceBackend, url string) []int64 {
 	t.Helper()
-	ctx := t.Context()
+	if b != v1.BackendPostgreSQL && b != v1.BackendMongoDB {
+		return nil
+	}
 	const signalID = "1af31ee8-c897-4000-a4dc-55369e459000"
-	var out []int64
-	switch b {
-	case v1.BackendPostgreSQL:
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer func() { _ = conn.Close(ctx) }()
-		for _, q := range []struct {
-			sql  string
-			args []any
-		}{
-			{`SELECT "when" FROM "risk-items" WHERE "riskName" = $1`, []any{strategyName}},
-			{`SELECT "when" FROM "partial-items" WHERE "strategyName" = $1 AND "signalId" = $2`,
-				[]any{strategyName, signalID}},
-			{`SELECT "when" FROM "breakeven-items" WHERE "strategyName" = $1 AND "signalId" = $2`,
-				[]any{strategyName, signalID}},
-		} {
-			var w int64
-			if err := conn.QueryRow(ctx, q.sql, q.args...).Scan(&w); err != nil {
-				t.Fatalf("%s: %v", q.sql, err)
-			}
-			out = append(out, w)
-		}
-	case v1.BackendMongoDB:
+	return []int64{
+		rowWhen(t, b, url, "sdk", "risk-items", bson.D{{Key: "riskName", Value: strategyName}}),
+		rowWhen(t, b, url, "sdk", "partial-items", bson.D{{Key: "strategyName", Value: strategyName},
+			{Key: "signalId", Value: signalID}}),
+		rowWhen(t, b, url, "sdk", "breakeven-items", bson.D{{Key: "strategyName", Value: strategyName},
+			{Key: "signalId", Value: signalID}}),
+	}
+}
+
+// rowWhen reads the when field of the row of table (a collection of the database db, on
+// MongoDB) whose fields hold the values given, as backtest-kit's database packages read it.
+func rowWhen(t *testing.T, b v1.PersistenceBackend, url, db, table string, fields bson.D) int64 {
+	t.Helper()
+	ctx := t.Context()
+	if b == v1.BackendMongoDB {
 		client, err := mongo.Connect(options.Client().ApplyURI(url))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer func() { _ = client.Disconnect(ctx) }()
-		db := client.Database("sdk")
-		for _, c := range []struct {
-			collection string
-			filter     bson.D
-		}{
-			{"risk-items", bson.D{{Key: "riskName", Value: strategyName}}},
-			{"partial-items", bson.D{{Key: "strategyName", Value: strategyName}, {Key: "signalId", Value: signalID}}},
-			{"breakeven-items", bson.D{{Key: "strategyName", Value: strategyName}, {Key: "signalId", Value: signalID}}},
-		} {
-			var doc struct {
-				When float64 `bson:"when"`
-			}
-			if err := db.Collection(c.collection).FindOne(ctx, c.filter).Decode(&doc); err != nil {
-				t.Fatalf("%s: %v", c.collection, err)
-			}
-			out = append(out, int64(doc.When))
+		var doc struct {
+			When float64 `bson:"when"`
 		}
-	default:
-		return nil
+		if err := client.Database(db).Collection(table).FindOne(ctx, fields).Decode(&doc); err != nil {
+			t.Fatalf("%s: %v", table, err)
+		}
+		return int64(doc.When)
 	}
-	return out
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	where := make([]string, len(fields))
+	args := make([]any, len(fields))
+	for i, f := range fields {
+		where[i], args[i] = pgx.Identifier{f.Key}.Sanitize()+" = $"+strconv.Itoa(i+1), f.Value
+	}
+	sql := `SELECT "when" FROM ` + pgx.Identifier{table}.Sanitize() + ` WHERE ` + strings.Join(where, " AND ")
+	var w int64
+	if err := conn.QueryRow(ctx, sql, args...).Scan(&w); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return w
 }
 
 // adaptersOn runs the package's tests as runner exec's process with flags (and env

@@ -240,7 +240,12 @@ func TestBacktestKitBotSurvivesSIGKILL(t *testing.T) {
 	for _, b := range domain.Backends() {
 		t.Run(string(b), func(t *testing.T) {
 			t.Parallel()
-			botSurvivesSIGKILL(t, folder, newBotStore(t, b))
+			// A folder each: backtest-kit keeps its own files (candles, reports) under ./dump.
+			own := t.TempDir()
+			if out, err := exec.Command("cp", "-a", folder+"/.", own).CombinedOutput(); err != nil {
+				t.Fatalf("copying the bot's folder: %v\n%s", err, out)
+			}
+			botSurvivesSIGKILL(t, own, newBotStore(t, b))
 		})
 	}
 }

@@ -25,6 +25,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
@@ -33,8 +35,8 @@ import (
 // MongoDB collections, its Redis cache in front), run once per call (test/sdk/testdata/
 // mongobot.mjs).
 type mongoBot struct {
-	dir string
-	env []string
+	dir, url string
+	env      []string
 }
 
 func newMongoBot(t *testing.T, mongoURL string, redis *testenv.Redis) mongoBot {
@@ -54,7 +56,7 @@ func newMongoBot(t *testing.T, mongoURL string, redis *testenv.Redis) mongoBot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return mongoBot{dir: dir, env: append(os.Environ(), "MONGO_URL="+mongoURL, "REDIS_HOST="+host,
+	return mongoBot{dir: dir, url: mongoURL, env: append(os.Environ(), "MONGO_URL="+mongoURL, "REDIS_HOST="+host,
 		"REDIS_PORT="+port, "REDIS_PASSWORD="+redis.Password)}
 }
 
@@ -83,13 +85,20 @@ func (b mongoBot) write(t *testing.T, signalID, when string, value []byte) {
 	b.run(t, value, "write", signalID, when)
 }
 
+func (b mongoBot) when(t *testing.T, signalID string) int64 {
+	return rowWhen(t, v1.BackendMongoDB, b.url, mongoDB, "partial-items", bson.D{{Key: "signalId", Value: signalID}})
+}
+
+// mongoDB is the database the bot and the runner share.
+const mongoDB = "bk"
+
 // TestMongoPackageBesideTheRunner: a bot on the official @backtest-kit/mongo, against the
 // test's MongoDB-protocol server with the package's Redis cache (which keys documents, not
 // values), and a runner share documents (besideTheRunner). (The test server, FerretDB 1.x,
 // cannot hold the package's risk document, an array of pairs: risk positions are left to
 // the MongoDB compatibility tests of mongostore.)
 func TestMongoPackageBesideTheRunner(t *testing.T) {
-	mongoURL := testenv.StartDatabase(t, string(v1.BackendMongoDB), "bk")
+	mongoURL := testenv.StartDatabase(t, string(v1.BackendMongoDB), mongoDB)
 	redis, err := testenv.StartRedis(t.Context())
 	if err != nil {
 		t.Fatal(err)

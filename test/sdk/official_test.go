@@ -35,6 +35,8 @@ import (
 type officialBot interface {
 	read(t *testing.T, signalID, when string) string
 	write(t *testing.T, signalID, when string, value []byte)
+	// when is the when of a signal's partial levels, as the package stores it.
+	when(t *testing.T, signalID string) int64
 }
 
 // besideTheRunner has bot and a runner's stores on db (fenced, with a cache in front, as a
@@ -94,11 +96,16 @@ func besideTheRunner(t *testing.T, db *domain.Database, bot officialBot) {
 	if e, err := partials.Get(ctx, signalID); err != nil || !same(t, e.Value, levels) {
 		t.Fatalf("the runner read the bot's partial levels as %s (%v)", e.Value, err)
 	}
-	if _, err := partials.Put(ctx, signalID, []byte(`{}`), driver.Precondition{}); err != nil {
+	tick := time.UnixMilli(1764107700000) // the runner's write belongs to another tick
+	if _, err := partials.Put(driver.WithWriteTime(ctx, tick), signalID, []byte(`{}`),
+		driver.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := bot.read(t, signalID, when); got != "{}" {
 		t.Fatalf("the bot read the runner's partial levels as %s", got)
+	}
+	if got := bot.when(t, signalID); got != tick.UnixMilli() {
+		t.Fatalf("the runner's partial levels are stored at when %d, want its write's %d", got, tick.UnixMilli())
 	}
 }
 

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"testing"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/testenv"
 )
@@ -67,6 +69,10 @@ func (b typeormBot) read(t *testing.T, signalID, _ string) string {
 func (b typeormBot) write(t *testing.T, signalID, when string, value []byte) {
 	kind, at := b.at(signalID)
 	b.run(t, "write", kind, at, string(value), when)
+}
+
+func (b typeormBot) when(t *testing.T, signalID string) int64 {
+	return rowWhen(t, v1.BackendPostgreSQL, b.url, "", "partial-items", bson.D{{Key: "signalId", Value: signalID}})
 }
 
 // TestTypeORMBesideTheRunner: a bot on backtest-kit's PostgreSQL package (TypeORM with its

@@ -29,8 +29,9 @@ limitations under the License.
 //     strategyopsToken and strategyopsWriter) that backtest-kit's package neither reads nor
 //     writes, joined with the document's updatedDate, which the package (mongoose's
 //     timestamps) sets on every write: so a document the package rewrote is a new revision
-//     for the cache and for conditional writes. (Two writes of the package in one
-//     millisecond, updatedDate's precision, read as one.)
+//     for the cache and for conditional writes. updatedDate counts milliseconds: a write of
+//     the package in the same millisecond as the write before it (the package's or this
+//     driver's, by the two clocks) leaves the revision as it was.
 //   - Fencing. Each store has a document in strategyops-fencing naming its newest fenced
 //     writer. A new holder records itself there (an update conditioned on the record it
 //     read), then raises the token of every document of the store to its own; a write by an

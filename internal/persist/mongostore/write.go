@@ -185,8 +185,8 @@ func atRevision(key string, r driver.Revision) (bson.D, error) {
 		return nil, refused
 	}
 	at := bson.D{{Key: updatedField, Value: bson.DateTime(updated)}}
-	if updated == 0 {
-		at = bson.D{{Key: updatedField, Value: bson.D{{Key: opExist, Value: false}}}}
+	if updated == 0 { // none, or null: a filter on null matches both
+		at = bson.D{{Key: updatedField, Value: nil}}
 	}
 	if hex == "0" {
 		return append(at, bson.E{Key: dblayout.Revision, Value: bson.D{{Key: opExist, Value: false}}}), nil

@@ -90,7 +90,8 @@ func New(pool *pgxpool.Pool, l dblayout.Layout, f Fencing) *Driver {
 	if l.When {
 		when = ` || ':' || "when"::text`
 	}
-	// extract(epoch) is exact (numeric) and independent of the session's time zone.
+	// extract(epoch) is independent of the session's time zone, and exact (numeric) from
+	// PostgreSQL 14 on; before, a double, which still holds a microsecond timestamp exactly.
 	d.revision = `md5(floor(extract(epoch FROM "updatedDate") * 1000000)::text || ':' || coalesce(` + d.value +
 		`::text, 'null')` + when + `)`
 	return d

@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -242,4 +243,31 @@ func TestKubectlGetShowsReadablePrices(t *testing.T) {
 	g.Expect(cells).To(And(HaveKeyWithValue("Open", "128.3353"), HaveKeyWithValue("Take Profit", "130.6"),
 		HaveKeyWithValue("Stop Loss", "126.1"), HaveKeyWithValue("Position", string(active.Position)),
 		HaveKeyWithValue("Phase", string(v1.PhaseOpen))))
+}
+
+// TestStatusIsNotTheWritersToChange: a StrategyState's status is a subresource: an update of
+// the object (as the runner's store makes) leaves it as it is; only the operator's write to
+// the status subresource changes it.
+func TestStatusIsNotTheWritersToChange(t *testing.T) {
+	g := NewWithT(t)
+	ctx := t.Context()
+	ns := env.Namespace(ctx, t)
+	active := fixtureSignal(t, "signal-opened.json")
+	k := keyOf(active)
+	signals := signalStore(t, ns, k, sss.FieldSignal, sss.Options{})
+	g.Expect(signals.Write(ctx, k.Symbol, active)).Error().NotTo(HaveOccurred())
+
+	st := object(t, ns, k)
+	at := metav1.NewTime(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
+	st.Status.LastClose = &v1.StateClose{ID: "from-the-writer", Reason: "take_profit", ClosedAt: at, PnL: "+9.99 %"}
+	g.Expect(env.Client.Update(ctx, st)).To(Succeed())
+	g.Expect(object(t, ns, k).Status.LastClose).To(BeNil(), "an update of the object changed its status")
+
+	st = object(t, ns, k)
+	st.Status.LastClose = &v1.StateClose{ID: "from-the-operator", Reason: "stop_loss", ClosedAt: at, PnL: "-1.00 %"}
+	g.Expect(env.Client.Status().Update(ctx, st)).To(Succeed())
+	g.Expect(object(t, ns, k).Status.LastClose).To(HaveField("ID", "from-the-operator"))
+	g.Expect(signals.Write(ctx, k.Symbol, nil)).Error().NotTo(HaveOccurred())
+	g.Expect(object(t, ns, k).Status.LastClose).To(HaveField("ID", "from-the-operator"),
+		"the writer's next write kept the status")
 }

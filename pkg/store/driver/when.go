@@ -28,7 +28,8 @@ type writeTimeKey struct{}
 // simulated time), which need not be the wall clock's. A driver whose entries keep such a
 // time (a database table's "when" field) stores it with each value; the others ignore it.
 // It travels in the context so that every layer between the caller and the driver (a cache,
-// metrics, replicas) passes it on unchanged.
+// metrics) passes it on unchanged. (A replica's copy, made later by replicastore, and a
+// backend switch's copy are written at their own time.)
 func WithWriteTime(ctx context.Context, t time.Time) context.Context {
 	return context.WithValue(ctx, writeTimeKey{}, t)
 }
