@@ -17,9 +17,14 @@ limitations under the License.
 package v1alpha1_test
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 
+	"sigs.k8s.io/yaml"
+
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/testenv"
 )
 
 func TestReadablePrice(t *testing.T) {
@@ -47,5 +52,23 @@ func TestDisplayFor(t *testing.T) {
 	}
 	if got := v1.DisplayFor(nil, nil); got != nil {
 		t.Errorf("DisplayFor(nil, nil) = %+v, want nil", got)
+	}
+}
+
+// TestTheSampleStateShowsItsSignal: the sample StrategyState carries the display its runner
+// would write for its signal.
+func TestTheSampleStateShowsItsSignal(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "samples",
+		"trading_v1alpha1_strategystate.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st v1.StrategyState
+	if err := yaml.Unmarshal(data, &st); err != nil {
+		t.Fatal(err)
+	}
+	want := v1.DisplayFor(st.Spec.Signal, st.Spec.ScheduledSignal)
+	if want == nil || st.Spec.Display == nil || *st.Spec.Display != *want {
+		t.Errorf("the sample's display is %+v, its runner would write %+v", st.Spec.Display, want)
 	}
 }

@@ -113,7 +113,7 @@ var _ = Describe("kubectl on the API", func() {
 		Expect(err).NotTo(HaveOccurred())
 		header, rows := table(out)
 		Expect(header).To(Equal([]string{"NAME", "STRATEGY", "SYMBOL", "PHASE", "POSITION", "OPEN",
-			"TAKE PROFIT", "STOP LOSS", "AGE"}))
+			"TAKE PROFIT", "STOP LOSS", "LAST PNL", "AGE"}))
 		Expect(rows).To(ConsistOf(SatisfyAll(
 			HaveKeyWithValue("NAME", "example-simulated-btcusdt"),
 			HaveKeyWithValue("STRATEGY", "example"),
