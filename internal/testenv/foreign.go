@@ -17,12 +17,12 @@ limitations under the License.
 package testenv
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/strategyops/strategy-operator/internal/jsonx"
 	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
 	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
@@ -52,7 +52,7 @@ func ForeignRewritesMoveTheRevision(t *testing.T, inner driver.Driver, key strin
 		time.Sleep(2 * time.Millisecond) // a MongoDB document's updatedDate counts milliseconds
 		rewrite()
 		e, err := cached.Get(ctx, key)
-		if err != nil || e.Revision == rev || !sameJSON(e.Value, foreign) {
+		if err != nil || e.Revision == rev || !SameJSON(e.Value, foreign) {
 			t.Fatalf("after the foreign write %d: %s at %s (%v); want %s at a revision other than %s", i+1, e.Value,
 				e.Revision, err, foreign, rev)
 		}
@@ -67,13 +67,14 @@ func ForeignRewritesMoveTheRevision(t *testing.T, inner driver.Driver, key strin
 	}
 }
 
-// sameJSON reports whether two JSON texts hold the same value.
-func sameJSON(a, b []byte) bool {
+// SameJSON reports whether two JSON texts hold the same value (their canonical forms,
+// jsonx.Canonical, are equal).
+func SameJSON(a, b []byte) bool {
 	var x, y any
 	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
 		return false
 	}
-	ca, errA := json.Marshal(x)
-	cb, errB := json.Marshal(y)
-	return errA == nil && errB == nil && bytes.Equal(ca, cb)
+	cx, errX := jsonx.Canonical(x)
+	cy, errY := jsonx.Canonical(y)
+	return errX == nil && errY == nil && cx == cy
 }

@@ -40,7 +40,6 @@ import (
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/childproc"
-	"github.com/strategyops/strategy-operator/internal/jsonx"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/testenv"
@@ -118,20 +117,9 @@ func TestAdaptersOnFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !same(t, written, testenv.FixtureAsWritten(t, "signal-opened.json")) {
+	if !testenv.SameJSON(written, testenv.FixtureAsWritten(t, "signal-opened.json")) {
 		t.Fatalf("backtest-kit's signal file holds %s", written)
 	}
-}
-
-func same(t *testing.T, a, b []byte) bool {
-	t.Helper()
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return false
-	}
-	cx, err1 := jsonx.Canonical(x)
-	cy, err2 := jsonx.Canonical(y)
-	return err1 == nil && err2 == nil && cx == cy
 }
 
 // configMapNamespace is a namespace with the ConfigMaps the operator would make for the
@@ -257,7 +245,7 @@ func adaptersOn(t *testing.T, flags []string, backend domain.Backend, extra ...s
 		t.Fatalf("the signal in the store: %v, %v", sig, err)
 	}
 	got, _ := json.Marshal(sig)
-	if !same(t, got, testenv.FixtureAsWritten(t, "signal-opened.json")) {
+	if !testenv.SameJSON(got, testenv.FixtureAsWritten(t, "signal-opened.json")) {
 		t.Fatalf("the store's signal is %s", got)
 	}
 }

@@ -282,7 +282,7 @@ func botSurvivesSIGKILL(t *testing.T, folder string, store botStore) {
 		t.Errorf("the bot's risk profile %s holds %+v, want its one open position", botRisk, positions)
 	}
 	own := backtestKitWrites(t, stored)
-	if store.dataDir != "" && !bytes.Equal(stored, own) || !same(t, stored, own) {
+	if store.dataDir != "" && !bytes.Equal(stored, own) || !testenv.SameJSON(stored, own) {
 		t.Errorf("the store's signal differs from what backtest-kit's own persistence writes for it:\n"+
 			" store        %s\n backtest-kit %s", stored, own)
 	}

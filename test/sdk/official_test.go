@@ -54,7 +54,7 @@ func besideTheRunner(t *testing.T, db *domain.Database, bot officialBot) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := bot.read(t, "", ""); !same(t, []byte(got), opened) {
+	if got := bot.read(t, "", ""); !testenv.SameJSON([]byte(got), opened) {
 		t.Fatalf("the bot read %s, want the runner's signal", got)
 	}
 	// The bot started (and, on PostgreSQL, synchronized its schema), and its cache names
@@ -63,7 +63,7 @@ func besideTheRunner(t *testing.T, db *domain.Database, bot officialBot) {
 	if rev, err = signals.Put(ctx, symbol, activated, driver.Precondition{IfRevision: rev}); err != nil {
 		t.Fatalf("the runner's write after the bot's start: %v", err)
 	}
-	if got := bot.read(t, "", ""); !same(t, []byte(got), activated) {
+	if got := bot.read(t, "", ""); !testenv.SameJSON([]byte(got), activated) {
 		t.Fatalf("the bot read %s, want the runner's new signal", got)
 	}
 
@@ -93,7 +93,7 @@ func besideTheRunner(t *testing.T, db *domain.Database, bot officialBot) {
 	const signalID, when = "1af31ee8-c897-4000-a4dc-55369e459000", "1764107640000"
 	levels := testenv.FixtureAsWritten(t, "partial.json")
 	bot.write(t, signalID, when, levels)
-	if e, err := partials.Get(ctx, signalID); err != nil || !same(t, e.Value, levels) {
+	if e, err := partials.Get(ctx, signalID); err != nil || !testenv.SameJSON(e.Value, levels) {
 		t.Fatalf("the runner read the bot's partial levels as %s (%v)", e.Value, err)
 	}
 	tick := time.UnixMilli(1764107700000) // the runner's write belongs to another tick
