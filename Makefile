@@ -148,7 +148,7 @@ test-unit: control-plane test-servers ferretdb sdk-ts ## Unit and envtest suites
 # process and the manager binary beside it, the backends side by side: make test runs 1,000,
 # make soak 10,000.
 SOAK_SIGNALS ?= 1000
-SOAK_TIMEOUT ?= 60m
+SOAK_TIMEOUT ?= 30m
 
 .PHONY: test-soak
 test-soak: control-plane test-servers ferretdb build ## Bounded state and a flat runner heap over SOAK_SIGNALS signals per backend.
@@ -157,7 +157,7 @@ test-soak: control-plane test-servers ferretdb build ## Bounded state and a flat
 
 .PHONY: soak
 soak: ## The soak at 10,000 signals per backend.
-	$(MAKE) test-soak SOAK_SIGNALS=10000 SOAK_TIMEOUT=180m
+	$(MAKE) test-soak SOAK_SIGNALS=10000 SOAK_TIMEOUT=240m
 
 # The e2e suite runs the images on this machine: it builds them for this machine's platform
 # only (make images builds every one of PLATFORMS), and pushes nothing.
