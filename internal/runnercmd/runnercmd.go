@@ -200,7 +200,8 @@ func run(ctx context.Context, s runner.Settings, log *slog.Logger) error {
 		// the runner bounds it.
 		ctx, cancel := context.WithCancel(ctx) // the engine's helpers end with the loop
 		defer cancel()
-		return folderInUse(s, loop(ctx, engine(ctx, p, nil, nil), s, log, m, tendLedgers(p, files, s, log)))
+		return folderInUse(s, loop(ctx, engine(ctx, p, statusClient(s, log), nil), s, log, m,
+			tendLedgers(p, files, s, log)))
 	}
 	standby := func(ctx context.Context, c client.Client, cause error) { tellOutage(ctx, c, s, m, cause, log) }
 	return withState(ctx, s, log, m, standby, func(leadCtx context.Context, b domain.Backend, c client.Client) error {

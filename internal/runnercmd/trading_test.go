@@ -19,11 +19,13 @@ package runnercmd
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/strategyops/strategy-operator/internal/runnermetrics"
@@ -47,6 +49,10 @@ func TestTellsWhetherItTrades(t *testing.T) {
 			"--quiet-after=2h"}, tradingstatus.ReasonNoProposals, "proposed nothing on BTCUSDT"},
 		{"a strategy that trades", []string{"--strategy=indicator", "--quiet-after=0s"},
 			tradingstatus.ReasonTrading, "trading BTCUSDT"},
+		// On the pod's volume the runner holds no Lease (the folder's lock fences it) and
+		// still tells on its Strategy's, which the operator made.
+		{"a File strategy whose proposals are refused", []string{"--strategy=indicator", "--option=stop-loss=30",
+			"--backend=File"}, tradingstatus.ReasonProposalsRefused, "stop loss"},
 	}
 	kubeconfig := env.Kubeconfig(t) // once: envtest adds its users one at a time
 	for _, tc := range cases {
@@ -54,9 +60,17 @@ func TestTellsWhetherItTrades(t *testing.T) {
 			t.Parallel()
 			ctx := context.Background()
 			ns := leaseNamespace(ctx, t)
-			p := startProcess(t, kubeconfig, append([]string{"--strategy-name=lease-test",
-				"--exchange=simulated", "--symbols=BTCUSDT", "--backend=ConfigMap", "--namespace=" + ns,
-				"--lease=" + leaseName, "--pod-uid=pod-" + ns, "--start=2026-11-01T00:00:00Z", "--speed=3000"},
+			backend := []string{"--backend=ConfigMap"}
+			if slices.Contains(tc.args, "--backend=File") {
+				backend = []string{"--data-dir=" + t.TempDir()} // and the case's --backend
+				lease := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: leaseName}}
+				if err := env.Client.Create(ctx, lease); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := startProcess(t, kubeconfig, append(append([]string{"--strategy-name=lease-test",
+				"--exchange=simulated", "--symbols=BTCUSDT", "--namespace=" + ns, "--lease=" + leaseName,
+				"--pod-uid=pod-" + ns, "--start=2026-11-01T00:00:00Z", "--speed=3000"}, backend...),
 				append(observed, tc.args...)...))
 			url := serving(t, p)
 			if tc.reason == tradingstatus.ReasonTrading { // and it has traded: a signal was opened

@@ -181,13 +181,15 @@ var _ = Describe("kubectl on the API", func() {
 			Expect(rowNamed(rows, "breakout")).To(HaveKeyWithValue("OPEN SIGNALS", MatchRegexp(`^\d+$`)))
 			return column(rows, "READY")
 		}, 30*time.Second).Should(HaveEach("True"))
-		// Told by each runner on its Lease (not by a File runner, nor by a runner exec process).
+		// Told by each runner on its Lease, a File runner's too though it holds none (not by
+		// a runner exec process).
 		Eventually(func(g Gomega) {
 			out, err := cluster.Kubectl(ctx, "get", "strategies", "-n", ns)
 			g.Expect(err).NotTo(HaveOccurred())
 			_, rows := table(out)
 			g.Expect(rowNamed(rows, "breakout")).To(HaveKeyWithValue("TRADING", "Trading"))
 			g.Expect(rowNamed(rows, "momentum-redis")).To(HaveKeyWithValue("TRADING", "Trading"))
+			g.Expect(rowNamed(rows, "momentum-file")).To(HaveKeyWithValue("TRADING", "Trading"))
 		}, 30*time.Second).Should(Succeed())
 
 		By("a StrategyState for each of breakout's symbols, and a signal its runner opened")
