@@ -37,7 +37,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/go-logr/logr"
 	"k8s.io/klog/v2"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/strategyops/strategy-operator/internal/localcluster"
 	"github.com/strategyops/strategy-operator/internal/testenv"
@@ -58,6 +60,9 @@ func main() {
 	samples := flag.String("samples", "config/samples", "kustomization applied once the manager runs")
 	namespace := flag.String("namespace", "default", "namespace the samples go to")
 	flag.Parse()
+	// envtest and the clients log through controller-runtime: its errors reach the
+	// terminal, its chatter does not (nor its warning that no logger was set).
+	ctrllog.SetLogger(logr.FromSlogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if *assets == "" {
 		fmt.Fprintln(os.Stderr, "error: --assets is required (the folder 'make control-plane' prints)")
 		os.Exit(2)

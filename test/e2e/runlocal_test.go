@@ -189,6 +189,8 @@ var _ = Describe("make run-local", func() {
 		}, time.Minute, time.Second).Should(Succeed(), "the restarted API server answers")
 		Expect(runLocalStderr.String()).NotTo(ContainSubstring("client-side throttling"),
 			"client-go's lines go to the kubelet's log")
+		Expect(runLocalStderr.String()).NotTo(ContainSubstring("log.SetLogger(...) was never called"),
+			"controller-runtime's errors go to the terminal through a logger run-local sets")
 
 		By("Ctrl-C stops the runners, the manager and the control plane")
 		procs := descendants(cmd.Process.Pid)
