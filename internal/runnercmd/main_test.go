@@ -26,7 +26,6 @@ import (
 	"os/exec"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -93,22 +92,11 @@ func leaseNamespace(ctx context.Context, t *testing.T) string {
 // process is a runner started by a test, with its JSON log lines.
 type process struct {
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
+	out  testenv.Output
 	done chan struct{}
 }
 
-func (p *process) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
-func (p *process) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *process) log() string { return p.out.String() }
 
 // waitLog waits until the runner logs a line with msg and returns that line's fields.
 func (p *process) waitLog(t *testing.T, msg string, within time.Duration) map[string]any {
@@ -178,7 +166,7 @@ func launch(kubeconfig string, args []string, env ...string) (*process, error) {
 	p := &process{done: make(chan struct{})}
 	p.cmd = exec.Command(os.Args[0], args...)
 	p.cmd.Env = append(append(os.Environ(), asMainEnv+"=1", "KUBECONFIG="+kubeconfig), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	p.cmd.SysProcAttr = childproc.SysProcAttr()
 	if err := p.cmd.Start(); err != nil {
 		return nil, err

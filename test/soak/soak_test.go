@@ -28,14 +28,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -214,12 +212,10 @@ func (e *soakEnv) soak(t *testing.T, b v1.PersistenceBackend) {
 		e.strategy(ctx, t, ns, b, url, keep)
 	}
 
-	runnerLog := &strings.Builder{}
-	var logMu sync.Mutex
+	runnerLog := &testenv.Output{}
 	cmd := exec.Command(e.runner, args...)
 	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+e.cluster.Kubeconfig), env...)
-	w := lockedWriter{w: runnerLog, mu: &logMu}
-	cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = w, w, childproc.SysProcAttr()
+	cmd.Stdout, cmd.Stderr, cmd.SysProcAttr = runnerLog, runnerLog, childproc.SysProcAttr()
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -242,11 +238,9 @@ func (e *soakEnv) soak(t *testing.T, b v1.PersistenceBackend) {
 		case <-time.After(100 * time.Millisecond):
 		}
 		if addr == "" {
-			logMu.Lock()
 			if served := testenv.LogRecords(runnerLog.String(), "Serving metrics and probes"); len(served) > 0 {
 				addr, _ = served[0]["address"].(string)
 			}
-			logMu.Unlock()
 		} else if s, err := scrape(addr); err == nil && s.heap > 0 {
 			samples = append(samples, s)
 		}
@@ -263,9 +257,7 @@ func (e *soakEnv) soak(t *testing.T, b v1.PersistenceBackend) {
 			t.Fatalf("the runner did not reach --until in %s", limit)
 		}
 	}
-	logMu.Lock()
 	logged := runnerLog.String()
-	logMu.Unlock()
 	if runErr != nil {
 		t.Fatalf("the runner: %v; its log:\n%s", runErr, tail(logged))
 	}
@@ -467,17 +459,6 @@ func (e *soakEnv) objectSizes(ctx context.Context, t *testing.T, ns string, b v1
 type sized struct {
 	name string
 	size int
-}
-
-type lockedWriter struct {
-	w  io.Writer
-	mu *sync.Mutex
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // tail is the end of a long log.
