@@ -17,6 +17,7 @@ limitations under the License.
 package runner_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -122,8 +124,35 @@ func runChild() error {
 	if err := e.Restore(ctx); err != nil {
 		return err
 	}
+	fmt.Print(restoredMark)
 	_, err = e.Step(ctx, tEnd)
 	return err
+}
+
+// restoredMark is what a child prints once it has restored its state, before its first
+// candle.
+const restoredMark = "restored\n"
+
+// restoreWatch is a child's standard output: done closes once the child says it restored.
+type restoreWatch struct {
+	once sync.Once
+	done chan struct{}
+}
+
+func (w *restoreWatch) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(restoredMark)) {
+		w.once.Do(func() { close(w.done) })
+	}
+	return len(p), nil
+}
+
+func (w *restoreWatch) restored() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // target is one backend under test: how a child is pointed at a fresh state, and how the
@@ -241,10 +270,17 @@ func crashEquivalence(t *testing.T, reference, crashed target, minLife, maxLife 
 		t.Fatalf("only %d signals closed in a day: the test would prove little", n)
 	}
 
+	// A life ends at a random moment between minLife and maxLife after its start, times
+	// stretch. A machine kept busy by other work can make every such life too short to
+	// restore: after unrestoredLimit lives in a row killed before they restored, the
+	// lives double (the kill timings follow the child's progress, not the machine's speed).
+	const unrestoredLimit, maxStretch = 25, 64
 	rng := rand.New(rand.NewPCG(testenv.Seed(t), 11)) // the kill timings
-	kills, start := 0, time.Now()
+	kills, unrestored, stretch, start := 0, 0, 1, time.Now()
 	for {
 		cmd := child(crashed)
+		watch := &restoreWatch{done: make(chan struct{})}
+		cmd.Stdout = watch
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -255,12 +291,23 @@ func crashEquivalence(t *testing.T, reference, crashed target, minLife, maxLife 
 			if err != nil {
 				t.Fatalf("run %d failed by itself: %v", kills+1, err)
 			}
-		case <-time.After(minLife + time.Duration(rng.Int64N(int64(maxLife-minLife)))):
+		case <-time.After(time.Duration(stretch) * (minLife + time.Duration(rng.Int64N(int64(maxLife-minLife))))):
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			err := <-done
 			var exit *exec.ExitError
 			if errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
 				kills++
+				unrestored++
+				if watch.restored() {
+					unrestored = 0
+				}
+				if unrestored == unrestoredLimit {
+					if stretch == maxStretch {
+						t.Fatalf("%d lives in a row of up to %s were killed before they restored", unrestored,
+							time.Duration(stretch)*maxLife)
+					}
+					stretch, unrestored = 2*stretch, 0
+				}
 				if kills > 5000 {
 					t.Fatal("5,000 kills and the run is not done: it makes no progress between kills")
 				}
@@ -278,8 +325,8 @@ func crashEquivalence(t *testing.T, reference, crashed target, minLife, maxLife 
 	if string(gotJSON) != string(wantJSON) {
 		t.Fatalf("the ledgers differ after %d kills:\nuninterrupted: %s\nkilled:        %s", kills, wantJSON, gotJSON)
 	}
-	t.Logf("%d signals closed; identical ledgers after %d SIGKILLs in %s", closedSignals(got), kills,
-		time.Since(start).Round(time.Millisecond))
+	t.Logf("%d signals closed; identical ledgers after %d SIGKILLs in %s (lives stretched x%d)", closedSignals(got),
+		kills, time.Since(start).Round(time.Millisecond), stretch)
 	if kills < 50 {
 		t.Fatalf("only %d kills before the run finished: want at least 50", kills)
 	}
