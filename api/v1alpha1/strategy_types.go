@@ -503,6 +503,12 @@ type AppliedState struct {
 	// +listType=atomic
 	// +optional
 	Draining []string `json:"draining,omitempty"`
+	// riskProfiles the runner records its positions under (spec.riskProfiles as applied):
+	// like the identity, they change only once every symbol has drained, so that no open
+	// position is left in a profile the runner no longer writes.
+	// +listType=atomic
+	// +optional
+	RiskProfiles []string `json:"riskProfiles,omitempty"`
 	// generation of the spec applied.
 	Generation int64 `json:"generation"`
 }

@@ -51,7 +51,7 @@ const (
 func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 	s := sc.strategy
 	want := v1.AppliedState{StrategyName: s.EffectiveStrategyName(), ExchangeName: s.Spec.ExchangeName,
-		Symbols: slices.Clone(s.Spec.Symbols), Generation: s.Generation}
+		Symbols: slices.Clone(s.Spec.Symbols), RiskProfiles: slices.Clone(s.Spec.RiskProfiles), Generation: s.Generation}
 	prev := s.Status.Applied
 	applied := want
 	switch {
@@ -95,6 +95,7 @@ func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 		setCondition(s, v1.ConditionUpToDate, true, ReasonApplied, fmt.Sprintf("generation %d is applied", s.Generation))
 	}
 	s.Spec.StrategyName, s.Spec.ExchangeName = applied.StrategyName, applied.ExchangeName
+	s.Spec.RiskProfiles = applied.RiskProfiles
 	s.Spec.Symbols = append(slices.Clone(applied.Symbols), applied.Draining...)
 	sc.draining = applied.Draining
 	return nil
@@ -109,18 +110,21 @@ func (r *StrategyReconciler) decide(sc *scope, prev, want *v1.AppliedState, live
 	held := *prev
 	held.Draining = slices.DeleteFunc(slices.Clone(prev.Draining), released)
 	switch {
-	case prev.StrategyName != want.StrategyName || prev.ExchangeName != want.ExchangeName:
+	case prev.StrategyName != want.StrategyName || prev.ExchangeName != want.ExchangeName ||
+		!slices.Equal(prev.RiskProfiles, want.RiskProfiles):
 		// The current identity's symbols all drain first; the new one applies once every
-		// one of them is released.
+		// one of them is released. So do new risk profiles: an open signal's position stays
+		// in the profile it was recorded under until it closes.
 		draining := slices.DeleteFunc(append(slices.Clone(prev.Symbols), prev.Draining...), released)
 		if len(draining) == 0 {
 			return *want
 		}
 		setCondition(s, v1.ConditionUpToDate, false, ReasonIdentityChangeRefused, fmt.Sprintf(
-			"kept strategyName %q and exchangeName %q, draining %s: a new identity would leave a signal of the "+
-				"current one unwatched, so no new signal opens under it and the change applies once the runner "+
-				"confirms that and its signals are closed. Set them back, or let the signals close",
-			prev.StrategyName, prev.ExchangeName, strings.Join(draining, ", ")))
+			"kept strategyName %q, exchangeName %q and riskProfiles [%s], draining %s: a new identity or new "+
+				"risk profiles would leave a signal of the current ones unwatched or its position recorded where "+
+				"no runner clears it, so no new signal opens and the change applies once the runner confirms "+
+				"that and its signals are closed. Set them back, or let the signals close",
+			prev.StrategyName, prev.ExchangeName, strings.Join(prev.RiskProfiles, ", "), strings.Join(draining, ", ")))
 		held.Symbols, held.Draining = []string{}, draining
 		return held
 	case s.EffectiveUpdatePolicy() == v1.UpdateWhenFlat && prev.Generation != want.Generation && len(live) > 0:
@@ -140,7 +144,8 @@ func (r *StrategyReconciler) decide(sc *scope, prev, want *v1.AppliedState, live
 }
 
 func sameState(a, b *v1.AppliedState) bool {
-	return a.StrategyName == b.StrategyName && a.ExchangeName == b.ExchangeName && slices.Equal(a.Symbols, b.Symbols)
+	return a.StrategyName == b.StrategyName && a.ExchangeName == b.ExchangeName && slices.Equal(a.Symbols, b.Symbols) &&
+		slices.Equal(a.RiskProfiles, b.RiskProfiles)
 }
 
 // quietSymbols lists the symbols of the applied state prev on which no runner can open a

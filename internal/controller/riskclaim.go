@@ -196,7 +196,21 @@ func (r *StrategyReconciler) listsRiskProfile(ctx context.Context, s *v1.Strateg
 		return false, nil
 	}
 	return err == nil && string(o.UID) == uid && o.Spec.ExchangeName == s.Spec.ExchangeName &&
-		slices.Contains(o.EffectiveRiskProfiles(), profile), err
+		slices.Contains(appliedRiskProfiles(&o), profile), err
+}
+
+// appliedRiskProfiles are the risk profiles the runner of s records its positions under:
+// as applied (a change of them waits until every symbol has drained), or as the spec says
+// before anything was applied.
+func appliedRiskProfiles(s *v1.Strategy) []string {
+	a := s.Status.Applied
+	switch {
+	case a == nil:
+		return s.EffectiveRiskProfiles()
+	case len(a.RiskProfiles) > 0:
+		return a.RiskProfiles
+	}
+	return []string{a.StrategyName}
 }
 
 // ownerReference makes s the owner of an object (not its controller): the object goes

@@ -27,6 +27,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -162,6 +163,39 @@ var _ = Describe("Spec changes never strand a trade", func() {
 		Expect(p.WriteSignal(ctx, k, nil)).To(Succeed())
 		Eventually(confirmedArgs(s), timeout).Should(ContainElement("--strategy-name=renamed"))
 		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonApplied))
+	})
+
+	It("holds new risk profiles while a signal is open, so that its position is cleared where it was recorded", func() {
+		s := strategy(ns, "profiled", v1.BackendConfigMap, "BTCUSDT")
+		s.Spec.RiskProfiles = []string{"first"}
+		p := running(s, "BTCUSDT")
+		Eventually(confirmedArgs(s), timeout).Should(ContainElement("--risk-profiles=first"))
+
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.RiskProfiles = []string{"second"} })
+		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).Should(And(
+			haveStatus(metav1.ConditionFalse, controller.ReasonIdentityChangeRefused),
+			HaveField("Message", And(ContainSubstring("riskProfiles [first]"), ContainSubstring("BTCUSDT")))))
+		Eventually(args(s), timeout).Should(ContainElements("--risk-profiles=first", "--symbols=", "--drain=BTCUSDT"),
+			"the runner keeps the position where it recorded it, and opens nothing more")
+		Consistently(args(s), 3*time.Second).Should(ContainElement("--risk-profiles=first"))
+		Expect(s.Status.Applied.RiskProfiles).To(Equal([]string{"first"}))
+
+		By("meanwhile the old profile is still this Strategy's: another listing it waits")
+		other := strategy(ns, "other", v1.BackendConfigMap, "ETHUSDT")
+		other.Spec.RiskProfiles = []string{"first"}
+		Expect(direct.Create(ctx, other)).To(Succeed())
+		Eventually(condition(ctx, other, v1.ConditionReady), timeout).Should(And(
+			haveStatus(metav1.ConditionFalse, controller.ReasonStateClaimed),
+			HaveField("Message", ContainSubstring(`risk profile "first"`))))
+		Consistently(func() bool { return apierrors.IsNotFound(get(ctx, runnerPod(other))) }, 3*time.Second).
+			Should(BeTrue(), "no second pod writes the profile that holds the open position")
+
+		By("the signal closes: the new profiles apply, once the runner confirms it drains every symbol")
+		Expect(p.WriteSignal(ctx, key(s, "BTCUSDT"), nil)).To(Succeed())
+		Eventually(confirmedArgs(s), timeout).Should(ContainElements("--risk-profiles=second", "--symbols=BTCUSDT"))
+		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonApplied))
+		Eventually(func() error { return get(ctx, runnerPod(other)) }, timeout).Should(Succeed(),
+			"the old profile, let go, is the other Strategy's")
 	})
 
 	It("drains a removed symbol even when it reads flat, so a signal the old runner opens after that read is watched", func() {
