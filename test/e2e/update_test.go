@@ -149,6 +149,13 @@ spec:
 					ContainElement(MatchRegexp(`^--drain=(\w+,)*`+symbol+`(,\w+)*$`))))
 			Expect(kubectl(ctx, "get", "strategy", "renamer", "-n", ns, "-o",
 				`jsonpath={.status.conditions[?(@.type=="UpToDate")].reason}`)).To(Equal("IdentityChangeRefused"))
+			// Its event, in columns of one's own as docs/observability.md writes them: the time
+			// is eventTime (events.k8s.io), and .lastTimestamp is unset.
+			Eventually(func() string {
+				return kubectl(ctx, "get", "events", "-n", ns, "--no-headers", "--field-selector",
+					"involvedObject.kind=Strategy,involvedObject.name=renamer,reason=IdentityChangeRefused",
+					"-o", "custom-columns=TIME:.eventTime,LAST:.lastTimestamp,REASON:.reason")
+			}, 30*time.Second, time.Second).Should(MatchRegexp(`^\d{4}-\d\d-\d\dT[\d:.]+Z\s+<nil>\s+IdentityChangeRefused`))
 			Expect(eventsOf(ctx, state, "renamer", symbol, id)(Default)).NotTo(ContainElement(runner.KindClose),
 				"the signal closed before the change was drained")
 
