@@ -503,9 +503,10 @@ type AppliedState struct {
 	// +listType=atomic
 	// +optional
 	Draining []string `json:"draining,omitempty"`
-	// riskProfiles the runner records its positions under (spec.riskProfiles as applied):
-	// like the identity, they change only once every symbol has drained, so that no open
-	// position is left in a profile the runner no longer writes.
+	// riskProfiles the runner records its positions under (spec.riskProfiles as applied,
+	// or the default one named after strategyName): like the identity, they change only
+	// once every symbol has drained, so that no open position is left in a profile the
+	// runner no longer writes. Unset where an older operator applied the spec's.
 	// +listType=atomic
 	// +optional
 	RiskProfiles []string `json:"riskProfiles,omitempty"`

@@ -51,8 +51,9 @@ const (
 func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 	s := sc.strategy
 	want := v1.AppliedState{StrategyName: s.EffectiveStrategyName(), ExchangeName: s.Spec.ExchangeName,
-		Symbols: slices.Clone(s.Spec.Symbols), RiskProfiles: slices.Clone(s.Spec.RiskProfiles), Generation: s.Generation}
-	prev := s.Status.Applied
+		Symbols: slices.Clone(s.Spec.Symbols), RiskProfiles: slices.Clone(s.EffectiveRiskProfiles()),
+		Generation: s.Generation}
+	prev := withRiskProfiles(s, s.Status.Applied)
 	applied := want
 	switch {
 	case prev == nil || domain.HomeOf(sc.active) == domain.OnVolume:
@@ -96,6 +97,9 @@ func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 	}
 	s.Spec.StrategyName, s.Spec.ExchangeName = applied.StrategyName, applied.ExchangeName
 	s.Spec.RiskProfiles = applied.RiskProfiles
+	if slices.Equal(applied.RiskProfiles, []string{applied.StrategyName}) {
+		s.Spec.RiskProfiles = nil // the default one: the runner's flags say nothing of it
+	}
 	s.Spec.Symbols = append(slices.Clone(applied.Symbols), applied.Draining...)
 	sc.draining = applied.Draining
 	return nil
@@ -141,6 +145,21 @@ func (r *StrategyReconciler) decide(sc *scope, prev, want *v1.AppliedState, live
 		}
 	}
 	return out
+}
+
+// withRiskProfiles is prev with its risk profiles: an operator that did not record them
+// in status.applied applied the spec's at once (by default the one named after the applied
+// strategyName), so they are what the runner of s writes under.
+func withRiskProfiles(s *v1.Strategy, prev *v1.AppliedState) *v1.AppliedState {
+	if prev == nil || len(prev.RiskProfiles) > 0 {
+		return prev
+	}
+	filled := prev.DeepCopy()
+	filled.RiskProfiles = slices.Clone(s.Spec.RiskProfiles)
+	if len(filled.RiskProfiles) == 0 {
+		filled.RiskProfiles = []string{prev.StrategyName}
+	}
+	return filled
 }
 
 func sameState(a, b *v1.AppliedState) bool {

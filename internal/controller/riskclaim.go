@@ -195,22 +195,22 @@ func (r *StrategyReconciler) listsRiskProfile(ctx context.Context, s *v1.Strateg
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
-	return err == nil && string(o.UID) == uid && o.Spec.ExchangeName == s.Spec.ExchangeName &&
-		slices.Contains(appliedRiskProfiles(&o), profile), err
+	if err != nil {
+		return false, err
+	}
+	_, exchange := appliedIdentity(&o)
+	return string(o.UID) == uid && exchange == s.Spec.ExchangeName && slices.Contains(appliedRiskProfiles(&o), profile),
+		nil
 }
 
 // appliedRiskProfiles are the risk profiles the runner of s records its positions under:
 // as applied (a change of them waits until every symbol has drained), or as the spec says
-// before anything was applied.
+// before anything was applied or where an older operator did not record them.
 func appliedRiskProfiles(s *v1.Strategy) []string {
-	a := s.Status.Applied
-	switch {
-	case a == nil:
-		return s.EffectiveRiskProfiles()
-	case len(a.RiskProfiles) > 0:
+	if a := s.Status.Applied; a != nil && len(a.RiskProfiles) > 0 {
 		return a.RiskProfiles
 	}
-	return []string{a.StrategyName}
+	return s.EffectiveRiskProfiles()
 }
 
 // ownerReference makes s the owner of an object (not its controller): the object goes

@@ -177,7 +177,9 @@ var _ = Describe("Spec changes never strand a trade", func() {
 			HaveField("Message", And(ContainSubstring("riskProfiles [first]"), ContainSubstring("BTCUSDT")))))
 		Eventually(args(s), timeout).Should(ContainElements("--risk-profiles=first", "--symbols=", "--drain=BTCUSDT"),
 			"the runner keeps the position where it recorded it, and opens nothing more")
-		Consistently(args(s), 3*time.Second).Should(ContainElement("--risk-profiles=first"))
+		Consistently(confirmedArgs(s), 3*time.Second).Should(ContainElement("--risk-profiles=first"),
+			"the runner confirms it drains: the open signal alone holds the change")
+		Expect(get(ctx, s)).To(Succeed())
 		Expect(s.Status.Applied.RiskProfiles).To(Equal([]string{"first"}))
 
 		By("meanwhile the old profile is still this Strategy's: another listing it waits")
@@ -196,6 +198,31 @@ var _ = Describe("Spec changes never strand a trade", func() {
 		Eventually(condition(ctx, s, v1.ConditionUpToDate), timeout).Should(haveStatus(metav1.ConditionTrue, controller.ReasonApplied))
 		Eventually(func() error { return get(ctx, runnerPod(other)) }, timeout).Should(Succeed(),
 			"the old profile, let go, is the other Strategy's")
+	})
+
+	It("keeps the risk profiles an operator that did not record them applied: no drain on the upgrade", func() {
+		s := strategy(ns, "upgraded", v1.BackendConfigMap, "BTCUSDT")
+		s.Spec.RiskProfiles = []string{"kept"}
+		running(s, "BTCUSDT")
+		Eventually(confirmedArgs(s), timeout).Should(ContainElement("--risk-profiles=kept"))
+		pod := runnerPod(s)
+		Expect(get(ctx, pod)).To(Succeed())
+
+		By("status.applied as an older operator wrote it, with a signal open")
+		Eventually(func() error {
+			if err := get(ctx, s); err != nil {
+				return err
+			}
+			s.Status.Applied.RiskProfiles = nil
+			return direct.Status().Update(ctx, s)
+		}, timeout).Should(Succeed())
+		Eventually(func() []string { _ = get(ctx, s); return s.Status.Applied.RiskProfiles }, timeout).
+			Should(Equal([]string{"kept"}), "recorded as the spec's, which the runner uses")
+		Expect(s.Status.Applied.Draining).To(BeEmpty())
+		Expect(confirmedArgs(s)()).To(And(ContainElement("--risk-profiles=kept"), Not(ContainElement(HavePrefix("--drain")))))
+		uid := pod.UID
+		Expect(get(ctx, pod)).To(Succeed())
+		Expect(pod.UID).To(Equal(uid), "the runner was not replaced")
 	})
 
 	It("drains a removed symbol even when it reads flat, so a signal the old runner opens after that read is watched", func() {

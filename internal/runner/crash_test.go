@@ -272,11 +272,12 @@ func crashEquivalence(t *testing.T, reference, crashed target, minLife, maxLife 
 
 	// A life ends at a random moment between minLife and maxLife after its start, times
 	// stretch. A machine kept busy by other work can make every such life too short to
-	// restore: after unrestoredLimit lives in a row killed before they restored, the
-	// lives double (the kill timings follow the child's progress, not the machine's speed).
-	const unrestoredLimit, maxStretch = 25, 64
+	// restore: after streak lives in a row killed before they restored, the lives double;
+	// after streak in a row killed once restored, they halve again (down to the bounds
+	// given). The kill timings follow the child's progress, not the machine's speed.
+	const streak, maxStretch = 25, 64
 	rng := rand.New(rand.NewPCG(testenv.Seed(t), 11)) // the kill timings
-	kills, unrestored, stretch, start := 0, 0, 1, time.Now()
+	kills, unrestored, restored, stretch, start := 0, 0, 0, 1, time.Now()
 	for {
 		cmd := child(crashed)
 		watch := &restoreWatch{done: make(chan struct{})}
@@ -297,16 +298,19 @@ func crashEquivalence(t *testing.T, reference, crashed target, minLife, maxLife 
 			var exit *exec.ExitError
 			if errors.As(err, &exit) && exit.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL {
 				kills++
-				unrestored++
 				if watch.restored() {
-					unrestored = 0
+					restored, unrestored = restored+1, 0
+				} else {
+					restored, unrestored = 0, unrestored+1
 				}
-				if unrestored == unrestoredLimit {
-					if stretch == maxStretch {
-						t.Fatalf("%d lives in a row of up to %s were killed before they restored", unrestored,
-							time.Duration(stretch)*maxLife)
-					}
+				switch {
+				case unrestored == streak && stretch == maxStretch:
+					t.Fatalf("%d lives in a row of up to %s were killed before they restored", unrestored,
+						time.Duration(stretch)*maxLife)
+				case unrestored == streak:
 					stretch, unrestored = 2*stretch, 0
+				case restored == streak && stretch > 1:
+					stretch, restored = stretch/2, 0
 				}
 				if kills > 5000 {
 					t.Fatal("5,000 kills and the run is not done: it makes no progress between kills")
@@ -325,8 +329,8 @@ func crashEquivalence(t *testing.T, reference, crashed target, minLife, maxLife 
 	if string(gotJSON) != string(wantJSON) {
 		t.Fatalf("the ledgers differ after %d kills:\nuninterrupted: %s\nkilled:        %s", kills, wantJSON, gotJSON)
 	}
-	t.Logf("%d signals closed; identical ledgers after %d SIGKILLs in %s (lives stretched x%d)", closedSignals(got),
-		kills, time.Since(start).Round(time.Millisecond), stretch)
+	t.Logf("%d signals closed; identical ledgers after %d SIGKILLs in %s (lives stretched x%d at the end)",
+		closedSignals(got), kills, time.Since(start).Round(time.Millisecond), stretch)
 	if kills < 50 {
 		t.Fatalf("only %d kills before the run finished: want at least 50", kills)
 	}

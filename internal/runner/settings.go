@@ -156,8 +156,8 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.StringVar(&riskProfiles, "risk-profiles", "", "comma-separated risk profiles the strategy writes "+
 		"(backtest-kit's riskName; default: one named after the strategy)")
 	fs.StringVar(&backend, "backend", getenv("BACKEND"), "where state lives: "+domain.BackendNames()+" (env BACKEND; a database's URL in env "+StoreURLEnv+")")
-	fs.StringVar(&s.Namespace, "namespace", getenv("POD_NAMESPACE"), "namespace of the state objects and the Lease, for ConfigMap and StrategyState (env POD_NAMESPACE)")
-	fs.StringVar(&s.Lease, "lease", getenv("LEASE_NAME"), "Lease that makes this runner the strategy's only writer, for ConfigMap and StrategyState (env LEASE_NAME)")
+	fs.StringVar(&s.Namespace, "namespace", getenv("POD_NAMESPACE"), "namespace of the Lease and of the state objects (env POD_NAMESPACE); on File, where the runner tells whether it trades")
+	fs.StringVar(&s.Lease, "lease", getenv("LEASE_NAME"), "Lease that makes this runner the strategy's only writer (env LEASE_NAME); on File the runner only tells on it whether it trades")
 	fs.IntVar(&cacheEntries, "cache-max-entries", 0,
 		"put a cache of this many keys in front of a database backend's stores (0: no cache)")
 	fs.Int64Var(&cacheBytes, "cache-max-bytes", 0, "the most bytes of values the cache holds (0: 64 MiB)")

@@ -34,6 +34,19 @@ import (
 	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
+// apiClient is the runner's client of the API server (in the pod, its ServiceAccount's;
+// elsewhere, KUBECONFIG's). A request the API server never answers must not stall
+// trading: it fails after storeRequestTimeout, and the store retries it (resolving
+// whether it landed).
+func apiClient() (client.Client, error) {
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg.Timeout = storeRequestTimeout
+	return client.New(cfg, client.Options{Scheme: scheme.New()})
+}
+
 // withState runs work with the state of s, on a Kubernetes or database backend, while this
 // process holds the strategy's Lease: b writes with the fencing token of this holding,
 // under the cache and replicas of s (each replica rebuilt at the start), and c is the
@@ -44,14 +57,7 @@ import (
 func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runnermetrics.Metrics,
 	standby func(ctx context.Context, c client.Client, cause error),
 	work func(ctx context.Context, b domain.Backend, c client.Client) error) error {
-	cfg, err := ctrl.GetConfig()
-	if err != nil {
-		return err
-	}
-	// A request the API server never answers must not stall trading: it fails after
-	// storeRequestTimeout, and the store retries it (resolving whether it landed).
-	cfg.Timeout = storeRequestTimeout
-	c, err := client.New(cfg, client.Options{Scheme: scheme.New()})
+	c, err := apiClient()
 	if err != nil {
 		return err
 	}

@@ -23,13 +23,11 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/strategyops/strategy-operator/internal/handshake"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/runnermetrics"
-	"github.com/strategyops/strategy-operator/internal/scheme"
 	"github.com/strategyops/strategy-operator/internal/tradingstatus"
 )
 
@@ -81,7 +79,7 @@ func tellTrading(ctx context.Context, w *tradingstatus.Watch, m *runnermetrics.M
 			if err := handshake.Annotate(ctx, c, lease, tradingstatus.Annotation, told, holderPrefix()); err == nil {
 				recorded, failed = told, ""
 			} else if ctx.Err() == nil && (err.Error() != failed || time.Since(failedAt) >= restateAfter) {
-				// Once per cause a minute: an API server down for long is one line a minute.
+				// A new cause at once, the same one at most once a minute.
 				log.Warn("Could not record on the Lease whether this runner trades; trying again", "error", err.Error())
 				failed, failedAt = err.Error(), time.Now()
 			}
@@ -96,23 +94,19 @@ func tellTrading(ctx context.Context, w *tradingstatus.Watch, m *runnermetrics.M
 
 // statusClient is the client a runner on the pod's volume tells whether it trades with
 // (onto its Strategy's Lease, which it does not hold: the folder's lock fences it), or nil
-// when it has no Lease to tell on or no API server to reach: trading on the volume never
-// waits for the control plane.
+// when it has no Lease to tell on or no API server configured. Trading on the volume never
+// waits for the control plane: an API server that does not answer only delays the telling.
 func statusClient(s runner.Settings, log *slog.Logger) client.Client {
 	if s.Lease == "" || s.Namespace == "" {
 		return nil
 	}
-	cfg, err := ctrl.GetConfig()
-	if err == nil {
-		cfg.Timeout = storeRequestTimeout
-		var c client.Client
-		if c, err = client.New(cfg, client.Options{Scheme: scheme.New()}); err == nil {
-			return c
-		}
+	c, err := apiClient()
+	if err != nil {
+		log.Info("Not telling whether this runner trades on its Lease: no API server configured", "lease", s.Lease,
+			"error", err.Error())
+		return nil
 	}
-	log.Info("Not telling whether this runner trades on its Lease: no API server", "lease", s.Lease,
-		"error", err.Error())
-	return nil
+	return c
 }
 
 // tellOutage says that the runner stopped trading because the API server did not answer

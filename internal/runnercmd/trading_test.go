@@ -105,6 +105,15 @@ func TestTellsWhetherItTrades(t *testing.T) {
 						tc.reason, p.log())
 				}
 			}
+			if slices.Contains(tc.args, "--backend=File") {
+				var lease coordinationv1.Lease
+				if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: leaseName}, &lease); err != nil {
+					t.Fatal(err)
+				}
+				if h := lease.Spec.HolderIdentity; h != nil && *h != "" {
+					t.Errorf("a File runner took the Lease (holder %q): only its folder's lock fences it", *h)
+				}
+			}
 			if got.Trading != (tc.reason == tradingstatus.ReasonTrading) || !strings.Contains(got.Message, tc.message) {
 				t.Errorf("the Lease says %+v, want trading %v and words with %q", got,
 					tc.reason == tradingstatus.ReasonTrading, tc.message)

@@ -148,7 +148,7 @@ func TestSoak(t *testing.T) {
 func runLimit(t *testing.T, n int) time.Duration {
 	const checks = 5 * time.Minute // the ledger and archive checks after the run
 	if deadline, ok := t.Deadline(); ok {
-		return time.Until(deadline) - checks
+		return max(time.Minute, time.Until(deadline)-checks)
 	}
 	return max(20*time.Minute, time.Duration(n)*600*time.Millisecond)
 }
@@ -254,7 +254,7 @@ func (e *soakEnv) soak(t *testing.T, b v1.PersistenceBackend) {
 			}
 		}
 		if time.Since(start) > limit {
-			t.Fatalf("the runner did not reach --until in %s", limit)
+			t.Fatalf("the runner did not reach --until in %s (the test's deadline, SOAK_TIMEOUT, less the checks)", limit)
 		}
 	}
 	logged := runnerLog.String()
