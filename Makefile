@@ -155,6 +155,12 @@ test-soak: control-plane test-servers ferretdb build ## Bounded state and a flat
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" SOAK_SIGNALS=$(SOAK_SIGNALS) \
 		go test ./test/soak/ -count=1 -timeout $(SOAK_TIMEOUT) -parallel 6 -v
 
+STRESS_RUNS ?= 5
+
+.PHONY: test-stress
+test-stress: ## make test-unit STRESS_RUNS times in a row (5) while a busy loop per core loads the machine; stops at the first failure.
+	hack/stress.sh $(STRESS_RUNS) $(MAKE) --no-print-directory test-unit
+
 .PHONY: soak
 soak: ## The soak at 10,000 signals per backend.
 	$(MAKE) test-soak SOAK_SIGNALS=10000 SOAK_TIMEOUT=240m
