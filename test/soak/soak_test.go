@@ -333,19 +333,12 @@ func (e *soakEnv) ledger(ctx context.Context, b v1.PersistenceBackend, backend d
 		if _, err := drv.Init(ctx, false); err != nil {
 			return nil, err
 		}
-		keys, err := drv.Keys(ctx)
+		all, err := driver.ReadAll(ctx, drv) // one query where the driver can
 		if err != nil {
 			return nil, err
 		}
-		out := make([]*domain.HistoryEntry, 0, len(keys))
-		for _, key := range keys {
-			got, err := drv.Get(ctx, key)
-			if errors.Is(err, driver.ErrNotFound) {
-				continue // archived meanwhile
-			}
-			if err != nil {
-				return nil, err
-			}
+		out := make([]*domain.HistoryEntry, 0, len(all))
+		for key, got := range all {
 			var h domain.HistoryEntry
 			if err := json.Unmarshal(got.Value, &h); err != nil {
 				return nil, fmt.Errorf("%s %s: %w", d, key, err)

@@ -138,32 +138,8 @@ type liveEntry struct {
 	rev driver.Revision
 }
 
-// snapshot reads a whole store: at once when its driver can (driver.Snapshotter), else key
-// by key.
-func snapshot(ctx context.Context, d driver.Driver) (map[string]driver.Entry, error) {
-	if s, ok := d.(driver.Snapshotter); ok {
-		return s.Snapshot(ctx)
-	}
-	keys, err := d.Keys(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make(map[string]driver.Entry, len(keys))
-	for _, k := range keys {
-		e, err := d.Get(ctx, k)
-		switch {
-		case errors.Is(err, driver.ErrNotFound): // removed meanwhile
-		case err != nil:
-			return nil, err
-		default:
-			out[k] = e
-		}
-	}
-	return out, nil
-}
-
 func liveEntries(ctx context.Context, d driver.Driver) (map[string]liveEntry, error) {
-	snap, err := snapshot(ctx, d)
+	snap, err := driver.ReadAll(ctx, d)
 	if err != nil {
 		return nil, err
 	}

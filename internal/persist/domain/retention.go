@@ -70,7 +70,7 @@ func PruneArchive(ctx context.Context, b Backend, k Key, r Retention, now time.T
 		return 0, err
 	}
 	defer func() { _ = archive.Close() }()
-	snap, err := snapshot(ctx, archive)
+	snap, err := driver.ReadAll(ctx, archive)
 	if err != nil {
 		return 0, err
 	}

@@ -142,6 +142,30 @@ type Snapshotter interface {
 	Snapshot(ctx context.Context) (map[string]Entry, error)
 }
 
+// ReadAll reads every key of d with its entry: at once when d is a Snapshotter, else key by
+// key (a key removed meanwhile is left out).
+func ReadAll(ctx context.Context, d Driver) (map[string]Entry, error) {
+	if s, ok := d.(Snapshotter); ok {
+		return s.Snapshot(ctx)
+	}
+	keys, err := d.Keys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]Entry, len(keys))
+	for _, k := range keys {
+		e, err := d.Get(ctx, k)
+		switch {
+		case errors.Is(err, ErrNotFound): // removed meanwhile
+		case err != nil:
+			return nil, err
+		default:
+			out[k] = e
+		}
+	}
+	return out, nil
+}
+
 // TokenRecorder is a Driver that keeps the fencing token of the newest fenced writer on its
 // store and can tell it, so that a new writer can start above it.
 type TokenRecorder interface {
