@@ -207,7 +207,7 @@ func (r *StrategyReconciler) listsRiskProfile(ctx context.Context, s *v1.Strateg
 // as applied (a change of them waits until every symbol has drained), or as the spec says
 // before anything was applied or where an older operator did not record them.
 func appliedRiskProfiles(s *v1.Strategy) []string {
-	if a := s.Status.Applied; a != nil && len(a.RiskProfiles) > 0 {
+	if a := withRiskProfiles(s, s.Status.Applied); a != nil {
 		return a.RiskProfiles
 	}
 	return s.EffectiveRiskProfiles()
