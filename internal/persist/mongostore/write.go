@@ -263,8 +263,15 @@ func (d *Driver) Put(ctx context.Context, key string, value []byte, pre driver.P
 			return written(rev, now), nil
 		}
 	}
-	// Nothing changed: the key is absent, at another revision, or a newer writer's.
-	if err := d.settle(ctx, key, pre.IfRevision == ""); err != nil {
+	if pre.IfAbsent {
+		// Created first, asked why only when that fails: on a server that scans to find a
+		// document, a new key costs one command, not two. (The fencing record is read
+		// again, as settle would.)
+		if err := d.admit(ctx, true); err != nil {
+			return "", d.wrap("put", err)
+		}
+	} else if err := d.settle(ctx, key, pre.IfRevision == ""); err != nil {
+		// Nothing changed: the key is absent, at another revision, or a newer writer's.
 		return "", d.wrap("put", err)
 	}
 	doc := append(d.scope(&key), bson.E{Key: "createDate", Value: now}, bson.E{Key: "__v", Value: int32(0)})
