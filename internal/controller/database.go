@@ -238,19 +238,19 @@ func (r *StrategyReconciler) deleteOwnedDatabaseState(ctx context.Context, s *v1
 // retention then bounds. Best effort: a failure is logged and tried again on the next pass.
 func (r *StrategyReconciler) tendDatabase(ctx context.Context, s *v1.Strategy, p place) {
 	log := ctrl.LoggerFrom(ctx)
-	backend, closeDB, err := r.openState(ctx, s, p, false)
+	db, err := r.openDatabase(ctx, s, p)
 	if err != nil {
 		log.Error(err, "Could not open the database to archive the ledgers")
 		return
 	}
-	defer closeDB()
+	defer db.Close()
 	for _, sym := range s.Spec.Symbols {
 		actx, cancel := context.WithTimeout(ctx, archiveTimeout)
 		k := strategyKey(s, sym)
-		moved, err := domain.ArchiveLedger(actx, backend, k, s.EffectiveLiveEntries())
+		moved, err := db.ArchiveLedger(actx, k, s.EffectiveLiveEntries())
 		pruned := 0
 		if err == nil && moved > 0 {
-			pruned, err = domain.PruneArchive(actx, backend, k, retention(s), time.Now())
+			pruned, err = domain.PruneArchive(actx, db.Backend(domain.NoFencing), k, retention(s), time.Now())
 		}
 		cancel()
 		r.archived(ctx, s, sym, moved, pruned, "its history archive in "+p.String(), err)

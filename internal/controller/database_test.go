@@ -340,6 +340,8 @@ var _ = Describe("Database backends", Ordered, func() {
 				defer db.Close()
 				drv, err := db.Backend(domain.NoFencing)(ctx, d, k)
 				Expect(err).NotTo(HaveOccurred())
+				_, err = drv.Init(ctx, false)
+				Expect(err).NotTo(HaveOccurred())
 				got, err := drv.Keys(ctx)
 				Expect(err).NotTo(HaveOccurred())
 				return got

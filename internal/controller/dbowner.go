@@ -180,16 +180,7 @@ func (r *StrategyReconciler) deleteDatabaseState(ctx context.Context, s *v1.Stra
 			return err
 		}
 	}
-	backend := db.Backend(domain.NoFencing)
-	var errs []error
-	for _, c := range contexts {
-		d, err := backend(ctx, c.Domain, c.Key)
-		if err == nil {
-			err = d.DeleteAll(ctx)
-		}
-		errs = append(errs, err)
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := db.DeleteState(ctx, contexts); err != nil {
 		return wrapErr("deleting the state of "+identityOf(s)+" in "+p.String(), err)
 	}
 	return db.ReleaseOwner(ctx, name, exchange, rev)

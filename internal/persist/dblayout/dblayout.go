@@ -86,6 +86,22 @@ func Own(store string) Layout {
 // OwnTable is the table (or collection) of Own layouts.
 const OwnTable = "strategyops-items"
 
+// Archive is the layout of an archive store: as Own, in a table of its own, so that the
+// archives, which grow to spec.history's retention, never slow the reads and writes of the
+// live stores on a server that scans a table to find a row (FerretDB does).
+func Archive(store string) Layout {
+	l := Own(store)
+	l.Table = ArchiveTable
+	return l
+}
+
+// ArchiveTable is the table (or collection) of Archive layouts.
+const ArchiveTable = "strategyops-archive"
+
+// IsOwn reports whether the layout is one of this project's own tables (Own or Archive),
+// which no backtest-kit adapter knows.
+func (l Layout) IsOwn() bool { return l.Table == OwnTable || l.Table == ArchiveTable }
+
 // Revision is the extra field in which the MongoDB driver keeps the revision of its own
 // writes. Writers that know nothing of it (backtest-kit's adapters) leave it alone. (The
 // PostgreSQL driver keeps none: TypeORM's schema sync drops a column it does not know.)

@@ -30,7 +30,7 @@ import (
 
 // The MongoDB backend: backtest-kit's collections (DatabaseLayout) in a MongoDB database.
 func init() {
-	Register(Kind{Name: v1.BackendMongoDB, Home: InDatabase, Connect: connectMongo})
+	Register(Kind{Name: v1.BackendMongoDB, Home: InDatabase, Connect: connectMongo, Tables: true})
 }
 
 // MongoBackend keeps every context in the MongoDB database db, laid out by DatabaseLayout,

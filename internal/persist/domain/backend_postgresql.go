@@ -30,7 +30,7 @@ import (
 
 // The PostgreSQL backend: backtest-kit's tables (DatabaseLayout) in a PostgreSQL database.
 func init() {
-	Register(Kind{Name: v1.BackendPostgreSQL, Home: InDatabase, Connect: connectPostgres})
+	Register(Kind{Name: v1.BackendPostgreSQL, Home: InDatabase, Connect: connectPostgres, Tables: true})
 }
 
 // PostgresBackend keeps every context in the PostgreSQL database of pool, laid out by

@@ -32,8 +32,8 @@ import (
 // fields — signal-items, schedule-items and strategy-items one row per symbol, strategy and
 // exchange with the value in payload; risk-items one per risk profile and exchange with
 // positions; partial-items and breakeven-items one per signal, keyed by signalId — and
-// this project's ledger in its own table. A bot on the official adapter and a runner of
-// this project read each other's state.
+// this project's ledger in its own table (its archive in another). A bot on the official
+// adapter and a runner of this project read each other's state.
 func DatabaseLayout(d Domain, k Key) dblayout.Layout {
 	name := string(d) + " " + k.String()
 	fields := []dblayout.Field{
@@ -52,6 +52,8 @@ func DatabaseLayout(d Domain, k Key) dblayout.Layout {
 		l.Only, l.ValueField, l.When = riskEntity, "positions", true
 	case Partial, Breakeven:
 		l.KeyField, l.When = "signalId", true
+	case HistoryArchive:
+		return dblayout.Archive(name)
 	default:
 		return dblayout.Own(name)
 	}
@@ -71,8 +73,9 @@ func ReplicaURLEnv(name string) string {
 // Database is an open connection to the database of a backend whose home is InDatabase,
 // shared by every store a Backend opens on it.
 type Database struct {
-	kind v1.PersistenceBackend
-	conn Connection
+	kind   v1.PersistenceBackend
+	tables bool // Kind.Tables
+	conn   Connection
 }
 
 // ErrBadURL: a connection URL that is not one of the backend's. The error never repeats
@@ -90,7 +93,7 @@ func OpenDatabase(ctx context.Context, b v1.PersistenceBackend, url string) (*Da
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b, err)
 	}
-	return &Database{kind: b, conn: conn}, nil
+	return &Database{kind: b, tables: k.Tables, conn: conn}, nil
 }
 
 // Backend is the domain backend of the database, writing under fencing f (none when its

@@ -296,6 +296,15 @@ func openStore(ctx context.Context, b Backend, d Domain, k Key) (driver.Driver, 
 // interrupted after the copy, and a replayed event written live since) keeps every event
 // either copy has: the archive never loses what it held.
 func archiveEntry(ctx context.Context, archive driver.Driver, e *HistoryEntry) error {
+	raw, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	// Nearly every entry is new to the archive: written blind first, read and merged
+	// only when it is there already.
+	if _, err := archive.Put(ctx, e.ID, raw, driver.Precondition{IfAbsent: true}); !errors.Is(err, driver.ErrConflict) {
+		return err
+	}
 	for {
 		merged, pre := e, driver.Precondition{IfAbsent: true}
 		old, err := archive.Get(ctx, e.ID)

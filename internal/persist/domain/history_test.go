@@ -18,8 +18,10 @@ package domain_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -27,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // recordSignals records n signals in the ledger of k, the first finished ones closed.
@@ -168,5 +171,50 @@ func recordSignalsFrom(t *testing.T, p *domain.Persistence, k domain.Key, from, 
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestArchiveLedgerMerges: on an archive store (a database's), the oldest finished entries
+// move out of the live ledger; one the archive holds already (a pass that stopped after
+// its copy, and an event replayed live since) keeps every event of both copies.
+func TestArchiveLedgerMerges(t *testing.T) {
+	ctx := context.Background()
+	b := domain.MemoryBackend()
+	p := domain.New(b)
+	defer func() { _ = p.Close() }()
+	k := domain.StrategyKey("BTCUSDT", "merger", "binance")
+	recordSignals(t, p, k, 10, 10)
+	archive, err := b(ctx, domain.HistoryArchive, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	had := domain.HistoryEntry{ID: "sig-000", Symbol: "BTCUSDT", Events: []domain.HistoryEvent{
+		{Kind: "scheduled", At: 999_000, Price: 99, Seq: 1}}}
+	raw, _ := json.Marshal(had)
+	if _, err := archive.Put(ctx, had.ID, raw, driver.Precondition{IfAbsent: true}); err != nil {
+		t.Fatal(err)
+	}
+
+	moved, err := domain.ArchiveLedger(ctx, b, k, 4)
+	if err != nil || moved != 8 {
+		t.Fatalf("moved %d (%v), want the 8 oldest of 10 with 4 kept", moved, err)
+	}
+	if live := liveKeys(t, p, k); len(live) != 2 {
+		t.Fatalf("live ledger %v, want the newest 2", live)
+	}
+	all, err := driver.ReadAll(ctx, archive)
+	if err != nil || len(all) != 8 {
+		t.Fatalf("archive holds %d entries (%v), want 8", len(all), err)
+	}
+	var merged domain.HistoryEntry
+	if err := json.Unmarshal(all["sig-000"].Value, &merged); err != nil {
+		t.Fatal(err)
+	}
+	kinds := make([]string, 0, len(merged.Events))
+	for _, ev := range merged.Events {
+		kinds = append(kinds, ev.Kind)
+	}
+	if want := []string{"scheduled", "opened", "closed"}; !slices.Equal(kinds, want) {
+		t.Fatalf("sig-000 in the archive has events %v, want %v: both copies' events", kinds, want)
 	}
 }

@@ -68,6 +68,9 @@ type Kind struct {
 	// Connect opens the database at url (InDatabase): nothing needs to be sent before the
 	// first call. An error must not repeat the URL, which holds credentials.
 	Connect func(ctx context.Context, url string) (Connection, error)
+	// Tables: the database keeps a store in the table its layout names (InDatabase);
+	// else the layout's Store name alone places it, and a table is never moved.
+	Tables bool
 }
 
 // Connection is an open database of a backend whose home is InDatabase.

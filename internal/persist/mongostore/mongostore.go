@@ -228,7 +228,7 @@ func (d *Driver) wantIndexes() []mongo.IndexModel {
 		unique = append(unique, bson.E{Key: f, Value: int32(1)})
 	}
 	out := []mongo.IndexModel{{Keys: unique, Options: options.Index().SetUnique(true)}}
-	if d.layout.Table == dblayout.OwnTable {
+	if d.layout.IsOwn() {
 		return out
 	}
 	single := d.layout.Unique()
