@@ -272,68 +272,76 @@ endef
 ##@ Benchmarks
 
 BENCH_COUNT ?= 3
+# Each section's rows are collected here, and printed as one table at the end.
+BENCH_TABLE_FILE = bin/bench-table.tsv
+BENCH_TABLE = -table $(BENCH_TABLE_FILE)
 
 .PHONY: bench
 bench: control-plane build ferretdb ## Run the benchmarks and print each figure beside its same-run baseline, as a ratio.
-	@mkdir -p bin
+	@mkdir -p bin && rm -f $(BENCH_TABLE_FILE)
 	go test ./internal/persist/filestore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-filestore.txt
 	@echo
-	@echo "file store (median of $(BENCH_COUNT) runs):"
-	@go run ./hack/benchratio -in bin/bench-filestore.txt \
+	@echo "file store, beside the same write in a plain loop and backtest-kit 19.5.0's own file persistence under Node (median of $(BENCH_COUNT) runs):"
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'File' -in bin/bench-filestore.txt \
 		-ratio 'FileStoreSequential/RawLoopSequential>=0.9' \
 		-ratio 'FileStoreConcurrent64/RawLoopConcurrent64' \
 		-ratio 'FileStoreConcurrent64/RawLoopSequential' \
-		-floor 'FileStoreConcurrent64>=6000'
+		-floor 'FileStoreConcurrent64>=6000' \
+		-ratio 'FileStoreSequential/BacktestKitOneKey>=1.3' \
+		-ratio 'FileStoreConcurrent64/BacktestKitConcurrent64>=5'
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./internal/persist/configmapstore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-configmap.txt
 	@echo
 	@echo "ConfigMap store on a real API server (median of $(BENCH_COUNT) runs):"
-	@go run ./hack/benchratio -in bin/bench-configmap.txt \
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'ConfigMap' -in bin/bench-configmap.txt \
 		-ratio 'StoreOneKey/RawUpdateOneKey>=0.9' \
 		-floor 'Store16Strategies>=1000' \
 		-ratio 'Store100Symbols/RawUpdate100Symbols' -floor 'Store100Symbols>=5000' \
 		-ratio 'Store16Contending/RetryOnConflict16Contending'
-	@go run ./hack/benchratio -in bin/bench-configmap.txt -metric failed \
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'ConfigMap' -in bin/bench-configmap.txt -metric failed \
 		-ceiling 'Store16Contending<=0' -show 'RetryOnConflict16Contending'
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./internal/persist/strategystatestore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-strategystate.txt
 	@echo
 	@echo "StrategyState store on a real API server (median of $(BENCH_COUNT) runs):"
-	@go run ./hack/benchratio -in bin/bench-strategystate.txt \
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'StrategyState' -in bin/bench-strategystate.txt \
 		-ratio 'StrategyState16Strategies/RawUpdateStrategyState16' -floor 'StrategyState16Strategies>=1000'
 	go test ./internal/persist/redisstore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-redis.txt
 	@echo
 	@echo "Redis store on a server the benchmark starts (append-only file, fsync always; median of $(BENCH_COUNT) runs):"
-	@go run ./hack/benchratio -in bin/bench-redis.txt \
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'Redis' -in bin/bench-redis.txt \
 		-ratio 'StoreOneKey/RawSetOneKey>=0.8' \
 		-ratio 'Store16Strategies/RawSet16Strategies' -floor 'Store16Strategies>=1000' \
 		-ratio 'Store100Symbols/RawSet100Symbols'
-	@go run ./hack/benchratio -in bin/bench-redis.txt -metric reads/s \
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'Redis' -in bin/bench-redis.txt -metric reads/s \
 		-ratio 'CachedReads1KiB/BareReads1KiB' -ratio 'CachedReads256KiB/BareReads256KiB'
 	go test ./internal/persist/pgstore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-postgresql.txt
 	@echo
 	@echo "PostgreSQL store on a server the benchmark starts (fsync, synchronous commit; median of $(BENCH_COUNT) runs):"
-	@go run ./hack/benchratio -in bin/bench-postgresql.txt \
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'PostgreSQL' -in bin/bench-postgresql.txt \
 		-ratio 'StoreOneKey/RawUpsertOneKey>=0.8' \
 		-ratio 'Store16Strategies/RawUpsert16Strategies' -floor 'Store16Strategies>=1000' \
 		-ratio 'Store100Symbols/RawUpsert100Symbols'
 	FERRETDB="$(FERRETDB)" go test ./internal/persist/mongostore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-mongodb.txt
 	@echo
 	@echo "MongoDB store on FerretDB over PostgreSQL, servers the benchmark starts (fsync, synchronous commit; median of $(BENCH_COUNT) runs):"
-	@go run ./hack/benchratio -in bin/bench-mongodb.txt \
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'MongoDB' -in bin/bench-mongodb.txt \
 		-ratio 'StoreOneKey/RawUpsertOneKey>=0.8' \
 		-ratio 'Store16Strategies/RawUpsert16Strategies' -floor 'Store16Strategies>=1000' \
 		-ratio 'Store100Symbols/RawUpsert100Symbols'
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./internal/stateserver -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-endpoint.txt
 	@echo
 	@echo "runner exec's state API (HTTP on a Unix socket) beside the same write in-process (median of $(BENCH_COUNT) runs):"
-	@go run ./hack/benchratio -in bin/bench-endpoint.txt \
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'runner exec API' -in bin/bench-endpoint.txt \
 		-ratio 'EndpointFile/InProcessFile>=0.8' -ratio 'EndpointConfigMap/InProcessConfigMap>=0.9'
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./test/scale -run '^$$' -bench 'Scale(1000Strategies|5000Strategies|10000States)$$' \
 		-benchtime 1x -count 1 -timeout 60m | tee bin/bench-scale.txt
 	@echo
 	@echo "Strategies applied at once, the manager as its own process: 1,000 and 5,000 of one symbol, 5,000 of two (10,000 StrategyStates):"
-	@go run ./hack/benchratio -in bin/bench-scale.txt -metric s-to-reconcile -ceiling 'Scale1000Strategies<=60' \
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'scale' -in bin/bench-scale.txt -metric s-to-reconcile -ceiling 'Scale1000Strategies<=60' \
 		-show 'Scale5000Strategies' -show 'Scale10000States' -ratio 'Scale5000Strategies/Scale1000Strategies'
 	@echo "5x the Strategies in at most 6x the time (5x, +20% for a larger etcd and API server): Strategies/s at 5,000 >= 0.83x of 1,000:"
-	@go run ./hack/benchratio -in bin/bench-scale.txt -metric strategies/s -ratio 'Scale5000Strategies/Scale1000Strategies>=0.83'
-	@go run ./hack/benchratio -in bin/bench-scale.txt -metric MiB-peak-rss -ceiling 'Scale10000States<=200' \
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'scale' -in bin/bench-scale.txt -metric strategies/s -ratio 'Scale5000Strategies/Scale1000Strategies>=0.83'
+	@go run ./hack/benchratio $(BENCH_TABLE) -section 'scale' -in bin/bench-scale.txt -metric MiB-peak-rss -ceiling 'Scale10000States<=200' \
 		-show 'Scale1000Strategies' -show 'Scale5000Strategies'
+	@echo
+	@echo "Every figure of this run, with its baseline from the same run and its goal:"
+	@go run ./hack/benchratio -print $(BENCH_TABLE_FILE)

@@ -20,11 +20,15 @@ limitations under the License.
 //	benchratio -in bench.txt -ratio 'FileStoreSequential/RawLoopSequential>=0.9' -floor 'FileStoreConcurrent64>=6000'
 //
 // Figures are the median over -count runs of a metric (writes/s by default). The exit
-// status is 1 when a target is missed and -strict is set.
+// status is 1 when a target is missed and -strict is set. With -table, the rows are also
+// added to a file that -print prints as one table, every section's rows together:
+//
+//	benchratio -print bin/bench-table.tsv
 package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,6 +37,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 )
 
 type list []string
@@ -85,21 +90,150 @@ func splitSpec(spec string) (name, base string, target float64, err error) {
 	return name, base, target, err
 }
 
-func verdict(ok bool, target float64) string {
-	switch {
-	case target == 0:
-		return ""
-	case ok:
-		return "target met"
-	default:
-		return "target MISSED"
+// row is one line of the table: a figure, its baseline (none for a floor, a ceiling or a
+// baseline shown alone), their ratio, the goal and whether it is met.
+type row struct {
+	Section, Figure, Value, Baseline, Ratio, Goal, Met string
+}
+
+func (r row) fields() []string {
+	return []string{r.Section, r.Figure, r.Value, r.Baseline, r.Ratio, r.Goal, r.Met}
+}
+
+var header = row{"SECTION", "FIGURE", "VALUE", "BASELINE", "RATIO", "GOAL", "MET"}
+
+func met(ok bool) string {
+	if ok {
+		return "met"
 	}
+	return "NOT MET"
+}
+
+// rows turns the specs into rows against data (the medians of metric); an error names a
+// bad spec or a figure missing from the input.
+func rows(data map[string][]float64, metric, section string, ratios, floors, ceilings, shows []string) ([]row, error) {
+	figure := func(name string) (float64, error) {
+		vs, ok := data[name]
+		if !ok {
+			return 0, fmt.Errorf("no %s figure for %s in the input", metric, name)
+		}
+		return median(vs), nil
+	}
+	value := func(v float64) string { return fmt.Sprintf("%.0f %s", v, metric) }
+	var out []row
+	for _, spec := range ratios {
+		name, base, target, err := splitSpec(spec)
+		if err != nil || base == "" {
+			return nil, fmt.Errorf("bad -ratio %q", spec)
+		}
+		v, err1 := figure(name)
+		bv, err2 := figure(base)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, err
+		}
+		r := row{Section: section, Figure: name, Value: value(v), Baseline: base + ": " + value(bv),
+			Ratio: fmt.Sprintf("%.2fx", v/bv)}
+		if target > 0 {
+			r.Goal, r.Met = fmt.Sprintf(">= %.2fx", target), met(v/bv >= target)
+		}
+		out = append(out, r)
+	}
+	for _, spec := range floors {
+		name, _, target, err := splitSpec(spec)
+		if err != nil {
+			return nil, fmt.Errorf("bad -floor %q", spec)
+		}
+		v, err := figure(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, row{Section: section, Figure: name, Value: value(v),
+			Goal: fmt.Sprintf(">= %.0f", target), Met: met(v >= target)})
+	}
+	for _, spec := range ceilings {
+		name, rhs, found := strings.Cut(spec, "<=")
+		limit, err := strconv.ParseFloat(rhs, 64)
+		if !found || err != nil {
+			return nil, fmt.Errorf("bad -ceiling %q", spec)
+		}
+		v, err := figure(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, row{Section: section, Figure: name, Value: value(v),
+			Goal: fmt.Sprintf("<= %.0f", limit), Met: met(v <= limit)})
+	}
+	for _, name := range shows {
+		v, err := figure(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, row{Section: section, Figure: name, Value: value(v), Goal: "(a baseline)"})
+	}
+	return out, nil
+}
+
+// printTable prints rows aligned, under the header, with "-" in empty cells.
+func printTable(w io.Writer, rs []row) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, r := range append([]row{header}, rs...) {
+		cells := r.fields()
+		for i, c := range cells {
+			if c == "" {
+				cells[i] = "-"
+			}
+		}
+		if _, err := fmt.Fprintln(tw, strings.Join(cells, "\t")); err != nil {
+			return err
+		}
+	}
+	return tw.Flush()
+}
+
+// readTable reads the rows a -table file collected (tab-separated, one a line).
+func readTable(path string) ([]row, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out []row
+	for line := range strings.Lines(string(data)) {
+		f := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
+		if len(f) != len(header.fields()) {
+			return nil, fmt.Errorf("%s: a line of %d fields, want %d: %q", path, len(f), len(header.fields()), line)
+		}
+		out = append(out, row{f[0], f[1], f[2], f[3], f[4], f[5], f[6]})
+	}
+	return out, nil
+}
+
+// appendTable adds rows to the -table file.
+func appendTable(path string, rs []row) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	for _, r := range rs {
+		if _, err := fmt.Fprintln(f, strings.Join(r.fields(), "\t")); err != nil {
+			_ = f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "error:", err)
+	os.Exit(2)
 }
 
 func main() {
 	in := flag.String("in", "-", "benchmark output to read, - for stdin")
 	metric := flag.String("metric", "writes/s", "metric to compare")
 	strict := flag.Bool("strict", false, "exit 1 when a target is missed")
+	section := flag.String("section", "", "the rows' section in the table (for example the store measured)")
+	table := flag.String("table", "", "a file to add the rows to, for -print")
+	printPath := flag.String("print", "", "print the rows collected in this -table file as one table, and stop")
 	var ratios, floors, ceilings, shows list
 	flag.Var(&ratios, "ratio", "NAME/BASE[>=MIN]: print NAME's figure beside BASE's and their ratio")
 	flag.Var(&floors, "floor", "NAME>=MIN: print NAME's figure against an absolute target")
@@ -107,92 +241,52 @@ func main() {
 	flag.Var(&ceilings, "ceiling", "NAME<=MAX: print NAME's figure against an upper bound (for example failed writes)")
 	flag.Parse()
 
+	if *printPath != "" {
+		rs, err := readTable(*printPath)
+		if err != nil {
+			fail(err)
+		}
+		if err := printTable(os.Stdout, rs); err != nil {
+			fail(err)
+		}
+		goals, missed := 0, 0
+		for _, r := range rs {
+			if r.Met != "" {
+				goals++
+			}
+			if r.Met == met(false) {
+				missed++
+			}
+		}
+		fmt.Printf("%d goals, %d met, %d not met\n", goals, goals-missed, missed)
+		return
+	}
 	var r io.Reader = os.Stdin
 	if *in != "-" {
 		f, err := os.Open(*in)
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "error:", err)
-			os.Exit(2)
+			fail(err)
 		}
 		defer func() { _ = f.Close() }()
 		r = f
 	}
 	data, err := parse(r, *metric)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(2)
+		fail(err)
 	}
-	figure := func(name string) (float64, bool) {
-		vs, ok := data[name]
-		if !ok {
-			fmt.Fprintf(os.Stderr, "error: no %s figure for %s in the input\n", *metric, name)
-			return 0, false
-		}
-		return median(vs), true
+	rs, err := rows(data, *metric, *section, ratios, floors, ceilings, shows)
+	if err != nil {
+		fail(err)
 	}
-
-	missed := false
-	for _, spec := range ratios {
-		name, base, target, err := splitSpec(spec)
-		if err != nil || base == "" {
-			fmt.Fprintf(os.Stderr, "error: bad -ratio %q\n", spec)
-			os.Exit(2)
-		}
-		v, ok1 := figure(name)
-		bv, ok2 := figure(base)
-		if !ok1 || !ok2 {
-			os.Exit(2)
-		}
-		ratio := v / bv
-		ok := ratio >= target
-		missed = missed || !ok
-		goal := ""
-		if target > 0 {
-			goal = fmt.Sprintf(" (target >= %.2fx) %s", target, verdict(ok, target))
-		}
-		fmt.Printf("%-24s %8.0f %s  vs %-22s %8.0f  ratio %.2fx%s\n", name, v, *metric, base, bv, ratio, goal)
+	if err := printTable(os.Stdout, rs); err != nil {
+		fail(err)
 	}
-	for _, spec := range floors {
-		name, _, target, err := splitSpec(spec)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "error: bad -floor %q\n", spec)
-			os.Exit(2)
+	if *table != "" {
+		if err := appendTable(*table, rs); err != nil {
+			fail(err)
 		}
-		v, ok := figure(name)
-		if !ok {
-			os.Exit(2)
-		}
-		met := v >= target
-		missed = missed || !met
-		fmt.Printf("%-24s %8.0f %s  (target >= %.0f) %s\n", name, v, *metric, target, verdict(met, target))
 	}
-	for _, spec := range ceilings {
-		name, rhs, found := strings.Cut(spec, "<=")
-		limit, err := strconv.ParseFloat(rhs, 64)
-		if !found || err != nil {
-			fmt.Fprintf(os.Stderr, "error: bad -ceiling %q\n", spec)
-			os.Exit(2)
-		}
-		v, ok := figure(name)
-		if !ok {
-			os.Exit(2)
-		}
-		met := v <= limit
-		missed = missed || !met
-		word := "target MISSED"
-		if met {
-			word = "target met"
-		}
-		fmt.Printf("%-24s %8.0f %s  (target <= %.0f) %s\n", name, v, *metric, limit, word)
-	}
-	for _, name := range shows {
-		v, ok := figure(name)
-		if !ok {
-			os.Exit(2)
-		}
-		fmt.Printf("%-24s %8.0f %s  (baseline)\n", name, v, *metric)
-	}
-	if missed && *strict {
+	if *strict && slices.ContainsFunc(rs, func(r row) bool { return r.Met == met(false) }) {
 		os.Exit(1)
 	}
 }

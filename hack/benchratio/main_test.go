@@ -17,6 +17,9 @@ limitations under the License.
 package main
 
 import (
+	"errors"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -51,5 +54,41 @@ func TestSplitSpec(t *testing.T) {
 	}
 	if _, _, _, err := splitSpec("A>=x"); err == nil {
 		t.Fatal("a target that is not a number must be an error")
+	}
+}
+
+// TestTableCollectsEverySection: rows of two invocations, added to one -table file, read
+// back as one table, with each goal judged against its figure.
+func TestTableCollectsEverySection(t *testing.T) {
+	data := map[string][]float64{"A": {90, 100, 110}, "B": {50}}
+	first, err := rows(data, "writes/s", "one", []string{"A/B>=3"}, []string{"A>=10"}, nil, []string{"B"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := rows(data, "writes/s", "two", []string{"A/B"}, nil, []string{"B<=40"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "table.tsv")
+	if err := errors.Join(appendTable(path, first), appendTable(path, second)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readTable(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []row{
+		{"one", "A", "100 writes/s", "B: 50 writes/s", "2.00x", ">= 3.00x", "NOT MET"},
+		{"one", "A", "100 writes/s", "", "", ">= 10", "met"},
+		{"one", "B", "50 writes/s", "", "", "(a baseline)", ""},
+		{"two", "A", "100 writes/s", "B: 50 writes/s", "2.00x", "", ""},
+		{"two", "B", "50 writes/s", "", "", "<= 40", "NOT MET"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("table:\n%v\nwant:\n%v", got, want)
+	}
+	if _, err := rows(data, "writes/s", "", []string{"A/C"}, nil, nil, nil); err == nil ||
+		!strings.Contains(err.Error(), "C") {
+		t.Fatalf("a missing baseline: %v, want an error naming it", err)
 	}
 }
