@@ -308,7 +308,8 @@ bench: control-plane build ferretdb ## Run the benchmarks and print each figure 
 	@echo
 	@echo "Redis store on a server the benchmark starts (append-only file, fsync always; median of $(BENCH_COUNT) runs):"
 	@go run ./hack/benchratio $(BENCH_TABLE) -section 'Redis' -in bin/bench-redis.txt \
-		-ratio 'StoreOneKey/RawSetOneKey>=0.8' \
+		-ratio 'StoreOneKey/RawSetOneKey>=0.9' \
+		-ratio 'Store16Strategies/RawSetOneKey>=3' \
 		-ratio 'Store16Strategies/RawSet16Strategies' -floor 'Store16Strategies>=1000' \
 		-ratio 'Store100Symbols/RawSet100Symbols'
 	@go run ./hack/benchratio $(BENCH_TABLE) -section 'Redis' -in bin/bench-redis.txt -metric reads/s \
@@ -317,14 +318,16 @@ bench: control-plane build ferretdb ## Run the benchmarks and print each figure 
 	@echo
 	@echo "PostgreSQL store on a server the benchmark starts (fsync, synchronous commit; median of $(BENCH_COUNT) runs):"
 	@go run ./hack/benchratio $(BENCH_TABLE) -section 'PostgreSQL' -in bin/bench-postgresql.txt \
-		-ratio 'StoreOneKey/RawUpsertOneKey>=0.8' \
+		-ratio 'StoreOneKey/RawUpsertOneKey>=0.9' \
+		-ratio 'Store16Strategies/RawUpsertOneKey>=3' \
 		-ratio 'Store16Strategies/RawUpsert16Strategies' -floor 'Store16Strategies>=1000' \
 		-ratio 'Store100Symbols/RawUpsert100Symbols'
 	FERRETDB="$(FERRETDB)" go test ./internal/persist/mongostore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-mongodb.txt
 	@echo
 	@echo "MongoDB store on FerretDB over PostgreSQL, servers the benchmark starts (fsync, synchronous commit; median of $(BENCH_COUNT) runs):"
 	@go run ./hack/benchratio $(BENCH_TABLE) -section 'MongoDB' -in bin/bench-mongodb.txt \
-		-ratio 'StoreOneKey/RawUpsertOneKey>=0.8' \
+		-ratio 'StoreOneKey/RawUpsertOneKey>=0.9' \
+		-ratio 'Store16Strategies/RawUpsertOneKey>=3' \
 		-ratio 'Store16Strategies/RawUpsert16Strategies' -floor 'Store16Strategies>=1000' \
 		-ratio 'Store100Symbols/RawUpsert100Symbols'
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./internal/stateserver -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-endpoint.txt
