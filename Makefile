@@ -10,6 +10,8 @@ KUSTOMIZE_VERSION ?= v5.7.1
 GOLANGCI_LINT_VERSION ?= v2.15.0
 # The MongoDB-protocol server the tests start (hack/tools/ferretdb pins the same version).
 FERRETDB_VERSION ?= v1.24.2
+# promtool, from the Prometheus module, checks and unit-tests the alerting rules (test/alerts).
+PROMTOOL_VERSION ?= v0.316.0
 # The Helm CLI the e2e suite installs the chart with, built from the module proxy.
 HELM_VERSION ?= v4.3.1
 
@@ -43,6 +45,7 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
 FERRETDB ?= $(LOCALBIN)/ferretdb-$(FERRETDB_VERSION)
+PROMTOOL ?= $(LOCALBIN)/promtool-$(PROMTOOL_VERSION)
 HELM ?= $(LOCALBIN)/helm
 
 .PHONY: all
@@ -116,6 +119,17 @@ $(FERRETDB):
 	cd hack/tools/ferretdb && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "$(FERRETDB).tmp" .
 	mv "$(FERRETDB).tmp" "$(FERRETDB)"
 
+.PHONY: promtool
+promtool: $(PROMTOOL) ## Build promtool (the Prometheus module's, without service discovery) for the alert tests (once).
+$(PROMTOOL):
+	@got=$$(cd hack/tools/promtool && go list -m -f '{{.Version}}' github.com/prometheus/prometheus); \
+		[[ "$$got" == "$(PROMTOOL_VERSION)" ]] || { \
+		echo "error: hack/tools/promtool requires Prometheus $$got but the Makefile pins $(PROMTOOL_VERSION)" >&2; exit 1; }
+	@echo "building promtool $(PROMTOOL_VERSION) into $(PROMTOOL) (first time only)" >&2
+	cd hack/tools/promtool && CGO_ENABLED=0 go build -tags remove_all_sd -trimpath -ldflags "-s -w" \
+		-o "$(PROMTOOL).tmp" github.com/prometheus/prometheus/cmd/promtool
+	mv "$(PROMTOOL).tmp" "$(PROMTOOL)"
+
 ##@ Test
 
 .PHONY: test
@@ -138,8 +152,8 @@ test-servers: ## Check that the database servers the tests start (PostgreSQL, Re
 		exit 1; }
 
 .PHONY: test-unit
-test-unit: control-plane test-servers ferretdb sdk-ts ## Unit and envtest suites on a real kube-apiserver and etcd.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $$(go list ./... | grep -v -e '/internal/runner$$' -e /test/soak) -count=1 -race -timeout 30m
+test-unit: control-plane test-servers ferretdb promtool sdk-ts ## Unit and envtest suites on a real kube-apiserver and etcd.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" PROMTOOL="$(PROMTOOL)" go test $$(go list ./... | grep -v -e '/internal/runner$$' -e /test/soak) -count=1 -race -timeout 30m
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
 	cd examples/store-driver && go vet ./... && go test ./... -count=1 -race -v
 	cd test/docs && go vet ./... && go test ./... -count=1 -v
