@@ -218,3 +218,79 @@ func TestNoConfusedDeputy(t *testing.T) {
 		t.Fatalf("updating a label of a Strategy was checked as if its references changed: %v", err)
 	}
 }
+
+// TestOwnCodeNeedsPodCreate: a Strategy that names an image or a command runs code of its
+// author's choosing with the runner's ServiceAccount, so setting or changing either needs
+// the right to create pods in the namespace; an editor without it may still create and
+// change Strategies on the default runner, and change the rest of one a pod creator set up.
+func TestOwnCodeNeedsPodCreate(t *testing.T) {
+	ctx := context.Background()
+	apply(ctx, t, "config/rbac/strategy_editor_role.yaml", "config/policy/strategy_references_policy.yaml")
+	ns := env.Namespace(ctx, t)
+	editor := user(ctx, t, ns, "code-editor")
+	podMaker := user(ctx, t, ns, "pod-maker", rbacv1.PolicyRule{APIGroups: []string{""},
+		Resources: []string{"pods"}, Verbs: []string{"create"}})
+	const refused = "spec.image, spec.command: a Strategy that names an image or a command runs code of your choosing"
+
+	withImage := strategyWithEnv(ns, "own-image")
+	withImage.Spec.Image = "registry.example.com/attacker:latest"
+	// The policy takes effect once the API server has loaded it.
+	var err error
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		err = editor.Create(ctx, withImage.DeepCopy())
+		if err != nil || time.Now().After(deadline) {
+			break
+		}
+		if err := env.Client.Delete(ctx, withImage.DeepCopy()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), refused) {
+		t.Fatalf("an editor who may not create pods named an image of their own: got %v", err)
+	}
+	withCommand := strategyWithEnv(ns, "own-command")
+	withCommand.Spec.Image = "node-bot:dev"
+	withCommand.Spec.Command = []string{"/bin/sh", "-c", "cat /var/run/secrets/kubernetes.io/serviceaccount/token"}
+	if err := editor.Create(ctx, withCommand.DeepCopy()); !apierrors.IsForbidden(err) ||
+		!strings.Contains(err.Error(), refused) {
+		t.Fatalf("an editor who may not create pods named a command: got %v", err)
+	}
+
+	// On the default runner the editor may create and change Strategies...
+	plain := strategyWithEnv(ns, "plain-runner")
+	if err := editor.Create(ctx, plain); err != nil {
+		t.Fatalf("the editor's Strategy on the default runner was refused: %v", err)
+	}
+	// ...but not add an image later.
+	edited := plain.DeepCopy()
+	edited.Spec.Image = "registry.example.com/attacker:latest"
+	if err := editor.Update(ctx, edited); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), refused) {
+		t.Fatalf("the editor added an image to a Strategy: got %v", err)
+	}
+
+	// A user who may create pods may name both; the editor may then change the rest of
+	// that Strategy, but neither its command nor its image.
+	bot := strategyWithEnv(ns, "bot")
+	bot.Spec.Image, bot.Spec.Command = "node-bot:dev", []string{"node", "bot.js"}
+	if err := podMaker.Create(ctx, bot); err != nil {
+		t.Fatalf("a user who may create pods could not name an image and a command: %v", err)
+	}
+	bot.Spec.Symbols = append(bot.Spec.Symbols, "ETHUSDT")
+	if err := editor.Update(ctx, bot); err != nil {
+		t.Fatalf("the editor could not add a symbol to a Strategy whose image and command stay: %v", err)
+	}
+	for field, change := range map[string]func(*v1.Strategy){
+		"command": func(s *v1.Strategy) { s.Spec.Command = []string{"node", "other.js"} },
+		"image":   func(s *v1.Strategy) { s.Spec.Image = "node-bot:other" },
+	} {
+		edited := bot.DeepCopy()
+		change(edited)
+		if err := editor.Update(ctx, edited); !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), refused) {
+			t.Fatalf("the editor changed a Strategy's %s: got %v", field, err)
+		}
+	}
+	bot.Spec.Command = []string{"node", "other.js"}
+	if err := podMaker.Update(ctx, bot); err != nil {
+		t.Fatalf("a user who may create pods could not change the command: %v", err)
+	}
+}
