@@ -152,8 +152,8 @@ test-servers: ## Check that the database servers the tests start (PostgreSQL, Re
 		exit 1; }
 
 .PHONY: test-unit
-test-unit: control-plane test-servers ferretdb promtool sdk-ts ## Unit and envtest suites on a real kube-apiserver and etcd.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" PROMTOOL="$(PROMTOOL)" go test $$(go list ./... | grep -v -e '/internal/runner$$' -e /test/soak) -count=1 -race -timeout 30m
+test-unit: control-plane test-servers ferretdb promtool helm sdk-ts ## Unit and envtest suites on a real kube-apiserver and etcd.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" PROMTOOL="$(PROMTOOL)" HELM="$(HELM)" go test $$(go list ./... | grep -v -e '/internal/runner$$' -e /test/soak) -count=1 -race -timeout 30m
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
 	cd examples/store-driver && go vet ./... && go test ./... -count=1 -race -v
 	cd test/docs && go vet ./... && go test ./... -count=1 -v

@@ -27,6 +27,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -83,6 +84,9 @@ func run(in, prometheus, out, appVersion string) error {
 				return err
 			}
 			if name != "" {
+				files[name] = text
+			}
+			if name, text, ok := watchedBindings(o); ok {
 				files[name] = text
 			}
 		}
@@ -150,6 +154,9 @@ func template(o object, wrapAll string) (string, string, error) {
 	case "ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding":
 		dir = "rbac"
 		file = strings.ToLower(kind) + "-" + file
+		if isManagerBinding(o) {
+			wrap = "not .Values.watchNamespaces" // a RoleBinding in each (watchedBindings)
+		}
 	case "Deployment":
 		dir = "manager"
 		if err := deployment(o); err != nil {
@@ -179,6 +186,34 @@ func template(o object, wrapAll string) (string, string, error) {
 		text = "{{- if " + wrap + " }}\n" + text + "{{- end }}\n"
 	}
 	return filepath.Join("templates", dir, file+".yaml"), generatedHeader + text, nil
+}
+
+// isManagerBinding: o is the ClusterRoleBinding of the manager's own rules.
+func isManagerBinding(o object) bool {
+	meta, _ := o["metadata"].(map[string]any)
+	return o["kind"] == "ClusterRoleBinding" && meta["name"] == namePrefix+"manager-rolebinding"
+}
+
+// watchedBindings is, for the manager's ClusterRoleBinding, the template of its
+// namespace-scoped install: the same binding as a RoleBinding in each namespace of
+// .Values.watchNamespaces (a ClusterRole bound by a RoleBinding grants nothing outside its
+// namespace), as config/namespaced binds it.
+func watchedBindings(o object) (name, text string, ok bool) {
+	if !isManagerBinding(o) {
+		return "", "", false
+	}
+	rb, meta := maps.Clone(o), maps.Clone(o["metadata"].(map[string]any))
+	meta["namespace"] = "__WATCHED__"
+	rb["kind"], rb["metadata"] = "RoleBinding", meta
+	data, err := yaml.Marshal(rb)
+	if err != nil {
+		return "", "", false
+	}
+	// In range, "." is the namespace: the release is $.Release.
+	body := strings.ReplaceAll(expressions(string(data)), "{{ .Release.", "{{ $.Release.")
+	body = strings.ReplaceAll(body, "namespace: __WATCHED__", "namespace: {{ $watched }}")
+	text = "{{- range $watched := .Values.watchNamespaces }}\n---\n" + body + "{{- end }}\n"
+	return filepath.Join("templates", "rbac", "rolebinding-manager-watched.yaml"), generatedHeader + text, true
 }
 
 // deployment marks the manager's fields a chart user sets, for expressions to replace.
@@ -233,6 +268,8 @@ func expressions(s string) string {
 	s = extraArgsLine.ReplaceAllStringFunc(s, func(line string) string {
 		indent := line[:len(line)-len(strings.TrimLeft(line, " "))]
 		return indent + `- --backends={{ join "," .Values.backends }}` + "\n" +
+			indent + "{{- if .Values.watchNamespaces }}\n" +
+			indent + `- --watch-namespaces={{ join "," .Values.watchNamespaces }}` + "\n" + indent + "{{- end }}\n" +
 			indent + "{{- range .Values.manager.args }}\n" + indent + "- {{ . | quote }}\n" + indent + "{{- end }}"
 	})
 	s = keepLine.ReplaceAllString(s, "${1}{{- if .Values.crd.keep }}\n${1}helm.sh/resource-policy: keep\n${1}{{- end }}")

@@ -18,6 +18,10 @@ package main
 
 import (
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,7 +70,9 @@ func TestTheManagerDeploymentTakesItsValues(t *testing.T) {
 		"imagePullPolicy: {{ .Values.manager.image.pullPolicy }}",
 		"- --runner-image={{ .Values.runner.image.repository }}:{{ .Values.runner.image.tag | default .Chart.AppVersion }}",
 		"- --metrics-bind-address={{ if .Values.metrics.enable }}[$(POD_IP)]:8443{{ else }}0{{ end }}",
-		"        - --backends={{ join \",\" .Values.backends }}\n        {{- range .Values.manager.args }}",
+		"        - --backends={{ join \",\" .Values.backends }}\n        {{- if .Values.watchNamespaces }}\n" +
+			"        - --watch-namespaces={{ join \",\" .Values.watchNamespaces }}\n        {{- end }}\n" +
+			"        {{- range .Values.manager.args }}",
 		"        resources: {{- toYaml .Values.manager.resources | nindent 10 }}",
 	} {
 		if !strings.Contains(text, want) {
@@ -115,5 +121,95 @@ metadata: {name: strategies.trading.strategyops.dev}
 	if err != nil || !strings.Contains(text, "{{- if .Values.prometheus.enable }}") ||
 		!strings.Contains(text, `Strategy {{ "{{" }} $labels.strategy {{ "}}" }} stalled`) {
 		t.Errorf("a PrometheusRule: %v\n%s", err, text)
+	}
+}
+
+// helmTemplate renders dist/chart with the Helm CLI ($HELM, which make test-unit builds)
+// and the values given, and returns its objects by kind and name (namespace/name when
+// namespaced).
+func helmTemplate(t *testing.T, set ...string) map[string]object {
+	t.Helper()
+	helm := os.Getenv("HELM")
+	if helm == "" {
+		t.Fatal("HELM is not set: run make helm, and HELM=bin/helm (make test-unit sets it)")
+	}
+	args := make([]string, 0, 5+2*len(set))
+	args = append(args, "template", "strategy-operator", filepath.Join("..", "..", "dist", "chart"),
+		"--namespace", "operator")
+	for _, s := range set {
+		args = append(args, "--set", s)
+	}
+	out, err := exec.Command(helm, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("helm template: %v\n%s", err, out)
+	}
+	objects := map[string]object{}
+	for doc := range strings.SplitSeq(string(out), "\n---\n") {
+		var o object
+		if err := yaml.Unmarshal([]byte(doc), &o); err != nil {
+			t.Fatalf("helm template printed %v:\n%s", err, doc)
+		}
+		if len(o) == 0 {
+			continue
+		}
+		meta, _ := o["metadata"].(map[string]any)
+		name, _ := meta["name"].(string)
+		if ns, _ := meta["namespace"].(string); ns != "" {
+			name = ns + "/" + name
+		}
+		objects[o["kind"].(string)+" "+name] = o
+	}
+	return objects
+}
+
+func managerArgs(t *testing.T, objects map[string]object) []any {
+	t.Helper()
+	d, ok := objects["Deployment operator/strategy-operator-controller-manager"]
+	if !ok {
+		t.Fatal("no manager Deployment")
+	}
+	c := d["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0]
+	return c.(map[string]any)["args"].([]any)
+}
+
+// TestNamespacedInstall: with watchNamespaces, the chart binds the manager's ClusterRole in
+// each of those namespaces only, never cluster-wide, and tells the manager to watch them;
+// without, the binding is cluster-wide and the manager watches every namespace.
+func TestNamespacedInstall(t *testing.T) {
+	const binding = "strategy-operator-manager-rolebinding"
+	all := helmTemplate(t)
+	if _, ok := all["ClusterRoleBinding "+binding]; !ok {
+		t.Error("the default install has no cluster-wide binding of the manager's rules")
+	}
+	for key := range all {
+		if strings.HasPrefix(key, "RoleBinding ") && strings.HasSuffix(key, "/"+binding) {
+			t.Errorf("the default install has %s", key)
+		}
+	}
+	watching := func(a any) bool { return strings.HasPrefix(a.(string), "--watch-namespaces") }
+	if slices.ContainsFunc(managerArgs(t, all), watching) {
+		t.Errorf("the default install's manager watches some namespaces only: %v", managerArgs(t, all))
+	}
+
+	scoped := helmTemplate(t, "watchNamespaces={team-a,team-b}")
+	if _, ok := scoped["ClusterRoleBinding "+binding]; ok {
+		t.Error("the namespace-scoped install binds the manager's rules cluster-wide")
+	}
+	for _, ns := range []string{"team-a", "team-b"} {
+		rb, ok := scoped["RoleBinding "+ns+"/"+binding]
+		if !ok {
+			t.Errorf("the namespace-scoped install does not bind the manager's rules in %s", ns)
+			continue
+		}
+		ref := rb["roleRef"].(map[string]any)
+		subject := rb["subjects"].([]any)[0].(map[string]any)
+		if ref["kind"] != "ClusterRole" || ref["name"] != "strategy-operator-manager-role" ||
+			subject["name"] != "strategy-operator-controller-manager" || subject["namespace"] != "operator" {
+			t.Errorf("the RoleBinding in %s binds %v to %v", ns, ref, subject)
+		}
+	}
+	if !slices.Contains(managerArgs(t, scoped), any("--watch-namespaces=team-a,team-b")) {
+		t.Errorf("the namespace-scoped install's manager args: %v, want --watch-namespaces=team-a,team-b",
+			managerArgs(t, scoped))
 	}
 }

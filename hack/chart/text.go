@@ -27,7 +27,7 @@ manager:
     pullPolicy: IfNotPresent
   # More than one replica stands by: leader election hands over when the leader dies.
   replicas: 1
-  # Extra manager flags, for example --watch-namespaces=trading or --allowed-images=….
+  # Extra manager flags, for example --allowed-images=….
   args: []
   resources:
     limits:
@@ -43,6 +43,13 @@ runner:
     repository: strategy-runner
     # Empty: the chart's appVersion.
     tag: ""
+
+# A namespace-scoped install: the manager runs the Strategies of these namespaces only, and
+# holds its rights only there (its ClusterRole bound by a RoleBinding in each, no
+# ClusterRoleBinding). Empty: every namespace. With metrics.enable the manager still needs
+# its cluster-wide binding for the metrics' token and access reviews: set it false for
+# nothing cluster-wide.
+watchNamespaces: []
 
 # The persistence backends Strategies may use.
 backends: [File, ConfigMap, StrategyState, Redis, PostgreSQL, MongoDB]
@@ -65,7 +72,8 @@ prometheus:
 
 policy:
   # The admission policy that keeps Strategy editors from naming Secrets and stores
-  # they may not read.
+  # they may not read, or code of their own (an image, a command) without the right to
+  # create pods.
   enable: true
 `
 
