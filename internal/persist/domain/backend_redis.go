@@ -32,18 +32,22 @@ func init() {
 	Register(Kind{Name: v1.BackendRedis, Home: InDatabase, Connect: connectRedis})
 }
 
-type redisConnection struct{ client *redis.Client }
+// redisConnection is one client, whose stores' concurrent writes share pipelines.
+type redisConnection struct {
+	client *redis.Client
+	batch  *redisstore.Batch
+}
 
 func connectRedis(_ context.Context, url string) (Connection, error) {
 	c, err := redisstore.Connect(url)
 	if err != nil {
 		return nil, fmt.Errorf("%w (want redis://[user:password@]host:port/db)", ErrBadURL)
 	}
-	return redisConnection{c}, nil
+	return redisConnection{c, redisstore.NewBatch(c)}, nil
 }
 
 func (c redisConnection) Store(l dblayout.Layout, f driver.Fencing) driver.Driver {
-	return redisstore.New(c.client, l.Store, f)
+	return redisstore.New(c.client, l.Store, f).WithBatch(c.batch)
 }
 
 func (c redisConnection) Close() { _ = c.client.Close() }

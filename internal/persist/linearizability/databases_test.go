@@ -170,6 +170,23 @@ func redisDrivers(t *testing.T, r *testenv.Redis, addrs []string) []driver.Drive
 	return initAll(t, drivers)
 }
 
+// batchedRedisDrivers opens n drivers on one store through one client at addr, their
+// writes sharing pipelines through one Batch, as a runner's stores share their connection.
+func batchedRedisDrivers(t *testing.T, r *testenv.Redis, addr string, n int) []driver.Driver {
+	t.Helper()
+	c, err := redisstore.Connect(fmt.Sprintf("redis://:%s@%s/0", r.Password, addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	batch := redisstore.NewBatch(c)
+	drivers := make([]driver.Driver, n)
+	for i := range drivers {
+		drivers[i] = retryUnsent{redisstore.New(c, "linearizability", redisstore.Fencing{}).WithBatch(batch)}
+	}
+	return initAll(t, drivers)
+}
+
 func addrs(ps []*testenv.Proxy) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
@@ -193,6 +210,17 @@ func TestRedisConnectionCuts(t *testing.T) {
 	ps := proxies(t, r.Addr)
 	requireLinearizable(t, run{name: "redis, connection cuts", keys: dbKeys, ops: dbOps, timeout: dbTimeout,
 		drivers: redisDrivers(t, r, addrs(ps)), faults: cuts(ps, databasePace)})
+}
+
+// TestRedisBatchedConnectionCuts: drivers whose writes share pipelines (one client, one
+// Batch), while its connections are cut mid-pipeline: each write of a cut pipeline has an
+// unknown outcome, and the history stays linearizable.
+func TestRedisBatchedConnectionCuts(t *testing.T) {
+	r := startRedis(t)
+	ps := proxies(t, r.Addr)
+	requireLinearizable(t, run{name: "redis, batched writes, connection cuts", keys: dbKeys, ops: dbOps,
+		timeout: dbTimeout, drivers: batchedRedisDrivers(t, r, ps[0].Addr(), dbClients), shared: dbClients,
+		faults: cuts(ps[:1], databasePace)})
 }
 
 // TestRedisServerKill: separate Redis drivers while the server is SIGKILLed and started

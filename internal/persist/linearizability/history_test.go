@@ -194,6 +194,9 @@ type run struct {
 	ops     int           // per client
 	timeout time.Duration // per operation
 	drivers []driver.Driver
+	// shared is how many drivers go through each connection the faults cut (1 when unset):
+	// a cut can leave each of them without an answer.
+	shared int
 	// faults, when set, injects faults while the clients run, watching progress (the
 	// fraction of calls made), and returns how many it injected and of what kind.
 	faults func(progress func() float64) faults
@@ -239,12 +242,13 @@ type faults struct {
 
 // unanswered bounds the calls that f could leave without an answer in r, from what the
 // test did, not from how fast the machine runs: per client cut off, the call it had under
-// way and one begun on a connection already cut but not yet seen closed; per server kill,
+// way and one begun on a connection already cut but not yet seen closed, for each driver
+// sharing that client's connections (their writes in one pipeline); per server kill,
 // for every client, those two, one more per call timeout the server stayed away, and one
 // begun just before the restarted server answered again: its first answers are slow (its
 // caches fill), so that call can reach its timeout too.
 func (r run) unanswered(f faults) int {
-	n := 2 * f.cut
+	n := 2 * f.cut * max(1, r.shared)
 	for _, down := range f.outages {
 		n += len(r.drivers) * (3 + int(down/r.timeout))
 	}

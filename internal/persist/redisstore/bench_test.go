@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/strategyops/strategy-operator/internal/persist/cachestore"
@@ -46,11 +47,19 @@ func benchRow(n int) row { return row{ID: "1af31ee8-c897-4000-a4dc-55369e459000"
 
 var benchStores int
 
-// benchStore is a fenced store of its own, as a runner writes.
-func benchStore(b *testing.B) *persist.Store[row] {
+// benchBatch is the batch the benchmark stores share, as a runner's stores share their
+// connection's.
+var benchBatch = sync.OnceValue(func() *redisstore.Batch { return redisstore.NewBatch(client) })
+
+// benchStore is a fenced store of its own, as a runner writes: through the shared batch,
+// unless unbatched.
+func benchStore(b *testing.B, unbatched ...bool) *persist.Store[row] {
 	benchStores++
-	s := persist.NewStore[row]("bench", redisstore.New(client, fmt.Sprintf("bench-%d", benchStores),
-		redisstore.Fencing{Writer: "bench", Token: 1}))
+	d := redisstore.New(client, fmt.Sprintf("bench-%d", benchStores), redisstore.Fencing{Writer: "bench", Token: 1})
+	if len(unbatched) == 0 {
+		d = d.WithBatch(benchBatch())
+	}
+	s := persist.NewStore[row]("bench", d)
 	if _, err := s.Init(context.Background(), true); err != nil {
 		b.Fatal(err)
 	}
@@ -90,11 +99,21 @@ func BenchmarkRawSet16Strategies(b *testing.B) {
 	testenv.ParallelWrites(b, 16, func(g, i int) error { return rawWrite(ctx, fmt.Sprintf("raw-%d", g), i) })
 }
 
-// BenchmarkStore16Strategies: 16 strategies, each its own store, writing at once.
-func BenchmarkStore16Strategies(b *testing.B) {
+// BenchmarkStore16Strategies: 16 strategies, each its own store, writing at once (their
+// writes share pipelines).
+func BenchmarkStore16Strategies(b *testing.B) { bench16(b, false) }
+
+// BenchmarkStore16StrategiesUnbatched: the same, each write a round trip of its own.
+func BenchmarkStore16StrategiesUnbatched(b *testing.B) { bench16(b, true) }
+
+func bench16(b *testing.B, unbatched bool) {
 	stores := make([]*persist.Store[row], 16)
 	for i := range stores {
-		stores[i] = benchStore(b)
+		if unbatched {
+			stores[i] = benchStore(b, true)
+		} else {
+			stores[i] = benchStore(b)
+		}
 	}
 	ctx := context.Background()
 	testenv.ParallelWrites(b, len(stores), func(g, i int) error {

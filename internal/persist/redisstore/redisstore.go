@@ -63,6 +63,7 @@ type Driver struct {
 	store   string
 	fencing Fencing
 	log     *slog.Logger
+	batch   *Batch // nil: each write a round trip of its own
 
 	items, revision, fence, quarantine string // Redis keys
 }
@@ -263,9 +264,15 @@ func (d *Driver) write(ctx context.Context, op, key string, value []byte, pre dr
 	case pre.IfRevision != "":
 		mode = "revision"
 	}
-	res, err := writeScript.Run(ctx, d.client, []string{d.items, d.revision, d.fence},
-		op, key, value, mode, string(pre.IfRevision), d.fencing.Writer, strconv.FormatInt(d.fencing.Token, 10)).
-		StringSlice()
+	keys := []string{d.items, d.revision, d.fence}
+	args := []any{op, key, value, mode, string(pre.IfRevision), d.fencing.Writer, strconv.FormatInt(d.fencing.Token, 10)}
+	var res []string
+	var err error
+	if d.batch != nil {
+		res, err = d.batch.run(ctx, keys, args)
+	} else {
+		res, err = writeScript.Run(ctx, d.client, keys, args...).StringSlice()
+	}
 	if err != nil {
 		return "", lostAnswer(err)
 	}
@@ -329,6 +336,9 @@ func (d *Driver) Close() error { return nil }
 func lostAnswer(err error) error {
 	if _, ok := errors.AsType[redis.Error](err); ok || errors.Is(err, redis.ErrPoolTimeout) ||
 		errors.Is(err, redis.ErrClosed) {
+		return err
+	}
+	if _, ok := errors.AsType[notSent](err); ok {
 		return err
 	}
 	if op, ok := errors.AsType[*net.OpError](err); ok && op.Op == "dial" {

@@ -215,3 +215,113 @@ func TestServerKilled(t *testing.T) {
 		})
 	}
 }
+
+// TestConformanceBatched: the one suite again, every store's writes through one Batch.
+func TestConformanceBatched(t *testing.T) {
+	batch := redisstore.NewBatch(client)
+	name := map[driver.Driver]string{}
+	var mu sync.Mutex
+	open := func(n string, f redisstore.Fencing) driver.Driver {
+		nd := redisstore.New(client, n, f).WithBatch(batch)
+		mu.Lock()
+		name[nd] = n
+		mu.Unlock()
+		return nd
+	}
+	of := func(d driver.Driver) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return name[d]
+	}
+	drivertest.RunConformanceTests(t, drivertest.Harness{
+		New: func(*testing.T) driver.Driver {
+			return open(fmt.Sprintf("batched-%d", stores.Add(1)), redisstore.Fencing{})
+		},
+		Reopen: func(_ *testing.T, d driver.Driver) driver.Driver { return open(of(d), redisstore.Fencing{}) },
+		Fenced: func(_ *testing.T, d driver.Driver, writer string, token int64) driver.Driver {
+			return open(of(d), redisstore.Fencing{Writer: writer, Token: token})
+		},
+	})
+}
+
+// roundTrips counts what a client sends: single commands and pipelines.
+type roundTrips struct{ single, pipelines, piped atomic.Int64 }
+
+func (h *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.single.Add(1); return next(ctx, cmd) }
+}
+func (h *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		h.pipelines.Add(1)
+		h.piped.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// TestBatchSharesRoundTrips: 16 stores writing at once through one Batch send their writes
+// in fewer round trips than writes, and each write keeps its own outcome: in the same
+// pipelines as writes that succeed, a write at a stale revision is refused with
+// driver.ErrConflict, and a deposed writer's with driver.ErrFenced, to their callers only.
+func TestBatchSharesRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	c, err := redisstore.Connect(server.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Close() }()
+	sent := &roundTrips{}
+	c.AddHook(sent)
+	batch := redisstore.NewBatch(c)
+	const writers, rounds = 16, 30
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w := range writers {
+		wg.Go(func() {
+			name := fmt.Sprintf("shared-%d-%d", stores.Add(1), w)
+			d := redisstore.New(c, name, redisstore.Fencing{Writer: "new", Token: 2}).WithBatch(batch)
+			deposed := redisstore.New(c, name, redisstore.Fencing{Writer: "old", Token: 1}).WithBatch(batch)
+			if _, err := d.Init(ctx, false); err != nil {
+				errs <- err
+				return
+			}
+			var last driver.Revision
+			for i := range rounds {
+				stale := last
+				rev, err := d.Put(ctx, "k", fmt.Appendf(nil, `{"n":%d}`, i), driver.Precondition{IfRevision: last})
+				if err != nil {
+					errs <- fmt.Errorf("writer %d, write %d: %w", w, i, err)
+					return
+				}
+				last = rev
+				if i > 0 {
+					if _, err := d.Put(ctx, "k", []byte(`{"n":-1}`), driver.Precondition{IfRevision: stale}); !errors.Is(err, driver.ErrConflict) {
+						errs <- fmt.Errorf("writer %d: a write at a stale revision: %v, want ErrConflict", w, err)
+						return
+					}
+					if _, err := deposed.Put(ctx, "k", []byte(`{"n":-2}`), driver.Precondition{}); !errors.Is(err, driver.ErrFenced) {
+						errs <- fmt.Errorf("writer %d: the deposed writer's write: %v, want ErrFenced", w, err)
+						return
+					}
+				}
+			}
+			got, err := d.Get(ctx, "k")
+			if err != nil || string(got.Value) != fmt.Sprintf(`{"n":%d}`, rounds-1) || got.Revision != last {
+				errs <- fmt.Errorf("writer %d: read %s at %s (%v), want its last write at %s", w, got.Value, got.Revision, err, last)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	writes := int64(writers * (3*rounds - 2))
+	trips := sent.single.Load() + sent.pipelines.Load()
+	t.Logf("%d writes (and %d reads and checks) in %d round trips: %d pipelines of %d commands", writes,
+		int64(writers)*2, trips, sent.pipelines.Load(), sent.piped.Load())
+	if sent.pipelines.Load() == 0 || trips >= writes {
+		t.Errorf("%d writes took %d round trips (%d pipelines): the batch shared none", writes, trips,
+			sent.pipelines.Load())
+	}
+}
