@@ -325,6 +325,7 @@ bench: control-plane build ferretdb ## Run the benchmarks and print each figure 
 		-ratio 'StoreOneKey/RawSetOneKey>=0.9' \
 		-ratio 'Store16Strategies/RawSetOneKey>=3' \
 		-ratio 'Store16Strategies/RawSet16Strategies' -floor 'Store16Strategies>=1000' \
+		-ratio 'Store16Strategies/Store16StrategiesUnbatched' \
 		-ratio 'Store100Symbols/RawSet100Symbols'
 	@go run ./hack/benchratio $(BENCH_TABLE) -section 'Redis' -in bin/bench-redis.txt -metric reads/s \
 		-ratio 'CachedReads1KiB/BareReads1KiB' -ratio 'CachedReads256KiB/BareReads256KiB'
