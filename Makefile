@@ -336,6 +336,7 @@ bench: control-plane build ferretdb ## Run the benchmarks and print each figure 
 		-ratio 'StoreOneKey/RawUpsertOneKey>=0.9' \
 		-ratio 'Store16Strategies/RawUpsertOneKey>=3' \
 		-ratio 'Store16Strategies/RawUpsert16Strategies' -floor 'Store16Strategies>=1000' \
+		-ratio 'Store16Strategies/Store16StrategiesUnbatched' \
 		-ratio 'Store100Symbols/RawUpsert100Symbols'
 	FERRETDB="$(FERRETDB)" go test ./internal/persist/mongostore -run '^$$' -bench . -benchtime 2s -count $(BENCH_COUNT) | tee bin/bench-mongodb.txt
 	@echo

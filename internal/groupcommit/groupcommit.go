@@ -67,6 +67,13 @@ func (b *Batcher[T]) Do(item T) {
 	<-w.done
 }
 
+// Pending is how many items wait for the next batch.
+func (b *Batcher[T]) Pending() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.pending)
+}
+
 func (b *Batcher[T]) commit(items []T, batch []*waiter[T]) {
 	defer func() {
 		for _, x := range batch {

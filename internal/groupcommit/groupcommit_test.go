@@ -17,6 +17,7 @@ limitations under the License.
 package groupcommit_test
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,5 +72,34 @@ func TestSingleCallerCommitsAlone(t *testing.T) {
 	b.Do(2)
 	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 1 {
 		t.Fatalf("batch sizes %v, want [1 1]", sizes)
+	}
+}
+
+// TestPendingCountsTheNextBatch: while a batch commits, the items that arrive wait as the
+// next one, and Pending counts them.
+func TestPendingCountsTheNextBatch(t *testing.T) {
+	entered, gate := make(chan struct{}), make(chan struct{})
+	var sizes []int
+	var b groupcommit.Batcher[int]
+	b.Commit = func(batch []int) {
+		if len(sizes) == 0 {
+			close(entered)
+			<-gate
+		}
+		sizes = append(sizes, len(batch))
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { b.Do(0) })
+	<-entered
+	for i := range 3 {
+		wg.Go(func() { b.Do(i + 1) })
+	}
+	for b.Pending() != 3 {
+		runtime.Gosched()
+	}
+	close(gate)
+	wg.Wait()
+	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 3 {
+		t.Fatalf("batch sizes %v, want [1 3]", sizes)
 	}
 }

@@ -41,7 +41,11 @@ func PostgresBackend(pool *pgxpool.Pool, f pgstore.Fencing) Backend {
 	}
 }
 
-type postgresConnection struct{ pool *pgxpool.Pool }
+// postgresConnection is one pool, whose stores' concurrent writes share batches.
+type postgresConnection struct {
+	pool  *pgxpool.Pool
+	batch *pgstore.Batch
+}
 
 func connectPostgres(ctx context.Context, url string) (Connection, error) {
 	cfg, err := pgxpool.ParseConfig(url)
@@ -55,11 +59,11 @@ func connectPostgres(ctx context.Context, url string) (Connection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return postgresConnection{pool}, nil
+	return postgresConnection{pool, pgstore.NewBatch(pool)}, nil
 }
 
 func (c postgresConnection) Store(l dblayout.Layout, f driver.Fencing) driver.Driver {
-	return pgstore.New(c.pool, l, f)
+	return pgstore.New(c.pool, l, f).WithBatch(c.batch)
 }
 
 func (c postgresConnection) Close() { c.pool.Close() }

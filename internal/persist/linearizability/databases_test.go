@@ -130,6 +130,12 @@ func (r retryUnsent) Delete(ctx context.Context, key string, pre driver.Precondi
 var databasePace = pace{gap: 20 * time.Millisecond, gapSpread: 40 * time.Millisecond,
 	down: time.Millisecond, downSpread: 5 * time.Millisecond, allOneIn: 8}
 
+// batchedPace cuts the one connection batched drivers share: sparser, and at most 60 cuts,
+// since each cut leaves every driver's call without an answer (and a PostgreSQL pool's
+// connections must be made again), which would otherwise leave the check little to decide.
+var batchedPace = pace{gap: 50 * time.Millisecond, gapSpread: 100 * time.Millisecond,
+	down: time.Millisecond, downSpread: 5 * time.Millisecond, allOneIn: 1, most: 60}
+
 // proxies puts a proxy in front of addr for each client.
 func proxies(t *testing.T, addr string) []*testenv.Proxy {
 	t.Helper()
@@ -220,7 +226,7 @@ func TestRedisBatchedConnectionCuts(t *testing.T) {
 	ps := proxies(t, r.Addr)
 	requireLinearizable(t, run{name: "redis, batched writes, connection cuts", keys: dbKeys, ops: dbOps,
 		timeout: dbTimeout, drivers: batchedRedisDrivers(t, r, ps[0].Addr(), dbClients), shared: dbClients,
-		faults: cuts(ps[:1], databasePace)})
+		faults: cuts(ps[:1], batchedPace)})
 }
 
 // TestRedisServerKill: separate Redis drivers while the server is SIGKILLed and started
@@ -241,24 +247,55 @@ func startPostgres(t *testing.T) *testenv.Postgres {
 	return p
 }
 
-// postgresDrivers opens one driver per address (each its own pool) on one store, in
-// backtest-kit's partial-items table.
+// linearizabilityLayout is the store of the PostgreSQL histories, in backtest-kit's
+// partial-items table.
+var linearizabilityLayout = dblayout.Layout{Store: "linearizability", Table: "partial-items", ValueField: "payload",
+	When: true, KeyField: "signalId", Scope: []dblayout.Field{{Name: "symbol", Value: "BTCUSDT"},
+		{Name: "strategyName", Value: "linearizability"}, {Name: "exchangeName", Value: "e"}}}
+
+func postgresPool(t *testing.T, addr string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(t.Context(),
+		fmt.Sprintf("postgres://strategyops@%s/postgres?sslmode=disable&connect_timeout=2", addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// postgresDrivers opens one driver per address (each its own pool) on one store.
 func postgresDrivers(t *testing.T, addrs []string) []driver.Driver {
 	t.Helper()
-	l := dblayout.Layout{Store: "linearizability", Table: "partial-items", ValueField: "payload", When: true,
-		KeyField: "signalId", Scope: []dblayout.Field{{Name: "symbol", Value: "BTCUSDT"},
-			{Name: "strategyName", Value: "linearizability"}, {Name: "exchangeName", Value: "e"}}}
 	drivers := make([]driver.Driver, len(addrs))
 	for i, addr := range addrs {
-		pool, err := pgxpool.New(t.Context(),
-			fmt.Sprintf("postgres://strategyops@%s/postgres?sslmode=disable&connect_timeout=2", addr))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(pool.Close)
-		drivers[i] = retryUnsent{pgstore.New(pool, l, pgstore.Fencing{})}
+		drivers[i] = retryUnsent{pgstore.New(postgresPool(t, addr), linearizabilityLayout, pgstore.Fencing{})}
 	}
 	return initAll(t, drivers)
+}
+
+// batchedPostgresDrivers opens n drivers on one store through one pool at addr, their
+// writes sharing batches through one Batch, as a runner's stores share their connection.
+func batchedPostgresDrivers(t *testing.T, addr string, n int) []driver.Driver {
+	t.Helper()
+	pool := postgresPool(t, addr)
+	batch := pgstore.NewBatch(pool)
+	drivers := make([]driver.Driver, n)
+	for i := range drivers {
+		drivers[i] = retryUnsent{pgstore.New(pool, linearizabilityLayout, pgstore.Fencing{}).WithBatch(batch)}
+	}
+	return initAll(t, drivers)
+}
+
+// TestPostgresBatchedConnectionCuts: drivers whose writes share batches (one pool, one
+// Batch), while its connections are cut mid-batch: each write of a cut batch has an
+// unknown outcome, and the history stays linearizable.
+func TestPostgresBatchedConnectionCuts(t *testing.T) {
+	p := startPostgres(t)
+	ps := proxies(t, fmt.Sprintf("127.0.0.1:%d", p.Port))
+	requireLinearizable(t, run{name: "postgresql, batched writes, connection cuts", keys: dbKeys, ops: dbOps,
+		timeout: dbTimeout, drivers: batchedPostgresDrivers(t, ps[0].Addr(), dbClients), shared: dbClients,
+		faults: cuts(ps[:1], batchedPace)})
 }
 
 // TestPostgresConnectionCuts: separate PostgreSQL drivers, each behind its own proxy,

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,10 +50,14 @@ var benchStores int
 
 // benchStore is a fenced store of its own in backtest-kit's partial-items table, keyed by
 // signal id as a runner writes its partial levels.
-func benchStore(b *testing.B) *persist.Store[row] {
+func benchStore(b *testing.B, unbatched ...bool) *persist.Store[row] {
 	benchStores++
 	l := domain.DatabaseLayout(domain.Partial, domain.StrategyKey("BTCUSDT", fmt.Sprintf("bench-%d", benchStores), "e"))
-	s := persist.NewStore[row]("bench", pgstore.New(pool, l, pgstore.Fencing{Writer: "bench", Token: 1}))
+	d := pgstore.New(pool, l, pgstore.Fencing{Writer: "bench", Token: 1})
+	if len(unbatched) == 0 {
+		d = d.WithBatch(benchBatch())
+	}
+	s := persist.NewStore[row]("bench", d)
 	if _, err := s.Init(context.Background(), true); err != nil {
 		b.Fatal(err)
 	}
@@ -105,10 +110,23 @@ func BenchmarkRawUpsert16Strategies(b *testing.B) {
 }
 
 // BenchmarkStore16Strategies: 16 strategies, each its own store, writing at once.
-func BenchmarkStore16Strategies(b *testing.B) {
+func BenchmarkStore16Strategies(b *testing.B) { bench16(b, false) }
+
+// BenchmarkStore16StrategiesUnbatched: the same, each write a round trip of its own.
+func BenchmarkStore16StrategiesUnbatched(b *testing.B) { bench16(b, true) }
+
+// benchBatch is the batch the benchmark stores share, as a runner's stores share their
+// connection's.
+var benchBatch = sync.OnceValue(func() *pgstore.Batch { return pgstore.NewBatch(pool) })
+
+func bench16(b *testing.B, unbatched bool) {
 	stores := make([]*persist.Store[row], 16)
 	for i := range stores {
-		stores[i] = benchStore(b)
+		if unbatched {
+			stores[i] = benchStore(b, true)
+		} else {
+			stores[i] = benchStore(b)
+		}
 	}
 	ctx := context.Background()
 	testenv.ParallelWrites(b, len(stores), func(g, i int) error {

@@ -71,6 +71,7 @@ type Driver struct {
 	pool    *pgxpool.Pool
 	layout  dblayout.Layout
 	fencing Fencing
+	batch   *Batch // nil: each write a round trip of its own
 
 	table, value string // quoted identifiers
 	revision     string // the SQL expression of a row's revision

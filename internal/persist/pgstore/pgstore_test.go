@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,24 +76,45 @@ func TestConformance(t *testing.T) {
 			return domain.DatabaseLayout(domain.Partial, domain.StrategyKey("BTCUSDT", n, "binance"))
 		},
 	}
+	batch := pgstore.NewBatch(pool)
 	for name, layout := range layouts {
-		t.Run(name, func(t *testing.T) {
-			of := map[driver.Driver]dblayout.Layout{}
-			drivertest.RunConformanceTests(t, drivertest.Harness{
-				New: func(*testing.T) driver.Driver {
-					l := layout(fmt.Sprintf("conformance-%d", stores.Add(1)))
-					d := pgstore.New(pool, l, pgstore.Fencing{})
-					of[d] = l
-					return d
-				},
-				Reopen: func(_ *testing.T, d driver.Driver) driver.Driver {
-					return pgstore.New(pool, of[d], pgstore.Fencing{})
-				},
-				Fenced: func(_ *testing.T, d driver.Driver, writer string, token int64) driver.Driver {
-					return pgstore.New(pool, of[d], pgstore.Fencing{Writer: writer, Token: token})
-				},
+		// Each layout twice: every write a round trip of its own, and through one Batch.
+		for _, batched := range []bool{false, true} {
+			open := func(l dblayout.Layout, f pgstore.Fencing) *pgstore.Driver {
+				d := pgstore.New(pool, l, f)
+				if batched {
+					d = d.WithBatch(batch)
+				}
+				return d
+			}
+			if batched {
+				name += ", batched"
+			}
+			t.Run(name, func(t *testing.T) {
+				of := map[driver.Driver]dblayout.Layout{}
+				var mu sync.Mutex
+				drivertest.RunConformanceTests(t, drivertest.Harness{
+					New: func(*testing.T) driver.Driver {
+						l := layout(fmt.Sprintf("conformance-%d", stores.Add(1)))
+						d := open(l, pgstore.Fencing{})
+						mu.Lock()
+						of[d] = l
+						mu.Unlock()
+						return d
+					},
+					Reopen: func(_ *testing.T, d driver.Driver) driver.Driver {
+						mu.Lock()
+						defer mu.Unlock()
+						return open(of[d], pgstore.Fencing{})
+					},
+					Fenced: func(_ *testing.T, d driver.Driver, writer string, token int64) driver.Driver {
+						mu.Lock()
+						defer mu.Unlock()
+						return open(of[d], pgstore.Fencing{Writer: writer, Token: token})
+					},
+				})
 			})
-		})
+		}
 	}
 }
 

@@ -123,16 +123,19 @@ func (d *Driver) send(ctx context.Context, op string, build func(st *statement, 
 	}
 	sql := `WITH ` + cte + `w AS (` + main + `) SELECT ` + holder +
 		`, (SELECT count(*) FROM w), coalesce((SELECT max(r) FROM w), '')`
-	conn, err := d.pool.Acquire(ctx)
-	if err != nil {
-		return outcome{}, d.wrap(op, err) // nothing was sent
+	c := &call{ctx: ctx, sql: sql, args: st.args}
+	if d.batch != nil {
+		d.batch.batcher.Do(c)
+	} else {
+		sendOne(d.pool, c)
 	}
-	defer conn.Release()
-	var out outcome
-	if err := conn.QueryRow(ctx, sql, st.args...).Scan(&out.holder, &out.token, &out.applied, &out.rev); err != nil {
-		return outcome{}, d.wrap(op, answered(err))
+	switch {
+	case c.err != nil && !c.sent:
+		return outcome{}, d.wrap(op, c.err) // nothing was sent
+	case c.err != nil:
+		return outcome{}, d.wrap(op, answered(c.err))
 	}
-	return out, nil
+	return c.out, nil
 }
 
 // answered classifies an error of a sent statement: the server's own refusals of the
