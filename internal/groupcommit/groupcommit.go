@@ -20,7 +20,11 @@ limitations under the License.
 // this way, and the ConfigMap store its updates.
 package groupcommit
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"time"
+)
 
 // Batcher runs Commit over batches of the items passed to Do. The zero value is not
 // usable: set Commit.
@@ -81,4 +85,24 @@ func (b *Batcher[T]) commit(items []T, batch []*waiter[T]) {
 		}
 	}()
 	b.Commit(items)
+}
+
+// Detached is the context a batch of the callers' contexts ctxs runs on: the first one's
+// values, no cancellation (one caller giving up must not cut the others' operations, which
+// would leave their outcome unknown), and the latest of their deadlines when every one has
+// a deadline (a batch is never bounded tighter than a caller asked, and never left
+// unbounded when each caller bounded its own). ctxs must not be empty.
+func Detached(ctxs ...context.Context) (context.Context, context.CancelFunc) {
+	ctx := context.WithoutCancel(ctxs[0])
+	var latest time.Time
+	for _, c := range ctxs {
+		d, ok := c.Deadline()
+		if !ok {
+			return ctx, func() {}
+		}
+		if d.After(latest) {
+			latest = d
+		}
+	}
+	return context.WithDeadline(ctx, latest)
 }

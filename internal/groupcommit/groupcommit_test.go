@@ -17,6 +17,7 @@ limitations under the License.
 package groupcommit_test
 
 import (
+	"context"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -101,5 +102,27 @@ func TestPendingCountsTheNextBatch(t *testing.T) {
 	wg.Wait()
 	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 3 {
 		t.Fatalf("batch sizes %v, want [1 3]", sizes)
+	}
+}
+
+// TestDetachedOutlivesItsCallers: a batch's context is not cancelled with a caller's, ends
+// at the latest of the callers' deadlines, and has none when a caller has none.
+func TestDetachedOutlivesItsCallers(t *testing.T) {
+	soon, cancelSoon := context.WithTimeout(context.Background(), time.Minute)
+	later, cancelLater := context.WithTimeout(context.Background(), time.Hour)
+	defer cancelLater()
+	ctx, cancel := groupcommit.Detached(soon, later)
+	defer cancel()
+	cancelSoon()
+	if ctx.Err() != nil {
+		t.Fatalf("a caller's cancellation ended the batch: %v", ctx.Err())
+	}
+	if d, ok := ctx.Deadline(); !ok || d.Before(time.Now().Add(59*time.Minute)) {
+		t.Fatalf("the batch's deadline is %v (%v), want the latest caller's, in an hour", d, ok)
+	}
+	unbounded, cancel2 := groupcommit.Detached(later, context.Background())
+	defer cancel2()
+	if _, ok := unbounded.Deadline(); ok {
+		t.Fatal("a batch with a caller without a deadline has one")
 	}
 }

@@ -65,8 +65,8 @@ type call struct {
 }
 
 // commit sends a batch (see Batch). A caller whose context ended while it waited sends
-// nothing. The batch runs on a context of its own (the first caller's values, no
-// cancellation): one caller giving up must not cut the others' writes.
+// nothing. The batch runs on a context of its own (groupcommit.Detached): one caller giving
+// up must not cut the others' writes.
 func (b *Batch) commit(batch []*call) {
 	live := batch[:0:0]
 	for _, c := range batch {
@@ -81,7 +81,12 @@ func (b *Batch) commit(batch []*call) {
 	if len(live) == 0 {
 		return
 	}
-	ctx := context.WithoutCancel(live[0].ctx)
+	ctxs := make([]context.Context, len(live))
+	for i, c := range live {
+		ctxs[i] = c.ctx
+	}
+	ctx, cancel := groupcommit.Detached(ctxs...)
+	defer cancel()
 	conn, err := b.pool.Acquire(ctx)
 	if err != nil {
 		for _, c := range live {

@@ -67,9 +67,8 @@ func (b *Batch) run(ctx context.Context, keys []string, args []any) ([]string, e
 }
 
 // commit sends a batch as one pipeline. A caller whose context ended while it waited sends
-// nothing. The pipeline runs on a context of its own (the first caller's values, no
-// cancellation): one caller giving up must not cut the others' writes, which would leave
-// their outcome unknown; the client's timeouts bound it. A server that does not hold the
+// nothing. The pipeline runs on a context of its own (groupcommit.Detached): one caller
+// giving up must not cut the others' writes, which would leave their outcome unknown. A server that does not hold the
 // script yet (a restart flushed it) answers NOSCRIPT to each call; those are sent again
 // one by one, which loads it.
 func (b *Batch) commit(batch []*call) {
@@ -89,7 +88,12 @@ func (b *Batch) commit(batch []*call) {
 		c.res, c.err = writeScript.Run(c.ctx, b.client, c.keys, c.args...).StringSlice()
 		return
 	}
-	ctx := context.WithoutCancel(live[0].ctx)
+	ctxs := make([]context.Context, len(live))
+	for i, c := range live {
+		ctxs[i] = c.ctx
+	}
+	ctx, cancel := groupcommit.Detached(ctxs...)
+	defer cancel()
 	pipe := b.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(live))
 	for i, c := range live {
