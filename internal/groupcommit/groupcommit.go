@@ -106,3 +106,25 @@ func Detached(ctxs ...context.Context) (context.Context, context.CancelFunc) {
 	}
 	return context.WithDeadline(ctx, latest)
 }
+
+// Live splits a batch of callers' items: those whose context (ctxOf) has not ended, with
+// the context they run on together (Detached; cancel it when done), and the others, each
+// handed to ended with its context's error: such a caller gave up before anything of its
+// was sent.
+func Live[T any](batch []T, ctxOf func(T) context.Context, ended func(T, error)) (
+	[]T, context.Context, context.CancelFunc) {
+	live := make([]T, 0, len(batch))
+	ctxs := make([]context.Context, 0, len(batch))
+	for _, x := range batch {
+		if err := ctxOf(x).Err(); err != nil {
+			ended(x, err)
+			continue
+		}
+		live, ctxs = append(live, x), append(ctxs, ctxOf(x))
+	}
+	if len(live) == 0 {
+		return nil, context.Background(), func() {}
+	}
+	ctx, cancel := Detached(ctxs...)
+	return live, ctx, cancel
+}

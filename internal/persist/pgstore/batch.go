@@ -68,25 +68,16 @@ type call struct {
 // nothing. The batch runs on a context of its own (groupcommit.Detached): one caller giving
 // up must not cut the others' writes.
 func (b *Batch) commit(batch []*call) {
-	live := batch[:0:0]
-	for _, c := range batch {
-		if c.err = c.ctx.Err(); c.err == nil {
-			live = append(live, c)
-		}
-	}
-	if len(live) == 1 {
+	live, ctx, cancel := groupcommit.Live(batch, func(c *call) context.Context { return c.ctx },
+		func(c *call, err error) { c.err = err })
+	defer cancel()
+	switch len(live) {
+	case 0:
+		return
+	case 1:
 		sendOne(b.pool, live[0])
 		return
 	}
-	if len(live) == 0 {
-		return
-	}
-	ctxs := make([]context.Context, len(live))
-	for i, c := range live {
-		ctxs[i] = c.ctx
-	}
-	ctx, cancel := groupcommit.Detached(ctxs...)
-	defer cancel()
 	conn, err := b.pool.Acquire(ctx)
 	if err != nil {
 		for _, c := range live {

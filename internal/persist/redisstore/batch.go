@@ -72,14 +72,9 @@ func (b *Batch) run(ctx context.Context, keys []string, args []any) ([]string, e
 // script yet (a restart flushed it) answers NOSCRIPT to each call; those are sent again
 // one by one, which loads it.
 func (b *Batch) commit(batch []*call) {
-	live := batch[:0:0]
-	for _, c := range batch {
-		if err := c.ctx.Err(); err != nil {
-			c.err = notSent{err}
-			continue
-		}
-		live = append(live, c)
-	}
+	live, ctx, cancel := groupcommit.Live(batch, func(c *call) context.Context { return c.ctx },
+		func(c *call, err error) { c.err = notSent{err} })
+	defer cancel()
 	switch len(live) {
 	case 0:
 		return
@@ -88,12 +83,6 @@ func (b *Batch) commit(batch []*call) {
 		c.res, c.err = writeScript.Run(c.ctx, b.client, c.keys, c.args...).StringSlice()
 		return
 	}
-	ctxs := make([]context.Context, len(live))
-	for i, c := range live {
-		ctxs[i] = c.ctx
-	}
-	ctx, cancel := groupcommit.Detached(ctxs...)
-	defer cancel()
 	pipe := b.client.Pipeline()
 	cmds := make([]*redis.Cmd, len(live))
 	for i, c := range live {

@@ -63,11 +63,21 @@ func TestMain(m *testing.M) {
 
 var stores atomic.Int64
 
-func TestConformance(t *testing.T) {
+func TestConformance(t *testing.T) { conformance(t, "conformance", nil) }
+
+// TestConformanceBatched: the one suite again, every store's writes through one Batch.
+func TestConformanceBatched(t *testing.T) { conformance(t, "batched", redisstore.NewBatch(client)) }
+
+// conformance runs the suite on stores named prefix-N, their writes through batch when it
+// is not nil.
+func conformance(t *testing.T, prefix string, batch *redisstore.Batch) {
 	name := map[driver.Driver]string{}
 	var mu sync.Mutex
 	open := func(n string, f redisstore.Fencing) driver.Driver {
 		nd := redisstore.New(client, n, f)
+		if batch != nil {
+			nd = nd.WithBatch(batch)
+		}
 		mu.Lock()
 		name[nd] = n
 		mu.Unlock()
@@ -80,7 +90,7 @@ func TestConformance(t *testing.T) {
 	}
 	drivertest.RunConformanceTests(t, drivertest.Harness{
 		New: func(*testing.T) driver.Driver {
-			return open(fmt.Sprintf("conformance-%d", stores.Add(1)), redisstore.Fencing{})
+			return open(fmt.Sprintf("%s-%d", prefix, stores.Add(1)), redisstore.Fencing{})
 		},
 		Reopen: func(_ *testing.T, d driver.Driver) driver.Driver { return open(of(d), redisstore.Fencing{}) },
 		Corrupt: func(t *testing.T, d driver.Driver, key string) {
@@ -214,34 +224,6 @@ func TestServerKilled(t *testing.T) {
 			}
 		})
 	}
-}
-
-// TestConformanceBatched: the one suite again, every store's writes through one Batch.
-func TestConformanceBatched(t *testing.T) {
-	batch := redisstore.NewBatch(client)
-	name := map[driver.Driver]string{}
-	var mu sync.Mutex
-	open := func(n string, f redisstore.Fencing) driver.Driver {
-		nd := redisstore.New(client, n, f).WithBatch(batch)
-		mu.Lock()
-		name[nd] = n
-		mu.Unlock()
-		return nd
-	}
-	of := func(d driver.Driver) string {
-		mu.Lock()
-		defer mu.Unlock()
-		return name[d]
-	}
-	drivertest.RunConformanceTests(t, drivertest.Harness{
-		New: func(*testing.T) driver.Driver {
-			return open(fmt.Sprintf("batched-%d", stores.Add(1)), redisstore.Fencing{})
-		},
-		Reopen: func(_ *testing.T, d driver.Driver) driver.Driver { return open(of(d), redisstore.Fencing{}) },
-		Fenced: func(_ *testing.T, d driver.Driver, writer string, token int64) driver.Driver {
-			return open(of(d), redisstore.Fencing{Writer: writer, Token: token})
-		},
-	})
 }
 
 // roundTrips counts what a client sends: single commands and pipelines.
