@@ -220,9 +220,10 @@ func TestNoConfusedDeputy(t *testing.T) {
 }
 
 // TestOwnCodeNeedsPodCreate: a Strategy that names an image or a command runs code of its
-// author's choosing with the runner's ServiceAccount, so setting or changing either needs
-// the right to create pods in the namespace; an editor without it may still create and
-// change Strategies on the default runner, and change the rest of one a pod creator set up.
+// author's choosing with the runner's ServiceAccount, so setting or changing either, or the
+// environment or arguments that steer it, needs the right to create pods in the namespace;
+// an editor without it may still create and change Strategies on the default runner, and
+// change the symbols of one a pod creator set up.
 func TestOwnCodeNeedsPodCreate(t *testing.T) {
 	ctx := context.Background()
 	apply(ctx, t, "config/rbac/strategy_editor_role.yaml", "config/policy/strategy_references_policy.yaml")
@@ -230,7 +231,8 @@ func TestOwnCodeNeedsPodCreate(t *testing.T) {
 	editor := user(ctx, t, ns, "code-editor")
 	podMaker := user(ctx, t, ns, "pod-maker", rbacv1.PolicyRule{APIGroups: []string{""},
 		Resources: []string{"pods"}, Verbs: []string{"create"}})
-	const refused = "spec.image, spec.command: a Strategy that names an image or a command runs code of your choosing"
+	const refused = "spec.image, spec.command, spec.env, spec.args: a Strategy that names an image or a command " +
+		"runs code of your choosing"
 
 	withImage := strategyWithEnv(ns, "own-image")
 	withImage.Spec.Image = "registry.example.com/attacker:latest"
@@ -261,6 +263,12 @@ func TestOwnCodeNeedsPodCreate(t *testing.T) {
 	if err := editor.Create(ctx, plain); err != nil {
 		t.Fatalf("the editor's Strategy on the default runner was refused: %v", err)
 	}
+	// ...its environment and arguments included...
+	plain.Spec.Env = []corev1.EnvVar{{Name: "MODE", Value: "paper"}}
+	plain.Spec.Args = []string{"--strategy=momentum"}
+	if err := editor.Update(ctx, plain); err != nil {
+		t.Fatalf("the editor could not set the environment of a Strategy on the default runner: %v", err)
+	}
 	// ...but not add an image later.
 	edited := plain.DeepCopy()
 	edited.Spec.Image = "registry.example.com/attacker:latest"
@@ -282,6 +290,11 @@ func TestOwnCodeNeedsPodCreate(t *testing.T) {
 	for field, change := range map[string]func(*v1.Strategy){
 		"command": func(s *v1.Strategy) { s.Spec.Command = []string{"node", "other.js"} },
 		"image":   func(s *v1.Strategy) { s.Spec.Image = "node-bot:other" },
+		// Code of the editor's own, through the bot's runtime.
+		"env": func(s *v1.Strategy) {
+			s.Spec.Env = []corev1.EnvVar{{Name: "NODE_OPTIONS", Value: "--import=data:text/javascript,process.exit(7)"}}
+		},
+		"args": func(s *v1.Strategy) { s.Spec.Args = []string{"--option=x"} },
 	} {
 		edited := bot.DeepCopy()
 		change(edited)
