@@ -17,12 +17,14 @@ limitations under the License.
 // Package groupcommit coalesces concurrent operations into batches: while one caller
 // commits a batch, the callers that arrive form the next one, and each caller returns once
 // the batch holding its operation has been committed. The file store shares its flushes
-// this way, and the ConfigMap store its updates.
+// this way, the ConfigMap store its updates, and the Redis and PostgreSQL stores their
+// round trips (pipelines, batches).
 package groupcommit
 
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,35 +42,43 @@ type Batcher[T any] struct {
 
 type waiter[T any] struct {
 	item T
-	done chan struct{}
+	done chan struct{} // closed once its batch is committed
+	lead chan struct{} // closed when it is to commit the pending batch
 }
 
 // Do adds item to the next batch and returns once that batch was committed. The caller
-// that finds no batch in progress commits batches until none is pending.
+// that finds no batch in progress commits the pending batch (its own item in it); then,
+// if more wait, it hands the next batch to the first of them and returns: no caller
+// commits others' batches for longer than its own takes.
 func (b *Batcher[T]) Do(item T) {
-	w := &waiter[T]{item: item, done: make(chan struct{})}
+	w := &waiter[T]{item: item, done: make(chan struct{}), lead: make(chan struct{})}
 	b.mu.Lock()
 	b.pending = append(b.pending, w)
 	if b.leading {
 		b.mu.Unlock()
-		<-w.done
-		return
-	}
-	b.leading = true
-	for len(b.pending) > 0 {
-		batch := b.pending
-		b.pending = nil
-		b.mu.Unlock()
-		items := make([]T, len(batch))
-		for i, x := range batch {
-			items[i] = x.item
+		select {
+		case <-w.done:
+			return
+		case <-w.lead: // handed the next batch, which holds w
 		}
-		b.commit(items, batch)
 		b.mu.Lock()
 	}
-	b.leading = false
+	b.leading = true
+	batch := b.pending
+	b.pending = nil
 	b.mu.Unlock()
-	<-w.done
+	items := make([]T, len(batch))
+	for i, x := range batch {
+		items[i] = x.item
+	}
+	b.commit(items, batch)
+	b.mu.Lock()
+	if len(b.pending) > 0 {
+		close(b.pending[0].lead)
+	} else {
+		b.leading = false
+	}
+	b.mu.Unlock()
 }
 
 // Pending is how many items wait for the next batch.
@@ -88,23 +98,40 @@ func (b *Batcher[T]) commit(items []T, batch []*waiter[T]) {
 }
 
 // Detached is the context a batch of the callers' contexts ctxs runs on: the first one's
-// values, no cancellation (one caller giving up must not cut the others' operations, which
-// would leave their outcome unknown), and the latest of their deadlines when every one has
-// a deadline (a batch is never bounded tighter than a caller asked, and never left
-// unbounded when each caller bounded its own). ctxs must not be empty.
+// values, not cancelled while any caller still waits (one caller giving up must not cut
+// the others' operations, which would leave their outcome unknown), cancelled once every
+// caller's context has ended, and bounded by the latest of their deadlines when every one
+// has a deadline. ctxs must not be empty; call cancel when the batch is done.
 func Detached(ctxs ...context.Context) (context.Context, context.CancelFunc) {
-	ctx := context.WithoutCancel(ctxs[0])
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctxs[0]))
 	var latest time.Time
+	bounded := true
+	left := atomic.Int64{}
+	left.Store(int64(len(ctxs)))
+	stops := make([]func() bool, 0, len(ctxs))
 	for _, c := range ctxs {
-		d, ok := c.Deadline()
-		if !ok {
-			return ctx, func() {}
-		}
-		if d.After(latest) {
+		stops = append(stops, context.AfterFunc(c, func() {
+			if left.Add(-1) == 0 {
+				cancel()
+			}
+		}))
+		if d, ok := c.Deadline(); !ok {
+			bounded = false
+		} else if d.After(latest) {
 			latest = d
 		}
 	}
-	return context.WithDeadline(ctx, latest)
+	release := func() {
+		for _, stop := range stops {
+			stop()
+		}
+		cancel()
+	}
+	if !bounded {
+		return ctx, release
+	}
+	ctx, cancelDeadline := context.WithDeadline(ctx, latest)
+	return ctx, func() { cancelDeadline(); release() }
 }
 
 // Live splits a batch of callers' items: those whose context (ctxOf) has not ended, with

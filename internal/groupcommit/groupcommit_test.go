@@ -126,3 +126,55 @@ func TestDetachedOutlivesItsCallers(t *testing.T) {
 		t.Fatal("a batch with a caller without a deadline has one")
 	}
 }
+
+// TestLeaderReturnsAfterItsOwnBatch: under steady load, the caller that committed a batch
+// returns once its own batch is committed, handing the next to one that waits.
+func TestLeaderReturnsAfterItsOwnBatch(t *testing.T) {
+	release := make(chan struct{})
+	var commits atomic.Int64
+	var b groupcommit.Batcher[int]
+	entered := make(chan struct{})
+	var wg sync.WaitGroup
+	b.Commit = func([]int) {
+		if commits.Add(1) == 1 { // the first batch ends once another caller waits
+			close(entered)
+			for b.Pending() == 0 {
+				runtime.Gosched()
+			}
+			return
+		}
+		<-release // every later batch waits until the test lets it go
+	}
+	leader := make(chan struct{})
+	go func() { b.Do(0); close(leader) }()
+	<-entered
+	wg.Go(func() { b.Do(1) })
+	select {
+	case <-leader:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first caller is still committing the batch of the caller after it")
+	}
+	close(release)
+	wg.Wait()
+	if n := commits.Load(); n != 2 {
+		t.Fatalf("%d commits, want 2", n)
+	}
+}
+
+// TestDetachedEndsWhenEveryCallerHas: the batch's context ends once every caller's has.
+func TestDetachedEndsWhenEveryCallerHas(t *testing.T) {
+	a, cancelA := context.WithCancel(context.Background())
+	b, cancelB := context.WithCancel(context.Background())
+	ctx, cancel := groupcommit.Detached(a, b)
+	defer cancel()
+	cancelA()
+	if ctx.Err() != nil {
+		t.Fatal("one caller's cancellation ended the batch")
+	}
+	cancelB()
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the batch's context outlived every caller")
+	}
+}
