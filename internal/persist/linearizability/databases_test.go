@@ -253,10 +253,10 @@ var linearizabilityLayout = dblayout.Layout{Store: "linearizability", Table: "pa
 	When: true, KeyField: "signalId", Scope: []dblayout.Field{{Name: "symbol", Value: "BTCUSDT"},
 		{Name: "strategyName", Value: "linearizability"}, {Name: "exchangeName", Value: "e"}}}
 
-func postgresPool(t *testing.T, addr string) *pgxpool.Pool {
+func postgresPool(t *testing.T, addr, params string) *pgxpool.Pool {
 	t.Helper()
 	pool, err := pgxpool.New(t.Context(),
-		fmt.Sprintf("postgres://strategyops@%s/postgres?sslmode=disable&connect_timeout=2", addr))
+		fmt.Sprintf("postgres://strategyops@%s/postgres?sslmode=disable&connect_timeout=2%s", addr, params))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -269,16 +269,19 @@ func postgresDrivers(t *testing.T, addrs []string) []driver.Driver {
 	t.Helper()
 	drivers := make([]driver.Driver, len(addrs))
 	for i, addr := range addrs {
-		drivers[i] = retryUnsent{pgstore.New(postgresPool(t, addr), linearizabilityLayout, pgstore.Fencing{})}
+		drivers[i] = retryUnsent{pgstore.New(postgresPool(t, addr, ""), linearizabilityLayout, pgstore.Fencing{})}
 	}
 	return initAll(t, drivers)
 }
 
 // batchedPostgresDrivers opens n drivers on one store through one pool at addr, their
 // writes sharing batches through one Batch, as a runner's stores share their connection.
+// The pool holds one connection, so that a cut ends one call or one batch, not also the
+// calls later sent on idle connections the cut killed unseen (the fault budget counts one
+// dead connection per cut).
 func batchedPostgresDrivers(t *testing.T, addr string, n int) []driver.Driver {
 	t.Helper()
-	pool := postgresPool(t, addr)
+	pool := postgresPool(t, addr, "&pool_max_conns=1")
 	batch := pgstore.NewBatch(pool)
 	drivers := make([]driver.Driver, n)
 	for i := range drivers {

@@ -78,12 +78,24 @@ func (b *Batch) commit(batch []*call) {
 		sendOne(b.pool, live[0])
 		return
 	}
+	if refused := b.send(ctx, live); refused {
+		// Rolled back whole (the implicit transaction): each write again, on its own.
+		for _, c := range live {
+			c.out, c.err, c.sent = outcome{}, nil, false
+			sendOne(b.pool, c)
+		}
+	}
+}
+
+// send sends the calls as one batch on one connection, which it releases before it
+// returns, and reports whether the server refused a statement (then none was applied).
+func (b *Batch) send(ctx context.Context, live []*call) (refused bool) {
 	conn, err := b.pool.Acquire(ctx)
 	if err != nil {
 		for _, c := range live {
 			c.err = err // nothing was sent
 		}
-		return
+		return false
 	}
 	defer conn.Release()
 	var q pgx.Batch
@@ -91,7 +103,6 @@ func (b *Batch) commit(batch []*call) {
 		q.Queue(c.sql, c.args...)
 	}
 	results := conn.SendBatch(ctx, &q)
-	var refused bool
 	for _, c := range live {
 		c.sent = true
 		c.err = results.QueryRow().Scan(&c.out.holder, &c.out.token, &c.out.applied, &c.out.rev)
@@ -99,21 +110,15 @@ func (b *Batch) commit(batch []*call) {
 			refused = true
 		}
 	}
-	closed := results.Close() // the commit: until it answers, nothing is known to be applied
-	switch {
-	case refused:
-		// Rolled back whole (the implicit transaction): each write again, on its own.
-		for _, c := range live {
-			c.out, c.sent = outcome{}, false
-			sendOne(b.pool, c)
-		}
-	case closed != nil:
+	// The commit: until it answers, nothing is known to be applied.
+	if err := results.Close(); err != nil && !refused {
 		for _, c := range live {
 			if c.err == nil {
-				c.out, c.err = outcome{}, closed
+				c.out, c.err = outcome{}, err
 			}
 		}
 	}
+	return refused
 }
 
 // sendOne sends the statement of c alone, on a connection of pool.

@@ -87,6 +87,10 @@ func TestBatchRefusalReachesItsCallerOnly(t *testing.T) {
 			_, errs[i] = d.Put(ctx, fmt.Sprint("k", i), []byte(`{"v":1}`), driver.Precondition{IfRevision: revs[i]})
 		})
 	}
+	for b.batcher.Pending() != n {
+		runtime.Gosched()
+	}
+	// Last in the batch: the statements before it are applied when the server refuses it.
 	wg.Go(func() { _, errs[n] = d.Put(ctx, "bad", []byte(`{not json`), driver.Precondition{}) })
 	for b.batcher.Pending() != n+1 {
 		runtime.Gosched()

@@ -19,7 +19,8 @@ limitations under the License.
 // its PostgreSQL adapter reads what a runner wrote, and the other way round), this
 // project's table for the rest.
 //
-//   - Every write is one statement, so one round trip, atomic on its own. An unconditional
+//   - Every write is one statement, atomic on its own (the concurrent writes of a
+//     connection's stores may share a round trip and a commit: Batch). An unconditional
 //     write is an upsert on the layout's unique fields; "only if absent" an insert that does
 //     nothing on a conflict; "only if at revision R" an update (or delete) whose WHERE names
 //     R. A revision is a digest of what every writer of a row changes: its value, its when
@@ -100,7 +101,7 @@ func New(pool *pgxpool.Pool, l dblayout.Layout, f Fencing) *Driver {
 
 // nextUpdated is the updatedDate a write of this driver gives a row that is there: now, or
 // a microsecond past the row's own, so that every write moves its revision.
-const nextUpdated = `GREATEST(now(), cur."updatedDate" + interval '1 microsecond')`
+const nextUpdated = `GREATEST(clock_timestamp(), cur."updatedDate" + interval '1 microsecond')`
 
 func ident(name string) string { return pgx.Identifier{name}.Sanitize() }
 

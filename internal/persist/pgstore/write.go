@@ -98,7 +98,9 @@ const (
 	fenceRecord = "record"
 )
 
-// send builds and sends one statement (see run).
+// send builds and sends one statement (see run): through the driver's Batch when it has
+// one, else alone. An error before the statement was sent (no connection) is returned as
+// it is; one after, through answered.
 func (d *Driver) send(ctx context.Context, op string, build func(st *statement, guard string) string,
 	fence string) (outcome, error) {
 	var st statement
@@ -233,6 +235,10 @@ func (d *Driver) insert(st *statement, key string, value any, when int64, ifAbse
 		update = append(update, `"when" = EXCLUDED."when"`)
 	}
 	update = append(update, `"updatedDate" = `+nextUpdated)
+	// A new row's time is the statement's, not its transaction's: the writes of one batch
+	// share a transaction, and a key deleted and made again in it must not get its old
+	// revision back.
+	cols, vals = append(cols, `"updatedDate"`), append(vals, `clock_timestamp()`)
 	conflict := "DO NOTHING"
 	if !ifAbsent {
 		conflict = "DO UPDATE SET " + strings.Join(update, ", ")
