@@ -197,6 +197,23 @@ func withDeadline(ctx context.Context, p place) (context.Context, context.Cancel
 	return context.WithTimeout(ctx, databaseTimeout)
 }
 
+// moveOldArchives moves, in the database at p, what an older operator archived beside the
+// live ledgers into the archive stores of s's symbols (domain.Database.MoveOldArchive):
+// before the archives are copied elsewhere, and the source emptied.
+func (r *StrategyReconciler) moveOldArchives(ctx context.Context, s *v1.Strategy, p place) error {
+	db, err := r.openDatabase(ctx, s, p)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for _, c := range archiveContexts(s) {
+		if err := db.MoveOldArchive(ctx, c.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // archiveContexts are the history archive stores of s's symbols (databases only).
 func archiveContexts(s *v1.Strategy) []domain.Context {
 	out := make([]domain.Context, 0, len(s.Spec.Symbols))

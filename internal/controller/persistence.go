@@ -167,6 +167,9 @@ func (r *StrategyReconciler) migrate(ctx context.Context, s *v1.Strategy, from, 
 		}
 	}
 	if domain.HomeOf(from.backend) == domain.InDatabase && domain.HomeOf(to.backend) == domain.InDatabase {
+		if err := r.moveOldArchives(ctx, s, from); err != nil {
+			return err
+		}
 		for _, c := range archiveContexts(s) {
 			if _, err := domain.CopyStore(ctx, src, dst, c, false); err != nil {
 				return fmt.Errorf("moving the history archive of %s from %s to %s: %w", c.Key.Symbol, from, to, err)

@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
@@ -29,8 +30,8 @@ import (
 // moving into the archive table what an older operator archived beside the live ledgers
 // (see oldArchive).
 func (db *Database) ArchiveLedger(ctx context.Context, k Key, keep int) (int, error) {
-	if err := db.moveOldArchive(ctx, k); err != nil {
-		return 0, fmt.Errorf("moving the archive of %s to its table: %w", k, err)
+	if err := db.MoveOldArchive(ctx, k); err != nil {
+		return 0, err
 	}
 	return ArchiveLedger(ctx, db.Backend(NoFencing), k, keep)
 }
@@ -46,7 +47,10 @@ func (db *Database) DeleteState(ctx context.Context, contexts []Context) error {
 			err = empty(ctx, d)
 		}
 		errs = append(errs, err)
-		if old := db.oldArchive(c.Key); c.Domain == HistoryArchive && old != nil {
+		if c.Domain != HistoryArchive {
+			continue
+		}
+		if old := db.oldArchive(c.Key); old != nil {
 			errs = append(errs, empty(ctx, old))
 		}
 	}
@@ -73,20 +77,41 @@ func (db *Database) oldArchive(k Key) driver.Driver {
 	return db.ownStore(string(HistoryArchive)+" "+k.String(), NoFencing)
 }
 
-// moveOldArchive moves the entries of k's old archive into its archive store: each is
+// movedOldArchives remembers, per database and context, that the old place of its archive
+// was found empty by this process: nothing puts entries there again, so it is not read on
+// every pass (a scan on a server such as FerretDB). One entry per archive this process
+// has tended.
+var movedOldArchives sync.Map
+
+// MoveOldArchive moves the entries of k's old archive into its archive store: each is
 // written there (merged with a copy already there) before it leaves the old place, at the
 // revision copied, so an interrupted move loses nothing and the next pass finishes it.
-func (db *Database) moveOldArchive(ctx context.Context, k Key) error {
+// Once this process finds the old place empty, it looks no more.
+func (db *Database) MoveOldArchive(ctx context.Context, k Key) error {
 	old := db.oldArchive(k)
-	if old == nil {
+	if _, moved := movedOldArchives.Load(db.movedKey(k)); moved || old == nil {
 		return nil
 	}
+	if err := db.moveOldArchive(ctx, k, old); err != nil {
+		return fmt.Errorf("moving the archive of %s to its table: %w", k, err)
+	}
+	return nil
+}
+
+func (db *Database) movedKey(k Key) string { return db.id + "\x00" + k.String() }
+
+func (db *Database) moveOldArchive(ctx context.Context, k Key, old driver.Driver) error {
+	defer func() { _ = old.Close() }()
 	if _, err := old.Init(ctx, false); err != nil {
 		return err
 	}
 	left, err := liveEntries(ctx, old)
-	if err != nil || len(left) == 0 {
+	if err != nil {
 		return err
+	}
+	if len(left) == 0 {
+		movedOldArchives.Store(db.movedKey(k), true)
+		return nil
 	}
 	archive, err := openStore(ctx, db.Backend(NoFencing), HistoryArchive, k)
 	if err != nil {

@@ -18,6 +18,8 @@ package domain
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -74,7 +76,8 @@ func ReplicaURLEnv(name string) string {
 // shared by every store a Backend opens on it.
 type Database struct {
 	kind   v1.PersistenceBackend
-	tables bool // Kind.Tables
+	tables bool   // Kind.Tables
+	id     string // the backend and a digest of the URL: which database this is
 	conn   Connection
 }
 
@@ -93,7 +96,8 @@ func OpenDatabase(ctx context.Context, b v1.PersistenceBackend, url string) (*Da
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b, err)
 	}
-	return &Database{kind: b, tables: k.Tables, conn: conn}, nil
+	sum := sha256.Sum256([]byte(url))
+	return &Database{kind: b, tables: k.Tables, id: string(b) + ":" + hex.EncodeToString(sum[:]), conn: conn}, nil
 }
 
 // Backend is the domain backend of the database, writing under fencing f (none when its
