@@ -49,12 +49,12 @@ func benchRow(n int) row { return row{ID: "1af31ee8-c897-4000-a4dc-55369e459000"
 var benchStores int
 
 // benchStore is a fenced store of its own in backtest-kit's partial-items table, keyed by
-// signal id as a runner writes its partial levels.
-func benchStore(b *testing.B, unbatched ...bool) *persist.Store[row] {
+// signal id as a runner writes its partial levels: through the shared batch when batched.
+func benchStore(b *testing.B, batched bool) *persist.Store[row] {
 	benchStores++
 	l := domain.DatabaseLayout(domain.Partial, domain.StrategyKey("BTCUSDT", fmt.Sprintf("bench-%d", benchStores), "e"))
 	d := pgstore.New(pool, l, pgstore.Fencing{Writer: "bench", Token: 1})
-	if len(unbatched) == 0 {
+	if batched {
 		d = d.WithBatch(benchBatch())
 	}
 	s := persist.NewStore[row]("bench", d)
@@ -78,7 +78,7 @@ func rawWrite(ctx context.Context, key string, n int) error {
 }
 
 // rawTable makes the table as the store does (a store's Init).
-func rawTable(b *testing.B) { benchStore(b) }
+func rawTable(b *testing.B) { benchStore(b, true) }
 
 func BenchmarkRawUpsertOneKey(b *testing.B) {
 	rawTable(b)
@@ -92,7 +92,7 @@ func BenchmarkRawUpsertOneKey(b *testing.B) {
 }
 
 func BenchmarkStoreOneKey(b *testing.B) {
-	s := benchStore(b)
+	s := benchStore(b, true)
 	ctx := context.Background()
 	for n := 0; b.Loop(); n++ {
 		if _, err := s.Write(ctx, "sig-1", benchRow(n)); err != nil {
@@ -122,11 +122,7 @@ var benchBatch = sync.OnceValue(func() *pgstore.Batch { return pgstore.NewBatch(
 func bench16(b *testing.B, unbatched bool) {
 	stores := make([]*persist.Store[row], 16)
 	for i := range stores {
-		if unbatched {
-			stores[i] = benchStore(b, true)
-		} else {
-			stores[i] = benchStore(b)
-		}
+		stores[i] = benchStore(b, !unbatched)
 	}
 	ctx := context.Background()
 	testenv.ParallelWrites(b, len(stores), func(g, i int) error {
@@ -137,7 +133,7 @@ func bench16(b *testing.B, unbatched bool) {
 
 // BenchmarkStore100Symbols: one strategy's store, 100 keys written at once.
 func BenchmarkStore100Symbols(b *testing.B) {
-	s := benchStore(b)
+	s := benchStore(b, true)
 	ctx := context.Background()
 	testenv.ParallelWrites(b, 100, func(g, i int) error {
 		_, err := s.Write(ctx, fmt.Sprintf("sig-%03d", g), benchRow(i))

@@ -51,12 +51,12 @@ var benchStores int
 // connection's.
 var benchBatch = sync.OnceValue(func() *redisstore.Batch { return redisstore.NewBatch(client) })
 
-// benchStore is a fenced store of its own, as a runner writes: through the shared batch,
-// unless unbatched.
-func benchStore(b *testing.B, unbatched ...bool) *persist.Store[row] {
+// benchStore is a fenced store of its own, as a runner writes: through the shared batch
+// when batched.
+func benchStore(b *testing.B, batched bool) *persist.Store[row] {
 	benchStores++
 	d := redisstore.New(client, fmt.Sprintf("bench-%d", benchStores), redisstore.Fencing{Writer: "bench", Token: 1})
-	if len(unbatched) == 0 {
+	if batched {
 		d = d.WithBatch(benchBatch())
 	}
 	s := persist.NewStore[row]("bench", d)
@@ -83,7 +83,7 @@ func BenchmarkRawSetOneKey(b *testing.B) {
 }
 
 func BenchmarkStoreOneKey(b *testing.B) {
-	s := benchStore(b)
+	s := benchStore(b, true)
 	ctx := context.Background()
 	for n := 0; b.Loop(); n++ {
 		if _, err := s.Write(ctx, "BTCUSDT", benchRow(n)); err != nil {
@@ -109,11 +109,7 @@ func BenchmarkStore16StrategiesUnbatched(b *testing.B) { bench16(b, true) }
 func bench16(b *testing.B, unbatched bool) {
 	stores := make([]*persist.Store[row], 16)
 	for i := range stores {
-		if unbatched {
-			stores[i] = benchStore(b, true)
-		} else {
-			stores[i] = benchStore(b)
-		}
+		stores[i] = benchStore(b, !unbatched)
 	}
 	ctx := context.Background()
 	testenv.ParallelWrites(b, len(stores), func(g, i int) error {
@@ -124,7 +120,7 @@ func bench16(b *testing.B, unbatched bool) {
 
 // BenchmarkStore100Symbols: one strategy's store, 100 symbols written at once.
 func BenchmarkStore100Symbols(b *testing.B) {
-	s := benchStore(b)
+	s := benchStore(b, true)
 	ctx := context.Background()
 	testenv.ParallelWrites(b, 100, func(g, i int) error {
 		_, err := s.Write(ctx, fmt.Sprintf("SYM%03d", g), benchRow(i))
