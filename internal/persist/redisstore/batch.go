@@ -68,9 +68,9 @@ func (b *Batch) run(ctx context.Context, keys []string, args []any) ([]string, e
 
 // commit sends a batch as one pipeline. A caller whose context ended while it waited sends
 // nothing. The pipeline runs on a context of its own (groupcommit.Detached): one caller
-// giving up must not cut the others' writes, which would leave their outcome unknown. A server that does not hold the
-// script yet (a restart flushed it) answers NOSCRIPT to each call; those are sent again
-// one by one, which loads it.
+// giving up must not cut the others' writes, which would leave their outcome unknown. A
+// server that does not hold the script yet (a restart flushed it) answers NOSCRIPT to each
+// call; those are sent again one by one, which loads it.
 func (b *Batch) commit(batch []*call) {
 	live, ctx, cancel := groupcommit.Live(batch, func(c *call) context.Context { return c.ctx },
 		func(c *call, err error) { c.err = notSent{err} })
