@@ -88,11 +88,10 @@ var movedOldArchives sync.Map
 // revision copied, so an interrupted move loses nothing and the next pass finishes it.
 // Once this process finds the old place empty, it looks no more.
 func (db *Database) MoveOldArchive(ctx context.Context, k Key) error {
-	old := db.oldArchive(k)
-	if _, moved := movedOldArchives.Load(db.movedKey(k)); moved || old == nil {
+	if _, moved := movedOldArchives.Load(db.movedKey(k)); moved || !db.tables {
 		return nil
 	}
-	if err := db.moveOldArchive(ctx, k, old); err != nil {
+	if err := db.moveOldArchive(ctx, k, db.oldArchive(k)); err != nil {
 		return fmt.Errorf("moving the archive of %s to its table: %w", k, err)
 	}
 	return nil
