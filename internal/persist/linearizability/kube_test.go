@@ -17,6 +17,7 @@ limitations under the License.
 package linearizability_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -91,9 +92,20 @@ func proxiedClients(t *testing.T) ([]client.Client, []*testenv.Proxy) {
 // initAll initializes every driver, each on its own: they are separate writers.
 func initAll(t *testing.T, drivers []driver.Driver) []driver.Driver {
 	t.Helper()
+	// A loaded machine can answer a first connection later than a driver's short connect
+	// timeout (which is there for the cuts): a connection that failed is tried again, for
+	// up to two minutes.
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
 	for _, d := range drivers {
-		if _, err := d.Init(t.Context(), true); err != nil {
-			t.Fatal(err)
+		for {
+			_, err := d.Init(ctx, true)
+			if err == nil {
+				break
+			}
+			if !unsent(ctx, err) {
+				t.Fatal(err)
+			}
 		}
 	}
 	return drivers
