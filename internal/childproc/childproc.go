@@ -31,6 +31,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 )
@@ -118,4 +120,24 @@ func Find(name, arg string) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s runs with %s", name, arg)
+}
+
+// Kill SIGKILLs the process Find names and waits until it is gone: the signal is delivered
+// asynchronously, and the library that started it reaps it, so that a new one started
+// right after does not find its port still held.
+func Kill(name, arg string) error {
+	pid, err := Find(name, arg)
+	if err != nil {
+		return err
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		return err
+	}
+	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s (pid %d) did not die of SIGKILL within 10s", name, pid)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
 }

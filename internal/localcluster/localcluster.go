@@ -30,6 +30,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -140,20 +141,53 @@ func (c *Cluster) Stop() error {
 	return c.env.Stop()
 }
 
+// part is a process of the control plane that envtest started.
+type part struct {
+	name, arg string // the binary, and an argument that tells this cluster's from others'
+	start     func() error
+}
+
+// parts are etcd and kube-apiserver, in the order they start.
+func (c *Cluster) parts() []part {
+	apiserver := c.env.ControlPlane.GetAPIServer()
+	return []part{
+		{"etcd", "--listen-client-urls=" + c.env.ControlPlane.Etcd.URL.String(), c.env.ControlPlane.Etcd.Start},
+		{"kube-apiserver", "--secure-port=" + apiserver.Port, apiserver.Start},
+	}
+}
+
+// Kill SIGKILLs the whole control plane (kube-controller-manager, kube-apiserver, etcd),
+// as the loss of the cluster's machines would, and waits until each is gone; their data
+// stays for Restart.
+func (c *Cluster) Kill() error {
+	if c.controllers != nil {
+		_ = c.controllers.Process.Kill()
+		<-c.controllersExited
+	}
+	for _, p := range slices.Backward(c.parts()) {
+		if err := childproc.Kill(p.name, p.arg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Restart starts a control plane Kill stopped again, on the same ports, certificates and data.
+func (c *Cluster) Restart() error {
+	for _, p := range c.parts() {
+		if err := p.start(); err != nil {
+			return fmt.Errorf("starting %s again: %w", p.name, err)
+		}
+	}
+	return c.startControllers()
+}
+
 // Watch checks every second, until ctx ends, that etcd, kube-apiserver and
 // kube-controller-manager still run. One that died is told of (tell) at once and started
 // again, on the same port and data; Watch returns the error of a
 // restart that failed. It must not run alongside Stop.
 func (c *Cluster) Watch(ctx context.Context, tell func(string)) error {
-	apiserver := c.env.ControlPlane.GetAPIServer()
-	type part struct {
-		name, arg string // the binary, and an argument that tells this cluster's from others'
-		start     func() error
-	}
-	parts := []part{
-		{"etcd", "--listen-client-urls=" + c.env.ControlPlane.Etcd.URL.String(), c.env.ControlPlane.Etcd.Start},
-		{"kube-apiserver", "--secure-port=" + apiserver.Port, apiserver.Start},
-	}
+	parts := c.parts()
 	pids := make([]int, len(parts))
 	for i, p := range parts {
 		pid, err := childproc.Find(p.name, p.arg)

@@ -17,17 +17,13 @@ limitations under the License.
 package testenv
 
 import (
-	"fmt"
-	"syscall"
-	"time"
-
 	"github.com/strategyops/strategy-operator/internal/childproc"
 )
 
 // KillAPIServer SIGKILLs the environment's kube-apiserver and waits until it is gone.
 // envtest keeps its process handle to itself, so the process is found by its flags.
 func (e *Environment) KillAPIServer() error {
-	return killProcessWithArg("kube-apiserver", "--secure-port="+e.Env.ControlPlane.GetAPIServer().Port)
+	return childproc.Kill("kube-apiserver", "--secure-port="+e.Env.ControlPlane.GetAPIServer().Port)
 }
 
 // StartAPIServer starts the kube-apiserver again after KillAPIServer, on the same port,
@@ -36,27 +32,8 @@ func (e *Environment) StartAPIServer() error { return e.Env.ControlPlane.GetAPIS
 
 // KillEtcd SIGKILLs the environment's etcd and waits until it is gone.
 func (e *Environment) KillEtcd() error {
-	return killProcessWithArg("etcd", "--listen-client-urls="+e.Env.ControlPlane.Etcd.URL.String())
+	return childproc.Kill("etcd", "--listen-client-urls="+e.Env.ControlPlane.Etcd.URL.String())
 }
 
 // StartEtcd starts etcd again after KillEtcd, on the same client port and data.
 func (e *Environment) StartEtcd() error { return e.Env.ControlPlane.Etcd.Start() }
-
-func killProcessWithArg(name, arg string) error {
-	pid, err := childproc.Find(name, arg)
-	if err != nil {
-		return err
-	}
-	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-		return err
-	}
-	// The signal is delivered asynchronously: wait until envtest has reaped the process, so
-	// that the next one does not start while it still holds the port.
-	for deadline := time.Now().Add(10 * time.Second); syscall.Kill(pid, 0) == nil; {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s (pid %d) did not die of SIGKILL within 10s", name, pid)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return nil
-}
