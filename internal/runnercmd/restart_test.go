@@ -27,9 +27,9 @@ import (
 	"time"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
-	"github.com/strategyops/strategy-operator/internal/jsonx"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/runner"
+	"github.com/strategyops/strategy-operator/internal/testenv/runstate"
 )
 
 // The feed every run in this file trades: twelve simulated hours on two symbols.
@@ -114,46 +114,28 @@ func (sv *supervised) logs() string {
 	return b.String()
 }
 
-// history is a ledger by signal id (each entry as JSON), with the signal and schedule
-// each symbol ended with.
+// history is the run state (runstate.Of) a runner left in p, from its ledger entries.
 func history(t *testing.T, entries map[string][]*domain.HistoryEntry, p *domain.Persistence,
 	strategyName string) map[string]string {
 	t.Helper()
-	out := map[string]string{}
-	for sym, list := range entries {
-		for _, e := range list {
-			out[e.ID] = sortedJSON(e)
-		}
-		k := domain.StrategyKey(sym, strategyName, "simulated")
-		sig, err := p.ReadSignal(context.Background(), k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sched, err := p.ReadSchedule(context.Background(), k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[sym+" final"] = sortedJSON([]any{sig, sched})
+	out, err := runstate.Of(t.Context(), entries, p, strategyName, "simulated", restartSymbols)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
 
-// sortedJSON is v's JSON with every object's keys sorted (jsonx.Canonical): a row read
-// back from the API server has its keys in another order than one written to a file.
-func sortedJSON(v any) string {
-	s, err := jsonx.Canonical(v)
-	if err != nil {
-		return err.Error()
-	}
-	return s
-}
-
 // reference runs the feed once, straight through, on the File backend in this process.
 func reference(t *testing.T, strategyName string) map[string]string {
+	return referenceUntil(t, strategyName, restartUntil)
+}
+
+// referenceUntil is reference for the feed's first candles, up to until.
+func referenceUntil(t *testing.T, strategyName string, until time.Time) map[string]string {
 	dir := t.TempDir()
 	s := runner.Settings{StrategyName: strategyName, ExchangeName: "simulated", Symbols: restartSymbols,
 		Backend: v1.BackendFile, DataDir: dir, Strategy: "indicator", StrategyOptions: map[string]string{},
-		Market: "simulated", Seed: 1, Start: restartStart, Until: restartUntil, Speed: 1e6,
+		Market: "simulated", Seed: 1, Start: restartStart, Until: until, Speed: 1e6,
 		LeaseDuration: 15 * time.Second, RenewDeadline: 10 * time.Second, RetryPeriod: 2 * time.Second}
 	if err := run(context.Background(), s, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
 		t.Fatal(err)
@@ -176,20 +158,7 @@ func ledgers(t *testing.T, p *domain.Persistence, strategyName string) map[strin
 // readLedgers reads every symbol's ledger from p.
 func readLedgers(ctx context.Context, p *domain.Persistence, strategyName string) (map[string][]*domain.HistoryEntry,
 	error) {
-	entries := map[string][]*domain.HistoryEntry{}
-	for _, sym := range restartSymbols {
-		store, err := p.History.Store(ctx, domain.StrategyKey(sym, strategyName, "simulated"))
-		if err != nil {
-			return nil, err
-		}
-		for e, err := range store.Values(ctx) {
-			if err != nil {
-				return nil, err
-			}
-			entries[sym] = append(entries[sym], e)
-		}
-	}
-	return entries, nil
+	return runstate.Ledgers(ctx, p, strategyName, "simulated", restartSymbols)
 }
 
 // compare fails t unless got, a runner's ledger and final state on backend b, is the
