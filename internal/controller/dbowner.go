@@ -45,8 +45,9 @@ import (
 // AnnotationTakeOverFrom, set on a Strategy to the UID of the owner a database records for
 // its state identity, makes it take the identity over from that owner: for an owner in
 // another namespace or cluster that is gone for good (deleted with retention Retain, or
-// its cluster lost). The owner's runner, if it still runs, is not stopped by this: its
-// operator stands it down on its next pass.
+// its cluster lost). The owner's runner, if it still runs and reaches the database, is
+// fenced out by the new owner's runner, whose token goes past every token the stores
+// record; its operator, once it runs again, stands it down.
 const AnnotationTakeOverFrom = "trading.strategyops.dev/take-over-from"
 
 // errOwnedElsewhere: the database records another Strategy as the owner of the identity.

@@ -22,12 +22,17 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/strategyops/strategy-operator/internal/names"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 )
 
 // TestRunnerWritesOnlyRowsItsStrategyOwns: on a database whose owner record names another
 // Strategy, the operator's runner (--strategy-object) refuses to write, naming the owner;
-// once the record names its own Strategy, it trades.
+// so it does on one naming a Strategy of its namespace and name but another UID (of
+// another cluster); once the record names its own Strategy, it trades.
 func TestRunnerWritesOnlyRowsItsStrategyOwns(t *testing.T) {
 	ctx := context.Background()
 	ns := env.Namespace(ctx, t)
@@ -57,13 +62,38 @@ func TestRunnerWritesOnlyRowsItsStrategyOwns(t *testing.T) {
 		t.Fatalf("the refused runner wrote %v", got)
 	}
 
-	_, rev, _, err := db.ReadOwner(ctx, name, "simulated")
-	if err != nil {
+	// The operator makes the Lease with its Strategy's UID on it. A Strategy of the same
+	// namespace and name in another cluster (one set of manifests applied to two clusters)
+	// is told apart by its UID alone.
+	var lease coordinationv1.Lease // the refused runner made it
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name + "-runner"}, &lease); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.RecordOwner(ctx, name, "simulated", domain.Owner{Namespace: ns, Name: name, UID: "uid-b"}, rev); err != nil {
+	lease.Annotations = map[string]string{names.LabelOwner: "uid-here"}
+	if err := env.Client.Update(ctx, &lease); err != nil {
 		t.Fatal(err)
 	}
+	record := func(o domain.Owner) {
+		t.Helper()
+		_, rev, _, err := db.ReadOwner(ctx, name, "simulated")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RecordOwner(ctx, name, "simulated", o, rev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	record(domain.Owner{Cluster: "b", Namespace: ns, Name: name, UID: "uid-there"})
+	p = startProcess(t, kubeconfig, args, url)
+	if code := p.exit(t, 2*time.Minute); code == 0 || !strings.Contains(p.log(), "(uid uid-there) of cluster b") {
+		t.Fatalf("the runner wrote rows a Strategy of its name in another cluster owns (exit %d); its log:\n%s",
+			code, p.log())
+	}
+	if got := storeContents(t, "Redis", rs.URL, name); len(got) != 0 {
+		t.Fatalf("the refused runner wrote %v", got)
+	}
+
+	record(domain.Owner{Cluster: "a", Namespace: ns, Name: name, UID: "uid-here"})
 	p = startProcess(t, kubeconfig, args, url)
 	if code := p.exit(t, 2*time.Minute); code != 0 {
 		t.Fatalf("the runner of the recorded owner exited %d; its log:\n%s", code, p.log())

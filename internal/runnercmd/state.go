@@ -22,10 +22,12 @@ import (
 	"log/slog"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/strategyops/strategy-operator/internal/handshake"
+	"github.com/strategyops/strategy-operator/internal/names"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
@@ -76,7 +78,20 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		backend = db.Backend
 		if s.StrategyObject != "" { // the operator's runner: its Strategy must own the rows
 			owned = func(ctx context.Context) error {
-				return db.CheckOwner(ctx, s.StrategyName, s.ExchangeName, s.Namespace, s.StrategyObject)
+				// The operator made the Lease for its Strategy and wrote that Strategy's UID on
+				// it: a Strategy of the same name in another cluster is another owner.
+				var lease coordinationv1.Lease
+				if err := c.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Lease}, &lease); err != nil {
+					return fmt.Errorf("reading the Lease %s: %w", s.Lease, err)
+				}
+				uid := lease.Annotations[names.LabelOwner]
+				if uid == "" {
+					log.Warn("The Lease names no Strategy UID: the owner record is checked by namespace and name "+
+						"only, so a Strategy of this name in another cluster would pass", "lease", s.Lease,
+						"annotation", names.LabelOwner)
+				}
+				return db.CheckOwner(ctx, s.StrategyName, s.ExchangeName, domain.Owner{Namespace: s.Namespace,
+					Name: s.StrategyObject, UID: uid})
 			}
 		}
 	}

@@ -125,17 +125,24 @@ func (db *Database) ReleaseOwner(ctx context.Context, strategyName, exchangeName
 }
 
 // CheckOwner fails with driver.ErrNotOwned, naming the owner, when the database records
-// another Strategy than namespace/name as the owner of the identity: a runner then refuses
-// to write. None recorded passes: the operator records one before it starts a runner, and
-// a runner started by hand writes where it is told.
-func (db *Database) CheckOwner(ctx context.Context, strategyName, exchangeName, namespace, name string) error {
+// another Strategy than me as the owner of the identity: a runner then refuses to write.
+// me names the namespace and name of the runner's Strategy, and its UID when the runner
+// knows it: a Strategy of the same namespace and name in another cluster (two clusters
+// applying one set of manifests) is another owner, told apart by its UID alone. None
+// recorded passes: the operator records one before it starts a runner, and a runner
+// started by hand writes where it is told.
+func (db *Database) CheckOwner(ctx context.Context, strategyName, exchangeName string, me Owner) error {
 	o, _, found, err := db.ReadOwner(ctx, strategyName, exchangeName)
 	switch {
 	case err != nil:
 		return err
-	case found && (o.Namespace != namespace || o.Name != name):
-		return fmt.Errorf("%w: the database records %s as the owner of %s:%s, not Strategy %s/%s", driver.ErrNotOwned,
-			o, strategyName, exchangeName, namespace, name)
+	case found && (o.Namespace != me.Namespace || o.Name != me.Name || me.UID != "" && o.UID != me.UID):
+		mine := fmt.Sprintf("Strategy %s/%s", me.Namespace, me.Name)
+		if me.UID != "" {
+			mine = me.String()
+		}
+		return fmt.Errorf("%w: the database records %s as the owner of %s:%s, not %s", driver.ErrNotOwned,
+			o, strategyName, exchangeName, mine)
 	}
 	return nil
 }
