@@ -36,6 +36,7 @@ import (
 	"github.com/strategyops/strategy-operator/internal/controller"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
 	"github.com/strategyops/strategy-operator/internal/testenv"
+	"github.com/strategyops/strategy-operator/pkg/store/driver"
 )
 
 // The database backends, against a Redis, a PostgreSQL and a MongoDB-protocol server the
@@ -304,6 +305,82 @@ var _ = Describe("Database backends", Ordered, func() {
 		Expect(s.Status.ActiveBackend).To(Equal(v1.BackendStrategyState))
 		Expect(condition(ctx, s, v1.ConditionPersistenceReady)()).To(haveStatus(metav1.ConditionTrue,
 			controller.ReasonBackendReady))
+	})
+
+	It("promotes a replica to the backend when the primary database is lost, and only when ordered", func() {
+		primary, err := testenv.StartRedis(ctx) // a server of its own: it is lost for good
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(primary.Stop)
+		s := on(strategy(ns, "promoted", "", "BTCUSDT"), v1.BackendRedis, connection("primary", primary.URL, true))
+		s.Spec.UpdatePolicy = v1.UpdateWhenFlat // a change waits until flat, which a lost database cannot tell
+		standby := connection("standby", postgresURL, true)
+		s.Spec.Persistence.Replicas = []v1.StoreReplica{{Name: "standby", Backend: v1.BackendPostgreSQL,
+			URLSecretRef: standby}}
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() []string { return runnerArgs(ctx, runnerPod(s)) }, timeout).
+			Should(ContainElement("--backend=Redis"))
+
+		By("the runner's copy of an open signal reaches the replica, under its fencing token; then the primary is lost")
+		replica, err := domain.OpenDatabase(ctx, v1.BackendPostgreSQL, postgresURL)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(replica.Close)
+		sig := openSignal(s, "BTCUSDT")
+		copied := domain.New(replica.Backend(driver.Fencing{Writer: "runner", Token: 7}))
+		Expect(copied.WriteSignal(ctx, key(s, "BTCUSDT"), sig)).To(Succeed())
+		primary.Stop()
+		moved := func() v1.PersistenceBackend { _ = get(ctx, s); return s.Status.ActiveBackend }
+		kept := func() {
+			got, err := stateIn(v1.BackendPostgreSQL, postgresURL).ReadSignal(ctx, key(s, "BTCUSDT"))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(json.Marshal(got)).To(MatchJSON(mustJSON(sig)), "the replica's copy of the signal")
+		}
+
+		By("the spec names the replica as the backend: without the order the state cannot move from the lost primary")
+		change(ctx, s, func(s *v1.Strategy) { on(s, v1.BackendPostgreSQL, standby) })
+		Consistently(moved, "4s").Should(Equal(v1.BackendRedis), "the state moved from a database it cannot read")
+		kept()
+
+		By("ordered by the annotation, the replica becomes the backend, with its copy of the state")
+		change(ctx, s, func(s *v1.Strategy) {
+			s.Annotations = map[string]string{controller.AnnotationPrimaryLost: "primary"}
+		})
+		Eventually(moved, timeout).Should(Equal(v1.BackendPostgreSQL))
+		Expect(s.Status.StaleBackend).To(BeEmpty(), "the operator would try to empty a database that is lost")
+		Eventually(func() []string { return runnerArgs(ctx, runnerPod(s)) }, timeout).
+			Should(ContainElement("--backend=PostgreSQL"))
+		Eventually(func() int32 { _ = get(ctx, s); return ptr.Deref(s.Status.OpenSignals, -1) }, timeout).
+			Should(Equal(int32(1)))
+		kept()
+		owner, _, found, err := replica.ReadOwner(ctx, s.EffectiveStrategyName(), s.Spec.ExchangeName)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(found).To(BeTrue(), "the promoted database records no owner")
+		Expect(owner.UID).To(Equal(string(s.UID)))
+		Eventually(func() map[string]string { _ = get(ctx, s); return s.Annotations }, timeout).
+			ShouldNot(HaveKey(controller.AnnotationPrimaryLost), "the order stays, to promote again later")
+	})
+
+	It("refuses to promote a database that holds none of the strategy's state", func() {
+		primary, err := testenv.StartRedis(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(primary.Stop)
+		s := on(strategy(ns, "unpromoted", "", "BTCUSDT"), v1.BackendRedis, connection("primary", primary.URL, true))
+		Expect(direct.Create(ctx, s)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(s)) }, timeout).Should(Succeed())
+		primary.Stop()
+		change(ctx, s, func(s *v1.Strategy) {
+			on(s, v1.BackendMongoDB, connection("empty", mongoURL, true))
+			s.Annotations = map[string]string{controller.AnnotationPrimaryLost: "primary"}
+		})
+		Eventually(condition(ctx, s, v1.ConditionDegraded), timeout).Should(And(
+			haveStatus(metav1.ConditionTrue, controller.ReasonBackendSwitchRefus),
+			HaveField("Message", ContainSubstring("holds no state a runner of this strategy wrote"))))
+		Expect(s.Status.ActiveBackend).To(Equal(v1.BackendRedis))
+		refused, err := domain.OpenDatabase(ctx, v1.BackendMongoDB, mongoURL)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(refused.Close)
+		_, _, found, err := refused.ReadOwner(ctx, s.EffectiveStrategyName(), s.Spec.ExchangeName)
+		Expect(err).NotTo(HaveOccurred())
+		Expect(found).To(BeFalse(), "a refused promotion recorded an owner in the database it refused")
 	})
 
 	// The live ledger and its archive, on every database backend: the oldest finished

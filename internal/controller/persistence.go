@@ -362,6 +362,14 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 				"cannot write them to the File backend's volume; switch when none is open", sum.open+sum.missing))
 		}
 	}
+	// Before anything is recorded in the new place: a refused promotion leaves no trace there.
+	promote, refusal, err := r.promotion(ctx, s, from, to)
+	switch {
+	case err != nil:
+		return ctrl.Result{}, false, err
+	case refusal != "":
+		return refuse(refusal)
+	}
 	if domain.HomeOf(to.backend) == domain.InDatabase {
 		// Before the runner stops: a database the operator cannot reach (or a Secret it may
 		// not use) keeps the strategy trading where it is, and is tried again.
@@ -377,13 +385,20 @@ func (r *StrategyReconciler) switchBackend(ctx context.Context, sc *scope) (ctrl
 		setCondition(s, v1.ConditionReady, false, ReasonPodReplacing, "waiting for the old pod to stop before moving the state")
 		return ctrl.Result{RequeueAfter: time.Second}, false, err
 	}
-	if domain.HomeOf(sc.desired) != domain.OnVolume {
+	switch {
+	case promote:
+		r.event(s, corev1.EventTypeWarning, ReasonBackendSwitched, fmt.Sprintf("promoted %s to the backend in place "+
+			"of %s, which the annotation %s names as lost: the state is what the replica holds, and what the lost "+
+			"database held is left there", to, from, AnnotationPrimaryLost))
+	case domain.HomeOf(sc.desired) != domain.OnVolume:
 		if err := r.migrate(ctx, s, from, to); err != nil {
 			return ctrl.Result{}, false, err
 		}
+		fallthrough
+	default:
+		r.event(s, corev1.EventTypeNormal, ReasonBackendSwitched, fmt.Sprintf("moved the state from %s to %s", from, to))
 	}
-	r.event(s, corev1.EventTypeNormal, ReasonBackendSwitched, fmt.Sprintf("moved the state from %s to %s", from, to))
-	if domain.HomeOf(sc.active) != domain.OnVolume {
+	if domain.HomeOf(sc.active) != domain.OnVolume && !promote { // nothing to remove from a lost database
 		s.Status.StaleBackend, s.Status.StaleDatabase = from.backend, from.db // removed once this switch is recorded
 	}
 	sc.active, sc.activeDB = to.backend, to.db

@@ -280,6 +280,9 @@ func (r *StrategyReconciler) reconcileNormal(ctx context.Context, sc *scope) (ct
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
 	}
+	if err := r.clearPromotionOrder(ctx, sc); err != nil {
+		return ctrl.Result{}, err
+	}
 	if !sc.activePlace().same(sc.desiredPlace()) {
 		if res, done, err := r.switchBackend(ctx, sc); !done || err != nil {
 			return res, err

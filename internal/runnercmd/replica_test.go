@@ -105,6 +105,9 @@ type replicated struct {
 	args, urls []string
 }
 
+// replicatedUntil is where the replicated runners' feed ends: six simulated hours.
+var replicatedUntil = restartStart.Add(6 * time.Hour)
+
 // newReplicated starts the servers (Redis with redisSettings) of a replicated runner of
 // strategy name, which trades six simulated hours in six seconds.
 func newReplicated(t *testing.T, name string, redisSettings ...string) *replicated {
@@ -113,7 +116,7 @@ func newReplicated(t *testing.T, name string, redisSettings ...string) *replicat
 	r.args = []string{"--strategy-name=" + name, "--exchange=simulated",
 		"--symbols=" + strings.Join(restartSymbols, ","), "--backend=Redis", "--namespace=" + ns,
 		"--lease=" + name + "-runner", "--start=" + restartStart.Format(time.RFC3339),
-		"--until=" + restartStart.Add(6*time.Hour).Format(time.RFC3339), "--speed=3600", "--lease-duration=4s",
+		"--until=" + replicatedUntil.Format(time.RFC3339), "--speed=3600", "--lease-duration=4s",
 		"--renew-deadline=3s", "--retry-period=500ms", "--replicas=copy:PostgreSQL"}
 	r.urls = []string{domain.StoreURLEnv + "=" + r.rs.URL, domain.ReplicaURLEnv("copy") + "=" + r.pg.URL}
 	return r
@@ -224,5 +227,76 @@ func TestReplicaKeepsWhatThePrimaryLost(t *testing.T) {
 		run(start, args)
 		holds("Redis after "+start, rs.URL, v1.BackendRedis, before)
 		holds("the replica after "+start, pg.URL, v1.BackendPostgreSQL, before)
+	}
+}
+
+// TestPromotedReplicaResumes: a runner on Redis with a PostgreSQL replica trades, and
+// Redis is lost for good mid-feed (stopped, its folder removed). The runner then started
+// on the replica, as the operator starts it once it has promoted the replica (the
+// annotation trading.strategyops.dev/primary-lost), resumes there and ends the feed with
+// the ledger and state of an uninterrupted run.
+func TestPromotedReplicaResumes(t *testing.T) {
+	ctx := context.Background()
+	const name = "promoted"
+	r := newReplicated(t, name)
+	slow := slices.Clone(r.args) // a feed long enough to lose Redis in the middle of it
+	slow[slices.Index(slow, "--speed=3600")] = "--speed=600"
+	p := r.start(t, slow)
+	entries := func(state *domain.Persistence) int {
+		n := 0
+		for _, list := range ledgers(t, state, name) {
+			n += len(list)
+		}
+		return n
+	}
+	db, err := domain.OpenDatabase(ctx, v1.BackendPostgreSQL, r.pg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	state := domain.New(db.Backend(domain.NoFencing))
+	var atLoss int // ledger entries the replica held when Redis was lost
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		if atLoss = entries(state); atLoss >= 3 {
+			break
+		}
+		if time.Now().After(deadline) || ended(p) {
+			t.Fatalf("the replica holds %d ledger entries; the runner's log:\n%s", atLoss, p.log())
+		}
+	}
+	if ended(p) {
+		t.Fatalf("the runner ended the feed before Redis was lost; its log:\n%s", p.log())
+	}
+	r.rs.Stop()
+	p.kill() // as the operator stops the pod for the promotion
+
+	promoted := slices.DeleteFunc(slices.Clone(r.args), func(a string) bool { return strings.HasPrefix(a, "--replicas=") })
+	promoted[slices.Index(promoted, "--backend=Redis")] = "--backend=PostgreSQL"
+	p = startProcess(t, r.kubeconfig, promoted, domain.StoreURLEnv+"="+r.pg.URL)
+	if code := p.exit(t, 2*time.Minute); code != 0 {
+		t.Fatalf("the runner on the promoted replica exited %d; its log:\n%s", code, p.log())
+	}
+	got := history(t, ledgers(t, state, name), state, name)
+	want := referenceUntil(t, name, replicatedUntil)
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s differs from the uninterrupted run:\n got  %s\n want %s", id, got[id], w)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d entries, the uninterrupted run has %d", len(got), len(want))
+	}
+	if final := entries(state); final <= atLoss {
+		t.Errorf("the ledger held %d entries when Redis was lost and %d at the end: nothing was traded on the "+
+			"promoted replica", atLoss, final)
+	}
+}
+
+func ended(p *process) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
 	}
 }
