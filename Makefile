@@ -133,7 +133,7 @@ $(PROMTOOL):
 ##@ Test
 
 .PHONY: test
-test: verify-generated vet lint test-unit test-soak test-e2e ## The whole suite: generated files, vet, lint, unit + envtest, soak (short), e2e.
+test: verify-generated vet lint test-unit test-soak failover-drill test-e2e ## The whole suite: generated files, vet, lint, unit + envtest, soak (short), the failover drill, e2e.
 
 # The runner's crash-equivalence test re-runs its own test binary hundreds of times and is
 # I/O-bound; the race detector would make it ten times slower and adds nothing about
@@ -153,7 +153,7 @@ test-servers: ## Check that the database servers the tests start (PostgreSQL, Re
 
 .PHONY: test-unit
 test-unit: control-plane test-servers ferretdb promtool helm sdk-ts ## Unit and envtest suites on a real kube-apiserver and etcd.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" PROMTOOL="$(PROMTOOL)" HELM="$(HELM)" go test $$(go list ./... | grep -v -e '/internal/runner$$' -e /test/soak) -count=1 -race -timeout 30m
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" PROMTOOL="$(PROMTOOL)" HELM="$(HELM)" go test $$(go list ./... | grep -v -e '/internal/runner$$' -e /test/soak -e /test/failover) -count=1 -race -timeout 30m
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test $(RACE_FREE_PKGS) -count=1 -timeout 30m -v
 	cd examples/store-driver && go vet ./... && go test ./... -count=1 -race -v
 	cd test/docs && go vet ./... && go test ./... -count=1 -v
@@ -168,6 +168,12 @@ SOAK_TIMEOUT ?= 30m
 test-soak: control-plane test-servers ferretdb build ## Bounded state and a flat runner heap over SOAK_SIGNALS signals per backend.
 	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" SOAK_SIGNALS=$(SOAK_SIGNALS) \
 		go test ./test/soak/ -count=1 -timeout $(SOAK_TIMEOUT) -parallel 6 -v
+
+# The drill of the loss of a whole cluster: two local clusters, each with its own control
+# plane and manager binary, share one database (PostgreSQL, Redis, MongoDB side by side).
+.PHONY: failover-drill
+failover-drill: control-plane test-servers ferretdb build ## Lose a cluster: another takes its strategies over from the shared database, and the lost one stays out.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test ./test/failover/ -count=1 -timeout 20m -v
 
 STRESS_RUNS ?= 5
 

@@ -27,6 +27,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 )
 
@@ -90,15 +91,23 @@ func (k *Kubelet) volumes(pod *corev1.Pod, c corev1.Container) (mounts, error) {
 	return m, nil
 }
 
-// environment resolves the container's env as kubelet does: values, the pod's own fields,
-// and keys of ConfigMaps and Secrets.
+// environment resolves the container's env as kubelet does (ContainerEnv), the pod's IP
+// the one this kubelet gave it.
 func (k *Kubelet) environment(ctx context.Context, pod *corev1.Pod, c corev1.Container) ([]string, error) {
+	return ContainerEnv(ctx, k.client, pod, c, k.podIP(pod.UID))
+}
+
+// ContainerEnv resolves the env of pod's container c as kubelet does, reading what it refers
+// to through cs: values, the pod's own fields (status.podIP is podIP), and keys of
+// ConfigMaps and Secrets. It returns NAME=value pairs in the container's order.
+func ContainerEnv(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, c corev1.Container,
+	podIP string) ([]string, error) {
 	if len(c.EnvFrom) > 0 {
 		return nil, fmt.Errorf("container %q: envFrom is not supported by the process kubelet", c.Name)
 	}
 	out := make([]string, 0, len(c.Env))
 	for _, e := range c.Env {
-		v, err := k.envValue(ctx, pod, e)
+		v, err := envValue(ctx, cs, pod, e, podIP)
 		if err != nil {
 			return nil, fmt.Errorf("env %s: %w", e.Name, err)
 		}
@@ -107,18 +116,19 @@ func (k *Kubelet) environment(ctx context.Context, pod *corev1.Pod, c corev1.Con
 	return out, nil
 }
 
-func (k *Kubelet) envValue(ctx context.Context, pod *corev1.Pod, e corev1.EnvVar) (string, error) {
+func envValue(ctx context.Context, cs kubernetes.Interface, pod *corev1.Pod, e corev1.EnvVar, podIP string) (string,
+	error) {
 	src := e.ValueFrom
 	switch {
 	case src == nil:
 		return e.Value, nil
 	case src.FieldRef != nil && src.FieldRef.FieldPath == "status.podIP":
-		return k.podIP(pod.UID), nil
+		return podIP, nil
 	case src.FieldRef != nil:
 		return podField(pod, src.FieldRef.FieldPath)
 	case src.ConfigMapKeyRef != nil:
 		ref := src.ConfigMapKeyRef
-		cm, err := k.client.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		cm, err := cs.CoreV1().ConfigMaps(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err == nil {
 			if v, ok := cm.Data[ref.Key]; ok {
 				return v, nil
@@ -131,7 +141,7 @@ func (k *Kubelet) envValue(ctx context.Context, pod *corev1.Pod, e corev1.EnvVar
 		return "", err
 	case src.SecretKeyRef != nil:
 		ref := src.SecretKeyRef
-		s, err := k.client.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		s, err := cs.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err == nil {
 			if v, ok := s.Data[ref.Key]; ok {
 				return string(v), nil

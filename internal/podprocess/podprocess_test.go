@@ -75,7 +75,7 @@ func TestExpandAsKubelet(t *testing.T) {
 		"price $5 and $(":                       "price $5 and $(",
 		"no references":                         "no references",
 	} {
-		if got := expand(in, vars); got != want {
+		if got := Expand(in, vars); got != want {
 			t.Errorf("%q: got %q, want %q", in, got, want)
 		}
 	}

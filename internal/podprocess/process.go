@@ -149,7 +149,7 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (*process, error) 
 	var environ []string
 	for _, e := range append(slices.Clone(img.config.Env), podEnv...) {
 		n, v, _ := strings.Cut(e, "=")
-		v = expand(v, vars)
+		v = Expand(v, vars)
 		vars[n] = v
 		environ = append(environ, n+"="+v)
 	}
@@ -158,7 +158,7 @@ func (k *Kubelet) start(ctx context.Context, pod *corev1.Pod) (*process, error) 
 		return nil, fmt.Errorf("container %q: neither the pod nor image %s gives a command", c.Name, c.Image)
 	}
 	for i := range argv {
-		argv[i] = expand(argv[i], vars)
+		argv[i] = Expand(argv[i], vars)
 	}
 	bin, err := lookPath(argv[0], vars["PATH"], paths)
 	if err != nil {
@@ -218,9 +218,9 @@ func commandLine(c corev1.Container, img v1.Config) []string {
 	}
 }
 
-// expand replaces $(NAME) by the variable's value as kubelet does: $$ is a literal $, and
+// Expand replaces $(NAME) by the variable's value as kubelet does: $$ is a literal $, and
 // a reference to a variable not defined stays as written.
-func expand(s string, vars map[string]string) string {
+func Expand(s string, vars map[string]string) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}
