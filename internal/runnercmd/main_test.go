@@ -117,8 +117,25 @@ func (p *process) waitLogN(t *testing.T, msg string, n int, within time.Duration
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("the runner did not log %q %d times within %s; its log:\n%s", msg, n, within, p.log())
+	p.dumpStacks()
+	t.Fatalf("the runner did not log %q %d times within %s; its log, with its goroutines' stacks at the end:\n%s",
+		msg, n, within, p.log())
 	return nil
+}
+
+// dumpStacks makes a runner that still runs print every goroutine's stack into its log and
+// exit (the Go runtime's answer to SIGQUIT), so that a runner stuck somewhere says where.
+func (p *process) dumpStacks() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGQUIT)
+	select {
+	case <-p.done:
+	case <-time.After(5 * time.Second):
+	}
 }
 
 func (p *process) logged(msg string) bool {
@@ -132,8 +149,10 @@ func (p *process) exit(t *testing.T, within time.Duration) int {
 	case <-p.done:
 		return p.cmd.ProcessState.ExitCode()
 	case <-time.After(within):
+		p.dumpStacks()
 		_ = p.cmd.Process.Kill()
-		t.Fatalf("the runner did not exit within %s; its log:\n%s", within, p.log())
+		t.Fatalf("the runner did not exit within %s; its log, with its goroutines' stacks at the end:\n%s", within,
+			p.log())
 		return -1
 	}
 }
