@@ -81,7 +81,11 @@ func deposedHolder(t *testing.T, b v1.PersistenceBackend) {
 	if tokenB <= tokenA {
 		t.Fatalf("runner B's token %d is not above A's %d", tokenB, tokenA)
 	}
-	bb.waitLog(t, "Signal opened", 60*time.Second) // B trades: it has restored, and writes
+	// B trades: it has restored, and writes. It writes ahead on every candle, so its first
+	// signal waits on as many commits as candles come before it. On PostgreSQL with every
+	// core busy (make test-stress) it once did not come within a minute; whether slow or
+	// stuck was not seen then (a runner that times out now prints its stacks).
+	bb.waitLog(t, "Signal opened", 3*time.Minute)
 	// B raised the floor on every store, also on those it has not written.
 	for _, c := range domain.StrategyContexts(name, "simulated", symbols) {
 		if got := recordedToken(ctx, t, state, c); got < tokenB {
