@@ -173,7 +173,7 @@ test-soak: control-plane test-servers ferretdb build ## Bounded state and a flat
 # plane and manager binary, share one database (PostgreSQL, Redis, MongoDB side by side).
 .PHONY: failover-drill
 failover-drill: control-plane test-servers ferretdb build ## Lose a cluster: another takes its strategies over from the shared database, and the lost one stays out.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test ./test/failover/ -count=1 -timeout 20m -v
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" FERRETDB="$(FERRETDB)" go test ./test/failover/ -count=1 -timeout 40m -v
 
 STRESS_RUNS ?= 5
 

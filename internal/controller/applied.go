@@ -68,23 +68,18 @@ func (r *StrategyReconciler) applySpec(ctx context.Context, sc *scope) error {
 		if err != nil {
 			return err
 		}
-		live, err := r.liveSymbols(ctx, s, sc.activePlace(), prev) // after: see quietSymbols
-		switch {
-		case err != nil && namedLost(s, sc.activePlace()):
-			// A person says the database is lost (AnnotationPrimaryLost): nothing of its state
-			// can be waited for, and the spec moves to a replica of it.
-			applied = want
-		case err != nil:
+		// After: see quietSymbols. Read where the state is, or is about to be (a replica a
+		// person promotes in place of a lost database: statePlace).
+		live, err := r.liveSymbols(ctx, s, statePlace(sc), prev)
+		if err != nil {
 			return err
-		default:
-			applied = r.decide(sc, prev, &want, live, quiet)
 		}
+		applied = r.decide(sc, prev, &want, live, quiet)
 	}
 	if rel := releasedBy(prev, &applied); rel != nil && domain.HomeOf(sc.active) != domain.OnVolume {
-		// The last closes of what leaves count before it leaves: a read that fails keeps it,
-		// unless a person says the database is lost.
-		states, err := r.readStates(ctx, s, sc.activePlace(), rel.StrategyName, rel.ExchangeName, rel.Symbols, true)
-		if err != nil && !namedLost(s, sc.activePlace()) {
+		// The last closes of what leaves count before it leaves: a read that fails keeps it.
+		states, err := r.readStates(ctx, s, statePlace(sc), rel.StrategyName, rel.ExchangeName, rel.Symbols, true)
+		if err != nil {
 			return fmt.Errorf("reading the ledgers of %s of %s/%s before releasing them: %w",
 				strings.Join(rel.Symbols, ", "), rel.StrategyName, rel.ExchangeName, err)
 		}

@@ -159,6 +159,7 @@ func (r *StrategyReconciler) checkDatabase(ctx context.Context, s *v1.Strategy, 
 	if err := r.claimDatabase(ctx, s, db, p); err != nil {
 		return err
 	}
+	r.recordOnReplicas(ctx, s)
 	loss, err := db.Durability(ctx)
 	if err != nil {
 		return err

@@ -335,7 +335,7 @@ var _ = Describe("Database backends", Ordered, func() {
 			Expect(json.Marshal(got)).To(MatchJSON(mustJSON(sig)), "the replica's copy of the signal")
 		}
 
-		By("the spec names the replica as the backend: without the order the state cannot move from the lost primary")
+		By("the spec names the replica as the backend: without the order the operator waits on the lost primary")
 		change(ctx, s, func(s *v1.Strategy) { on(s, v1.BackendPostgreSQL, standby) })
 		Consistently(moved, "4s").Should(Equal(v1.BackendRedis), "the state moved from a database it cannot read")
 		kept()
@@ -357,6 +357,57 @@ var _ = Describe("Database backends", Ordered, func() {
 		Expect(owner.UID).To(Equal(string(s.UID)))
 		Eventually(func() map[string]string { _ = get(ctx, s); return s.Annotations }, timeout).
 			ShouldNot(HaveKey(controller.AnnotationPrimaryLost), "the order stays, to promote again later")
+	})
+
+	It("refuses a promotion ordered on a Strategy that stands down for the owner of the state", func() {
+		primary, err := testenv.StartRedis(ctx)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(primary.Stop)
+		other := newNamespace(ctx)
+		used = append(used, other)
+		shared := func(namespace, name string) *v1.Strategy {
+			s := on(strategy(namespace, name, "", "BTCUSDT"), v1.BackendRedis,
+				connectionIn(namespace, "primary", primary.URL, true))
+			s.Spec.StrategyName = "promoted-by-intruder"
+			return s
+		}
+		owner := shared(ns, "owner")
+		owner.Spec.Persistence.Replicas = []v1.StoreReplica{{Name: "standby", Backend: v1.BackendPostgreSQL,
+			URLSecretRef: connection("standby", postgresURL, true)}}
+		Expect(direct.Create(ctx, owner)).To(Succeed())
+		Eventually(func() error { return get(ctx, runnerPod(owner)) }, timeout).Should(Succeed())
+		replica, err := domain.OpenDatabase(ctx, v1.BackendPostgreSQL, postgresURL)
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(replica.Close)
+		recorded := func() string {
+			o, _, found, err := replica.ReadOwner(ctx, owner.Spec.StrategyName, owner.Spec.ExchangeName)
+			Expect(err).NotTo(HaveOccurred())
+			if !found {
+				return ""
+			}
+			return o.UID
+		}
+		Eventually(recorded, timeout).Should(Equal(string(owner.UID)), "the replica records no owner")
+		intruder := shared(other, "intruder")
+		Expect(direct.Create(ctx, intruder)).To(Succeed())
+		Eventually(condition(ctx, intruder, v1.ConditionPersistenceReady), timeout).
+			Should(haveStatus(metav1.ConditionFalse, controller.ReasonStateClaimed))
+		copied := domain.New(replica.Backend(driver.Fencing{Writer: "runner", Token: 7}))
+		Expect(copied.WriteSignal(ctx, key(owner, "BTCUSDT"), openSignal(owner, "BTCUSDT"))).To(Succeed())
+		primary.Stop()
+
+		standby := connectionIn(other, "standby", postgresURL, true)
+		change(ctx, intruder, func(s *v1.Strategy) {
+			on(s, v1.BackendPostgreSQL, standby)
+			s.Annotations = map[string]string{controller.AnnotationPrimaryLost: "primary"}
+		})
+		Eventually(condition(ctx, intruder, v1.ConditionDegraded), timeout).Should(And(
+			haveStatus(metav1.ConditionTrue, controller.ReasonBackendSwitchRefus),
+			HaveField("Message", ContainSubstring("Strategy "+ns+"/owner"))))
+		Consistently(recorded, "2s").Should(Equal(string(owner.UID)), "a Strategy that does not own the state took "+
+			"the replica")
+		Expect(get(ctx, intruder)).To(Succeed())
+		Expect(intruder.Status.ActiveBackend).To(Equal(v1.BackendRedis))
 	})
 
 	It("refuses to promote a database that holds none of the strategy's state", func() {

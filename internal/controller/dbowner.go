@@ -99,6 +99,26 @@ func (r *StrategyReconciler) claimDatabase(ctx context.Context, s *v1.Strategy, 
 	return r.takeOver(ctx, s, db, p, me, cur, rev, "whose owner is gone")
 }
 
+// recordOnReplicas records s, which its backend records as the owner, on each replica of
+// s that records no owner, so that a replica promoted in place of a lost backend
+// (AnnotationPrimaryLost) names the owner the backend named: another Strategy is refused
+// it as it would be refused the backend. A replica that does not answer is passed over
+// (a later pass records it), and one that records another owner is left as it is.
+func (r *StrategyReconciler) recordOnReplicas(ctx context.Context, s *v1.Strategy) {
+	name, exchange := s.EffectiveStrategyName(), s.Spec.ExchangeName
+	me := domain.Owner{Cluster: r.Cluster, Namespace: s.Namespace, Name: s.Name, UID: string(s.UID)}
+	for _, rep := range s.Spec.Persistence.Replicas {
+		db, err := r.openDatabase(ctx, s, place{backend: rep.Backend, db: &rep.URLSecretRef})
+		if err != nil {
+			continue
+		}
+		if _, _, found, err := db.ReadOwner(ctx, name, exchange); err == nil && !found {
+			_ = db.RecordOwner(ctx, name, exchange, me, "")
+		}
+		db.Close()
+	}
+}
+
 // takeOver records me in place of cur, read at rev, and says so.
 func (r *StrategyReconciler) takeOver(ctx context.Context, s *v1.Strategy, db *domain.Database, p place,
 	me, cur domain.Owner, rev driver.Revision, why string) error {

@@ -31,7 +31,8 @@ import (
 )
 
 // AnnotationPrimaryLost, set on a Strategy to the name of the Secret of its database
-// backend once that database is lost for good, orders a promotion: the Strategy's spec
+// backend once that database is lost for good (NAME, or NAME/KEY when the new backend's URL
+// is in the same Secret), orders a promotion: the Strategy's spec
 // now names one of its replicas as the backend, and the operator moves there without
 // copying the state from the lost database, which it cannot read: the replica's copy
 // becomes the state. The order holds only while the lost database does not answer (one
@@ -44,10 +45,22 @@ const AnnotationPrimaryLost = "trading.strategyops.dev/primary-lost"
 // lostProbe is how long the database an order names as lost has to answer.
 const lostProbe = 5 * time.Second
 
-// namedLost reports whether AnnotationPrimaryLost on s names the database at p.
+// namedLost reports whether AnnotationPrimaryLost on s names the database at p: its
+// Secret's name, or the name and key.
 func namedLost(s *v1.Strategy, p place) bool {
 	lost := s.Annotations[AnnotationPrimaryLost]
-	return lost != "" && p.db != nil && p.db.Name == lost
+	return lost != "" && p.db != nil && (lost == p.db.Name || lost == p.db.Name+"/"+p.db.Key)
+}
+
+// statePlace is where the state of sc is read before its switch: the active place, or,
+// when a person says the active database is lost and the spec names another, the new
+// place, which is to become the state (a promoted replica).
+func statePlace(sc *scope) place {
+	active := sc.activePlace()
+	if namedLost(sc.strategy, active) && !active.same(sc.desiredPlace()) {
+		return sc.desiredPlace()
+	}
+	return active
 }
 
 // promotion reports whether the switch of s from one place to another is a promotion: the
@@ -55,19 +68,23 @@ func namedLost(s *v1.Strategy, p place) bool {
 // not empty, says why an ordered promotion cannot happen.
 func (r *StrategyReconciler) promotion(ctx context.Context, s *v1.Strategy, from, to place) (ordered bool,
 	refusal string, err error) {
-	if !namedLost(s, from) || domain.HomeOf(to.backend) != domain.InDatabase {
-		return false, "", nil
-	}
-	contexts := strategyContexts(s)
-	if err := r.answers(ctx, s, from, contexts); err == nil {
-		r.event(s, corev1.EventTypeNormal, ReasonBackendSwitched, fmt.Sprintf("the annotation %s names %s as lost, "+
-			"but it answers: its state is moved as on any switch", AnnotationPrimaryLost, from))
+	if !namedLost(s, from) || domain.HomeOf(to.backend) != domain.InDatabase || to.db == nil {
 		return false, "", nil
 	}
 	for _, rep := range s.Spec.Persistence.Replicas {
 		if rep.Backend == to.backend && rep.URLSecretRef == *to.db {
 			return true, fmt.Sprintf("replica %s is the backend now: remove it from spec.persistence.replicas", rep.Name), nil
 		}
+	}
+	if to.db.Name == from.db.Name && s.Annotations[AnnotationPrimaryLost] == from.db.Name {
+		return true, fmt.Sprintf("the lost database and the new backend share Secret %s: name the lost one as %s/%s "+
+			"in the annotation %s", from.db.Name, from.db.Name, from.db.Key, AnnotationPrimaryLost), nil
+	}
+	contexts := strategyContexts(s)
+	if err := r.answers(ctx, s, from, contexts); err == nil {
+		r.event(s, corev1.EventTypeNormal, ReasonBackendSwitched, fmt.Sprintf("the annotation %s names %s as lost, "+
+			"but it answers: its state is moved as on any switch", AnnotationPrimaryLost, from))
+		return false, "", nil
 	}
 	ctx, cancel := withDeadline(ctx, to)
 	defer cancel()
@@ -112,5 +129,10 @@ func (r *StrategyReconciler) clearPromotionOrder(ctx context.Context, sc *scope)
 	patch := fmt.Sprintf(`{"metadata":{"annotations":{%q:null}}}`, AnnotationPrimaryLost)
 	obj := &v1.Strategy{ObjectMeta: metav1.ObjectMeta{Namespace: s.Namespace, Name: s.Name}}
 	err := r.Client.Patch(ctx, obj, client.RawPatch(types.MergePatchType, []byte(patch)))
+	if err == nil {
+		r.event(s, corev1.EventTypeNormal, ReasonBackendSwitched, fmt.Sprintf("removed the annotation %s=%s: the "+
+			"state is on %s, which it does not name", AnnotationPrimaryLost, s.Annotations[AnnotationPrimaryLost],
+			sc.activePlace()))
+	}
 	return objectErr("removing the annotation "+AnnotationPrimaryLost+" of", obj, client.IgnoreNotFound(err))
 }

@@ -158,7 +158,7 @@ func (c *Cluster) parts() []part {
 
 // Kill SIGKILLs the whole control plane (kube-controller-manager, kube-apiserver, etcd),
 // as the loss of the cluster's machines would, and waits until each is gone; their data
-// stays for Restart.
+// stays for Restart. Neither may run alongside Watch, which would start them again itself.
 func (c *Cluster) Kill() error {
 	if c.controllers != nil {
 		_ = c.controllers.Process.Kill()

@@ -76,7 +76,8 @@ type Settings struct {
 	GracePeriod time.Duration
 	// TerminationMessagePath is where a fatal error is written for the pod's status.
 	TerminationMessagePath string
-	// StrategyObject is the Strategy the runner's Warning events are about.
+	// StrategyObject is the Strategy the runner works for: the owner its database must
+	// record, and what its Warning events are about.
 	StrategyObject string
 	// PodUID is the UID of the runner's pod, recorded on its Lease with what it trades
 	// (package handshake).
@@ -182,7 +183,9 @@ func ParseSettings(args []string, getenv func(string) string, usage io.Writer) (
 	fs.StringVar(&s.PodUID, "pod-uid", getenv("POD_UID"),
 		"the UID of the runner's pod, recorded on its Lease with what it trades and drains (env POD_UID)")
 	fs.StringVar(&s.StrategyObject, "strategy-object", getenv("STRATEGY_OBJECT"),
-		"the Strategy object to report hand edits of the state to, as Warning events (env STRATEGY_OBJECT)")
+		"the Strategy object this runner works for: on a database backend it writes only rows the database "+
+			"records that Strategy as the owner of, and it reports hand edits of the state to it as Warning "+
+			"events (env STRATEGY_OBJECT)")
 	fs.IntVar(&s.LiveEntries, "history-live-entries", v1.DefaultLiveEntries,
 		"finished signals a symbol's live ledger holds before the oldest move to its archive (File; spec.history)")
 	fs.IntVar(&s.Retention.Entries, "history-archived-entries", v1.DefaultArchivedEntries,

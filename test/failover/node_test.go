@@ -115,8 +115,8 @@ func (cl *cluster) recover(t *testing.T) {
 
 // node runs the runner pod of one Strategy of a cluster as a process of the runner binary,
 // as a kubelet would: it starts the process once the operator has made the pod, starts it
-// again when it exits non-zero (a second after the last start at the soonest), and kills it
-// once the pod is gone or replaced. While the API
+// again when it ends (a second after the last start at the soonest; not once it ended the
+// feed by itself), and kills it once the pod is gone or replaced. While the API
 // server does not answer, the process runs on: a node cut off from its control plane keeps
 // its containers, and starts them again.
 type node struct {
