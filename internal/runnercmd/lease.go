@@ -36,6 +36,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 
+	"github.com/strategyops/strategy-operator/internal/names"
 	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 	"github.com/strategyops/strategy-operator/internal/runner"
 	"github.com/strategyops/strategy-operator/internal/runnermetrics"
@@ -105,7 +106,7 @@ func leaseHolder(ctx context.Context, s runner.Settings) (string, error) {
 // process would, without the restart.
 func leading(ctx context.Context, s runner.Settings, log *slog.Logger, m *runnermetrics.Metrics,
 	recorded func(context.Context) (int64, error), standby func(context.Context, error),
-	work func(ctx context.Context, token int64, identity string) error) error {
+	work func(ctx context.Context, h holding) error) error {
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		return err
@@ -142,7 +143,7 @@ func holderPrefix() string {
 // leading).
 func campaign(ctx context.Context, cs kubernetes.Interface, s runner.Settings, log *slog.Logger,
 	m *runnermetrics.Metrics, recorded func(context.Context) (int64, error),
-	work func(ctx context.Context, token int64, identity string) error) error {
+	work func(ctx context.Context, h holding) error) error {
 	// Unique per campaign: a restarted runner is a new holder, so its fencing token is larger.
 	identity := fmt.Sprintf("%s%d", holderPrefix(), time.Now().UnixNano())
 	leases := cs.CoordinationV1().Leases(s.Namespace)
@@ -171,7 +172,7 @@ func campaign(ctx context.Context, cs kubernetes.Interface, s runner.Settings, l
 			OnStartedLeading: func(leadCtx context.Context) {
 				started.Store(true)
 				afterAcquire()
-				token, err := fencingToken(leadCtx, leases, s.Lease, identity, recorded)
+				token, owner, err := fencingToken(leadCtx, leases, s.Lease, identity, recorded)
 				if err == nil {
 					log.Info("Acquired the lease", "lease", s.Lease, "identity", identity, "fencingToken", token)
 					m.Leading(true, token)
@@ -181,7 +182,7 @@ func campaign(ctx context.Context, cs kubernetes.Interface, s runner.Settings, l
 					// makes last another renew deadline, past the Lease's duration.
 					workCtx, stop := context.WithCancelCause(leadCtx)
 					go lock.watch(workCtx, s.RenewDeadline, s.RetryPeriod, stop, log)
-					err = work(workCtx, token, identity)
+					err = work(workCtx, holding{token: token, identity: identity, owner: owner})
 					if err != nil && errors.Is(context.Cause(workCtx), errRenewDeadline) {
 						err = errRenewDeadline // the watch stopped it: whatever the work was doing then
 					}
@@ -341,37 +342,46 @@ func (r *renewals) watch(ctx context.Context, deadline, retry time.Duration, sto
 	}
 }
 
-// fencingToken returns the token this runner writes with. It comes from a read of the
+// holding is this runner's hold on the Lease: its fencing token, its identity as the
+// holder, and the UID of the Strategy the operator made the Lease for (names.LabelOwner;
+// empty on a Lease no operator made).
+type holding struct {
+	token    int64
+	identity string
+	owner    string
+}
+
+// fencingToken returns the token this runner writes with, and the owner UID on the Lease. It comes from a read of the
 // Lease in which this runner is the holder: the transition count plus one, which every
 // change of holder raises. The stores may have seen larger tokens (the Lease was deleted
 // and made again); then the count is first raised to the highest recorded token, in an
 // update that succeeds only while the Lease is unchanged since that read, so the token
 // stays bound to this holder and the next holder's is larger again.
 func fencingToken(ctx context.Context, leases coordinationv1client.LeaseInterface, name, identity string,
-	recorded func(context.Context) (int64, error)) (int64, error) {
+	recorded func(context.Context) (int64, error)) (token int64, owner string, err error) {
 	floor, err := recorded(ctx)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	for {
 		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		if h := ptr.Deref(lease.Spec.HolderIdentity, ""); h != identity {
-			return 0, fmt.Errorf("%w: it is held by %q", errNotHolder, h)
+			return 0, "", fmt.Errorf("%w: it is held by %q", errNotHolder, h)
 		}
 		transitions := int64(ptr.Deref(lease.Spec.LeaseTransitions, 0))
 		if transitions >= floor {
-			return transitions + 1, nil
+			return transitions + 1, lease.Annotations[names.LabelOwner], nil
 		}
 		if floor > math.MaxInt32-1 {
-			return 0, fmt.Errorf("the stores record fencing token %d, past what a Lease can count", floor)
+			return 0, "", fmt.Errorf("the stores record fencing token %d, past what a Lease can count", floor)
 		}
 		lease.Spec.LeaseTransitions = new(int32(floor))
 		_, err = leases.Update(ctx, lease, metav1.UpdateOptions{})
 		if err != nil && !apierrors.IsConflict(err) {
-			return 0, err
+			return 0, "", err
 		}
 		// Updated, or our own renewal won the race: read again.
 	}

@@ -402,15 +402,15 @@ func TestFencingTokenBoundToHolder(t *testing.T) {
 		return func(context.Context) (int64, error) { return n, nil }
 	}
 
-	if _, err := fencingToken(ctx, leases, leaseName, "runner-a", recorded(0)); !errors.Is(err, errNotHolder) {
+	if _, _, err := fencingToken(ctx, leases, leaseName, "runner-a", recorded(0)); !errors.Is(err, errNotHolder) {
 		t.Fatalf("a runner that no longer holds the Lease got %v, want errNotHolder", err)
 	}
-	if tok, err := fencingToken(ctx, leases, leaseName, "runner-b", recorded(2)); err != nil || tok != 5 {
+	if tok, _, err := fencingToken(ctx, leases, leaseName, "runner-b", recorded(2)); err != nil || tok != 5 {
 		t.Fatalf("the holder got token %d (%v), want the transitions plus one, 5", tok, err)
 	}
 	// The stores saw token 9 (the Lease was made again since): the holder's token is 10,
 	// and the Lease now counts from there, so the next holder's is larger still.
-	if tok, err := fencingToken(ctx, leases, leaseName, "runner-b", recorded(9)); err != nil || tok != 10 {
+	if tok, _, err := fencingToken(ctx, leases, leaseName, "runner-b", recorded(9)); err != nil || tok != 10 {
 		t.Fatalf("the holder got token %d (%v), want one above the recorded 9", tok, err)
 	}
 	got, err := leases.Get(ctx, leaseName, metav1.GetOptions{})

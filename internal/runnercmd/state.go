@@ -22,7 +22,6 @@ import (
 	"log/slog"
 	"time"
 
-	coordinationv1 "k8s.io/api/coordination/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -67,7 +66,7 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		b, _ := domain.KubeBackend(s.Backend, c, domain.KubeOptions{Namespace: s.Namespace, Fencing: f})
 		return b // s.Backend is ConfigMap or StrategyState here (settings checked it)
 	}
-	owned := func(context.Context) error { return nil }
+	owned := func(context.Context, string) error { return nil }
 	if domain.HomeOf(s.Backend) == domain.InDatabase {
 		// The state lives in a database; the Lease (and the events) stay in the cluster.
 		db, err := domain.OpenDatabase(ctx, s.Backend, s.StoreURL)
@@ -77,14 +76,9 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		defer db.Close()
 		backend = db.Backend
 		if s.StrategyObject != "" { // the operator's runner: its Strategy must own the rows
-			owned = func(ctx context.Context) error {
-				// The operator made the Lease for its Strategy and wrote that Strategy's UID on
-				// it: a Strategy of the same name in another cluster is another owner.
-				var lease coordinationv1.Lease
-				if err := c.Get(ctx, client.ObjectKey{Namespace: s.Namespace, Name: s.Lease}, &lease); err != nil {
-					return fmt.Errorf("reading the Lease %s: %w", s.Lease, err)
-				}
-				uid := lease.Annotations[names.LabelOwner]
+			// uid is the Strategy UID the operator wrote on the Lease it made for its
+			// Strategy: a Strategy of the same name in another cluster is another owner.
+			owned = func(ctx context.Context, uid string) error {
 				if uid == "" {
 					log.Warn("The Lease names no Strategy UID: the owner record is checked by namespace and name "+
 						"only, so a Strategy of this name in another cluster would pass", "lease", s.Lease,
@@ -108,9 +102,9 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 	if standby != nil {
 		waiting = func(ctx context.Context, cause error) { standby(ctx, c, cause) }
 	}
-	return leading(ctx, s, log, m, recorded, waiting, func(ctx context.Context, token int64, identity string) error {
-		f := kubestore.Fencing{Writer: identity, Token: token}
-		if err := owned(ctx); err != nil {
+	return leading(ctx, s, log, m, recorded, waiting, func(ctx context.Context, h holding) error {
+		f := kubestore.Fencing{Writer: h.identity, Token: h.token}
+		if err := owned(ctx, h.owner); err != nil {
 			return err
 		}
 		l := layers(f)
@@ -126,7 +120,7 @@ func withState(ctx context.Context, s runner.Settings, log *slog.Logger, m *runn
 		}
 		// Fenced: tell the operator what this holder trades and drains (package handshake).
 		go recordHandshake(ctx, c, client.ObjectKey{Namespace: s.Namespace, Name: s.Lease}, handshake.Record{
-			Holder: identity, Pod: s.PodUID, Symbols: s.Traded(), Draining: s.Draining}, log)
+			Holder: h.identity, Pod: s.PodUID, Symbols: s.Traded(), Draining: s.Draining}, log)
 		l.RebuildOnOpen = true // a killed runner's queued copies are lost: start the replicas afresh
 		return work(ctx, l.Wrap(backend(f)), c)
 	})
