@@ -40,3 +40,11 @@ func (o *Output) String() string {
 	defer o.mu.Unlock()
 	return o.b.String()
 }
+
+// Tail is the end of a long log: its last 8 KiB, marked as cut when it is longer.
+func Tail(s string) string {
+	if len(s) > 8<<10 {
+		return "…" + s[len(s)-8<<10:]
+	}
+	return s
+}

@@ -257,7 +257,7 @@ func (d *drill) tradesIn(t *testing.T, n *node, versions int) {
 	})
 	if !ok {
 		t.Errorf("%s: the runner of cluster %s did not trade within %s; its log:\n%s\nthe manager's:\n%s", d.backend,
-			n.cl.name, wait, n.logs(), tail(n.cl.log.String()))
+			n.cl.name, wait, n.logs(), testenv.Tail(n.cl.log.String()))
 	}
 }
 
@@ -327,7 +327,7 @@ func (d *drill) resumes(t *testing.T) {
 	})
 	if !ok {
 		t.Errorf("%s: cluster b's runner did not trade within %s of the order; its log:\n%s\nthe manager's:\n%s",
-			d.backend, wait, d.nodeB.logs(), tail(d.nodeB.cl.log.String()))
+			d.backend, wait, d.nodeB.logs(), testenv.Tail(d.nodeB.cl.log.String()))
 	}
 }
 
@@ -344,7 +344,7 @@ func (d *drill) fenced(t *testing.T) {
 	out := l.out.String()
 	if l.cmd.ProcessState.ExitCode() == 0 || !strings.Contains(out, driver.ErrFenced.Error()) {
 		t.Errorf("%s: cluster a's runner exited %d, not refused as fenced; its log:\n%s", d.backend,
-			l.cmd.ProcessState.ExitCode(), tail(out))
+			l.cmd.ProcessState.ExitCode(), testenv.Tail(out))
 		return
 	}
 	took, rec, _ := d.nodeB.logged("Acquired the lease")
@@ -431,7 +431,7 @@ func reference(t *testing.T, runner string) map[string]string {
 		"--symbols=" + strings.Join(symbols, ","), "--backend=File", "--data-dir=" + dir,
 		"--start=" + feedStart.Format(time.RFC3339), "--until=" + feedUntil.Format(time.RFC3339), "--speed=1000000"}
 	if out, err := exec.Command(runner, args...).CombinedOutput(); err != nil {
-		t.Fatalf("the uninterrupted run: %v\n%s", err, tail(string(out)))
+		t.Fatalf("the uninterrupted run: %v\n%s", err, testenv.Tail(string(out)))
 	}
 	p := domain.New(domain.FileBackend(dir))
 	defer func() { _ = p.Close() }()

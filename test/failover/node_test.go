@@ -327,7 +327,7 @@ func (n *node) logs() string {
 	defer n.mu.Unlock()
 	var b strings.Builder
 	for i, l := range n.lives {
-		fmt.Fprintf(&b, "--- life %d:\n%s", i+1, tail(l.out.String()))
+		fmt.Fprintf(&b, "--- life %d:\n%s", i+1, testenv.Tail(l.out.String()))
 	}
 	for _, f := range n.failed {
 		fmt.Fprintln(&b, f)
@@ -346,12 +346,4 @@ func (n *node) logged(msg string) (time.Time, map[string]any, bool) {
 		}
 	}
 	return time.Time{}, nil, false
-}
-
-// tail is the end of a long log.
-func tail(s string) string {
-	if len(s) > 6<<10 {
-		return "…" + s[len(s)-6<<10:]
-	}
-	return s
 }

@@ -259,7 +259,7 @@ func (e *soakEnv) soak(t *testing.T, b v1.PersistenceBackend) {
 	}
 	logged := runnerLog.String()
 	if runErr != nil {
-		t.Fatalf("the runner: %v; its log:\n%s", runErr, tail(logged))
+		t.Fatalf("the runner: %v; its log:\n%s", runErr, testenv.Tail(logged))
 	}
 	first, err := window(samples, 0.1*float64(n), 0.2*float64(n))
 	if err != nil {
@@ -452,14 +452,6 @@ func (e *soakEnv) objectSizes(ctx context.Context, t *testing.T, ns string, b v1
 type sized struct {
 	name string
 	size int
-}
-
-// tail is the end of a long log.
-func tail(s string) string {
-	if len(s) > 8<<10 {
-		return "…" + s[len(s)-8<<10:]
-	}
-	return s
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {
