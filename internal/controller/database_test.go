@@ -59,7 +59,7 @@ var _ = Describe("Database backends", Ordered, func() {
 	var ctx context.Context
 	var ns string
 	// used are the namespaces of the spec under way. Its Strategies are deleted after it,
-	// while its servers still run: the suite's one worker would otherwise spend its time
+	// while its servers still run: the suite's workers would otherwise spend their time
 	// trying to reach the servers stopped after this container (a MongoDB client waits out
 	// its server selection), and the specs that follow would wait for it.
 	var used []string

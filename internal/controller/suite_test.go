@@ -94,8 +94,15 @@ var _ = BeforeSuite(func() {
 		Scheme:      mgr.GetScheme(),
 		Recorder:    mgr.GetEventRecorder("strategy-operator"),
 		RunnerImage: runnerImage,
-		Selector:    selector,
-		Cluster:     "envtest",
+		// The images of the specs that run a process of the user's.
+		AllowedImages: []string{"registry.example.com/bots/*"},
+		Selector:      selector,
+		Cluster:       "envtest",
+		// Several workers, as the manager runs by default: with one, a Strategy made by
+		// a spec waits behind the periodic passes of every Strategy the suite made before
+		// it (envtest deletes no namespace), and a pass that waits out an unreachable
+		// database holds up all the rest.
+		MaxConcurrentReconciles: 4,
 	}).SetupWithManager(mgr)).To(Succeed())
 
 	var ctx context.Context
@@ -183,9 +190,9 @@ func runnerPod(s *v1.Strategy) *corev1.Pod {
 }
 
 // timeout is how long a spec waits for the operator to act. Passing specs wait far less;
-// on a machine whose cores another process keeps busy a pass can wait behind the periodic
-// refreshes of every Strategy the suite made (envtest deletes no namespace, so they all
-// live on) on the one worker, so the bound is generous.
+// on a machine whose cores other processes keep busy a pass can wait behind the periodic
+// refreshes of the Strategies the suite made before (envtest deletes no namespace, so
+// they all live on), so the bound is generous.
 const timeout = 60 * time.Second
 
 type eventsv1List = eventsv1.EventList
