@@ -28,6 +28,9 @@ IMAGE_PREFIX := $(if $(REGISTRY),$(patsubst %/,%,$(REGISTRY))/,)
 # Image of the manager, and the runner image the manager gives to strategies that name none.
 IMG ?= $(IMAGE_PREFIX)strategy-operator:$(VERSION)
 RUNNER_IMG ?= $(IMAGE_PREFIX)strategy-runner:$(VERSION)
+# The other images a Strategy may name (the manager's --allowed-images, comma-separated
+# path.Match patterns; "*" is any image). Empty: RUNNER_IMG only.
+ALLOWED_IMAGES ?=
 CONTAINER_TOOL ?= docker
 LDFLAGS := -s -w -X github.com/strategyops/strategy-operator/internal/version.Version=$(VERSION) \
 	-X github.com/strategyops/strategy-operator/internal/version.Commit=$(COMMIT)
@@ -191,6 +194,9 @@ test-e2e: PLATFORMS = linux/$(GOARCH)
 test-e2e: REGISTRY =
 run-local-setup: PLATFORMS = linux/$(GOARCH)
 run-local-setup: REGISTRY =
+# run-local's node pulls from its own registry only, which holds the images built here and
+# those make local-image puts there: a Strategy may name any of them.
+run-local-setup: ALLOWED_IMAGES = *
 
 .PHONY: test-e2e
 test-e2e: control-plane build images ferretdb kustomize controller-gen helm ## End to end through real processes, kubectl and helm.
@@ -223,7 +229,7 @@ local-image: build ## Put an image IMAGE (name:tag) into make run-local's regist
 
 .PHONY: run-local-setup
 run-local-setup: control-plane build images ferretdb kustomize controller-gen
-	hack/kustomize-overlay.sh bin/overlay "strategy-operator:$(VERSION)" "strategy-runner:$(VERSION)" "$(KUSTOMIZE)"
+	hack/kustomize-overlay.sh bin/overlay "strategy-operator:$(VERSION)" "strategy-runner:$(VERSION)" "$(KUSTOMIZE)" "$(ALLOWED_IMAGES)"
 	"$(KUSTOMIZE)" build bin/overlay > bin/run-local.yaml
 
 .PHONY: docker-build
@@ -233,7 +239,7 @@ docker-build: ## Build the manager and runner images with a container engine (ma
 
 .PHONY: build-installer
 build-installer: manifests kustomize ## Write dist/install.yaml: the CRDs, RBAC, policies and the manager (IMG, RUNNER_IMG).
-	hack/kustomize-overlay.sh bin/overlay "$(IMG)" "$(RUNNER_IMG)" "$(KUSTOMIZE)"
+	hack/kustomize-overlay.sh bin/overlay "$(IMG)" "$(RUNNER_IMG)" "$(KUSTOMIZE)" "$(ALLOWED_IMAGES)"
 	mkdir -p dist
 	"$(KUSTOMIZE)" build bin/overlay > dist/install.yaml
 
@@ -249,7 +255,7 @@ uninstall: manifests ## Remove the CRDs from the cluster of the current kubeconf
 
 .PHONY: deploy
 deploy: manifests kustomize ## Deploy the manager (IMG, RUNNER_IMG) to the cluster of the current kubeconfig.
-	hack/kustomize-overlay.sh bin/overlay "$(IMG)" "$(RUNNER_IMG)" "$(KUSTOMIZE)"
+	hack/kustomize-overlay.sh bin/overlay "$(IMG)" "$(RUNNER_IMG)" "$(KUSTOMIZE)" "$(ALLOWED_IMAGES)"
 	"$(KUSTOMIZE)" build bin/overlay | "$(KUBECTL)" apply --server-side --force-conflicts -f -
 
 .PHONY: undeploy

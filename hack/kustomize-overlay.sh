@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Writes a kustomization into DIR that installs config/default with the manager image IMG
-# and --runner-image=RUNNER_IMG, so that make deploy and make build-installer set the
-# images without editing the committed config/ (kustomize edit would).
-#   hack/kustomize-overlay.sh DIR IMG RUNNER_IMG KUSTOMIZE
+# Writes a kustomization into DIR that installs config/default with the manager image IMG,
+# --runner-image=RUNNER_IMG and, when given, --allowed-images=ALLOWED_IMAGES, so that make
+# deploy and make build-installer set the images without editing the committed config/
+# (kustomize edit would).
+#   hack/kustomize-overlay.sh DIR IMG RUNNER_IMG KUSTOMIZE [ALLOWED_IMAGES]
 set -euo pipefail
-dir=$1 img=$2 runner_img=$3
+dir=$1 img=$2 runner_img=$3 allowed=${5:-}
 kustomize=$(cd "$(dirname "$4")" && pwd)/$(basename "$4")
 root=$(cd "$(dirname "$0")/.." && pwd)
 rm -rf "$dir"
@@ -24,4 +25,11 @@ patches:
       path: /spec/template/spec/containers/0/args/-
       value: --runner-image=$runner_img
 YAML
+if [[ -n $allowed ]]; then
+	cat >> "$dir/kustomization.yaml" <<YAML
+    - op: add
+      path: /spec/template/spec/containers/0/args/-
+      value: --allowed-images=$allowed
+YAML
+fi
 (cd "$dir" && "$kustomize" edit set image "controller=$img")

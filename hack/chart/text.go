@@ -27,7 +27,7 @@ manager:
     pullPolicy: IfNotPresent
   # More than one replica stands by: leader election hands over when the leader dies.
   replicas: 1
-  # Extra manager flags, for example --allowed-images=….
+  # Extra manager flags, for example --max-concurrent-reconciles=16.
   args: []
   resources:
     limits:
@@ -43,6 +43,10 @@ runner:
     repository: strategy-runner
     # Empty: the chart's appVersion.
     tag: ""
+  # The other images a Strategy may name in spec.image (path.Match patterns such as
+  # registry.example.com/strategies/*; "*" alone is any image). Empty: the runner image
+  # only, and a Strategy naming another one gets no pod.
+  allowedImages: []
 
 # A namespace-scoped install: the manager runs the Strategies of these namespaces only, and
 # holds its rights only there (its ClusterRole bound by a RoleBinding in each, no

@@ -114,9 +114,9 @@ type StrategyReconciler struct {
 	Recorder    events.EventRecorder
 	// RunnerImage is the runner image for strategies that name none.
 	RunnerImage string
-	// AllowedImages, when set, are the images a Strategy may name in spec.image, as
-	// path.Match patterns ("registry.example.com/strategies/*"); RunnerImage always is.
-	// Empty allows any image.
+	// AllowedImages are the images besides RunnerImage a Strategy may name in spec.image,
+	// as path.Match patterns ("registry.example.com/strategies/*"); AnyImage alone allows
+	// every image. Empty: RunnerImage only.
 	AllowedImages []string
 	// Cluster names this operator's cluster in the owner records of databases
 	// (ClusterIdentity); empty: owners recorded there are taken over only when ordered.

@@ -285,21 +285,41 @@ var _ = Describe("Strategy controller", func() {
 		s.Spec.Image = "docker.io/someone/miner:latest"
 		Expect(direct.Create(ctx, s)).To(Succeed())
 		r := &controller.StrategyReconciler{Client: direct, StateClient: direct, Scheme: testenv.Scheme(),
-			RunnerImage: runnerImage, AllowedImages: []string{"registry.example.com/strategies/*"}}
+			RunnerImage: runnerImage}
 		reconcileOnce := func() {
 			_, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(s)})
 			Expect(err).NotTo(HaveOccurred())
 		}
+		notAllowed := func(names ...string) {
+			GinkgoHelper()
+			c := condition(ctx, s, v1.ConditionReady)()
+			Expect(c).To(haveStatus(metav1.ConditionFalse, controller.ReasonImageNotAllowed))
+			for _, n := range names {
+				Expect(c.Message).To(ContainSubstring(n))
+			}
+			Expect(apierrors.IsNotFound(get(ctx, runnerPod(s)))).To(BeTrue())
+		}
+
+		By("by default, the runner image only")
 		reconcileOnce()
-		Expect(condition(ctx, s, v1.ConditionReady)()).To(haveStatus(metav1.ConditionFalse, controller.ReasonImageNotAllowed))
-		Expect(condition(ctx, s, v1.ConditionReady)().Message).To(And(ContainSubstring("docker.io/someone/miner:latest"),
-			ContainSubstring("registry.example.com/strategies/*")))
-		Expect(apierrors.IsNotFound(get(ctx, runnerPod(s)))).To(BeTrue())
+		notAllowed("docker.io/someone/miner:latest", runnerImage, "--allowed-images")
+
+		By("a list, which the image is not on")
+		r.AllowedImages = []string{"registry.example.com/strategies/*"}
+		reconcileOnce()
+		notAllowed("docker.io/someone/miner:latest", "registry.example.com/strategies/*")
 
 		By("an allowed image runs")
 		change(ctx, s, func(s *v1.Strategy) { s.Spec.Image = "registry.example.com/strategies/momentum:v2" })
 		reconcileOnce()
 		Expect(get(ctx, runnerPod(s))).To(Succeed())
+
+		By(`"*" alone allows any image, whatever slashes it holds`)
+		r.AllowedImages = []string{controller.AnyImage}
+		change(ctx, s, func(s *v1.Strategy) { s.Spec.Image = "docker.io/someone/miner:latest" })
+		reconcileOnce()
+		Expect(condition(ctx, s, v1.ConditionReady)()).To(And(Not(BeNil()),
+			Not(HaveField("Reason", controller.ReasonImageNotAllowed))))
 	})
 
 	It("moves open signals when switching from ConfigMap to StrategyState", func() {

@@ -37,19 +37,27 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 )
 
+// AnyImage, as the one pattern of --allowed-images, lets a Strategy name any image (a
+// path.Match "*" stops at a slash, so no pattern of its own would).
+const AnyImage = "*"
+
 // imageRefused says why spec.image may not run ("" when it may).
 func (r *StrategyReconciler) imageRefused(s *v1.Strategy) string {
 	image := s.Spec.Image
-	if image == "" || image == r.RunnerImage || len(r.AllowedImages) == 0 {
+	if image == "" || image == r.RunnerImage {
 		return ""
 	}
 	for _, pattern := range r.AllowedImages {
-		if ok, _ := path.Match(pattern, image); ok {
+		if ok, _ := path.Match(pattern, image); ok || pattern == AnyImage {
 			return ""
 		}
 	}
-	return fmt.Sprintf("spec.image %q is not among the images this operator runs (%s); no pod runs, the state is kept",
-		image, strings.Join(r.AllowedImages, ", "))
+	allowed := r.RunnerImage
+	if len(r.AllowedImages) > 0 {
+		allowed += ", " + strings.Join(r.AllowedImages, ", ")
+	}
+	return fmt.Sprintf("spec.image %q is not among the images this operator runs (%s; the operator's "+
+		"--allowed-images lists more); no pod runs, the state is kept", image, allowed)
 }
 
 func (r *StrategyReconciler) getPod(ctx context.Context, s *v1.Strategy) (*corev1.Pod, error) {

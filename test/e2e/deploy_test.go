@@ -86,7 +86,8 @@ var _ = Describe("The operator installed with make deploy", Ordered, func() {
 			Expect(string(environ)).NotTo(ContainSubstring(cluster.Kubeconfig),
 				"the administrator's kubeconfig reached the manager")
 			Expect(kubectl(ctx, "get", "pod", name, "-n", operatorNamespace, "-o",
-				`jsonpath={.spec.containers[0].args}`)).To(ContainSubstring("--runner-image=strategy-runner:dev"))
+				`jsonpath={.spec.containers[0].args}`)).To(And(ContainSubstring("--runner-image=strategy-runner:dev"),
+				ContainSubstring("--allowed-images="+allowedImages)))
 		}
 	})
 

@@ -93,14 +93,19 @@ var _ = BeforeSuite(func(ctx context.Context) {
 }, NodeTimeout(4*time.Minute))
 
 // makeTarget runs make target in root for the local cluster, with the images make images
-// tagged: the manager's and the runner's of this version.
+// tagged: the manager's and the runner's of this version; Strategies may name the runner
+// image at other tags too (allowedImages), and no other image.
 func makeTarget(ctx context.Context, root, target string) {
 	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", root, target,
-		"IMG=strategy-operator:dev", "RUNNER_IMG="+localcluster.RunnerImage+":dev", "KUBECTL="+cluster.KubectlPath)
+		"IMG=strategy-operator:dev", "RUNNER_IMG="+localcluster.RunnerImage+":dev", "ALLOWED_IMAGES="+allowedImages,
+		"KUBECTL="+cluster.KubectlPath)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig, "KUBECTL_KUBERC=false", "MAKEFLAGS=")
 	out, err := cmd.CombinedOutput()
 	Expect(err).NotTo(HaveOccurred(), "make %s: %s", target, out)
 }
+
+// allowedImages is the e2e install's --allowed-images.
+const allowedImages = localcluster.RunnerImage + ":*"
 
 var _ = AfterSuite(func() {
 	if stopKubelet != nil {

@@ -119,9 +119,16 @@ spec:
 		runnerUID := kc("get", "pod", "kept-runner", "-n", ns, "-o", "jsonpath={.metadata.uid}")
 		stateUID := kc("get", "-n", ns, state, "-o", "jsonpath={.metadata.uid}")
 
-		By("helm upgrade with two replicas: the runner keeps running")
-		helm(append([]string{"upgrade"}, append(release, "--reuse-values", "--set", "manager.replicas=2")...)...)
+		args := func() string {
+			return kc("get", "-n", operatorNamespace, managerDeployment, "-o", "jsonpath={.spec.template.spec.containers[0].args}")
+		}
+		Expect(args()).NotTo(ContainSubstring("--allowed-images"), "by default, the runner image only")
+
+		By("helm upgrade with two replicas and more images allowed: the runner keeps running")
+		helm(append([]string{"upgrade"}, append(release, "--reuse-values", "--set", "manager.replicas=2",
+			"--set", "runner.allowedImages={registry.example.com/bots/*,registry.example.com/strategies/*}")...)...)
 		Expect(kc("get", "-n", operatorNamespace, managerDeployment, "-o", "jsonpath={.spec.replicas}")).To(Equal("2"))
+		Expect(args()).To(ContainSubstring("--allowed-images=registry.example.com/bots/*,registry.example.com/strategies/*"))
 		kc("rollout", "status", "-n", operatorNamespace, managerDeployment, "--timeout=120s")
 		Expect(kc("get", "pod", "kept-runner", "-n", ns, "-o", "jsonpath={.metadata.uid}")).To(Equal(runnerUID))
 

@@ -63,6 +63,18 @@ spec:
 			out, err := cmd.CombinedOutput()
 			Expect(err).NotTo(HaveOccurred(), string(out))
 		}
+		By("an image outside the install's --allowed-images gets no pod, and the Strategy says why")
+		apply(strategy("registry.example.com/someone/miner:latest"))
+		Eventually(func() string {
+			out, _ := cluster.Kubectl(ctx, "get", "strategy", "pulled", "-n", ns, "-o",
+				`jsonpath={.status.conditions[?(@.type=="Ready")].reason}|{.status.conditions[?(@.type=="Ready")].message}`)
+			return out
+		}, 60*time.Second, 500*time.Millisecond).Should(And(HavePrefix(controller.ReasonImageNotAllowed+"|"),
+			ContainSubstring("registry.example.com/someone/miner:latest"), ContainSubstring(allowedImages)))
+		_, err := cluster.Kubectl(ctx, "get", "pod", "pulled-runner", "-n", ns)
+		Expect(err).To(HaveOccurred(), "no pod for an image the install does not allow")
+
+		By("an allowed image the registry does not have")
 		apply(strategy("strategy-runner:no-such-tag"))
 		Eventually(func(g Gomega) {
 			out, err := cluster.Kubectl(ctx, "get", "pod", "pulled-runner", "-n", ns, "-o",
