@@ -196,7 +196,7 @@ run-local-setup: PLATFORMS = linux/$(GOARCH)
 run-local-setup: REGISTRY =
 # run-local's node pulls from its own registry only, which holds the images built here and
 # those make local-image puts there: a Strategy may name any of them.
-run-local-setup: ALLOWED_IMAGES = *
+run-local-manifests: ALLOWED_IMAGES = *
 
 .PHONY: test-e2e
 test-e2e: control-plane build images ferretdb kustomize controller-gen helm ## End to end through real processes, kubectl and helm.
@@ -228,9 +228,12 @@ local-image: build ## Put an image IMAGE (name:tag) into make run-local's regist
 	bin/run-local image --registry "$(LOCAL_REGISTRY)" --dir "$(DIR)" --image "$(IMAGE)" --runner "$(or $(BINARY),bin/runner)"
 
 .PHONY: run-local-setup
-run-local-setup: control-plane build images ferretdb kustomize controller-gen
-	hack/kustomize-overlay.sh bin/overlay "strategy-operator:$(VERSION)" "strategy-runner:$(VERSION)" "$(KUSTOMIZE)" "$(ALLOWED_IMAGES)"
-	"$(KUSTOMIZE)" build bin/overlay > bin/run-local.yaml
+run-local-setup: control-plane build images ferretdb run-local-manifests
+
+.PHONY: run-local-manifests
+run-local-manifests: kustomize ## Write bin/run-local.yaml, what make run-local installs.
+	hack/kustomize-overlay.sh bin/run-local-overlay "strategy-operator:$(VERSION)" "strategy-runner:$(VERSION)" "$(KUSTOMIZE)" "$(ALLOWED_IMAGES)"
+	"$(KUSTOMIZE)" build bin/run-local-overlay > bin/run-local.yaml
 
 .PHONY: docker-build
 docker-build: ## Build the manager and runner images with a container engine (make images needs none).

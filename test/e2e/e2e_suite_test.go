@@ -27,6 +27,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,6 +66,8 @@ var _ = BeforeSuite(func(ctx context.Context) {
 	registry, err = localcluster.StartRegistry(ctx, filepath.Join(root, "bin", "images"), dir)
 	Expect(err).NotTo(HaveOccurred())
 
+	allowedImages = strings.Join(append([]string{localcluster.RunnerImage + ":*"}, registry.Images...), ",")
+
 	By("starting the kubelet that pulls the pods' images from it and runs them as processes")
 	kubeletLog = filepath.Join(dir, "kubelet.log")
 	kl, err := os.Create(kubeletLog)
@@ -83,6 +86,12 @@ var _ = BeforeSuite(func(ctx context.Context) {
 		filepath.Join(root, "dist", "install.yaml"))
 	Expect(err).NotTo(HaveOccurred())
 
+	By("writing bin/run-local.yaml, what make run-local installs, for the run-local specs")
+	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", root, "run-local-manifests")
+	cmd.Env = append(os.Environ(), "MAKEFLAGS=")
+	out, err := cmd.CombinedOutput()
+	Expect(err).NotTo(HaveOccurred(), "make run-local-manifests: %s", out)
+
 	By("installing the operator with make deploy: CRDs, RBAC, policies, the manager from its image")
 	makeTarget(ctx, root, "deploy")
 	_, err = cluster.Kubectl(ctx, "wait", "--for=condition=Established", "--timeout=60s",
@@ -93,8 +102,8 @@ var _ = BeforeSuite(func(ctx context.Context) {
 }, NodeTimeout(4*time.Minute))
 
 // makeTarget runs make target in root for the local cluster, with the images make images
-// tagged: the manager's and the runner's of this version; Strategies may name the runner
-// image at other tags too (allowedImages), and no other image.
+// tagged: the manager's and the runner's of this version; Strategies may name the
+// allowedImages, and no other image.
 func makeTarget(ctx context.Context, root, target string) {
 	cmd := exec.CommandContext(ctx, "make", "--no-print-directory", "-C", root, target,
 		"IMG=strategy-operator:dev", "RUNNER_IMG="+localcluster.RunnerImage+":dev", "ALLOWED_IMAGES="+allowedImages,
@@ -104,8 +113,9 @@ func makeTarget(ctx context.Context, root, target string) {
 	Expect(err).NotTo(HaveOccurred(), "make %s: %s", target, out)
 }
 
-// allowedImages is the e2e install's --allowed-images.
-const allowedImages = localcluster.RunnerImage + ":*"
+// allowedImages is the e2e install's --allowed-images: the images of the local registry,
+// and the runner image at any tag.
+var allowedImages string
 
 var _ = AfterSuite(func() {
 	if stopKubelet != nil {

@@ -120,7 +120,8 @@ spec:
 		stateUID := kc("get", "-n", ns, state, "-o", "jsonpath={.metadata.uid}")
 
 		args := func() string {
-			return kc("get", "-n", operatorNamespace, managerDeployment, "-o", "jsonpath={.spec.template.spec.containers[0].args}")
+			return kc("get", "-n", operatorNamespace, managerDeployment, "-o",
+				"jsonpath={.spec.template.spec.containers[0].args}")
 		}
 		Expect(args()).NotTo(ContainSubstring("--allowed-images"), "by default, the runner image only")
 

@@ -78,7 +78,7 @@ var runLocalStderr *testenv.Output
 func startRunLocal(stdout *os.File) (*exec.Cmd, io.Reader) {
 	root := testenv.RepoRoot()
 	cmd := exec.Command(filepath.Join(root, "bin", "run-local"), "--assets", testenv.BinaryDir(),
-		"--install", filepath.Join(root, "dist", "install.yaml"), "--images", filepath.Join(root, "bin", "images"))
+		"--install", filepath.Join(root, "bin", "run-local.yaml"), "--images", filepath.Join(root, "bin", "images"))
 	cmd.Dir = root
 	cmd.SysProcAttr = childproc.SysProcAttr() // dies with the suite
 	var out io.Reader
