@@ -18,9 +18,11 @@ package controller
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -28,6 +30,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
+	"github.com/strategyops/strategy-operator/internal/names"
+	"github.com/strategyops/strategy-operator/internal/persist/kubestore"
 )
 
 // TestWritesOfOneSettleAreReadOnce: a burst of runner writes to a StrategyState asks for
@@ -62,5 +66,45 @@ func TestWritesOfOneSettleAreReadOnce(t *testing.T) {
 	h.Create(ctx, event.CreateEvent{Object: st}, q)
 	if n := q.Len(); n != 1 {
 		t.Fatalf("%d reconciles queued at once for a store object made and deleted, want 1", n)
+	}
+}
+
+// TestOnlyWhatTheStrategyShowsOfAStateReachesIt: of the updates of a StrategyState (as the
+// metadata watch sees them), the runner's writes that leave its phase as it was, and the
+// operator's own status writes, ask for no reconcile; a signal opening or closing, a new
+// label, the object crossing StorageWarnPercent and its deletion do.
+func TestOnlyWhatTheStrategyShowsOfAStateReachesIt(t *testing.T) {
+	state := func(phase v1.StatePhase, usage int, generation int64) *metav1.PartialObjectMetadata {
+		return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+			Name: "alpha-simulated-btcusdt", Namespace: "ns", Generation: generation,
+			Labels:      map[string]string{names.LabelStrategy: "alpha", names.LabelPhase: string(phase)},
+			Annotations: map[string]string{kubestore.AnnotationUsage: strconv.Itoa(usage)},
+		}}
+	}
+	open := state(v1.PhaseOpen, 3, 7)
+	relabelled := state(v1.PhaseOpen, 3, 7)
+	relabelled.Labels[names.LabelStrategy] = "beta"
+	deleting := state(v1.PhaseOpen, 3, 7)
+	deleting.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	for _, c := range []struct {
+		name     string
+		old, new client.Object
+		want     bool
+	}{
+		{"a runner's write that moves no phase", open, state(v1.PhaseOpen, 4, 8), false},
+		{"the operator's status write", open, state(v1.PhaseOpen, 3, 7), false},
+		{"a signal closes", open, state(v1.PhaseIdle, 2, 8), true},
+		{"a signal opens", state(v1.PhaseIdle, 2, 8), open, true},
+		{"relabelled", open, relabelled, true},
+		{"filling past the warning", open, state(v1.PhaseOpen, v1.StorageWarnPercent, 8), true},
+		{"back under it", state(v1.PhaseOpen, v1.StorageWarnPercent, 8), open, true},
+		{"deleted", open, deleting, true},
+	} {
+		if got := stateObjectEvents.Update(event.UpdateEvent{ObjectOld: c.old, ObjectNew: c.new}); got != c.want {
+			t.Errorf("%s: reconcile %v, want %v", c.name, got, c.want)
+		}
+	}
+	if !stateObjectEvents.Create(event.CreateEvent{Object: open}) || !stateObjectEvents.Delete(event.DeleteEvent{Object: open}) {
+		t.Error("a StrategyState made or deleted must reach its Strategy")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -180,6 +181,23 @@ var storeObjectEvents = predicate.Funcs{
 			return true // written only as a signal opens, changes or closes
 		}
 		return false
+	},
+}
+
+// stateObjectEvents passes what the strategy must act on among the changes of
+// StrategyStates, besides their creation and deletion: a signal opening or closing (their
+// store sets the phase label on every write; it moves the open-signal count, and may
+// release a drained symbol or a waiting update), any other change of labels (a relabelled
+// object concerns the Strategies of both names), an object crossing StorageWarnPercent
+// either way, and one being deleted. A runner writes its StrategyState as often as
+// candles move its signal, and the operator writes the status; those updates need no
+// reconcile.
+var stateObjectEvents = predicate.Funcs{
+	UpdateFunc: func(e event.UpdateEvent) bool {
+		o, n := e.ObjectOld, e.ObjectNew
+		return !maps.Equal(o.GetLabels(), n.GetLabels()) ||
+			(usage(o) >= v1.StorageWarnPercent) != (usage(n) >= v1.StorageWarnPercent) ||
+			o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero()
 	},
 }
 

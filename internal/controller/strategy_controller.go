@@ -408,7 +408,7 @@ func (r *StrategyReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesMetadata(&coordinationv1.Lease{}, handler.EnqueueRequestsFromMapFunc(r.strategiesOfState),
 			builder.WithPredicates(claimChanges)).
 		Watches(&v1.Strategy{}, handler.EnqueueRequestsFromMapFunc(r.siblings), builder.WithPredicates(released)).
-		WatchesMetadata(&v1.StrategyState{}, settled(r.strategiesOfState)).
+		WatchesMetadata(&v1.StrategyState{}, settled(r.strategiesOfState), builder.WithPredicates(stateObjectEvents)).
 		WatchesMetadata(&corev1.ConfigMap{}, settled(r.strategiesOfState), builder.WithPredicates(storeObjectEvents)).
 		WithOptions(crcontroller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("strategy").

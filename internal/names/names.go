@@ -37,6 +37,9 @@ const (
 	LabelExchange = "trading.strategyops.dev/exchange"
 	LabelSymbol   = "trading.strategyops.dev/symbol"
 	LabelRisk     = "trading.strategyops.dev/risk"
+	// LabelPhase is a StrategyState's phase (Idle, Scheduled, Open), which its store sets
+	// on every write: a metadata watch sees a signal open or close, and kubectl selects by it.
+	LabelPhase = "trading.strategyops.dev/phase"
 )
 
 var (

@@ -103,12 +103,14 @@ func Labels(k Key) map[string]string {
 
 // NewObject is the empty StrategyState of k, as Init or the operator creates it.
 func NewObject(name types.NamespacedName, k Key) *v1.StrategyState {
-	return &v1.StrategyState{
+	st := &v1.StrategyState{
 		ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace, Labels: Labels(k)},
 		Spec: v1.StrategyStateSpec{
-			StrategyName: k.StrategyName, ExchangeName: k.ExchangeName, Symbol: k.Symbol, Phase: v1.PhaseIdle,
+			StrategyName: k.StrategyName, ExchangeName: k.ExchangeName, Symbol: k.Symbol,
 		},
 	}
+	derive(st)
+	return st
 }
 
 type layout struct {
@@ -204,16 +206,16 @@ func decode[T any](field Field, value []byte) (T, error) {
 
 func (l layout) Put(obj client.Object, key string, value []byte) error {
 	st := obj.(*v1.StrategyState)
-	next := st.Spec.DeepCopy()
-	if err := l.set(next, key, value); err != nil {
+	next := st.DeepCopy()
+	if err := l.set(&next.Spec, key, value); err != nil {
 		return err
 	}
 	derive(next)
-	if data, _ := json.Marshal(next); len(data) > MaxSpecBytes {
+	if data, _ := json.Marshal(next.Spec); len(data) > MaxSpecBytes {
 		return fmt.Errorf("%w: the StrategyState would hold %d bytes, past its %d-byte limit",
 			driver.ErrTooLarge, len(data), MaxSpecBytes)
 	}
-	st.Spec = *next
+	*st = *next
 	return nil
 }
 
@@ -298,13 +300,18 @@ func (l layout) Delete(obj client.Object, key string) {
 	case FieldBreakeven:
 		delete(st.Spec.Breakeven, key)
 	}
-	derive(&st.Spec)
+	derive(st)
 }
 
-// derive sets what a StrategyState shows of its signals (phase, display) from them.
-func derive(spec *v1.StrategyStateSpec) {
-	spec.Phase = v1.PhaseFor(spec.Signal, spec.ScheduledSignal)
-	spec.Display = v1.DisplayFor(spec.Signal, spec.ScheduledSignal)
+// derive sets what a StrategyState shows of its signals (phase, display) from them, and
+// its phase as a label (names.LabelPhase).
+func derive(st *v1.StrategyState) {
+	st.Spec.Phase = v1.PhaseFor(st.Spec.Signal, st.Spec.ScheduledSignal)
+	st.Spec.Display = v1.DisplayFor(st.Spec.Signal, st.Spec.ScheduledSignal)
+	if st.Labels == nil {
+		st.Labels = map[string]string{}
+	}
+	st.Labels[names.LabelPhase] = string(st.Spec.Phase)
 }
 
 // Quarantine finds nothing: the API server keeps every field to its schema.

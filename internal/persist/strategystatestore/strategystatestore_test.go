@@ -68,8 +68,9 @@ func object(t *testing.T, ns string, k sss.Key) *v1.StrategyState {
 }
 
 // TestLifecycleSetsPhaseInTheSameWrite follows a scheduled signal to activation and close:
-// after every write the object shows the phase and the display (readable prices) that
-// match it, and each write was one update of the object.
+// after every write the object shows the phase, as a field and as a label (what the
+// operator's metadata watch sees), and the display (readable prices) that match it, and
+// each write was one update of the object.
 func TestLifecycleSetsPhaseInTheSameWrite(t *testing.T) {
 	g := NewWithT(t)
 	ctx := t.Context()
@@ -98,6 +99,7 @@ func TestLifecycleSetsPhaseInTheSameWrite(t *testing.T) {
 		g.Expect(step.write()).To(Succeed(), step.name)
 		st := object(t, ns, k)
 		g.Expect(st.Spec.Phase).To(Equal(step.phase), step.name)
+		g.Expect(st.Labels).To(HaveKeyWithValue(names.LabelPhase, string(step.phase)), step.name)
 		g.Expect(st.Generation).To(Equal(before+1), "%s: one write, one update", step.name)
 		if step.shown == nil {
 			g.Expect(st.Spec.Display).To(BeNil(), step.name)
