@@ -102,9 +102,11 @@ func CacheOptions(namespaces []string) cache.Options {
 				[]string{names.LabelDomain, names.LabelStrategy, names.LabelRisk, names.LabelExchange,
 					names.LabelOwner},
 				[]string{kubestore.AnnotationKeys, kubestore.AnnotationUsage, configmapstore.AnnotationContext})},
+			// StrategyStates: the same, and what stateObjectEvents compares (phase, the
+			// store's write count).
 			&v1.StrategyState{}: {Label: hasLabel(names.LabelStrategy), Transform: keepOnly(
-				[]string{names.LabelStrategy, names.LabelExchange, names.LabelOwner},
-				[]string{kubestore.AnnotationUsage})},
+				[]string{names.LabelStrategy, names.LabelExchange, names.LabelOwner, names.LabelPhase},
+				[]string{kubestore.AnnotationUsage, kubestore.AnnotationSeq})},
 		},
 	}
 	if len(namespaces) > 0 {

@@ -69,36 +69,60 @@ func TestWritesOfOneSettleAreReadOnce(t *testing.T) {
 	}
 }
 
-// TestOnlyWhatTheStrategyShowsOfAStateReachesIt: of the updates of a StrategyState (as the
-// metadata watch sees them), the runner's writes that leave its phase as it was, and the
-// operator's own status writes, ask for no reconcile; a signal opening or closing, a new
-// label, the object crossing StorageWarnPercent and its deletion do.
+// TestOnlyWhatTheStrategyShowsOfAStateReachesIt: of the updates of a StrategyState, as the
+// manager's cache hands them on, the runner's writes that leave its phase as it was, and
+// the operator's own status writes, ask for no reconcile; a signal opening or closing, a
+// new label, a hand edit, the object crossing StorageWarnPercent, its deletion, and any
+// change of an object without the phase label (an earlier runner's) do.
 func TestOnlyWhatTheStrategyShowsOfAStateReachesIt(t *testing.T) {
-	state := func(phase v1.StatePhase, usage int, generation int64) *metav1.PartialObjectMetadata {
-		return &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
-			Name: "alpha-simulated-btcusdt", Namespace: "ns", Generation: generation,
-			Labels:      map[string]string{names.LabelStrategy: "alpha", names.LabelPhase: string(phase)},
-			Annotations: map[string]string{kubestore.AnnotationUsage: strconv.Itoa(usage)},
-		}}
+	var cached func(any) (any, error)
+	for obj, by := range CacheOptions(nil).ByObject {
+		if _, ok := obj.(*v1.StrategyState); ok {
+			cached = by.Transform
+		}
 	}
-	open := state(v1.PhaseOpen, 3, 7)
-	relabelled := state(v1.PhaseOpen, 3, 7)
-	relabelled.Labels[names.LabelStrategy] = "beta"
-	deleting := state(v1.PhaseOpen, 3, 7)
-	deleting.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+	if cached == nil {
+		t.Fatal("the manager's cache has no options for StrategyStates")
+	}
+	// state is a StrategyState as the cache keeps it, after seq writes of its store and
+	// generation changes of its spec.
+	state := func(phase v1.StatePhase, usage int, seq, generation int64, change ...func(*metav1.ObjectMeta)) client.Object {
+		m := metav1.ObjectMeta{
+			Name: "alpha-simulated-btcusdt", Namespace: "ns", Generation: generation,
+			Labels: map[string]string{names.LabelStrategy: "alpha", names.LabelPhase: string(phase)},
+			Annotations: map[string]string{kubestore.AnnotationUsage: strconv.Itoa(usage),
+				kubestore.AnnotationSeq: strconv.FormatInt(seq, 10), kubestore.AnnotationRecent: `[{"seq":1}]`},
+		}
+		for _, f := range change {
+			f(&m)
+		}
+		obj, err := cached(&metav1.PartialObjectMetadata{ObjectMeta: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return obj.(client.Object)
+	}
+	open := state(v1.PhaseOpen, 3, 5, 7)
+	relabelled := state(v1.PhaseOpen, 3, 5, 7, func(m *metav1.ObjectMeta) { m.Labels[names.LabelStrategy] = "beta" })
+	deleting := state(v1.PhaseOpen, 3, 5, 7, func(m *metav1.ObjectMeta) { m.DeletionTimestamp = &metav1.Time{Time: time.Now()} })
+	unlabelled := func(seq, generation int64) client.Object {
+		return state(v1.PhaseOpen, 3, seq, generation, func(m *metav1.ObjectMeta) { delete(m.Labels, names.LabelPhase) })
+	}
 	for _, c := range []struct {
 		name     string
 		old, new client.Object
 		want     bool
 	}{
-		{"a runner's write that moves no phase", open, state(v1.PhaseOpen, 4, 8), false},
-		{"the operator's status write", open, state(v1.PhaseOpen, 3, 7), false},
-		{"a signal closes", open, state(v1.PhaseIdle, 2, 8), true},
-		{"a signal opens", state(v1.PhaseIdle, 2, 8), open, true},
+		{"a runner's write that moves no phase", open, state(v1.PhaseOpen, 4, 6, 8), false},
+		{"the operator's status write", open, state(v1.PhaseOpen, 3, 5, 7), false},
+		{"a signal closes", open, state(v1.PhaseIdle, 2, 6, 8), true},
+		{"a signal opens", state(v1.PhaseIdle, 2, 4, 6), open, true},
 		{"relabelled", open, relabelled, true},
-		{"filling past the warning", open, state(v1.PhaseOpen, v1.StorageWarnPercent, 8), true},
-		{"back under it", state(v1.PhaseOpen, v1.StorageWarnPercent, 8), open, true},
+		{"a hand edit of the spec", open, state(v1.PhaseOpen, 3, 5, 8), true},
+		{"filling past the warning", open, state(v1.PhaseOpen, v1.StorageWarnPercent, 6, 8), true},
+		{"back under it", state(v1.PhaseOpen, v1.StorageWarnPercent, 4, 6), open, true},
 		{"deleted", open, deleting, true},
+		{"an earlier runner's write", unlabelled(5, 7), unlabelled(6, 8), true},
 	} {
 		if got := stateObjectEvents.Update(event.UpdateEvent{ObjectOld: c.old, ObjectNew: c.new}); got != c.want {
 			t.Errorf("%s: reconcile %v, want %v", c.name, got, c.want)

@@ -188,14 +188,19 @@ var storeObjectEvents = predicate.Funcs{
 // StrategyStates, besides their creation and deletion: a signal opening or closing (their
 // store sets the phase label on every write; it moves the open-signal count, and may
 // release a drained symbol or a waiting update), any other change of labels (a relabelled
-// object concerns the Strategies of both names), an object crossing StorageWarnPercent
-// either way, and one being deleted. A runner writes its StrategyState as often as
-// candles move its signal, and the operator writes the status; those updates need no
-// reconcile.
+// object concerns the Strategies of both names), a change of the spec that no store made
+// (a hand edit: the generation moved, the store's write count did not), an object
+// crossing StorageWarnPercent either way, and one being deleted. A runner writes its
+// StrategyState as often as candles move its signal, and the operator writes the status;
+// those updates need no reconcile. An object without the phase label (one an earlier
+// runner writes) passes every change, as before there was one.
 var stateObjectEvents = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		o, n := e.ObjectOld, e.ObjectNew
-		return !maps.Equal(o.GetLabels(), n.GetLabels()) ||
+		_, labelled := n.GetLabels()[names.LabelPhase]
+		seq := func(obj client.Object) string { return obj.GetAnnotations()[kubestore.AnnotationSeq] }
+		return !labelled || !maps.Equal(o.GetLabels(), n.GetLabels()) ||
+			(o.GetGeneration() != n.GetGeneration() && seq(o) == seq(n)) ||
 			(usage(o) >= v1.StorageWarnPercent) != (usage(n) >= v1.StorageWarnPercent) ||
 			o.GetDeletionTimestamp().IsZero() != n.GetDeletionTimestamp().IsZero()
 	},

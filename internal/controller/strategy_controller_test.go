@@ -362,6 +362,14 @@ var _ = Describe("Strategy controller", func() {
 		moved, err = stateOn(s, v1.BackendStrategyState).ReadSignal(ctx, key(s, "BTCUSDT"))
 		Expect(err).NotTo(HaveOccurred())
 		Expect(moved).NotTo(BeNil(), "the open signal survived the removal of the old copy")
+
+		By("a signal opening or closing in a StrategyState shows well before the periodic refresh")
+		now := stateOn(s, v1.BackendStrategyState)
+		openSignals := func() int32 { _ = get(ctx, s); return ptr.Deref(s.Status.OpenSignals, -1) }
+		Expect(now.WriteSignal(ctx, key(s, "ETHUSDT"), openSignal(s, "ETHUSDT"))).To(Succeed())
+		Eventually(openSignals, 12*time.Second).Should(Equal(int32(2)))
+		Expect(now.WriteSignal(ctx, key(s, "BTCUSDT"), nil)).To(Succeed())
+		Eventually(openSignals, 12*time.Second).Should(Equal(int32(1)))
 	})
 
 	It("refuses to switch to File while signals are open, and keeps running", func() {

@@ -109,7 +109,8 @@ func NewObject(name types.NamespacedName, k Key) *v1.StrategyState {
 			StrategyName: k.StrategyName, ExchangeName: k.ExchangeName, Symbol: k.Symbol,
 		},
 	}
-	derive(st)
+	derive(&st.Spec)
+	labelPhase(st)
 	return st
 }
 
@@ -206,16 +207,17 @@ func decode[T any](field Field, value []byte) (T, error) {
 
 func (l layout) Put(obj client.Object, key string, value []byte) error {
 	st := obj.(*v1.StrategyState)
-	next := st.DeepCopy()
-	if err := l.set(&next.Spec, key, value); err != nil {
+	next := st.Spec.DeepCopy()
+	if err := l.set(next, key, value); err != nil {
 		return err
 	}
 	derive(next)
-	if data, _ := json.Marshal(next.Spec); len(data) > MaxSpecBytes {
+	if data, _ := json.Marshal(next); len(data) > MaxSpecBytes {
 		return fmt.Errorf("%w: the StrategyState would hold %d bytes, past its %d-byte limit",
 			driver.ErrTooLarge, len(data), MaxSpecBytes)
 	}
-	*st = *next
+	st.Spec = *next
+	labelPhase(st)
 	return nil
 }
 
@@ -300,14 +302,19 @@ func (l layout) Delete(obj client.Object, key string) {
 	case FieldBreakeven:
 		delete(st.Spec.Breakeven, key)
 	}
-	derive(st)
+	derive(&st.Spec)
+	labelPhase(st)
 }
 
-// derive sets what a StrategyState shows of its signals (phase, display) from them, and
-// its phase as a label (names.LabelPhase).
-func derive(st *v1.StrategyState) {
-	st.Spec.Phase = v1.PhaseFor(st.Spec.Signal, st.Spec.ScheduledSignal)
-	st.Spec.Display = v1.DisplayFor(st.Spec.Signal, st.Spec.ScheduledSignal)
+// derive sets what a StrategyState shows of its signals (phase, display) from them.
+func derive(spec *v1.StrategyStateSpec) {
+	spec.Phase = v1.PhaseFor(spec.Signal, spec.ScheduledSignal)
+	spec.Display = v1.DisplayFor(spec.Signal, spec.ScheduledSignal)
+}
+
+// labelPhase sets the StrategyState's phase as its label names.LabelPhase, which the
+// operator's metadata watch sees.
+func labelPhase(st *v1.StrategyState) {
 	if st.Labels == nil {
 		st.Labels = map[string]string{}
 	}
