@@ -90,7 +90,7 @@ func main() {
 	flag.IntVar(&concurrency, "max-concurrent-reconciles", 8, "How many Strategies are reconciled at once.")
 	flag.StringVar(&allowedImages, "allowed-images", "",
 		"Comma-separated image patterns (path.Match: registry.example.com/strategies/*) a Strategy may name in "+
-			"spec.image besides --runner-image; \"*\" alone allows any image. Empty: the runner image only.")
+			"spec.image besides --runner-image; the pattern \"*\" allows any image. Empty: the runner image only.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to run Strategies in (default: all). With a list, the manager needs its "+
 			"permissions only there (see config/namespaced).")

@@ -269,7 +269,8 @@ func expressions(s string) string {
 		indent := line[:len(line)-len(strings.TrimLeft(line, " "))]
 		return indent + `- --backends={{ join "," .Values.backends }}` + "\n" +
 			indent + "{{- if .Values.runner.allowedImages }}\n" +
-			indent + `- --allowed-images={{ join "," .Values.runner.allowedImages }}` + "\n" + indent + "{{- end }}\n" +
+			indent + `- {{ printf "--allowed-images=%s" (join "," .Values.runner.allowedImages) | quote }}` + "\n" +
+			indent + "{{- end }}\n" +
 			indent + "{{- if .Values.watchNamespaces }}\n" +
 			indent + `- --watch-namespaces={{ join "," .Values.watchNamespaces }}` + "\n" + indent + "{{- end }}\n" +
 			indent + "{{- range .Values.manager.args }}\n" + indent + "- {{ . | quote }}\n" + indent + "{{- end }}"

@@ -71,7 +71,8 @@ func TestTheManagerDeploymentTakesItsValues(t *testing.T) {
 		"- --runner-image={{ .Values.runner.image.repository }}:{{ .Values.runner.image.tag | default .Chart.AppVersion }}",
 		"- --metrics-bind-address={{ if .Values.metrics.enable }}[$(POD_IP)]:8443{{ else }}0{{ end }}",
 		"        - --backends={{ join \",\" .Values.backends }}\n        {{- if .Values.runner.allowedImages }}\n" +
-			"        - --allowed-images={{ join \",\" .Values.runner.allowedImages }}\n        {{- end }}\n" +
+			"        - {{ printf \"--allowed-images=%s\" (join \",\" .Values.runner.allowedImages) | quote }}\n" +
+			"        {{- end }}\n" +
 			"        {{- if .Values.watchNamespaces }}\n" +
 			"        - --watch-namespaces={{ join \",\" .Values.watchNamespaces }}\n        {{- end }}\n" +
 			"        {{- range .Values.manager.args }}",

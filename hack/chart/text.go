@@ -44,7 +44,7 @@ runner:
     # Empty: the chart's appVersion.
     tag: ""
   # The other images a Strategy may name in spec.image (path.Match patterns such as
-  # registry.example.com/strategies/*; "*" alone is any image). Empty: the runner image
+  # registry.example.com/strategies/*; "*" is any image). Empty: the runner image
   # only, and a Strategy naming another one gets no pod.
   allowedImages: []
 

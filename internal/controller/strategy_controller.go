@@ -115,8 +115,8 @@ type StrategyReconciler struct {
 	// RunnerImage is the runner image for strategies that name none.
 	RunnerImage string
 	// AllowedImages are the images besides RunnerImage a Strategy may name in spec.image,
-	// as path.Match patterns ("registry.example.com/strategies/*"); AnyImage alone allows
-	// every image. Empty: RunnerImage only.
+	// as path.Match patterns ("registry.example.com/strategies/*"); the pattern AnyImage
+	// allows every image. Empty: RunnerImage only.
 	AllowedImages []string
 	// Cluster names this operator's cluster in the owner records of databases
 	// (ClusterIdentity); empty: owners recorded there are taken over only when ordered.

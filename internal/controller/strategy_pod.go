@@ -37,8 +37,8 @@ import (
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 )
 
-// AnyImage, as the one pattern of --allowed-images, lets a Strategy name any image (a
-// path.Match "*" stops at a slash, so no pattern of its own would).
+// AnyImage, as a pattern of --allowed-images, lets a Strategy name any image (a
+// path.Match "*" stops at a slash, so it would not on its own).
 const AnyImage = "*"
 
 // imageRefused says why spec.image may not run ("" when it may).
