@@ -17,10 +17,13 @@ package runnercmd
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/persist/domain"
@@ -47,8 +50,9 @@ func deposedHolder(t *testing.T, b v1.PersistenceBackend) {
 	symbols := []string{"BTCUSDT", "ETHUSDT", "SOLUSDT"}
 	var extraEnv []string
 	var state domain.Backend // reads what the stores record, unfenced
+	var url string
 	if domain.HomeOf(b) == domain.InDatabase {
-		url := testenv.StartDatabase(t, string(b), "deposed")
+		url = testenv.StartDatabase(t, string(b), "deposed")
 		extraEnv = append(extraEnv, domain.StoreURLEnv+"="+url)
 		db, err := domain.OpenDatabase(ctx, b, url)
 		if err != nil {
@@ -85,6 +89,15 @@ func deposedHolder(t *testing.T, b v1.PersistenceBackend) {
 	// signal waits on as many commits as candles come before it. On PostgreSQL with every
 	// core busy (make test-stress) it once did not come within a minute; whether slow or
 	// stuck was not seen then (a runner that times out now prints its stacks).
+	if b == v1.BackendPostgreSQL {
+		// Registered after both runners, so it runs before their cleanups end them and
+		// their sessions: what PostgreSQL's sessions hold and wait for, should this fail.
+		t.Cleanup(func() {
+			if t.Failed() {
+				t.Logf("PostgreSQL's sessions and locks:\n%s", postgresSessions(url))
+			}
+		})
+	}
 	bb.waitLog(t, "Signal opened", 3*time.Minute)
 	// B raised the floor on every store, also on those it has not written.
 	for _, c := range domain.StrategyContexts(name, "simulated", symbols) {
@@ -131,4 +144,39 @@ func recordedToken(ctx context.Context, t *testing.T, b domain.Backend, c domain
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// postgresSessions lists the sessions of the PostgreSQL server at url (what each runs,
+// waits for, and since when its transaction is open) and the locks each holds or waits
+// for, or why it could not.
+func postgresSessions(url string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err.Error()
+	}
+	defer func() { _ = conn.Close(ctx) }()
+	var out strings.Builder
+	for _, q := range []string{
+		`SELECT pid, state, coalesce(wait_event_type || ':' || wait_event, ''), coalesce(now() - xact_start, '0'),
+			left(query, 160) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+		`SELECT pid, locktype, coalesce(relation::regclass::text, objid::text, ''), mode, granted FROM pg_locks
+			WHERE pid <> pg_backend_pid() ORDER BY granted, pid`,
+	} {
+		rows, err := conn.Query(ctx, q)
+		if err != nil {
+			return out.String() + err.Error()
+		}
+		for rows.Next() {
+			values, err := rows.Values()
+			if err != nil {
+				return out.String() + err.Error()
+			}
+			fmt.Fprintln(&out, values...)
+		}
+		rows.Close()
+		out.WriteString("\n")
+	}
+	return out.String()
 }
