@@ -23,6 +23,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -66,6 +67,13 @@ func BenchmarkScale10000States(b *testing.B) { benchScale(b, 5000, 2) }
 // BenchmarkScale runs the size SCALE_STRATEGIES Strategies of SCALE_SYMBOLS symbols each
 // (default 1) and is skipped without them.
 func BenchmarkScale(b *testing.B) {
+	n, syms := envSize(b)
+	benchScale(b, n, syms)
+}
+
+// envSize is the size SCALE_STRATEGIES and SCALE_SYMBOLS (default 1) name; it skips the
+// benchmark without them.
+func envSize(b *testing.B) (n, syms int) {
 	n, err := envInt("SCALE_STRATEGIES", 0)
 	switch {
 	case err != nil || n < 0:
@@ -73,11 +81,11 @@ func BenchmarkScale(b *testing.B) {
 	case n == 0:
 		b.Skip("a size of one's own: set SCALE_STRATEGIES (and SCALE_SYMBOLS); make bench runs the named sizes")
 	}
-	syms, err := envInt("SCALE_SYMBOLS", 1)
+	syms, err = envInt("SCALE_SYMBOLS", 1)
 	if err != nil || syms < 1 || syms > len(symbols) {
 		b.Fatalf("SCALE_SYMBOLS: want 1 to %d: %v", len(symbols), err)
 	}
-	benchScale(b, n, syms)
+	return n, syms
 }
 
 func envInt(name string, def int) (int, error) {
@@ -94,12 +102,44 @@ func envInt(name string, def int) (int, error) {
 // second, and the manager's peak resident memory. The manager is bin/manager, or the
 // binary SCALE_MANAGER names (to measure one build beside another).
 func benchScale(b *testing.B, n, syms int) {
+	run := startScale(b, n, syms, func(context.Context, *localcluster.Cluster, client.Client) []string { return nil })
+	b.ReportMetric(run.reconciled.Seconds(), "s-to-reconcile")
+	b.ReportMetric(float64(n)/run.reconciled.Seconds(), "strategies/s")
+	b.ReportMetric(run.applied.Seconds(), "s-to-apply")
+	b.ReportMetric(float64(peakRSS(b, run.mgr.Process.Pid))/(1<<20), "MiB-peak-rss")
+	// CPU time, which other work on the machine does not inflate as it does the time.
+	managerCPU, clusterCPU := cpuSeconds(b, run.mgr.Process.Pid)
+	b.ReportMetric(managerCPU, "manager-cpu-s")
+	b.ReportMetric(clusterCPU, "cluster-cpu-s")
+}
+
+// scaleRun is a local cluster whose manager has reconciled the Strategies applied to it.
+type scaleRun struct {
+	cluster *localcluster.Cluster
+	c       client.Client
+	ns      string
+	mgr     *exec.Cmd
+	// Strategies are the names of the Strategies, each of symbols.
+	strategies []string
+	symbols    []string
+	// applied is how long applying the Strategies took, reconciled how long until the
+	// manager had reconciled every one, from the start of applying.
+	applied, reconciled time.Duration
+}
+
+// startScale starts a local cluster and the manager (with the flags managerArgs gives
+// once the cluster runs), applies n Strategies of syms symbols each at once on the
+// StrategyState backend, and waits until every one is reconciled; the benchmark's timer
+// runs from the first Strategy applied to the last one reconciled. Everything stops when
+// the benchmark ends.
+func startScale(b *testing.B, n, syms int,
+	managerArgs func(context.Context, *localcluster.Cluster, client.Client) []string) *scaleRun {
 	root := testenv.RepoRoot()
 	cluster, err := localcluster.Start(testenv.BinaryDir(), b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = cluster.Stop() }()
+	b.Cleanup(func() { _ = cluster.Stop() })
 	ctx := context.Background()
 	if err := cluster.InstallCRDs(ctx, filepath.Join(root, "config", "crd")); err != nil {
 		b.Fatal(err)
@@ -119,11 +159,16 @@ func benchScale(b *testing.B, n, syms int) {
 	if bin == "" {
 		bin = filepath.Join(root, "bin", "manager")
 	}
-	mgr, err := cluster.StartManager(bin, os.Stderr, "--zap-log-level=error")
+	mgr, err := cluster.StartManager(bin, os.Stderr, append([]string{"--zap-log-level=error"},
+		managerArgs(ctx, cluster, c)...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() { _ = mgr.Process.Kill(); _ = mgr.Wait() }()
+	b.Cleanup(func() { _ = mgr.Process.Kill(); _ = mgr.Wait() })
+	run := &scaleRun{cluster: cluster, c: c, ns: ns.Name, mgr: mgr, symbols: symbols[:syms]}
+	for i := 1; i <= n; i++ {
+		run.strategies = append(run.strategies, fmt.Sprintf("s%05d", i))
+	}
 
 	b.ResetTimer()
 	start := time.Now()
@@ -134,8 +179,8 @@ func benchScale(b *testing.B, n, syms int) {
 		wg.Go(func() {
 			for i := next.Add(1); i <= int64(n); i = next.Add(1) {
 				s := &v1.Strategy{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("s%05d", i), Namespace: ns.Name},
-					Spec: v1.StrategySpec{ExchangeName: "simulated", Symbols: symbols[:syms],
+					ObjectMeta: metav1.ObjectMeta{Name: run.strategies[i-1], Namespace: ns.Name},
+					Spec: v1.StrategySpec{ExchangeName: "simulated", Symbols: run.symbols,
 						Persistence: v1.PersistenceSpec{Backend: v1.BackendStrategyState}},
 				}
 				if err := c.Create(ctx, s); err != nil {
@@ -149,7 +194,7 @@ func benchScale(b *testing.B, n, syms int) {
 	for err := range errs {
 		b.Fatal(err)
 	}
-	applied := time.Since(start)
+	run.applied = time.Since(start)
 
 	// Generous: a regression shows in the figure, a hang ends the run.
 	limit := 2*time.Minute + time.Duration(n*syms)*100*time.Millisecond
@@ -165,7 +210,7 @@ func benchScale(b *testing.B, n, syms int) {
 		time.Sleep(poll)
 		done = reconciled(ctx, b, c, ns.Name)
 	}
-	elapsed := time.Since(start)
+	run.reconciled = time.Since(start)
 	b.StopTimer()
 	var pods corev1.PodList
 	if err := c.List(ctx, &pods, client.InNamespace(ns.Name)); err != nil {
@@ -182,15 +227,7 @@ func benchScale(b *testing.B, n, syms int) {
 	if len(states.Items) != n*syms {
 		b.Fatalf("%d StrategyStates for %d strategies of %d symbols", len(states.Items), n, syms)
 	}
-	peak := peakRSS(b, mgr.Process.Pid)
-	b.ReportMetric(elapsed.Seconds(), "s-to-reconcile")
-	b.ReportMetric(float64(n)/elapsed.Seconds(), "strategies/s")
-	b.ReportMetric(applied.Seconds(), "s-to-apply")
-	b.ReportMetric(float64(peak)/(1<<20), "MiB-peak-rss")
-	// CPU time, which other work on the machine does not inflate as it does the time.
-	managerCPU, clusterCPU := cpuSeconds(b, mgr.Process.Pid)
-	b.ReportMetric(managerCPU, "manager-cpu-s")
-	b.ReportMetric(clusterCPU, "cluster-cpu-s")
+	return run
 }
 
 // userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on Linux).
