@@ -192,8 +192,9 @@ var storeObjectEvents = predicate.Funcs{
 // (a hand edit: the generation moved, the store's write count did not), an object
 // crossing StorageWarnPercent either way, and one being deleted. A runner writes its
 // StrategyState as often as candles move its signal, and the operator writes the status;
-// those updates need no reconcile. An object without the phase label (one an earlier
-// runner writes) passes every change, as before there was one.
+// those updates need no reconcile. An object without the phase label (made by the
+// operator and written by no runner of this version yet, or only by an earlier one)
+// passes every change, as before there was one.
 var stateObjectEvents = predicate.Funcs{
 	UpdateFunc: func(e event.UpdateEvent) bool {
 		o, n := e.ObjectOld, e.ObjectNew

@@ -110,7 +110,6 @@ func NewObject(name types.NamespacedName, k Key) *v1.StrategyState {
 		},
 	}
 	derive(&st.Spec)
-	labelPhase(st)
 	return st
 }
 
@@ -313,7 +312,8 @@ func derive(spec *v1.StrategyStateSpec) {
 }
 
 // labelPhase sets the StrategyState's phase as its label names.LabelPhase, which the
-// operator's metadata watch sees.
+// operator's metadata watch sees. Only writes set it (a new object has none): an object
+// without it is one only an earlier runner, which keeps no such label, has written.
 func labelPhase(st *v1.StrategyState) {
 	if st.Labels == nil {
 		st.Labels = map[string]string{}
