@@ -89,16 +89,19 @@ func deposedHolder(t *testing.T, b v1.PersistenceBackend) {
 	// signal waits on as many commits as candles come before it. On PostgreSQL with every
 	// core busy (make test-stress) it once did not come within a minute; whether slow or
 	// stuck was not seen then (a runner that times out now prints its stacks).
+	wait := 3 * time.Minute
 	if b == v1.BackendPostgreSQL {
-		// Registered after both runners, so it runs before their cleanups end them and
-		// their sessions: what PostgreSQL's sessions hold and wait for, should this fail.
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("PostgreSQL's sessions and locks:\n%s", postgresSessions(url))
-			}
-		})
+		// Should B not trade, what PostgreSQL's sessions hold and wait for, read while both
+		// runners still hold theirs (the failed wait below ends B, for its stacks).
+		for deadline := time.Now().Add(wait); !bb.logged("Signal opened") && time.Now().Before(deadline); {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !bb.logged("Signal opened") {
+			t.Logf("PostgreSQL's sessions and locks:\n%s", postgresSessions(url))
+			wait = time.Second
+		}
 	}
-	bb.waitLog(t, "Signal opened", 3*time.Minute)
+	bb.waitLog(t, "Signal opened", wait)
 	// B raised the floor on every store, also on those it has not written.
 	for _, c := range domain.StrategyContexts(name, "simulated", symbols) {
 		if got := recordedToken(ctx, t, state, c); got < tokenB {
@@ -159,10 +162,11 @@ func postgresSessions(url string) string {
 	defer func() { _ = conn.Close(ctx) }()
 	var out strings.Builder
 	for _, q := range []string{
-		`SELECT pid, state, coalesce(wait_event_type || ':' || wait_event, ''), coalesce(now() - xact_start, '0'),
-			left(query, 160) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
-		`SELECT pid, locktype, coalesce(relation::regclass::text, objid::text, ''), mode, granted FROM pg_locks
-			WHERE pid <> pg_backend_pid() ORDER BY granted, pid`,
+		`SELECT pid, pg_blocking_pids(pid), state, coalesce(wait_event_type || ':' || wait_event, ''),
+			coalesce((now() - xact_start)::text, ''), left(query, 160)
+			FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+		`SELECT pid, locktype, coalesce(relation::regclass::text, transactionid::text, virtualxid, objid::text, ''),
+			mode, granted FROM pg_locks WHERE pid <> pg_backend_pid() ORDER BY granted, pid`,
 	} {
 		rows, err := conn.Query(ctx, q)
 		if err != nil {
