@@ -19,8 +19,6 @@ package controller_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,7 +35,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	"sigs.k8s.io/yaml"
 
 	v1 "github.com/strategyops/strategy-operator/api/v1alpha1"
 	"github.com/strategyops/strategy-operator/internal/controller"
@@ -229,12 +226,9 @@ func runnerArgs(ctx context.Context, pod *corev1.Pod) []string {
 
 // managerRole is the manager's ClusterRole as config/rbac/role.yaml has it.
 func managerRole() *rbacv1.ClusterRole {
-	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "rbac", "role.yaml"))
+	role, err := testenv.ManagerRole()
 	Expect(err).NotTo(HaveOccurred())
-	var role rbacv1.ClusterRole
-	Expect(yaml.UnmarshalStrict(data, &role)).To(Succeed())
-	Expect(role.Rules).NotTo(BeEmpty())
-	return &role
+	return role
 }
 
 // managerUser makes a user with the manager's ClusterRole, bound cluster-wide (the
